@@ -1,0 +1,100 @@
+// Worker-side bootstrap shared by every actor: the start-up handshake with the supervisor, the
+// comlink control plane, re-wiring of peer ports, and the common health fields.
+//
+//   supervisor ──init{config, control port, link ports}──▶ actor starts ──ready──▶ supervisor
+//   supervisor ──link{peer, port}──▶ actor.attach(peer, port)     (a peer was restarted)
+import { createRequire } from 'node:module';
+import { parentPort, type MessagePort } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import type { MonitorConfig } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
+import { heapUsedMb, loopLagMeter, type ActorHealth } from './health.js';
+
+// comlink ships its Node adapter only as UMD; see DESIGN.md.
+const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
+
+export type ActorName = 'registry' | 'db' | 'sampler';
+/** The main thread's end of the data plane (socket ingest, supervisor health rows). */
+export type PeerName = ActorName | 'ingest';
+
+export type SupervisorToActor =
+  | { type: 'init'; name: ActorName; config: MonitorConfig; incarnation: number; control: MessagePort; links: Partial<Record<PeerName, MessagePort>> }
+  | { type: 'link'; peer: PeerName; port: MessagePort };
+
+export type ActorToSupervisor = { type: 'ready' } | { type: 'init_failed'; error: string };
+
+export interface ActorContext {
+  config: MonitorConfig;
+  log: Logger;
+  /** 1 for the first start, +1 per restart. */
+  incarnation: number;
+}
+
+export type ActorStats = Pick<ActorHealth, 'processed' | 'queue_depth' | 'dropped' | 'detail'>;
+
+export interface ActorInstance<Extra extends object = object> {
+  attach(peer: PeerName, port: MessagePort): void;
+  stats(): ActorStats;
+  /** Make everything held durable (or handed on); resolves when done. */
+  flush(): Promise<void>;
+  /** Flush and release resources; the supervisor terminates the thread afterwards. */
+  shutdown(): Promise<void>;
+  /** Actor-specific control-plane calls (snapshot, …). */
+  control?: Extra;
+}
+
+export interface ActorControl {
+  health(): ActorHealth;
+  flush(): Promise<void>;
+  shutdown(): Promise<void>;
+  /** Fault injection (only with --enable-faults): throws on the actor's thread, which kills it. */
+  crash(): void;
+}
+
+export function runActor<Extra extends object>(start: (ctx: ActorContext) => Promise<ActorInstance<Extra>> | ActorInstance<Extra>): void {
+  if (!parentPort) throw new Error('actors run in worker threads');
+  const supervisor = parentPort;
+  supervisor.once('message', async (init: SupervisorToActor) => {
+    if (init.type !== 'init') return;
+    const log = createLogger(init.config.logLevel, { actor: init.name });
+    const startedAt = Date.now();
+    const lag = loopLagMeter();
+    let instance: ActorInstance<Extra>;
+    try {
+      instance = await start({ config: init.config, log, incarnation: init.incarnation });
+    } catch (err) {
+      log.error({ err }, 'actor failed to start');
+      supervisor.postMessage({ type: 'init_failed', error: String((err as Error)?.stack ?? err) } satisfies ActorToSupervisor);
+      return;
+    }
+    const control: ActorControl & Extra = {
+      ...(instance.control ?? ({} as Extra)),
+      health(): ActorHealth {
+        const loop = lag.read();
+        return {
+          actor: init.name,
+          ...instance.stats(),
+          loop_lag_p99_ms: loop.p99,
+          loop_lag_max_ms: loop.max,
+          heap_used_mb: heapUsedMb(),
+          uptime_s: Math.round((Date.now() - startedAt) / 1000),
+        };
+      },
+      flush: () => instance.flush(),
+      shutdown: () => instance.shutdown(),
+      crash(): void {
+        if (!init.config.faults.enabled) throw new Error('fault injection is off (start the monitor with --enable-faults)');
+        log.warn('fault injection: crashing this actor');
+        setImmediate(() => {
+          throw new Error(`fault injection: ${init.name} crashed on request`);
+        });
+      },
+    };
+    Comlink.expose(control, nodeEndpoint(init.control));
+    for (const [peer, port] of Object.entries(init.links)) if (port) instance.attach(peer as PeerName, port);
+    supervisor.on('message', (msg: SupervisorToActor) => {
+      if (msg.type === 'link') instance.attach(msg.peer, msg.port);
+    });
+    supervisor.postMessage({ type: 'ready' } satisfies ActorToSupervisor);
+  });
+}

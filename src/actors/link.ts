@@ -1,0 +1,164 @@
+// A reliable, batched, one-way-per-direction channel over a MessagePort.
+//
+//   send(item) ─▶ current batch ─(one postMessage per tick)─▶ peer.onBatch(items, ack)
+//                      │                                               │
+//                 unacked batches ◀──────────── ack(seq) ──────────────┘
+//
+// Batches stay in `unacked` until the peer acknowledges them (the db-writer only after COMMIT).
+// When the peer crashes the supervisor hands us a new port (`attach`) and every unacked batch is
+// re-sent in order. The receiver drops batches it already handled (per-sender sequence numbers;
+// the writer persists them so a restarted writer does not insert a row twice). Everything held is
+// bounded by `maxPending`; past it items are refused and counted, never silently lost.
+import { randomUUID } from 'node:crypto';
+import type { MessagePort } from 'node:worker_threads';
+
+type Envelope =
+  | { k: 'batch'; from: string; seq: number; items: unknown[] }
+  | { k: 'ack'; from: string; seq: number }
+  | { k: 'signal'; body: unknown };
+
+export interface LinkOptions<In> {
+  /** Items held (queued + unacknowledged) before new ones are refused. */
+  maxPending?: number;
+  /** A batch is posted early once it holds this many items. */
+  maxBatch?: number;
+  /** Called once per incoming batch; call `ack()` when its items are durably handled. */
+  onBatch?: (items: In[], ack: () => void, from: string, seq: number) => void;
+  /** Unreliable side messages (no ack, no resend), e.g. periodic samples. */
+  onSignal?: (body: unknown) => void;
+}
+
+export interface LinkStats {
+  pending: number;
+  dropped: number;
+  sentItems: number;
+  receivedItems: number;
+  resentBatches: number;
+}
+
+export class Link<Out, In = never> {
+  readonly name: string;
+  /** This sender's identity for de-duplication; new per Link instance (so per actor incarnation). */
+  readonly sender: string;
+  #port: MessagePort | null = null;
+  #maxPending: number;
+  #maxBatch: number;
+  #onBatch: LinkOptions<In>['onBatch'];
+  #onSignal: LinkOptions<In>['onSignal'];
+  #seq = 0;
+  #current: Out[] = [];
+  #unacked: { seq: number; items: Out[] }[] = [];
+  #pending = 0;
+  #flushScheduled = false;
+  #delivered = new Map<string, number>();
+  #stats: LinkStats = { pending: 0, dropped: 0, sentItems: 0, receivedItems: 0, resentBatches: 0 };
+
+  constructor(name: string, options: LinkOptions<In> = {}) {
+    this.name = name;
+    this.sender = `${name}:${randomUUID()}`;
+    this.#maxPending = options.maxPending ?? 500_000;
+    this.#maxBatch = options.maxBatch ?? 4096;
+    this.#onBatch = options.onBatch;
+    this.#onSignal = options.onSignal;
+  }
+
+  get attached(): boolean {
+    return this.#port !== null;
+  }
+
+  /** Swaps in a new port (first wiring, or a restarted peer) and re-sends what was not acknowledged. */
+  attach(port: MessagePort): void {
+    this.detach();
+    this.#port = port;
+    port.on('message', (msg: Envelope) => this.#receive(port, msg));
+    for (const batch of this.#unacked) {
+      port.postMessage({ k: 'batch', from: this.sender, seq: batch.seq, items: batch.items } satisfies Envelope);
+      this.#stats.resentBatches++;
+    }
+  }
+
+  detach(): void {
+    if (!this.#port) return;
+    this.#port.removeAllListeners('message');
+    this.#port.close();
+    this.#port = null;
+  }
+
+  /** Queues one item for the next batch; false when the pending bound is reached (item dropped, counted). */
+  send(item: Out): boolean {
+    if (this.#pending >= this.#maxPending) {
+      this.#stats.dropped++;
+      return false;
+    }
+    this.#current.push(item);
+    this.#pending++;
+    if (this.#current.length >= this.#maxBatch) this.flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return true;
+  }
+
+  /** Posts the current batch now (normally done once per tick by send's scheduling). */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#current.length === 0) return;
+    const batch = { seq: ++this.#seq, items: this.#current };
+    this.#current = [];
+    this.#unacked.push(batch);
+    this.#stats.sentItems += batch.items.length;
+    this.#port?.postMessage({ k: 'batch', from: this.sender, seq: batch.seq, items: batch.items } satisfies Envelope);
+  }
+
+  signal(body: unknown): void {
+    this.#port?.postMessage({ k: 'signal', body } satisfies Envelope);
+  }
+
+  /** Marks batches from `from` up to `seq` as already handled (the writer restores this from the database). */
+  markDelivered(from: string, seq: number): void {
+    if ((this.#delivered.get(from) ?? 0) < seq) this.#delivered.set(from, seq);
+  }
+
+  /** Items queued or sent but not yet acknowledged by the peer. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  stats(): LinkStats {
+    return { ...this.#stats, pending: this.#pending };
+  }
+
+  #receive(port: MessagePort, msg: Envelope): void {
+    switch (msg.k) {
+      case 'batch': {
+        const ackOn = () => {
+          this.markDelivered(msg.from, msg.seq);
+          port.postMessage({ k: 'ack', from: msg.from, seq: msg.seq } satisfies Envelope);
+        };
+        if (msg.seq <= (this.#delivered.get(msg.from) ?? 0)) {
+          ackOn(); // a re-sent batch we already handled: acknowledge again, apply nothing
+          return;
+        }
+        this.#stats.receivedItems += msg.items.length;
+        this.#onBatch?.(msg.items as In[], ackOn, msg.from, msg.seq);
+        return;
+      }
+      case 'ack':
+        this.#acknowledge(msg.seq);
+        return;
+      case 'signal':
+        this.#onSignal?.(msg.body);
+        return;
+      default:
+        return; // not ours; ignore rather than crash the thread
+    }
+  }
+
+  #acknowledge(seq: number): void {
+    // Acks are cumulative: the receiver handles batches in order.
+    while (this.#unacked.length > 0 && this.#unacked[0].seq <= seq) {
+      this.#pending -= this.#unacked.shift()!.items.length;
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// Line → message. Runs on the main thread for every line, so it stays allocation-light:
+// one toString, one JSON.parse, one compiled schema check.
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { MESSAGE_SCHEMAS, type BotMessage, type MessageType } from './messages.js';
+
+export type RejectReason =
+  | 'invalid_utf8'
+  | 'invalid_json'
+  | 'too_deep'
+  | 'not_an_object'
+  | 'unknown_type'
+  | 'invalid_fields';
+
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'invalid_utf8', 'invalid_json', 'too_deep', 'not_an_object', 'unknown_type', 'invalid_fields',
+];
+
+export type DecodeResult =
+  | { ok: true; message: BotMessage }
+  | { ok: false; reason: RejectReason; detail: string };
+
+const checkers: Record<MessageType, TypeCheck<TSchema>> = {
+  register: TypeCompiler.Compile(MESSAGE_SCHEMAS.register),
+  heartbeat: TypeCompiler.Compile(MESSAGE_SCHEMAS.heartbeat),
+  unregister: TypeCompiler.Compile(MESSAGE_SCHEMAS.unregister),
+  llm_usage: TypeCompiler.Compile(MESSAGE_SCHEMAS.llm_usage),
+};
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Deepest `{`/`[` nesting outside strings; stops counting once past `limit`. */
+export function jsonDepthExceeds(line: Buffer, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+export function decodeLine(line: Buffer, maxDepth: number): DecodeResult {
+  let text = line.toString('utf8');
+  // toString replaces bad bytes with U+FFFD; only then pay for the strict decoder to tell a
+  // real U+FFFD (valid) from a broken sequence (rejected).
+  if (text.includes('\uFFFD')) {
+    try {
+      text = strictUtf8.decode(line);
+    } catch {
+      return { ok: false, reason: 'invalid_utf8', detail: 'line is not valid UTF-8' };
+    }
+  }
+  // A line of n bytes nests at most n/2 deep, so short lines need no scan.
+  if (line.length > 2 * maxDepth && jsonDepthExceeds(line, maxDepth)) {
+    return { ok: false, reason: 'too_deep', detail: `JSON nesting deeper than ${maxDepth}` };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: 'invalid_json', detail: (err as Error).message };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { ok: false, reason: 'not_an_object', detail: 'a message must be a JSON object' };
+  }
+  const type = (value as { type?: unknown }).type;
+  const checker = typeof type === 'string' && Object.hasOwn(checkers, type) ? checkers[type as MessageType] : undefined;
+  if (!checker) {
+    return { ok: false, reason: 'unknown_type', detail: `unknown message type ${JSON.stringify(type)?.slice(0, 40)}` };
+  }
+  if (!checker.Check(value)) {
+    const first = checker.Errors(value).First();
+    return { ok: false, reason: 'invalid_fields', detail: first ? `${type}: ${first.path || '/'} ${first.message}` : `${type}: invalid` };
+  }
+  return { ok: true, message: value as BotMessage };
+}

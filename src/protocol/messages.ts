@@ -1,0 +1,82 @@
+// Protocol v1: the one definition of what bots send. The server validates with these schemas,
+// the TypeScript client is typed from them, and docs/PROTOCOL.md describes them.
+import { Type, type Static } from '@sinclair/typebox';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Limits a message must respect; the server enforces them and PROTOCOL.md documents them. */
+export const LIMITS = {
+  channelPattern: '^[A-Za-z0-9_]{1,64}$',
+  maxPid: 2_147_483_647,
+  maxTokens: 1_000_000_000,
+  maxModelLength: 128,
+  maxFeatureLength: 64,
+  maxFeatures: 64,
+  maxTokenLength: 256,
+  maxLatencyMs: 86_400_000,
+} as const;
+
+const Channel = Type.String({ pattern: LIMITS.channelPattern, description: 'the bot key: 1-64 chars of [A-Za-z0-9_]' });
+const Pid = Type.Integer({ minimum: 1, maximum: LIMITS.maxPid, description: 'OS process id of the bot' });
+const TokenCount = Type.Integer({ minimum: 0, maximum: LIMITS.maxTokens });
+
+/** Optional extensions every message may carry; an old client that omits them still works. */
+const Extensions = {
+  v: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'protocol version the client speaks' })),
+  ts: Type.Optional(Type.Number({ minimum: 0, description: 'client send time, ms since the epoch' })),
+  token: Type.Optional(Type.String({ maxLength: LIMITS.maxTokenLength, description: 'auth token, when the monitor runs with --auth-tokens' })),
+};
+
+export const Features = Type.Record(Type.String({ maxLength: LIMITS.maxFeatureLength }), Type.Boolean(), {
+  maxProperties: LIMITS.maxFeatures,
+});
+
+export const RegisterMessage = Type.Object({
+  type: Type.Literal('register'),
+  channel: Channel,
+  pid: Pid,
+  features: Type.Optional(Features),
+  ...Extensions,
+});
+
+export const HeartbeatMessage = Type.Object({
+  type: Type.Literal('heartbeat'),
+  channel: Channel,
+  pid: Pid,
+  ...Extensions,
+});
+
+export const UnregisterMessage = Type.Object({
+  type: Type.Literal('unregister'),
+  channel: Channel,
+  pid: Pid,
+  ...Extensions,
+});
+
+export const LlmUsageMessage = Type.Object({
+  type: Type.Literal('llm_usage'),
+  channel: Channel,
+  model: Type.String({ minLength: 1, maxLength: LIMITS.maxModelLength }),
+  feature: Type.String({ minLength: 1, maxLength: LIMITS.maxFeatureLength }),
+  tokens_in: TokenCount,
+  tokens_out: TokenCount,
+  latency_ms: Type.Optional(Type.Number({ minimum: 0, maximum: LIMITS.maxLatencyMs })),
+  ...Extensions,
+});
+
+export type RegisterMessage = Static<typeof RegisterMessage>;
+export type HeartbeatMessage = Static<typeof HeartbeatMessage>;
+export type UnregisterMessage = Static<typeof UnregisterMessage>;
+export type LlmUsageMessage = Static<typeof LlmUsageMessage>;
+export type Features = Static<typeof Features>;
+export type BotMessage = RegisterMessage | HeartbeatMessage | UnregisterMessage | LlmUsageMessage;
+export type MessageType = BotMessage['type'];
+
+export const MESSAGE_SCHEMAS = {
+  register: RegisterMessage,
+  heartbeat: HeartbeatMessage,
+  unregister: UnregisterMessage,
+  llm_usage: LlmUsageMessage,
+} as const;
+
+export const MESSAGE_TYPES = Object.keys(MESSAGE_SCHEMAS) as MessageType[];

@@ -1,0 +1,47 @@
+// Message types of the database writer actor (workers/db-writer.ts). Times are ms since the epoch;
+// the writer stores them as ISO-8601 UTC text.
+import type { ActorHealth } from '../src/actors/health.js';
+import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
+
+export type WriteItem =
+  | {
+      t: 'llm_usage';
+      at: number;
+      channel: string;
+      model: string;
+      feature: string;
+      tokens_in: number;
+      tokens_out: number;
+      latency_ms: number | null;
+    }
+  | {
+      /** Upsert of the bot's bot_status row. */
+      t: 'status';
+      channel: string;
+      pid: number;
+      status: BotStatus;
+      features_json: string | null;
+      registered_at: number;
+      last_seen: number;
+      last_heartbeat: number | null;
+    }
+  | {
+      t: 'event';
+      at: number;
+      channel: string;
+      pid: number;
+      from: BotStatus | null;
+      to: BotStatus;
+      reason: TransitionReason;
+    }
+  | {
+      t: 'metric';
+      at: number;
+      channel: string;
+      pid: number;
+      rss_mb: number;
+      cpu_pct: number;
+      cpu_pct_machine: number;
+      features_json: string | null;
+    }
+  | { t: 'health'; at: number; health: ActorHealth & { restarts: number } };

@@ -1,0 +1,46 @@
+// Message types of the registry actor (workers/registry.ts).
+import type { Features } from '../src/protocol/messages.js';
+import type { BotStatus } from '../src/protocol/states.js';
+
+/** A bot message after decoding and auth, as the main thread hands it over (ingest link). */
+export interface BotSignal {
+  t: 'register' | 'heartbeat' | 'unregister';
+  channel: string;
+  pid: number;
+  features?: Features;
+  /** When the main thread read the line, ms since the epoch. */
+  at: number;
+  /** The client's own send time (`ts`), when it sent one. */
+  sent_at?: number;
+}
+
+/**
+ * Unacknowledged side message from the main thread every pulse interval: proof that ingest is
+ * running. While pulses are late, the registry does not let time count against the bots.
+ */
+export interface IngestPulse {
+  pulse: number;
+}
+
+/** One live bot as `kissmon status` shows it. Times are ms since the epoch. */
+export interface BotSnapshot {
+  channel: string;
+  pid: number;
+  status: BotStatus;
+  features: Features | null;
+  registered_at: number;
+  last_seen: number;
+  last_heartbeat: number | null;
+  /** Seconds since the last heartbeat, in monitor-alive time (pauses of the monitor do not count). */
+  heartbeat_age_s: number | null;
+  /** pidusage's cpu: % of one core, may exceed 100 on several cores. */
+  cpu_pct: number | null;
+  /** cpu_pct divided by the machine's core count: % of the whole machine. */
+  cpu_pct_machine: number | null;
+  rss_mb: number | null;
+  sampled_at: number | null;
+}
+
+export interface RegistryControlExtra {
+  snapshot(): BotSnapshot[];
+}
