@@ -12,7 +12,7 @@ export interface Limits {
   /** A connection that sends this many bytes without a newline is closed. */
   maxUnterminatedBytes: number;
   maxConnections: number;
-  /** Sustained lines per second one connection may send before lines are dropped (token bucket). */
+  /** Sustained lines per second one connection is read at; beyond it reading pauses (backpressure, no loss). */
   maxLinesPerSecondPerConnection: number;
   /** Connections that never sent a valid register/heartbeat are closed after this idle time. */
   idleTimeoutMs: number;
@@ -97,7 +97,7 @@ export function defaultConfig(): MonitorConfig {
       maxLineBytes: 64 * 1024,
       maxUnterminatedBytes: 1024 * 1024,
       maxConnections: 20_000,
-      maxLinesPerSecondPerConnection: 5_000,
+      maxLinesPerSecondPerConnection: 10_000,
       idleTimeoutMs: 60_000,
       maxJsonDepth: 32,
       maxPendingPerLink: 500_000,

@@ -45,3 +45,12 @@ export type WriteItem =
       features_json: string | null;
     }
   | { t: 'health'; at: number; health: ActorHealth & { restarts: number } };
+
+/** Rows deleted per table by one retention pass (tables that kept everything are absent). */
+export type PruneResult = Partial<Record<'bot_metrics' | 'llm_usage' | 'bot_events' | 'worker_health' | 'delivery_cursor', number>>;
+
+/** Actor-specific control calls of the db-writer (beyond ActorControl). */
+export interface DbWriterControlExtra {
+  /** Runs a retention pass now (it also runs shortly after start and hourly). */
+  prune(): Promise<PruneResult>;
+}

@@ -41,6 +41,22 @@ export interface BotSnapshot {
   sampled_at: number | null;
 }
 
+export interface LatencySummary {
+  count: number;
+  p50_ms: number;
+  p95_ms: number;
+  p99_ms: number;
+  max_ms: number;
+}
+
+/** Heartbeat latency as the registry sees it: client send (`ts`) → applied, and socket read → applied. */
+export interface RegistryLatency {
+  sent_to_visible: LatencySummary;
+  read_to_visible: LatencySummary;
+}
+
 export interface RegistryControlExtra {
   snapshot(): BotSnapshot[];
+  latency(): RegistryLatency;
+  resetLatency(): void;
 }

@@ -51,6 +51,7 @@ export class Link<Out, In = never> {
   #pending = 0;
   #flushScheduled = false;
   #delivered = new Map<string, number>();
+  #drainWaiters: (() => void)[] = [];
   #stats: LinkStats = { pending: 0, dropped: 0, sentItems: 0, receivedItems: 0, resentBatches: 0 };
 
   constructor(name: string, options: LinkOptions<In> = {}) {
@@ -125,6 +126,23 @@ export class Link<Out, In = never> {
     return this.#pending;
   }
 
+  /** Resolves true once everything sent so far is acknowledged, false after `timeoutMs`. */
+  drained(timeoutMs: number): Promise<boolean> {
+    this.flush();
+    if (this.#pending === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#drainWaiters = this.#drainWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#drainWaiters.push(done);
+    });
+  }
+
   stats(): LinkStats {
     return { ...this.#stats, pending: this.#pending };
   }
@@ -159,6 +177,11 @@ export class Link<Out, In = never> {
     // Acks are cumulative: the receiver handles batches in order.
     while (this.#unacked.length > 0 && this.#unacked[0].seq <= seq) {
       this.#pending -= this.#unacked.shift()!.items.length;
+    }
+    if (this.#pending === 0 && this.#drainWaiters.length > 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const wake of waiters) wake();
     }
   }
 }

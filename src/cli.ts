@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+// kissmon: start the monitor, or ask it (or its database) what is going on.
+// Exit codes: 0 ok, 1 runtime failure, 2 bad usage (unknown flag, bad value, socket in use).
+import { existsSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import Table from 'cli-table3';
+import { controlSocketFor, DEFAULT_DB, DEFAULT_SOCKET, readConfigFile, resolveConfig, type ConfigOverrides } from './config.js';
+import { ReadPool } from './db/read-pool.js';
+import { parseDuration } from './duration.js';
+import { MonitorError } from './errors.js';
+import { ControlUnavailableError, requestControl } from './http/control-client.js';
+import { createLogger } from './log.js';
+import { Monitor, type HealthReport } from './monitor.js';
+import type { BotSnapshot } from '../workers/registry-messages.js';
+
+const EXIT_USAGE = 2;
+
+class UsageError extends Error {}
+
+const seconds = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number of seconds (fractions allowed)`);
+  return n * 1000;
+};
+const integer = (name: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+  return n;
+};
+const fraction = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
+  return n;
+};
+const fileMode = (value: string) => {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('--socket-mode must be an octal mode such as 0660');
+  return parseInt(value, 8);
+};
+const socketOption = () => new Option('--socket <path>', 'bot socket path (env KISSBOT_MONITOR_SOCKET)').default(process.env.KISSBOT_MONITOR_SOCKET || DEFAULT_SOCKET);
+const dbOption = () => new Option('--db <path>', 'SQLite database file').default(DEFAULT_DB);
+
+const program = new Command('kissmon')
+  .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')
+  .showHelpAfterError()
+  .exitOverride();
+
+program
+  .command('start')
+  .description('run the monitor in the foreground (stop with SIGTERM/SIGINT; SIGHUP reloads auth tokens)')
+  .addOption(socketOption())
+  .addOption(dbOption())
+  .option('--config <file>', 'JSON config file (any subset of the settings, incl. "prices")')
+  .option('--stale-after <sec>', 'mark a bot stale after this long without a heartbeat (default 120)', seconds('--stale-after'))
+  .option('--sample-interval <sec>', 'sample every bot\'s cpu/memory this often (default 15)', seconds('--sample-interval'))
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+  .option('--socket-mode <mode>', 'file mode of the sockets (default 0660)', fileMode)
+  .option('--socket-group <group>', 'group owning the sockets (name or gid)')
+  .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
+  .option('--metrics-port <port>', 'also serve the control API (/metrics, /health) on 127.0.0.1:PORT', integer('--metrics-port', 0, 65535))
+  .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integer('--max-connections', 1, 1_000_000))
+  .option('--enable-faults', 'allow fault injection (tests and drills only)')
+  .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integer('--fault-sampler-delay', 0, 3_600_000))
+  .option('--fault-writer-drop <ratio>', 'with --enable-faults: the writer loses this fraction of llm_usage rows', fraction('--fault-writer-drop'))
+  .action(async (opts) => {
+    const flags: ConfigOverrides = {
+      socketPath: opts.socket,
+      dbPath: opts.db,
+      staleAfterMs: opts.staleAfter,
+      sampleIntervalMs: opts.sampleInterval,
+      logLevel: opts.logLevel,
+      socketMode: opts.socketMode,
+      socketGroup: opts.socketGroup,
+      authTokensFile: opts.authTokens,
+      metricsPort: opts.metricsPort,
+      limits: { maxConnections: opts.maxConnections },
+      faults: { enabled: opts.enableFaults, samplerDelayMs: opts.faultSamplerDelay, writerDropRatio: opts.faultWriterDrop },
+    };
+    let config;
+    try {
+      config = resolveConfig(opts.config ? readConfigFile(opts.config) : {}, flags);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const log = createLogger(config.logLevel, { actor: 'main' });
+    let monitor: Monitor;
+    try {
+      monitor = await Monitor.start(config, log);
+    } catch (err) {
+      if (err instanceof MonitorError) throw new UsageError(err.message);
+      throw err;
+    }
+    const stop = (signal: string) => {
+      log.info({ signal }, 'signal received');
+      void monitor.stop(0);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => monitor.reloadAuth());
+    process.exitCode = await monitor.exited;
+  });
+
+program
+  .command('status')
+  .description('the live registry (like pm2 ls); falls back to bot_status in the database when no monitor answers')
+  .addOption(socketOption())
+  .addOption(dbOption())
+  .option('--json', 'print a JSON array')
+  .action(async (opts) => {
+    let bots: BotSnapshot[];
+    let source = 'live';
+    try {
+      bots = await requestControl<BotSnapshot[]>(controlSocketFor(opts.socket), 'GET', '/status');
+    } catch (err) {
+      if (!(err instanceof ControlUnavailableError)) throw err;
+      if (!existsSync(opts.db)) throw new Error(`${err.message}, and there is no database at ${opts.db}`);
+      source = 'database';
+      process.stderr.write(`${err.message}; showing bot_status from ${opts.db} (as last written, not live)\n`);
+      bots = await withReadPool(opts.db, (pool) => pool.status());
+    }
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
+      return;
+    }
+    const table = plainTable(['channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'cpu % (machine)', 'rss MB', 'sampled', 'features']);
+    for (const bot of bots.sort((a, b) => a.channel.localeCompare(b.channel))) {
+      table.push([
+        bot.channel, bot.pid, bot.status,
+        bot.heartbeat_age_s !== null ? `${bot.heartbeat_age_s.toFixed(1)}s ago` : bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
+        fmt(bot.cpu_pct), fmt(bot.cpu_pct_machine), fmt(bot.rss_mb), bot.sampled_at ? ago(bot.sampled_at) : '-',
+        bot.features ? Object.entries(bot.features).filter(([, on]) => on).map(([k]) => k).join(',') : '',
+      ]);
+    }
+    const counts = bots.reduce<Record<string, number>>((acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }), {});
+    process.stdout.write(`${table.toString()}\n${bots.length} bots (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}) — source: ${source}. cpu % (core) is % of one core and can exceed 100; cpu % (machine) is of all cores.\n`);
+  });
+
+program
+  .command('usage')
+  .description('LLM usage from the database: calls, tokens, cost, latency percentiles')
+  .addOption(dbOption())
+  .option('--since <duration>', 'window, e.g. 7d, 24h, 30m', '7d')
+  .addOption(new Option('--by <group>', 'group rows by').choices(['channel', 'model', 'feature', 'day']).default('channel'))
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    let sinceMs: number;
+    try {
+      sinceMs = Date.now() - parseDuration(opts.since, '--since');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (!existsSync(opts.db)) throw new Error(`no database at ${opts.db}`);
+    const rows = await withReadPool(opts.db, (pool) => pool.usage({ sinceMs, by: opts.by }));
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      return;
+    }
+    const table = plainTable([opts.by, 'calls', 'tokens in', 'tokens out', 'cost USD', 'p50 ms', 'p95 ms', 'p99 ms']);
+    for (const r of rows) table.push([r.key, r.calls, r.tokens_in, r.tokens_out, r.cost_usd.toFixed(4), fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms)]);
+    process.stdout.write(`${table.toString()}\nsince ${new Date(sinceMs).toISOString()}\n`);
+  });
+
+program
+  .command('health')
+  .description('per-actor health and restarts of the running monitor')
+  .addOption(socketOption())
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const { actors } = await requestControl<{ actors: HealthReport }>(controlSocketFor(opts.socket), 'GET', '/health');
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(actors, null, 2)}\n`);
+      return;
+    }
+    const table = plainTable(['actor', 'up', 'restarts', 'processed', 'queue', 'dropped', 'lag p99 ms', 'lag max ms', 'heap MB', 'uptime s']);
+    for (const h of actors) table.push([h.actor, h.up ? 'yes' : 'NO', h.restarts, h.processed, h.queue_depth, h.dropped, h.loop_lag_p99_ms, h.loop_lag_max_ms, h.heap_used_mb, h.uptime_s]);
+    const details = actors.map((h) => `  ${h.actor}: ${Object.entries(h.detail).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    process.stdout.write(`${table.toString()}\n${details.join('\n')}\n`);
+  });
+
+program
+  .command('fault')
+  .description('fault injection on a monitor started with --enable-faults (drills and tests)')
+  .argument('<action>', 'crash')
+  .argument('<actor>', 'registry | db | sampler')
+  .addOption(socketOption())
+  .action(async (action: string, actor: string, opts) => {
+    if (action !== 'crash') throw new UsageError(`unknown fault action ${action}; the only one is "crash"`);
+    if (!['registry', 'db', 'sampler'].includes(actor)) throw new UsageError('actor must be registry, db or sampler');
+    await requestControl(controlSocketFor(opts.socket), 'POST', `/fault/crash?actor=${actor}`);
+    process.stdout.write(`asked ${actor} to crash; the supervisor restarts it (see kissmon health)\n`);
+  });
+
+async function withReadPool<T>(dbPath: string, fn: (pool: ReadPool) => Promise<T>): Promise<T> {
+  const pool = new ReadPool(dbPath);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** No colours: the output is read in terminals, logs and pipes alike. */
+function plainTable(head: string[]): Table.Table {
+  return new Table({ head, style: { head: [], border: [] } });
+}
+
+function fmt(n: number | null | undefined): string {
+  return n === null || n === undefined ? '-' : String(Math.round(n * 10) / 10);
+}
+
+function ago(ms: number): string {
+  return `${((Date.now() - ms) / 1000).toFixed(1)}s ago`;
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and version are not errors; everything else commander rejects is bad usage.
+    process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : EXIT_USAGE;
+  } else if (err instanceof UsageError) {
+    process.stderr.write(`kissmon: ${err.message}\n`);
+    process.exitCode = EXIT_USAGE;
+  } else {
+    process.stderr.write(`kissmon: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,131 @@
+// Report and status queries over a read-only connection (they run in the read pool, never on the
+// writer's connection). Rows come back with times as ms since the epoch, like the live registry.
+import { sql, type Kysely } from 'kysely';
+import type { BotSnapshot } from '../../workers/registry-messages.js';
+import type { BotStatus } from '../protocol/states.js';
+import { isoTime, type Database } from './schema.js';
+
+export const USAGE_GROUPS = ['channel', 'model', 'feature', 'day'] as const;
+export type UsageGroup = (typeof USAGE_GROUPS)[number];
+
+export interface UsageReportOptions {
+  /** Rows at or after this time (ms since the epoch) are counted. */
+  sinceMs: number;
+  by: UsageGroup;
+}
+
+export interface UsageTotals {
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+  /** Latency percentiles over the calls that reported one; null when none did. */
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  latency_p99_ms: number | null;
+}
+
+export interface UsageRow extends UsageTotals {
+  /** The channel, model, feature, or UTC day (YYYY-MM-DD). */
+  key: string;
+}
+
+const GROUP_KEYS = {
+  channel: sql<string>`channel`,
+  model: sql<string>`model`,
+  feature: sql<string>`feature`,
+  day: sql<string>`substr(ts, 1, 10)`, // ts is ISO-8601 UTC text: its first 10 chars are the UTC date
+} as const;
+
+/**
+ * A latency percentile by linear interpolation between the two nearest ranks (the "inclusive"
+ * definition: numpy's default, Excel PERCENTILE.INC), per group, ignoring calls with no latency.
+ * percentile_cont is built into the SQLite bundled with better-sqlite3 (SQLITE_ENABLE_PERCENTILE).
+ */
+const latencyPercentile = (fraction: number) => sql<number | null>`round(percentile_cont(latency_ms, ${sql.lit(fraction)}), 2)`;
+
+/** Every bot in bot_status with its latest resource sample (for the same pid), sorted by channel. */
+export async function statusRows(db: Kysely<Database>): Promise<BotSnapshot[]> {
+  const { rows } = await sql<{
+    channel: string;
+    pid: number;
+    status: string;
+    features_json: string | null;
+    registered_at: string | null;
+    last_seen: string | null;
+    last_heartbeat: string | null;
+    cpu_pct: number | null;
+    cpu_pct_machine: number | null;
+    rss_mb: number | null;
+    sampled_at: string | null;
+  }>`
+    SELECT s.channel, s.pid, s.status, s.features_json, s.registered_at, s.last_seen, s.last_heartbeat,
+           m.cpu_pct, m.cpu_pct_machine, m.rss_mb, m.ts AS sampled_at
+    FROM bot_status s
+    LEFT JOIN bot_metrics m ON m.rowid = (
+      SELECT rowid FROM bot_metrics WHERE channel = s.channel AND pid = s.pid ORDER BY ts DESC LIMIT 1
+    )
+    ORDER BY s.channel`.execute(db);
+  return rows.map((r) => ({
+    channel: r.channel,
+    pid: r.pid,
+    status: r.status as BotStatus,
+    features: parseFeatures(r.features_json),
+    registered_at: parseTime(r.registered_at) ?? 0,
+    last_seen: parseTime(r.last_seen) ?? 0,
+    last_heartbeat: parseTime(r.last_heartbeat),
+    heartbeat_age_s: null, // "monitor-alive" age is only known to the live registry
+    cpu_pct: r.cpu_pct,
+    cpu_pct_machine: r.cpu_pct_machine,
+    rss_mb: r.rss_mb,
+    sampled_at: parseTime(r.sampled_at),
+  }));
+}
+
+/** LLM calls, tokens, cost and latency percentiles since `sinceMs`, one row per group. */
+export async function usageReport(db: Kysely<Database>, options: UsageReportOptions): Promise<UsageRow[]> {
+  if (!(USAGE_GROUPS as readonly string[]).includes(options?.by)) throw new TypeError(`options.by must be one of ${USAGE_GROUPS.join(', ')}`);
+  const key = GROUP_KEYS[options.by];
+  let query = usageSince(db, options.sinceMs).select(key.as('key')).groupBy(key);
+  // Days read best in time order; everything else by what it cost.
+  query = options.by === 'day' ? query.orderBy(sql.ref('key')) : query.orderBy(sql.ref('cost_usd'), 'desc').orderBy(sql.ref('key'));
+  return query.execute();
+}
+
+/** The same figures as usageReport over all rows since `sinceMs` (zeros and nulls when there are none). */
+export async function usageTotals(db: Kysely<Database>, options: { sinceMs: number }): Promise<UsageTotals> {
+  return usageSince(db, options.sinceMs).executeTakeFirstOrThrow();
+}
+
+function usageSince(db: Kysely<Database>, sinceMs: number) {
+  if (typeof sinceMs !== 'number' || !Number.isFinite(sinceMs) || sinceMs < 0) throw new TypeError('options.sinceMs must be a time in ms since the epoch');
+  return db
+    .selectFrom('llm_usage')
+    .where('ts', '>=', isoTime(sinceMs))
+    .select([
+      sql<number>`count(*)`.as('calls'),
+      sql<number>`coalesce(sum(tokens_in), 0)`.as('tokens_in'),
+      sql<number>`coalesce(sum(tokens_out), 0)`.as('tokens_out'),
+      sql<number>`total(cost_usd)`.as('cost_usd'),
+      latencyPercentile(0.5).as('latency_p50_ms'),
+      latencyPercentile(0.95).as('latency_p95_ms'),
+      latencyPercentile(0.99).as('latency_p99_ms'),
+    ]);
+}
+
+/** Stored ISO text → ms. Text without a zone (written by the old Python monitor) is UTC. */
+function parseTime(text: string | null): number | null {
+  if (text === null) return null;
+  const ms = Date.parse(/(Z|[+-]\d\d:?\d\d)$/i.test(text) ? text : `${text}Z`);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+function parseFeatures(json: string | null): BotSnapshot['features'] {
+  if (json === null) return null;
+  try {
+    const value = JSON.parse(json) as unknown;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as BotSnapshot['features']) : null;
+  } catch {
+    return null; // a hand-edited or legacy value must not break `kissmon status`
+  }
+}

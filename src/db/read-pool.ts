@@ -1,0 +1,63 @@
+// Report and status queries off the main thread and off the writer: a small piscina pool of
+// threads with read-only connections (WAL lets them read while the writer commits).
+//
+// piscina fits here because the queries are stateless; the actors are not, and do not use it.
+import { resolve } from 'node:path';
+import { Piscina } from 'piscina';
+import type { BotSnapshot } from '../../workers/registry-messages.js';
+import type { ReadTask } from '../../workers/read-query.js';
+import type { UsageReportOptions, UsageRow, UsageTotals } from './queries.js';
+
+export interface ReadPoolOptions {
+  /** Threads kept even when idle (0: none; the first query after idleTimeoutMs pays ~200 ms start-up). */
+  minThreads?: number;
+  maxThreads?: number;
+  /** An idle thread (beyond minThreads) exits after this long. */
+  idleTimeoutMs?: number;
+}
+
+export class ReadPool {
+  #pool: Piscina<ReadTask, unknown>;
+  #dbPath: string;
+  #closing: Promise<void> | null = null;
+
+  constructor(dbPath: string, options: ReadPoolOptions = {}) {
+    if (typeof dbPath !== 'string' || dbPath.length === 0) throw new TypeError('dbPath must be a file path');
+    this.#dbPath = resolve(dbPath);
+    this.#pool = new Piscina({
+      // dist/src/db/read-pool.js → dist/workers/read-query.js
+      filename: new URL('../../workers/read-query.js', import.meta.url).href,
+      minThreads: options.minThreads ?? 0,
+      maxThreads: options.maxThreads ?? 2,
+      idleTimeout: options.idleTimeoutMs ?? 60_000,
+      // The default 'sync' parks an idle worker in Atomics.wait, which also stops its timers.
+      atomics: 'disabled',
+    });
+  }
+
+  /** Every bot as last written to bot_status, with its latest resource sample. */
+  status(): Promise<BotSnapshot[]> {
+    return this.#run({ dbPath: this.#dbPath, query: 'status' }) as Promise<BotSnapshot[]>;
+  }
+
+  /** LLM usage since `sinceMs` grouped by channel, model, feature or day. */
+  usage(options: UsageReportOptions): Promise<UsageRow[]> {
+    return this.#run({ dbPath: this.#dbPath, query: 'usage', options }) as Promise<UsageRow[]>;
+  }
+
+  /** LLM usage since `sinceMs` over all groups (e.g. the load tester's row count). */
+  totals(options: { sinceMs: number }): Promise<UsageTotals> {
+    return this.#run({ dbPath: this.#dbPath, query: 'totals', options }) as Promise<UsageTotals>;
+  }
+
+  /** Lets running queries finish, then ends the threads. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#pool.close();
+    return this.#closing;
+  }
+
+  #run(task: ReadTask): Promise<unknown> {
+    if (this.#closing) return Promise.reject(new Error('read pool is closed'));
+    return this.#pool.run(task);
+  }
+}

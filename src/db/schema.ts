@@ -1,0 +1,244 @@
+// The SQLite schema (kysely types + migrations) and the two ways to open the database file:
+// one writable connection (the db-writer actor only) and any number of read-only ones (read pool,
+// tests, ops). All times are ISO-8601 UTC text (`new Date(ms).toISOString()`), so they sort and
+// compare as text and stay readable from the sqlite3 shell.
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type Generated, type Migration } from 'kysely';
+
+export interface BotStatusTable {
+  channel: string;
+  pid: number;
+  status: string;
+  features_json: string | null;
+  registered_at: string;
+  last_seen: string;
+  last_heartbeat: string | null;
+}
+
+export interface BotMetricsTable {
+  ts: string;
+  channel: string;
+  pid: number;
+  rss_mb: number | null;
+  /** pidusage's cpu: % of one core. */
+  cpu_pct: number | null;
+  /** cpu_pct divided by the core count: % of the whole machine. */
+  cpu_pct_machine: number | null;
+  features_json: string | null;
+}
+
+export interface LlmUsageTable {
+  ts: string;
+  channel: string;
+  model: string;
+  feature: string;
+  tokens_in: number;
+  tokens_out: number;
+  latency_ms: number | null;
+  cost_usd: number;
+}
+
+export interface BotEventsTable {
+  id: Generated<number>;
+  ts: string;
+  channel: string;
+  pid: number;
+  from_status: string | null;
+  to_status: string;
+  reason: string;
+}
+
+export interface WorkerHealthTable {
+  ts: string;
+  actor: string;
+  processed: number;
+  queue_depth: number;
+  dropped: number;
+  loop_lag_p99_ms: number;
+  loop_lag_max_ms: number;
+  heap_used_mb: number;
+  uptime_s: number;
+  restarts: number;
+  detail_json: string | null;
+}
+
+/** Highest batch sequence number committed per Link sender: what makes re-sent batches exactly-once. */
+export interface DeliveryCursorTable {
+  sender: string;
+  seq: number;
+  updated_at: string;
+}
+
+export interface Database {
+  bot_status: BotStatusTable;
+  bot_metrics: BotMetricsTable;
+  llm_usage: LlmUsageTable;
+  bot_events: BotEventsTable;
+  worker_health: WorkerHealthTable;
+  delivery_cursor: DeliveryCursorTable;
+}
+
+/** A better-sqlite3 connection and the kysely instance over it; `db.destroy()` closes both. */
+export interface DatabaseHandle {
+  sqlite: BetterSqlite3.Database;
+  db: Kysely<Database>;
+}
+
+// Migrations are typed against `Kysely<any>`: each one describes the schema as it was when written,
+// not as `Database` says today. Inline (not FileMigrationProvider) so they work inside workers and
+// from dist/ without shipping migration files.
+const MIGRATIONS: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<any>): Promise<void> {
+      // `ifNotExists` everywhere: a database written by the old monitor already has bot_status,
+      // bot_metrics and llm_usage; this migration adopts it instead of failing.
+      await db.schema
+        .createTable('bot_status')
+        .ifNotExists()
+        .addColumn('channel', 'text', (c) => c.primaryKey())
+        .addColumn('pid', 'integer')
+        .addColumn('status', 'text')
+        .addColumn('features_json', 'text')
+        .addColumn('registered_at', 'text')
+        .addColumn('last_seen', 'text')
+        .addColumn('last_heartbeat', 'text')
+        .execute();
+      await db.schema
+        .createTable('bot_metrics')
+        .ifNotExists()
+        .addColumn('ts', 'text', (c) => c.notNull())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('pid', 'integer')
+        .addColumn('rss_mb', 'real')
+        .addColumn('cpu_pct', 'real')
+        .addColumn('features_json', 'text')
+        .addColumn('cpu_pct_machine', 'real')
+        .execute();
+      const metricColumns = (await db.introspection.getTables()).find((t) => t.name === 'bot_metrics')?.columns ?? [];
+      if (!metricColumns.some((c) => c.name === 'cpu_pct_machine')) {
+        await db.schema.alterTable('bot_metrics').addColumn('cpu_pct_machine', 'real').execute();
+      }
+      await db.schema.createIndex('bot_metrics_ts').ifNotExists().on('bot_metrics').column('ts').execute();
+      await db.schema.createIndex('bot_metrics_channel_ts').ifNotExists().on('bot_metrics').columns(['channel', 'ts']).execute();
+      await db.schema
+        .createTable('llm_usage')
+        .ifNotExists()
+        .addColumn('ts', 'text', (c) => c.notNull())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('model', 'text')
+        .addColumn('feature', 'text')
+        .addColumn('tokens_in', 'integer')
+        .addColumn('tokens_out', 'integer')
+        .addColumn('latency_ms', 'real')
+        .addColumn('cost_usd', 'real')
+        .execute();
+      await db.schema.createIndex('llm_usage_ts').ifNotExists().on('llm_usage').column('ts').execute();
+      await db.schema
+        .createTable('bot_events')
+        .ifNotExists()
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('ts', 'text', (c) => c.notNull())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('pid', 'integer')
+        .addColumn('from_status', 'text')
+        .addColumn('to_status', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('bot_events_ts').ifNotExists().on('bot_events').column('ts').execute();
+      await db.schema.createIndex('bot_events_channel_ts').ifNotExists().on('bot_events').columns(['channel', 'ts']).execute();
+      await db.schema
+        .createTable('worker_health')
+        .ifNotExists()
+        .addColumn('ts', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('processed', 'integer')
+        .addColumn('queue_depth', 'integer')
+        .addColumn('dropped', 'integer')
+        .addColumn('loop_lag_p99_ms', 'real')
+        .addColumn('loop_lag_max_ms', 'real')
+        .addColumn('heap_used_mb', 'real')
+        .addColumn('uptime_s', 'integer')
+        .addColumn('restarts', 'integer')
+        .addColumn('detail_json', 'text')
+        .execute();
+      // Retention deletes by ts; without this index each pass would scan the table.
+      await db.schema.createIndex('worker_health_ts').ifNotExists().on('worker_health').column('ts').execute();
+      await db.schema
+        .createTable('delivery_cursor')
+        .ifNotExists()
+        .addColumn('sender', 'text', (c) => c.primaryKey())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+};
+
+/** Start-up may wait this long for another process's write (e.g. a concurrent monitor migrating). */
+const MIGRATION_BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Opens the one writable connection: WAL (readers never block the writer), synchronous=NORMAL
+ * (no fsync per commit; a power cut may lose the last commits, never corrupt), then migrates.
+ * Afterwards busy_timeout is `busyTimeoutMs`, so a locked database costs the writer thread at most
+ * that long per attempt.
+ */
+export async function openWriteDatabase(path: string, options: { busyTimeoutMs: number }): Promise<DatabaseHandle> {
+  const sqlite = new BetterSqlite3(path);
+  try {
+    sqlite.pragma(`busy_timeout = ${Math.max(options.busyTimeoutMs, MIGRATION_BUSY_TIMEOUT_MS)}`);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    // A burst (or a long reader blocking checkpoints) can grow the WAL; truncate it back afterwards.
+    sqlite.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+    const handle = { sqlite, db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }) };
+    await migrate(handle);
+    sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs)}`);
+    return handle;
+  } catch (err) {
+    sqlite.close();
+    throw err;
+  }
+}
+
+/** Opens a read-only connection (the file must exist, i.e. the writer has started once). */
+export function openReadDatabase(path: string, options: { busyTimeoutMs?: number } = {}): Kysely<Database> {
+  const sqlite = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
+  sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? 1_000)}`);
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+}
+
+/**
+ * Idempotent across restarts and across processes starting at once. kysely's SQLite adapter takes
+ * no migration lock (it assumes one connection), so the whole run happens inside our own
+ * `BEGIN IMMEDIATE`: a second process waits on the write lock, then finds nothing pending.
+ * The read-only check first means a restart never needs the write lock at all, so a writer
+ * restarted while someone else holds the database still starts.
+ */
+async function migrate({ sqlite, db }: DatabaseHandle): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+  if ((await migrator.getMigrations()).every((m) => m.executedAt !== undefined)) return;
+  sqlite.exec('BEGIN IMMEDIATE');
+  try {
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw error;
+    sqlite.exec('COMMIT');
+  } catch (err) {
+    if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+// Rows stamped in the same millisecond (a tick's worth of ingest) share one conversion: without
+// this, toISOString was ~12% of the writer's CPU at 150k rows/s.
+let lastMs = Number.NaN;
+let lastText = '';
+
+/** Milliseconds since the epoch → the stored text form. */
+export function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastText = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastText;
+}

@@ -1,0 +1,38 @@
+import http from 'node:http';
+
+export class ControlUnavailableError extends Error {
+  readonly code = 'ERR_CONTROL_UNAVAILABLE';
+}
+
+/** One request to a monitor's control socket; JSON in, JSON (or text for /metrics) out. */
+export function requestControl<T = unknown>(controlSocketPath: string, method: 'GET' | 'POST', path: string, timeoutMs = 5_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: controlSocketPath, method, path, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const json = res.headers['content-type']?.startsWith('application/json');
+        let body: unknown = text;
+        if (json) {
+          try {
+            body = JSON.parse(text);
+          } catch {
+            // leave as text
+          }
+        }
+        if ((res.statusCode ?? 500) >= 400) {
+          reject(new Error((body as { error?: string })?.error ?? `HTTP ${res.statusCode}`));
+          return;
+        }
+        resolve(body as T);
+      });
+    });
+    req.on('timeout', () => req.destroy(new ControlUnavailableError(`monitor did not answer on ${controlSocketPath} within ${timeoutMs} ms`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof ControlUnavailableError) reject(err);
+      else reject(new ControlUnavailableError(`no monitor answers on ${controlSocketPath} (${err.code ?? err.message})`));
+    });
+    req.end();
+  });
+}

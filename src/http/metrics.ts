@@ -1,0 +1,74 @@
+// Prometheus metrics, computed at scrape time from counters the monitor keeps anyway. No per-bot
+// labels: with 10k bots that would be 10k series per metric (DESIGN.md: 45 ms, 0.5 MB per scrape).
+import client from 'prom-client';
+import type { ActorHealth } from '../actors/health.js';
+import type { IngestCounters } from '../server/ingest-server.js';
+
+export interface MetricsSources {
+  ingest(): IngestCounters;
+  links(): Record<string, { pending: number; dropped: number }>;
+  /** The latest health report (refreshed every health interval, not on scrape). */
+  health(): (ActorHealth & { restarts: number; up: boolean })[];
+}
+
+export function createMetrics(sources: MetricsSources): client.Registry {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'kissmon_main_' });
+
+  /** A counter whose value is read from an existing monotonic count at scrape time. */
+  const mirroredCounter = (name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]) =>
+    new client.Counter({
+      name, help, labelNames, registers: [registry],
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.inc(labels, value);
+      },
+    });
+  const gauge = (name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]) =>
+    new client.Gauge({
+      name, help, labelNames, registers: [registry],
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.set(labels, value);
+      },
+    });
+
+  mirroredCounter('kissmon_lines_total', 'Lines read from bot connections', [], () => [[{}, sources.ingest().lines]]);
+  mirroredCounter('kissmon_messages_accepted_total', 'Valid messages handed to the actors, by type', ['type'], () =>
+    Object.entries(sources.ingest().accepted).map(([type, n]) => [{ type }, n]));
+  mirroredCounter('kissmon_lines_rejected_total', 'Lines skipped as invalid, by reason', ['reason'], () =>
+    Object.entries(sources.ingest().rejected).map(([reason, n]) => [{ reason }, n]));
+  mirroredCounter('kissmon_limit_hits_total', 'Lines or connections stopped by a limit, by limit', ['limit'], () => {
+    const c = sources.ingest();
+    return [
+      [{ limit: 'line_too_long' }, c.line_too_long],
+      [{ limit: 'unterminated_closed' }, c.unterminated_closed],
+      [{ limit: 'throttled' }, c.throttled],
+      [{ limit: 'idle_timeout' }, c.idle_timeouts],
+      [{ limit: 'max_connections' }, c.connections_refused],
+      [{ limit: 'queue_full' }, c.dropped_overflow],
+    ];
+  });
+  mirroredCounter('kissmon_auth_failed_total', 'Messages refused for a missing or wrong token', [], () => [[{}, sources.ingest().auth_failed]]);
+  mirroredCounter('kissmon_connections_total', 'Connections accepted', [], () => [[{}, sources.ingest().connections_total]]);
+  gauge('kissmon_connections_open', 'Open bot connections', [], () => [[{}, sources.ingest().connections_open]]);
+  gauge('kissmon_link_pending', 'Items sent from the main thread to an actor and not yet acknowledged', ['link'], () =>
+    Object.entries(sources.links()).map(([link, s]) => [{ link }, s.pending]));
+  mirroredCounter('kissmon_link_dropped_total', 'Items refused because a link was full', ['link'], () =>
+    Object.entries(sources.links()).map(([link, s]) => [{ link }, s.dropped]));
+  mirroredCounter('kissmon_actor_restarts_total', 'Actor restarts by the supervisor', ['actor'], () =>
+    sources.health().map((h) => [{ actor: h.actor }, h.restarts]));
+  gauge('kissmon_actor_up', '1 when the actor answered its last health check', ['actor'], () =>
+    sources.health().map((h) => [{ actor: h.actor }, h.up ? 1 : 0]));
+  gauge('kissmon_actor_queue_depth', 'Items waiting inside the actor', ['actor'], () =>
+    sources.health().map((h) => [{ actor: h.actor }, h.queue_depth]));
+  gauge('kissmon_actor_loop_lag_p99_seconds', 'Event-loop delay p99 of the actor thread over the last interval', ['actor'], () =>
+    sources.health().map((h) => [{ actor: h.actor }, h.loop_lag_p99_ms / 1000]));
+  gauge('kissmon_actor_heap_used_bytes', 'V8 heap used by the actor thread', ['actor'], () =>
+    sources.health().map((h) => [{ actor: h.actor }, h.heap_used_mb * 1048576]));
+  gauge('kissmon_bots', 'Bots by status', ['status'], () => {
+    const registry = sources.health().find((h) => h.actor === 'registry');
+    return (['online', 'stale', 'dead', 'offline'] as const).map((status) => [{ status }, Number(registry?.detail[status] ?? 0)]);
+  });
+  return registry;
+}

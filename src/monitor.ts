@@ -1,0 +1,224 @@
+// The running monitor: wires the ingest socket, the supervisor and its actors, the control API,
+// the read pool, health reporting, and graceful shutdown. `kissmon start` is a thin CLI over this.
+import { unlinkSync } from 'node:fs';
+import type { ActorName } from './actors/actor-host.js';
+import { heapUsedMb, loopLagMeter, type ActorHealth } from './actors/health.js';
+import { Link } from './actors/link.js';
+import type { MonitorConfig } from './config.js';
+import { USAGE_GROUPS, type UsageGroup } from './db/queries.js';
+import { ReadPool } from './db/read-pool.js';
+import { parseDuration } from './duration.js';
+import { ControlServer, HttpError } from './http/control-server.js';
+import { createMetrics } from './http/metrics.js';
+import type { Logger } from './log.js';
+import { TokenAuth } from './server/auth.js';
+import { IngestServer } from './server/ingest-server.js';
+import { Supervisor } from './supervisor/supervisor.js';
+import type { WriteItem } from '../workers/db-writer-messages.js';
+import type { BotSignal } from '../workers/registry-messages.js';
+
+/** How often the main thread proves to the registry that ingest is running (see LiveClock). */
+const PULSE_MS = 250;
+
+export type HealthReport = (ActorHealth & { restarts: number; up: boolean })[];
+
+export class Monitor {
+  readonly config: MonitorConfig;
+  readonly #log: Logger;
+  readonly #registryLink: Link<BotSignal>;
+  readonly #writerLink: Link<WriteItem>;
+  readonly #supervisor: Supervisor;
+  readonly #ingest: IngestServer;
+  readonly #auth: TokenAuth | null;
+  readonly #control: ControlServer;
+  readonly #readPool: ReadPool;
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #mainLag = loopLagMeter();
+  readonly #startedAt = Date.now();
+  #lastHealth: HealthReport = [];
+  #stopping: Promise<void> | null = null;
+  /** Resolves with the exit code once the monitor has stopped (signal, fatal supervisor error). */
+  readonly exited: Promise<number>;
+  #resolveExit!: (code: number) => void;
+
+  private constructor(config: MonitorConfig, log: Logger) {
+    this.config = config;
+    this.#log = log;
+    this.exited = new Promise((resolve) => {
+      this.#resolveExit = resolve;
+    });
+    const maxPending = config.limits.maxPendingPerLink;
+    this.#registryLink = new Link('ingest', { maxPending });
+    this.#writerLink = new Link('ingest', { maxPending });
+    this.#supervisor = new Supervisor({
+      config,
+      log,
+      mainLinks: { registry: this.#registryLink, db: this.#writerLink } as Partial<Record<ActorName, Link<unknown, never>>>,
+      onFatal: () => void this.stop(1),
+    });
+    this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
+    this.#ingest = new IngestServer({ config, registry: this.#registryLink, writer: this.#writerLink, log, auth: this.#auth });
+    this.#readPool = new ReadPool(config.dbPath);
+    this.#control = new ControlServer(this.#routes(), log);
+  }
+
+  /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
+  static async start(config: MonitorConfig, log: Logger): Promise<Monitor> {
+    const monitor = new Monitor(config, log);
+    // Listen first: it fails fast when another monitor owns the socket, and whatever bots send
+    // while the actors boot waits in the links and is delivered once they are ready.
+    await monitor.#ingest.listen();
+    try {
+      await monitor.#supervisor.start();
+      await monitor.#control.listen({ path: config.controlSocketPath, mode: config.socketMode });
+      if (config.metricsPort !== null) await monitor.#control.listen({ port: config.metricsPort, host: '127.0.0.1' });
+    } catch (err) {
+      await monitor.#teardown();
+      throw err;
+    }
+    monitor.#timers.push(setInterval(() => monitor.#registryLink.signal({ pulse: Date.now() }), PULSE_MS));
+    monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
+    log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
+    return monitor;
+  }
+
+  /** SIGHUP: re-read the auth tokens file; connections stay open. */
+  reloadAuth(): void {
+    if (!this.#auth) return;
+    try {
+      const entries = this.#auth.reload();
+      this.#log.info({ file: this.#auth.path, entries }, 'auth tokens reloaded');
+    } catch (err) {
+      this.#log.error({ err }, 'auth tokens reload failed; keeping the previous tokens');
+    }
+  }
+
+  /** Everything received so far, committed: resolves true once it is in the database. */
+  async flush(timeoutMs = 10_000): Promise<boolean> {
+    const ingestDone = (await Promise.all([this.#registryLink.drained(timeoutMs), this.#writerLink.drained(timeoutMs)])).every(Boolean);
+    const registryDone = await this.#supervisor.call('registry', (c) => c.flush().then(() => true), timeoutMs);
+    const writerDone = await this.#supervisor.call('db', (c) => c.flush().then(() => true), timeoutMs);
+    return ingestDone && registryDone === true && writerDone === true;
+  }
+
+  /** Graceful shutdown (idempotent): drain the socket, flush every row, stop the actors. */
+  stop(exitCode = 0): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#log.info({ exit_code: exitCode }, 'shutting down: draining connections');
+      for (const timer of this.#timers) clearInterval(timer);
+      await this.#ingest.drain();
+      const flushed = await this.flush(this.config.supervisor.shutdownMs);
+      if (!flushed) this.#log.error({ pending_registry: this.#registryLink.pending, pending_writer: this.#writerLink.pending }, 'shutdown: not everything could be flushed in time');
+      await this.#reportHealth();
+      await this.#writerLink.drained(this.config.supervisor.shutdownMs);
+      await this.#teardown();
+      this.#log.info({ ingest: this.#ingest.stats() }, 'stopped');
+      this.#resolveExit(exitCode);
+    })();
+    return this.#stopping;
+  }
+
+  async #teardown(): Promise<void> {
+    await this.#supervisor.stop();
+    await this.#control.close();
+    await this.#readPool.close();
+    for (const path of [this.config.socketPath, this.config.controlSocketPath]) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // not there
+      }
+    }
+  }
+
+  async health(): Promise<HealthReport> {
+    const actors = await this.#supervisor.health();
+    const lag = this.#mainLag.read();
+    const counters = this.#ingest.stats();
+    const links = this.#linkStats();
+    const ingest: ActorHealth & { restarts: number; up: boolean } = {
+      actor: 'ingest',
+      processed: counters.lines,
+      queue_depth: links.registry.pending + links.db.pending,
+      dropped: counters.dropped_overflow,
+      loop_lag_p99_ms: lag.p99,
+      loop_lag_max_ms: lag.max,
+      heap_used_mb: heapUsedMb(),
+      uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+      restarts: 0,
+      up: true,
+      detail: {
+        connections_open: counters.connections_open,
+        connections_total: counters.connections_total,
+        rejected: Object.values(counters.rejected).reduce((a, b) => a + b, 0),
+        throttled: counters.throttled,
+        line_too_long: counters.line_too_long,
+        auth_failed: counters.auth_failed,
+        idle_timeouts: counters.idle_timeouts,
+        rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
+      },
+    };
+    return [ingest, ...actors];
+  }
+
+  /** Every health interval: one log line per actor and a worker_health row each. */
+  async #reportHealth(): Promise<void> {
+    const report = await this.health();
+    this.#lastHealth = report;
+    const at = Date.now();
+    for (const h of report) {
+      const level = !h.up || h.dropped > 0 || h.loop_lag_p99_ms > 1_000 ? 'warn' : 'info';
+      this.#log[level](h, 'worker health');
+      this.#writerLink.send({ t: 'health', at, health: h });
+    }
+  }
+
+  #linkStats() {
+    return { registry: this.#registryLink.stats(), db: this.#writerLink.stats() };
+  }
+
+  #routes() {
+    const faults = this.config.faults.enabled;
+    return {
+      metrics: createMetrics({
+        ingest: () => this.#ingest.counters,
+        links: () => this.#linkStats(),
+        health: () => this.#lastHealth,
+      }),
+      get: {
+        '/status': async () => {
+          const bots = await this.#supervisor.call('registry', (c) => c.snapshot());
+          if (bots === null) throw new HttpError(503, 'registry is restarting; try again');
+          return bots;
+        },
+        '/health': async () => ({ actors: await this.health(), ingest: this.#ingest.stats() }),
+        '/latency': async () => this.#supervisor.call('registry', (c) => c.latency()),
+        '/usage': async (q: URLSearchParams) => {
+          const by = q.get('by') ?? 'channel';
+          if (!(USAGE_GROUPS as readonly string[]).includes(by)) throw new HttpError(400, `by must be one of ${USAGE_GROUPS.join(', ')}`);
+          let sinceMs: number;
+          try {
+            sinceMs = Date.now() - parseDuration(q.get('since') ?? '7d', 'since');
+          } catch (err) {
+            throw new HttpError(400, (err as Error).message);
+          }
+          return this.#readPool.usage({ sinceMs, by: by as UsageGroup });
+        },
+      },
+      post: {
+        '/flush': async () => ({ flushed: await this.flush() }),
+        '/latency/reset': async () => {
+          await this.#supervisor.call('registry', (c) => c.resetLatency());
+          return { reset: true };
+        },
+        '/fault/crash': async (q: URLSearchParams) => {
+          if (!faults) throw new HttpError(403, 'fault injection is off (start the monitor with --enable-faults)');
+          const actor = q.get('actor') as ActorName;
+          if (!['registry', 'db', 'sampler'].includes(actor)) throw new HttpError(400, 'actor must be registry, db or sampler');
+          await this.#supervisor.crash(actor);
+          return { crashed: actor };
+        },
+      },
+    };
+  }
+}

@@ -1,0 +1,346 @@
+// The bots' Unix socket. This is all the main thread does on the data path: accept, frame lines,
+// decode and validate, then hand each message to the actor that owns it through a batching Link
+// (one postMessage per actor per tick). It never waits on an actor.
+//
+//   connection:  open ──valid register/heartbeat──▶ known (no idle timeout)
+//                  │ idle for idleTimeoutMs                │ client closes / error
+//                  ▼                                       ▼
+//               closed (counted idle_timeouts)           closed
+import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Link } from '../actors/link.js';
+import type { MonitorConfig } from '../config.js';
+import { RateLimitedLog, type Logger } from '../log.js';
+import { decodeLine, REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
+import type { BotMessage } from '../protocol/messages.js';
+import type { BotSignal } from '../../workers/registry-messages.js';
+import type { WriteItem } from '../../workers/db-writer-messages.js';
+import type { TokenAuth } from './auth.js';
+import { SocketInUseError } from '../errors.js';
+import { resolveGroupId } from './groups.js';
+
+export interface IngestCounters {
+  lines: number;
+  accepted: Record<BotMessage['type'], number>;
+  rejected: Record<RejectReason, number>;
+  line_too_long: number;
+  unterminated_closed: number;
+  /** Times a connection's reads were paused for sending faster than its line rate. */
+  throttled: number;
+  auth_failed: number;
+  auth_closed: number;
+  dropped_overflow: number;
+  connections_total: number;
+  connections_open: number;
+  connections_refused: number;
+  idle_timeouts: number;
+  socket_errors: number;
+}
+
+interface Connection {
+  socket: net.Socket;
+  /** Bytes of an unfinished line carried over from earlier chunks. */
+  partial: Buffer | null;
+  /** Inside an over-long line: skip bytes up to the next newline. */
+  discarding: boolean;
+  discardedBytes: number;
+  known: boolean;
+  /** Token bucket for the per-connection line rate; negative = debt to sit out before reading on. */
+  tokens: number;
+  refilledAt: number;
+  throttleTimer: NodeJS.Timeout | null;
+  authFailures: number;
+}
+
+const MAX_AUTH_FAILURES = 5;
+
+export class IngestServer {
+  readonly counters: IngestCounters = {
+    lines: 0,
+    accepted: { register: 0, heartbeat: 0, unregister: 0, llm_usage: 0 },
+    rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>,
+    line_too_long: 0,
+    unterminated_closed: 0,
+    throttled: 0,
+    auth_failed: 0,
+    auth_closed: 0,
+    dropped_overflow: 0,
+    connections_total: 0,
+    connections_open: 0,
+    connections_refused: 0,
+    idle_timeouts: 0,
+    socket_errors: 0,
+  };
+  readonly #config: MonitorConfig;
+  readonly #registry: Link<BotSignal>;
+  readonly #writer: Link<WriteItem>;
+  readonly #log: Logger;
+  readonly #rateLog: RateLimitedLog;
+  readonly #auth: TokenAuth | null;
+  readonly #connections = new Set<Connection>();
+  #server: net.Server | null = null;
+  #lastAcceptAt = 0;
+  #lastDataAt = 0;
+  #draining = false;
+
+  constructor(options: { config: MonitorConfig; registry: Link<BotSignal>; writer: Link<WriteItem>; log: Logger; auth: TokenAuth | null }) {
+    this.#config = options.config;
+    this.#registry = options.registry;
+    this.#writer = options.writer;
+    this.#log = options.log.child({ component: 'ingest' });
+    this.#rateLog = new RateLimitedLog(this.#log);
+    this.#auth = options.auth;
+  }
+
+  /** Binds the socket. A stale file from a crashed monitor is replaced; a live monitor's never is. */
+  async listen(): Promise<void> {
+    const path = this.#config.socketPath;
+    await removeStaleSocket(path);
+    const server = net.createServer((socket) => this.#accept(socket));
+    server.maxConnections = this.#config.limits.maxConnections;
+    server.on('drop', () => {
+      this.counters.connections_refused++;
+      this.#rateLog.warn('max_connections', { max_connections: this.#config.limits.maxConnections }, 'connection refused: maxConnections reached');
+    });
+    // bind() happens synchronously inside listen(): the umask makes the file appear with the
+    // final mode, so there is no window in which another user could connect.
+    const listening = new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.once('listening', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const umask = process.umask(~this.#config.socketMode & 0o777);
+    try {
+      server.listen({ path, backlog: 4096 });
+    } finally {
+      process.umask(umask);
+    }
+    await listening;
+    chmodSync(path, this.#config.socketMode);
+    if (this.#config.socketGroup !== null) chownSync(path, process.getuid?.() ?? -1, resolveGroupId(this.#config.socketGroup));
+    server.on('error', (err) => this.#log.error({ err }, 'socket server error'));
+    this.#server = server;
+    this.#log.info({ socket: path, mode: this.#config.socketMode.toString(8), group: this.#config.socketGroup }, 'listening');
+  }
+
+  /**
+   * Shutdown, part one. Unlinks the socket path so no new client can find it, keeps accepting what
+   * the kernel already queued in the listen backlog until accepts go quiet, then stops listening and
+   * reads every open connection until it has been quiet for `quietMs` (or `maxMs` passed).
+   */
+  async drain(quietMs = 100, maxMs = 3_000): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = null;
+    const deadline = performance.now() + maxMs;
+    try {
+      unlinkSync(this.#config.socketPath);
+    } catch {
+      // already gone
+    }
+    const quiet = async (lastActivity: () => number) => {
+      while (performance.now() < deadline && performance.now() - lastActivity() < quietMs) {
+        await new Promise((r) => setTimeout(r, quietMs / 4));
+      }
+    };
+    // Shutdown reads everything already written: no connection stays throttled.
+    this.#draining = true;
+    for (const conn of this.#connections) {
+      if (conn.throttleTimer) clearTimeout(conn.throttleTimer);
+      conn.throttleTimer = null;
+      conn.socket.resume();
+    }
+    this.#lastAcceptAt = performance.now();
+    await quiet(() => this.#lastAcceptAt);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await quiet(() => this.#lastDataAt);
+    for (const conn of this.#connections) this.#finishPartial(conn);
+    for (const conn of this.#connections) conn.socket.destroy();
+    this.#registry.flush();
+    this.#writer.flush();
+  }
+
+  stats() {
+    return { ...this.counters, accepted: { ...this.counters.accepted }, rejected: { ...this.counters.rejected } };
+  }
+
+  #accept(socket: net.Socket): void {
+    this.#lastAcceptAt = performance.now();
+    const conn: Connection = {
+      socket, partial: null, discarding: false, discardedBytes: 0, known: false,
+      tokens: this.#config.limits.maxLinesPerSecondPerConnection, refilledAt: performance.now(), throttleTimer: null, authFailures: 0,
+    };
+    this.#connections.add(conn);
+    this.counters.connections_total++;
+    this.counters.connections_open++;
+    socket.setTimeout(this.#config.limits.idleTimeoutMs);
+    socket.on('timeout', () => {
+      if (conn.known) return;
+      this.counters.idle_timeouts++;
+      socket.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
+    // A one-shot client's last line may lack its newline: the end of the stream ends the line.
+    socket.on('end', () => this.#finishPartial(conn));
+    socket.on('error', (err) => {
+      this.counters.socket_errors++;
+      this.#rateLog.warn('socket_error', { code: (err as NodeJS.ErrnoException).code }, 'connection error');
+    });
+    socket.on('close', () => {
+      if (conn.throttleTimer) clearTimeout(conn.throttleTimer);
+      this.#connections.delete(conn);
+      this.counters.connections_open--;
+    });
+  }
+
+  #onData(conn: Connection, chunk: Buffer): void {
+    const linesBefore = this.counters.lines;
+    this.#frame(conn, chunk);
+    this.#throttle(conn, this.counters.lines - linesBefore);
+  }
+
+  #frame(conn: Connection, chunk: Buffer): void {
+    this.#lastDataAt = performance.now();
+    const limits = this.#config.limits;
+    let start = 0;
+    if (conn.discarding) {
+      const nl = chunk.indexOf(10);
+      if (nl === -1) {
+        conn.discardedBytes += chunk.length;
+        if (conn.discardedBytes > limits.maxUnterminatedBytes) this.#closeUnterminated(conn);
+        return;
+      }
+      conn.discarding = false;
+      conn.discardedBytes = 0;
+      start = nl + 1;
+    }
+    let nl = chunk.indexOf(10, start);
+    if (nl !== -1 && conn.partial) {
+      this.#line(conn, Buffer.concat([conn.partial, chunk.subarray(start, nl)]));
+      conn.partial = null;
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    while (nl !== -1) {
+      this.#line(conn, chunk.subarray(start, nl));
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      const held = (conn.partial?.length ?? 0) + rest.length;
+      if (held > limits.maxLineBytes) {
+        // Over-long line: forget what we hold and skip to its newline.
+        this.counters.line_too_long++;
+        this.#rateLog.warn('line_too_long', { max_line_bytes: limits.maxLineBytes }, 'line longer than the limit: discarded');
+        conn.partial = null;
+        conn.discarding = true;
+        conn.discardedBytes = held;
+        if (held > limits.maxUnterminatedBytes) this.#closeUnterminated(conn);
+      } else {
+        // Copy: the chunk's memory is otherwise pinned while we wait for the rest of the line.
+        conn.partial = conn.partial ? Buffer.concat([conn.partial, rest]) : Buffer.from(rest);
+      }
+    }
+  }
+
+  #finishPartial(conn: Connection): void {
+    if (conn.partial && !conn.discarding) this.#line(conn, conn.partial);
+    conn.partial = null;
+  }
+
+  #closeUnterminated(conn: Connection): void {
+    this.counters.unterminated_closed++;
+    this.#rateLog.warn('unterminated_closed', { max_unterminated_bytes: this.#config.limits.maxUnterminatedBytes }, 'connection sent too much without a newline: closed');
+    conn.socket.destroy();
+  }
+
+  #line(conn: Connection, line: Buffer): void {
+    let end = line.length;
+    if (end > 0 && line[end - 1] === 13) end--; // tolerate CRLF
+    if (end === 0) return;
+    if (end !== line.length) line = line.subarray(0, end);
+    this.counters.lines++;
+    const decoded = decodeLine(line, this.#config.limits.maxJsonDepth);
+    if (!decoded.ok) {
+      this.counters.rejected[decoded.reason]++;
+      this.#rateLog.warn(`rejected_${decoded.reason}`, { reason: decoded.reason, detail: decoded.detail }, 'bad line skipped');
+      return;
+    }
+    const msg = decoded.message;
+    if (this.#auth && !this.#auth.check(msg.channel, msg.token)) {
+      this.counters.auth_failed++;
+      this.#rateLog.warn('auth_failed', { type: msg.type, channel: msg.channel }, 'message refused: missing or wrong token');
+      if (++conn.authFailures >= MAX_AUTH_FAILURES) {
+        this.counters.auth_closed++;
+        conn.socket.destroy();
+      }
+      return;
+    }
+    this.counters.accepted[msg.type]++;
+    const at = Date.now();
+    let handed: boolean;
+    if (msg.type === 'llm_usage') {
+      handed = this.#writer.send({
+        t: 'llm_usage', at, channel: msg.channel, model: msg.model, feature: msg.feature,
+        tokens_in: msg.tokens_in, tokens_out: msg.tokens_out, latency_ms: msg.latency_ms ?? null,
+      });
+    } else {
+      if (!conn.known) {
+        conn.known = true;
+        conn.socket.setTimeout(0);
+      }
+      const signal: BotSignal = { t: msg.type, channel: msg.channel, pid: msg.pid, at };
+      if (msg.type === 'register' && msg.features) signal.features = msg.features;
+      if (msg.ts !== undefined) signal.sent_at = msg.ts;
+      handed = this.#registry.send(signal);
+    }
+    if (!handed) {
+      this.counters.dropped_overflow++;
+      this.#rateLog.warn('dropped_overflow', { type: msg.type, max_pending: this.#config.limits.maxPendingPerLink }, 'actor queue full: message dropped');
+    }
+  }
+
+  /**
+   * Per-connection line rate as backpressure, never as loss: a connection that used more than its
+   * tokens stops being read until the debt is repaid, so its lines wait in the kernel buffer (and
+   * the sender's) while every other connection is served. Accounted per chunk: one clock read.
+   */
+  #throttle(conn: Connection, lines: number): void {
+    const rate = this.#config.limits.maxLinesPerSecondPerConnection;
+    const now = performance.now();
+    conn.tokens = Math.min(rate, conn.tokens + ((now - conn.refilledAt) * rate) / 1000) - lines;
+    conn.refilledAt = now;
+    if (conn.tokens >= 0 || conn.throttleTimer || conn.socket.destroyed || this.#draining) return;
+    this.counters.throttled++;
+    this.#rateLog.warn('throttled', { max_lines_per_second: rate }, 'connection over its line rate: reading it more slowly');
+    conn.socket.pause();
+    conn.throttleTimer = setTimeout(() => {
+      conn.throttleTimer = null;
+      conn.socket.resume();
+    }, Math.ceil((-conn.tokens * 1000) / rate));
+  }
+
+}
+
+/**
+ * A socket file left by a crashed monitor refuses connections: remove it. One that accepts belongs
+ * to a running monitor: refuse to start (SocketInUseError) rather than steal it.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket()) throw new SocketInUseError(`${path} exists and is not a socket; refusing to replace it`);
+  const answering = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (answering) throw new SocketInUseError(`another monitor is running on ${path}; stop it first or choose another --socket`);
+  unlinkSync(path);
+}

@@ -1,0 +1,63 @@
+// Crash each actor in turn while 100 bots send heartbeats and llm_usage: every actor comes back,
+// no llm_usage row is lost or doubled, and no bot is marked stale because of the crash.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { requestControl } from '../src/http/control-client.js';
+import type { HealthReport } from '../src/monitor.js';
+import { flush, killStarted, query, sleep, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+
+const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
+
+describe('actor crash and restart', () => {
+  const dir = new TestDir();
+  let monitor: MonitorProcess;
+
+  before(async () => {
+    monitor = await startMonitor(dir, ['--enable-faults', '--stale-after', '2', '--sample-interval', '0.5']);
+  });
+  after(async () => {
+    await killStarted();
+    if (monitor) await stopMonitor(monitor);
+    dir.remove();
+  });
+
+  it('restarts registry, db writer and sampler with no message lost and no false stale', async () => {
+    const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'crash', '100', '500', '1'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let fleetOut = '';
+    fleet.stdout!.on('data', (c: Buffer) => (fleetOut += c.toString()));
+    try {
+      await waitFor('100 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === 100, 15_000);
+
+      for (const actor of ['registry', 'db', 'sampler'] as const) {
+        const restartsBefore = await restarts(monitor, actor);
+        await requestControl(monitor.control, 'POST', `/fault/crash?actor=${actor}`);
+        await waitFor(`${actor} restarted`, async () => (await restarts(monitor, actor)) > restartsBefore && (await up(monitor, actor)), 15_000);
+        await sleep(1_000);
+      }
+      const bots = await status(monitor);
+      assert.equal(bots.filter((b) => b.status === 'online').length, 100, JSON.stringify(bots.filter((b) => b.status !== 'online')));
+    } finally {
+      fleet.kill('SIGTERM');
+      await new Promise((r) => fleet.once('exit', r));
+    }
+    const { llmWritten } = JSON.parse(fleetOut.trim().split('\n').pop()!) as { llmWritten: number };
+    assert.ok(llmWritten > 500, `fleet wrote ${llmWritten} llm_usage lines`);
+    const landed = await waitFor('every written row landed', async () => {
+      await flush(monitor);
+      const [{ n }] = query<{ n: number }>(monitor.db, "SELECT count(*) n FROM llm_usage WHERE feature = 'fleet'");
+      return n >= llmWritten && n;
+    }, 15_000, 250);
+    assert.equal(landed, llmWritten, 'no row lost and none inserted twice');
+    assert.deepEqual(query(monitor.db, "SELECT channel, reason FROM bot_events WHERE to_status = 'stale'"), []);
+    assert.match(monitor.output(), /actor exited unexpectedly/);
+  });
+});
+
+async function actorHealth(m: MonitorProcess, actor: string) {
+  const { actors } = await requestControl<{ actors: HealthReport }>(m.control, 'GET', '/health');
+  return actors.find((a) => a.actor === actor)!;
+}
+const restarts = async (m: MonitorProcess, actor: string) => (await actorHealth(m, actor)).restarts;
+const up = async (m: MonitorProcess, actor: string) => (await actorHealth(m, actor)).up;

@@ -1,0 +1,359 @@
+// The db-writer actor on a real worker thread and a real SQLite file: the supervisor's handshake is
+// done by hand, data goes through a main-side Link exactly as the ingest path sends it.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import BetterSqlite3 from 'better-sqlite3';
+import * as Comlink from 'comlink';
+import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../src/actors/actor-host.js';
+import { Link } from '../src/actors/link.js';
+import { resolveConfig, type ConfigOverrides } from '../src/config.js';
+import { openWriteDatabase } from '../src/db/schema.js';
+import type { DbWriterControlExtra, WriteItem } from '../workers/db-writer-messages.js';
+
+const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
+const WRITER = new URL('../workers/db-writer.js', import.meta.url);
+
+const dirs: string[] = [];
+const writers = new Set<RunningWriter>();
+after(async () => {
+  for (const writer of writers) await writer.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDb(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kissmon-writer-'));
+  dirs.push(dir);
+  return join(dir, 'monitor.db');
+}
+
+interface RunningWriter {
+  worker: Worker;
+  control: Comlink.Remote<ActorControl & DbWriterControlExtra>;
+  stop(): Promise<void>;
+}
+
+/** Starts the writer as the supervisor would and wires `link` to it as the 'ingest' peer. */
+async function startWriter(dbPath: string, link: Link<WriteItem>, overrides: ConfigOverrides = {}, incarnation = 1): Promise<RunningWriter> {
+  const config = resolveConfig({ dbPath, logLevel: 'error' }, overrides);
+  const worker = new Worker(WRITER);
+  const control = new MessageChannel();
+  const data = new MessageChannel();
+  const init: SupervisorToActor = { type: 'init', name: 'db', config, incarnation, control: control.port2, links: { ingest: data.port2 } };
+  worker.postMessage(init, [control.port2, data.port2]);
+  const reply = await new Promise<ActorToSupervisor>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  assert.equal(reply.type, 'ready', JSON.stringify(reply));
+  link.attach(data.port1);
+  const writer: RunningWriter = {
+    worker,
+    control: Comlink.wrap(nodeEndpoint(control.port1)),
+    async stop() {
+      writers.delete(writer);
+      control.port1.close();
+      await worker.terminate();
+    },
+  };
+  writers.add(writer);
+  return writer;
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function reader(dbPath: string): BetterSqlite3.Database {
+  const db = new BetterSqlite3(dbPath, { readonly: true });
+  after(() => db.close());
+  return db;
+}
+
+const count = (db: BetterSqlite3.Database, table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+
+/** An llm_usage row whose tokens_in is its unique id. */
+const usage = (id: number, at = Date.now()): WriteItem => ({
+  t: 'llm_usage', at, channel: `ch_${id % 50}`, model: 'gpt-4o-mini', feature: 'chat', tokens_in: id, tokens_out: 1, latency_ms: 100,
+});
+
+test('rows of every item type land with the right columns and cost', async () => {
+  const dbPath = tempDb();
+  const link = new Link<WriteItem>('ingest');
+  const writer = await startWriter(dbPath, link);
+  const t0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
+  const items: WriteItem[] = [
+    { t: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5 },
+    { t: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null },
+    { t: 'llm_usage', at: t0, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3 },
+    { t: 'status', channel: 'alpha', pid: 41, status: 'online', features_json: '{"tts":true}', registered_at: t0, last_seen: t0, last_heartbeat: null },
+    { t: 'status', channel: 'alpha', pid: 42, status: 'stale', features_json: null, registered_at: t0 + 1, last_seen: t0 + 2, last_heartbeat: t0 + 3 },
+    { t: 'event', at: t0, channel: 'alpha', pid: 42, from: 'online', to: 'stale', reason: 'no_heartbeat' },
+    { t: 'event', at: t0, channel: 'beta', pid: 7, from: null, to: 'online', reason: 'registered' },
+    { t: 'metric', at: t0, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, cpu_pct_machine: 75, features_json: '{"tts":true}' },
+    {
+      t: 'health', at: t0,
+      health: { actor: 'registry', processed: 10, queue_depth: 2, dropped: 0, loop_lag_p99_ms: 1.5, loop_lag_max_ms: 3, heap_used_mb: 12.3, uptime_s: 60, restarts: 1, detail: { bots_online: 3 } },
+    },
+  ];
+  for (const item of items) link.send(item);
+  // A row SQLite cannot take and an unknown item type: each is dropped and counted, never fatal.
+  link.send({ t: 'event', at: Number.NaN, channel: 'alpha', pid: 42, from: null, to: 'online', reason: 'registered' });
+  link.send({ t: 'no_such_table', at: t0 } as never);
+  await waitFor('acks', () => link.pending === 0);
+
+  const db = reader(dbPath);
+  const iso = new Date(t0).toISOString();
+  const usageRows = db.prepare('SELECT * FROM llm_usage ORDER BY rowid').all();
+  assert.deepEqual(usageRows, [
+    { ts: iso, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5, cost_usd: 0.0075 },
+    { ts: iso, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null, cost_usd: 0.0075 },
+    { ts: iso, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3, cost_usd: 3 },
+  ]);
+  // Two upserts of one channel leave one row holding the second.
+  assert.deepEqual(db.prepare('SELECT * FROM bot_status').all(), [
+    {
+      channel: 'alpha', pid: 42, status: 'stale', features_json: null,
+      registered_at: new Date(t0 + 1).toISOString(), last_seen: new Date(t0 + 2).toISOString(), last_heartbeat: new Date(t0 + 3).toISOString(),
+    },
+  ]);
+  assert.deepEqual(db.prepare('SELECT ts, channel, pid, from_status, to_status, reason FROM bot_events ORDER BY id').all(), [
+    { ts: iso, channel: 'alpha', pid: 42, from_status: 'online', to_status: 'stale', reason: 'no_heartbeat' },
+    { ts: iso, channel: 'beta', pid: 7, from_status: null, to_status: 'online', reason: 'registered' },
+  ]);
+  assert.deepEqual(db.prepare('SELECT * FROM bot_metrics').all(), [
+    { ts: iso, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, features_json: '{"tts":true}', cpu_pct_machine: 75 },
+  ]);
+  assert.deepEqual(db.prepare('SELECT * FROM worker_health').all(), [
+    {
+      ts: iso, actor: 'registry', processed: 10, queue_depth: 2, dropped: 0, loop_lag_p99_ms: 1.5, loop_lag_max_ms: 3, heap_used_mb: 12.3,
+      uptime_s: 60, restarts: 1, detail_json: '{"bots_online":3}',
+    },
+  ]);
+  assert.deepEqual(db.prepare('SELECT sender, seq FROM delivery_cursor').all(), [{ sender: link.sender, seq: 1 }]);
+
+  const health = await writer.control.health();
+  assert.equal(health.actor, 'db');
+  assert.equal(health.processed, items.length);
+  assert.equal(health.queue_depth, 0);
+  assert.equal(health.dropped, 2);
+  assert.deepEqual(
+    [health.detail.rows_llm_usage, health.detail.rows_status, health.detail.rows_events, health.detail.rows_metrics, health.detail.rows_health],
+    [3, 2, 2, 1, 1],
+  );
+  await writer.control.shutdown();
+  await writer.stop();
+});
+
+test('many rows go into each transaction; flush() commits what is held', async () => {
+  const dbPath = tempDb();
+  const link = new Link<WriteItem>('ingest');
+  // A flush interval longer than the test: only the row threshold or flush() can commit.
+  const writer = await startWriter(dbPath, link, { writer: { flushIntervalMs: 600_000, maxRowsPerTransaction: 10_000 } });
+  for (let i = 0; i < 30_000; i++) link.send(usage(i));
+  let health = await writer.control.health();
+  const deadline = Date.now() + 10_000;
+  // Settled: everything received, less than a transaction's worth still held.
+  while (!(health.processed + health.queue_depth === 30_000 && health.queue_depth < 10_000) && Date.now() < deadline) {
+    await sleep(10);
+    health = await writer.control.health();
+  }
+  assert.ok(health.processed >= 20_000, 'full transactions commit without waiting for the interval');
+  await sleep(100);
+  health = await writer.control.health();
+  assert.ok(health.queue_depth > 0, 'the remainder waits for the interval');
+  await writer.control.flush();
+  health = await writer.control.health();
+  assert.equal(health.processed, 30_000);
+  assert.equal(health.queue_depth, 0);
+  assert.ok(Number(health.detail.commits) >= 3 && Number(health.detail.commits) <= 6, `30k rows took ${health.detail.commits} commits`);
+  await waitFor('acks', () => link.pending === 0);
+  assert.equal(count(reader(dbPath), 'llm_usage'), 30_000);
+});
+
+test('a locked database delays rows but loses none, and the writer stays responsive', async () => {
+  const dbPath = tempDb();
+  const link = new Link<WriteItem>('ingest');
+  const writer = await startWriter(dbPath, link);
+  const locker = new BetterSqlite3(dbPath);
+  after(() => locker.close());
+  locker.exec('BEGIN IMMEDIATE');
+  let unlockedAt = Number.POSITIVE_INFINITY;
+  let flushed: Promise<number> | undefined;
+  try {
+    for (let i = 0; i < 10_000; i++) link.send(usage(i));
+    await waitFor('rows sent', () => link.stats().sentItems === 10_000);
+    const started = Date.now();
+    let slowest = 0;
+    let health = await writer.control.health();
+    while (Date.now() - started < 2_000) {
+      const t = performance.now();
+      health = await writer.control.health();
+      slowest = Math.max(slowest, performance.now() - t);
+      flushed ??= health.queue_depth === 10_000 ? writer.control.flush().then(() => Date.now()) : undefined;
+      await sleep(50);
+    }
+    assert.ok(slowest < 250, `health() took ${slowest.toFixed(0)} ms while the database was locked`);
+    assert.equal(health.queue_depth, 10_000);
+    assert.equal(health.processed, 0);
+    assert.ok(Number(health.detail.busy_retries) >= 5, `busy_retries ${health.detail.busy_retries}`);
+    assert.equal(health.detail.other_errors, 0);
+    assert.equal(link.pending, 10_000, 'nothing is acknowledged before it is committed');
+  } finally {
+    locker.exec('COMMIT');
+    unlockedAt = Date.now();
+  }
+  assert.ok(flushed, 'the writer held all rows during the lock');
+  assert.ok((await flushed) >= unlockedAt, 'flush() resolves only once the held rows are committed');
+  await waitFor('acks after the lock is released', () => link.pending === 0);
+  assert.equal(count(reader(dbPath), 'llm_usage'), 10_000);
+  const health = await writer.control.health();
+  assert.equal(health.queue_depth, 0);
+  assert.equal(health.dropped, 0);
+});
+
+test('a writer restart loses no row and inserts none twice', async (t) => {
+  await t.test('batches committed but never acknowledged are not inserted again', async () => {
+    const dbPath = tempDb();
+    const link = new Link<WriteItem>('ingest');
+    const first = await startWriter(dbPath, link);
+    const db = reader(dbPath);
+    for (let i = 0; i < 5_000; i++) link.send(usage(i));
+    link.flush();
+    // Hold the main thread until the rows are committed, then cut the link before the acks can
+    // be read: the worst case of a crash between COMMIT and the ack reaching the sender.
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    const deadline = Date.now() + 10_000;
+    while (count(db, 'llm_usage') < 5_000 && Date.now() < deadline) Atomics.wait(pause, 0, 0, 5);
+    link.detach();
+    await first.stop();
+    assert.equal(count(db, 'llm_usage'), 5_000);
+    assert.equal(link.pending, 5_000, 'the acks were lost with the port');
+
+    for (let i = 5_000; i < 10_000; i++) link.send(usage(i));
+    const second = await startWriter(dbPath, link, {}, 2); // re-sends all 10k
+    await waitFor('acks', () => link.pending === 0);
+    assert.deepEqual(db.prepare('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage').get(), { n: 10_000, ids: 10_000 });
+    assert.equal((await second.control.health()).detail.rows_llm_usage, 5_000);
+  });
+
+  await t.test('a writer killed mid-stream: rows in flight are re-sent and land once', async () => {
+    const dbPath = tempDb();
+    const link = new Link<WriteItem>('ingest');
+    let first = await startWriter(dbPath, link);
+    let sent = 0;
+    const pump = setInterval(() => {
+      for (let k = 0; k < 200; k++) link.send(usage(sent++));
+    }, 2);
+    try {
+      await sleep(300);
+      await first.stop(); // terminate(): whatever the writer held is gone with it
+      await sleep(100); // senders keep going while the actor is down
+      first = await startWriter(dbPath, link, {}, 2);
+      await sleep(300);
+    } finally {
+      clearInterval(pump);
+    }
+    await waitFor('acks', () => link.pending === 0);
+    assert.ok(sent > 20_000, `only ${sent} rows sent`);
+    assert.equal(link.stats().dropped, 0);
+    assert.deepEqual(reader(dbPath).prepare('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage').get(), { n: sent, ids: sent });
+  });
+});
+
+test('fault injection: writerDropRatio loses that share of llm_usage rows, still acknowledged', async () => {
+  const dbPath = tempDb();
+  const link = new Link<WriteItem>('ingest');
+  await startWriter(dbPath, link, { faults: { enabled: true, writerDropRatio: 0.5 } });
+  for (let i = 0; i < 4_000; i++) link.send(usage(i));
+  await waitFor('acks', () => link.pending === 0);
+  const stored = count(reader(dbPath), 'llm_usage');
+  assert.ok(stored > 1_600 && stored < 2_400, `${stored} of 4000 rows stored`);
+});
+
+test('retention deletes old rows only, in chunks, and keeps tables set to 0 days', async () => {
+  const dbPath = tempDb();
+  const now = Date.now();
+  const daysAgo = (d: number) => new Date(now - d * 86_400_000).toISOString();
+  const { db } = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
+  const metric = (ts: string) => ({ ts, channel: 'a', pid: 1, rss_mb: 1, cpu_pct: 1, cpu_pct_machine: 0.5, features_json: null });
+  for (let chunk = 0; chunk < 12; chunk++) await db.insertInto('bot_metrics').values(Array.from({ length: 1_000 }, () => metric(daysAgo(8)))).execute();
+  await db.insertInto('bot_metrics').values([metric(daysAgo(6)), metric(daysAgo(0))]).execute();
+  const call = (ts: string) => ({ ts, channel: 'a', model: 'm', feature: 'f', tokens_in: 1, tokens_out: 1, latency_ms: 1, cost_usd: 0 });
+  await db.insertInto('llm_usage').values([call(daysAgo(31)), call(daysAgo(29))]).execute();
+  const event = (ts: string) => ({ ts, channel: 'a', pid: 1, from_status: null, to_status: 'online', reason: 'registered' });
+  await db.insertInto('bot_events').values([event(daysAgo(400)), event(daysAgo(1))]).execute();
+  const health = (ts: string) => ({
+    ts, actor: 'db', processed: 0, queue_depth: 0, dropped: 0, loop_lag_p99_ms: 0, loop_lag_max_ms: 0, heap_used_mb: 0, uptime_s: 0, restarts: 0, detail_json: '{}',
+  });
+  await db.insertInto('worker_health').values([health(daysAgo(7.5)), health(daysAgo(6.5))]).execute();
+  await db.insertInto('delivery_cursor').values([{ sender: 'gone', seq: 9, updated_at: daysAgo(2) }, { sender: 'recent', seq: 3, updated_at: daysAgo(0.1) }]).execute();
+  await db.destroy();
+
+  const writer = await startWriter(dbPath, new Link<WriteItem>('ingest'), { retention: { metricsDays: 7, usageDays: 30, eventsDays: 0, healthDays: 7 } });
+  const result = await writer.control.prune();
+  assert.deepEqual(result, { bot_metrics: 12_000, llm_usage: 1, worker_health: 1, delivery_cursor: 1 });
+  const rows = reader(dbPath);
+  const remaining = (table: string, column = 'ts') => rows.prepare(`SELECT ${column} AS v FROM ${table} ORDER BY 1`).all().map((r) => (r as { v: string }).v);
+  assert.deepEqual(remaining('bot_metrics'), [daysAgo(6), daysAgo(0)]);
+  assert.deepEqual(remaining('llm_usage'), [daysAgo(29)]);
+  assert.deepEqual(remaining('bot_events'), [daysAgo(400), daysAgo(1)]);
+  assert.deepEqual(remaining('worker_health'), [daysAgo(6.5)]);
+  assert.deepEqual(remaining('delivery_cursor', 'sender'), ['recent']);
+  assert.deepEqual(await writer.control.prune(), { bot_metrics: 0, llm_usage: 0, worker_health: 0, delivery_cursor: 0 });
+});
+
+test('migrations are idempotent across restarts and threads starting at once, and adopt an old database', async () => {
+  const dbPath = tempDb();
+  // Each thread has its own connection, as separate processes would; they race to migrate.
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(workerData.schema)
+      .then(async ({ openWriteDatabase }) => {
+        const { db } = await openWriteDatabase(workerData.dbPath, { busyTimeoutMs: 20 });
+        await db.destroy();
+        parentPort.postMessage('ok');
+      })
+      .catch((err) => parentPort.postMessage(String(err && err.stack)));`;
+  const schema = new URL('../src/db/schema.js', import.meta.url).href;
+  const results = await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      const worker = new Worker(code, { eval: true, workerData: { schema, dbPath } });
+      try {
+        return await new Promise((resolve, reject) => {
+          worker.once('message', resolve);
+          worker.once('error', reject);
+        });
+      } finally {
+        await worker.terminate();
+      }
+    }),
+  );
+  assert.deepEqual(results, ['ok', 'ok', 'ok', 'ok']);
+  const again = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
+  const tables = (await again.db.introspection.getTables()).map((t) => t.name).sort();
+  assert.deepEqual(tables, ['bot_events', 'bot_metrics', 'bot_status', 'delivery_cursor', 'llm_usage', 'worker_health']);
+  assert.equal(again.sqlite.pragma('journal_mode', { simple: true }), 'wal');
+  await again.db.destroy();
+
+  // The old monitor's file: its three tables, bot_metrics without cpu_pct_machine.
+  const legacyPath = tempDb();
+  const legacy = new BetterSqlite3(legacyPath);
+  legacy.exec(`CREATE TABLE bot_status (channel TEXT PRIMARY KEY, pid INTEGER, status TEXT, features_json TEXT, registered_at TEXT, last_seen TEXT, last_heartbeat TEXT);
+    CREATE TABLE bot_metrics (ts TEXT, channel TEXT, pid INTEGER, rss_mb REAL, cpu_pct REAL, features_json TEXT);
+    CREATE TABLE llm_usage (ts TEXT, channel TEXT, model TEXT, feature TEXT, tokens_in INTEGER, tokens_out INTEGER, latency_ms REAL, cost_usd REAL);
+    INSERT INTO bot_metrics VALUES ('2024-01-01T00:00:00', 'old', 1, 10, 5, NULL);`);
+  legacy.close();
+  const adopted = await openWriteDatabase(legacyPath, { busyTimeoutMs: 20 });
+  assert.deepEqual(adopted.sqlite.prepare('SELECT channel, cpu_pct_machine FROM bot_metrics').all(), [{ channel: 'old', cpu_pct_machine: null }]);
+  await adopted.db.destroy();
+});

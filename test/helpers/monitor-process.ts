@@ -1,0 +1,168 @@
+// Test fixtures with real parts: a real monitor as a child process (the same CLI users run), real
+// Unix sockets in a temp dir, bots as real child processes. Everything started here is tracked and
+// ended by pid in `cleanup()`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { controlSocketFor } from '../../src/config.js';
+import { requestControl } from '../../src/http/control-client.js';
+import type { BotSnapshot } from '../../workers/registry-messages.js';
+
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+export const BOT_FIXTURE = fileURLToPath(new URL('../fixtures/bot.js', import.meta.url));
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 50): Promise<Truthy<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value as Truthy<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export class TestDir {
+  readonly path = mkdtempSync(join(tmpdir(), 'kissmon-'));
+  readonly socket = join(this.path, 'm.sock');
+  readonly db = join(this.path, 'm.db');
+  remove(): void {
+    rmSync(this.path, { recursive: true, force: true });
+  }
+}
+
+export interface MonitorProcess {
+  child: ChildProcess;
+  pid: number;
+  socket: string;
+  control: string;
+  db: string;
+  /** Everything the monitor printed (pino JSON lines). */
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+const started = new Set<ChildProcess>();
+
+/** Runs `kissmon start` and waits until its control API answers. */
+export async function startMonitor(dir: TestDir, args: string[] = []): Promise<MonitorProcess> {
+  const child = spawn(process.execPath, [CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'info', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.add(child);
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    started.delete(child);
+    resolve(code);
+  }));
+  const control = controlSocketFor(dir.socket);
+  const early = exited.then((code) => {
+    throw new Error(`monitor exited with ${code} during start-up:\n${output}`);
+  });
+  await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), 20_000), early]);
+  early.catch(() => {});
+  return { child, pid: child.pid!, socket: dir.socket, control, db: dir.db, output: () => output, exited };
+}
+
+/** SIGTERM and wait for exit; returns the exit code. */
+export async function stopMonitor(m: MonitorProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (m.child.exitCode !== null || m.child.signalCode !== null) return m.child.exitCode;
+  m.child.kill(signal);
+  return m.exited;
+}
+
+export interface BotProcess {
+  child: ChildProcess;
+  pid: number;
+  exited: Promise<number | null>;
+}
+
+/**
+ * A bot as a real process (test/fixtures/bot.ts): registers `channel` with its own pid over one
+ * persistent connection and heartbeats every `heartbeatMs`. SIGSTOP it to make it hang; SIGTERM to
+ * make it unregister and exit; SIGKILL to make it vanish.
+ */
+export function startBot(socket: string, channel: string, heartbeatMs = 200, extra: string[] = []): BotProcess {
+  const child = spawn(process.execPath, [BOT_FIXTURE, socket, channel, String(heartbeatMs), ...extra], { stdio: ['ignore', 'ignore', 'inherit'] });
+  started.add(child);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    started.delete(child);
+    resolve(code);
+  }));
+  return { child, pid: child.pid!, exited };
+}
+
+/** Ends every process this module started (by pid), SIGCONT first in case a test stopped it. */
+export async function killStarted(): Promise<void> {
+  const waits: Promise<unknown>[] = [];
+  for (const child of started) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    waits.push(new Promise((r) => child.once('exit', r)));
+    try {
+      process.kill(child.pid!, 'SIGCONT');
+      process.kill(child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await Promise.all(waits);
+}
+
+/** Sends lines over one connection (persistent style) and closes it after they are written. */
+export function sendLines(socket: string, lines: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const conn = net.connect(socket, () => {
+      conn.end(lines.map((l) => `${l}\n`).join(''), () => resolve());
+    });
+    conn.on('error', reject);
+  });
+}
+
+/** One connection per message, as the old Python bots do. */
+export async function sendOneShot(socket: string, line: string): Promise<void> {
+  await sendLines(socket, [line]);
+}
+
+export async function status(m: Pick<MonitorProcess, 'control'>): Promise<BotSnapshot[]> {
+  return requestControl<BotSnapshot[]>(m.control, 'GET', '/status');
+}
+
+export async function botStatus(m: Pick<MonitorProcess, 'control'>, channel: string): Promise<BotSnapshot | undefined> {
+  return (await status(m)).find((b) => b.channel === channel);
+}
+
+/** Asks the monitor to commit everything it has received so far. */
+export async function flush(m: Pick<MonitorProcess, 'control'>): Promise<void> {
+  const { flushed } = await requestControl<{ flushed: boolean }>(m.control, 'POST', '/flush', 20_000);
+  if (!flushed) throw new Error('monitor could not flush');
+}
+
+/** A read-only look at the monitor's database. */
+export function query<T = Record<string, unknown>>(dbPath: string, sql: string, ...params: unknown[]): T[] {
+  const db = new Database(dbPath, { readonly: true });
+  try {
+    db.pragma('busy_timeout = 5000');
+    return db.prepare(sql).all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+export function line(obj: Record<string, unknown>): string {
+  return JSON.stringify(obj);
+}

@@ -1,0 +1,48 @@
+// Another process holding the SQLite write lock (BEGIN IMMEDIATE) must cost no row and must not
+// block the monitor: rows wait in memory and are committed once the lock is released.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { requestControl } from '../src/http/control-client.js';
+import type { HealthReport } from '../src/monitor.js';
+import { flush, killStarted, line, query, sleep, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+
+describe('write-locked database', () => {
+  const dir = new TestDir();
+  after(async () => {
+    await killStarted();
+    dir.remove();
+  });
+
+  it('keeps every row while another connection holds BEGIN IMMEDIATE, then commits them all', async () => {
+    const monitor = await startMonitor(dir);
+    const locker = new Database(dir.db);
+    try {
+      locker.exec('BEGIN IMMEDIATE');
+      const rows = 10_000;
+      await new Promise<void>((resolve, reject) => {
+        const c = net.connect(monitor.socket, () => c.end(Array.from({ length: rows }, (_, i) => `${line({ type: 'llm_usage', channel: 'locked', model: 'gpt-4', feature: 'lock', tokens_in: i, tokens_out: 0 })}\n`).join(''), resolve));
+        c.on('error', reject);
+      });
+      await sleep(2_000);
+      // The monitor keeps answering while its writer waits for the lock.
+      const started = Date.now();
+      await status(monitor);
+      assert.ok(Date.now() - started < 1_000, 'status answered promptly');
+      const writer = await waitFor('busy retries counted', async () => {
+        const { actors } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');
+        const db = actors.find((a) => a.actor === 'db')!;
+        return Number(db.detail.busy_retries) > 0 && db;
+      });
+      assert.ok(writer.queue_depth > 0, `rows held while locked: ${writer.queue_depth}`);
+      assert.equal(query<{ n: number }>(dir.db, 'SELECT count(*) n FROM llm_usage')[0].n, 0);
+    } finally {
+      locker.exec('ROLLBACK');
+      locker.close();
+    }
+    await flush(monitor);
+    assert.equal(query<{ n: number; s: number }>(dir.db, 'SELECT count(*) n FROM llm_usage')[0].n, 10_000);
+    assert.equal(await stopMonitor(monitor), 0);
+  });
+});

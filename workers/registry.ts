@@ -1,0 +1,450 @@
+// Registry actor: the live state machine of every bot (states drawn in src/protocol/states.ts).
+//
+// Inputs:  'ingest'  Link<_, BotSignal>   register/heartbeat/unregister from the socket, + pulses
+//          'sampler' signals (SampleRound) cpu/rss per bot, and pids that are gone
+// Outputs: 'db'      Link<WriteItem>      bot_status upserts and bot_events rows
+//          'sampler' Link<WatchItem>      which pids to watch
+//
+// Time: staleness is measured on a "live clock" that only advances while the monitor itself is
+// running normally. A gap in this thread's own timer (SIGSTOP, starvation) or late pulses from
+// the ingest thread (main thread blocked, so heartbeats sit unread in the kernel) are not counted
+// against the bots: a paused monitor never produces a false stale.
+import os from 'node:os';
+import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
+import type { MessagePort } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { runActor, type ActorContext, type ActorInstance, type PeerName } from '../src/actors/actor-host.js';
+import { round2 } from '../src/actors/health.js';
+import { Link } from '../src/actors/link.js';
+import { statusRows } from '../src/db/queries.js';
+import { openReadDatabase } from '../src/db/schema.js';
+import { RateLimitedLog } from '../src/log.js';
+import type { Features } from '../src/protocol/messages.js';
+import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
+import type { WriteItem } from './db-writer-messages.js';
+import type { BotSignal, BotSnapshot, IngestPulse, LatencySummary, RegistryControlExtra, RegistryLatency } from './registry-messages.js';
+import type { SampleRound, WatchItem } from './sampler-messages.js';
+
+interface Bot {
+  channel: string;
+  pid: number;
+  status: BotStatus;
+  features: Features | null;
+  featuresJson: string | null;
+  registeredAt: number;
+  lastSeen: number;
+  lastHeartbeat: number | null;
+  /** Live-clock time of the last heartbeat (or of the fresh window given after a pause/restart). */
+  heartbeatLive: number;
+  startTime: number | null;
+  cpuPct: number | null;
+  cpuPctMachine: number | null;
+  rssMb: number | null;
+  sampledAt: number | null;
+}
+
+/** Heartbeat-only changes reach bot_status at most this often; transitions are written at once. */
+const STATUS_FLUSH_MS = 5_000;
+/** A timer gap beyond this is the monitor having been paused, not time the bots were silent. */
+const MAX_CREDITED_STEP_MS = 1_000;
+/** Ingest pulses arrive every 250 ms; this late and the ingest thread is considered stalled. */
+const PULSE_GRACE_MS = 1_000;
+
+/** kill(pid, 0): does a process with this pid exist (EPERM: yes, owned by someone else)? */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+class LiveClock {
+  #live = 0;
+  #lastReal = performance.now();
+  #lastPulse = performance.now();
+  pausesDetected = 0;
+  pausedMs = 0;
+  #onPause: (ms: number, why: string) => void;
+
+  constructor(onPause: (ms: number, why: string) => void) {
+    this.#onPause = onPause;
+  }
+
+  pulse(): void {
+    this.#lastPulse = performance.now();
+  }
+
+  /** Advances by the real time elapsed, except what the monitor spent paused or stalled. */
+  now(): number {
+    const real = performance.now();
+    const delta = real - this.#lastReal;
+    this.#lastReal = real;
+    const ingestStalledFor = real - this.#lastPulse - PULSE_GRACE_MS;
+    if (delta > MAX_CREDITED_STEP_MS) {
+      this.#notCounted(delta - MAX_CREDITED_STEP_MS, 'registry thread did not run');
+      this.#live += MAX_CREDITED_STEP_MS;
+    } else if (ingestStalledFor > 0) {
+      this.#notCounted(Math.min(delta, ingestStalledFor), 'ingest thread sent no pulse');
+      this.#live += Math.max(0, delta - ingestStalledFor);
+    } else {
+      this.#live += delta;
+    }
+    return this.#live;
+  }
+
+  #notCounted(ms: number, why: string): void {
+    this.pausedMs += ms;
+    if (ms >= 500) {
+      this.pausesDetected++;
+      this.#onPause(ms, why);
+    }
+  }
+}
+
+class Registry {
+  readonly #ctx: ActorContext;
+  readonly #bots = new Map<string, Bot>();
+  readonly #dirty = new Set<Bot>();
+  readonly #db: Link<WriteItem>;
+  readonly #sampler: Link<WatchItem>;
+  readonly #ingest: Link<never, BotSignal>;
+  readonly #clock: LiveClock;
+  readonly #rateLog: RateLimitedLog;
+  readonly #cores = os.availableParallelism();
+  /** client send → visible here, and main-thread read → visible here; microseconds. */
+  readonly #sentToVisible: RecordableHistogram = createHistogram();
+  readonly #readToVisible: RecordableHistogram = createHistogram();
+  readonly #counters = {
+    processed: 0,
+    pid_mismatch: 0,
+    implicit_registers: 0,
+    refused_dead_pid: 0,
+    unknown_unregister: 0,
+    heartbeat_unknown_dead_pid: 0,
+    transitions: 0,
+  };
+  readonly #timers: NodeJS.Timeout[] = [];
+
+  constructor(ctx: ActorContext) {
+    this.#ctx = ctx;
+    this.#rateLog = new RateLimitedLog(ctx.log);
+    const maxPending = ctx.config.limits.maxPendingPerLink;
+    this.#db = new Link('registry', { maxPending });
+    this.#sampler = new Link('registry', {
+      maxPending,
+      onSignal: (body) => this.#applySamples(body as SampleRound),
+    });
+    this.#ingest = new Link('registry', {
+      onBatch: (signals, ack) => {
+        this.#apply(signals);
+        ack();
+      },
+      onSignal: (body) => {
+        if ((body as IngestPulse).pulse !== undefined) this.#clock.pulse();
+      },
+    });
+    this.#clock = new LiveClock((ms, why) =>
+      ctx.log.warn({ not_counted_ms: Math.round(ms), why }, 'monitor pause detected: the bots get this time back, nobody turns stale for it'),
+    );
+    const tickMs = Math.min(1_000, Math.max(50, ctx.config.staleAfterMs / 8));
+    this.#timers.push(setInterval(() => this.#markStale(), tickMs));
+    this.#timers.push(setInterval(() => this.#flushDirty(), STATUS_FLUSH_MS));
+  }
+
+  /** After a restart of this actor or of the monitor: every known bot gets a fresh stale window. */
+  async rebuild(): Promise<void> {
+    if (!existsSync(this.#ctx.config.dbPath)) return; // first start: nothing to rebuild
+    const db = openReadDatabase(this.#ctx.config.dbPath, { busyTimeoutMs: 2_000 });
+    try {
+      const rows = await statusRows(db);
+      const live = this.#clock.now();
+      for (const row of rows) {
+        const { channel, pid, status, registered_at, last_seen, last_heartbeat } = row;
+        this.#bots.set(channel, newBot({ channel, pid, status, registeredAt: registered_at, lastSeen: last_seen, lastHeartbeat: last_heartbeat, heartbeatLive: live }, row.features));
+      }
+      this.#ctx.log.info({ bots: rows.length, incarnation: this.#ctx.incarnation }, 'registry rebuilt from bot_status');
+    } finally {
+      await db.destroy();
+    }
+  }
+
+  attach(peer: PeerName, port: MessagePort): void {
+    switch (peer) {
+      case 'ingest':
+        this.#ingest.attach(port);
+        return;
+      case 'db':
+        this.#db.attach(port);
+        return;
+      case 'sampler':
+        this.#sampler.attach(port);
+        // A (re)started sampler knows nothing: tell it every pid to watch.
+        for (const bot of this.#bots.values()) if (isLive(bot.status)) this.#watch(bot);
+        return;
+      default:
+        this.#ctx.log.warn({ peer }, 'registry has no link to this peer');
+    }
+  }
+
+  #apply(signals: BotSignal[]): void {
+    const live = this.#clock.now();
+    const now = Date.now();
+    for (const signal of signals) {
+      this.#counters.processed++;
+      switch (signal.t) {
+        case 'register':
+          this.#register(signal, live);
+          break;
+        case 'heartbeat':
+          this.#heartbeat(signal, live);
+          break;
+        case 'unregister':
+          this.#unregister(signal);
+          break;
+        default:
+          this.#rateLog.warn('unknown_signal', { signal }, 'registry ignored a signal of unknown type');
+          continue;
+      }
+      if (signal.sent_at !== undefined) this.#sentToVisible.record(Math.max(1, Math.round((now - signal.sent_at) * 1000)));
+      this.#readToVisible.record(Math.max(1, Math.round((now - signal.at) * 1000)));
+    }
+  }
+
+  #register(signal: BotSignal, live: number): void {
+    if (!pidAlive(signal.pid)) {
+      this.#counters.refused_dead_pid++;
+      this.#rateLog.warn('refused_dead_pid', { channel: signal.channel, pid: signal.pid }, 'register refused: no process has this pid');
+      return;
+    }
+    const features = signal.features ?? null;
+    const bot = this.#bots.get(signal.channel);
+    if (bot && bot.pid === signal.pid && isLive(bot.status)) {
+      // The same process registering again (client reconnect, monitor restart): refresh, no new life.
+      if (features) setFeatures(bot, features);
+      this.#touch(bot, signal, live);
+      if (bot.status === 'stale') this.#transition(bot, 'online', 'heartbeat_resumed');
+      return;
+    }
+    const reason: TransitionReason = bot && bot.pid !== signal.pid && isLive(bot.status) ? 'replaced' : 'registered';
+    if (bot && isLive(bot.status) && bot.pid !== signal.pid) this.#unwatch(bot);
+    this.#start(signal, features ?? bot?.features ?? null, live, reason);
+  }
+
+  #heartbeat(signal: BotSignal, live: number): void {
+    const bot = this.#bots.get(signal.channel);
+    if (bot && isLive(bot.status)) {
+      if (bot.pid !== signal.pid) {
+        this.#counters.pid_mismatch++;
+        this.#rateLog.warn('pid_mismatch', { channel: signal.channel, registered_pid: bot.pid, heartbeat_pid: signal.pid }, 'heartbeat ignored: pid differs from the registered one');
+        return;
+      }
+      this.#touch(bot, signal, live);
+      if (bot.status === 'stale') this.#transition(bot, 'online', 'heartbeat_resumed');
+      return;
+    }
+    // Unknown, offline or dead channel: a heartbeat from a live pid means the bot is running and
+    // the monitor missed its register (e.g. the monitor restarted).
+    if (!pidAlive(signal.pid)) {
+      this.#counters.heartbeat_unknown_dead_pid++;
+      this.#rateLog.warn('heartbeat_unknown_dead_pid', { channel: signal.channel, pid: signal.pid }, 'heartbeat from an unknown channel whose pid is not alive: ignored');
+      return;
+    }
+    this.#counters.implicit_registers++;
+    this.#start(signal, bot?.features ?? null, live, 'implicit_register');
+  }
+
+  #unregister(signal: BotSignal): void {
+    const bot = this.#bots.get(signal.channel);
+    if (!bot || !isLive(bot.status)) {
+      this.#counters.unknown_unregister++;
+      return;
+    }
+    if (bot.pid !== signal.pid) {
+      this.#counters.pid_mismatch++;
+      this.#rateLog.warn('pid_mismatch', { channel: signal.channel, registered_pid: bot.pid, unregister_pid: signal.pid }, 'unregister ignored: pid differs from the registered one');
+      return;
+    }
+    bot.lastSeen = signal.at;
+    this.#unwatch(bot);
+    this.#transition(bot, 'offline', 'unregistered');
+  }
+
+  #start(signal: BotSignal, features: Features | null, live: number, reason: TransitionReason): void {
+    const previous = this.#bots.get(signal.channel);
+    const { channel, pid, at } = signal;
+    const bot = newBot({ channel, pid, status: previous?.status ?? 'offline', registeredAt: at, lastSeen: at, lastHeartbeat: at, heartbeatLive: live }, features);
+    this.#bots.set(bot.channel, bot);
+    this.#transition(bot, 'online', reason, previous ? previous.status : null);
+    this.#watch(bot);
+  }
+
+  #touch(bot: Bot, signal: BotSignal, live: number): void {
+    bot.lastSeen = signal.at;
+    bot.lastHeartbeat = signal.at;
+    bot.heartbeatLive = live;
+    this.#dirty.add(bot);
+  }
+
+
+  #transition(bot: Bot, to: BotStatus, reason: TransitionReason, from: BotStatus | null = bot.status): void {
+    bot.status = to;
+    this.#counters.transitions++;
+    const at = Date.now();
+    this.#db.send({ t: 'event', at, channel: bot.channel, pid: bot.pid, from, to, reason });
+    this.#dirty.delete(bot);
+    this.#db.send(statusRow(bot));
+    this.#ctx.log.info({ channel: bot.channel, pid: bot.pid, from, to, reason }, 'bot status changed');
+  }
+
+  #markStale(): void {
+    const live = this.#clock.now();
+    const staleAfter = this.#ctx.config.staleAfterMs;
+    for (const bot of this.#bots.values()) {
+      if (bot.status === 'online' && live - bot.heartbeatLive > staleAfter) this.#transition(bot, 'stale', 'no_heartbeat');
+    }
+  }
+
+  #flushDirty(): void {
+    for (const bot of this.#dirty) this.#db.send(statusRow(bot));
+    this.#dirty.clear();
+  }
+
+  #watch(bot: Bot): void {
+    this.#sampler.send({ t: 'watch', channel: bot.channel, pid: bot.pid, start_time: bot.startTime, features_json: bot.featuresJson });
+  }
+
+  #unwatch(bot: Bot): void {
+    this.#sampler.send({ t: 'unwatch', channel: bot.channel, pid: bot.pid });
+  }
+
+  #applySamples(round: SampleRound): void {
+    for (const sample of round.samples) {
+      const bot = this.#bots.get(sample.channel);
+      if (!bot || bot.pid !== sample.pid || !isLive(bot.status)) continue; // a late report about an old life
+      if ('gone' in sample) {
+        bot.cpuPct = bot.cpuPctMachine = bot.rssMb = null;
+        this.#transition(bot, 'dead', sample.gone);
+        continue;
+      }
+      bot.startTime = sample.start_time;
+      bot.cpuPct = sample.cpu_pct;
+      bot.cpuPctMachine = round2(sample.cpu_pct / this.#cores);
+      bot.rssMb = sample.rss_mb;
+      bot.sampledAt = round.round.at;
+    }
+  }
+
+  snapshot(): BotSnapshot[] {
+    const live = this.#clock.now();
+    return [...this.#bots.values()].map((bot) => ({
+      channel: bot.channel,
+      pid: bot.pid,
+      status: bot.status,
+      features: bot.features,
+      registered_at: bot.registeredAt,
+      last_seen: bot.lastSeen,
+      last_heartbeat: bot.lastHeartbeat,
+      heartbeat_age_s: isLive(bot.status) ? round2((live - bot.heartbeatLive) / 1000) : null,
+      cpu_pct: bot.cpuPct,
+      cpu_pct_machine: bot.cpuPctMachine,
+      rss_mb: bot.rssMb,
+      sampled_at: bot.sampledAt,
+    }));
+  }
+
+  latency(): RegistryLatency {
+    const summary = (h: RecordableHistogram): LatencySummary => ({
+      count: h.count,
+      p50_ms: h.count ? round2(h.percentile(50) / 1000) : 0,
+      p95_ms: h.count ? round2(h.percentile(95) / 1000) : 0,
+      p99_ms: h.count ? round2(h.percentile(99) / 1000) : 0,
+      max_ms: h.count ? round2(h.max / 1000) : 0,
+    });
+    return { sent_to_visible: summary(this.#sentToVisible), read_to_visible: summary(this.#readToVisible) };
+  }
+
+  resetLatency(): void {
+    this.#sentToVisible.reset();
+    this.#readToVisible.reset();
+  }
+
+  stats() {
+    const byStatus: Record<BotStatus, number> = { online: 0, stale: 0, dead: 0, offline: 0 };
+    for (const bot of this.#bots.values()) byStatus[bot.status]++;
+    const db = this.#db.stats();
+    const sampler = this.#sampler.stats();
+    return {
+      processed: this.#counters.processed,
+      queue_depth: db.pending + sampler.pending,
+      dropped: db.dropped + sampler.dropped,
+      detail: {
+        ...byStatus,
+        ...this.#counters,
+        pauses_detected: this.#clock.pausesDetected,
+        paused_ms_total: Math.round(this.#clock.pausedMs),
+        heartbeat_p99_ms: this.#sentToVisible.count ? round2(this.#sentToVisible.percentile(99) / 1000) : null,
+      },
+    };
+  }
+
+  async flush(): Promise<void> {
+    this.#flushDirty();
+    await this.#db.drained(this.#ctx.config.supervisor.shutdownMs);
+  }
+
+  async shutdown(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    await this.flush();
+  }
+}
+
+/** A bot as first seen (register, implicit register, or rebuilt from bot_status); no sample yet. */
+function newBot(
+  known: Pick<Bot, 'channel' | 'pid' | 'status' | 'registeredAt' | 'lastSeen' | 'lastHeartbeat' | 'heartbeatLive'>,
+  features: Features | null,
+): Bot {
+  const bot: Bot = { ...known, features: null, featuresJson: null, startTime: null, cpuPct: null, cpuPctMachine: null, rssMb: null, sampledAt: null };
+  if (features) setFeatures(bot, features);
+  return bot;
+}
+
+function setFeatures(bot: Bot, features: Features): void {
+  bot.features = features;
+  bot.featuresJson = JSON.stringify(features);
+}
+
+function isLive(status: BotStatus): boolean {
+  return status === 'online' || status === 'stale';
+}
+
+function statusRow(bot: Bot): WriteItem {
+  return {
+    t: 'status',
+    channel: bot.channel,
+    pid: bot.pid,
+    status: bot.status,
+    features_json: bot.featuresJson,
+    registered_at: bot.registeredAt,
+    last_seen: bot.lastSeen,
+    last_heartbeat: bot.lastHeartbeat,
+  };
+}
+
+
+runActor<RegistryControlExtra>(async (ctx): Promise<ActorInstance<RegistryControlExtra>> => {
+  const registry = new Registry(ctx);
+  await registry.rebuild();
+  return {
+    attach: (peer, port) => registry.attach(peer, port),
+    stats: () => registry.stats(),
+    flush: () => registry.flush(),
+    shutdown: () => registry.shutdown(),
+    control: {
+      snapshot: () => registry.snapshot(),
+      latency: () => registry.latency(),
+      resetLatency: () => registry.resetLatency(),
+    },
+  };
+});
