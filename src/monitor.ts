@@ -20,6 +20,27 @@ import type { BotSignal } from '../workers/registry-messages.js';
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
 const PULSE_MS = 250;
 
+/** The monitor process as a whole (all threads): for load tests and dashboards. */
+export interface ProcessStats {
+  pid: number;
+  rss_mb: number;
+  /** CPU time since start, all threads, ms. */
+  cpu_user_ms: number;
+  cpu_system_ms: number;
+  uptime_s: number;
+}
+
+function processStats(): ProcessStats {
+  const cpu = process.cpuUsage();
+  return {
+    pid: process.pid,
+    rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
+    cpu_user_ms: Math.round(cpu.user / 1000),
+    cpu_system_ms: Math.round(cpu.system / 1000),
+    uptime_s: Math.round(process.uptime()),
+  };
+}
+
 export type HealthReport = (ActorHealth & { restarts: number; up: boolean })[];
 
 export class Monitor {
@@ -191,7 +212,7 @@ export class Monitor {
           if (bots === null) throw new HttpError(503, 'registry is restarting; try again');
           return bots;
         },
-        '/health': async () => ({ actors: await this.health(), ingest: this.#ingest.stats() }),
+        '/health': async () => ({ actors: await this.health(), ingest: this.#ingest.stats(), process: processStats() }),
         '/latency': async () => this.#supervisor.call('registry', (c) => c.latency()),
         '/usage': async (q: URLSearchParams) => {
           const by = q.get('by') ?? 'channel';
