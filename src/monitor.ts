@@ -94,6 +94,8 @@ export class Monitor {
       await monitor.#control.listen({ path: config.controlSocketPath, mode: config.socketMode });
       if (config.metricsPort !== null) await monitor.#control.listen({ port: config.metricsPort, host: '127.0.0.1' });
     } catch (err) {
+      // Whatever bots sent meanwhile is drained to the actors that did start, then everything closes.
+      await monitor.#ingest.drain();
       await monitor.#teardown();
       throw err;
     }

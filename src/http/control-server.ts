@@ -13,6 +13,7 @@ import { chmodSync } from 'node:fs';
 import http from 'node:http';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { Logger } from '../log.js';
+import { claimSocketPath } from '../server/socket-path.js';
 
 export type Handler = (query: URLSearchParams) => Promise<unknown>;
 
@@ -41,6 +42,7 @@ export class ControlServer {
   }
 
   async listen(target: { path: string; mode: number } | { port: number; host: string }): Promise<string> {
+    if ('path' in target) await claimSocketPath(target.path);
     const server = http.createServer((req, res) => void this.#handle(req, res));
     server.keepAliveTimeout = 1_000;
     await new Promise<void>((resolve, reject) => {

@@ -6,7 +6,7 @@
 //                  │ idle for idleTimeoutMs                │ client closes / error
 //                  ▼                                       ▼
 //               closed (counted idle_timeouts)           closed
-import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Link } from '../actors/link.js';
@@ -17,8 +17,8 @@ import type { BotMessage } from '../protocol/messages.js';
 import type { BotSignal } from '../../workers/registry-messages.js';
 import type { WriteItem } from '../../workers/db-writer-messages.js';
 import type { TokenAuth } from './auth.js';
-import { SocketInUseError } from '../errors.js';
 import { resolveGroupId } from './groups.js';
+import { claimSocketPath } from './socket-path.js';
 
 export interface IngestCounters {
   lines: number;
@@ -96,7 +96,7 @@ export class IngestServer {
   /** Binds the socket. A stale file from a crashed monitor is replaced; a live monitor's never is. */
   async listen(): Promise<void> {
     const path = this.#config.socketPath;
-    await removeStaleSocket(path);
+    await claimSocketPath(path);
     const server = net.createServer((socket) => this.#accept(socket));
     server.maxConnections = this.#config.limits.maxConnections;
     server.on('drop', () => {
@@ -324,23 +324,4 @@ export class IngestServer {
     }, Math.ceil((-conn.tokens * 1000) / rate));
   }
 
-}
-
-/**
- * A socket file left by a crashed monitor refuses connections: remove it. One that accepts belongs
- * to a running monitor: refuse to start (SocketInUseError) rather than steal it.
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket()) throw new SocketInUseError(`${path} exists and is not a socket; refusing to replace it`);
-  const answering = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (answering) throw new SocketInUseError(`another monitor is running on ${path}; stop it first or choose another --socket`);
-  unlinkSync(path);
 }

@@ -1,0 +1,148 @@
+// Cost of one sampler round at 100 / 1,000 / 10,000 real pids: wall time and CPU of the whole
+// process (process.cpuUsage: this thread plus libuv's threadpool, where pidusage's reads run).
+// The sampler runs in-process (the same ProcessSampler class the actor runs on its thread).
+//
+// Pids: one `sh` forks N `sleep` processes and prints their pids — real processes (so exits, start
+// times and /proc behave as for bots), ~1 ms each to start. Every one is killed by pid afterwards
+// (and on exit/SIGINT should the bench die), then the shell reaps them and exits.
+//
+// Columns:
+//   first round  — watches just applied: every pid is read for the first time (baseline, no cpu yet)
+//   steady round — median of 5 later rounds: the per-interval cost at that fleet size
+//   peak fds     — most fds open above the idle count during a round (bounded by the 256-pid chunk)
+//   plain pidusage warm — the alternative: one pidusage() call over all pids, its own fd cache warm
+//                  (what it costs per round, and the fds it then keeps open for good)
+//   raw /proc    — the other alternative: our own open+read+close of every /proc/<pid>/stat,
+//                  nothing else (what a pidusage-free sampler would cost)
+//
+// Run: npx tsc -p . && node dist/bench/sampler.js [sizes…]
+import { closeSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { createLogger } from '../src/log.js';
+import { readProcStat } from '../src/proc.js';
+import { spawnSleepers } from '../test/helpers/sleepers.js';
+import { ProcessSampler } from '../workers/sampler.js';
+
+const require = createRequire(import.meta.url);
+const pidusage = require('pidusage') as typeof import('pidusage');
+const pidusageHistory = require('pidusage/lib/history.js') as { get(pid: number, maxage: number): { fd?: number } | undefined };
+
+export interface SamplerBenchRow {
+  pids: number;
+  first_round_ms: number;
+  first_round_cpu_ms: number;
+  steady_round_ms: number;
+  steady_round_cpu_ms: number;
+  samples: number;
+  peak_fds: number;
+  plain_pidusage_warm_ms: number;
+  plain_pidusage_warm_cpu_ms: number;
+  plain_pidusage_fds_held: number;
+  raw_proc_ms: number;
+  raw_proc_cpu_ms: number;
+}
+
+const openFds = () => readdirSync('/proc/self/fd').length;
+const round1 = (n: number) => Math.round(n * 10) / 10;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function timed<T>(fn: () => Promise<T> | T): Promise<{ value: T; ms: number; cpuMs: number }> {
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const value = await fn();
+  const ms = performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  return { value, ms: round1(ms), cpuMs: round1((used.user + used.system) / 1000) };
+}
+
+export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Promise<SamplerBenchRow[]> {
+  const log = createLogger('error');
+  const rows: SamplerBenchRow[] = [];
+  for (const n of sizes) {
+    const fleet = await spawnSleepers(n);
+    try {
+      // Let the last forks finish exec'ing `sleep` before timing anything.
+      await new Promise((r) => setTimeout(r, Math.min(3_000, 200 + n / 5)));
+      let samples = 0;
+      const sampler = new ProcessSampler({
+        intervalMs: 60_000,
+        timeoutMs: 50_000,
+        log,
+        onRound: (round) => {
+          samples = round.samples.length;
+        },
+        onMetric: () => true,
+      });
+      await sampler.init();
+      sampler.apply(fleet.pids.map((pid, i) => ({ t: 'watch' as const, channel: `bot_${i}`, pid, start_time: null, features_json: null })));
+      const first = await timed(() => sampler.sampleNow());
+      const steady: Awaited<ReturnType<typeof timed<Awaited<ReturnType<ProcessSampler["sampleNow"]>>>>>[] = [];
+      for (let i = 0; i < 5; i++) steady.push(await timed(() => sampler.sampleNow()));
+      for (const r of [first, ...steady]) if (r.value.status !== 'published') throw new Error(`round ${r.value.status} at ${n} pids`);
+      // Peak fds, in an untimed round: poll the fd table whenever the thread is free.
+      const idle = openFds();
+      let peak = idle;
+      const poll = setInterval(() => (peak = Math.max(peak, openFds())), 1);
+      await sampler.sampleNow();
+      clearInterval(poll);
+
+      // Alternative 1: plain pidusage over all pids, fd cache warm (second call). Its fds are closed
+      // and its history cleared afterwards so nothing leaks into the next size.
+      await pidusage(fleet.pids);
+      const plain = await timed(() => pidusage(fleet.pids));
+      const plainFds = openFds() - idle;
+      for (const pid of fleet.pids) {
+        const fd = pidusageHistory.get(pid, 60_000)?.fd;
+        if (typeof fd === 'number') closeSync(fd);
+      }
+      pidusage.clear();
+
+      // Alternative 2: our own read of every /proc/<pid>/stat, nothing else.
+      const buf = Buffer.allocUnsafe(4096);
+      for (const pid of fleet.pids) readProcStat(pid, buf); // warm
+      const raw = await timed(() => {
+        for (const pid of fleet.pids) readProcStat(pid, buf);
+      });
+
+      rows.push({
+        pids: n,
+        first_round_ms: first.ms,
+        first_round_cpu_ms: first.cpuMs,
+        steady_round_ms: median(steady.map((s) => s.ms)),
+        steady_round_cpu_ms: median(steady.map((s) => s.cpuMs)),
+        samples,
+        peak_fds: peak - idle,
+        plain_pidusage_warm_ms: plain.ms,
+        plain_pidusage_warm_cpu_ms: plain.cpuMs,
+        plain_pidusage_fds_held: plainFds,
+        raw_proc_ms: raw.ms,
+        raw_proc_cpu_ms: raw.cpuMs,
+      });
+    } finally {
+      await fleet.kill();
+    }
+  }
+  return rows;
+}
+
+export function formatSamplerBench(rows: SamplerBenchRow[]): string {
+  const header = ['pids', 'first round ms (cpu)', 'steady round ms (cpu)', 'peak fds', 'plain pidusage warm ms (cpu), fds held', 'raw /proc ms (cpu)'];
+  const lines = [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map(
+      (r) =>
+        `| ${r.pids.toLocaleString('en')} | ${r.first_round_ms} (${r.first_round_cpu_ms}) | ${r.steady_round_ms} (${r.steady_round_cpu_ms}) | ${r.peak_fds} | ` +
+        `${r.plain_pidusage_warm_ms} (${r.plain_pidusage_warm_cpu_ms}), ${r.plain_pidusage_fds_held} | ${r.raw_proc_ms} (${r.raw_proc_cpu_ms}) |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130)); // runs the 'exit' clean-up
+  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const rows = await benchSampler(sizes.length > 0 ? sizes : undefined);
+  console.log(formatSamplerBench(rows));
+}

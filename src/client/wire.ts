@@ -1,0 +1,117 @@
+// Protocol v1 lines as the client writes them. Typed from src/protocol/messages.ts (the schemas the
+// monitor validates with), so a field renamed there breaks the client's build, not the fleet.
+import {
+  LIMITS,
+  PROTOCOL_VERSION,
+  type Features,
+  type HeartbeatMessage,
+  type LlmUsageMessage,
+  type RegisterMessage,
+  type UnregisterMessage,
+} from '../protocol/messages.js';
+import { DEFAULT_SOCKET } from '../config.js';
+
+/** One LLM call as the bot reports it (camelCase here, snake_case on the wire). */
+export interface LlmUsage {
+  model: string;
+  feature: string;
+  tokensIn: number;
+  tokensOut: number;
+  latencyMs?: number;
+}
+
+/** Who is speaking: fixed for a client's lifetime. */
+export interface Identity {
+  readonly channel: string;
+  readonly pid: number;
+  readonly token: string | undefined;
+}
+
+const CHANNEL = new RegExp(LIMITS.channelPattern);
+
+/** `KISSBOT_MONITOR_SOCKET`, else /tmp/kissbot_monitor.sock — read at call time, like the monitor does. */
+export function defaultSocketPath(): string {
+  return process.env.KISSBOT_MONITOR_SOCKET || DEFAULT_SOCKET;
+}
+
+/** An explicit token wins; otherwise `KISSBOT_MONITOR_TOKEN`, so a fleet can turn auth on without code changes. */
+export function defaultToken(token: string | undefined): string | undefined {
+  return token ?? (process.env.KISSBOT_MONITOR_TOKEN || undefined);
+}
+
+export function isChannel(value: unknown): value is string {
+  return typeof value === 'string' && CHANNEL.test(value);
+}
+
+export function isPid(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= LIMITS.maxPid;
+}
+
+export function isToken(value: unknown): value is string | undefined {
+  return value === undefined || (typeof value === 'string' && value.length <= LIMITS.maxTokenLength);
+}
+
+/** Why `features` would be refused by the monitor, or null when it is fine. */
+export function featuresProblem(features: unknown): string | null {
+  if (features === null || typeof features !== 'object' || Array.isArray(features)) return 'must be an object of booleans';
+  const keys = Object.keys(features);
+  if (keys.length > LIMITS.maxFeatures) return `must have at most ${LIMITS.maxFeatures} entries`;
+  for (const key of keys) {
+    if (key.length > LIMITS.maxFeatureLength) return `keys must be at most ${LIMITS.maxFeatureLength} characters`;
+    if (typeof (features as Record<string, unknown>)[key] !== 'boolean') return `.${key} must be true or false`;
+  }
+  return null;
+}
+
+const isTokenCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= LIMITS.maxTokens;
+
+/** Why the monitor would refuse this llm_usage (it would count it `invalid_fields`), or null. */
+export function usageProblem(u: LlmUsage): string | null {
+  if (u === null || typeof u !== 'object') return 'usage must be an object';
+  if (typeof u.model !== 'string' || u.model.length < 1 || u.model.length > LIMITS.maxModelLength) return `model must be 1-${LIMITS.maxModelLength} characters`;
+  if (typeof u.feature !== 'string' || u.feature.length < 1 || u.feature.length > LIMITS.maxFeatureLength) return `feature must be 1-${LIMITS.maxFeatureLength} characters`;
+  if (!isTokenCount(u.tokensIn)) return `tokensIn must be an integer from 0 to ${LIMITS.maxTokens}`;
+  if (!isTokenCount(u.tokensOut)) return `tokensOut must be an integer from 0 to ${LIMITS.maxTokens}`;
+  if (u.latencyMs !== undefined && !(typeof u.latencyMs === 'number' && u.latencyMs >= 0 && u.latencyMs <= LIMITS.maxLatencyMs)) {
+    return `latencyMs must be a number from 0 to ${LIMITS.maxLatencyMs}`;
+  }
+  return null;
+}
+
+// Each builder fills the Static type of its schema, so the compiler checks the wire shape; `v` and
+// `ts` are the optional extensions every message may carry, `token` only when auth is configured.
+
+export function registerLine(id: Identity, features: Features | undefined): string {
+  const msg: RegisterMessage = { type: 'register', channel: id.channel, pid: id.pid, v: PROTOCOL_VERSION, ts: Date.now() };
+  if (features !== undefined) msg.features = features;
+  if (id.token !== undefined) msg.token = id.token;
+  return JSON.stringify(msg) + '\n';
+}
+
+export function heartbeatLine(id: Identity): string {
+  const msg: HeartbeatMessage = { type: 'heartbeat', channel: id.channel, pid: id.pid, v: PROTOCOL_VERSION, ts: Date.now() };
+  if (id.token !== undefined) msg.token = id.token;
+  return JSON.stringify(msg) + '\n';
+}
+
+export function unregisterLine(id: Identity): string {
+  const msg: UnregisterMessage = { type: 'unregister', channel: id.channel, pid: id.pid, v: PROTOCOL_VERSION, ts: Date.now() };
+  if (id.token !== undefined) msg.token = id.token;
+  return JSON.stringify(msg) + '\n';
+}
+
+export function llmUsageLine(id: Identity, u: LlmUsage): string {
+  const msg: LlmUsageMessage = {
+    type: 'llm_usage',
+    channel: id.channel,
+    model: u.model,
+    feature: u.feature,
+    tokens_in: u.tokensIn,
+    tokens_out: u.tokensOut,
+    v: PROTOCOL_VERSION,
+    ts: Date.now(),
+  };
+  if (u.latencyMs !== undefined) msg.latency_ms = u.latencyMs;
+  if (id.token !== undefined) msg.token = id.token;
+  return JSON.stringify(msg) + '\n';
+}

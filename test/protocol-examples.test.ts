@@ -1,0 +1,149 @@
+// The examples in docs/PROTOCOL.md are real programs: this test extracts each block marked
+// `<!-- example:LANG -->`, runs it against a listener, and checks that its three lines arrive,
+// from its own pid, and pass the monitor's own validation (decodeLine). Python and Node always;
+// Rust where `rustc` exists, Go where `go` exists (otherwise skipped with a visible message).
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { decodeLine } from '../src/protocol/decode.js';
+import { startLineListener, waitFor, type LineListener } from './fixtures/line-listener.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const doc = readFileSync(join(root, 'docs', 'PROTOCOL.md'), 'utf8');
+const dir = mkdtempSync(join(tmpdir(), 'kbm-examples-'));
+const TOKEN = 'example-token';
+const pids: number[] = [];
+let monitor: LineListener;
+
+before(async () => {
+  // A collecting stand-in for the monitor; the real daemon accepts exactly what decodeLine accepts.
+  monitor = await startLineListener(join(dir, 'monitor.sock'));
+});
+after(async () => {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  await monitor?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The fenced block right after `<!-- example:LANG -->`. */
+function example(lang: string): string {
+  const match = new RegExp(`<!-- example:${lang} -->\\s*\\n\`\`\`[a-z]*\\n([\\s\\S]*?)\\n\`\`\`\\s*(\\n|$)`).exec(doc);
+  assert.ok(match, `docs/PROTOCOL.md has no <!-- example:${lang} --> block`);
+  return match[1] + '\n';
+}
+
+function has(command: string, args: string[]): boolean {
+  const r = spawnSync(command, args, { stdio: 'ignore' });
+  return r.error === undefined && r.status === 0;
+}
+
+interface RunResult {
+  code: number | null;
+  pid: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(command: string, args: string[], socketPath: string, timeoutMs = 30_000): Promise<RunResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, KISSBOT_MONITOR_SOCKET: socketPath, KISSBOT_MONITOR_TOKEN: TOKEN };
+  const child = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  pids.push(child.pid!);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, pid: child.pid!, stdout, stderr };
+}
+
+async function assertRanAgainstMonitor(lang: string, result: RunResult): Promise<void> {
+  assert.equal(result.code, 0, `example:${lang} exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  const channel = `example_${lang}`;
+  const mine = () => monitor.lines.filter((l) => (JSON.parse(l.line) as { channel?: string }).channel === channel);
+  await waitFor(() => mine().length >= 3, 3000, `three lines from ${channel}`);
+  const lines = mine();
+  assert.equal(lines.length, 3, `exactly three lines from ${channel}`);
+  assert.equal(new Set(lines.map((l) => l.conn)).size, 1, 'one connection');
+  const messages = lines.map((l) => {
+    const decoded = decodeLine(Buffer.from(l.line), 32);
+    assert.ok(decoded.ok, `the monitor would reject ${l.line}: ${decoded.ok ? '' : decoded.detail}`);
+    return decoded.message as unknown as Record<string, unknown>;
+  });
+  assert.deepEqual(messages.map((m) => m.type), ['register', 'heartbeat', 'llm_usage']);
+  assert.equal(messages[0].pid, result.pid, 'registers its own pid');
+  assert.equal(messages[1].pid, result.pid);
+  assert.deepEqual(messages[0].features, { llm: true });
+  for (const m of messages) {
+    assert.equal(m.v, 1);
+    assert.equal(m.token, TOKEN, 'token from KISSBOT_MONITOR_TOKEN');
+    assert.equal(typeof m.ts, 'number');
+  }
+  assert.equal(messages[2].tokens_in, 145);
+  assert.equal(messages[2].tokens_out, 87);
+}
+
+describe('docs/PROTOCOL.md examples', () => {
+  test('python', async (t) => {
+    if (!has('python3', ['--version'])) return t.skip('python3 not installed');
+    const file = join(dir, 'example.py');
+    writeFileSync(file, example('python'));
+    await assertRanAgainstMonitor('python', await run('python3', [file], monitor.path));
+  });
+
+  test('node', async () => {
+    const file = join(dir, 'example.mjs');
+    writeFileSync(file, example('node'));
+    await assertRanAgainstMonitor('node', await run(process.execPath, [file], monitor.path));
+  });
+
+  test('rust', async (t) => {
+    if (!has('rustc', ['--version'])) return t.skip('rustc not installed');
+    const file = join(dir, 'example.rs');
+    const bin = join(dir, 'example_rust');
+    writeFileSync(file, example('rust'));
+    // Plain rustc, as the doc says: no cargo, no crates.
+    const build = spawnSync('rustc', [file, '-o', bin], { cwd: dir, encoding: 'utf8', timeout: 180_000 });
+    assert.equal(build.status, 0, `rustc failed:\n${build.stderr}`);
+    assert.equal(build.stderr.trim(), '', `rustc warnings:\n${build.stderr}`);
+    await assertRanAgainstMonitor('rust', await run(bin, [], monitor.path));
+  });
+
+  test('go', async (t) => {
+    if (!has('go', ['version'])) return t.skip('go not installed');
+    const file = join(dir, 'example.go');
+    const bin = join(dir, 'example_go');
+    writeFileSync(file, example('go'));
+    // Build, then run the binary itself: `go run` would put the go tool's pid between us and it.
+    const build = spawnSync('go', ['build', '-o', bin, file], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: { ...process.env, GO111MODULE: 'off', GOCACHE: join(dir, 'gocache'), GOFLAGS: '' },
+    });
+    assert.equal(build.status, 0, `go build failed:\n${build.stderr}`);
+    await assertRanAgainstMonitor('go', await run(bin, [], monitor.path));
+  });
+
+  test('python and node examples exit 1 with a message when the monitor is absent', async (t) => {
+    const absent = join(dir, 'absent.sock');
+    writeFileSync(join(dir, 'example.mjs'), example('node'));
+    writeFileSync(join(dir, 'example.py'), example('python'));
+    const node = await run(process.execPath, [join(dir, 'example.mjs')], absent);
+    assert.equal(node.code, 1);
+    assert.match(node.stderr, /monitor not reachable/);
+    if (!has('python3', ['--version'])) return t.skip('python3 not installed');
+    const py = await run('python3', [join(dir, 'example.py')], absent);
+    assert.equal(py.code, 1);
+    assert.match(py.stderr, /monitor not reachable/);
+  });
+});

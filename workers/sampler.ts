@@ -1,0 +1,556 @@
+// The process sampler actor: every `sampleIntervalMs`, one time-boxed round samples every watched
+// pid — cpu and rss through pidusage, state and start time straight from /proc/<pid>/stat — and
+// reports the round to the registry (one unacknowledged signal) and one metric row per sample to
+// the db writer.
+//
+//   registry ──watch/unwatch (Link, acked at once)──▶ sampler ──SampleRound (signal)──▶ registry
+//                                                        └───── metric rows (Link) ───▶ db
+//
+// One round at a time, never stacked:
+//
+//   tick ─▶ running ──every chunk sampled──▶ published   (signal + rows; gone pids are unwatched)
+//              │
+//              └──time box──▶ abandoned                   (counted; nothing published)
+//
+//   The time box is sampleTimeoutMs, clamped below the interval, so a round is over before the next
+//   tick. Ticks stay on their schedule whatever a round does; ticks missed while the thread or the
+//   process was stopped are counted, not replayed. Only one stats call is ever in flight: a round
+//   that finds the call of an abandoned round still running waits for it inside its own time box
+//   (and is abandoned in turn if it never returns), so hung calls cannot pile up.
+//
+// Results. A failed read is "no data" (the pid is absent from `samples`), never 0 % / 0 MB. No such
+// pid, or a zombie (pidusage counts it alive) → gone 'process_exited'; a start time other than the
+// one seen first or given in the watch item → gone 'pid_reused'. After reporting gone the pid is
+// not watched until a new watch item arrives. cpu is % of one core like pidusage's (may exceed 100);
+// the first sample of a pid is a baseline only: pidusage's first cpu is a fake 0, so the first cpu
+// figure comes one round later.
+//
+// pidusage and file descriptors (read in node_modules/pidusage/lib, v4.1.0):
+// - procfile.js keeps the fd it opened for /proc/<pid>/stat in the pid's history entry and preads it
+//   again on later calls. Only history.js's invalidator closes it, `maxage` (60 s) after the last
+//   read: with 10k bots that is 10k fds held for good, next to ~10k bot sockets, and ulimit -n is
+//   20000 here.
+// - clear() drops the history without closing those fds (pidusage#127): a leak.
+// - maxage <= 0 makes history.get() always miss, so readProcFile's "no history: read twice" branch
+//   recurses for ever, opening a new fd each time, until EMFILE.
+// - an fd it has just opened leaks when the read fails (process exited between open and read).
+// So on Linux this actor owns the fds. Per chunk of CHUNK pids it opens /proc/<pid>/stat itself
+// (which is the read we need anyway, for state and start time) and hands the fd to pidusage by
+// seeding the pid's history entry with `{ fd }`: procfile's open() then reuses history.fd, and as
+// the entry exists it reads once instead of twice. When the call returns, we close every fd and
+// clear() the history. At most CHUNK fds are open at any time and none is held between rounds;
+// nothing accumulates for pids no longer watched. pidusage's own `cpu` is meaningless then (no
+// previous entry): cpu is computed here from its `ctime` (utime + stime, ms) between two rounds —
+// the same formula pidusage applies. clear() is global, which is one more reason for a single call
+// in flight. maxage is ~24.8 days (the longest setInterval) so its invalidator never closes an fd
+// we still own. The seeding is checked at start-up on our own pid; should a pidusage upgrade break
+// it, the actor falls back to plain pidusage (fds ≈ watched pids, closed by pidusage's expiry 60–90 s
+// after a pid stops being sampled) and says so in the log and in health (`pidusage_fds`).
+// Measured at 10k pids on the 2-core box (bench/sampler.ts; a shared machine, so ±30 %): a steady
+// round ≈ 250–350 ms wall and 290–390 ms CPU (≈ 2 % of one core at the 15 s default), at most 257
+// fds open; the first round (every pid new) ≈ 350–700 ms. Plain pidusage with its fd cache warm is
+// ≈ 130–210 ms but holds 10k fds for good and still needs our state read on top. Most of the cost is
+// the kernel rendering /proc/<pid>/stat (~15–20 µs a read here), and this design renders it twice
+// per pid (our read, then pidusage's): a pidusage-free Linux path reading everything from our one
+// read would cost ≈ 130–150 ms (bench column "raw /proc"). pidusage stays because the product asks
+// for it; that is the price.
+import { closeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { isMainThread, type MessagePort } from 'node:worker_threads';
+import { RateLimitedLog, type Logger } from '../src/log.js';
+import { runActor, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
+import { round2 } from '../src/actors/health.js';
+import { Link } from '../src/actors/link.js';
+import { hasExited, openStat, procAvailable, readStat } from '../src/proc.js';
+import type { WriteItem } from './db-writer-messages.js';
+import type { SampleResult, SampleRound, WatchItem } from './sampler-messages.js';
+
+// Loaded through one require so that `history` is the very module instance pidusage uses.
+const require = createRequire(import.meta.url);
+const pidusage = require('pidusage') as typeof import('pidusage');
+const pidusageHistory = require('pidusage/lib/history.js') as {
+  get(pid: number, maxage: number): { fd?: number } | undefined;
+  set(pid: number, entry: object, maxage: number): void;
+};
+
+/** Pids per stats call: bounds open fds and the burst of work queued on libuv's shared threadpool. 256–1024 measured alike. */
+const CHUNK = 256;
+/** pidusage `maxage` in seeded mode: the longest setInterval (its invalidator runs every maxage/2). */
+const SEEDED_MAXAGE = 2 ** 31 - 1;
+/** Without /proc, start times come from pidusage's elapsed (1 s steps with ps): compare with slack. */
+const PORTABLE_START_SLACK_S = 2;
+const STAT_BUF = Buffer.allocUnsafe(4096);
+
+export type MetricRow = Extract<WriteItem, { t: 'metric' }>;
+
+export interface ProcessSamplerOptions {
+  intervalMs: number;
+  /** Time box of one round; clamped below the interval. */
+  timeoutMs: number;
+  /** Fault injection: every stats call first waits this long. */
+  faultDelayMs?: number;
+  log: Logger;
+  onRound(round: SampleRound): void;
+  /** One row per successful sample; false = refused (counted by the caller). */
+  onMetric(row: MetricRow): unknown;
+  /** Defaults: /proc is used when readable; pids per stats call. */
+  useProc?: boolean;
+  chunkSize?: number;
+}
+
+export interface RoundOutcome {
+  status: 'published' | 'abandoned';
+  duration_ms: number;
+  samples: number;
+}
+
+interface Watched {
+  channel: string;
+  pid: number;
+  /** Linux: clock ticks since boot; without /proc: epoch seconds. Null until first seen. */
+  startTime: number | null;
+  featuresJson: string | null;
+  /** The previous usage read, for the cpu delta; null until the first (baseline) read. */
+  baseline: { ctimeMs: number; at: number } | null;
+}
+
+type Observation =
+  | { kind: 'gone' }
+  | { kind: 'unknown' }
+  | { kind: 'alive'; startTime: number | null; usage: { ctimeMs: number; rssBytes: number; startS: number } | null };
+
+interface Round {
+  at: number;
+  startedAt: number;
+  watched: number;
+  abandoned: boolean;
+  finished: boolean;
+  timer: NodeJS.Timeout | null;
+  samples: SampleResult[];
+  rows: MetricRow[];
+  gone: Watched[];
+  settle: (outcome: RoundOutcome) => void;
+}
+
+const GONE: Observation = { kind: 'gone' };
+const UNKNOWN: Observation = { kind: 'unknown' };
+const noop = () => {};
+
+export class ProcessSampler {
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+  readonly #faultDelayMs: number;
+  readonly #chunk: number;
+  readonly #cores = os.availableParallelism();
+  readonly #log: Logger;
+  readonly #warn: RateLimitedLog;
+  readonly #onRound: ProcessSamplerOptions['onRound'];
+  readonly #onMetric: ProcessSamplerOptions['onMetric'];
+  readonly #useProc: boolean;
+  /** True once start-up verified that pidusage reads through fds we own (see the header). */
+  #seeded = false;
+  #entries = new Map<string, Watched>();
+  #current: Round | null = null;
+  /** The stats call in flight, if any (single flight; see the header). */
+  #inFlight: Promise<void> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #nextTickAt = 0;
+  #stopped = false;
+  #processed = 0;
+  #rounds = 0;
+  #roundsAbandoned = 0;
+  #ticksMissed = 0;
+  #goneReported = 0;
+  #lastRoundMs: number | null = null;
+  #lastRoundAt: number | null = null;
+
+  constructor(options: ProcessSamplerOptions) {
+    if (!(options.intervalMs > 0)) throw new TypeError('options.intervalMs must be a positive number');
+    if (!(options.timeoutMs > 0)) throw new TypeError('options.timeoutMs must be a positive number');
+    this.#intervalMs = options.intervalMs;
+    // Clamped below the interval so a round is always over before the next tick.
+    this.#timeoutMs = Math.max(1, Math.min(options.timeoutMs, Math.floor(options.intervalMs * 0.9)));
+    this.#faultDelayMs = options.faultDelayMs ?? 0;
+    this.#chunk = options.chunkSize ?? CHUNK;
+    this.#log = options.log;
+    this.#warn = new RateLimitedLog(options.log);
+    this.#onRound = options.onRound;
+    this.#onMetric = options.onMetric;
+    this.#useProc = options.useProc ?? procAvailable();
+  }
+
+  /** Warms pidusage (its first call runs `getconf` twice) and checks that fd seeding works. */
+  async init(): Promise<void> {
+    if (!this.#useProc) {
+      this.#log.warn('no /proc: sampling through pidusage alone; zombies are not detected and pid reuse only by start time to the second');
+      await pidusage([process.pid]).catch(noop);
+      return;
+    }
+    this.#seeded = await probeSeeding();
+    if (!this.#seeded) this.#log.error('pidusage no longer reads through the fds we hand it (upgrade?): falling back to its own fd cache, about one fd per watched pid');
+    if (this.#faultDelayMs > 0) this.#log.warn({ delay_ms: this.#faultDelayMs }, 'fault injection: every stats call is delayed');
+  }
+
+  /** Starts the schedule: the first round one interval from now. */
+  start(): void {
+    this.#stopped = false;
+    this.#nextTickAt = performance.now() + this.#intervalMs;
+    this.#arm();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#current) this.#abandon(this.#current, false);
+  }
+
+  /** Applies one batch of watch/unwatch items from the registry. */
+  apply(items: WatchItem[]): void {
+    for (const item of items) {
+      switch (item.t) {
+        case 'watch': {
+          if (!Number.isSafeInteger(item.pid) || item.pid <= 0 || typeof item.channel !== 'string') {
+            this.#warn.warn('bad_watch_item', { channel: item.channel, pid: item.pid }, 'watch item with an invalid pid or channel ignored');
+            break;
+          }
+          const given = typeof item.start_time === 'number' ? item.start_time : null;
+          const entry = this.#entries.get(item.channel);
+          if (entry && entry.pid === item.pid) {
+            // The registry re-sends every watch after each attach: keep what we know of the process.
+            entry.featuresJson = item.features_json;
+            if (given !== null && given !== entry.startTime) {
+              // The registry's start time names the process the bot registered with; if ours
+              // differs, the next round reports pid_reused.
+              entry.startTime = given;
+              entry.baseline = null;
+            }
+          } else {
+            this.#entries.set(item.channel, { channel: item.channel, pid: item.pid, startTime: given, featuresJson: item.features_json, baseline: null });
+          }
+          break;
+        }
+        case 'unwatch': {
+          const entry = this.#entries.get(item.channel);
+          if (entry && entry.pid === item.pid) this.#entries.delete(item.channel);
+          break;
+        }
+        default:
+          this.#warn.warn('unknown_watch_item', { t: (item as { t?: unknown }).t }, 'unknown watch item ignored');
+      }
+    }
+  }
+
+  /** Runs one round now (time-boxed like a scheduled one); abandons a round still running. */
+  sampleNow(): Promise<RoundOutcome> {
+    if (this.#current) this.#abandon(this.#current);
+    this.#rounds++;
+    return new Promise<RoundOutcome>((settle) => {
+      const round: Round = {
+        at: Date.now(),
+        startedAt: performance.now(),
+        watched: this.#entries.size,
+        abandoned: false,
+        finished: false,
+        timer: null,
+        samples: [],
+        rows: [],
+        gone: [],
+        settle,
+      };
+      this.#current = round;
+      round.timer = setTimeout(() => this.#abandon(round), this.#timeoutMs);
+      this.#run(round).then(
+        () => this.#publish(round),
+        (err: unknown) => {
+          this.#log.error({ err }, 'sample round failed');
+          this.#abandon(round);
+        },
+      );
+    });
+  }
+
+  get watched(): number {
+    return this.#entries.size;
+  }
+
+  stats(): ActorStats {
+    return {
+      processed: this.#processed,
+      queue_depth: this.#entries.size,
+      dropped: 0,
+      detail: {
+        watched: this.#entries.size,
+        /** Rounds started, including abandoned ones. */
+        rounds: this.#rounds,
+        rounds_abandoned: this.#roundsAbandoned,
+        ticks_missed: this.#ticksMissed,
+        last_round_ms: this.#lastRoundMs,
+        last_round_at: this.#lastRoundAt,
+        gone_reported: this.#goneReported,
+        pidusage_fds: !this.#useProc ? 'pidusage' : this.#seeded ? 'owned' : 'pidusage-cache',
+      },
+    };
+  }
+
+  #arm(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => this.#tick(), Math.max(0, this.#nextTickAt - performance.now()));
+  }
+
+  #tick(): void {
+    this.#timer = null;
+    const now = performance.now();
+    this.#nextTickAt += this.#intervalMs;
+    if (this.#nextTickAt <= now) {
+      // The thread or the whole process was stopped: skip to the schedule, do not replay rounds.
+      const missed = Math.floor((now - this.#nextTickAt) / this.#intervalMs) + 1;
+      this.#ticksMissed += missed;
+      this.#nextTickAt += missed * this.#intervalMs;
+    }
+    this.#arm();
+    void this.sampleNow();
+  }
+
+  async #run(round: Round): Promise<void> {
+    // A stats call of an abandoned round may still be running: wait for it (inside our time box).
+    while (this.#inFlight) {
+      await this.#inFlight;
+      if (round.abandoned) return;
+    }
+    const byPid = new Map<number, Watched[]>();
+    for (const entry of this.#entries.values()) {
+      const same = byPid.get(entry.pid);
+      if (same) same.push(entry);
+      else byPid.set(entry.pid, [entry]);
+    }
+    const pids = [...byPid.keys()];
+    for (let i = 0; i < pids.length; i += this.#chunk) {
+      if (round.abandoned) return;
+      const call = this.#statsCall(pids.slice(i, i + this.#chunk));
+      const settled = call.then(noop, noop);
+      this.#inFlight = settled;
+      void settled.then(() => {
+        if (this.#inFlight === settled) this.#inFlight = null;
+      });
+      const { observed, at } = await call;
+      if (round.abandoned) return; // late results of an abandoned round are not used, not even as a baseline
+      for (const [pid, observation] of observed) for (const entry of byPid.get(pid)!) this.#judge(round, entry, observation, at);
+    }
+  }
+
+  /** One stats call for a chunk of pids: what /proc and pidusage say about each. Never rejects. */
+  async #statsCall(pids: number[]): Promise<{ observed: Map<number, Observation>; at: number }> {
+    if (this.#faultDelayMs > 0) await delay(this.#faultDelayMs);
+    const observed = new Map<number, Observation>();
+    const ask: number[] = [];
+    const owned: number[] = [];
+    try {
+      for (const pid of pids) {
+        if (!this.#useProc) {
+          observed.set(pid, { kind: 'alive', startTime: null, usage: null });
+          ask.push(pid);
+          continue;
+        }
+        const fd = openStat(pid);
+        if (fd === 'gone') {
+          observed.set(pid, GONE);
+          continue;
+        }
+        if (fd === 'error') {
+          observed.set(pid, UNKNOWN);
+          continue;
+        }
+        let keep = false;
+        try {
+          const stat = readStat(fd, STAT_BUF);
+          if (stat === 'gone' || (typeof stat === 'object' && hasExited(stat.state))) observed.set(pid, GONE);
+          else if (stat === 'error') observed.set(pid, UNKNOWN);
+          else {
+            observed.set(pid, { kind: 'alive', startTime: stat.startTime, usage: null });
+            ask.push(pid);
+            if (this.#seeded) {
+              pidusageHistory.set(pid, { fd }, SEEDED_MAXAGE);
+              keep = true;
+            }
+          }
+        } finally {
+          if (keep) owned.push(fd);
+          else closeSync(fd);
+        }
+      }
+      if (ask.length === 0) return { observed, at: performance.now() };
+      let usage: Record<string, import('pidusage').Status | null | undefined> = {};
+      try {
+        usage = await pidusage(ask, this.#seeded ? { maxage: SEEDED_MAXAGE } : {});
+      } catch (err) {
+        // A one-pid call rejects when that pid fails (longer calls report null instead): no data.
+        if (ask.length > 1) this.#warn.warn('pidusage_failed', { err: String(err) }, 'pidusage call failed; no data for this chunk');
+      }
+      const at = performance.now();
+      for (const pid of ask) {
+        const u = usage[pid];
+        const o = observed.get(pid)!;
+        if (u && o.kind === 'alive') o.usage = { ctimeMs: u.ctime, rssBytes: u.memory, startS: Math.round((u.timestamp - u.elapsed) / 1000) };
+        else if (!this.#useProc && !u && !isAlive(pid)) observed.set(pid, GONE);
+      }
+      return { observed, at };
+    } finally {
+      for (const fd of owned) closeSync(fd);
+      if (this.#seeded && owned.length > 0) pidusage.clear(); // entries only: the fds were ours and are closed above
+    }
+  }
+
+  #judge(round: Round, entry: Watched, o: Observation, at: number): void {
+    if (this.#entries.get(entry.channel) !== entry) return; // unwatched (or another pid) meanwhile
+    if (o.kind === 'unknown') return;
+    if (o.kind === 'gone') {
+      round.samples.push({ channel: entry.channel, pid: entry.pid, gone: 'process_exited' });
+      round.gone.push(entry);
+      return;
+    }
+    const startTime = this.#useProc ? o.startTime : (o.usage?.startS ?? null);
+    if (startTime === null) return;
+    if (entry.startTime === null) entry.startTime = startTime;
+    else if (this.#useProc ? entry.startTime !== startTime : Math.abs(entry.startTime - startTime) > PORTABLE_START_SLACK_S) {
+      round.samples.push({ channel: entry.channel, pid: entry.pid, gone: 'pid_reused' });
+      round.gone.push(entry);
+      return;
+    }
+    if (!o.usage) return; // pidusage had nothing for it: no data this round
+    const previous = entry.baseline;
+    entry.baseline = { ctimeMs: o.usage.ctimeMs, at };
+    if (!previous) return; // first read: a baseline, not a sample
+    const elapsed = at - previous.at;
+    const used = o.usage.ctimeMs - previous.ctimeMs;
+    if (!(elapsed > 0) || used < 0) return;
+    const cpu = round2((used / elapsed) * 100);
+    const rss = round2(o.usage.rssBytes / 1048576);
+    round.samples.push({ channel: entry.channel, pid: entry.pid, cpu_pct: cpu, rss_mb: rss, start_time: entry.startTime });
+    round.rows.push({
+      t: 'metric',
+      at: round.at,
+      channel: entry.channel,
+      pid: entry.pid,
+      rss_mb: rss,
+      cpu_pct: cpu,
+      cpu_pct_machine: round2(cpu / this.#cores),
+      features_json: entry.featuresJson,
+    });
+  }
+
+  #publish(round: Round): void {
+    if (round.finished) return;
+    round.finished = true;
+    if (round.timer) clearTimeout(round.timer);
+    if (this.#current === round) this.#current = null;
+    const duration = round2(performance.now() - round.startedAt);
+    for (const entry of round.gone) if (this.#entries.get(entry.channel) === entry) this.#entries.delete(entry.channel);
+    this.#onRound({ round: { at: round.at, duration_ms: duration, watched: round.watched }, samples: round.samples });
+    for (const row of round.rows) this.#onMetric(row);
+    this.#processed += round.rows.length;
+    this.#goneReported += round.gone.length;
+    this.#lastRoundMs = duration;
+    this.#lastRoundAt = round.at;
+    round.settle({ status: 'published', duration_ms: duration, samples: round.rows.length });
+  }
+
+  #abandon(round: Round, count = true): void {
+    if (round.finished) return;
+    round.finished = true;
+    round.abandoned = true;
+    if (round.timer) clearTimeout(round.timer);
+    if (this.#current === round) this.#current = null;
+    const duration = round2(performance.now() - round.startedAt);
+    if (count) {
+      this.#roundsAbandoned++;
+      this.#warn.warn('round_abandoned', { time_box_ms: this.#timeoutMs, watched: round.watched, abandoned: this.#roundsAbandoned }, 'sample round overran its time box and was abandoned');
+    }
+    round.settle({ status: 'abandoned', duration_ms: duration, samples: 0 });
+  }
+}
+
+/**
+ * Seeds pidusage's history with an fd of ours for our own pid and checks that pidusage read
+ * through it and stored it back (procfile.js reuses history.fd). Also pays pidusage's one-off
+ * `getconf` start-up cost before the first round.
+ */
+async function probeSeeding(): Promise<boolean> {
+  const fd = openStat(process.pid);
+  if (typeof fd !== 'number') return false;
+  try {
+    pidusageHistory.set(process.pid, { fd }, SEEDED_MAXAGE);
+    const stats = await pidusage([process.pid], { maxage: SEEDED_MAXAGE });
+    const stored = pidusageHistory.get(process.pid, SEEDED_MAXAGE)?.fd;
+    if (typeof stored === 'number' && stored !== fd) closeSync(stored); // it opened its own: do not leak it
+    return stored === fd && typeof stats[process.pid]?.ctime === 'number';
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+    pidusage.clear();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+// ---- the actor ------------------------------------------------------------------------------
+
+if (!isMainThread) {
+  runActor(async ({ config, log }) => {
+    const db = new Link<WriteItem>('sampler', { maxPending: config.limits.maxPendingPerLink });
+    let sampler: ProcessSampler | null = null;
+    const registry = new Link<never, WatchItem>('sampler', {
+      onBatch: (items, ack) => {
+        sampler?.apply(items);
+        ack(); // applied in full, synchronously: nothing to re-deliver after a restart of ours
+      },
+    });
+    sampler = new ProcessSampler({
+      intervalMs: config.sampleIntervalMs,
+      timeoutMs: config.sampleTimeoutMs,
+      faultDelayMs: config.faults.enabled ? config.faults.samplerDelayMs : 0,
+      log,
+      onRound: (round) => registry.signal(round),
+      onMetric: (row) => db.send(row),
+    });
+    await sampler.init();
+    sampler.start();
+    const s = sampler;
+    return {
+      attach(peer: PeerName, port: MessagePort): void {
+        if (peer === 'registry') registry.attach(port);
+        else if (peer === 'db') db.attach(port);
+        else {
+          log.warn({ peer }, 'no link to this peer; port closed');
+          port.close();
+        }
+      },
+      stats(): ActorStats {
+        const base = s.stats();
+        const dbStats = db.stats();
+        return { ...base, dropped: dbStats.dropped, detail: { ...base.detail, db_pending: dbStats.pending } };
+      },
+      // Resolve once the writer has committed the metric rows, so a stop loses none.
+      async flush(): Promise<void> {
+        await db.drained(config.supervisor.shutdownMs);
+      },
+      async shutdown(): Promise<void> {
+        s.stop();
+        await db.drained(config.supervisor.shutdownMs);
+      },
+    };
+  });
+}
