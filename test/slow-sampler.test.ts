@@ -1,0 +1,62 @@
+// The promise the old monitor broke: a slow stats call must not stall anything else. With every
+// stats call hanging 30 s, 200 bots heartbeating every 0.5 s with a 2 s stale window stay online,
+// heartbeats stay fast, llm_usage keeps landing, and sample rounds are abandoned, not stacked.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { requestControl } from '../src/http/control-client.js';
+import type { HealthReport } from '../src/monitor.js';
+import type { RegistryLatency } from '../workers/registry-messages.js';
+import { flush, killStarted, query, sleep, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+
+const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
+
+describe('slow sampler', () => {
+  const dir = new TestDir();
+  let monitor: MonitorProcess;
+
+  before(async () => {
+    monitor = await startMonitor(dir, ['--enable-faults', '--fault-sampler-delay', '30000', '--stale-after', '2', '--sample-interval', '0.5']);
+  });
+  after(async () => {
+    await killStarted();
+    if (monitor) await stopMonitor(monitor);
+    dir.remove();
+  });
+
+  it('hung stats calls do not slow heartbeats, ingest, or make anyone stale', async (t) => {
+    const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'slow', '200', '500', '1'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let fleetOut = '';
+    fleet.stdout!.on('data', (c: Buffer) => (fleetOut += c.toString()));
+    try {
+      await waitFor('200 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === 200, 15_000);
+      await requestControl(monitor.control, 'POST', '/latency/reset');
+      await sleep(6_000); // three stale windows, twelve sample intervals
+
+      const bots = await status(monitor);
+      assert.equal(bots.filter((b) => b.status === 'online').length, 200, JSON.stringify(bots.filter((b) => b.status !== 'online').slice(0, 3)));
+      const latency = await requestControl<RegistryLatency>(monitor.control, 'GET', '/latency');
+      t.diagnostic(`heartbeat send→registry p50 ${latency.sent_to_visible.p50_ms} ms, p99 ${latency.sent_to_visible.p99_ms} ms, max ${latency.sent_to_visible.max_ms} ms over ${latency.sent_to_visible.count} heartbeats`);
+      assert.ok(latency.sent_to_visible.count > 1_000, `${latency.sent_to_visible.count} heartbeats measured`);
+      assert.ok(latency.sent_to_visible.p99_ms < 500, `heartbeat p99 ${latency.sent_to_visible.p99_ms} ms`);
+
+      const { actors } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');
+      const sampler = actors.find((a) => a.actor === 'sampler')!;
+      assert.ok(sampler.up, 'the sampler thread still answers its health call');
+      assert.ok(Number(sampler.detail.rounds_abandoned) >= 2, `rounds abandoned: ${sampler.detail.rounds_abandoned}`);
+      assert.equal(sampler.restarts, 0);
+    } finally {
+      fleet.kill('SIGTERM');
+      await new Promise((r) => fleet.once('exit', r));
+    }
+    const { llmWritten } = JSON.parse(fleetOut.trim().split('\n').pop()!) as { llmWritten: number };
+    const landed = await waitFor('ingest kept flowing', async () => {
+      await flush(monitor);
+      const [{ n }] = query<{ n: number }>(monitor.db, "SELECT count(*) n FROM llm_usage WHERE feature = 'fleet'");
+      return n >= llmWritten && n;
+    }, 15_000, 250);
+    assert.equal(landed, llmWritten);
+    assert.deepEqual(query(monitor.db, "SELECT channel FROM bot_events WHERE to_status = 'stale'"), []);
+  });
+});
