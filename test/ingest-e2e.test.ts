@@ -132,4 +132,13 @@ describe('ingest end to end', () => {
     assert.equal(after!.pid, pid);
     assert.equal(after!.last_heartbeat, registered.last_heartbeat);
   });
+
+  it('a heartbeat that raced its own unregister does not bring the bot back', async () => {
+    await sendLines(monitor.socket, [line({ type: 'register', channel: 'goodbye_bot', pid }), line({ type: 'unregister', channel: 'goodbye_bot', pid }), line({ type: 'heartbeat', channel: 'goodbye_bot', pid })]);
+    await waitFor('offline', async () => (await botStatus(monitor, 'goodbye_bot'))?.status === 'offline');
+    await flush(monitor);
+    assert.equal((await botStatus(monitor, 'goodbye_bot'))?.status, 'offline');
+    await sendLines(monitor.socket, [line({ type: 'register', channel: 'goodbye_bot', pid })]);
+    await waitFor('online after a new register', async () => (await botStatus(monitor, 'goodbye_bot'))?.status === 'online');
+  });
 });

@@ -123,6 +123,7 @@ class Registry {
     refused_dead_pid: 0,
     unknown_unregister: 0,
     heartbeat_unknown_dead_pid: 0,
+    heartbeat_after_unregister: 0,
     transitions: 0,
   };
   readonly #timers: NodeJS.Timeout[] = [];
@@ -244,8 +245,14 @@ class Registry {
       if (bot.status === 'stale') this.#transition(bot, 'online', 'heartbeat_resumed');
       return;
     }
-    // Unknown, offline or dead channel: a heartbeat from a live pid means the bot is running and
-    // the monitor missed its register (e.g. the monitor restarted).
+    if (bot?.status === 'offline' && bot.pid === signal.pid) {
+      // A heartbeat that raced its own unregister (e.g. sent on another connection): the bot said
+      // goodbye, so this does not bring it back.
+      this.#counters.heartbeat_after_unregister++;
+      return;
+    }
+    // Unknown or dead channel, or a new pid for an offline one: a heartbeat from a live pid means
+    // the bot is running and the monitor missed its register (e.g. the monitor restarted).
     if (!pidAlive(signal.pid)) {
       this.#counters.heartbeat_unknown_dead_pid++;
       this.#rateLog.warn('heartbeat_unknown_dead_pid', { channel: signal.channel, pid: signal.pid }, 'heartbeat from an unknown channel whose pid is not alive: ignored');
