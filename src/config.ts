@@ -12,6 +12,8 @@ export interface Limits {
   /** A connection that sends this many bytes without a newline is closed. */
   maxUnterminatedBytes: number;
   maxConnections: number;
+  /** Bots the registry holds; when full, the least recently seen offline/dead one is forgotten, else a new channel is refused. */
+  maxBots: number;
   /** Sustained lines per second one connection is read at; beyond it reading pauses (backpressure, no loss). */
   maxLinesPerSecondPerConnection: number;
   /** Connections that never sent a valid register/heartbeat are closed after this idle time. */
@@ -97,6 +99,7 @@ export function defaultConfig(): MonitorConfig {
       maxLineBytes: 64 * 1024,
       maxUnterminatedBytes: 1024 * 1024,
       maxConnections: 20_000,
+      maxBots: 50_000,
       maxLinesPerSecondPerConnection: 10_000,
       idleTimeoutMs: 60_000,
       maxJsonDepth: 32,

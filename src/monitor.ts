@@ -91,7 +91,7 @@ export class Monitor {
     await monitor.#ingest.listen();
     try {
       await monitor.#supervisor.start();
-      await monitor.#control.listen({ path: config.controlSocketPath, mode: config.socketMode });
+      await monitor.#control.listen({ path: config.controlSocketPath, access: { mode: config.socketMode, group: config.socketGroup } });
       if (config.metricsPort !== null) await monitor.#control.listen({ port: config.metricsPort, host: '127.0.0.1' });
     } catch (err) {
       // Whatever bots sent meanwhile is drained to the actors that did start, then everything closes.
@@ -99,7 +99,11 @@ export class Monitor {
       await monitor.#teardown();
       throw err;
     }
-    monitor.#timers.push(setInterval(() => monitor.#registryLink.signal({ pulse: Date.now() }), PULSE_MS));
+    // No pulse while reading is paused for backpressure: heartbeats wait unread, and the registry
+    // must not count that time against the bots.
+    monitor.#timers.push(setInterval(() => {
+      if (!monitor.#ingest.backpressured) monitor.#registryLink.signal({ pulse: Date.now() });
+    }, PULSE_MS));
     monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
     log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
     return monitor;
@@ -175,6 +179,7 @@ export class Monitor {
         connections_total: counters.connections_total,
         rejected: Object.values(counters.rejected).reduce((a, b) => a + b, 0),
         throttled: counters.throttled,
+        backpressure_ms: counters.backpressure_ms,
         line_too_long: counters.line_too_long,
         auth_failed: counters.auth_failed,
         idle_timeouts: counters.idle_timeouts,

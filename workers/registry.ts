@@ -121,6 +121,7 @@ class Registry {
     pid_mismatch: 0,
     implicit_registers: 0,
     refused_dead_pid: 0,
+    refused_max_bots: 0,
     unknown_unregister: 0,
     heartbeat_unknown_dead_pid: 0,
     heartbeat_after_unregister: 0,
@@ -281,11 +282,32 @@ class Registry {
 
   #start(signal: BotSignal, features: Features | null, live: number, reason: TransitionReason): void {
     const previous = this.#bots.get(signal.channel);
+    if (!previous && !this.#makeRoom()) {
+      this.#counters.refused_max_bots++;
+      this.#rateLog.warn('refused_max_bots', { channel: signal.channel, max_bots: this.#ctx.config.limits.maxBots }, 'register refused: the registry holds maxBots live bots');
+      return;
+    }
     const { channel, pid, at } = signal;
     const bot = newBot({ channel, pid, status: previous?.status ?? 'offline', registeredAt: at, lastSeen: at, lastHeartbeat: at, heartbeatLive: live }, features);
     this.#bots.set(bot.channel, bot);
     this.#transition(bot, 'online', reason, previous ? previous.status : null);
     this.#watch(bot);
+  }
+
+  /**
+   * Keeps the registry within limits.maxBots: when full, the offline or dead bot seen least recently
+   * is forgotten (its bot_status row stays). Full of live bots: no room, the caller refuses.
+   */
+  #makeRoom(): boolean {
+    if (this.#bots.size < this.#ctx.config.limits.maxBots) return true;
+    let oldest: Bot | null = null;
+    for (const bot of this.#bots.values()) {
+      if (!isLive(bot.status) && (!oldest || bot.lastSeen < oldest.lastSeen)) oldest = bot;
+    }
+    if (!oldest) return false;
+    this.#bots.delete(oldest.channel);
+    this.#dirty.delete(oldest);
+    return true;
   }
 
   #touch(bot: Bot, signal: BotSignal, live: number): void {

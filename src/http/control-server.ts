@@ -1,5 +1,5 @@
-// The control API: HTTP on a Unix socket beside the bots' socket (same file mode), and optionally
-// on a loopback TCP port for Prometheus. `kissmon status|health|usage|fault` talk to it.
+// The control API: HTTP on a Unix socket beside the bots' socket (same file mode and group), and
+// optionally GET /metrics alone on a loopback TCP port for Prometheus. `kissmon status|health|usage|fault` talk to it.
 //
 //   GET  /status            live registry (JSON array of bots)
 //   GET  /health            per-actor health + main-thread ingest counters
@@ -9,11 +9,10 @@
 //   POST /flush             commit everything received so far; answers when it is in the database
 //   POST /latency/reset
 //   POST /fault/crash?actor=registry|db|sampler     only with --enable-faults
-import { chmodSync } from 'node:fs';
 import http from 'node:http';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { Logger } from '../log.js';
-import { claimSocketPath } from '../server/socket-path.js';
+import { listenOnSocketPath, type SocketAccess } from '../server/socket-path.js';
 
 export type Handler = (query: URLSearchParams) => Promise<unknown>;
 
@@ -41,20 +40,27 @@ export class ControlServer {
     this.#log = log.child({ component: 'control' });
   }
 
-  async listen(target: { path: string; mode: number } | { port: number; host: string }): Promise<string> {
-    if ('path' in target) await claimSocketPath(target.path);
-    const server = http.createServer((req, res) => void this.#handle(req, res));
+  /**
+   * The full API on a Unix socket (file mode and group like the bots' socket), or only
+   * `GET /metrics` on a loopback TCP port: any local user can reach a TCP port, so nothing there
+   * may read the registry or change anything.
+   */
+  async listen(target: { path: string; access: SocketAccess } | { port: number; host: string }): Promise<string> {
+    const metricsOnly = !('path' in target);
+    const server = http.createServer((req, res) => void this.#handle(req, res, metricsOnly));
     server.keepAliveTimeout = 1_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      if ('path' in target) server.listen(target.path, resolve);
-      else server.listen(target.port, target.host, resolve);
-    });
-    if ('path' in target) chmodSync(target.path, target.mode);
+    if ('path' in target) {
+      await listenOnSocketPath(server, target.path, target.access);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(target.port, target.host, resolve);
+      });
+    }
     this.#servers.push(server);
     const address = server.address();
-    const where = typeof address === 'string' ? address : `http://${address?.address}:${address?.port}`;
-    this.#log.info({ listen: where }, 'control API listening');
+    const where = typeof address === 'string' ? address : `http://${address?.address}:${address?.port}/metrics`;
+    this.#log.info({ listen: where, metrics_only: metricsOnly }, 'control API listening');
     return where;
   }
 
@@ -67,7 +73,7 @@ export class ControlServer {
     );
   }
 
-  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse, metricsOnly: boolean): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
       if (req.method === 'GET' && url.pathname === '/metrics') {
@@ -75,6 +81,7 @@ export class ControlServer {
         res.writeHead(200, { 'content-type': this.#routes.metrics.contentType }).end(body);
         return;
       }
+      if (metricsOnly) throw new HttpError(404, 'this port serves GET /metrics only; the control API is on the control socket');
       const table = req.method === 'GET' ? this.#routes.get : req.method === 'POST' ? this.#routes.post : undefined;
       const handler = table && Object.hasOwn(table, url.pathname) ? table[url.pathname] : undefined;
       if (!handler) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);

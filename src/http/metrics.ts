@@ -47,6 +47,8 @@ export function createMetrics(sources: MetricsSources): client.Registry {
       [{ limit: 'idle_timeout' }, c.idle_timeouts],
       [{ limit: 'max_connections' }, c.connections_refused],
       [{ limit: 'queue_full' }, c.dropped_overflow],
+      [{ limit: 'auth_closed' }, c.auth_closed],
+      [{ limit: 'backpressure' }, c.backpressure_pauses],
     ];
   });
   mirroredCounter('kissmon_auth_failed_total', 'Messages refused for a missing or wrong token', [], () => [[{}, sources.ingest().auth_failed]]);

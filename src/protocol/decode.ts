@@ -46,6 +46,17 @@ export function jsonDepthExceeds(line: Buffer, limit: number): boolean {
   return false;
 }
 
+/**
+ * V8's JSON.parse messages may quote the line itself (`Unexpected token 'x', "…" is not valid
+ * JSON`), and a broken line can carry an auth token: keep only the position, never the text.
+ */
+function jsonErrorDetail(err: unknown): string {
+  const message = err instanceof Error ? err.message : '';
+  const position = / at position (\d+)/.exec(message)?.[1];
+  if (position !== undefined) return `not valid JSON at position ${position}`;
+  return message.startsWith('Unexpected end of JSON input') ? 'not valid JSON: unexpected end of input' : 'not valid JSON';
+}
+
 export function decodeLine(line: Buffer, maxDepth: number): DecodeResult {
   let text = line.toString('utf8');
   // toString replaces bad bytes with U+FFFD; only then pay for the strict decoder to tell a
@@ -65,7 +76,7 @@ export function decodeLine(line: Buffer, maxDepth: number): DecodeResult {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { ok: false, reason: 'invalid_json', detail: (err as Error).message };
+    return { ok: false, reason: 'invalid_json', detail: jsonErrorDetail(err) };
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return { ok: false, reason: 'not_an_object', detail: 'a message must be a JSON object' };

@@ -1,5 +1,6 @@
 // Opt-in token auth (--auth-tokens FILE). File format, one entry per line:
-//   channel:token     the token for one channel
+//   channel:token     a token for one channel (several lines for one channel: each is accepted,
+//                     so a token can be rotated with an overlap)
 //   *:token           a fleet-wide token accepted for every channel
 //   # comment / blank lines ignored
 // Tokens are compared in constant time (over SHA-256 digests, so lengths do not leak either) and
@@ -12,7 +13,7 @@ const digest = (token: string) => createHash('sha256').update(token).digest();
 
 export class TokenAuth {
   readonly path: string;
-  #byChannel = new Map<string, Buffer>();
+  #byChannel = new Map<string, Buffer[]>();
   #fleet: Buffer[] = [];
 
   constructor(path: string) {
@@ -28,7 +29,7 @@ export class TokenAuth {
     } catch (err) {
       throw new AuthFileError(`cannot read auth tokens file ${this.path}: ${(err as Error).message}`);
     }
-    const byChannel = new Map<string, Buffer>();
+    const byChannel = new Map<string, Buffer[]>();
     const fleet: Buffer[] = [];
     text.split('\n').forEach((raw, index) => {
       const line = raw.trim();
@@ -39,19 +40,25 @@ export class TokenAuth {
       if (colon <= 0 || token.length === 0 || !(channel === '*' || /^[A-Za-z0-9_]{1,64}$/.test(channel))) {
         throw new AuthFileError(`${this.path} line ${index + 1}: expected "channel:token" or "*:token"`);
       }
+      // A second line for a channel adds a token: silently dropping the first would lock out
+      // every bot still using it in the middle of a rotation.
       if (channel === '*') fleet.push(digest(token));
-      else byChannel.set(channel, digest(token));
+      else byChannel.set(channel, [...(byChannel.get(channel) ?? []), digest(token)]);
     });
     this.#byChannel = byChannel;
     this.#fleet = fleet;
-    return byChannel.size + fleet.length;
+    let entries = fleet.length;
+    for (const tokens of byChannel.values()) entries += tokens.length;
+    return entries;
   }
 
   check(channel: string, token: string | undefined): boolean {
     if (token === undefined) return false;
     const given = digest(token);
-    const own = this.#byChannel.get(channel);
-    let ok = own !== undefined && timingSafeEqual(own, given);
+    // Every candidate is compared, without stopping at a match: the time depends on how many
+    // tokens the channel has, never on how much of one matched.
+    let ok = false;
+    for (const own of this.#byChannel.get(channel) ?? []) ok = timingSafeEqual(own, given) || ok;
     for (const fleetToken of this.#fleet) ok = timingSafeEqual(fleetToken, given) || ok;
     return ok;
   }

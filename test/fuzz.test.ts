@@ -1,0 +1,345 @@
+// Hostile input against the real daemon: thousands of seeded random cases (random bytes, broken
+// and overlong UTF-8, huge numbers, deep nesting, wrong types, missing fields, lines around the
+// length limit, slow drips, held partial lines, a 64 MB line without a newline) over persistent
+// and one-shot connections. The monitor must stay up, its memory must stay bounded, a real bot
+// must register within 1 s afterwards, and every line must be accounted for exactly: the test
+// frames and decodes the same bytes itself and compares its counts with the monitor's counters.
+//
+// Reproduce a run: KISSMON_FUZZ_SEED=<seed printed in the output> node --test dist/test/fuzz.test.js
+// Soak (memory must plateau, not climb): KISSMON_FUZZ_ROUNDS=12 node --test dist/test/fuzz.test.js
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { defaultConfig } from '../src/config.js';
+import { requestControl } from '../src/http/control-client.js';
+import { decodeLine, REJECT_REASONS, type RejectReason } from '../src/protocol/decode.js';
+import type { IngestCounters } from '../src/server/ingest-server.js';
+import { closedWithin, connect, counters, json, oneShot, vmRssMb } from './fixtures/socket-tools.js';
+import { botStatus, flush, killStarted, sleep, startBot, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+
+const SEED = Number(process.env.KISSMON_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
+const CASES = 10_000;
+/** Rounds of CASES each; more for a soak (KISSMON_FUZZ_ROUNDS=20): memory must plateau. */
+const ROUNDS = Math.max(2, Number(process.env.KISSMON_FUZZ_ROUNDS ?? 2));
+const PERSISTENT_CONNECTIONS = 8;
+const ONE_SHOT_CASES = 300;
+const HELD_PARTIALS = 400; // connections that each hold an unfinished ~60 KiB line
+/** RSS growth allowed over the whole run (measured: see docs/SECURITY-SECTION.md). */
+const RSS_GROWTH_BOUND_MB = 200;
+const LIMITS = defaultConfig().limits;
+
+/** mulberry32: tiny, fast, good enough to drive a fuzzer, and reproducible from one 32-bit seed. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)); // inclusive
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)];
+  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(next() * 256)));
+  return { next, int, pick, bytes };
+}
+type Rng = ReturnType<typeof prng>;
+
+const DEAD_PID = 2_147_483_647; // allowed by the schema, above any pid_max: never alive
+const TYPES = ['register', 'heartbeat', 'unregister', 'llm_usage'] as const;
+
+/** A valid message of a random type for one of 20 fuzz channels (so the registry stays small). */
+function validMessage(r: Rng): Record<string, unknown> {
+  const channel = `fz_${r.int(0, 19)}`;
+  const pid = r.pick([process.pid, process.pid, DEAD_PID]);
+  switch (r.pick(TYPES)) {
+    case 'register':
+      return { type: 'register', channel, pid, features: { llm: r.next() < 0.5, jokes: true } };
+    case 'heartbeat':
+      return { type: 'heartbeat', channel, pid, ts: Date.now() };
+    case 'unregister':
+      return { type: 'unregister', channel, pid: DEAD_PID }; // never takes a fuzz bot down for real: pid mismatch
+    default:
+      return { type: 'llm_usage', channel, model: 'gpt-4o-mini', feature: 'fuzz', tokens_in: r.int(0, 5000), tokens_out: r.int(0, 5000), latency_ms: r.int(0, 10_000) };
+  }
+}
+
+const HUGE_NUMBERS = [
+  '1e309', '-1e309', '123456789012345678901234567890', '9007199254740993', '2147483648', '-1', '0', '-0', '1.5', '1e-400',
+  '4294967297', '1e21', '0.0000001', '00', '1E2', '-2147483648', '1000000001', '86400001', '1e400000000',
+];
+const WRONG_VALUES = ['"x"', '""', '1', '-5', 'true', 'false', 'null', '[]', '{}', '[1,2]', '{"a":1}', '"1"', '"\\u0000"', '1.0e0'];
+const TYPE_VALUES = ['1', 'null', '[]', '{}', '"REGISTER"', '"register "', '"__proto__"', '"constructor"', '"toString"', '"hasOwnProperty"', '""', '"llm_usage\\u0000"'];
+/** Broken UTF-8: truncated sequences, overlong encodings, surrogates, beyond U+10FFFF, bytes that never occur. */
+const BAD_UTF8 = [
+  [0xc3], [0xe2, 0x82], [0xf0, 0x9f, 0x98], [0xc0, 0xaf], [0xc1, 0xbf], [0xe0, 0x80, 0xaf], [0xf0, 0x80, 0x80, 0xaf],
+  [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xff], [0xfe], [0x80], [0xbf],
+];
+
+/** Splices `insert` into a message's serialized form just inside its first string value. */
+function spliceIntoString(text: string, insert: Buffer): Buffer {
+  const at = text.indexOf('":"') + 3;
+  return Buffer.concat([Buffer.from(text.slice(0, at)), insert, Buffer.from(text.slice(at))]);
+}
+
+/** One fuzz case: the bytes of one "line" (may itself contain newlines, CRs, anything). */
+function fuzzCase(r: Rng): Buffer {
+  const valid = validMessage(r);
+  const text = JSON.stringify(valid);
+  switch (r.int(0, 13)) {
+    case 0: // random bytes
+      return r.bytes(r.int(0, 600));
+    case 1: { // random JSON-ish characters
+      const alphabet = '{}[]":,0123456789.eE+-truefalsnul \\\t\r/type';
+      return Buffer.from(Array.from({ length: r.int(1, 400) }, () => r.pick([...alphabet])).join(''));
+    }
+    case 2: // truncated / overlong UTF-8 inside a string
+      return spliceIntoString(text, Buffer.from(r.pick(BAD_UTF8)));
+    case 3: { // valid multi-byte UTF-8 (incl. a real U+FFFD): must be accepted as UTF-8
+      return spliceIntoString(text, Buffer.from(r.pick(['é', '€', '😀', '\uFFFD', '日本', '\u2028'])));
+    }
+    case 4: { // huge / out-of-range numbers in numeric fields
+      const field = r.pick(['pid', 'tokens_in', 'tokens_out', 'latency_ms', 'ts', 'v']);
+      return Buffer.from(JSON.stringify({ ...valid, [field]: '@@' }).replace('"@@"', r.pick(HUGE_NUMBERS)));
+    }
+    case 5: { // deep nesting, closed or not, in a field or as the whole line
+      const depth = r.pick([20, 31, 32, 33, 40, 100, 1000, 30_000]);
+      const open = r.pick(['[', '{"a":']);
+      const close = open === '[' ? ']' : '}';
+      const nest = `${open.repeat(depth)}1${r.next() < 0.8 ? close.repeat(depth) : ''}`;
+      return Buffer.from(r.next() < 0.5 ? nest : text.replace(/}$/, `,"deep":${nest}}`));
+    }
+    case 6: { // nesting characters inside strings only: not deep at all
+      return Buffer.from(text.replace(/}$/, `,"s":"${'[{'.repeat(r.int(20, 2000))}"}`));
+    }
+    case 7: { // wrong types
+      const fields = Object.keys(valid);
+      const field = r.pick(fields);
+      const value = field === 'type' ? r.pick(TYPE_VALUES) : r.pick(WRONG_VALUES);
+      return Buffer.from(JSON.stringify({ ...valid, [field]: '@@' }).replace('"@@"', value));
+    }
+    case 8: { // missing fields
+      const copy: Record<string, unknown> = { ...valid };
+      for (const field of Object.keys(copy)) if (r.next() < 0.4) delete copy[field];
+      return Buffer.from(JSON.stringify(copy));
+    }
+    case 9: { // boundaries of strings, features, channel
+      const edits: Record<string, unknown>[] = [
+        { channel: 'c'.repeat(64) }, { channel: 'c'.repeat(65) }, { channel: '' }, { channel: 'bad-channel' }, { channel: 'ünï' },
+        { model: 'm'.repeat(128) }, { model: 'm'.repeat(129) }, { feature: 'f'.repeat(65) },
+        { features: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, true])) },
+        { features: { ['k'.repeat(65)]: true } }, { features: { a: 1 } }, { features: [] }, { token: 't'.repeat(257) }, { v: 0 },
+      ];
+      return Buffer.from(JSON.stringify({ ...valid, ...r.pick(edits) }));
+    }
+    case 10: { // around the line length limit (padding in an unknown field)
+      const target = r.pick([LIMITS.maxLineBytes - 1, LIMITS.maxLineBytes, LIMITS.maxLineBytes + 1, LIMITS.maxLineBytes * 2 - 7, 300_000]);
+      const padded = text.replace(/}$/, ',"pad":"');
+      return Buffer.from(`${padded}${'p'.repeat(Math.max(0, target - padded.length - 2))}"}`);
+    }
+    case 11: // control characters, CR, BOM, whitespace, NUL, two objects on a line
+      return Buffer.from(r.pick([
+        '', '\r', ' ', '\t\t', '\u0000', `\uFEFF${text}`, `${text}\r`, `${text}${text}`, `${text} `, ` ${text}`, `${text}\u0000`,
+        `{"type":"heartbeat","type":"register","channel":"fz_1","pid":${process.pid}}`, `"${text}"`, 'null', '[]', '42', 'true',
+      ]));
+    case 12: // prototype games: own __proto__ / constructor keys survive JSON.parse
+      return Buffer.from(text.replace(/}$/, r.pick([',"__proto__":{"type":"register"}}', ',"constructor":{"prototype":{}}}', ',"features":{"__proto__":true}}'])));
+    default: // valid messages (with unknown extra fields now and then)
+      return Buffer.from(r.next() < 0.3 ? text.replace(/}$/, ',"extra":{"nested":[1,2,3]},"v":1}') : text);
+  }
+}
+
+interface Expected {
+  lines: number;
+  line_too_long: number;
+  rejected: Record<RejectReason, number>;
+  accepted: Record<(typeof TYPES)[number], number>;
+}
+
+/**
+ * What the monitor must count for one byte stream, framed exactly as documented: split at \n, a
+ * trailing \r dropped, empty lines skipped, a line over maxLineBytes discarded (line_too_long),
+ * and the unterminated tail of a stream that ended cleanly treated as a last line.
+ */
+function account(expected: Expected, stream: Buffer): void {
+  let start = 0;
+  for (;;) {
+    const nl = stream.indexOf(10, start);
+    const raw = stream.subarray(start, nl === -1 ? stream.length : nl);
+    if (raw.length > LIMITS.maxLineBytes) expected.line_too_long++;
+    else {
+      const line = raw.length > 0 && raw[raw.length - 1] === 13 ? raw.subarray(0, -1) : raw;
+      if (line.length > 0) {
+        expected.lines++;
+        const decoded = decodeLine(line, LIMITS.maxJsonDepth);
+        if (decoded.ok) expected.accepted[decoded.message.type]++;
+        else expected.rejected[decoded.reason]++;
+      }
+    }
+    if (nl === -1) return;
+    start = nl + 1;
+  }
+}
+
+const delta = (after: IngestCounters, before: IngestCounters) => ({
+  lines: after.lines - before.lines,
+  line_too_long: after.line_too_long - before.line_too_long,
+  rejected: Object.fromEntries(REJECT_REASONS.map((k) => [k, after.rejected[k] - before.rejected[k]])),
+  accepted: Object.fromEntries(TYPES.map((k) => [k, after.accepted[k] - before.accepted[k]])),
+});
+
+/** Writes `data` in random-sized pieces, yielding now and then, so lines straddle reads at random places. */
+async function writeInPieces(r: Rng, conn: Awaited<ReturnType<typeof connect>>, data: Buffer): Promise<void> {
+  let at = 0;
+  while (at < data.length) {
+    const size = r.pick([1, 7, 100, 1000, 4096, 16_384, 65_536]);
+    await conn.write(data.subarray(at, at + size));
+    at += size;
+    if (r.next() < 0.05) await new Promise((res) => setImmediate(res));
+  }
+}
+
+describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
+  const dir = new TestDir();
+  let monitor: MonitorProcess;
+
+  before(async () => {
+    process.stdout.write(`# fuzz seed ${SEED} (reproduce with KISSMON_FUZZ_SEED=${SEED})\n`);
+    monitor = await startMonitor(dir, ['--log-level', 'warn']);
+  });
+  after(async () => {
+    await killStarted();
+    if (monitor) await stopMonitor(monitor);
+    dir.remove();
+  });
+
+  /**
+   * One round: every case sent, the 64 MB line, the drip and the held lines; returns the RSS seen
+   * while the partial lines were held. Asserts exact accounting and that the monitor is healthy.
+   */
+  async function round(r: Rng, label: string): Promise<{ rssHeld: number }> {
+    const { ingest: before, registry: beforeRegistry } = await counters(monitor.control);
+    const expected: Expected = {
+      lines: 0, line_too_long: 0,
+      rejected: Object.fromEntries(REJECT_REASONS.map((k) => [k, 0])) as Record<RejectReason, number>,
+      accepted: { register: 0, heartbeat: 0, unregister: 0, llm_usage: 0 },
+    };
+    const cases = Array.from({ length: CASES }, () => fuzzCase(r));
+    // 1. Most cases over a few persistent connections, newline-terminated, in random pieces.
+    const streams: Buffer[][] = Array.from({ length: PERSISTENT_CONNECTIONS }, () => []);
+    for (const c of cases.slice(ONE_SHOT_CASES)) streams[r.int(0, PERSISTENT_CONNECTIONS - 1)].push(c, Buffer.from('\n'));
+    const persistent = streams.map((parts) => Buffer.concat(parts));
+    for (const stream of persistent) account(expected, stream);
+    await Promise.all(persistent.map(async (stream) => {
+      const conn = await connect(monitor.socket);
+      await writeInPieces(prng(r.int(0, 2 ** 31)), conn, stream);
+      conn.socket.end();
+      assert.ok(await closedWithin(conn, 20_000), 'the monitor closes a persistent connection after its client ended it');
+    }));
+
+    // 2. The rest one-shot, half of them without a final newline (end of stream ends the line).
+    for (let i = 0; i < ONE_SHOT_CASES; i += 30) {
+      await Promise.all(cases.slice(i, i + 30).map((c) => {
+        const payload = r.next() < 0.5 ? c : Buffer.concat([c, Buffer.from('\n')]);
+        account(expected, payload);
+        return oneShot(monitor.socket, payload);
+      }));
+    }
+
+    // 3. A register dripped in one byte per write: framing across many tiny reads.
+    const drip = Buffer.from(json({ type: 'register', channel: 'fz_drip', pid: process.pid }));
+    account(expected, drip);
+    const dripConn = await connect(monitor.socket);
+    for (const byte of drip) {
+      await dripConn.write(Buffer.from([byte]));
+      await sleep(1);
+    }
+
+    // 4. Many connections each holding an unfinished line just under the limit (held memory is
+    //    bounded by connections × maxLineBytes), measured, then closed without a newline.
+    const heldStart = Buffer.from('{"type":"llm_usage","pad":"');
+    const held = await Promise.all(Array.from({ length: HELD_PARTIALS }, () => connect(monitor.socket)));
+    const partialLine = Buffer.concat([heldStart, Buffer.alloc(LIMITS.maxLineBytes - heldStart.length - 100, 0x61)]);
+    await Promise.all(held.map((c) => c.write(partialLine)));
+    await waitFor('held partial lines read', async () => (await counters(monitor.control)).ingest.connections_open >= HELD_PARTIALS);
+    await sleep(300);
+    const rssHeld = vmRssMb(monitor.pid);
+    // Closing ends the stream, and the end of a stream ends its last line (one-shot clients rely on
+    // that): each held start is decoded as a line (here: broken JSON), then released.
+    for (const c of held) {
+      account(expected, partialLine);
+      c.socket.destroy();
+    }
+
+    // 5. 64 MB without a newline: the monitor must close the connection after maxUnterminatedBytes.
+    const huge = await connect(monitor.socket);
+    const piece = Buffer.alloc(1024 * 1024, 0x7b); // '{' ×1 MiB: also as deep as it gets
+    let written = 0;
+    for (let i = 0; i < 64 && !huge.isClosed(); i++) {
+      try {
+        await huge.write(piece);
+        written += piece.length;
+      } catch {
+        break; // EPIPE / ECONNRESET: closed by the monitor
+      }
+    }
+    assert.ok(await closedWithin(huge, 10_000), 'the monitor closed the 64 MB line connection');
+    assert.ok(written < 64 * 1024 * 1024, `the monitor closed it before all 64 MB were sent (${written} bytes written)`);
+    expected.line_too_long++; // it passed maxLineBytes on the way to maxUnterminatedBytes
+
+    // Everything arrived and was accounted for.
+    dripConn.socket.end();
+    await closedWithin(dripConn, 5_000);
+    await waitFor('every line counted', async () => (await counters(monitor.control)).ingest.lines - before.lines >= expected.lines, 20_000);
+    await flush(monitor);
+    const { ingest: afterCounters, registry } = await counters(monitor.control);
+    const got = delta(afterCounters, before);
+    const note = `seed ${SEED}, ${label}`;
+    assert.deepEqual(got, expected, `counters match an independent framing + decoding of the same bytes (${note})`);
+    for (const reason of REJECT_REASONS) assert.ok(got.rejected[reason] > 0, `rejected.${reason} moved (${note})`);
+    assert.ok(got.line_too_long > 0, `line_too_long moved (${note})`);
+    assert.equal(afterCounters.unterminated_closed - before.unterminated_closed, 1, 'the 64 MB line was closed as unterminated');
+    assert.equal(afterCounters.dropped_overflow, 0, 'nothing dropped');
+    assert.ok(registry.refused_dead_pid > (beforeRegistry.refused_dead_pid ?? 0), 'registers with a dead pid were refused and counted');
+
+    // Still up, every actor healthy, nothing restarted; the registry only holds well-formed channels.
+    assert.equal(monitor.child.exitCode, null, 'monitor still running');
+    const health = await requestControl<{ actors: { actor: string; up: boolean; restarts: number }[] }>(monitor.control, 'GET', '/health');
+    for (const a of health.actors) {
+      assert.ok(a.up, `${a.actor} up (${note})`);
+      assert.equal(a.restarts, 0, `${a.actor} not restarted (${note})`);
+    }
+    for (const bot of await status(monitor)) assert.match(bot.channel, /^[A-Za-z0-9_]{1,64}$/);
+    return { rssHeld };
+  }
+
+  it(`survives ${ROUNDS} × ${CASES} random cases, held partial lines and 64 MB lines; memory bounded; a bot registers within 1 s`, async (t) => {
+    t.diagnostic(`seed ${SEED}`);
+    const r = prng(SEED);
+    // Warm up (first register, first sample, first rows) before taking the baseline.
+    const warm = startBot(monitor.socket, 'fz_warmup', 200);
+    await waitFor('warm-up bot online', async () => (await botStatus(monitor, 'fz_warmup'))?.status === 'online');
+    warm.child.kill('SIGTERM'); // it unregisters: from here on every line the monitor sees is ours
+    await warm.exited;
+    await waitFor('warm-up bot offline', async () => (await botStatus(monitor, 'fz_warmup'))?.status === 'offline');
+    await flush(monitor);
+    const rssBefore = vmRssMb(monitor.pid);
+
+    const rss: number[] = [];
+    const held: number[] = [];
+    for (let i = 1; i <= ROUNDS; i++) {
+      held.push((await round(r, `round ${i}`)).rssHeld);
+      rss.push(vmRssMb(monitor.pid));
+    }
+
+    // A real bot registers within 1 s of starting.
+    const spawnedAt = Date.now();
+    startBot(monitor.socket, 'fz_after', 200);
+    await waitFor('a real bot online after the fuzz', async () => (await botStatus(monitor, 'fz_after'))?.status === 'online', 5_000, 10);
+    const registerMs = Date.now() - spawnedAt;
+
+    const peak = Math.max(...held, ...rss);
+    t.diagnostic(`VmRSS MiB: before ${rssBefore}; per round, while holding ${HELD_PARTIALS} partial lines / after: ${held.map((h, i) => `${h}/${rss[i]}`).join(', ')}; bot process start → online ${registerMs} ms`);
+    assert.ok(registerMs < 1_000, `a real bot registered ${registerMs} ms after it was started (bound 1000 ms)`);
+    assert.ok(peak - rssBefore < RSS_GROWTH_BOUND_MB, `RSS grew by ${peak - rssBefore} MiB at its peak (bound ${RSS_GROWTH_BOUND_MB} MiB)`);
+  });
+});
