@@ -2,7 +2,7 @@
 // process (process.cpuUsage: this thread plus libuv's threadpool, where pidusage's reads run).
 // The sampler runs in-process (the same ProcessSampler class the actor runs on its thread).
 //
-// Pids: one `sh` forks N `sleep` processes and prints their pids — real processes (so exits, start
+// Pids: one `sh` forks N idle `cat` processes (src/loadtest/placeholders.ts) and prints their pids — real processes (so exits, start
 // times and /proc behave as for bots), ~1 ms each to start. Every one is killed by pid afterwards
 // (and on exit/SIGINT should the bench die), then the shell reaps them and exits.
 //
@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { createLogger } from '../src/log.js';
 import { readProcStat } from '../src/proc.js';
-import { spawnSleepers } from '../test/helpers/sleepers.js';
+import { startPlaceholders } from '../src/loadtest/placeholders.js';
 import { ProcessSampler } from '../workers/sampler.js';
 
 const require = createRequire(import.meta.url);
@@ -60,9 +60,9 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
   const log = createLogger('error');
   const rows: SamplerBenchRow[] = [];
   for (const n of sizes) {
-    const fleet = await spawnSleepers(n);
+    const fleet = await startPlaceholders(n);
     try {
-      // Let the last forks finish exec'ing `sleep` before timing anything.
+      // Let the last forks finish exec'ing `cat` before timing anything.
       await new Promise((r) => setTimeout(r, Math.min(3_000, 200 + n / 5)));
       let samples = 0;
       const sampler = new ProcessSampler({

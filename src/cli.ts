@@ -4,11 +4,13 @@
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
+import { fractionOption, integerOption, secondsOption } from './cli-options.js';
 import { controlSocketFor, DEFAULT_DB, DEFAULT_SOCKET, readConfigFile, resolveConfig, type ConfigOverrides } from './config.js';
 import { ReadPool } from './db/read-pool.js';
 import { parseDuration } from './duration.js';
 import { MonitorError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
+import { loadtestCommand } from './loadtest/command.js';
 import { createLogger } from './log.js';
 import { Monitor, type HealthReport } from './monitor.js';
 import type { BotSnapshot } from '../workers/registry-messages.js';
@@ -17,21 +19,8 @@ const EXIT_USAGE = 2;
 
 class UsageError extends Error {}
 
-const seconds = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number of seconds (fractions allowed)`);
-  return n * 1000;
-};
-const integer = (name: string, min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
-  return n;
-};
-const fraction = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
-  return n;
-};
+/** Seconds on the command line, milliseconds in the config. */
+const seconds = (name: string) => (value: string) => secondsOption(name)(value) * 1000;
 const fileMode = (value: string) => {
   if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('--socket-mode must be an octal mode such as 0660');
   return parseInt(value, 8);
@@ -56,11 +45,11 @@ program
   .option('--socket-mode <mode>', 'file mode of the sockets (default 0660)', fileMode)
   .option('--socket-group <group>', 'group owning the sockets (name or gid)')
   .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
-  .option('--metrics-port <port>', 'also serve the control API (/metrics, /health) on 127.0.0.1:PORT', integer('--metrics-port', 0, 65535))
-  .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integer('--max-connections', 1, 1_000_000))
+  .option('--metrics-port <port>', 'also serve the control API (/metrics, /health) on 127.0.0.1:PORT', integerOption('--metrics-port', 0, 65535))
+  .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integerOption('--max-connections', 1, 1_000_000))
   .option('--enable-faults', 'allow fault injection (tests and drills only)')
-  .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integer('--fault-sampler-delay', 0, 3_600_000))
-  .option('--fault-writer-drop <ratio>', 'with --enable-faults: the writer loses this fraction of llm_usage rows', fraction('--fault-writer-drop'))
+  .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integerOption('--fault-sampler-delay', 0, 3_600_000))
+  .option('--fault-writer-drop <ratio>', 'with --enable-faults: the writer loses this fraction of llm_usage rows', fractionOption('--fault-writer-drop'))
   .action(async (opts) => {
     const flags: ConfigOverrides = {
       socketPath: opts.socket,
@@ -155,7 +144,7 @@ program
       return;
     }
     const table = plainTable([opts.by, 'calls', 'tokens in', 'tokens out', 'cost USD', 'p50 ms', 'p95 ms', 'p99 ms']);
-    for (const r of rows) table.push([r.key, r.calls, r.tokens_in, r.tokens_out, r.cost_usd.toFixed(4), fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms)]);
+    for (const r of rows) table.push([r.key, r.calls, r.tokens_in, r.tokens_out, r.cost_usd.toFixed(6), fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms)]);
     process.stdout.write(`${table.toString()}\nsince ${new Date(sinceMs).toISOString()}\n`);
   });
 
@@ -188,6 +177,8 @@ program
     await requestControl(controlSocketFor(opts.socket), 'POST', `/fault/crash?actor=${actor}`);
     process.stdout.write(`asked ${actor} to crash; the supervisor restarts it (see kissmon health)\n`);
   });
+
+program.addCommand(loadtestCommand());
 
 async function withReadPool<T>(dbPath: string, fn: (pool: ReadPool) => Promise<T>): Promise<T> {
   const pool = new ReadPool(dbPath);

@@ -16,7 +16,7 @@ import type { ActorHealth } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import { resolveConfig, type ConfigOverrides } from '../src/config.js';
 import { readProcStat } from '../src/proc.js';
-import { spawnSleepers } from './helpers/sleepers.js';
+import { startPlaceholders } from '../src/loadtest/placeholders.js';
 import type { WriteItem } from '../workers/db-writer-messages.js';
 import type { SampleResult, SampleRound, WatchItem } from '../workers/sampler-messages.js';
 
@@ -262,7 +262,7 @@ describe('sampler: samples real processes', { timeout: 60_000 }, async () => {
   });
 
   test('400 pids are sampled with open fds bounded by the chunk (no fd per pid held), then unwatched', async () => {
-    const sleepers = await spawnSleepers(400);
+    const sleepers = await startPlaceholders(400);
     after(() => sleepers.kill());
     const { pids } = sleepers;
     const fdsBefore = openFds();

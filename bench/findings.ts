@@ -1,0 +1,50 @@
+// Profile findings for docs/PERFORMANCE.md. Unlike the tables, these are not re-measured by every
+// `npm run bench`: they come from profiled runs (`node dist/bench/run.js --profile DIR`, or one case
+// under `node --cpu-prof`) and say where the time went when they were written. Refresh them when the
+// code they point at changes.
+export const FINDINGS = `## Findings (profiles, 2026-11-27)
+
+Profiles taken with \`node --cpu-prof\` on the monitor (one profile per thread), summarised by
+\`node dist/bench/profile.js DIR\` (self time per function). Percentages are of that thread's busy time.
+
+**1. Overload lost rows instead of pushing back — fixed in b46f459.** \`IngestServer#line\`
+(\`src/server/ingest-server.ts\`) handed each llm_usage row to the writer link, and \`Link.send\` (\`src/actors/link.ts\`)
+refused it once \`limits.maxPendingPerLink\` (500,000) rows were held: counted as \`dropped_overflow\`, and gone. Nothing
+slowed reading down before that but the per-connection line-rate throttle, and a burst the kernel had already buffered
+was read faster than the writer committed it. Six 600,000-line bursts from 1,000 bots dropped 9,160, 14,016 and 19,112
+rows in three of them (each exactly written − landed); five 1,000,000-line bursts dropped 310,968 to
+433,848. Since b46f459 ingest pauses every connection at half the bound and resumes at a quarter (the registry's live
+clock does not count the pause against the bots); the overload table above measures that: nothing dropped.
+
+**2. One-shot connections: one postMessage per message — fixed in bfb9185.** \`Link.send\` used to schedule
+\`flush()\` with \`setImmediate\`: one batch per event-loop iteration, and under one-shot load an iteration carries about
+one message: 55,092 postMessages for 60,152 items in a 60,000-connection burst, \`postMessage\` 21.3 % of the main
+thread's busy time (878 ms of 4,129 ms), the largest item in its profile, and the one-shot rate 0.46–0.80× the raw
+baseline over seven bench runs (median 0.64×). Since bfb9185 a small batch waits up to 1 ms and a busy one (≥ 64 items) still goes out at the end of its
+turn: 3,124–4,024 postMessages for the same burst, 12.8k–16.2k connections/s against ≈ 11.5–12.5k before, and the
+one-shot ratio 0.71–0.89× (median of three pairs) in four bench runs since, single pairs 0.54–1.07×: met, narrowly.
+What is left (profile after the fix): the main thread is the bottleneck at ~100 % of a core, and most of it is Node's
+socket lifecycle — \`close\` 13.4 %, the \`net.Socket\` constructor 12.4 %, \`Duplex\`/\`ReadableState\` 7.6 %, GC 8.8 % —
+with \`postMessage\` down to 6.8 % and \`decodeLine\` 4.5 %. The raw baseline pays the same lifecycle; what the monitor adds
+per connection is small (\`IngestServer#accept\` 1.5 %: a \`Connection\` object, five listeners, a per-socket idle
+\`setTimeout\`). A periodic sweep for idle never-registered connections instead of \`socket.setTimeout\` per connection,
+and fewer listeners, are the remaining levers, worth a few percent each. Note the generator takes ~80 % of a core in
+this case: monitor and generator together saturate the two cores, for the baseline as well.
+
+**3. Persistent bots: at the SQLite ceiling.** Both threads are busy (≈ 150 % CPU). Writer thread: \`#writeRow\` (the
+better-sqlite3 insert itself) 44 %, \`sqliteTransaction\` 10 %, GC 13 %. Main thread: \`decodeLine\` (JSON.parse +
+TypeBox check) 21 %, \`Link.flush\` (structured clone of the batch) 14 %, \`IngestServer#line\` 14 %. The clone costs on
+both sides (14 % of main, and most of the writer's GC): sending llm_usage batches column-wise (one array per field)
+would cut both, but the targets are met without it.
+
+**4. Memory at 10,000 bots: little headroom on peaks.** An empty monitor is 137–140 MB RSS (49 MB of it the mapped
+node binary and libraries, the rest mostly the V8 heaps of the main thread and the worker threads). 10,000 idle
+persistent bots with their own pids take it to 160–190 MB steady, with peaks of 220–250 MB: the main thread's heap
+grows from 17 to ~43 MB with the connections (≈ 2.6 KB of JS objects per \`Connection\` + \`net.Socket\`), the
+registry's from 10 to ~30 MB during the registration burst, the sampler's by ~5 MB per 10,000-pid round, and RSS
+follows until their GCs run. The fixed per-thread cost is the largest share; the per-connection objects are next.
+
+**5. Latency resolution — fixed in bfb9185.** The registry took \`Date.now() − ts\` in whole milliseconds, so
+sub-millisecond latencies read as 0; it now uses \`performance.timeOrigin + performance.now()\`, and the loadtest's
+bots send \`ts\` on that clock with microsecond decimals.
+`

@@ -1,0 +1,203 @@
+// Pieces the benchmark driver (bench/run.ts) is made of: the monitor and the raw baseline as real
+// child processes, their CPU and RSS read from /proc (the same way for both), the llm_usage row
+// count, and `kissmon loadtest` run through the real CLI. Every process started here is tracked and
+// ended by pid in killAll() (also on exit and SIGINT).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { controlSocketFor } from '../src/config.js';
+import { requestControl } from '../src/http/control-client.js';
+import type { LoadtestReport } from '../src/loadtest/run.js';
+
+export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const BASELINE = fileURLToPath(new URL('./raw-baseline.js', import.meta.url));
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const started = new Set<ChildProcess>();
+
+export function killAll(): void {
+  for (const child of started) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    try {
+      process.kill(child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+process.on('exit', killAll);
+
+function track(child: ChildProcess): Promise<number | null> {
+  started.add(child);
+  return new Promise((resolve) => child.once('exit', (code) => {
+    started.delete(child);
+    resolve(code);
+  }));
+}
+
+export class BenchDir {
+  readonly path = mkdtempSync(join(tmpdir(), 'kissmon-bench-'));
+  readonly socket = join(this.path, 'm.sock');
+  readonly db = join(this.path, 'm.db');
+  remove(): void {
+    rmSync(this.path, { recursive: true, force: true });
+  }
+}
+
+/** A server under test: the monitor or the raw baseline. */
+export interface Server {
+  name: string;
+  pid: number;
+  socket: string;
+  db: string;
+  stop(): Promise<void>;
+}
+
+/** `kissmon start` as a child process; `cpuProfDir` runs it under `node --cpu-prof` (every thread). */
+export async function startMonitor(dir: BenchDir, args: string[] = [], cpuProfDir?: string): Promise<Server & { control: string }> {
+  const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = track(child);
+  const control = controlSocketFor(dir.socket);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`monitor exited with ${child.exitCode} during start-up`);
+    try {
+      await requestControl(control, 'GET', '/status', 1_000);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error('monitor did not start within 30 s');
+      await sleep(100);
+    }
+  }
+  return {
+    name: 'monitor',
+    pid: child.pid!,
+    socket: dir.socket,
+    db: dir.db,
+    control,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export async function startBaseline(dir: BenchDir): Promise<Server> {
+  const child = spawn(process.execPath, [BASELINE, dir.socket, dir.db], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = track(child);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && resolve());
+    void exited.then((code) => reject(new Error(`raw baseline exited with ${code}`)));
+  });
+  return {
+    name: 'raw baseline',
+    pid: child.pid!,
+    socket: dir.socket,
+    db: dir.db,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
+
+/** CPU time (all threads, user + system, ms) and RSS (MB) of a process, from /proc. */
+export function procStats(pid: number): { cpuMs: number; rssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return { cpuMs: (ticks * 1000) / CLOCK_TICKS_PER_S, rssMb: Math.round(rssKb / 1024) };
+}
+
+/** Rows in llm_usage so far (max rowid: O(log n), no table scan; nothing is ever deleted in a bench). */
+export class RowCounter {
+  readonly #db: Database.Database;
+  readonly #stmt: Database.Statement;
+  constructor(path: string) {
+    this.#db = new Database(path, { readonly: true, fileMustExist: true });
+    this.#db.pragma('busy_timeout = 5000');
+    this.#stmt = this.#db.prepare('SELECT coalesce(max(rowid), 0) AS n FROM llm_usage');
+  }
+  count(): number {
+    return (this.#stmt.get() as { n: number }).n;
+  }
+  close(): void {
+    this.#db.close();
+  }
+}
+
+/** `kissmon loadtest … --json` through the real CLI; the exit code is returned, not thrown. */
+export async function runLoadtestCli(args: string[]): Promise<{ code: number | null; report: LoadtestReport; command: string }> {
+  const child = spawn(process.execPath, [CLI, 'loadtest', ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = track(child);
+  let stdout = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  const code = await exited;
+  try {
+    return { code, report: JSON.parse(stdout) as LoadtestReport, command: `kissmon loadtest ${args.join(' ')} --json` };
+  } catch {
+    throw new Error(`kissmon loadtest ${args.join(' ')} exited ${code} without a JSON report: ${stdout}`);
+  }
+}
+
+/**
+ * CPU time of the whole machine and of our own process tree, in clock ticks, so that a measurement
+ * can say how much *other* work shared the machine with it. Our tree's CPU is Σ (utime + stime +
+ * cutime + cstime) over this process and every live descendant: a descendant that exits and is
+ * reaped moves its totals into its parent's cutime/cstime, so nothing is lost or counted twice.
+ */
+export interface CpuSnapshot {
+  at: number;
+  machineBusy: number;
+  ours: number;
+}
+
+export function cpuSnapshot(): CpuSnapshot {
+  const at = performance.now();
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const machineBusy = total - fields[3] - (fields[4] ?? 0); // minus idle and iowait
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    parent.set(Number(name), Number(f[1]));
+    ticks.set(Number(name), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
+  }
+  const ourTree = new Set([process.pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, ppid] of parent) {
+      if (!ourTree.has(pid) && ourTree.has(ppid)) {
+        ourTree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  let ours = 0;
+  for (const pid of ourTree) ours += ticks.get(pid) ?? 0;
+  return { at, machineBusy, ours };
+}
+
+/** Other work on the machine between two snapshots, % of one core. */
+export function otherWorkPct(a: CpuSnapshot, b: CpuSnapshot): number {
+  const other = b.machineBusy - a.machineBusy - (b.ours - a.ours);
+  const seconds = (b.at - a.at) / 1000;
+  return Math.max(0, Math.round((other / CLOCK_TICKS_PER_S / Math.max(0.001, seconds)) * 100));
+}

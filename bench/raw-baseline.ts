@@ -1,0 +1,100 @@
+// The raw baseline the monitor's end-to-end throughput is compared with: what one thread does with
+// nothing but the essentials. Bare net server on a Unix socket → split lines on \n → JSON.parse →
+// llm_usage rows into better-sqlite3, one reused prepared statement, 1000-row transactions, WAL +
+// synchronous=NORMAL (the monitor's pragmas). A 50 ms timer commits a partial batch (the monitor's
+// writer commits at least every 50 ms too). No validation, no auth, no registry, no actors.
+//
+// The table has the monitor's llm_usage columns and its ts index, so the comparison is about the
+// pipeline, not the schema. ts and cost_usd are computed per row, as the monitor does.
+//
+// Run: node dist/bench/raw-baseline.js SOCKET DB   (prints "ready" when listening; SIGTERM commits and exits)
+import { unlinkSync } from 'node:fs';
+import net from 'node:net';
+import Database from 'better-sqlite3';
+
+const [socketPath, dbPath] = process.argv.slice(2);
+if (!socketPath || !dbPath) {
+  process.stderr.write('usage: raw-baseline SOCKET DB\n');
+  process.exit(2);
+}
+
+const db = new Database(dbPath);
+db.pragma('journal_mode = WAL');
+db.pragma('synchronous = NORMAL');
+db.exec(`CREATE TABLE IF NOT EXISTS llm_usage (ts TEXT NOT NULL, channel TEXT NOT NULL, model TEXT NOT NULL, feature TEXT NOT NULL,
+  tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL, latency_ms REAL, cost_usd REAL NOT NULL);
+  CREATE INDEX IF NOT EXISTS llm_usage_ts ON llm_usage (ts);`);
+const insert = db.prepare('INSERT INTO llm_usage (ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+
+interface Usage {
+  type: string;
+  channel: string;
+  model: string;
+  feature: string;
+  tokens_in: number;
+  tokens_out: number;
+  latency_ms?: number;
+}
+
+let batch: Usage[] = [];
+const commit = db.transaction((rows: Usage[]) => {
+  const ts = new Date().toISOString();
+  // gpt-4o-mini's price (USD per 1M tokens), like the monitor's table lookup.
+  for (const r of rows) insert.run(ts, r.channel, r.model, r.feature, r.tokens_in, r.tokens_out, r.latency_ms ?? null, (r.tokens_in * 0.15 + r.tokens_out * 0.6) / 1e6);
+});
+const flush = () => {
+  if (batch.length === 0) return;
+  const rows = batch;
+  batch = [];
+  commit(rows);
+};
+
+function onLine(line: Buffer): void {
+  if (line.length === 0) return;
+  let msg: Usage;
+  try {
+    msg = JSON.parse(line.toString('utf8')) as Usage;
+  } catch {
+    return;
+  }
+  if (msg.type !== 'llm_usage') return;
+  batch.push(msg);
+  if (batch.length >= 1000) flush();
+}
+
+const server = net.createServer((socket) => {
+  let partial: Buffer | null = null;
+  socket.on('data', (chunk: Buffer) => {
+    let start = 0;
+    let nl = chunk.indexOf(10);
+    if (nl !== -1 && partial) {
+      onLine(Buffer.concat([partial, chunk.subarray(0, nl)]));
+      partial = null;
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    while (nl !== -1) {
+      onLine(chunk.subarray(start, nl));
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    if (start < chunk.length) partial = partial ? Buffer.concat([partial, chunk.subarray(start)]) : Buffer.from(chunk.subarray(start));
+  });
+  socket.on('end', () => {
+    if (partial) onLine(partial);
+    partial = null;
+  });
+  socket.on('error', () => {});
+});
+server.listen({ path: socketPath, backlog: 4096 }, () => process.stdout.write('ready\n'));
+setInterval(flush, 50);
+process.on('SIGTERM', () => {
+  flush();
+  db.close();
+  try {
+    unlinkSync(socketPath);
+  } catch {
+    // gone
+  }
+  process.exit(0);
+});

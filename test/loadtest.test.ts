@@ -1,0 +1,98 @@
+// `kissmon loadtest` end to end, through the real CLI against real monitors: a small mixed fleet
+// passes (lost 0, false_stale 0, exit 0), and a monitor whose writer silently drops rows fails it
+// (lost > 0, non-zero exit) — so the numbers the tool reports cannot be vacuous.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import type { LoadtestReport } from '../src/loadtest/run.js';
+import { CLI, killStarted, startMonitor, stopMonitor, TestDir, type MonitorProcess } from './helpers/monitor-process.js';
+
+const runs = new Set<ChildProcess>();
+
+/** Runs `kissmon loadtest … --json`; resolves with its exit code, parsed report and stderr. */
+function loadtest(m: MonitorProcess, args: string[]): Promise<{ code: number | null; report: LoadtestReport; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'loadtest', '--socket', m.socket, '--db', m.db, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  runs.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      runs.delete(child);
+      try {
+        resolve({ code, report: JSON.parse(stdout) as LoadtestReport, stderr });
+      } catch {
+        reject(new Error(`loadtest exited ${code} without a JSON report:\n${stdout}\n${stderr}`));
+      }
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('kissmon loadtest', () => {
+  const healthyDir = new TestDir();
+  const faultyDir = new TestDir();
+  let healthy: MonitorProcess;
+  let faulty: MonitorProcess;
+
+  before(async () => {
+    // A short stale window and fast sampling: a registry that lost heartbeats, or a sampler that
+    // took the bot processes for dead, would show up within the 5 s run.
+    [healthy, faulty] = await Promise.all([
+      startMonitor(healthyDir, ['--stale-after', '2', '--sample-interval', '1']),
+      startMonitor(faultyDir, ['--enable-faults', '--fault-writer-drop', '0.2']),
+    ]);
+  });
+  after(async () => {
+    for (const child of runs) {
+      try {
+        process.kill(child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await killStarted();
+    await Promise.all([healthy && stopMonitor(healthy), faulty && stopMonitor(faulty)]);
+    healthyDir.remove();
+    faultyDir.remove();
+  });
+
+  it('200 bots, mixed persistent and one-shot, 3 processes: nothing lost, nobody falsely stale, exit 0', async () => {
+    const { code, report, stderr } = await loadtest(healthy, ['--bots', '200', '--duration', '5', '--processes', '3', '--mode', 'mixed', '--heartbeat-interval', '0.5', '--llm-rate', '300']);
+    assert.equal(code, 0, `${JSON.stringify(report.problems)}\n${stderr}`);
+    assert.equal(report.ok, true);
+    assert.equal(report.bots, 200);
+    assert.equal(report.bots_registered, 200);
+    assert.equal(report.lost, 0);
+    assert.equal(report.false_stale, 0);
+    assert.ok(report.llm_rows_expected >= 1_000, `only ${report.llm_rows_expected} llm_usage rows written`);
+    assert.equal(report.llm_rows_landed, report.llm_rows_expected);
+    assert.ok(report.oneshot_connections > 0, 'mixed mode used one-shot connections');
+    assert.ok(report.latency_ms.count >= 1_000, `latency from ${report.latency_ms.count} heartbeats`);
+    assert.ok(report.latency_ms.p99 < 1_000, `heartbeat p99 ${report.latency_ms.p99} ms`);
+    assert.equal(report.monitor.pid, healthy.pid);
+    assert.ok(report.monitor.rss_mb > 0 && report.monitor.cpu_pct >= 0);
+    assert.equal(report.generator.pids.length, 3);
+    for (const pid of report.generator.pids) assert.equal(alive(pid), false, `bot process ${pid} was ended`);
+  });
+
+  it('detects loss: a monitor whose writer drops 20 % of llm_usage rows fails the run', async () => {
+    const { code, report } = await loadtest(faulty, ['--bots', '50', '--duration', '2', '--heartbeat-interval', '1', '--llm-rate', '500']);
+    assert.equal(report.ok, false);
+    assert.ok(report.lost > 0, `lost ${report.lost}`);
+    assert.ok(report.lost < report.llm_rows_expected / 2, `lost ${report.lost} of ${report.llm_rows_expected}: about a fifth, not everything`);
+    assert.equal(report.llm_rows_landed + report.lost, report.llm_rows_expected);
+    assert.match(report.problems.join('\n'), /never landed/);
+    assert.equal(code, 3);
+  });
+});
