@@ -2,7 +2,7 @@
 // the read pool, health reporting, and graceful shutdown. `kissmon start` is a thin CLI over this.
 import { unlinkSync } from 'node:fs';
 import type { ActorName } from './actors/actor-host.js';
-import { heapUsedMb, loopLagMeter, type ActorHealth } from './actors/health.js';
+import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health.js';
 import { Link } from './actors/link.js';
 import type { MonitorConfig } from './config.js';
 import { USAGE_GROUPS, type UsageGroup } from './db/queries.js';
@@ -41,7 +41,7 @@ function processStats(): ProcessStats {
   };
 }
 
-export type HealthReport = (ActorHealth & { restarts: number; up: boolean })[];
+export type HealthReport = SupervisedHealth[];
 
 export class Monitor {
   readonly config: MonitorConfig;
@@ -163,7 +163,7 @@ export class Monitor {
     const lag = this.#mainLag.read();
     const counters = this.#ingest.stats();
     const links = this.#linkStats();
-    const ingest: ActorHealth & { restarts: number; up: boolean } = {
+    const ingest: SupervisedHealth = {
       actor: 'ingest',
       processed: counters.lines,
       queue_depth: links.registry.pending + links.db.pending,

@@ -18,6 +18,9 @@ export interface ActorHealth {
   detail: Record<string, number | string | null>;
 }
 
+/** An actor's health as the supervisor reports it: plus its restarts, and whether it answered. */
+export type SupervisedHealth = ActorHealth & { restarts: number; up: boolean };
+
 /**
  * Event-loop delay of the calling thread; `read()` returns and resets the window. A 20 ms timer
  * records how late it fires. (perf_hooks.monitorEventLoopDelay reports the raw timer interval,

@@ -1,14 +1,14 @@
 // Prometheus metrics, computed at scrape time from counters the monitor keeps anyway. No per-bot
 // labels: with 10k bots that would be 10k series per metric (DESIGN.md: 45 ms, 0.5 MB per scrape).
 import client from 'prom-client';
-import type { ActorHealth } from '../actors/health.js';
+import type { SupervisedHealth } from '../actors/health.js';
 import type { IngestCounters } from '../server/ingest-server.js';
 
 export interface MetricsSources {
   ingest(): IngestCounters;
   links(): Record<string, { pending: number; dropped: number }>;
   /** The latest health report (refreshed every health interval, not on scrape). */
-  health(): (ActorHealth & { restarts: number; up: boolean })[];
+  health(): SupervisedHealth[];
 }
 
 export function createMetrics(sources: MetricsSources): client.Registry {

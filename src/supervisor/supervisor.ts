@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { ActorControl, ActorName, ActorToSupervisor, PeerName, SupervisorToActor } from '../actors/actor-host.js';
-import type { ActorHealth } from '../actors/health.js';
+import type { SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
 import type { Logger } from '../log.js';
@@ -142,7 +142,7 @@ export class Supervisor {
   }
 
   /** Health of every actor; one that is down or does not answer in time is reported as such. */
-  async health(): Promise<(ActorHealth & { restarts: number; up: boolean })[]> {
+  async health(): Promise<SupervisedHealth[]> {
     return Promise.all(
       [...this.#children.values()].map(async (child) => {
         const health = await this.call(child.spec.id, (c) => c.health());
