@@ -70,7 +70,7 @@ program
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    const log = createLogger(config.logLevel, { actor: 'main' });
+    const log = createLogger(config.logLevel, { thread: 'main' });
     let monitor: Monitor;
     try {
       monitor = await Monitor.start(config, log);

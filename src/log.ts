@@ -2,7 +2,7 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-/** One pino logger per thread, JSON lines on stdout; `actor` names the thread that wrote the line. */
+/** One pino logger per thread, JSON lines on stdout; `thread` names the thread that wrote the line (`actor` in a line is what it is about). */
 export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
   return pino({ level, base: { pid: process.pid, ...bindings }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 1, sync: true }));
 }

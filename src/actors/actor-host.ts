@@ -56,7 +56,7 @@ export function runActor<Extra extends object>(start: (ctx: ActorContext) => Pro
   const supervisor = parentPort;
   supervisor.once('message', async (init: SupervisorToActor) => {
     if (init.type !== 'init') return;
-    const log = createLogger(init.config.logLevel, { actor: init.name });
+    const log = createLogger(init.config.logLevel, { thread: init.name });
     const startedAt = Date.now();
     const lag = loopLagMeter();
     let instance: ActorInstance<Extra>;
