@@ -99,6 +99,7 @@ export class Monitor {
       await monitor.#teardown();
       throw err;
     }
+    if (monitor.#stopping) return monitor; // an actor gave up during start-up: stop() is under way
     // No pulse while reading is paused for backpressure: heartbeats wait unread, and the registry
     // must not count that time against the bots.
     monitor.#timers.push(setInterval(() => {

@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
 import type { IngestCounters } from '../src/server/ingest-server.js';
-import { flush, killStarted, line, query, sleep, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+import { flush, killStarted, line, query, sendOneShot, sleep, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
 const MAX_PENDING = 2_000;
@@ -25,7 +25,7 @@ describe('backpressure', () => {
 
   it('a locked writer pauses reading: no row dropped at the queue bound, no bot stale', async () => {
     const config = join(dir.path, 'small-queue.json');
-    writeFileSync(config, JSON.stringify({ limits: { maxPendingPerLink: MAX_PENDING } }));
+    writeFileSync(config, JSON.stringify({ limits: { maxPendingPerLink: MAX_PENDING, idleTimeoutMs: 1_000 } }));
     const monitor = await startMonitor(dir, ['--config', config, '--stale-after', '2', '--sample-interval', '0.5']);
     const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'bp', '20', '300'], { stdio: 'ignore' });
     try {
@@ -41,9 +41,12 @@ describe('backpressure', () => {
           c.write(Array.from({ length: rows / 4 }, (_, i) => `${line({ type: 'llm_usage', channel: `bp_${k}`, model: 'gpt-4o', feature: 'bp', tokens_in: i, tokens_out: 1 })}\n`).join(''));
           writers.push(c);
         }
-        await sleep(3_500); // longer than the stale window, with reading paused most of it
+        await waitFor('reading paused', async () => (await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health')).ingest.backpressure_pauses >= 1);
+        // A one-shot client arriving now waits unread longer than idleTimeoutMs: not idle, not cut.
+        await sendOneShot(monitor.socket, line({ type: 'register', channel: 'bp_oneshot', pid: process.pid }));
+        await sleep(3_500); // longer than the stale window and the idle timeout, reading paused
         const { ingest } = await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health');
-        assert.ok(ingest.backpressure_pauses >= 1, 'reading paused');
+        assert.equal(ingest.idle_timeouts, 0);
         assert.equal(ingest.dropped_overflow, 0);
       } finally {
         locker.exec('ROLLBACK');
@@ -59,7 +62,8 @@ describe('backpressure', () => {
       const { ingest } = await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health');
       assert.equal(ingest.dropped_overflow, 0);
       assert.ok(ingest.backpressure_ms > 0);
-      assert.equal((await status(monitor)).filter((b) => b.status === 'online').length, 20);
+      assert.equal((await status(monitor)).filter((b) => b.status === 'online' && b.channel.startsWith('bp_') && b.channel !== 'bp_oneshot').length, 20);
+      await waitFor('the one-shot register that waited is applied', async () => (await status(monitor)).some((b) => b.channel === 'bp_oneshot' && b.status === 'online'));
       assert.deepEqual(query(dir.db, "SELECT channel FROM bot_events WHERE to_status = 'stale'"), []);
     } finally {
       fleet.kill('SIGKILL');

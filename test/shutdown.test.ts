@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { killStarted, line, query, startMonitor, TestDir } from './helpers/monitor-process.js';
+import { botStatus, killStarted, line, query, startBot, startMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 const usage = (channel: string, i: number) => `${line({ type: 'llm_usage', channel, model: 'gpt-4o', feature: 'shutdown', tokens_in: i, tokens_out: 1 })}\n`;
 
@@ -41,5 +41,18 @@ describe('graceful shutdown', () => {
     assert.equal(existsSync(dir.socket), false, 'socket file removed');
     assert.equal(existsSync(`${dir.socket}.ctl`), false, 'control socket removed');
     assert.match(monitor.output(), /"msg":"stopped"/);
+  });
+
+  it('SIGTERM with persistent bots still connected and heartbeating: exits 0 promptly', { timeout: 60_000 }, async () => {
+    const monitor = await startMonitor(dir);
+    const bot = startBot(monitor.socket, 'stays_connected', 100);
+    await waitFor('online', async () => (await botStatus(monitor, 'stays_connected'))?.status === 'online');
+    const signalled = Date.now();
+    monitor.child.kill('SIGTERM');
+    assert.equal(await monitor.exited, 0, monitor.output().slice(-2000));
+    // Drain reads for at most 3 s, then closes what is still open: far under systemd's stop timeout.
+    assert.ok(Date.now() - signalled < 15_000, `stopped after ${Date.now() - signalled} ms`);
+    assert.equal(existsSync(dir.socket), false);
+    process.kill(bot.pid, 'SIGKILL');
   });
 });

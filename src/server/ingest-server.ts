@@ -151,10 +151,13 @@ export class IngestServer {
     }
     this.#lastAcceptAt = performance.now();
     await quiet(() => this.#lastAcceptAt);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // close() stops accepting now but calls back only once every connection has ended, which a
+    // persistent bot never does by itself: wait for that only after closing them below.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     await quiet(() => this.#lastDataAt);
     for (const conn of this.#connections) this.#finishPartial(conn);
     for (const conn of this.#connections) conn.socket.destroy();
+    await closed;
     this.#registry.flush();
     this.#writer.flush();
   }
@@ -175,7 +178,8 @@ export class IngestServer {
     this.counters.connections_open++;
     socket.setTimeout(this.#config.limits.idleTimeoutMs);
     socket.on('timeout', () => {
-      if (conn.known) return;
+      // Not idle when we are the ones not reading (backpressure, throttle): its lines are waiting.
+      if (conn.known || this.#backpressured || conn.throttleTimer) return;
       this.counters.idle_timeouts++;
       socket.destroy();
     });
