@@ -18,7 +18,7 @@ export const BUILTIN_PRICES: PriceTable = {
 };
 
 /** Price for a model no table entry matches. */
-export const UNKNOWN_MODEL_PRICE: ModelPrice = { input: 1, output: 2 };
+const UNKNOWN_MODEL_PRICE: ModelPrice = { input: 1, output: 2 };
 
 /**
  * The price for `model`: an exact entry, else the longest entry that is a dated/variant prefix of

@@ -73,9 +73,6 @@ export class Link<Out, In = never> {
     this.#onSignal = options.onSignal;
   }
 
-  get attached(): boolean {
-    return this.#port !== null;
-  }
 
   /** Swaps in a new port (first wiring, or a restarted peer) and re-sends what was not acknowledged. */
   attach(port: MessagePort): void {

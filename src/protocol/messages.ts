@@ -78,5 +78,3 @@ export const MESSAGE_SCHEMAS = {
   unregister: UnregisterMessage,
   llm_usage: LlmUsageMessage,
 } as const;
-
-export const MESSAGE_TYPES = Object.keys(MESSAGE_SCHEMAS) as MessageType[];

@@ -137,9 +137,6 @@ export class Supervisor {
     }
   }
 
-  restarts(id: ActorName): number {
-    return this.#children.get(id)?.restarts ?? 0;
-  }
 
   /** Health of every actor; one that is down or does not answer in time is reported as such. */
   async health(): Promise<SupervisedHealth[]> {
