@@ -42,7 +42,11 @@ node binary and libraries, the rest mostly the V8 heaps of the main thread and t
 persistent bots with their own pids take it to 160–190 MB steady, with peaks of 220–250 MB: the main thread's heap
 grows from 17 to ~43 MB with the connections (≈ 2.6 KB of JS objects per \`Connection\` + \`net.Socket\`), the
 registry's from 10 to ~30 MB during the registration burst, the sampler's by ~5 MB per 10,000-pid round, and RSS
-follows until their GCs run. The fixed per-thread cost is the largest share; the per-connection objects are next.
+follows until their GCs run. The fixed per-thread cost is the largest share; the per-connection objects are next. Over five full bench runs the steady RSS was 187–231 MB and the peak 221–265 MB: the
+peak crossed 250 MB in one of them. Capping the worker threads' young generation at 8 MB
+(\`resourceLimits.maxYoungGenerationSizeMb\`) measured 187 MB (peak 221) against 193 MB (peak 231) without it: within
+the noise, not adopted. Next candidates: a lighter per-connection record on the main thread, and not loading kysely
+and better-sqlite3 in the registry thread just to rebuild from \`bot_status\`.
 
 **5. Latency resolution — fixed in bfb9185.** The registry took \`Date.now() − ts\` in whole milliseconds, so
 sub-millisecond latencies read as 0; it now uses \`performance.timeOrigin + performance.now()\`, and the loadtest's
