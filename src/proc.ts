@@ -95,3 +95,13 @@ function isGone(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === 'ENOENT' || code === 'ESRCH';
 }
+
+/** kill(pid, 0): does a process with this pid exist (EPERM: yes, owned by someone else)? */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -17,6 +17,7 @@ import { runActor, type ActorContext, type ActorInstance, type PeerName } from '
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import { statusRows } from '../src/db/queries.js';
+import { pidAlive } from '../src/proc.js';
 import { openReadDatabase } from '../src/db/schema.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
@@ -49,16 +50,6 @@ const STATUS_FLUSH_MS = 5_000;
 const MAX_CREDITED_STEP_MS = 1_000;
 /** Ingest pulses arrive every 250 ms; this late and the ingest thread is considered stalled. */
 const PULSE_GRACE_MS = 1_000;
-
-/** kill(pid, 0): does a process with this pid exist (EPERM: yes, owned by someone else)? */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 class LiveClock {
   #live = 0;

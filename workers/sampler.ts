@@ -62,7 +62,7 @@ import { RateLimitedLog, type Logger } from '../src/log.js';
 import { runActor, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
-import { hasExited, openStat, procAvailable, readStat } from '../src/proc.js';
+import { hasExited, openStat, pidAlive, procAvailable, readStat } from '../src/proc.js';
 import type { WriteItem } from './db-writer-messages.js';
 import type { SampleResult, SampleRound, WatchItem } from './sampler-messages.js';
 
@@ -393,7 +393,7 @@ export class ProcessSampler {
         const u = usage[pid];
         const o = observed.get(pid)!;
         if (u && o.kind === 'alive') o.usage = { ctimeMs: u.ctime, rssBytes: u.memory, startS: Math.round((u.timestamp - u.elapsed) / 1000) };
-        else if (!this.#useProc && !u && !isAlive(pid)) observed.set(pid, GONE);
+        else if (!this.#useProc && !u && !pidAlive(pid)) observed.set(pid, GONE);
       }
       return { observed, at };
     } finally {
@@ -490,15 +490,6 @@ async function probeSeeding(): Promise<boolean> {
   } finally {
     closeSync(fd);
     pidusage.clear();
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
