@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { controlSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
+import { CLOCK_TICKS_PER_S, readProcStat, vmRssMb } from '../src/proc.js';
 import type { LoadtestReport } from '../src/loadtest/run.js';
 
 export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
@@ -106,15 +107,11 @@ export async function startBaseline(dir: BenchDir): Promise<Server> {
   };
 }
 
-const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
-
 /** CPU time (all threads, user + system, ms) and RSS (MB) of a process, from /proc. */
 export function procStats(pid: number): { cpuMs: number; rssMb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-  const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { cpuMs: (ticks * 1000) / CLOCK_TICKS_PER_S, rssMb: Math.round(rssKb / 1024) };
+  const stat = readProcStat(pid);
+  if (typeof stat !== 'object') throw new Error(`cannot read /proc/${pid}/stat (${stat})`);
+  return { cpuMs: ((stat.utimeTicks + stat.stimeTicks) * 1000) / CLOCK_TICKS_PER_S, rssMb: vmRssMb(pid) };
 }
 
 /** Rows in llm_usage so far (max rowid: O(log n), no table scan; nothing is ever deleted in a bench). */
@@ -167,17 +164,13 @@ export function cpuSnapshot(): CpuSnapshot {
   const machineBusy = total - fields[3] - (fields[4] ?? 0); // minus idle and iowait
   const parent = new Map<number, number>();
   const ticks = new Map<number, number>();
+  const buf = Buffer.allocUnsafe(4096);
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    parent.set(Number(name), Number(f[1]));
-    ticks.set(Number(name), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
+    const stat = readProcStat(Number(name), buf);
+    if (typeof stat !== 'object') continue; // exited meanwhile
+    parent.set(Number(name), stat.ppid);
+    ticks.set(Number(name), stat.utimeTicks + stat.stimeTicks + stat.cutimeTicks + stat.cstimeTicks);
   }
   const ourTree = new Set([process.pid]);
   let grew = true;

@@ -1,19 +1,27 @@
-// Small synchronous readers of /proc/<pid>/stat (Linux), for the sampler: process state (zombie?)
-// and start time (pid reused?), which pidusage does not report.
+// Small synchronous readers of /proc (Linux). The sampler reads process state (zombie?) and start
+// time (pid reused?), which pidusage does not report; benches and tests read CPU time and RSS.
 //
 // Synchronous on purpose: one open+pread+close is ~10–20 µs here, done on the sampler's own
 // thread, where async fs would queue three hops per pid on libuv's threadpool, which is shared by
 // every thread of the process (main thread and the other actors included).
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+
+/** USER_HZ: the unit of the tick counts in /proc/<pid>/stat on Linux. */
+export const CLOCK_TICKS_PER_S = 100;
 
 export interface ProcStat {
   /** Field 3: R running, S sleeping, D disk sleep, Z zombie, T stopped, X dead, … */
   state: string;
+  /** Field 4. */
+  ppid: number;
   /** Field 22: start time in clock ticks since boot; with the pid, it names one process for good. */
   startTime: number;
   /** Fields 14 and 15, in clock ticks. */
   utimeTicks: number;
   stimeTicks: number;
+  /** Fields 16 and 17: CPU of children that exited and were reaped, in clock ticks. */
+  cutimeTicks: number;
+  cstimeTicks: number;
   /** Field 24, in pages. */
   rssPages: number;
 }
@@ -77,13 +85,23 @@ export function parseStat(line: string): ProcStat | null {
   if (fields.length < 22) return null;
   const stat: ProcStat = {
     state: fields[0],
+    ppid: Number(fields[1]),
     startTime: Number(fields[19]),
     utimeTicks: Number(fields[11]),
     stimeTicks: Number(fields[12]),
+    cutimeTicks: Number(fields[13]),
+    cstimeTicks: Number(fields[14]),
     rssPages: Number(fields[21]),
   };
   if (stat.state.length !== 1 || !Number.isSafeInteger(stat.startTime)) return null;
   return stat;
+}
+
+/** Resident memory of a process in MiB, all threads, as `ps` shows it (VmRSS in /proc/<pid>/status). */
+export function vmRssMb(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Math.round(Number(match[1]) / 1024);
 }
 
 /** Zombie (exited, not yet reaped by its parent) or dead: the process is over, whatever pidusage says. */

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import type { RegistryLatency } from '../workers/registry-messages.js';
-import { closedWithin, connect, counters, json, openFileLimit, openIdle, vmRssMb, type RawConnection } from './fixtures/socket-tools.js';
+import { closedWithin, connect, counters, json, openFileLimit, openIdle, type RawConnection } from './fixtures/socket-tools.js';
+import { vmRssMb } from '../src/proc.js';
 import { botStatus, flush, killStarted, query, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const FLOOD = fileURLToPath(new URL('./fixtures/flood.js', import.meta.url));
