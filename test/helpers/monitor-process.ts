@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { controlSocketFor } from '../../src/config.js';
+import { adminSocketFor, controlSocketFor } from '../../src/config.js';
 import { requestControl } from '../../src/http/control-client.js';
 import type { BotSnapshot } from '../../workers/registry-messages.js';
 
@@ -49,6 +49,8 @@ export interface MonitorProcess {
   pid: number;
   socket: string;
   control: string;
+  /** The admin socket (flush, latency reset, faults). */
+  admin: string;
   db: string;
   /** Everything the monitor printed (pino JSON lines). */
   output: () => string;
@@ -76,7 +78,7 @@ export async function startMonitor(dir: TestDir, args: string[] = []): Promise<M
   });
   await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), 20_000), early]);
   early.catch(() => {});
-  return { child, pid: child.pid!, socket: dir.socket, control, db: dir.db, output: () => output, exited };
+  return { child, pid: child.pid!, socket: dir.socket, control, admin: adminSocketFor(dir.socket), db: dir.db, output: () => output, exited };
 }
 
 /** SIGTERM and wait for exit; returns the exit code. */
@@ -147,8 +149,8 @@ export async function botStatus(m: Pick<MonitorProcess, 'control'>, channel: str
 }
 
 /** Asks the monitor to commit everything it has received so far. */
-export async function flush(m: Pick<MonitorProcess, 'control'>): Promise<void> {
-  const { flushed } = await requestControl<{ flushed: boolean }>(m.control, 'POST', '/flush', 20_000);
+export async function flush(m: Pick<MonitorProcess, 'admin'>): Promise<void> {
+  const { flushed } = await requestControl<{ flushed: boolean }>(m.admin, 'POST', '/flush', 20_000);
   if (!flushed) throw new Error('monitor could not flush');
 }
 
