@@ -59,14 +59,26 @@ export interface MonitorProcess {
 
 const started = new Set<ChildProcess>();
 
+export interface StartOptions {
+  /** Environment of the monitor (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** false: no --socket/--db flags (a config file or env names dir.socket and dir.db instead). */
+  pathFlags?: boolean;
+  /** 'unread': stdout is a pipe nobody reads (a wedged journald); output() then has stderr only. */
+  stdout?: 'read' | 'unread';
+}
+
 /** Runs `kissmon start` and waits until its control API answers. */
-export async function startMonitor(dir: TestDir, args: string[] = []): Promise<MonitorProcess> {
-  const child = spawn(process.execPath, [CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'info', ...args], {
+export async function startMonitor(dir: TestDir, args: string[] = [], options: StartOptions = {}): Promise<MonitorProcess> {
+  const paths = options.pathFlags === false ? [] : ['--socket', dir.socket, '--db', dir.db];
+  const child = spawn(process.execPath, [CLI, 'start', ...paths, '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
   });
   started.add(child);
   let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  if (options.stdout === 'unread') child.stdout!.pause();
+  else child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     started.delete(child);
