@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
 import type { IngestCounters } from '../src/server/ingest-server.js';
-import { killStarted, line, query, sendLines, startMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { killStarted, line, query, sendLines, startMonitor, TestDir, TestDirs, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const ROWS = 200;
 
@@ -27,15 +27,11 @@ async function sendUsage(monitor: MonitorProcess): Promise<void> {
 const usageRows = (db: string) => query<{ n: number }>(db, "SELECT count(*) n FROM llm_usage WHERE channel = 'fatal_bot'")[0].n;
 
 describe('process-level fatal policy', () => {
-  const dirs: TestDir[] = [];
-  const newDir = () => {
-    const d = new TestDir();
-    dirs.push(d);
-    return d;
-  };
+  const dirs = new TestDirs();
+  const newDir = () => dirs.create();
   after(async () => {
     await killStarted();
-    for (const d of dirs) d.remove();
+    dirs.removeAll();
   });
 
   it('an unhandled rejection logs fatal, flushes every received row and exits 1', async () => {

@@ -44,6 +44,19 @@ export class TestDir {
   }
 }
 
+/** Temp dirs for a suite that needs a fresh one per test: `create()` in the test, `removeAll()` in `after`. */
+export class TestDirs {
+  readonly #dirs: TestDir[] = [];
+  create(): TestDir {
+    const dir = new TestDir();
+    this.#dirs.push(dir);
+    return dir;
+  }
+  removeAll(): void {
+    for (const dir of this.#dirs.splice(0)) dir.remove();
+  }
+}
+
 export interface MonitorProcess {
   child: ChildProcess;
   pid: number;
@@ -91,6 +104,22 @@ export async function startMonitor(dir: TestDir, args: string[] = [], options: S
   await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), 20_000), early]);
   early.catch(() => {});
   return { child, pid: child.pid!, socket: dir.socket, control, admin: adminSocketFor(dir.socket), db: dir.db, output: () => output, exited };
+}
+
+/** Runs `kissmon ARGS` to completion (a client command, a bad usage, --print-config). */
+export function runKissmon(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    started.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => {
+      started.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 /** SIGTERM and wait for exit; returns the exit code. */
