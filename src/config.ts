@@ -38,7 +38,7 @@ const section = <T extends Record<string, TSchema>>(properties: T, description?:
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-export const ConfigSchema = Type.Object({
+const ConfigSchema = Type.Object({
   socketPath: Type.String({ minLength: 1, maxLength: 99, default: DEFAULT_SOCKET, env: 'KISSBOT_MONITOR_SOCKET', must: 'a path shorter than 100 bytes (Unix socket limit)' }),
   /** HTTP control socket for status/health/metrics (read routes; bots in the socket group may use it). Default: <socketPath>.ctl */
   controlSocketPath: Type.String({ minLength: 1, maxLength: 107, must: 'a path shorter than 108 bytes' }),
@@ -112,7 +112,6 @@ export const ConfigSchema = Type.Object({
 }, { additionalProperties: false });
 
 export type MonitorConfig = Static<typeof ConfigSchema>;
-export type Limits = MonitorConfig['limits'];
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
 export type ConfigOverrides = DeepPartial<MonitorConfig>;
@@ -202,8 +201,8 @@ function crossChecks(c: MonitorConfig): void {
   check(c.faults.enabled || (c.faults.samplerDelayMs === 0 && c.faults.writerDropRatio === 0), 'faults', 'off unless faults.enabled (--enable-faults) is set');
 }
 
-/** Settings with an `env:` in the schema, by variable name (for docs and --help). */
-export function configEnvVariables(): { variable: string; setting: string }[] {
+/** Settings with an `env:` in the schema, by variable name. */
+function configEnvVariables(): { variable: string; setting: string }[] {
   const found: { variable: string; setting: string }[] = [];
   const walk = (schema: TSchema, path: string[]) => {
     if (typeof schema.env === 'string') found.push({ variable: schema.env, setting: path.join('.') });

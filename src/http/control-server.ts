@@ -65,7 +65,7 @@ export function route<Q extends TObject>(definition: ControlRoute<Q>): ControlRo
 export type ListenerKind = 'read' | 'admin' | 'metrics';
 
 /** Why a request was refused; each is a counter. */
-export type RejectReason =
+type ControlRejectReason =
   | 'bad_request' | 'header_too_large' | 'timeout' | 'too_many_connections' | 'bad_url' | 'bad_query'
   | 'not_found' | 'method_not_allowed' | 'body_too_large' | 'admin_only' | 'refused';
 
@@ -133,7 +133,7 @@ export class ControlServer {
     );
   }
 
-  #reject(kind: ListenerKind, reason: RejectReason, fields: Record<string, unknown>): void {
+  #reject(kind: ListenerKind, reason: ControlRejectReason, fields: Record<string, unknown>): void {
     this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1;
     this.#rateLimited.warn(`control_${reason}`, { listener: kind, ...fields }, 'control request rejected');
   }
@@ -144,7 +144,7 @@ export class ControlServer {
       socket.destroy();
       return;
     }
-    const [status, reason]: [string, RejectReason] =
+    const [status, reason]: [string, ControlRejectReason] =
       err.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'header_too_large']
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'timeout']
           : ['400 Bad Request', 'bad_request'];
@@ -189,7 +189,7 @@ export class ControlServer {
     }
   }
 
-  #refuse(kind: ListenerKind, req: http.IncomingMessage, res: http.ServerResponse, status: number, reason: RejectReason, message: string): void {
+  #refuse(kind: ListenerKind, req: http.IncomingMessage, res: http.ServerResponse, status: number, reason: ControlRejectReason, message: string): void {
     this.#reject(kind, reason, { method: req.method, url: req.url?.slice(0, 200), status });
     // An unread body or a parse we do not trust: do not keep the connection for another request.
     if (status === 400 || status === 413) res.setHeader('connection', 'close');
