@@ -5,13 +5,13 @@ import { existsSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
 import { fractionOption, integerOption, secondsOption } from './cli-options.js';
-import { controlSocketFor, DEFAULT_DB, DEFAULT_SOCKET, readConfigFile, resolveConfig, type ConfigOverrides } from './config.js';
+import { CONFIG_FILE_ENV, envOverrides, readConfigFile, resolveConfig, type ConfigOverrides, type MonitorConfig } from './config.js';
 import { ReadPool } from './db/read-pool.js';
 import { parseDuration } from './duration.js';
 import { MonitorError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
 import { loadtestCommand } from './loadtest/command.js';
-import { createLogger } from './log.js';
+import { createLogger, drainLogs, type Logger } from './log.js';
 import { Monitor, type HealthReport } from './monitor.js';
 import type { BotSnapshot } from '../workers/registry-messages.js';
 
@@ -25,8 +25,31 @@ const fileMode = (value: string) => {
   if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('--socket-mode must be an octal mode such as 0660');
   return parseInt(value, 8);
 };
-const socketOption = () => new Option('--socket <path>', 'bot socket path (env KISSBOT_MONITOR_SOCKET)').default(process.env.KISSBOT_MONITOR_SOCKET || DEFAULT_SOCKET);
-const dbOption = () => new Option('--db <path>', 'SQLite database file').default(DEFAULT_DB);
+const EXIT_FATAL = 1;
+/** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
+const LOG_DRAIN_AT_EXIT_MS = 2_000;
+
+// No option defaults here: a flag overrides the config file and env only when it is given.
+const socketOption = () => new Option('--socket <path>', 'bot socket path (config socketPath, env KISSBOT_MONITOR_SOCKET; default /tmp/kissbot_monitor.sock)');
+const dbOption = () => new Option('--db <path>', 'SQLite database file (config dbPath, env KISSBOT_MONITOR_DB; default ./kissbot_monitor.db)');
+const configOption = () => new Option('--config <file>', `JSON config file, any subset of the settings (env ${CONFIG_FILE_ENV})`);
+
+/**
+ * defaults < config file < env < flags given. Bad settings are usage errors (exit 2) naming the
+ * setting and what it must be.
+ */
+function resolveSettings(configFile: string | undefined, flags: ConfigOverrides): MonitorConfig {
+  const file = configFile ?? (process.env[CONFIG_FILE_ENV] || undefined);
+  try {
+    return resolveConfig(file ? readConfigFile(file) : {}, envOverrides(), flags);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** Where a client command finds the monitor: the same layers as `start`, for the paths only. */
+const clientSettings = (opts: { config?: string; socket?: string; db?: string }) =>
+  resolveSettings(opts.config, { socketPath: opts.socket, dbPath: opts.db });
 
 const program = new Command('kissmon')
   .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')
@@ -38,14 +61,15 @@ program
   .description('run the monitor in the foreground (stop with SIGTERM/SIGINT; SIGHUP reloads auth tokens)')
   .addOption(socketOption())
   .addOption(dbOption())
-  .option('--config <file>', 'JSON config file (any subset of the settings, incl. "prices")')
+  .addOption(configOption())
+  .option('--print-config', 'print the resolved settings (defaults < config file < env < flags) as JSON and exit')
   .option('--stale-after <sec>', 'mark a bot stale after this long without a heartbeat (default 120)', seconds('--stale-after'))
   .option('--sample-interval <sec>', 'sample every bot\'s cpu/memory this often (default 15)', seconds('--sample-interval'))
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
   .option('--socket-mode <mode>', 'file mode of the sockets (default 0660)', fileMode)
   .option('--socket-group <group>', 'group owning the sockets (name or gid)')
   .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
-  .option('--metrics-port <port>', 'also serve the control API (/metrics, /health) on 127.0.0.1:PORT', integerOption('--metrics-port', 0, 65535))
+  .option('--metrics-port <port>', 'also serve GET /metrics (Prometheus) on 127.0.0.1:PORT', integerOption('--metrics-port', 0, 65535))
   .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integerOption('--max-connections', 1, 1_000_000))
   .option('--enable-faults', 'allow fault injection (tests and drills only)')
   .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integerOption('--fault-sampler-delay', 0, 3_600_000))
@@ -64,47 +88,74 @@ program
       limits: { maxConnections: opts.maxConnections },
       faults: { enabled: opts.enableFaults, samplerDelayMs: opts.faultSamplerDelay, writerDropRatio: opts.faultWriterDrop },
     };
-    let config;
-    try {
-      config = resolveConfig(opts.config ? readConfigFile(opts.config) : {}, flags);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
+    const config = resolveSettings(opts.config, flags);
+    if (opts.printConfig) {
+      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      return;
     }
     const log = createLogger(config.logLevel, { thread: 'main' });
-    let monitor: Monitor;
-    try {
-      monitor = await Monitor.start(config, log);
-    } catch (err) {
-      if (err instanceof MonitorError) throw new UsageError(err.message);
-      throw err;
-    }
+    let monitor: Monitor | null = null;
+    onFatal(log, () => monitor);
+    // A failed start exits here, not at the bottom: this process has a log sink a wedged stdout may hold.
+    const running = await Monitor.start(config, log).catch((err: Error) => {
+      process.stderr.write(`kissmon: ${err.message}\n`);
+      return exit(err instanceof MonitorError ? EXIT_USAGE : EXIT_FATAL);
+    });
+    monitor = running;
     const stop = (signal: string) => {
       log.info({ signal }, 'signal received');
-      void monitor.stop(0);
+      void running.stop(0);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => monitor.reloadAuth());
-    process.exitCode = await monitor.exited;
+    process.on('SIGHUP', () => running.reloadAuth());
+    await exit(await running.exited);
   });
+
+/**
+ * An error nobody caught (a bug, or a fault drill) ends the process through the normal shutdown,
+ * non-zero, so what was received is flushed (or spooled) first. A second one while that runs, or
+ * one before the monitor is up, ends the process at once.
+ */
+function onFatal(log: Logger, monitor: () => Monitor | null): void {
+  let fatals = 0;
+  const fatal = (kind: string) => (err: unknown) => {
+    fatals++;
+    const running = monitor();
+    const now = fatals > 1 || running === null;
+    log.fatal({ err, kind, fatals }, now ? `${kind}: exiting now` : `${kind}: shutting down (flush, then exit ${EXIT_FATAL})`);
+    if (now) void exit(EXIT_FATAL);
+    else void running.stop(EXIT_FATAL);
+  };
+  process.on('unhandledRejection', fatal('unhandledRejection'));
+  process.on('uncaughtException', fatal('uncaughtException'));
+}
+
+/** Last log lines out (bounded: a wedged stdout must not hold the process), then exit. */
+async function exit(code: number): Promise<never> {
+  await drainLogs(LOG_DRAIN_AT_EXIT_MS);
+  process.exit(code);
+}
 
 program
   .command('status')
   .description('the live registry (like pm2 ls); falls back to bot_status in the database when no monitor answers')
   .addOption(socketOption())
   .addOption(dbOption())
+  .addOption(configOption())
   .option('--json', 'print a JSON array')
   .action(async (opts) => {
+    const { controlSocketPath, dbPath } = clientSettings(opts);
     let bots: BotSnapshot[];
     let source = 'live';
     try {
-      bots = await requestControl<BotSnapshot[]>(controlSocketFor(opts.socket), 'GET', '/status');
+      bots = await requestControl<BotSnapshot[]>(controlSocketPath, 'GET', '/status');
     } catch (err) {
       if (!(err instanceof ControlUnavailableError)) throw err;
-      if (!existsSync(opts.db)) throw new Error(`${err.message}, and there is no database at ${opts.db}`);
+      if (!existsSync(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
-      process.stderr.write(`${err.message}; showing bot_status from ${opts.db} (as last written, not live)\n`);
-      bots = await withReadPool(opts.db, (pool) => pool.status());
+      process.stderr.write(`${err.message}; showing bot_status from ${dbPath} (as last written, not live)\n`);
+      bots = await withReadPool(dbPath, (pool) => pool.status());
     }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
@@ -127,6 +178,7 @@ program
   .command('usage')
   .description('LLM usage from the database: calls, tokens, cost, latency percentiles')
   .addOption(dbOption())
+  .addOption(configOption())
   .option('--since <duration>', 'window, e.g. 7d, 24h, 30m', '7d')
   .addOption(new Option('--by <group>', 'group rows by').choices(['channel', 'model', 'feature', 'day']).default('channel'))
   .option('--json', 'print JSON')
@@ -137,8 +189,9 @@ program
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    if (!existsSync(opts.db)) throw new Error(`no database at ${opts.db}`);
-    const rows = await withReadPool(opts.db, (pool) => pool.usage({ sinceMs, by: opts.by }));
+    const { dbPath } = clientSettings(opts);
+    if (!existsSync(dbPath)) throw new Error(`no database at ${dbPath}`);
+    const rows = await withReadPool(dbPath, (pool) => pool.usage({ sinceMs, by: opts.by }));
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       return;
@@ -152,9 +205,10 @@ program
   .command('health')
   .description('per-actor health and restarts of the running monitor')
   .addOption(socketOption())
+  .addOption(configOption())
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    const { actors } = await requestControl<{ actors: HealthReport }>(controlSocketFor(opts.socket), 'GET', '/health');
+    const { actors } = await requestControl<{ actors: HealthReport }>(clientSettings(opts).controlSocketPath, 'GET', '/health');
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(actors, null, 2)}\n`);
       return;
@@ -171,10 +225,12 @@ program
   .argument('<action>', 'crash')
   .argument('<actor>', 'registry | db | sampler')
   .addOption(socketOption())
+  .addOption(configOption())
   .action(async (action: string, actor: string, opts) => {
     if (action !== 'crash') throw new UsageError(`unknown fault action ${action}; the only one is "crash"`);
     if (!['registry', 'db', 'sampler'].includes(actor)) throw new UsageError('actor must be registry, db or sampler');
-    await requestControl(controlSocketFor(opts.socket), 'POST', `/fault/crash?actor=${actor}`);
+    // Admin route: only the monitor's own user can reach the admin socket (mode 0600).
+    await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/crash?actor=${actor}`);
     process.stdout.write(`asked ${actor} to crash; the supervisor restarts it (see kissmon health)\n`);
   });
 

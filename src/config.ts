@@ -1,191 +1,248 @@
-// Every setting, its default, and validation. Resolved once at start-up; the resolved object is
-// plain data so it can be handed to every worker as-is.
+// Every setting, once: ConfigSchema (TypeBox) gives each its type, default, what a bad value must be
+// (`must`, used in the error text) and, for a few, an environment variable (`env`). Resolved once
+// at start-up, in this order, each layer overriding the one before:
+//
+//   defaults (schema)  <  config file (--config / KISSBOT_MONITOR_CONFIG)  <  env  <  flags given
+//
+// The resolved object is plain data so it can be handed to every worker as-is.
+//
+// Adding a setting is one line in ConfigSchema: `myKeyMs: positive(1_000, 'what it does')` (or
+// any TypeBox type with `default` and `must`). Its type, default, validation, error text,
+// --print-config output and config-file support follow from that line; a flag or env variable
+// is optional and declared where it is parsed (src/cli.ts) or with `env:` here.
 import { readFileSync } from 'node:fs';
-import { BUILTIN_PRICES, parsePriceTable, type PriceTable } from './pricing.js';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
+import { BUILTIN_PRICES, parsePriceTable } from './pricing.js';
 
 export const DEFAULT_SOCKET = '/tmp/kissbot_monitor.sock';
 export const DEFAULT_DB = './kissbot_monitor.db';
+/** Names the config file when --config is not given. */
+export const CONFIG_FILE_ENV = 'KISSBOT_MONITOR_CONFIG';
 
-export interface Limits {
-  /** Longest accepted line in bytes; a longer one is discarded up to its newline. */
-  maxLineBytes: number;
-  /** A connection that sends this many bytes without a newline is closed. */
-  maxUnterminatedBytes: number;
-  maxConnections: number;
-  /** Bots the registry holds; when full, the least recently seen offline/dead one is forgotten, else a new channel is refused. */
-  maxBots: number;
-  /** Sustained lines per second one connection is read at; beyond it reading pauses (backpressure, no loss). */
-  maxLinesPerSecondPerConnection: number;
-  /** Connections that never sent a valid register/heartbeat are closed after this idle time. */
-  idleTimeoutMs: number;
-  maxJsonDepth: number;
-  /** Rows/messages held for one actor while it is slow, locked or restarting; beyond it, dropped and counted. */
-  maxPendingPerLink: number;
+interface SettingOptions {
+  /** What a bad value must be: "config.<name> must be <must>". */
+  must: string;
+  description?: string;
+  /** An environment variable that sets it (between the config file and the flags). */
+  env?: string;
 }
 
-export interface MonitorConfig {
-  socketPath: string;
-  /** HTTP control socket for status/health/metrics (the CLI talks to it). */
-  controlSocketPath: string;
-  /** Optional loopback TCP port serving the same control API, for Prometheus scraping. */
-  metricsPort: number | null;
-  dbPath: string;
-  staleAfterMs: number;
-  sampleIntervalMs: number;
+const positive = (value: number, description?: string) => Type.Number({ exclusiveMinimum: 0, default: value, must: 'a positive number', description });
+const positiveInt = (value: number, description?: string) => Type.Integer({ minimum: 1, default: value, must: 'a positive integer', description });
+const days = (value: number) => Type.Number({ minimum: 0, default: value, must: 'a number of days >= 0 (0 keeps forever)' });
+const text = (value: string, options: SettingOptions) => Type.String({ minLength: 1, default: value, ...options });
+const section = <T extends Record<string, TSchema>>(properties: T, description?: string) =>
+  Type.Object(properties, { additionalProperties: false, default: {}, must: 'an object of settings', description });
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const ConfigSchema = Type.Object({
+  socketPath: Type.String({ minLength: 1, maxLength: 99, default: DEFAULT_SOCKET, env: 'KISSBOT_MONITOR_SOCKET', must: 'a path shorter than 100 bytes (Unix socket limit)' }),
+  /** HTTP control socket for status/health/metrics (read routes; bots in the socket group may use it). Default: <socketPath>.ctl */
+  controlSocketPath: Type.String({ minLength: 1, maxLength: 107, must: 'a path shorter than 108 bytes' }),
+  /** Admin routes (flush, latency reset, faults): mode 0600, the monitor's own user. Default: <socketPath>.admin */
+  adminSocketPath: Type.String({ minLength: 1, maxLength: 107, must: 'a path shorter than 108 bytes' }),
+  /** Optional loopback TCP port serving GET /metrics, for Prometheus scraping. */
+  metricsPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], { default: null, must: 'a TCP port (0-65535) or null' }),
+  dbPath: text(DEFAULT_DB, { env: 'KISSBOT_MONITOR_DB', must: 'a file path' }),
+  staleAfterMs: positive(120_000),
+  sampleIntervalMs: positive(15_000),
   /** A sample round that takes longer than this is abandoned and counted. */
-  sampleTimeoutMs: number;
-  healthIntervalMs: number;
-  logLevel: string;
-  socketMode: number;
-  socketGroup: string | null;
-  authTokensFile: string | null;
-  prices: PriceTable;
-  retention: {
-    metricsDays: number;
+  sampleTimeoutMs: positive(10_000),
+  healthIntervalMs: positive(10_000),
+  logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)), { default: 'info', env: 'KISSBOT_MONITOR_LOG_LEVEL', must: `one of ${LOG_LEVELS.join(', ')}` }),
+  socketMode: Type.Integer({ minimum: 0, maximum: 0o777, default: 0o660, must: 'a file mode from 0 to 511 (0o777), such as 432 (0660)' }),
+  socketGroup: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, must: 'a group name or gid, or null' }),
+  authTokensFile: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, must: 'a file path or null' }),
+  /** USD per 1M tokens; a config file's entries are merged over the built-in table. */
+  prices: Type.Record(Type.String(), Type.Object({ input: Type.Number({ minimum: 0 }), output: Type.Number({ minimum: 0 }) }), {
+    default: BUILTIN_PRICES, must: 'an object of { "model": { "input": number >= 0, "output": number >= 0 } }',
+  }),
+  retention: section({
+    metricsDays: days(7),
     /** 0 keeps rows forever. */
-    usageDays: number;
-    eventsDays: number;
-    healthDays: number;
-  };
-  writer: {
+    usageDays: days(0),
+    eventsDays: days(90),
+    healthDays: days(7),
+  }),
+  writer: section({
     /** Rows are committed at least this often (ms) and at most this many per transaction. */
-    flushIntervalMs: number;
-    maxRowsPerTransaction: number;
+    flushIntervalMs: positive(50),
+    maxRowsPerTransaction: positive(20_000),
     /** How long one attempt waits on a locked database before giving the thread back. */
-    busyTimeoutMs: number;
+    busyTimeoutMs: positive(20),
     /** Pause before retrying a commit that found the database locked. */
-    retryDelayMs: number;
-  };
-  supervisor: {
+    retryDelayMs: positive(100),
+  }),
+  supervisor: section({
     /** More than `intensity` restarts within `periodMs` → the monitor exits non-zero (OTP semantics). */
-    intensity: number;
-    periodMs: number;
+    intensity: positive(5),
+    periodMs: positive(60_000),
     /** Graceful shutdown time for an actor before it is terminated. */
-    shutdownMs: number;
-    backoffInitialMs: number;
-    backoffMaxMs: number;
-  };
-  limits: Limits;
+    shutdownMs: positive(5_000),
+    backoffInitialMs: positive(100),
+    backoffMaxMs: positive(5_000),
+  }),
+  limits: section({
+    /** Longest accepted line in bytes; a longer one is discarded up to its newline. */
+    maxLineBytes: positiveInt(64 * 1024),
+    /** A connection that sends this many bytes without a newline is closed. */
+    maxUnterminatedBytes: positiveInt(1024 * 1024),
+    maxConnections: positiveInt(20_000),
+    /** Bots the registry holds; when full, the least recently seen offline/dead one is forgotten, else a new channel is refused. */
+    maxBots: positiveInt(50_000),
+    /** Sustained lines per second one connection is read at; beyond it reading pauses (backpressure, no loss). */
+    maxLinesPerSecondPerConnection: positive(10_000),
+    /** Connections that never sent a valid register/heartbeat are closed after this idle time. */
+    idleTimeoutMs: positive(60_000),
+    maxJsonDepth: positiveInt(32),
+    /** Rows/messages held for one actor while it is slow, locked or restarting; beyond it, dropped and counted. */
+    maxPendingPerLink: positiveInt(500_000),
+  }),
   /** Fault injection for drills and tests; off unless --enable-faults. */
-  faults: {
-    enabled: boolean;
+  faults: section({
+    enabled: Type.Boolean({ default: false, must: 'true or false' }),
     /** Every stats call in the sampler takes this long (ms). */
-    samplerDelayMs: number;
+    samplerDelayMs: Type.Number({ minimum: 0, default: 0, must: 'a number of ms >= 0' }),
     /** Fraction (0..1) of llm_usage rows the writer silently loses — only to prove loss detection. */
-    writerDropRatio: number;
-  };
-}
+    writerDropRatio: Type.Number({ minimum: 0, maximum: 1, default: 0, must: 'a fraction from 0 to 1' }),
+  }),
+}, { additionalProperties: false });
 
-export function defaultConfig(): MonitorConfig {
-  const socketPath = process.env.KISSBOT_MONITOR_SOCKET || DEFAULT_SOCKET;
-  return {
-    socketPath,
-    controlSocketPath: controlSocketFor(socketPath),
-    metricsPort: null,
-    dbPath: DEFAULT_DB,
-    staleAfterMs: 120_000,
-    sampleIntervalMs: 15_000,
-    sampleTimeoutMs: 10_000,
-    healthIntervalMs: 10_000,
-    logLevel: 'info',
-    socketMode: 0o660,
-    socketGroup: null,
-    authTokensFile: null,
-    prices: { ...BUILTIN_PRICES },
-    retention: { metricsDays: 7, usageDays: 0, eventsDays: 90, healthDays: 7 },
-    writer: { flushIntervalMs: 50, maxRowsPerTransaction: 20_000, busyTimeoutMs: 20, retryDelayMs: 100 },
-    supervisor: { intensity: 5, periodMs: 60_000, shutdownMs: 5_000, backoffInitialMs: 100, backoffMaxMs: 5_000 },
-    limits: {
-      maxLineBytes: 64 * 1024,
-      maxUnterminatedBytes: 1024 * 1024,
-      maxConnections: 20_000,
-      maxBots: 50_000,
-      maxLinesPerSecondPerConnection: 10_000,
-      idleTimeoutMs: 60_000,
-      maxJsonDepth: 32,
-      maxPendingPerLink: 500_000,
-    },
-    faults: { enabled: false, samplerDelayMs: 0, writerDropRatio: 0 },
-  };
-}
+export type MonitorConfig = Static<typeof ConfigSchema>;
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+export type ConfigOverrides = DeepPartial<MonitorConfig>;
+
+const checker = TypeCompiler.Compile(ConfigSchema);
 
 export function controlSocketFor(socketPath: string): string {
   return `${socketPath}.ctl`;
 }
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
-export type ConfigOverrides = DeepPartial<MonitorConfig>;
+export function adminSocketFor(socketPath: string): string {
+  return `${socketPath}.admin`;
+}
+
+/** Every setting at its default (no file, no env, no flags). */
+export function defaultConfig(): MonitorConfig {
+  return resolveConfig();
+}
 
 /**
- * Merges overrides (config file, then flags) over the defaults and validates the result.
- * Throws TypeError('config.x must be …') naming the first bad setting.
+ * Merges layers (lowest first: config file, env, flags) over the defaults and validates the
+ * result. A layer's undefined value is "not given". Throws TypeError('config.x must be …') naming
+ * the first bad setting.
  */
 export function resolveConfig(...layers: ConfigOverrides[]): MonitorConfig {
-  const config = defaultConfig();
-  for (const layer of layers) merge(config as unknown as Record<string, unknown>, layer as Record<string, unknown>, 'config');
-  if (!layers.some((l) => l.controlSocketPath)) config.controlSocketPath = controlSocketFor(config.socketPath);
-  validate(config);
-  return config;
+  const merged: Record<string, unknown> = {};
+  for (const layer of layers) merge(merged, layer as Record<string, unknown>, 'config');
+  if (merged.prices !== undefined) merged.prices = { ...BUILTIN_PRICES, ...parsePriceTable(merged.prices, 'config') };
+  const config = Value.Default(ConfigSchema, merged) as Record<string, unknown>;
+  if (typeof config.socketPath === 'string') {
+    config.controlSocketPath ??= controlSocketFor(config.socketPath);
+    config.adminSocketPath ??= adminSocketFor(config.socketPath);
+  }
+  const error = checker.Errors(config).First();
+  if (error) throw new TypeError(settingError(error.path, error.schema as TSchema & Partial<SettingOptions>));
+  const valid = config as MonitorConfig;
+  crossChecks(valid);
+  return valid;
 }
 
 function merge(target: Record<string, unknown>, layer: Record<string, unknown>, path: string): void {
   for (const [key, value] of Object.entries(layer)) {
     if (value === undefined) continue;
-    if (!Object.hasOwn(target, key)) throw new TypeError(`${path}.${key} is not a setting`);
     const current = target[key];
-    if (key === 'prices') {
-      target[key] = { ...(current as PriceTable), ...parsePriceTable(value, `${path}.prices`) };
-    } else if (current !== null && typeof current === 'object' && !Array.isArray(current)) {
-      if (value === null || typeof value !== 'object') throw new TypeError(`${path}.${key} must be an object`);
-      merge(current as Record<string, unknown>, value as Record<string, unknown>, `${path}.${key}`);
-    } else {
-      target[key] = value;
-    }
+    if (key !== 'prices' && isPlainObject(value) && isPlainObject(current)) merge(current, value, `${path}.${key}`);
+    else if (key !== 'prices' && isPlainObject(value)) merge((target[key] = {}) as Record<string, unknown>, value, `${path}.${key}`);
+    else if (key === 'prices' && isPlainObject(value) && isPlainObject(current)) target[key] = { ...current, ...value };
+    else target[key] = value;
   }
 }
 
-function check(ok: boolean, name: string, what: string): void {
-  if (!ok) throw new TypeError(`config.${name} must be ${what}`);
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
-const nonNegative = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+/** "config.limits.maxBots must be a positive integer", from a TypeBox error path like /limits/maxBots. */
+function settingError(errorPath: string, schema: TSchema & Partial<SettingOptions>): string {
+  const parts = errorPath.split('/').filter(Boolean);
+  const name = ['config', ...parts].join('.');
+  if (!schemaAt(parts)) return `${name} is not a setting`;
+  // An error inside a setting (a price entry, a union member) is reported against the setting.
+  for (let n = parts.length; n > 0; n--) {
+    const must = (schemaAt(parts.slice(0, n)) as Partial<SettingOptions> | undefined)?.must;
+    if (must) return `${['config', ...parts.slice(0, n)].join('.')} must be ${must}`;
+  }
+  return `${name} must be ${schema.must ?? 'valid'}`;
+}
 
-function validate(c: MonitorConfig): void {
-  check(typeof c.socketPath === 'string' && c.socketPath.length > 0 && Buffer.byteLength(c.socketPath) < 100, 'socketPath', 'a path shorter than 100 bytes (Unix socket limit)');
-  check(typeof c.controlSocketPath === 'string' && Buffer.byteLength(c.controlSocketPath) < 108, 'controlSocketPath', 'a path shorter than 108 bytes');
-  check(c.metricsPort === null || (Number.isInteger(c.metricsPort) && c.metricsPort >= 0 && c.metricsPort < 65536), 'metricsPort', 'a TCP port (0-65535) or null');
-  check(typeof c.dbPath === 'string' && c.dbPath.length > 0, 'dbPath', 'a file path');
-  for (const key of ['staleAfterMs', 'sampleIntervalMs', 'sampleTimeoutMs', 'healthIntervalMs'] as const) check(positive(c[key]), key, 'a positive number');
-  check(LOG_LEVELS.includes(c.logLevel), 'logLevel', `one of ${LOG_LEVELS.join(', ')}`);
-  check(Number.isInteger(c.socketMode) && c.socketMode >= 0 && c.socketMode <= 0o777, 'socketMode', 'an octal file mode such as 0660');
-  check(c.socketGroup === null || (typeof c.socketGroup === 'string' && c.socketGroup.length > 0), 'socketGroup', 'a group name or gid');
-  check(c.authTokensFile === null || typeof c.authTokensFile === 'string', 'authTokensFile', 'a file path');
-  for (const [k, v] of Object.entries(c.retention)) check(nonNegative(v), `retention.${k}`, 'a number of days >= 0 (0 keeps forever)');
-  for (const [k, v] of Object.entries(c.writer)) check(positive(v), `writer.${k}`, 'a positive number');
-  for (const [k, v] of Object.entries(c.supervisor)) check(positive(v), `supervisor.${k}`, 'a positive number');
-  for (const [k, v] of Object.entries(c.limits)) check(positive(v), `limits.${k}`, 'a positive number');
+function schemaAt(parts: string[]): TSchema | undefined {
+  let schema: TSchema | undefined = ConfigSchema;
+  for (const part of parts) {
+    if (schema?.type === 'object' && schema.properties) schema = (schema.properties as Record<string, TSchema>)[part];
+    else if (schema?.patternProperties) schema = Object.values(schema.patternProperties as Record<string, TSchema>)[0];
+    else return undefined;
+  }
+  return schema;
+}
+
+/** Rules that span settings; TypeBox checked each one alone. */
+function crossChecks(c: MonitorConfig): void {
+  const check = (ok: boolean, name: string, what: string) => {
+    if (!ok) throw new TypeError(`config.${name} must be ${what}`);
+  };
+  check(Buffer.byteLength(c.socketPath) < 100, 'socketPath', 'a path shorter than 100 bytes (Unix socket limit)');
+  for (const key of ['controlSocketPath', 'adminSocketPath'] as const) check(Buffer.byteLength(c[key]) < 108, key, 'a path shorter than 108 bytes');
   check(c.limits.maxUnterminatedBytes >= c.limits.maxLineBytes, 'limits.maxUnterminatedBytes', 'at least limits.maxLineBytes');
-  check(typeof c.faults.enabled === 'boolean', 'faults.enabled', 'true or false');
-  check(nonNegative(c.faults.samplerDelayMs), 'faults.samplerDelayMs', 'a number of ms >= 0');
-  check(nonNegative(c.faults.writerDropRatio) && c.faults.writerDropRatio <= 1, 'faults.writerDropRatio', 'a fraction from 0 to 1');
   check(c.faults.enabled || (c.faults.samplerDelayMs === 0 && c.faults.writerDropRatio === 0), 'faults', 'off unless faults.enabled (--enable-faults) is set');
+}
+
+/** Settings with an `env:` in the schema, by variable name. */
+function configEnvVariables(): { variable: string; setting: string }[] {
+  const found: { variable: string; setting: string }[] = [];
+  const walk = (schema: TSchema, path: string[]) => {
+    if (typeof schema.env === 'string') found.push({ variable: schema.env, setting: path.join('.') });
+    if (schema.type === 'object' && schema.properties) for (const [k, s] of Object.entries(schema.properties as Record<string, TSchema>)) walk(s, [...path, k]);
+  };
+  walk(ConfigSchema, []);
+  return found;
+}
+
+/** The env layer: every set (non-empty) variable declared with `env:` in the schema, converted to the setting's type. */
+export function envOverrides(env: NodeJS.ProcessEnv = process.env): ConfigOverrides {
+  const layer: Record<string, unknown> = {};
+  for (const { variable, setting } of configEnvVariables()) {
+    const raw = env[variable];
+    if (raw === undefined || raw === '') continue;
+    const parts = setting.split('.');
+    const schema = schemaAt(parts)! as TSchema & SettingOptions;
+    const value = Value.Convert(schema, raw);
+    if (!Value.Check(schema, value)) throw new TypeError(`${variable} (config.${setting}) must be ${schema.must}; got ${JSON.stringify(raw)}`);
+    let target = layer;
+    for (const part of parts.slice(0, -1)) target = (target[part] ??= {}) as Record<string, unknown>;
+    target[parts[parts.length - 1]] = value;
+  }
+  return layer as ConfigOverrides;
 }
 
 /** Reads a JSON config file (same shape as MonitorConfig, any subset). */
 export function readConfigFile(path: string): ConfigOverrides {
-  let text: string;
+  let content: string;
   try {
-    text = readFileSync(path, 'utf8');
+    content = readFileSync(path, 'utf8');
   } catch (err) {
     throw new TypeError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
+  let value: unknown;
   try {
-    const value = JSON.parse(text) as unknown;
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('top level must be an object');
-    return value as ConfigOverrides;
+    value = JSON.parse(content) as unknown;
   } catch (err) {
     throw new TypeError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
+  if (!isPlainObject(value)) throw new TypeError(`config file ${path} must hold a JSON object of settings`);
+  return value as ConfigOverrides;
 }

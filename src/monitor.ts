@@ -4,18 +4,25 @@ import { unlinkSync } from 'node:fs';
 import type { ActorName } from './actors/actor-host.js';
 import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health.js';
 import { Link } from './actors/link.js';
+import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
-import { USAGE_GROUPS, type UsageGroup } from './db/queries.js';
+import { USAGE_GROUPS } from './db/queries.js';
 import { ReadPool } from './db/read-pool.js';
-import { parseDuration } from './duration.js';
-import { ControlServer, HttpError } from './http/control-server.js';
+import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
 import { createMetrics } from './http/metrics.js';
-import type { Logger } from './log.js';
+import { logLinesDropped, type Logger } from './log.js';
 import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import type { WriteItem } from '../workers/db-writer-messages.js';
 import type { BotSignal } from '../workers/registry-messages.js';
+
+/** Actors a fault can be injected into. */
+/** The admin socket: the monitor's own user only, whatever group the other sockets have. */
+const ADMIN_SOCKET_ACCESS = { mode: 0o600, group: null };
+
+const FAULT_ACTORS = ['registry', 'db', 'sampler'] as const satisfies readonly ActorName[];
 
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
 const PULSE_MS = 250;
@@ -91,8 +98,9 @@ export class Monitor {
     await monitor.#ingest.listen();
     try {
       await monitor.#supervisor.start();
-      await monitor.#control.listen({ path: config.controlSocketPath, access: { mode: config.socketMode, group: config.socketGroup } });
-      if (config.metricsPort !== null) await monitor.#control.listen({ port: config.metricsPort, host: '127.0.0.1' });
+      await monitor.#control.listen('read', { path: config.controlSocketPath, access: { mode: config.socketMode, group: config.socketGroup } });
+      await monitor.#control.listen('admin', { path: config.adminSocketPath, access: ADMIN_SOCKET_ACCESS });
+      if (config.metricsPort !== null) await monitor.#control.listen('metrics', { port: config.metricsPort, host: '127.0.0.1' });
     } catch (err) {
       // Whatever bots sent meanwhile is drained to the actors that did start, then everything closes.
       await monitor.#ingest.drain();
@@ -106,7 +114,7 @@ export class Monitor {
       if (!monitor.#ingest.backpressured) monitor.#registryLink.signal({ pulse: Date.now() });
     }, PULSE_MS));
     monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
-    log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
+    log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, admin: config.adminSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
     return monitor;
   }
 
@@ -150,7 +158,7 @@ export class Monitor {
     await this.#supervisor.stop();
     await this.#control.close();
     await this.#readPool.close();
-    for (const path of [this.config.socketPath, this.config.controlSocketPath]) {
+    for (const path of [this.config.socketPath, this.config.controlSocketPath, this.config.adminSocketPath]) {
       try {
         unlinkSync(path);
       } catch {
@@ -184,6 +192,8 @@ export class Monitor {
         line_too_long: counters.line_too_long,
         auth_failed: counters.auth_failed,
         idle_timeouts: counters.idle_timeouts,
+        control_rejected: Object.values(this.#control.rejected()).reduce((a, b) => a + b, 0),
+        log_lines_dropped: logLinesDropped(),
         rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
       },
     };
@@ -206,48 +216,70 @@ export class Monitor {
     return { registry: this.#registryLink.stats(), db: this.#writerLink.stats() };
   }
 
-  #routes() {
+  #routes(): ControlRoute[] {
     const faults = this.config.faults.enabled;
-    return {
-      metrics: createMetrics({
-        ingest: () => this.#ingest.counters,
-        links: () => this.#linkStats(),
-        health: () => this.#lastHealth,
-      }),
-      get: {
-        '/status': async () => {
+    const none = Type.Object({}, { additionalProperties: false });
+    const actorQuery = Type.Object({
+      actor: Type.Union(FAULT_ACTORS.map((a) => Type.Literal(a)), { must: FAULT_ACTORS.join(', ') }),
+    }, { additionalProperties: false });
+    const metrics = createMetrics({
+      ingest: () => this.#ingest.counters,
+      links: () => this.#linkStats(),
+      health: () => this.#lastHealth,
+      controlRejected: () => this.#control.rejected(),
+      logLinesDropped,
+    });
+    const requireFaults = () => {
+      if (!faults) throw new HttpError(403, 'fault injection is off (start the monitor with --enable-faults)');
+    };
+    return [
+      route({ method: 'GET', path: METRICS_PATH, admin: false, query: none, handler: async () => new TextBody(metrics.contentType, await metrics.metrics()) }),
+      route({
+        method: 'GET', path: '/status', admin: false, query: none,
+        handler: async () => {
           const bots = await this.#supervisor.call('registry', (c) => c.snapshot());
           if (bots === null) throw new HttpError(503, 'registry is restarting; try again');
           return bots;
         },
-        '/health': async () => ({ actors: await this.health(), ingest: this.#ingest.stats(), process: processStats() }),
-        '/latency': async () => this.#supervisor.call('registry', (c) => c.latency()),
-        '/usage': async (q: URLSearchParams) => {
-          const by = q.get('by') ?? 'channel';
-          if (!(USAGE_GROUPS as readonly string[]).includes(by)) throw new HttpError(400, `by must be one of ${USAGE_GROUPS.join(', ')}`);
-          let sinceMs: number;
-          try {
-            sinceMs = Date.now() - parseDuration(q.get('since') ?? '7d', 'since');
-          } catch (err) {
-            throw new HttpError(400, (err as Error).message);
-          }
-          return this.#readPool.usage({ sinceMs, by: by as UsageGroup });
-        },
-      },
-      post: {
-        '/flush': async () => ({ flushed: await this.flush() }),
-        '/latency/reset': async () => {
+      }),
+      route({
+        method: 'GET', path: '/health', admin: false, query: none,
+        handler: async () => ({ actors: await this.health(), ingest: this.#ingest.stats(), control: { rejected: this.#control.rejected() }, log: { lines_dropped: logLinesDropped() }, process: processStats() }),
+      }),
+      route({ method: 'GET', path: '/latency', admin: false, query: none, handler: async () => this.#supervisor.call('registry', (c) => c.latency()) }),
+      route({
+        method: 'GET', path: '/usage', admin: false,
+        query: Type.Object({
+          since: Type.Optional(Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 7d, 12h, 30m, 90s' })),
+          by: Type.Optional(Type.Union(USAGE_GROUPS.map((g) => Type.Literal(g)), { must: USAGE_GROUPS.join(', ') })),
+        }, { additionalProperties: false }),
+        handler: async (q) => this.#readPool.usage({ sinceMs: Date.now() - parseDuration(q.since ?? '7d', 'since'), by: q.by ?? 'channel' }),
+      }),
+      route({ method: 'POST', path: '/flush', admin: true, query: none, handler: async () => ({ flushed: await this.flush() }) }),
+      route({
+        method: 'POST', path: '/latency/reset', admin: true, query: none,
+        handler: async () => {
           await this.#supervisor.call('registry', (c) => c.resetLatency());
           return { reset: true };
         },
-        '/fault/crash': async (q: URLSearchParams) => {
-          if (!faults) throw new HttpError(403, 'fault injection is off (start the monitor with --enable-faults)');
-          const actor = q.get('actor') as ActorName;
-          if (!['registry', 'db', 'sampler'].includes(actor)) throw new HttpError(400, 'actor must be registry, db or sampler');
-          await this.#supervisor.crash(actor);
-          return { crashed: actor };
+      }),
+      route({
+        method: 'POST', path: '/fault/crash', admin: true, query: actorQuery,
+        handler: async (q) => {
+          requireFaults();
+          await this.#supervisor.crash(q.actor);
+          return { crashed: q.actor };
         },
-      },
-    };
+      }),
+      route({
+        method: 'POST', path: '/fault/unhandled-rejection', admin: true, query: none,
+        handler: async () => {
+          requireFaults();
+          this.#log.warn('fault injection: a promise rejection nobody handles, on the main thread');
+          setImmediate(() => void Promise.reject(new Error('fault injection: unhandled rejection on the main thread')));
+          return { rejected: true };
+        },
+      }),
+    ];
   }
 }

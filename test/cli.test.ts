@@ -1,19 +1,7 @@
 // The kissmon CLI as users run it: exit codes for bad usage, status/usage/health output.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { CLI, flush, killStarted, line, sendLines, startMonitor, stopMonitor, TestDir, waitFor, botStatus, type MonitorProcess } from './helpers/monitor-process.js';
-
-function kissmon(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { flush, runKissmon as kissmon, killStarted, line, sendLines, startMonitor, stopMonitor, TestDir, waitFor, botStatus, type MonitorProcess } from './helpers/monitor-process.js';
 
 describe('kissmon CLI', () => {
   const dir = new TestDir();

@@ -32,7 +32,7 @@ describe('actor crash and restart', () => {
 
       for (const actor of ['registry', 'db', 'sampler'] as const) {
         const restartsBefore = await restarts(monitor, actor);
-        await requestControl(monitor.control, 'POST', `/fault/crash?actor=${actor}`);
+        await requestControl(monitor.admin, 'POST', `/fault/crash?actor=${actor}`);
         await waitFor(`${actor} restarted`, async () => (await restarts(monitor, actor)) > restartsBefore && (await up(monitor, actor)), 15_000);
         await sleep(1_000);
       }

@@ -13,6 +13,7 @@ import * as Comlink from 'comlink';
 import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../src/actors/actor-host.js';
 import { Link } from '../src/actors/link.js';
 import { resolveConfig, type ConfigOverrides } from '../src/config.js';
+import { openLogChannel } from '../src/log.js';
 import { openWriteDatabase } from '../src/db/schema.js';
 import type { DbWriterControlExtra, WriteItem } from '../workers/db-writer-messages.js';
 
@@ -44,8 +45,9 @@ async function startWriter(dbPath: string, link: Link<WriteItem>, overrides: Con
   const worker = new Worker(WRITER);
   const control = new MessageChannel();
   const data = new MessageChannel();
-  const init: SupervisorToActor = { type: 'init', name: 'db', config, incarnation, control: control.port2, links: { ingest: data.port2 } };
-  worker.postMessage(init, [control.port2, data.port2]);
+  const log = openLogChannel();
+  const init: SupervisorToActor = { type: 'init', name: 'db', config, incarnation, control: control.port2, log, links: { ingest: data.port2 } };
+  worker.postMessage(init, [control.port2, log.port, data.port2]);
   const reply = await new Promise<ActorToSupervisor>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);

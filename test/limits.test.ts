@@ -212,7 +212,7 @@ describe(`${IDLE_CONNECTIONS} idle connections and one flooding client vs the he
       const all = await Promise.all(Array.from({ length: WELL_BEHAVED_BOTS }, (_, i) => botStatus(monitor, `calm_${i}`)));
       return all.every((b) => b?.status === 'online');
     });
-    await requestControl(monitor.control, 'POST', '/latency/reset');
+    await requestControl(monitor.admin, 'POST', '/latency/reset');
     await sleep(1_500);
     const baseline = (await requestControl<RegistryLatency>(monitor.control, 'GET', '/latency')).sent_to_visible;
     const rssBefore = vmRssMb(monitor.pid);
@@ -230,7 +230,7 @@ describe(`${IDLE_CONNECTIONS} idle connections and one flooding client vs the he
       if (flooder.exitCode === null && flooder.signalCode === null) flooder.kill('SIGKILL');
     });
     await sleep(1_000); // let the flood get going, then measure only while it runs
-    await requestControl(monitor.control, 'POST', '/latency/reset');
+    await requestControl(monitor.admin, 'POST', '/latency/reset');
     await sleep((FLOOD_SECONDS - 2) * 1000);
     const during = (await requestControl<RegistryLatency>(monitor.control, 'GET', '/latency')).sent_to_visible;
     const health = await requestControl<{ actors: { actor: string; loop_lag_p99_ms: number }[] }>(monitor.control, 'GET', '/health');

@@ -15,6 +15,7 @@ import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../src/
 import type { ActorHealth } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import { resolveConfig, type ConfigOverrides } from '../src/config.js';
+import { openLogChannel } from '../src/log.js';
 import { readProcStat } from '../src/proc.js';
 import { startPlaceholders } from '../src/loadtest/placeholders.js';
 import type { WriteItem } from '../workers/db-writer-messages.js';
@@ -107,8 +108,9 @@ class SamplerUnderTest {
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`sampler exited during start-up (${code})`)));
     });
-    const init: SupervisorToActor = { type: 'init', name: 'sampler', config, incarnation: 1, control: control.port2, links: { registry: registry.port2, db: db.port2 } };
-    worker.postMessage(init, [control.port2, registry.port2, db.port2]);
+    const log = openLogChannel();
+    const init: SupervisorToActor = { type: 'init', name: 'sampler', config, incarnation: 1, control: control.port2, log, links: { registry: registry.port2, db: db.port2 } };
+    worker.postMessage(init, [control.port2, log.port, registry.port2, db.port2]);
     await ready;
     worker.removeAllListeners('exit');
     const sut = new SamplerUnderTest(worker, Comlink.wrap<ActorControl>(nodeEndpoint(control.port1)), [control.port1]);

@@ -31,7 +31,7 @@ describe('slow sampler', () => {
     fleet.stdout!.on('data', (c: Buffer) => (fleetOut += c.toString()));
     try {
       await waitFor('200 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === 200, 15_000);
-      await requestControl(monitor.control, 'POST', '/latency/reset');
+      await requestControl(monitor.admin, 'POST', '/latency/reset');
       await sleep(6_000); // three stale windows, twelve sample intervals
 
       const bots = await status(monitor);

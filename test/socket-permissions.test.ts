@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { controlSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
 import { json } from './fixtures/socket-tools.js';
-import { botStatus, CLI, killStarted, sendLines, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { botStatus, CLI, killStarted, sendLines, startMonitor, stopMonitor, TestDirs, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const pid = process.pid;
 const modeOf = (path: string) => statSync(path).mode & 0o777;
@@ -55,12 +55,8 @@ async function answers(monitor: Pick<MonitorProcess, 'socket' | 'control'>, chan
 }
 
 describe('socket permissions and ownership of the socket path', () => {
-  const dirs: TestDir[] = [];
-  const newDir = () => {
-    const d = new TestDir();
-    dirs.push(d);
-    return d;
-  };
+  const dirs = new TestDirs();
+  const newDir = () => dirs.create();
   after(async () => {
     for (const child of children) {
       try {
@@ -71,7 +67,7 @@ describe('socket permissions and ownership of the socket path', () => {
       }
     }
     await killStarted();
-    for (const d of dirs) d.remove();
+    dirs.removeAll();
   });
 
   it('default mode is 0660 for the bot socket and the control socket: not world-writable', async () => {

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { MonitorConfig } from '../config.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, type LogChannel, type Logger } from '../log.js';
 import { heapUsedMb, loopLagMeter, type ActorHealth } from './health.js';
 
 // comlink ships its Node adapter only as UMD; see DESIGN.md.
@@ -18,7 +18,7 @@ export type ActorName = 'registry' | 'db' | 'sampler';
 export type PeerName = ActorName | 'ingest';
 
 export type SupervisorToActor =
-  | { type: 'init'; name: ActorName; config: MonitorConfig; incarnation: number; control: MessagePort; links: Partial<Record<PeerName, MessagePort>> }
+  | { type: 'init'; name: ActorName; config: MonitorConfig; incarnation: number; control: MessagePort; log: LogChannel; links: Partial<Record<PeerName, MessagePort>> }
   | { type: 'link'; peer: PeerName; port: MessagePort };
 
 export type ActorToSupervisor = { type: 'ready' } | { type: 'init_failed'; error: string };
@@ -56,7 +56,7 @@ export function runActor<Extra extends object>(start: (ctx: ActorContext) => Pro
   const supervisor = parentPort;
   supervisor.once('message', async (init: SupervisorToActor) => {
     if (init.type !== 'init') return;
-    const log = createLogger(init.config.logLevel, { thread: init.name });
+    const log = createLogger(init.config.logLevel, { thread: init.name }, init.log);
     const startedAt = Date.now();
     const lag = loopLagMeter();
     let instance: ActorInstance<Extra>;

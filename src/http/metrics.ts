@@ -9,6 +9,10 @@ export interface MetricsSources {
   links(): Record<string, { pending: number; dropped: number }>;
   /** The latest health report (refreshed every health interval, not on scrape). */
   health(): SupervisedHealth[];
+  /** Control requests refused, by reason. */
+  controlRejected(): Record<string, number>;
+  /** Log lines dropped because stdout was wedged or gone (every thread). */
+  logLinesDropped(): number;
 }
 
 export function createMetrics(sources: MetricsSources): client.Registry {
@@ -52,6 +56,9 @@ export function createMetrics(sources: MetricsSources): client.Registry {
     ];
   });
   mirroredCounter('kissmon_auth_failed_total', 'Messages refused for a missing or wrong token', [], () => [[{}, sources.ingest().auth_failed]]);
+  mirroredCounter('kissmon_control_rejected_total', 'Control API requests refused (bad URL, bad query, timeout, admin route on the read socket, ...), by reason', ['reason'], () =>
+    Object.entries(sources.controlRejected()).map(([reason, n]) => [{ reason }, n]));
+  mirroredCounter('kissmon_log_lines_dropped_total', 'Log lines dropped because stdout did not take them (wedged or gone)', [], () => [[{}, sources.logLinesDropped()]]);
   mirroredCounter('kissmon_connections_total', 'Connections accepted', [], () => [[{}, sources.ingest().connections_total]]);
   gauge('kissmon_connections_open', 'Open bot connections', [], () => [[{}, sources.ingest().connections_open]]);
   gauge('kissmon_link_pending', 'Items sent from the main thread to an actor and not yet acknowledged', ['link'], () =>

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
-import { controlSocketFor } from '../config.js';
+import { adminSocketFor, controlSocketFor } from '../config.js';
 import { requestControl } from '../http/control-client.js';
 import type { BotSnapshot, RegistryLatency } from '../../workers/registry-messages.js';
 import { Fleet, splitMode, type FleetMode } from './fleet.js';
@@ -144,6 +144,7 @@ const round1 = (n: number) => Math.round(n * 10) / 10;
 
 export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks = {}): Promise<LoadtestReport> {
   const control = controlSocketFor(options.socket);
+  const admin = adminSocketFor(options.socket);
   const note = hooks.note ?? (() => {});
   const signal = hooks.signal;
   const checkAbort = () => {
@@ -213,7 +214,7 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
     checkAbort();
 
     // ---- the measured window ----
-    await requestControl(control, 'POST', '/latency/reset');
+    await requestControl(admin, 'POST', '/latency/reset');
     const healthStart = await requestControl<HealthBody>(control, 'GET', '/health');
     const countersStart = fleet.counters();
     const windowStart = performance.now();
@@ -258,7 +259,7 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
 
     // ---- the monitor's view ----
     hooks.progress?.('flushing the monitor and checking its database and registry…');
-    const { flushed } = await requestControl<{ flushed: boolean }>(control, 'POST', '/flush', 60_000);
+    const { flushed } = await requestControl<{ flushed: boolean }>(admin, 'POST', '/flush', 60_000);
     if (!flushed) note('the monitor answered /flush with flushed=false: it could not commit everything in time');
     const since = new Date(startedAt.getTime() - 2_000).toISOString();
     const landed = (db.prepare(`SELECT count(*) AS n FROM llm_usage WHERE ts >= ? AND channel >= ? AND channel < ?`).get(since, `${prefix}_`, `${prefix}\``) as { n: number }).n;

@@ -18,7 +18,7 @@ import type { ActorControl, ActorName, ActorToSupervisor, PeerName, SupervisorTo
 import type { SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
-import type { Logger } from '../log.js';
+import { openLogChannel, type Logger } from '../log.js';
 import type { RegistryControlExtra } from '../../workers/registry-messages.js';
 
 const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
@@ -189,8 +189,9 @@ export class Supervisor {
     child.controlPort = port1;
     child.control = Comlink.wrap<ActorControl>(nodeEndpoint(port1));
     const incarnation = child.incarnation;
-    const init: SupervisorToActor = { type: 'init', name: spec.id, config: this.#config, incarnation, control: port2, links: {} };
-    worker.postMessage(init, [port2]);
+    const log = openLogChannel();
+    const init: SupervisorToActor = { type: 'init', name: spec.id, config: this.#config, incarnation, control: port2, log, links: {} };
+    worker.postMessage(init, [port2, log.port]);
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { controlSocketFor } from '../../src/config.js';
+import { adminSocketFor, controlSocketFor } from '../../src/config.js';
 import { requestControl } from '../../src/http/control-client.js';
 import type { BotSnapshot } from '../../workers/registry-messages.js';
 
@@ -44,11 +44,26 @@ export class TestDir {
   }
 }
 
+/** Temp dirs for a suite that needs a fresh one per test: `create()` in the test, `removeAll()` in `after`. */
+export class TestDirs {
+  readonly #dirs: TestDir[] = [];
+  create(): TestDir {
+    const dir = new TestDir();
+    this.#dirs.push(dir);
+    return dir;
+  }
+  removeAll(): void {
+    for (const dir of this.#dirs.splice(0)) dir.remove();
+  }
+}
+
 export interface MonitorProcess {
   child: ChildProcess;
   pid: number;
   socket: string;
   control: string;
+  /** The admin socket (flush, latency reset, faults). */
+  admin: string;
   db: string;
   /** Everything the monitor printed (pino JSON lines). */
   output: () => string;
@@ -57,14 +72,26 @@ export interface MonitorProcess {
 
 const started = new Set<ChildProcess>();
 
+export interface StartOptions {
+  /** Environment of the monitor (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** false: no --socket/--db flags (a config file or env names dir.socket and dir.db instead). */
+  pathFlags?: boolean;
+  /** 'unread': stdout is a pipe nobody reads (a wedged journald); output() then has stderr only. */
+  stdout?: 'read' | 'unread';
+}
+
 /** Runs `kissmon start` and waits until its control API answers. */
-export async function startMonitor(dir: TestDir, args: string[] = []): Promise<MonitorProcess> {
-  const child = spawn(process.execPath, [CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'info', ...args], {
+export async function startMonitor(dir: TestDir, args: string[] = [], options: StartOptions = {}): Promise<MonitorProcess> {
+  const paths = options.pathFlags === false ? [] : ['--socket', dir.socket, '--db', dir.db];
+  const child = spawn(process.execPath, [CLI, 'start', ...paths, '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
   });
   started.add(child);
   let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  if (options.stdout === 'unread') child.stdout!.pause();
+  else child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     started.delete(child);
@@ -76,7 +103,23 @@ export async function startMonitor(dir: TestDir, args: string[] = []): Promise<M
   });
   await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), 20_000), early]);
   early.catch(() => {});
-  return { child, pid: child.pid!, socket: dir.socket, control, db: dir.db, output: () => output, exited };
+  return { child, pid: child.pid!, socket: dir.socket, control, admin: adminSocketFor(dir.socket), db: dir.db, output: () => output, exited };
+}
+
+/** Runs `kissmon ARGS` to completion (a client command, a bad usage, --print-config). */
+export function runKissmon(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    started.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => {
+      started.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 /** SIGTERM and wait for exit; returns the exit code. */
@@ -147,8 +190,8 @@ export async function botStatus(m: Pick<MonitorProcess, 'control'>, channel: str
 }
 
 /** Asks the monitor to commit everything it has received so far. */
-export async function flush(m: Pick<MonitorProcess, 'control'>): Promise<void> {
-  const { flushed } = await requestControl<{ flushed: boolean }>(m.control, 'POST', '/flush', 20_000);
+export async function flush(m: Pick<MonitorProcess, 'admin'>): Promise<void> {
+  const { flushed } = await requestControl<{ flushed: boolean }>(m.admin, 'POST', '/flush', 20_000);
   if (!flushed) throw new Error('monitor could not flush');
 }
 
