@@ -78,14 +78,22 @@ program
       if (err instanceof MonitorError) throw new UsageError(err.message);
       throw err;
     }
+    let signals = 0;
     const stop = (signal: string) => {
-      log.info({ signal }, 'signal received');
-      void monitor.stop(0);
+      signals++;
+      log.info({ signal, signals }, signals === 1 ? 'signal received' : 'signal received again: fast path');
+      void monitor.stop(0); // a second call takes the fast path: spool and exit
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => monitor.reloadAuth());
     process.exitCode = await monitor.exited;
+    // Everything is committed or spooled by now; whatever still holds the event loop open (an
+    // actor that never answered) must not hold up the exit past the deadline.
+    setTimeout(() => {
+      log.warn('a handle kept the process alive after shutdown: exiting');
+      process.exit();
+    }, 1_000).unref();
   });
 
 program

@@ -35,6 +35,11 @@ export interface MonitorConfig {
   /** A sample round that takes longer than this is abandoned and counted. */
   sampleTimeoutMs: number;
   healthIntervalMs: number;
+  /**
+   * SIGTERM/SIGINT → exit within this long, whatever the database does (inside systemd's 30 s
+   * TimeoutStopSec). Rows that cannot be committed by then are spooled; a second signal spools at once.
+   */
+  shutdownDeadlineMs: number;
   logLevel: string;
   socketMode: number;
   socketGroup: string | null;
@@ -53,8 +58,17 @@ export interface MonitorConfig {
     maxRowsPerTransaction: number;
     /** How long one attempt waits on a locked database before giving the thread back. */
     busyTimeoutMs: number;
-    /** Pause before retrying a commit that found the database locked. */
+    /** Pause before retrying a commit that found the database locked (or opening it again). */
     retryDelayMs: number;
+    /** Rows held in memory while the database is locked or missing; beyond it the oldest are spooled. */
+    maxHeldRows: number;
+  };
+  /** Where rows go that the database cannot take in time (docs/OPERATIONS.md, "The spool"). */
+  spool: {
+    /** null: the database path + `.spool`. */
+    path: string | null;
+    /** The file never grows past this; rows that do not fit stay held (and are lost if the monitor must exit). */
+    maxBytes: number;
   };
   supervisor: {
     /** More than `intensity` restarts within `periodMs` → the monitor exits non-zero (OTP semantics). */
@@ -87,13 +101,15 @@ export function defaultConfig(): MonitorConfig {
     sampleIntervalMs: 15_000,
     sampleTimeoutMs: 10_000,
     healthIntervalMs: 10_000,
+    shutdownDeadlineMs: 20_000,
     logLevel: 'info',
     socketMode: 0o660,
     socketGroup: null,
     authTokensFile: null,
     prices: { ...BUILTIN_PRICES },
     retention: { metricsDays: 7, usageDays: 0, eventsDays: 90, healthDays: 7 },
-    writer: { flushIntervalMs: 50, maxRowsPerTransaction: 20_000, busyTimeoutMs: 20, retryDelayMs: 100 },
+    writer: { flushIntervalMs: 50, maxRowsPerTransaction: 20_000, busyTimeoutMs: 20, retryDelayMs: 100, maxHeldRows: 500_000 },
+    spool: { path: null, maxBytes: 256 * 1024 * 1024 },
     supervisor: { intensity: 5, periodMs: 60_000, shutdownMs: 5_000, backoffInitialMs: 100, backoffMaxMs: 5_000 },
     limits: {
       maxLineBytes: 64 * 1024,
@@ -157,13 +173,15 @@ function validate(c: MonitorConfig): void {
   check(typeof c.controlSocketPath === 'string' && Buffer.byteLength(c.controlSocketPath) < 108, 'controlSocketPath', 'a path shorter than 108 bytes');
   check(c.metricsPort === null || (Number.isInteger(c.metricsPort) && c.metricsPort >= 0 && c.metricsPort < 65536), 'metricsPort', 'a TCP port (0-65535) or null');
   check(typeof c.dbPath === 'string' && c.dbPath.length > 0, 'dbPath', 'a file path');
-  for (const key of ['staleAfterMs', 'sampleIntervalMs', 'sampleTimeoutMs', 'healthIntervalMs'] as const) check(positive(c[key]), key, 'a positive number');
+  for (const key of ['staleAfterMs', 'sampleIntervalMs', 'sampleTimeoutMs', 'healthIntervalMs', 'shutdownDeadlineMs'] as const) check(positive(c[key]), key, 'a positive number');
   check(LOG_LEVELS.includes(c.logLevel), 'logLevel', `one of ${LOG_LEVELS.join(', ')}`);
   check(Number.isInteger(c.socketMode) && c.socketMode >= 0 && c.socketMode <= 0o777, 'socketMode', 'an octal file mode such as 0660');
   check(c.socketGroup === null || (typeof c.socketGroup === 'string' && c.socketGroup.length > 0), 'socketGroup', 'a group name or gid');
   check(c.authTokensFile === null || typeof c.authTokensFile === 'string', 'authTokensFile', 'a file path');
   for (const [k, v] of Object.entries(c.retention)) check(nonNegative(v), `retention.${k}`, 'a number of days >= 0 (0 keeps forever)');
   for (const [k, v] of Object.entries(c.writer)) check(positive(v), `writer.${k}`, 'a positive number');
+  check(c.spool.path === null || (typeof c.spool.path === 'string' && c.spool.path.length > 0), 'spool.path', 'a file path or null (beside the database)');
+  check(positive(c.spool.maxBytes), 'spool.maxBytes', 'a positive number of bytes');
   for (const [k, v] of Object.entries(c.supervisor)) check(positive(v), `supervisor.${k}`, 'a positive number');
   for (const [k, v] of Object.entries(c.limits)) check(positive(v), `limits.${k}`, 'a positive number');
   check(c.limits.maxUnterminatedBytes >= c.limits.maxLineBytes, 'limits.maxUnterminatedBytes', 'at least limits.maxLineBytes');

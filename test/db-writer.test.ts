@@ -113,7 +113,7 @@ test('rows of every item type land with the right columns and cost', async () =>
 
   const db = reader(dbPath);
   const iso = new Date(t0).toISOString();
-  const usageRows = db.prepare('SELECT * FROM llm_usage ORDER BY rowid').all();
+  const usageRows = db.prepare('SELECT ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd FROM llm_usage ORDER BY rowid').all();
   assert.deepEqual(usageRows, [
     { ts: iso, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5, cost_usd: 0.0075 },
     { ts: iso, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null, cost_usd: 0.0075 },
