@@ -215,6 +215,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       }
     })().finally(() => {
       this.#opening = null;
+      this.#schedule(); // replay a spool, commit what is held, or keep trying to open
     });
     return this.#opening;
   }
