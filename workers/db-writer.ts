@@ -332,6 +332,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     // its cursor and its ack goes out on the new port.
     this.#held.push({ items, ack, from, seq, serial: ++this.#receivedSerial });
     this.#heldRows += items.length;
+    // The bound holds between retries too; down to half, so the next fsync is max/2 rows away.
+    if (this.#heldRows > this.#writer.maxHeldRows && (this.#blockedSince !== null || !this.#st)) this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
     this.#schedule();
   };
 
