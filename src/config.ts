@@ -60,7 +60,11 @@ export interface MonitorConfig {
     busyTimeoutMs: number;
     /** Pause before retrying a commit that found the database locked (or opening it again). */
     retryDelayMs: number;
-    /** Rows held in memory while the database is locked or missing; beyond it the oldest are spooled. */
+    /**
+     * Rows held in memory while the database is locked or missing; beyond it the oldest are spooled
+     * (and acknowledged). Below half of limits.maxPendingPerLink, so a long lock spools rather than
+     * pausing ingest.
+     */
     maxHeldRows: number;
   };
   /** Where rows go that the database cannot take in time (docs/OPERATIONS.md, "The spool"). */
@@ -108,7 +112,7 @@ export function defaultConfig(): MonitorConfig {
     authTokensFile: null,
     prices: { ...BUILTIN_PRICES },
     retention: { metricsDays: 7, usageDays: 0, eventsDays: 90, healthDays: 7 },
-    writer: { flushIntervalMs: 50, maxRowsPerTransaction: 20_000, busyTimeoutMs: 20, retryDelayMs: 100, maxHeldRows: 500_000 },
+    writer: { flushIntervalMs: 50, maxRowsPerTransaction: 20_000, busyTimeoutMs: 20, retryDelayMs: 100, maxHeldRows: 100_000 },
     spool: { path: null, maxBytes: 256 * 1024 * 1024 },
     supervisor: { intensity: 5, periodMs: 60_000, shutdownMs: 5_000, backoffInitialMs: 100, backoffMaxMs: 5_000 },
     limits: {
