@@ -66,6 +66,8 @@ export interface MonitorConfig {
      * pausing ingest.
      */
     maxHeldRows: number;
+    /** Rows held longer than this while the database is blocked are spooled too (their senders wait for the ack). */
+    maxHeldMs: number;
   };
   /** Where rows go that the database cannot take in time (docs/OPERATIONS.md, "The spool"). */
   spool: {
@@ -112,7 +114,7 @@ export function defaultConfig(): MonitorConfig {
     authTokensFile: null,
     prices: { ...BUILTIN_PRICES },
     retention: { metricsDays: 7, usageDays: 0, eventsDays: 90, healthDays: 7 },
-    writer: { flushIntervalMs: 50, maxRowsPerTransaction: 20_000, busyTimeoutMs: 20, retryDelayMs: 100, maxHeldRows: 100_000 },
+    writer: { flushIntervalMs: 50, maxRowsPerTransaction: 20_000, busyTimeoutMs: 20, retryDelayMs: 100, maxHeldRows: 100_000, maxHeldMs: 10_000 },
     spool: { path: null, maxBytes: 256 * 1024 * 1024 },
     supervisor: { intensity: 5, periodMs: 60_000, shutdownMs: 5_000, backoffInitialMs: 100, backoffMaxMs: 5_000 },
     limits: {

@@ -56,6 +56,7 @@ interface HeldBatch extends SpoolBatch<WriteItem> {
   ack: () => void;
   /** Arrival order, for flush(): everything up to a serial is committed or spooled. */
   serial: number;
+  receivedAt: number;
 }
 
 /** Rows written by one transaction attempt; added to the totals only if it commits. */
@@ -330,7 +331,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #receive = (items: WriteItem[], ack: () => void, from: string, seq: number): void => {
     // A batch re-sent while its first copy is still held is held again; the commit skips it by
     // its cursor and its ack goes out on the new port.
-    this.#held.push({ items, ack, from, seq, serial: ++this.#receivedSerial });
+    this.#held.push({ items, ack, from, seq, serial: ++this.#receivedSerial, receivedAt: Date.now() });
     this.#heldRows += items.length;
     // The bound holds between retries too; down to half, so the next fsync is max/2 rows away.
     if (this.#heldRows > this.#writer.maxHeldRows && (this.#blockedSince !== null || !this.#st)) this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
@@ -509,7 +510,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#heldRows -= rows;
     if (freshRows > 0) this.#spoolPending = true;
     this.#spooled.rows += freshRows;
-    this.#warn.warn('spooled', { spool: this.#spool.path, rows_spooled: freshRows, held_rows: this.#heldRows, why: this.#pastDeadline() ? 'shutdown deadline' : 'held rows over writer.maxHeldRows' }, 'rows spooled to disk; replayed once the database is writable');
+    this.#warn.warn('spooled', { spool: this.#spool.path, rows_spooled: freshRows, held_rows: this.#heldRows, why: this.#pastDeadline() ? 'shutdown deadline' : 'database blocked past writer.maxHeldRows / maxHeldMs' }, 'rows spooled to disk; replayed once the database is writable');
     this.#acknowledge(batches);
   }
 
@@ -527,7 +528,11 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       }
     }
     this.#blockedSince ??= Date.now();
-    if (this.#pastDeadline()) this.#spoolHeld(0);
+    // Held too long also means spooled: senders wait for acks (the registry's ingest acks, and
+    // with them ingest's backpressure, wait behind the oldest held row), so a long lock must not
+    // keep them waiting for its whole length.
+    const heldTooLong = this.#held.length > 0 && Date.now() - this.#held[0].receivedAt > this.#writer.maxHeldMs;
+    if (this.#pastDeadline() || heldTooLong) this.#spoolHeld(0);
     else if (this.#heldRows > this.#writer.maxHeldRows) this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
     if (this.#closed) return;
     this.#backingOff = true;
