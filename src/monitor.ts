@@ -153,7 +153,8 @@ export class Monitor {
       return this.#stopping;
     }
     const deadline = this.config.shutdownDeadlineMs;
-    const deadlineAt = Date.now() + deadline;
+    const stopStartedAt = Date.now();
+    const deadlineAt = stopStartedAt + deadline;
     // Kept after the spool for the acks, stopping the actors and closing the sockets.
     const reserve = Math.min(5_000, deadline / 4);
     this.#spoolAt = deadlineAt - reserve;
@@ -177,7 +178,7 @@ export class Monitor {
       const lostSignals = this.#registryLink.pending;
       if (lostSignals > 0) this.#log.error({ signals_lost: lostSignals }, 'shutdown: register/heartbeat/unregister messages the registry never handled');
       await this.#teardown();
-      this.#log.info({ ingest: this.#ingest.stats(), stop_ms: deadline - until(deadlineAt), main_spooled_rows: spooled.spooled, rows_lost: spooled.lost }, 'stopped');
+      this.#log.info({ ingest: this.#ingest.stats(), stop_ms: Date.now() - stopStartedAt, main_spooled_rows: spooled.spooled, rows_lost: spooled.lost }, 'stopped');
       this.#resolveExit(exitCode);
     })();
     return this.#stopping;
