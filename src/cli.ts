@@ -102,9 +102,11 @@ program
       return exit(err instanceof MonitorError ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
+    let signals = 0;
     const stop = (signal: string) => {
-      log.info({ signal }, 'signal received');
-      void running.stop(0);
+      signals++;
+      log.info({ signal, signals }, signals === 1 ? 'signal received' : 'signal received again: fast path');
+      void running.stop(0); // a second call takes the fast path: spool and exit
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

@@ -52,6 +52,11 @@ const ConfigSchema = Type.Object({
   /** A sample round that takes longer than this is abandoned and counted. */
   sampleTimeoutMs: positive(10_000),
   healthIntervalMs: positive(10_000),
+  /**
+   * SIGTERM/SIGINT → exit within this long, whatever the database does (inside systemd's 30 s
+   * TimeoutStopSec). Rows that cannot be committed by then are spooled; a second signal spools at once.
+   */
+  shutdownDeadlineMs: positive(20_000),
   logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)), { default: 'info', env: 'KISSBOT_MONITOR_LOG_LEVEL', must: `one of ${LOG_LEVELS.join(', ')}` }),
   socketMode: Type.Integer({ minimum: 0, maximum: 0o777, default: 0o660, must: 'a file mode from 0 to 511 (0o777), such as 432 (0660)' }),
   socketGroup: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, must: 'a group name or gid, or null' }),
@@ -73,8 +78,23 @@ const ConfigSchema = Type.Object({
     maxRowsPerTransaction: positive(20_000),
     /** How long one attempt waits on a locked database before giving the thread back. */
     busyTimeoutMs: positive(20),
-    /** Pause before retrying a commit that found the database locked. */
+    /** Pause before retrying a commit that found the database locked (or opening it again). */
     retryDelayMs: positive(100),
+    /**
+     * Rows held in memory while the database is locked or missing; beyond it the oldest are spooled
+     * (and acknowledged). Below half of limits.maxPendingPerLink, so a long lock spools rather than
+     * pausing ingest.
+     */
+    maxHeldRows: positiveInt(100_000),
+    /** Rows held longer than this while the database is blocked are spooled too (their senders wait for the ack). */
+    maxHeldMs: positive(10_000),
+  }),
+  /** Where rows go that the database cannot take in time (docs/OPERATIONS.md, "The spool"). */
+  spool: section({
+    /** null: the database path + `.spool`. */
+    path: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, must: 'a file path or null (beside the database)' }),
+    /** The file never grows past this; rows that do not fit stay held (and are lost if the monitor must exit). */
+    maxBytes: positiveInt(256 * 1024 * 1024),
   }),
   supervisor: section({
     /** More than `intensity` restarts within `periodMs` → the monitor exits non-zero (OTP semantics). */

@@ -8,6 +8,7 @@ import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
 import { USAGE_GROUPS } from './db/queries.js';
 import { ReadPool } from './db/read-pool.js';
+import { spoolUnacknowledged } from './db/spool.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
 import { createMetrics } from './http/metrics.js';
@@ -65,6 +66,13 @@ export class Monitor {
   readonly #startedAt = Date.now();
   #lastHealth: HealthReport = [];
   #stopping: Promise<void> | null = null;
+  /** Shutdown: the writer spools what it has not committed by then (ms since the epoch). */
+  #spoolAt: number | null = null;
+  #hurried = false;
+  #wakeHurried!: () => void;
+  readonly #hurriedSignal = new Promise<void>((resolve) => {
+    this.#wakeHurried = resolve;
+  });
   /** Resolves with the exit code once the monitor has stopped (signal, fatal supervisor error). */
   readonly exited: Promise<number>;
   #resolveExit!: (code: number) => void;
@@ -137,21 +145,72 @@ export class Monitor {
     return ingestDone && registryDone === true && writerDone === true;
   }
 
-  /** Graceful shutdown (idempotent): drain the socket, flush every row, stop the actors. */
+  /**
+   * Graceful shutdown within config.shutdownDeadlineMs, whatever the database does. A second call
+   * (second signal) takes the fast path: spool now and exit.
+   *
+   *   t0 ─ drain the socket ─ everything reaches the registry and the writer ─ stop actors ─ exit ≤ deadline
+   *                                        spoolAt: the writer spools what it could not commit ┘
+   *
+   * Each ack on the data links means committed or spooled, so once the links are drained nothing is
+   * held but in the spool. What a link still holds when its peer did not answer is spooled here.
+   */
   stop(exitCode = 0): Promise<void> {
-    this.#stopping ??= (async () => {
-      this.#log.info({ exit_code: exitCode }, 'shutting down: draining connections');
+    if (this.#stopping) {
+      this.#hurry();
+      return this.#stopping;
+    }
+    const deadline = this.config.shutdownDeadlineMs;
+    const stopStartedAt = Date.now();
+    const deadlineAt = stopStartedAt + deadline;
+    // Kept after the spool for the acks, stopping the actors and closing the sockets.
+    const reserve = Math.min(5_000, deadline / 4);
+    this.#spoolAt = deadlineAt - reserve;
+    this.#stopping = (async () => {
+      this.#log.info({ exit_code: exitCode, deadline_ms: deadline }, 'shutting down: draining connections');
       for (const timer of this.#timers) clearInterval(timer);
-      await this.#ingest.drain();
-      const flushed = await this.flush(this.config.supervisor.shutdownMs);
-      if (!flushed) this.#log.error({ pending_registry: this.#registryLink.pending, pending_writer: this.#writerLink.pending }, 'shutdown: not everything could be flushed in time');
-      await this.#reportHealth();
-      await this.#writerLink.drained(this.config.supervisor.shutdownMs);
+      this.#tellWriterSpoolAt();
+      const until = (at: number) => Math.max(0, at - Date.now());
+      const linksDueAt = deadlineAt - reserve / 2;
+      await this.#unlessHurried(this.#ingest.drain(), until(this.#spoolAt!));
+      const flushed =
+        (await this.#registryLink.drained(until(linksDueAt))) &&
+        (await this.#supervisor.call('registry', (c) => c.flush().then(() => true), Math.max(1, until(linksDueAt)))) === true &&
+        (await this.#writerLink.drained(until(linksDueAt)));
+      if (!flushed) this.#log.error({ pending_registry: this.#registryLink.pending, pending_writer: this.#writerLink.pending }, 'shutdown: the actors did not take everything in time; spooling what is left here');
+      if (!this.#hurried && Date.now() < this.#spoolAt!) await this.#unlessHurried(this.#reportHealth(), until(this.#spoolAt!));
+      await this.#writerLink.drained(Math.min(500, until(linksDueAt)));
+      await this.#supervisor.stop(deadlineAt - 500);
+      const spooled = spoolUnacknowledged(this.#writerLink, this.config, this.#log);
+      // Bot messages the registry never acknowledged: it did not answer, so they became no row.
+      const lostSignals = this.#registryLink.pending;
+      if (lostSignals > 0) this.#log.error({ signals_lost: lostSignals }, 'shutdown: register/heartbeat/unregister messages the registry never handled');
       await this.#teardown();
-      this.#log.info({ ingest: this.#ingest.stats() }, 'stopped');
+      this.#log.info({ ingest: this.#ingest.stats(), stop_ms: Date.now() - stopStartedAt, main_spooled_rows: spooled.spooled, rows_lost: spooled.lost }, 'stopped');
       this.#resolveExit(exitCode);
     })();
     return this.#stopping;
+  }
+
+  /** Second signal: the writer spools at once, and waits that can be cut short are. */
+  #hurry(): void {
+    if (this.#hurried) return;
+    this.#hurried = true;
+    this.#log.warn('second signal: spooling what is not committed and exiting now');
+    this.#spoolAt = Date.now();
+    this.#tellWriterSpoolAt();
+    this.#wakeHurried();
+  }
+
+  #tellWriterSpoolAt(): void {
+    const at = this.#spoolAt;
+    if (at !== null) void this.#supervisor.call('db', (c) => c.spoolAfter(at), 1_000);
+  }
+
+  /** Waits for `work`, at most `ms`, less if a second signal comes (work goes on in the background). */
+  #unlessHurried(work: Promise<unknown>, ms: number): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([work, this.#hurriedSignal, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
   }
 
   async #teardown(): Promise<void> {

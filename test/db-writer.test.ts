@@ -15,6 +15,8 @@ import { Link } from '../src/actors/link.js';
 import { resolveConfig, type ConfigOverrides } from '../src/config.js';
 import { openLogChannel } from '../src/log.js';
 import { openWriteDatabase } from '../src/db/schema.js';
+import { spoolUnacknowledged } from '../src/db/spool.js';
+import { createLogger } from '../src/log.js';
 import type { DbWriterControlExtra, WriteItem } from '../workers/db-writer-messages.js';
 
 const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
@@ -115,7 +117,7 @@ test('rows of every item type land with the right columns and cost', async () =>
 
   const db = reader(dbPath);
   const iso = new Date(t0).toISOString();
-  const usageRows = db.prepare('SELECT * FROM llm_usage ORDER BY rowid').all();
+  const usageRows = db.prepare('SELECT ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd FROM llm_usage ORDER BY rowid').all();
   assert.deepEqual(usageRows, [
     { ts: iso, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5, cost_usd: 0.0075 },
     { ts: iso, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null, cost_usd: 0.0075 },
@@ -358,4 +360,21 @@ test('migrations are idempotent across restarts and threads starting at once, an
   const adopted = await openWriteDatabase(legacyPath, { busyTimeoutMs: 20 });
   assert.deepEqual(adopted.sqlite.prepare('SELECT channel, cpu_pct_machine FROM bot_metrics').all(), [{ channel: 'old', cpu_pct_machine: null }]);
   await adopted.db.destroy();
+});
+
+test('rows a sender spooled itself (writer not answering) are replayed once; the same batches re-sent later are not inserted again', async () => {
+  const dbPath = tempDb();
+  const config = resolveConfig({ dbPath, logLevel: 'error' });
+  const link = new Link<WriteItem>('ingest');
+  for (let i = 0; i < 1_000; i++) link.send(usage(i));
+  const result = spoolUnacknowledged(link, config, createLogger('silent'));
+  assert.deepEqual(result, { spooled: 1_000, lost: 0 });
+  assert.equal(link.pending, 1_000, 'still unacknowledged: the sender re-sends it to the next writer');
+  const writer = await startWriter(dbPath, link); // replays the spool, then receives the re-send
+  await waitFor('acks', () => link.pending === 0);
+  assert.equal(count(reader(dbPath), 'llm_usage'), 1_000);
+  const { detail } = await writer.control.health();
+  assert.equal(detail.rows_replayed, 1_000);
+  assert.equal(detail.redelivered, 1_000);
+  assert.equal(detail.spool_pending, 0);
 });

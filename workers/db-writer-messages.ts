@@ -13,6 +13,8 @@ export type WriteItem =
       tokens_in: number;
       tokens_out: number;
       latency_ms: number | null;
+      /** The client's id for the call: stored once, a repeat is counted as a duplicate. */
+      id?: string;
     }
   | {
       /** Upsert of the bot's bot_status row. */
@@ -44,7 +46,16 @@ export type WriteItem =
       cpu_pct_machine: number;
       features_json: string | null;
     }
-  | { t: 'health'; at: number; health: ActorHealth & { restarts: number } };
+  | { t: 'health'; at: number; health: ActorHealth & { restarts: number } }
+  | {
+      /**
+       * The registry's progress through its ingest link, committed with the rows that batch caused:
+       * a restarted registry skips re-sent batches up to here instead of applying them twice.
+       */
+      t: 'cursor';
+      sender: string;
+      seq: number;
+    };
 
 /** Rows deleted per table by one retention pass (tables that kept everything are absent). */
 export type PruneResult = Partial<Record<'bot_metrics' | 'llm_usage' | 'bot_events' | 'worker_health' | 'delivery_cursor', number>>;
@@ -53,4 +64,9 @@ export type PruneResult = Partial<Record<'bot_metrics' | 'llm_usage' | 'bot_even
 export interface DbWriterControlExtra {
   /** Runs a retention pass now (it also runs shortly after start and hourly). */
   prune(): Promise<PruneResult>;
+  /**
+   * Shutdown: whatever is not committed by `at` (ms since the epoch) is spooled, and from then on
+   * every row that meets a locked database is spooled at once. Earlier calls win.
+   */
+  spoolAfter(at: number): void;
 }

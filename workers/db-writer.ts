@@ -6,11 +6,19 @@
 //                  │ SQLITE_BUSY/LOCKED or any other database error
 //                  └──▶ ROLLBACK, keep every row, retry after retryDelayMs
 //
-// Exactly-once across writer restarts: the transaction that inserts a batch also stores its
-// sender's sequence number in delivery_cursor. A restarted writer loads the cursors into its Links,
-// so a batch that was committed but whose ack never reached the sender is, when re-sent,
-// acknowledged without being inserted again.
-import { setImmediate as nextTurn } from 'node:timers/promises';
+//   database locked or missing for long (held > maxHeldRows), or past the shutdown deadline
+//   held ──▶ spool file (append, fsync) ──▶ acks          replayed first once the database is writable
+//
+// Exactly-once: the transaction that inserts a batch also stores its sender's sequence number in
+// delivery_cursor, and a batch whose seq is not above its sender's cursor is acknowledged without
+// being inserted. That covers a batch committed but whose ack never reached the sender (re-sent
+// after a writer restart, or while its first copy was still held) and spool replay: spooled
+// batches keep their (sender, seq), so a replay interrupted after its commit inserts nothing twice.
+// llm_usage rows with a client id are also stored once per id (a repeat counts as a duplicate).
+//
+// Start-up never fails on the database: the actor is ready at once, and a locked, missing or
+// unmigrated database is retried every retryDelayMs while rows are held (health says why).
+import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import type { MessagePort } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
@@ -18,7 +26,8 @@ import { runActor, type ActorContext, type ActorInstance, type ActorStats, type 
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import type { MonitorConfig } from '../src/config.js';
-import { isoTime, openWriteDatabase, type Database, type DatabaseHandle } from '../src/db/schema.js';
+import { isoTime, OpenDatabaseError, openWriteDatabase, type Database, type DatabaseHandle, type OpenFailure } from '../src/db/schema.js';
+import { Spool, spoolPathFor, type SpoolBatch } from '../src/db/spool.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { costUsd, priceLookup, type ModelPrice } from '../src/pricing.js';
 import type { DbWriterControlExtra, PruneResult, WriteItem } from './db-writer-messages.js';
@@ -30,6 +39,8 @@ const PRUNE_INTERVAL_MS = 3_600_000;
 const PRUNE_CHUNK_ROWS = 5_000;
 /** Cursors only have to outlive a batch that was committed but not yet acknowledged (seconds). */
 const CURSOR_KEEP_MS = DAY_MS;
+/** One attempt to open/migrate a locked database waits at most this long, so the thread stays responsive. */
+const OPEN_BUSY_TIMEOUT_MS = 250;
 
 /** Tables trimmed by retention, with the setting giving their age limit in days. */
 const RETENTION = [
@@ -40,14 +51,12 @@ const RETENTION = [
 ] as const satisfies readonly (readonly [keyof Database, keyof MonitorConfig['retention']])[];
 type RetainedTable = (typeof RETENTION)[number][0];
 
-/** One incoming batch, held until the transaction containing it commits. */
-interface HeldBatch {
-  items: WriteItem[];
+/** One incoming batch, held until the transaction containing it commits or it is spooled. */
+interface HeldBatch extends SpoolBatch<WriteItem> {
   ack: () => void;
-  from: string;
-  seq: number;
-  /** Arrival order, for flush(): everything up to a serial is committed. */
+  /** Arrival order, for flush(): everything up to a serial is committed or spooled. */
   serial: number;
+  receivedAt: number;
 }
 
 /** Rows written by one transaction attempt; added to the totals only if it commits. */
@@ -58,9 +67,13 @@ interface RowCounts {
   metric: number;
   health: number;
   rejected: number;
+  /** llm_usage rows whose id was already stored. */
+  duplicate: number;
+  /** Rows of batches already committed (re-sent, or spooled twice): acknowledged, not inserted. */
+  redelivered: number;
 }
 
-const noRows = (): RowCounts => ({ llm_usage: 0, status: 0, event: 0, metric: 0, health: 0, rejected: 0 });
+const noRows = (): RowCounts => ({ llm_usage: 0, status: 0, event: 0, metric: 0, health: 0, rejected: 0, duplicate: 0, redelivered: 0 });
 
 function sqliteCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -77,50 +90,70 @@ function isRowError(err: unknown): boolean {
   return code === undefined || /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(code);
 }
 
-/** Prepares `INSERT INTO table (columns…) VALUES (?…)` compiled by kysely; bind values in `columns` order. */
+/**
+ * Prepares `INSERT INTO table (columns…) VALUES (?…)` compiled by kysely; bind values in `columns`
+ * order. With `conflict`, a row whose key exists replaces the old one ('new') or is skipped ('old').
+ */
 function prepareInsert<T extends keyof Database>(
   { db, sqlite }: DatabaseHandle,
   table: T,
   columns: readonly (keyof Database[T] & string)[],
-  conflictKey?: keyof Database[T] & string,
+  conflict?: { key: keyof Database[T] & string; keep: 'new' | 'old' },
 ): BetterSqlite3.Statement {
   const untyped = db as unknown as Kysely<any>;
   let query = untyped.insertInto(table as string).values(Object.fromEntries(columns.map((c) => [c, null])));
-  if (conflictKey) {
-    const updated = columns.filter((c) => c !== conflictKey);
-    query = query.onConflict((oc) => oc.column(conflictKey).doUpdateSet((eb) => Object.fromEntries(updated.map((c) => [c, eb.ref(`excluded.${c}`)]))));
+  if (conflict?.keep === 'new') {
+    const updated = columns.filter((c) => c !== conflict.key);
+    query = query.onConflict((oc) => oc.column(conflict.key).doUpdateSet((eb) => Object.fromEntries(updated.map((c) => [c, eb.ref(`excluded.${c}`)]))));
+  } else if (conflict) {
+    query = query.onConflict((oc) => oc.column(conflict.key).doNothing());
   }
   return sqlite.prepare(query.compile().sql);
 }
 
+/** The prepared statements of an open database. */
+interface Statements {
+  handle: DatabaseHandle;
+  insertUsage: BetterSqlite3.Statement;
+  upsertStatus: BetterSqlite3.Statement;
+  insertEvent: BetterSqlite3.Statement;
+  insertMetric: BetterSqlite3.Statement;
+  insertHealth: BetterSqlite3.Statement;
+  upsertCursor: BetterSqlite3.Statement;
+  pruneRows: Record<RetainedTable, BetterSqlite3.Statement>;
+  pruneCursors: BetterSqlite3.Statement;
+  /** better-sqlite3's wrapper: BEGIN (IMMEDIATE via `.immediate`), the body, COMMIT, or ROLLBACK if it throws. */
+  transaction: BetterSqlite3.Transaction<(batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>) => void>;
+}
+
 class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
-  readonly control: DbWriterControlExtra = { prune: () => this.prune() };
+  readonly control: DbWriterControlExtra = { prune: () => this.prune(), spoolAfter: (at) => this.#spoolAfter(at) };
   #log: Logger;
   #warn: RateLimitedLog;
-  #handle: DatabaseHandle;
+  #config: MonitorConfig;
   #writer: MonitorConfig['writer'];
   #retention: MonitorConfig['retention'];
   #price: (model: string) => ModelPrice;
   #dropRatio: number;
-  #insertUsage: BetterSqlite3.Statement;
-  #upsertStatus: BetterSqlite3.Statement;
-  #insertEvent: BetterSqlite3.Statement;
-  #insertMetric: BetterSqlite3.Statement;
-  #insertHealth: BetterSqlite3.Statement;
-  #upsertCursor: BetterSqlite3.Statement;
-  #pruneRows: Record<RetainedTable, BetterSqlite3.Statement>;
-  #pruneCursors: BetterSqlite3.Statement;
-  #transaction: BetterSqlite3.Transaction<(batches: HeldBatch[], last: Map<string, HeldBatch>, counts: RowCounts) => void>;
+  #st: Statements | null = null;
+  #opening: Promise<void> | null = null;
+  /** Why the database is not open (null once it is), since when, and the error text. */
+  #waiting: { why: OpenFailure; since: number; error: string } | null = null;
+  #spool: Spool<WriteItem>;
+  /** The spool file may hold rows not yet in the database. */
+  #spoolPending: boolean;
+  /** Shutdown deadline: from then on rows that meet a locked database are spooled at once. */
+  #spoolAt: number | null = null;
+  #spoolTimer: NodeJS.Timeout | null = null;
 
   #links = new Map<PeerName, Link<never, WriteItem>>();
-  /** Cursors found at start-up; sender ids are globally unique, so every Link gets all of them. */
-  #cursors: Map<string, number>;
-  /** Highest seq received per sender, to spot a batch re-sent while its first copy is still held. */
-  #receivedSeq = new Map<string, number>();
+  /** Highest committed seq per sender (delivery_cursor), loaded on open and kept current. */
+  #committed = new Map<string, number>();
   #held: HeldBatch[] = [];
   #heldRows = 0;
   #receivedSerial = 0;
-  #committedSerial = 0;
+  /** Everything up to this arrival serial is committed or spooled. */
+  #handledSerial = 0;
   #flushWaiters: { serial: number; resolve: () => void }[] = [];
   #timer: NodeJS.Timeout | null = null;
   #timerDelay = 0;
@@ -136,31 +169,18 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #busyRetries = 0;
   #otherErrors = 0;
   #lastCommitMs = 0;
+  #spooled = { rows: 0, replayed: 0, skippedLines: 0, full: 0, errors: 0, lost: 0 };
 
-  constructor(ctx: ActorContext, handle: DatabaseHandle, cursors: Map<string, number>) {
+  constructor(ctx: ActorContext) {
     this.#log = ctx.log;
     this.#warn = new RateLimitedLog(ctx.log);
-    this.#handle = handle;
+    this.#config = ctx.config;
     this.#writer = ctx.config.writer;
     this.#retention = ctx.config.retention;
     this.#price = priceLookup(ctx.config.prices);
     this.#dropRatio = ctx.config.faults.writerDropRatio;
-    this.#cursors = cursors;
-    this.#insertUsage = prepareInsert(handle, 'llm_usage', ['ts', 'channel', 'model', 'feature', 'tokens_in', 'tokens_out', 'latency_ms', 'cost_usd']);
-    this.#upsertStatus = prepareInsert(handle, 'bot_status', ['channel', 'pid', 'status', 'features_json', 'registered_at', 'last_seen', 'last_heartbeat'], 'channel');
-    this.#insertEvent = prepareInsert(handle, 'bot_events', ['ts', 'channel', 'pid', 'from_status', 'to_status', 'reason']);
-    this.#insertMetric = prepareInsert(handle, 'bot_metrics', ['ts', 'channel', 'pid', 'rss_mb', 'cpu_pct', 'cpu_pct_machine', 'features_json']);
-    this.#insertHealth = prepareInsert(handle, 'worker_health', [
-      'ts', 'actor', 'processed', 'queue_depth', 'dropped', 'loop_lag_p99_ms', 'loop_lag_max_ms', 'heap_used_mb', 'uptime_s', 'restarts', 'detail_json',
-    ]);
-    this.#upsertCursor = prepareInsert(handle, 'delivery_cursor', ['sender', 'seq', 'updated_at'], 'sender');
-    // Deleting through a rowid sub-select (not DELETE … LIMIT, a compile-time option) bounds each chunk.
-    const pruneSql = (table: string) => `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
-    this.#pruneRows = Object.fromEntries(RETENTION.map(([table]) => [table, handle.sqlite.prepare(pruneSql(table))])) as Record<RetainedTable, BetterSqlite3.Statement>;
-    this.#pruneCursors = handle.sqlite.prepare('DELETE FROM delivery_cursor WHERE updated_at < ?');
-    // better-sqlite3's wrapper: BEGIN IMMEDIATE (take the write lock up front, so a lock conflict
-    // shows at BEGIN rather than halfway through), COMMIT, or ROLLBACK if the body throws.
-    this.#transaction = handle.sqlite.transaction((batches, last, counts) => this.#writeBatches(batches, last, counts));
+    this.#spool = new Spool(spoolPathFor(ctx.config), ctx.config.spool.maxBytes);
+    this.#spoolPending = this.#spool.exists();
     this.#pruneTimers = [
       setTimeout(() => void this.prune(), FIRST_PRUNE_DELAY_MS),
       setInterval(() => void this.prune(), PRUNE_INTERVAL_MS),
@@ -168,11 +188,62 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     if (this.#dropRatio > 0) this.#log.warn({ writer_drop_ratio: this.#dropRatio }, 'fault injection: the writer silently loses this fraction of llm_usage rows');
   }
 
+  /**
+   * One attempt to open (create, migrate) the database and load the cursors; on failure the
+   * reason is kept for health and logged (rate-limited). Never throws.
+   */
+  open(): Promise<void> {
+    this.#opening ??= (async () => {
+      try {
+        const handle = await openWriteDatabase(this.#config.dbPath, { busyTimeoutMs: this.#writer.busyTimeoutMs, migrationBusyTimeoutMs: OPEN_BUSY_TIMEOUT_MS });
+        if (this.#closed) {
+          await handle.db.destroy();
+          return;
+        }
+        const cursors = await handle.db.selectFrom('delivery_cursor').select(['sender', 'seq']).execute();
+        for (const { sender, seq } of cursors) if ((this.#committed.get(sender) ?? 0) < seq) this.#committed.set(sender, seq);
+        this.#st = this.#prepare(handle);
+        const waited = this.#waiting;
+        this.#waiting = null;
+        this.#log.info(
+          { db: this.#config.dbPath, cursors: cursors.length, spool_pending: this.#spoolPending, ...(waited && { waited_ms: Date.now() - waited.since, waited_for: waited.why }) },
+          'database open for writing',
+        );
+      } catch (err) {
+        const why: OpenFailure = err instanceof OpenDatabaseError ? err.failure : 'cannot_open';
+        this.#waiting = { why, since: this.#waiting?.since ?? Date.now(), error: (err as Error)?.message ?? String(err) };
+        this.#warn.warn(`db_open:${why}`, { db: this.#config.dbPath, why, err, held_rows: this.#heldRows, retry_in_ms: this.#writer.retryDelayMs }, 'database not writable yet; rows are held (then spooled) and it is retried');
+      }
+    })().finally(() => {
+      this.#opening = null;
+      this.#schedule(); // replay a spool, commit what is held, or keep trying to open
+    });
+    return this.#opening;
+  }
+
+  #prepare(handle: DatabaseHandle): Statements {
+    // Deleting through a rowid sub-select (not DELETE … LIMIT, a compile-time option) bounds each chunk.
+    const pruneSql = (table: string) => `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
+    return {
+      handle,
+      insertUsage: prepareInsert(handle, 'llm_usage', ['ts', 'channel', 'model', 'feature', 'tokens_in', 'tokens_out', 'latency_ms', 'cost_usd', 'id'], { key: 'id', keep: 'old' }),
+      upsertStatus: prepareInsert(handle, 'bot_status', ['channel', 'pid', 'status', 'features_json', 'registered_at', 'last_seen', 'last_heartbeat'], { key: 'channel', keep: 'new' }),
+      insertEvent: prepareInsert(handle, 'bot_events', ['ts', 'channel', 'pid', 'from_status', 'to_status', 'reason']),
+      insertMetric: prepareInsert(handle, 'bot_metrics', ['ts', 'channel', 'pid', 'rss_mb', 'cpu_pct', 'cpu_pct_machine', 'features_json']),
+      insertHealth: prepareInsert(handle, 'worker_health', [
+        'ts', 'actor', 'processed', 'queue_depth', 'dropped', 'loop_lag_p99_ms', 'loop_lag_max_ms', 'heap_used_mb', 'uptime_s', 'restarts', 'detail_json',
+      ]),
+      upsertCursor: prepareInsert(handle, 'delivery_cursor', ['sender', 'seq', 'updated_at'], { key: 'sender', keep: 'new' }),
+      pruneRows: Object.fromEntries(RETENTION.map(([table]) => [table, handle.sqlite.prepare(pruneSql(table))])) as Record<RetainedTable, BetterSqlite3.Statement>,
+      pruneCursors: handle.sqlite.prepare('DELETE FROM delivery_cursor WHERE updated_at < ?'),
+      transaction: handle.sqlite.transaction((batches, counts, cursors) => this.#writeBatches(batches, counts, cursors)),
+    };
+  }
+
   attach(peer: PeerName, port: MessagePort): void {
     let link = this.#links.get(peer);
     if (!link) {
       link = new Link<never, WriteItem>(`db<-${peer}`, { onBatch: this.#receive });
-      for (const [sender, seq] of this.#cursors) link.markDelivered(sender, seq);
       this.#links.set(peer, link);
     }
     link.attach(port);
@@ -180,11 +251,16 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
 
   stats(): ActorStats {
     const rows = this.#rows;
+    const waiting = this.#waiting;
     return {
       processed: rows.llm_usage + rows.status + rows.event + rows.metric + rows.health,
       queue_depth: this.#heldRows,
       dropped: rows.rejected,
       detail: {
+        // null when the database is open; else locked | cannot_open | migration_pending.
+        waiting: waiting?.why ?? null,
+        waiting_s: waiting ? Math.round((Date.now() - waiting.since) / 1000) : null,
+        waiting_error: waiting?.error ?? null,
         commits: this.#commits,
         busy_retries: this.#busyRetries,
         other_errors: this.#otherErrors,
@@ -194,28 +270,52 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         rows_events: rows.event,
         rows_metrics: rows.metric,
         rows_health: rows.health,
+        duplicate: rows.duplicate,
+        redelivered: rows.redelivered,
+        spool_pending: this.#spoolPending ? 1 : 0,
+        rows_spooled: this.#spooled.rows,
+        rows_replayed: this.#spooled.replayed,
+        spool_skipped_lines: this.#spooled.skippedLines,
+        spool_full: this.#spooled.full,
+        spool_errors: this.#spooled.errors,
       },
     };
   }
 
-  /** Resolves once every row held now is committed (waiting out a locked database if need be). */
+  /** Resolves once every row held now is committed or spooled (waiting out a locked database if need be). */
   flush(): Promise<void> {
     const serial = this.#receivedSerial;
-    if (this.#committedSerial >= serial) return Promise.resolve();
+    if (this.#handledSerial >= serial) return Promise.resolve();
     return new Promise((resolve) => {
       this.#flushWaiters.push({ serial, resolve });
       this.#schedule();
     });
   }
 
+  /**
+   * Commits what it can until the spool deadline (spoolAfter, else half of shutdownMs from now),
+   * spools the rest, then closes the database. The supervisor terminates the thread only after
+   * this: a thread terminated inside a native SQLite call aborts the whole process (SIGABRT).
+   */
   shutdown(): Promise<void> {
     this.#shutdown ??= (async () => {
-      await this.flush();
+      this.#spoolAfter(Date.now() + this.#config.supervisor.shutdownMs / 2);
+      // flush() resolves once all is committed or spooled; a spool that cannot be written would
+      // keep it waiting, so it is given until just after the deadline and the rest is counted lost.
+      await Promise.race([this.flush(), delay(Math.max(0, this.#spoolAt! - Date.now()) + 2 * this.#writer.retryDelayMs + 100)]);
+      this.#spoolHeld(0);
+      if (this.#heldRows > 0) {
+        this.#spooled.lost += this.#heldRows;
+        this.#log.error({ rows_lost: this.#heldRows, spool: this.#spool.path }, 'shutdown: rows could be neither committed nor spooled');
+      }
       this.#closed = true;
       if (this.#timer) clearTimeout(this.#timer);
+      if (this.#spoolTimer) clearTimeout(this.#spoolTimer);
       for (const timer of this.#pruneTimers) clearTimeout(timer);
+      await this.#opening;
       await this.#pruning; // it stops at its next chunk; never close under it
-      await this.#handle.db.destroy();
+      await this.#st?.handle.db.destroy();
+      this.#st = null;
     })();
     return this.#shutdown;
   }
@@ -229,32 +329,63 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   }
 
   #receive = (items: WriteItem[], ack: () => void, from: string, seq: number): void => {
-    // Re-sent over a new port while the first copy is still held (Link only drops what was
-    // acknowledged): insert nothing, but keep the ack so the sender hears back on its new port.
-    if (seq <= (this.#receivedSeq.get(from) ?? 0)) items = [];
-    else this.#receivedSeq.set(from, seq);
-    this.#held.push({ items, ack, from, seq, serial: ++this.#receivedSerial });
+    // A batch re-sent while its first copy is still held is held again; the commit skips it by
+    // its cursor and its ack goes out on the new port.
+    this.#held.push({ items, ack, from, seq, serial: ++this.#receivedSerial, receivedAt: Date.now() });
     this.#heldRows += items.length;
+    // The bound holds between retries too; down to half, so the next fsync is max/2 rows away.
+    if (this.#heldRows > this.#writer.maxHeldRows && (this.#blockedSince !== null || !this.#st)) this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
     this.#schedule();
   };
 
+  #spoolAfter(at: number): void {
+    if (this.#spoolAt !== null && this.#spoolAt <= at) return;
+    this.#spoolAt = at;
+    if (this.#spoolTimer) clearTimeout(this.#spoolTimer);
+    this.#spoolTimer = setTimeout(() => {
+      this.#spoolTimer = null;
+      // Past the deadline a commit is tried once more (unless one is waiting to retry anyway).
+      if (this.#st && !this.#backingOff) this.#attempt();
+      else this.#spoolHeld(0);
+    }, Math.max(0, at - Date.now()));
+  }
+
+  #pastDeadline(): boolean {
+    return this.#spoolAt !== null && Date.now() >= this.#spoolAt;
+  }
+
   /** Commits at once when a transaction's worth is held (or someone waits), else within flushIntervalMs. */
   #schedule(): void {
-    if (this.#closed || this.#backingOff || this.#held.length === 0) return;
-    const urgent = this.#heldRows >= this.#writer.maxRowsPerTransaction || this.#flushWaiters.length > 0;
+    if (this.#closed || this.#backingOff) return;
+    if (this.#held.length === 0 && !this.#spoolPending && this.#st) return;
+    const urgent = this.#heldRows >= this.#writer.maxRowsPerTransaction || this.#flushWaiters.length > 0 || this.#pastDeadline() || !this.#st;
     const delay = urgent ? 0 : this.#writer.flushIntervalMs;
     if (this.#timer) {
       if (this.#timerDelay <= delay) return;
       clearTimeout(this.#timer);
     }
     this.#timerDelay = delay;
-    this.#timer = setTimeout(this.#commit, delay);
+    this.#timer = setTimeout(this.#attempt, delay);
   }
 
-  #commit = (): void => {
+  #attempt = (): void => {
     this.#timer = null;
     this.#backingOff = false;
-    if (this.#closed || this.#held.length === 0) return;
+    if (this.#closed) return;
+    if (!this.#st) {
+      this.#backingOff = true; // nothing else starts an attempt while the open runs
+      void this.open().then(() => {
+        this.#backingOff = false;
+        if (this.#st) this.#attempt();
+        else this.#retryLater(null);
+      });
+      return;
+    }
+    if (this.#spoolPending && !this.#replaySpool()) return;
+    if (this.#held.length > 0) this.#commit();
+  };
+
+  #commit(): void {
     // Whole batches only: a batch split over two transactions could be half-inserted when its
     // cursor says nothing, and re-sent in full after a crash. One oversized batch goes alone.
     const max = this.#writer.maxRowsPerTransaction;
@@ -263,61 +394,164 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     do rows += this.#held[n++].items.length;
     while (n < this.#held.length && rows + this.#held[n].items.length <= max);
     const batches = this.#held.splice(0, n);
-    const last = new Map<string, HeldBatch>();
-    for (const batch of batches) last.set(batch.from, batch);
-    const counts = noRows();
-    const started = performance.now();
-    try {
-      this.#transaction.immediate(batches, last, counts);
-    } catch (err) {
+    this.#heldRows -= rows;
+    if (!this.#transact(batches)) {
       this.#held = batches.concat(this.#held);
-      this.#retryLater(err);
+      this.#heldRows += rows;
       return;
     }
-    this.#lastCommitMs = round2(performance.now() - started);
-    this.#commits++;
-    this.#heldRows -= rows;
-    for (const key of Object.keys(counts) as (keyof RowCounts)[]) this.#rows[key] += counts[key];
-    // Acks are cumulative per sender: the last batch of each acknowledges the earlier ones.
-    for (const batch of last.values()) batch.ack();
-    this.#committedSerial = batches[batches.length - 1].serial;
-    if (this.#flushWaiters.length > 0) {
-      const waiting = [];
-      for (const waiter of this.#flushWaiters) {
-        if (waiter.serial > this.#committedSerial) waiting.push(waiter);
-        else waiter.resolve();
-      }
-      this.#flushWaiters = waiting;
-    }
+    this.#acknowledge(batches);
     if (this.#blockedSince !== null) {
       this.#log.info({ blocked_ms: Date.now() - this.#blockedSince, busy_retries: this.#busyRetries, other_errors: this.#otherErrors }, 'database writable again; held rows committed');
       this.#blockedSince = null;
     }
     this.#schedule();
-  };
-
-  #retryLater(err: unknown): void {
-    const code = sqliteCode(err);
-    const fields = { code, queued_rows: this.#heldRows, retry_in_ms: this.#writer.retryDelayMs };
-    if (code?.startsWith('SQLITE_BUSY') || code?.startsWith('SQLITE_LOCKED')) {
-      this.#busyRetries++;
-      this.#warn.warn('db_busy', { ...fields, busy_retries: this.#busyRetries }, 'database locked by another connection; rows kept, retrying');
-    } else {
-      this.#otherErrors++;
-      this.#warn.warn(`db_error:${code ?? 'unknown'}`, { ...fields, err, other_errors: this.#otherErrors }, 'commit failed; rows kept, retrying');
-    }
-    this.#blockedSince ??= Date.now();
-    this.#backingOff = true;
-    this.#timerDelay = this.#writer.retryDelayMs;
-    this.#timer = setTimeout(this.#commit, this.#writer.retryDelayMs);
   }
 
-  /** The transaction body (runs between BEGIN IMMEDIATE and COMMIT). */
-  #writeBatches(batches: HeldBatch[], last: Map<string, HeldBatch>, counts: RowCounts): void {
+  /** One transaction over `batches`; false (rolled back, retry scheduled) when the database refused it. */
+  #transact(batches: SpoolBatch<WriteItem>[]): boolean {
+    const st = this.#st!;
+    const counts = noRows();
+    const cursors = new Map<string, number>();
+    const started = performance.now();
+    try {
+      st.transaction.immediate(batches, counts, cursors);
+    } catch (err) {
+      this.#retryLater(err);
+      return false;
+    }
+    this.#lastCommitMs = round2(performance.now() - started);
+    this.#commits++;
+    for (const [sender, seq] of cursors) this.#committed.set(sender, seq);
+    for (const key of Object.keys(counts) as (keyof RowCounts)[]) this.#rows[key] += counts[key];
+    return true;
+  }
+
+  /** `batches` (the oldest held ones, in order) are committed or spooled: ack them, wake flush(). */
+  #acknowledge(batches: HeldBatch[]): void {
+    if (batches.length === 0) return;
+    // Acks are cumulative per sender: the last batch of each acknowledges the earlier ones.
+    const last = new Map<string, HeldBatch>();
+    for (const batch of batches) last.set(batch.from, batch);
+    for (const batch of last.values()) batch.ack();
+    this.#handledSerial = batches[batches.length - 1].serial;
+    if (this.#flushWaiters.length === 0) return;
+    const waiting = [];
+    for (const waiter of this.#flushWaiters) {
+      if (waiter.serial > this.#handledSerial) waiting.push(waiter);
+      else waiter.resolve();
+    }
+    this.#flushWaiters = waiting;
+  }
+
+  /**
+   * Inserts the spool's batches not yet committed (in transactions of about maxRowsPerTransaction
+   * rows, each with its cursors), then removes the file. False when the database refused: what
+   * was committed stays committed (its cursors say so), the rest is tried again later.
+   */
+  #replaySpool(): boolean {
+    let contents;
+    try {
+      contents = this.#spool.read();
+    } catch (err) {
+      this.#spooled.errors++;
+      this.#warn.warn('spool_read', { err, spool: this.#spool.path }, 'spool cannot be read; retrying (rows held meanwhile)');
+      this.#retryLater(null);
+      return false;
+    }
+    const fresh = contents.batches.filter((b) => b.seq > (this.#committed.get(b.from) ?? 0));
+    const max = this.#writer.maxRowsPerTransaction;
+    let replayed = 0;
+    for (let i = 0; i < fresh.length; ) {
+      const chunk: SpoolBatch<WriteItem>[] = [];
+      let rows = 0;
+      do {
+        rows += fresh[i].items.length;
+        chunk.push(fresh[i++]);
+      } while (i < fresh.length && rows + fresh[i].items.length <= max);
+      if (!this.#transact(chunk)) return false;
+      replayed += rows;
+    }
+    this.#spool.remove();
+    this.#spoolPending = false;
+    this.#spooled.replayed += replayed;
+    this.#spooled.skippedLines += contents.skippedLines;
+    const level = contents.skippedLines > 0 ? 'warn' : 'info';
+    this.#log[level]({ spool: this.#spool.path, rows_replayed: replayed, batches: fresh.length, already_committed: contents.batches.length - fresh.length, skipped_lines: contents.skippedLines }, 'spool replayed into the database and removed');
+    return true;
+  }
+
+  /**
+   * Spools the oldest held batches until at most `keepRows` rows are held, acknowledging them
+   * once the file is fsync'd. Batches already committed are acknowledged without being written.
+   */
+  #spoolHeld(keepRows: number): void {
+    let n = 0;
+    let rows = 0;
+    while (n < this.#held.length && this.#heldRows - rows > keepRows) rows += this.#held[n++].items.length;
+    if (n === 0) return;
+    const batches = this.#held.slice(0, n);
+    const fresh = batches.filter((b) => b.seq > (this.#committed.get(b.from) ?? 0));
+    const freshRows = fresh.reduce((sum, b) => sum + b.items.length, 0);
+    let written: boolean;
+    try {
+      written = this.#spool.append(fresh);
+    } catch (err) {
+      this.#spooled.errors++;
+      this.#warn.warn('spool_write', { err, spool: this.#spool.path, held_rows: this.#heldRows }, 'spool cannot be written; rows stay held');
+      return;
+    }
+    if (!written) {
+      this.#spooled.full++;
+      this.#warn.warn('spool_full', { spool: this.#spool.path, max_bytes: this.#config.spool.maxBytes, held_rows: this.#heldRows }, 'spool is full; rows stay held (and are lost if the monitor must exit)');
+      return;
+    }
+    this.#held.splice(0, n);
+    this.#heldRows -= rows;
+    if (freshRows > 0) this.#spoolPending = true;
+    this.#spooled.rows += freshRows;
+    this.#warn.warn('spooled', { spool: this.#spool.path, rows_spooled: freshRows, held_rows: this.#heldRows, why: this.#pastDeadline() ? 'shutdown deadline' : 'database blocked past writer.maxHeldRows / maxHeldMs' }, 'rows spooled to disk; replayed once the database is writable');
+    this.#acknowledge(batches);
+  }
+
+  /** After a refused attempt (err null: the database could not be opened): spool if due, retry later. */
+  #retryLater(err: unknown): void {
+    if (err !== null) {
+      const code = sqliteCode(err);
+      const fields = { code, queued_rows: this.#heldRows, retry_in_ms: this.#writer.retryDelayMs };
+      if (code?.startsWith('SQLITE_BUSY') || code?.startsWith('SQLITE_LOCKED')) {
+        this.#busyRetries++;
+        this.#warn.warn('db_busy', { ...fields, busy_retries: this.#busyRetries }, 'database locked by another connection; rows kept, retrying');
+      } else {
+        this.#otherErrors++;
+        this.#warn.warn(`db_error:${code ?? 'unknown'}`, { ...fields, err, other_errors: this.#otherErrors }, 'commit failed; rows kept, retrying');
+      }
+    }
+    this.#blockedSince ??= Date.now();
+    // Held too long also means spooled: senders wait for acks (the registry's ingest acks, and
+    // with them ingest's backpressure, wait behind the oldest held row), so a long lock must not
+    // keep them waiting for its whole length.
+    const heldTooLong = this.#held.length > 0 && Date.now() - this.#held[0].receivedAt > this.#writer.maxHeldMs;
+    if (this.#pastDeadline() || heldTooLong) this.#spoolHeld(0);
+    else if (this.#heldRows > this.#writer.maxHeldRows) this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
+    if (this.#closed) return;
+    this.#backingOff = true;
+    this.#timerDelay = this.#writer.retryDelayMs;
+    this.#timer = setTimeout(this.#attempt, this.#writer.retryDelayMs);
+  }
+
+  /** The transaction body (runs between BEGIN IMMEDIATE and COMMIT); fills `cursors` with what it committed. */
+  #writeBatches(batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>): void {
+    const st = this.#st!;
     for (const batch of batches) {
+      if (batch.seq <= (cursors.get(batch.from) ?? this.#committed.get(batch.from) ?? 0)) {
+        counts.redelivered += batch.items.length;
+        continue;
+      }
+      cursors.set(batch.from, batch.seq);
       for (const item of batch.items) {
         try {
-          this.#writeRow(item, counts);
+          this.#writeRow(st, item, counts);
         } catch (err) {
           if (!isRowError(err)) throw err;
           counts.rejected++;
@@ -326,43 +560,48 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       }
     }
     const now = isoTime(Date.now());
-    for (const [sender, batch] of last) this.#upsertCursor.run(sender, batch.seq, now);
+    for (const [sender, seq] of cursors) st.upsertCursor.run(sender, seq, now);
   }
 
-  #writeRow(item: WriteItem, counts: RowCounts): void {
+  #writeRow(st: Statements, item: WriteItem, counts: RowCounts): void {
     switch (item.t) {
-      case 'llm_usage':
+      case 'llm_usage': {
         if (this.#dropRatio > 0 && Math.random() < this.#dropRatio) return; // fault injection, see config.faults
-        this.#insertUsage.run(
+        const { changes } = st.insertUsage.run(
           isoTime(item.at), item.channel, item.model, item.feature, item.tokens_in, item.tokens_out, item.latency_ms ?? null,
-          costUsd(this.#price(item.model), item.tokens_in, item.tokens_out),
+          costUsd(this.#price(item.model), item.tokens_in, item.tokens_out), item.id ?? null,
         );
-        counts.llm_usage++;
+        if (changes === 0) counts.duplicate++;
+        else counts.llm_usage++;
         return;
+      }
       case 'status':
-        this.#upsertStatus.run(
+        st.upsertStatus.run(
           item.channel, item.pid, item.status, item.features_json ?? null, isoTime(item.registered_at), isoTime(item.last_seen),
           item.last_heartbeat === null ? null : isoTime(item.last_heartbeat),
         );
         counts.status++;
         return;
       case 'event':
-        this.#insertEvent.run(isoTime(item.at), item.channel, item.pid, item.from ?? null, item.to, item.reason);
+        st.insertEvent.run(isoTime(item.at), item.channel, item.pid, item.from ?? null, item.to, item.reason);
         counts.event++;
         return;
       case 'metric':
-        this.#insertMetric.run(isoTime(item.at), item.channel, item.pid, item.rss_mb, item.cpu_pct, item.cpu_pct_machine, item.features_json ?? null);
+        st.insertMetric.run(isoTime(item.at), item.channel, item.pid, item.rss_mb, item.cpu_pct, item.cpu_pct_machine, item.features_json ?? null);
         counts.metric++;
         return;
       case 'health': {
         const h = item.health;
-        this.#insertHealth.run(
+        st.insertHealth.run(
           isoTime(item.at), h.actor, h.processed, h.queue_depth, h.dropped, h.loop_lag_p99_ms, h.loop_lag_max_ms, h.heap_used_mb, h.uptime_s, h.restarts,
           JSON.stringify(h.detail),
         );
         counts.health++;
         return;
       }
+      case 'cursor':
+        st.upsertCursor.run(item.sender, item.seq, isoTime(Date.now()));
+        return;
       default: {
         const unknown: never = item;
         throw new TypeError(`unknown write item type ${JSON.stringify((unknown as { t?: unknown }).t)}`);
@@ -373,6 +612,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   async #prunePass(): Promise<PruneResult> {
     const result: PruneResult = {};
     const now = Date.now();
+    const st = this.#st;
+    if (!st) return result; // not open yet: the next pass will do it
     try {
       for (const [table, setting] of RETENTION) {
         const days = this.#retention[setting];
@@ -382,14 +623,14 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         let changes: number;
         do {
           if (this.#closed) return result;
-          changes = this.#pruneRows[table].run(cutoff).changes;
+          changes = st.pruneRows[table].run(cutoff).changes;
           deleted += changes;
           await nextTurn(); // commits and control calls go between chunks
         } while (changes === PRUNE_CHUNK_ROWS);
         result[table] = deleted;
       }
       if (this.#closed) return result;
-      result.delivery_cursor = this.#pruneCursors.run(isoTime(now - CURSOR_KEEP_MS)).changes;
+      result.delivery_cursor = st.pruneCursors.run(isoTime(now - CURSOR_KEEP_MS)).changes;
     } catch (err) {
       // Nothing is lost by deleting later: the next pass picks up where this one stopped.
       this.#warn.warn('prune_failed', { err, code: sqliteCode(err) }, 'retention pass stopped early');
@@ -400,8 +641,10 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
 }
 
 runActor<DbWriterControlExtra>(async (ctx) => {
-  const handle = await openWriteDatabase(ctx.config.dbPath, { busyTimeoutMs: ctx.config.writer.busyTimeoutMs });
-  const rows = await handle.db.selectFrom('delivery_cursor').select(['sender', 'seq']).execute();
-  ctx.log.info({ db: ctx.config.dbPath, cursors: rows.length, incarnation: ctx.incarnation }, 'database writer started');
-  return new DatabaseWriter(ctx, handle, new Map(rows.map((r) => [r.sender, r.seq])));
+  const writer = new DatabaseWriter(ctx);
+  // One attempt before ready, so a writable database is migrated and its spool replayed before
+  // the registry rebuilds from it; a locked or missing one is waited for after ready.
+  await writer.open();
+  ctx.log.info({ db: ctx.config.dbPath, incarnation: ctx.incarnation }, 'database writer started');
+  return writer;
 });

@@ -19,6 +19,7 @@ import { Link } from '../src/actors/link.js';
 import { statusRows } from '../src/db/queries.js';
 import { pidAlive } from '../src/proc.js';
 import { openReadDatabase } from '../src/db/schema.js';
+import { spoolUnacknowledged } from '../src/db/spool.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
@@ -46,6 +47,11 @@ interface Bot {
 
 /** Heartbeat-only changes reach bot_status at most this often; transitions are written at once. */
 const STATUS_FLUSH_MS = 5_000;
+/**
+ * At shutdown the writer has already committed or spooled what it was sent (Monitor.stop waits for
+ * that); rows it has not acknowledged this long after are spooled here.
+ */
+const SHUTDOWN_DRAIN_MS = 1_000;
 /** A timer gap beyond this is the monitor having been paused, not time the bots were silent. */
 const MAX_CREDITED_STEP_MS = 1_000;
 /** Ingest pulses arrive every 250 ms; this late and the ingest thread is considered stalled. */
@@ -130,9 +136,16 @@ class Registry {
       onSignal: (body) => this.#applySamples(body as SampleRound),
     });
     this.#ingest = new Link('registry', {
-      onBatch: (signals, ack) => {
+      // The batch is acknowledged only once the rows it caused are with the writer (committed or
+      // spooled): a registry crash before that gets it re-sent. Its cursor goes in the same
+      // transaction as those rows, so a restarted registry skips what is already stored. A batch
+      // that caused no row (heartbeats only: timestamps the next heartbeat re-derives) waits only
+      // for the batches before it, acks being cumulative.
+      onBatch: (signals, ack, from, seq) => {
+        const pendingBefore = this.#db.pending;
         this.#apply(signals);
-        ack();
+        if (this.#db.pending !== pendingBefore) this.#db.send({ t: 'cursor', sender: from, seq });
+        this.#db.whenAcknowledged(ack);
       },
       onSignal: (body) => {
         if ((body as IngestPulse).pulse !== undefined) this.#clock.pulse();
@@ -146,20 +159,33 @@ class Registry {
     this.#timers.push(setInterval(() => this.#flushDirty(), STATUS_FLUSH_MS));
   }
 
-  /** After a restart of this actor or of the monitor: every known bot gets a fresh stale window. */
+  /**
+   * After a restart of this actor or of the monitor: every known bot gets a fresh stale window,
+   * and ingest batches whose rows are already stored are skipped when re-sent. A database that
+   * cannot be read yet (locked before its first migration, missing) is not fatal: the registry
+   * starts empty and bots come back with their next register or heartbeat.
+   */
   async rebuild(): Promise<void> {
     if (!existsSync(this.#ctx.config.dbPath)) return; // first start: nothing to rebuild
-    const db = openReadDatabase(this.#ctx.config.dbPath, { busyTimeoutMs: 2_000 });
+    let db;
     try {
-      const rows = await statusRows(db);
+      db = openReadDatabase(this.#ctx.config.dbPath, { busyTimeoutMs: 2_000 });
+      // One read transaction: the cursors and bot_status from the same commit.
+      const { rows, cursors } = await db.transaction().execute(async (trx) => ({
+        cursors: await trx.selectFrom('delivery_cursor').select(['sender', 'seq']).execute(),
+        rows: await statusRows(trx),
+      }));
+      for (const { sender, seq } of cursors) this.#ingest.markDelivered(sender, seq);
       const live = this.#clock.now();
       for (const row of rows) {
         const { channel, pid, status, registered_at, last_seen, last_heartbeat } = row;
         this.#bots.set(channel, newBot({ channel, pid, status, registeredAt: registered_at, lastSeen: last_seen, lastHeartbeat: last_heartbeat, heartbeatLive: live }, row.features));
       }
       this.#ctx.log.info({ bots: rows.length, incarnation: this.#ctx.incarnation }, 'registry rebuilt from bot_status');
+    } catch (err) {
+      this.#ctx.log.warn({ err, db: this.#ctx.config.dbPath }, 'registry cannot read bot_status yet: starting empty; bots reappear with their next register or heartbeat');
     } finally {
-      await db.destroy();
+      await db?.destroy();
     }
   }
 
@@ -216,8 +242,12 @@ class Registry {
     const bot = this.#bots.get(signal.channel);
     if (bot && bot.pid === signal.pid && isLive(bot.status)) {
       // The same process registering again (client reconnect, monitor restart): refresh, no new life.
-      if (features) setFeatures(bot, features);
       this.#touch(bot, signal, live);
+      if (features && JSON.stringify(features) !== bot.featuresJson) {
+        setFeatures(bot, features);
+        this.#dirty.delete(bot);
+        this.#db.send(statusRow(bot)); // new features are written at once, not with the heartbeat flush
+      }
       if (bot.status === 'stale') this.#transition(bot, 'online', 'heartbeat_resumed');
       return;
     }
@@ -415,9 +445,12 @@ class Registry {
     await this.#db.drained(this.#ctx.config.supervisor.shutdownMs);
   }
 
+  /** Flush; what the writer has not acknowledged shortly after is spooled by this thread (the writer is not answering). */
   async shutdown(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
-    await this.flush();
+    this.#flushDirty();
+    if (await this.#db.drained(SHUTDOWN_DRAIN_MS)) return;
+    spoolUnacknowledged(this.#db, this.#ctx.config, this.#ctx.log);
   }
 }
 

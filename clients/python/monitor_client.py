@@ -44,6 +44,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 import weakref
 from typing import Any, Deque, Dict, Optional
 
@@ -67,6 +68,7 @@ _MAX_PID = 2_147_483_647
 _MAX_TOKENS = 1_000_000_000
 _MAX_MODEL = 128
 _MAX_FEATURE = 64
+_MAX_USAGE_ID = 64
 _MAX_FEATURES = 64
 _MAX_LATENCY_MS = 86_400_000
 
@@ -293,6 +295,7 @@ class MonitorClient:
         tokens_in: int,
         tokens_out: int,
         latency_ms: Optional[int] = None,
+        call_id: Optional[str] = None,
     ) -> bool:
         """
         Reports one LLM call.
@@ -303,6 +306,9 @@ class MonitorClient:
             tokens_in: input tokens (integer, 0..1e9)
             tokens_out: output tokens (integer, 0..1e9)
             latency_ms: call latency in milliseconds (optional)
+            call_id: identifies this call (1-64 characters) so the monitor stores it once even if
+                it is sent twice; default a random UUID. The line is built once, so a re-send after
+                a reconnect keeps it.
 
         Returns:
             True if handed to the socket; False if buffered, dropped (buffer full) or refused here
@@ -326,6 +332,7 @@ class MonitorClient:
                     and 0 <= latency_ms <= _MAX_LATENCY_MS
                 )
             )
+            and (call_id is None or (isinstance(call_id, str) and 1 <= len(call_id) <= _MAX_USAGE_ID))
         )
         with self._lock:
             if not valid:
@@ -342,7 +349,13 @@ class MonitorClient:
             if not writable and len(self._usage) >= self.max_buffered_usage:
                 self._stats["dropped_usage"] += 1
                 return False
-            fields: Dict[str, Any] = {"model": model, "feature": feature, "tokens_in": t_in, "tokens_out": t_out}
+            fields: Dict[str, Any] = {
+                "model": model,
+                "feature": feature,
+                "tokens_in": t_in,
+                "tokens_out": t_out,
+                "id": call_id if call_id is not None else uuid.uuid4().hex,
+            }
             if latency_ms is not None:
                 fields["latency_ms"] = latency_ms
             line = _encode(_message("llm_usage", self.channel, self.token, **fields))

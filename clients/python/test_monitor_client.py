@@ -212,6 +212,8 @@ class WireFormat(Base):
             {"model": "gpt-4o", "feature": "jokes", "tokens_in": 145, "tokens_out": 87, "latency_ms": 1850},
         )
         self.assertNotIn("latency_ms", msgs[3])
+        self.assertRegex(msgs[2]["id"], r"^[0-9a-f]{32}$", "every llm_usage carries an id")
+        self.assertNotEqual(msgs[2]["id"], msgs[3]["id"], "one id per call")
         self.assertEqual(msgs[3]["tokens_out"], 4, "an integral float is sent as an integer")
 
     def test_invalid_usage_is_refused_locally_and_counted(self):

@@ -61,7 +61,10 @@ export class Link<Out, In = never> {
   #flushImmediate: NodeJS.Immediate | null = null;
   readonly #flushNow = () => this.flush();
   #delivered = new Map<string, number>();
-  #drainWaiters: (() => void)[] = [];
+  /** Highest seq the peer acknowledged. */
+  #ackedSeq = 0;
+  /** Called once the peer has acknowledged everything up to `seq` (in seq order). */
+  #ackWaiters: { seq: number; wake: () => void }[] = [];
   #stats: LinkStats = { pending: 0, dropped: 0, sentItems: 0, receivedItems: 0, resentBatches: 0 };
 
   constructor(name: string, options: LinkOptions<In> = {}) {
@@ -139,21 +142,41 @@ export class Link<Out, In = never> {
     return this.#pending;
   }
 
+  /**
+   * Calls `wake` once the peer has acknowledged every item sent so far (at once when it has).
+   * Calls come back in the order they were made. The current batch is not posted early: it
+   * goes at its usual time and `wake` waits for its ack.
+   */
+  whenAcknowledged(wake: () => void): void {
+    const seq = this.#current.length > 0 ? this.#seq + 1 : this.#seq;
+    if (seq <= this.#ackedSeq) wake();
+    else this.#ackWaiters.push({ seq, wake });
+  }
+
   /** Resolves true once everything sent so far is acknowledged, false after `timeoutMs`. */
   drained(timeoutMs: number): Promise<boolean> {
     this.flush();
-    if (this.#pending === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
+      let done = false;
       const timer = setTimeout(() => {
-        this.#drainWaiters = this.#drainWaiters.filter((w) => w !== done);
+        done = true;
         resolve(false);
-      }, timeoutMs);
-      const done = () => {
+      }, Math.max(0, timeoutMs));
+      this.whenAcknowledged(() => {
+        if (done) return;
         clearTimeout(timer);
         resolve(true);
-      };
-      this.#drainWaiters.push(done);
+      });
     });
+  }
+
+  /**
+   * Every batch not yet acknowledged (the current one posted first), with the identity the
+   * receiver de-duplicates by: what a shutdown spools when the peer cannot take it any more.
+   */
+  unacknowledged(): { from: string; seq: number; items: Out[] }[] {
+    this.flush();
+    return this.#unacked.map((b) => ({ from: this.sender, seq: b.seq, items: b.items }));
   }
 
   stats(): LinkStats {
@@ -191,10 +214,10 @@ export class Link<Out, In = never> {
     while (this.#unacked.length > 0 && this.#unacked[0].seq <= seq) {
       this.#pending -= this.#unacked.shift()!.items.length;
     }
-    if (this.#pending === 0 && this.#drainWaiters.length > 0) {
-      const waiters = this.#drainWaiters;
-      this.#drainWaiters = [];
-      for (const wake of waiters) wake();
-    }
+    if (seq > this.#ackedSeq) this.#ackedSeq = seq;
+    let woken = 0;
+    while (woken < this.#ackWaiters.length && this.#ackWaiters[woken].seq <= this.#ackedSeq) woken++;
+    if (woken === 0) return;
+    for (const waiter of this.#ackWaiters.splice(0, woken)) waiter.wake();
   }
 }

@@ -1,5 +1,6 @@
 // Protocol v1 lines as the client writes them. Typed from src/protocol/messages.ts (the schemas the
 // monitor validates with), so a field renamed there breaks the client's build, not the fleet.
+import { randomUUID } from 'node:crypto';
 import {
   LIMITS,
   PROTOCOL_VERSION,
@@ -18,6 +19,11 @@ export interface LlmUsage {
   tokensIn: number;
   tokensOut: number;
   latencyMs?: number;
+  /**
+   * Identifies this call so the monitor stores it once even if it is sent twice (1-64 chars).
+   * Default: a random UUID, generated once; a line re-sent after a reconnect keeps it.
+   */
+  id?: string;
 }
 
 /** Who is speaking: fixed for a client's lifetime. */
@@ -75,6 +81,9 @@ export function usageProblem(u: LlmUsage): string | null {
   if (u.latencyMs !== undefined && !(typeof u.latencyMs === 'number' && u.latencyMs >= 0 && u.latencyMs <= LIMITS.maxLatencyMs)) {
     return `latencyMs must be a number from 0 to ${LIMITS.maxLatencyMs}`;
   }
+  if (u.id !== undefined && !(typeof u.id === 'string' && u.id.length >= 1 && u.id.length <= LIMITS.maxUsageIdLength)) {
+    return `id must be 1-${LIMITS.maxUsageIdLength} characters`;
+  }
   return null;
 }
 
@@ -108,6 +117,8 @@ export function llmUsageLine(id: Identity, u: LlmUsage): string {
     feature: u.feature,
     tokens_in: u.tokensIn,
     tokens_out: u.tokensOut,
+    // The line is built once and re-queued as is after a reconnect, so a re-send keeps this id.
+    id: u.id ?? randomUUID(),
     v: PROTOCOL_VERSION,
     ts: Date.now(),
   };

@@ -36,6 +36,8 @@ export interface LlmUsageTable {
   tokens_out: number;
   latency_ms: number | null;
   cost_usd: number;
+  /** The client's id for this call (optional, unique): a re-sent call is stored once. */
+  id: string | null;
 }
 
 export interface BotEventsTable {
@@ -172,10 +174,33 @@ const MIGRATIONS: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_llm_usage_id': {
+    async up(db: Kysely<any>): Promise<void> {
+      // NULL for clients that send no id: a UNIQUE index lets any number of NULLs through.
+      await db.schema.alterTable('llm_usage').addColumn('id', 'text').execute();
+      await db.schema.createIndex('llm_usage_id').unique().on('llm_usage').column('id').execute();
+    },
+  },
 };
 
 /** Start-up may wait this long for another process's write (e.g. a concurrent monitor migrating). */
 const MIGRATION_BUSY_TIMEOUT_MS = 5_000;
+
+/** Why the database could not be opened for writing; the writer retries and reports this. */
+export type OpenFailure = 'locked' | 'cannot_open' | 'migration_pending';
+
+export class OpenDatabaseError extends Error {
+  readonly failure: OpenFailure;
+  readonly sqliteCode: string | undefined;
+  constructor(failure: OpenFailure, cause: unknown) {
+    super((cause as Error)?.message ?? String(cause), { cause });
+    this.failure = failure;
+    const code = (cause as { code?: unknown } | null)?.code;
+    this.sqliteCode = typeof code === 'string' ? code : undefined;
+  }
+}
+
+const isBusy = (err: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((err as { code?: unknown } | null)?.code ?? ''));
 
 /**
  * Opens the one writable connection: WAL (readers never block the writer), synchronous=NORMAL
@@ -183,21 +208,28 @@ const MIGRATION_BUSY_TIMEOUT_MS = 5_000;
  * Afterwards busy_timeout is `busyTimeoutMs`, so a locked database costs the writer thread at most
  * that long per attempt.
  */
-export async function openWriteDatabase(path: string, options: { busyTimeoutMs: number }): Promise<DatabaseHandle> {
-  const sqlite = new BetterSqlite3(path);
+export async function openWriteDatabase(path: string, options: { busyTimeoutMs: number; migrationBusyTimeoutMs?: number }): Promise<DatabaseHandle> {
+  let sqlite: BetterSqlite3.Database;
   try {
-    sqlite.pragma(`busy_timeout = ${Math.max(options.busyTimeoutMs, MIGRATION_BUSY_TIMEOUT_MS)}`);
+    sqlite = new BetterSqlite3(path);
+  } catch (err) {
+    throw new OpenDatabaseError('cannot_open', err);
+  }
+  let stage: OpenFailure = 'locked';
+  try {
+    sqlite.pragma(`busy_timeout = ${Math.max(options.busyTimeoutMs, options.migrationBusyTimeoutMs ?? MIGRATION_BUSY_TIMEOUT_MS)}`);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     // A burst (or a long reader blocking checkpoints) can grow the WAL; truncate it back afterwards.
     sqlite.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
     const handle = { sqlite, db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }) };
+    stage = 'migration_pending';
     await migrate(handle);
     sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs)}`);
     return handle;
   } catch (err) {
     sqlite.close();
-    throw err;
+    throw new OpenDatabaseError(isBusy(err) ? stage : 'cannot_open', err);
   }
 }
 

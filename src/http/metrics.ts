@@ -79,5 +79,13 @@ export function createMetrics(sources: MetricsSources): client.Registry {
     const registry = sources.health().find((h) => h.actor === 'registry');
     return (['online', 'stale', 'dead', 'offline'] as const).map((status) => [{ status }, Number(registry?.detail[status] ?? 0)]);
   });
+  const writerDetail = (key: string) => Number(sources.health().find((h) => h.actor === 'db')?.detail[key] ?? 0);
+  mirroredCounter('kissmon_llm_usage_duplicates_total', 'llm_usage rows not stored because their id was already stored', [], () => [[{}, writerDetail('duplicate')]]);
+  mirroredCounter('kissmon_rows_spooled_total', 'Rows written to the spool file (database locked or missing too long, or at shutdown)', [], () => [[{}, writerDetail('rows_spooled')]]);
+  mirroredCounter('kissmon_rows_replayed_total', 'Spooled rows replayed into the database', [], () => [[{}, writerDetail('rows_replayed')]]);
+  gauge('kissmon_db_waiting', '1 while the writer cannot open the database (locked, cannot open, migration pending)', ['why'], () => {
+    const why = sources.health().find((h) => h.actor === 'db')?.detail.waiting;
+    return typeof why === 'string' ? [[{ why }, 1]] : [];
+  });
   return registry;
 }

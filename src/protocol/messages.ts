@@ -14,6 +14,7 @@ export const LIMITS = {
   maxFeatures: 64,
   maxTokenLength: 256,
   maxLatencyMs: 86_400_000,
+  maxUsageIdLength: 64,
 } as const;
 
 const Channel = Type.String({ pattern: LIMITS.channelPattern, description: 'the bot key: 1-64 chars of [A-Za-z0-9_]' });
@@ -61,6 +62,7 @@ export const LlmUsageMessage = Type.Object({
   tokens_in: TokenCount,
   tokens_out: TokenCount,
   latency_ms: Type.Optional(Type.Number({ minimum: 0, maximum: LIMITS.maxLatencyMs })),
+  id: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxUsageIdLength, description: 'client-generated id of this call, kept when re-sent: the monitor stores each id once' })),
   ...Extensions,
 });
 

@@ -361,10 +361,12 @@ export class IngestServer {
     const at = Date.now();
     let handed: boolean;
     if (msg.type === 'llm_usage') {
-      handed = this.#writer.send({
+      const row: WriteItem = {
         t: 'llm_usage', at, channel: msg.channel, model: msg.model, feature: msg.feature,
         tokens_in: msg.tokens_in, tokens_out: msg.tokens_out, latency_ms: msg.latency_ms ?? null,
-      });
+      };
+      if (msg.id !== undefined) row.id = msg.id;
+      handed = this.#writer.send(row);
     } else {
       if (!conn.known) {
         conn.known = true;

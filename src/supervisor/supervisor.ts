@@ -19,7 +19,11 @@ import type { SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
 import { openLogChannel, type Logger } from '../log.js';
+import type { DbWriterControlExtra } from '../../workers/db-writer-messages.js';
 import type { RegistryControlExtra } from '../../workers/registry-messages.js';
+
+/** How long a registry restart waits for the writer to commit the dead registry's rows. */
+const REGISTRY_REBUILD_FLUSH_MS = 2_000;
 
 const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 
@@ -40,7 +44,7 @@ const LINKS: readonly [PeerName, PeerName][] = [
   ['sampler', 'db'],
 ];
 
-export type ControlOf<Id extends ActorName> = ActorControl & (Id extends 'registry' ? RegistryControlExtra : object);
+export type ControlOf<Id extends ActorName> = ActorControl & (Id extends 'registry' ? RegistryControlExtra : Id extends 'db' ? DbWriterControlExtra : object);
 
 interface Child {
   spec: ChildSpec;
@@ -162,16 +166,20 @@ export class Supervisor {
 
   /**
    * Graceful stop in dependency order: producers first (sampler, registry), the writer last, so
-   * every row they flush is committed. Each actor gets shutdownMs, then is terminated.
+   * every row they flush is committed or spooled. Each actor gets shutdownMs (less if `deadlineAt`,
+   * ms since the epoch, comes first), then is terminated. The writer closes its database inside
+   * shutdown(), so a writer that answered is never terminated inside a native SQLite call (that
+   * aborts the process); only one that did not answer is.
    */
-  async stop(): Promise<void> {
+  async stop(deadlineAt = Infinity): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const id of ['sampler', 'registry', 'db'] as ActorName[]) {
       const child = this.#children.get(id);
       if (!child?.worker) continue;
-      const done = await this.call(id, (c) => c.shutdown().then(() => true), child.spec.shutdownMs);
-      if (!done) this.#log.warn({ actor: id, shutdown_ms: child.spec.shutdownMs }, 'actor did not shut down in time: terminating it');
+      const timeoutMs = Math.max(100, Math.min(child.spec.shutdownMs, deadlineAt - Date.now()));
+      const done = await this.call(id, (c) => c.shutdown().then(() => true), timeoutMs);
+      if (!done) this.#log.warn({ actor: id, shutdown_ms: timeoutMs }, 'actor did not shut down in time: terminating it');
       child.ready = false;
       await child.worker.terminate();
       child.worker = null;
@@ -251,7 +259,12 @@ export class Supervisor {
     child.consecutiveFailures++;
     child.restarts++;
     this.#log.warn({ actor: child.spec.id, restart_in_ms: delay, restarts: child.restarts }, 'restarting actor');
-    setTimeout(() => {
+    setTimeout(async () => {
+      if (this.#stopping || this.#fatal) return;
+      // A restarted registry rebuilds from bot_status and skips re-sent ingest batches up to the
+      // cursor stored with their rows: let the writer commit what the dead one sent first, so the
+      // rebuild sees it (bounded: a locked database must not keep the registry down).
+      if (child.spec.id === 'registry') await this.call('db', (c) => c.flush(), REGISTRY_REBUILD_FLUSH_MS);
       if (this.#stopping || this.#fatal) return;
       this.#startChild(child).then(
         () => {
