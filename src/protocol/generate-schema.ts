@@ -1,0 +1,36 @@
+// docs/protocol.schema.json, generated from the TypeBox schemas in messages.ts so that clients in
+// other languages (clients/rust, clients/python) can check themselves against the one definition.
+// `npm run build` runs this file after tsc and rewrites the file; test/protocol-schema.test.ts
+// fails when the checked-in copy differs from what this module generates.
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { LIMITS, MESSAGE_SCHEMAS, PROTOCOL_VERSION } from './messages.js';
+
+export const SCHEMA_FILE = fileURLToPath(new URL('../../../docs/protocol.schema.json', import.meta.url));
+
+/** The protocol as JSON Schema draft 2020-12: one line is exactly one of the message types. */
+export function protocolJsonSchema(): Record<string, unknown> {
+  const types = Object.keys(MESSAGE_SCHEMAS) as (keyof typeof MESSAGE_SCHEMAS)[];
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: `urn:kissbot-monitor:protocol:v${PROTOCOL_VERSION}`,
+    title: `kissbot-monitor protocol v${PROTOCOL_VERSION}: one newline-terminated JSON line a bot sends`,
+    description:
+      'Generated from src/protocol/messages.ts by src/protocol/generate-schema.ts (npm run build); do not edit. ' +
+      'The member is chosen by "type". String lengths: the monitor counts UTF-16 code units (JavaScript .length), ' +
+      'which for characters outside the BMP is stricter than JSON Schema counting code points; count UTF-16 units in a client.',
+    'x-protocol-version': PROTOCOL_VERSION,
+    'x-limits': { ...LIMITS },
+    oneOf: types.map((type) => ({ $ref: `#/$defs/${type}` })),
+    // JSON.stringify drops TypeBox's symbol-keyed metadata, leaving plain JSON Schema.
+    $defs: Object.fromEntries(types.map((type) => [type, JSON.parse(JSON.stringify(MESSAGE_SCHEMAS[type]))])),
+  };
+}
+
+export function protocolSchemaText(): string {
+  return JSON.stringify(protocolJsonSchema(), null, 2) + '\n';
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  writeFileSync(SCHEMA_FILE, protocolSchemaText());
+}
