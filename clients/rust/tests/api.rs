@@ -1,0 +1,133 @@
+//! The public API against a real Unix-socket listener (std's UnixListener stands in for the
+//! monitor; test/client-rust.test.ts runs the real one).
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kissbot_monitor_client::{LlmUsage, MonitorClient, Options, State};
+
+fn socket(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kbm-rust-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("m.sock")
+}
+
+/// Accepts connections and sends every line, tagged with its connection number, to the channel.
+fn listen(path: &PathBuf) -> mpsc::Receiver<(usize, String)> {
+    let listener = UnixListener::bind(path).unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(conn) = conn else { return };
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(conn).lines() {
+                    let Ok(line) = line else { return };
+                    if tx.send((n, line)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    rx
+}
+
+fn next(rx: &mpsc::Receiver<(usize, String)>) -> (usize, String) {
+    rx.recv_timeout(Duration::from_secs(5)).expect("a line within 5 s")
+}
+
+fn usage() -> LlmUsage {
+    LlmUsage { model: "gpt-4o".into(), feature: "jokes".into(), tokens_in: 145, tokens_out: 87, latency_ms: Some(1850.0), ..Default::default() }
+}
+
+#[test]
+fn invalid_options_give_a_closed_client_whose_calls_return_false() {
+    for options in [
+        Options::new("has-dash", 1),
+        Options::new("", 1),
+        Options::new("x".repeat(65), 1),
+        Options::new("ok", 0),
+        Options::new("ok", 2_147_483_648),
+        Options::new("ok", 1).socket_path(format!("/tmp/{}", "x".repeat(120))),
+        Options::new("ok", 1).token("t".repeat(257)),
+        Options::new("ok", 1).heartbeat_interval(Duration::ZERO),
+    ] {
+        let problem = options.validate().expect_err("invalid");
+        let client = MonitorClient::connect(options);
+        assert!(!client.register(&[("llm", true)]));
+        assert!(!client.heartbeat());
+        assert!(!client.log_llm_usage(usage()));
+        let s = client.stats();
+        assert_eq!(s.state, State::Closed);
+        assert_eq!(s.invalid, 3);
+        assert_eq!(s.last_error, Some(format!("invalid options: {problem}")));
+        client.close();
+    }
+}
+
+#[test]
+fn absent_monitor_costs_nothing_and_close_returns_at_once() {
+    let client = MonitorClient::connect(Options::new("absent_bot", std::process::id()).socket_path(socket("absent")));
+    let t0 = Instant::now();
+    assert!(client.register(&[("llm", true)]));
+    assert!(client.heartbeat());
+    assert!(client.log_llm_usage(usage()));
+    assert!(t0.elapsed() < Duration::from_millis(100), "calls do not wait for the monitor");
+    let t0 = Instant::now();
+    client.close();
+    assert!(t0.elapsed() < Duration::from_millis(900), "close() tries once, it does not wait out the backoff");
+    let s = client.stats();
+    assert_eq!(s.state, State::Closed);
+    assert!(s.connect_failures >= 1);
+    assert!(s.last_error.is_some());
+    assert!(!client.heartbeat());
+    assert_eq!(client.stats().dropped_closed, s.dropped_closed + 1);
+}
+
+#[test]
+fn lines_arrive_in_order_on_one_connection_register_first_again_after_a_reconnect() {
+    let path = socket("order");
+    let rx = listen(&path);
+    let client = MonitorClient::connect(Options::new("order_bot", 4242).socket_path(&path).token("s3cret").backoff(Duration::from_millis(20), Duration::from_millis(100)));
+    assert!(client.register(&[("llm", true)]));
+    assert!(client.log_llm_usage(usage()));
+    assert!(client.log_llm_usage(LlmUsage { id: Some("my-id".into()), ..usage() }));
+    assert!(!client.log_llm_usage(LlmUsage { tokens_in: 1_000_000_001, ..usage() }), "refused locally");
+    assert!(client.heartbeat());
+    let lines: Vec<(usize, String)> = (0..4).map(|_| next(&rx)).collect();
+    assert!(lines.iter().all(|(conn, _)| *conn == 0), "one connection");
+    assert!(lines[0].1.starts_with("{\"type\":\"register\",\"channel\":\"order_bot\",\"pid\":4242,\"features\":{\"llm\":true}"), "{}", lines[0].1);
+    assert!(lines[1].1.contains("\"type\":\"llm_usage\"") && lines[1].1.contains("\"id\":\"1092-"), "{}", lines[1].1);
+    assert!(lines[2].1.contains("\"id\":\"my-id\""));
+    assert!(lines[3].1.starts_with("{\"type\":\"heartbeat\""));
+    assert!(lines.iter().all(|(_, l)| l.contains("\"v\":1") && l.contains("\"token\":\"s3cret\"")));
+    assert_eq!(client.stats().invalid, 1);
+
+    // The listener goes away and comes back on the same path: the client registers again first.
+    drop(rx);
+    std::fs::remove_file(&path).unwrap();
+    let rx = listen(&path);
+    let t0 = Instant::now();
+    while client.stats().reconnects == 0 {
+        assert!(client.heartbeat());
+        assert!(t0.elapsed() < Duration::from_secs(5), "reconnected within 5 s: {:?}", client.stats());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (_, first) = next(&rx);
+    assert!(first.starts_with("{\"type\":\"register\""), "register first after a reconnect: {first}");
+    client.close();
+    let mut rest = Vec::new();
+    while let Ok((_, line)) = rx.recv_timeout(Duration::from_secs(2)) {
+        rest.push(line);
+        if rest.last().is_some_and(|l| l.contains("\"type\":\"unregister\"")) {
+            break;
+        }
+    }
+    assert!(rest.last().is_some_and(|l| l.contains("\"type\":\"unregister\"")), "close() unregisters: {rest:?}");
+    assert_eq!(client.stats().state, State::Closed);
+}
