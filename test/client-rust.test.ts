@@ -36,6 +36,14 @@ function noCargo(t: TestContext): boolean {
   return true;
 }
 
+// The example bot is built once, by the first test that needs it, so a test run alone never uses a stale binary.
+let built: Promise<{ code: number | null; output: string; ms: number }> | undefined;
+async function exampleBot(): Promise<string> {
+  const build = await (built ??= cargo(['build', '--examples']));
+  assert.equal(build.code, 0, build.output);
+  return BOT;
+}
+
 function cargo(args: string[]): Promise<{ code: number | null; output: string; ms: number }> {
   const t0 = Date.now();
   const [subcommand, ...rest] = args;
@@ -64,8 +72,8 @@ interface RustStats {
 }
 
 /** The example bot as a child process: one command line in, one JSON line out. */
-function startRustBot(socket: string, channel: string, capacity?: number) {
-  const child = spawn(BOT, [socket, channel, ...(capacity === undefined ? [] : [String(capacity)])], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startRustBot(socket: string, channel: string, capacity?: number) {
+  const child = spawn(await exampleBot(), [socket, channel, ...(capacity === undefined ? [] : [String(capacity)])], { stdio: ['pipe', 'pipe', 'inherit'] });
   bots.push(child);
   const replies: string[] = [];
   const waiting: Array<(line: string) => void> = [];
@@ -96,7 +104,8 @@ describe('Rust client (clients/rust)', { concurrency: false }, () => {
     const passed = [...r.output.matchAll(/test result: ok\. (\d+) passed/g)].reduce((n, m) => n + Number(m[1]), 0);
     assert.ok(passed >= 5, `only ${passed} Rust tests passed:\n${r.output}`);
     assert.match(r.output, /limits_are_those_of_the_schema \.\.\. ok/);
-    const build = await cargo(['build', '--examples']);
+    const build = await (built ??= cargo(['build', '--examples']));
+    t.diagnostic(`cargo build --examples took ${build.ms} ms`);
     assert.equal(build.code, 0, build.output);
   });
 
@@ -116,7 +125,7 @@ describe('Rust client (clients/rust)', { concurrency: false }, () => {
     const dir = new TestDir();
     dirs.push(dir);
     const monitor = await startMonitor(dir);
-    const bot = startRustBot(dir.socket, 'rust_bot');
+    const bot = await startRustBot(dir.socket, 'rust_bot');
     assert.deepEqual(await bot.send('register'), { ok: true });
     const online = await waitFor('rust_bot online', async () => {
       const b = await botStatus(monitor, 'rust_bot');
@@ -157,7 +166,7 @@ describe('Rust client (clients/rust)', { concurrency: false }, () => {
     dirs.push(dir);
     const monitor = await startMonitor(dir);
     const capacity = 1000;
-    const bot = startRustBot(dir.socket, 'rust_frozen', capacity);
+    const bot = await startRustBot(dir.socket, 'rust_frozen', capacity);
     await bot.send('register');
     await waitFor('rust_frozen online', async () => (await botStatus(monitor, 'rust_frozen'))?.status === 'online');
     process.kill(monitor.pid, 'SIGSTOP');
@@ -211,7 +220,7 @@ describe('Rust client (clients/rust)', { concurrency: false }, () => {
     const dir = new TestDir();
     dirs.push(dir);
     const first = await startMonitor(dir);
-    const bot = startRustBot(dir.socket, 'rust_survivor');
+    const bot = await startRustBot(dir.socket, 'rust_survivor');
     await bot.send('register');
     await waitFor('rust_survivor online', async () => (await botStatus(first, 'rust_survivor'))?.status === 'online');
     first.child.kill('SIGKILL');

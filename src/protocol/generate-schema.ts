@@ -1,8 +1,7 @@
 // docs/protocol.schema.json, generated from the TypeBox schemas in messages.ts so that clients in
 // other languages (clients/rust, clients/python) can check themselves against the one definition.
-// `npm run build` runs this file after tsc and rewrites the file; test/protocol-schema.test.ts
-// fails when the checked-in copy differs from what this module generates.
-import { writeFileSync } from 'node:fs';
+// test/protocol-schema.test.ts fails when the checked-in copy differs from what this module generates.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LIMITS, MESSAGE_SCHEMAS, PROTOCOL_VERSION } from './messages.js';
 
@@ -31,6 +30,14 @@ export function protocolSchemaText(): string {
   return JSON.stringify(protocolJsonSchema(), null, 2) + '\n';
 }
 
+// `node generate-schema.js` writes the file (npm run build); `--check` only compares (npm's
+// prepare, so a clean clone in CI tests the checked-in copy instead of overwriting it).
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  writeFileSync(SCHEMA_FILE, protocolSchemaText());
+  const text = protocolSchemaText();
+  if (!process.argv.includes('--check')) {
+    writeFileSync(SCHEMA_FILE, text);
+  } else if (!existsSync(SCHEMA_FILE) || readFileSync(SCHEMA_FILE, 'utf8') !== text) {
+    console.error(`${SCHEMA_FILE} differs from what src/protocol generates: run \`npm run build\` and commit it`);
+    process.exit(1);
+  }
 }
