@@ -16,7 +16,7 @@ export function protocolJsonSchema(): Record<string, unknown> {
     title: `kissbot-monitor protocol v${PROTOCOL_VERSION}: one newline-terminated JSON line a bot sends`,
     description:
       'Generated from src/protocol/messages.ts by src/protocol/generate-schema.ts (npm run build); do not edit. ' +
-      'The member is chosen by "type". String lengths: the monitor counts UTF-16 code units (JavaScript .length), ' +
+      'The member is chosen by "type". minLength/maxLength: the monitor counts UTF-16 code units (JavaScript .length), ' +
       'which for characters outside the BMP is stricter than JSON Schema counting code points; count UTF-16 units in a client.',
     'x-protocol-version': PROTOCOL_VERSION,
     'x-limits': { ...LIMITS },

@@ -193,6 +193,16 @@ fn schema() -> Json {
     Parser::parse(&text)
 }
 
+/// The longest key a `patternProperties` pattern allows: `^(.*)$` any, a pattern of characters
+/// ending in `{0,N}$` (one repeated code point alternative) N code points; any other panics.
+fn key_pattern_max(pattern: &str) -> Option<usize> {
+    if pattern == "^(.*)$" {
+        return None;
+    }
+    let n = pattern.strip_suffix("}$").and_then(|p| p.rsplit_once("{0,")).and_then(|(_, n)| n.parse().ok());
+    Some(n.unwrap_or_else(|| panic!("a key pattern this check does not know: {pattern}")))
+}
+
 /// The checks of one property schema on one value; `Err` names the keyword that failed.
 fn check(prop: &Json, value: &Json, channel_pattern: &str) -> Result<(), String> {
     for (keyword, arg) in prop.members() {
@@ -216,8 +226,8 @@ fn check(prop: &Json, value: &Json, channel_pattern: &str) -> Result<(), String>
             ("maxProperties", Json::Obj(m)) => m.len() as f64 <= arg.num(),
             ("patternProperties", Json::Obj(m)) => {
                 let [(pattern, inner)] = arg.members() else { panic!("one pattern expected") };
-                assert_eq!(pattern, "^(.*)$", "a key pattern this check does not know");
-                m.iter().all(|(_, v)| check(inner, v, channel_pattern).is_ok())
+                let max_key = key_pattern_max(pattern);
+                m.iter().all(|(k, v)| max_key.is_none_or(|n| k.chars().count() <= n) && check(inner, v, channel_pattern).is_ok())
             }
             ("propertyNames", Json::Obj(m)) => m.iter().all(|(k, _)| check(arg, &Json::Str(k.clone()), channel_pattern).is_ok()),
             ("additionalProperties", _) => true, // objects the crate builds have only listed keys
@@ -293,6 +303,13 @@ fn limits_are_those_of_the_schema() {
     assert_eq!(register.at(&["features", "maxProperties"]).num(), MAX_FEATURES as f64);
     if let Some(key) = register.at(&["features"]).get("propertyNames") {
         assert_eq!(key.at(&["maxLength"]).num(), MAX_FEATURE_LENGTH as f64);
+    }
+    let [(key_pattern, _)] = register.at(&["features", "patternProperties"]).members() else { panic!("one key pattern") };
+    if let Some(max) = key_pattern_max(key_pattern) {
+        assert_eq!(max, MAX_FEATURE_LENGTH, "feature key length in the key pattern");
+    }
+    if let Some(max) = s.at(&["x-limits"]).get("maxUsageIdLength") {
+        assert_eq!(max.num(), MAX_ID_LENGTH as f64);
     }
 }
 

@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The limits a message must respect (the monitor refuses a line that breaks one).
-/// String lengths are counted in UTF-16 code units, as the monitor counts them.
+/// String lengths are counted in UTF-16 code units, as the monitor counts them; feature keys in
+/// code points (Unicode characters), as the monitor's key pattern counts them.
 pub mod limits {
     /// Sent as `v` on every message.
     pub const PROTOCOL_VERSION: u32 = 1;
@@ -106,7 +107,8 @@ pub(crate) fn features_json(features: &[(&str, bool)]) -> Result<String, &'stati
     let mut out = String::with_capacity(2 + features.len() * 16);
     out.push('{');
     for (i, (key, value)) in features.iter().enumerate() {
-        if !length_within(key, 0, MAX_FEATURE_LENGTH) {
+        // Keys are counted in code points, as the monitor's key pattern counts them.
+        if key.chars().count() > MAX_FEATURE_LENGTH {
             return Err("feature keys must be at most 64 characters");
         }
         // A repeated key would reach the monitor as the last value only: refuse the ambiguity.
