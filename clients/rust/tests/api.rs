@@ -131,3 +131,20 @@ fn lines_arrive_in_order_on_one_connection_register_first_again_after_a_reconnec
     assert!(rest.last().is_some_and(|l| l.contains("\"type\":\"unregister\"")), "close() unregisters: {rest:?}");
     assert_eq!(client.stats().state, State::Closed);
 }
+
+#[test]
+fn the_client_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<MonitorClient>();
+    let client = std::sync::Arc::new(MonitorClient::connect(Options::new("shared_bot", 1).socket_path(socket("shared"))));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let client = std::sync::Arc::clone(&client);
+            thread::spawn(move || (0..100).filter(|_| client.log_llm_usage(usage())).count())
+        })
+        .collect();
+    let queued: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let s = client.stats();
+    assert_eq!(queued, 400);
+    assert_eq!(s.buffered_usage + s.dropped_usage as usize, 400, "no monitor: everything queued (capacity 1000)");
+}
