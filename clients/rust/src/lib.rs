@@ -303,6 +303,10 @@ impl MonitorClient {
         if let Some(problem) = usage_problem(&usage) {
             return self.refuse_invalid(problem);
         }
+        // A full queue is counted before the line is built: a long freeze costs no allocation per call.
+        if !self.usage_has_room() {
+            return false;
+        }
         let line = match &usage.id {
             Some(id) => llm_usage_line(&self.id, &usage, id),
             None => {
@@ -311,6 +315,20 @@ impl MonitorClient {
             }
         };
         let mut q = self.shared.lock();
+        if !Self::room_for_usage(&mut q) {
+            return false;
+        }
+        q.usage.push_back(line);
+        self.shared.notify(&q);
+        true
+    }
+
+    fn usage_has_room(&self) -> bool {
+        Self::room_for_usage(&mut self.shared.lock())
+    }
+
+    /// Counts the refusal when there is no room (closed, or the queue full).
+    fn room_for_usage(q: &mut Queue) -> bool {
         if q.closing.is_some() {
             return q.refuse();
         }
@@ -318,8 +336,6 @@ impl MonitorClient {
             q.stats.dropped_usage += 1;
             return false;
         }
-        q.usage.push_back(line);
-        self.shared.notify(&q);
         true
     }
 
