@@ -148,3 +148,74 @@ fn the_client_can_be_shared_between_threads() {
     assert_eq!(queued, 400);
     assert_eq!(s.buffered_usage + s.dropped_usage as usize, 400, "no monitor: everything queued (capacity 1000)");
 }
+
+#[test]
+fn lines_cut_off_by_a_dying_connection_are_re_sent_whole_with_the_same_id() {
+    let path = socket("requeue");
+    // The first "monitor" accepts and never reads, so the kernel buffer fills and lines wait in the client.
+    let first = UnixListener::bind(&path).unwrap();
+    let client = MonitorClient::connect(Options::new("requeue_bot", 4242).socket_path(&path).queue_capacity(100_000).backoff(Duration::from_millis(20), Duration::from_millis(100)));
+    assert!(client.register(&[]));
+    let (stuck, _) = first.accept().unwrap();
+    const N: u64 = 20_000; // ~5 MB of lines: far more than a Unix socket buffers
+    for i in 0..N {
+        let id = (i % 2 == 0).then(|| format!("user-{i}"));
+        assert!(client.log_llm_usage(LlmUsage { tokens_in: i, id, ..usage() }));
+    }
+    let t0 = Instant::now();
+    while client.stats().buffered_usage as u64 == N || client.stats().sent < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "the client started writing: {:?}", client.stats());
+        thread::sleep(Duration::from_millis(10));
+    }
+    // Replace the monitor: a new listener on the path; the old connection refuses further data
+    // (shutdown of its read side: the client's next write fails with EPIPE) but keeps what its
+    // kernel buffer holds, read below, so every line can be accounted for.
+    drop(first);
+    std::fs::remove_file(&path).unwrap();
+    let rx = listen(&path);
+    stuck.shutdown(std::net::Shutdown::Read).unwrap();
+    let mut on_first = String::new();
+    std::io::Read::read_to_string(&mut &stuck, &mut on_first).unwrap();
+    let t0 = Instant::now();
+    while client.stats().buffered > 0 || client.stats().reconnects == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "everything re-sent to the new listener: {:?}", client.stats());
+        thread::sleep(Duration::from_millis(10));
+    }
+    let stats = client.stats();
+    assert!(stats.requeued > 0, "lines were taken back from the dead connection: {stats:?}");
+    client.close();
+
+    let mut lines = Vec::new();
+    loop {
+        let (_, line) = next(&rx);
+        if line.contains("\"type\":\"unregister\"") {
+            break;
+        }
+        lines.push(line);
+    }
+    assert!(lines[0].starts_with("{\"type\":\"register\""), "register first: {}", lines[0]);
+    let field = |line: &str, name: &str| -> String {
+        let start = line.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name} in {line}")) + name.len() + 3;
+        line[start..].split([',', '}']).next().unwrap().trim_matches('"').to_string()
+    };
+    let usage: Vec<(u64, String)> = lines[1..].iter().map(|l| (field(l, "tokens_in").parse().unwrap(), field(l, "id"))).collect();
+    // The first connection got whole lines 0..k (the register first) and maybe the start of line
+    // k+1, cut off; the new one gets everything from the cut-off line on, whole, in order, each
+    // line with the id it was given at the call.
+    let complete: Vec<&str> = on_first.split_inclusive('\n').filter(|l| l.ends_with('\n')).collect();
+    assert!(complete.len() > 1, "some lines reached the first connection");
+    let last_whole: u64 = field(complete[complete.len() - 1], "tokens_in").parse().unwrap();
+    assert_eq!(complete.len() as u64, last_whole + 2, "the first connection got the register and usage 0..={last_whole}");
+    let first_resent = usage[0].0;
+    assert_eq!(first_resent, last_whole + 1, "nothing lost between the connections");
+    for (k, (tokens_in, id)) in usage.iter().enumerate() {
+        assert_eq!(*tokens_in, first_resent + k as u64, "in order, none missing");
+        if tokens_in % 2 == 0 {
+            assert_eq!(id, &format!("user-{tokens_in}"));
+        } else {
+            // Generated ids end in the call's number among the generated ones, in hex.
+            assert!(id.ends_with(&format!("-{:x}", tokens_in / 2)), "{id} for call {tokens_in}");
+        }
+    }
+    assert_eq!(usage.last().unwrap().0, N - 1);
+}
