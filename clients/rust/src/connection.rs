@@ -16,7 +16,8 @@
 //!   llm_usage lines counting those the thread has taken but not yet written, then drops counted.
 //! - Every connection sends `register` first (the monitor may have restarted and forgotten us).
 //! - Lines taken from the queue but not fully written when a connection dies are queued again
-//!   (a partly written line is re-sent whole); the monitor discards the broken partial line.
+//!   (a partly written line is re-sent whole); the monitor rejects the cut-off start of it at EOF
+//!   as invalid JSON, counted, so nothing is stored twice or half.
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
