@@ -9,11 +9,23 @@ use std::time::{Duration, Instant};
 
 use kissbot_monitor_client::{LlmUsage, MonitorClient, Options, State};
 
-fn socket(name: &str) -> PathBuf {
+/// A socket path in a private temp dir, removed with the dir when the test ends (even on failure).
+struct TempSocket {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Drop for TempSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn socket(name: &str) -> TempSocket {
     let dir = std::env::temp_dir().join(format!("kbm-rust-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join("m.sock")
+    TempSocket { path: dir.join("m.sock"), dir }
 }
 
 /// Accepts connections and sends every line, tagged with its connection number, to the channel.
@@ -72,7 +84,8 @@ fn invalid_options_give_a_closed_client_whose_calls_return_false() {
 
 #[test]
 fn absent_monitor_costs_nothing_and_close_returns_at_once() {
-    let client = MonitorClient::connect(Options::new("absent_bot", std::process::id()).socket_path(socket("absent")));
+    let absent = socket("absent");
+    let client = MonitorClient::connect(Options::new("absent_bot", std::process::id()).socket_path(&absent.path));
     let t0 = Instant::now();
     assert!(client.register(&[("llm", true)]));
     assert!(client.heartbeat());
@@ -91,9 +104,10 @@ fn absent_monitor_costs_nothing_and_close_returns_at_once() {
 
 #[test]
 fn lines_arrive_in_order_on_one_connection_register_first_again_after_a_reconnect() {
-    let path = socket("order");
-    let rx = listen(&path);
-    let client = MonitorClient::connect(Options::new("order_bot", 4242).socket_path(&path).token("s3cret").backoff(Duration::from_millis(20), Duration::from_millis(100)));
+    let sock = socket("order");
+    let path = &sock.path;
+    let rx = listen(path);
+    let client = MonitorClient::connect(Options::new("order_bot", 4242).socket_path(path).token("s3cret").backoff(Duration::from_millis(20), Duration::from_millis(100)));
     assert!(client.register(&[("llm", true)]));
     assert!(client.log_llm_usage(usage()));
     assert!(client.log_llm_usage(LlmUsage { id: Some("my-id".into()), ..usage() }));
@@ -110,8 +124,8 @@ fn lines_arrive_in_order_on_one_connection_register_first_again_after_a_reconnec
 
     // The listener goes away and comes back on the same path: the client registers again first.
     drop(rx);
-    std::fs::remove_file(&path).unwrap();
-    let rx = listen(&path);
+    std::fs::remove_file(path).unwrap();
+    let rx = listen(path);
     let t0 = Instant::now();
     while client.stats().reconnects == 0 {
         assert!(client.heartbeat());
@@ -136,7 +150,8 @@ fn lines_arrive_in_order_on_one_connection_register_first_again_after_a_reconnec
 fn the_client_can_be_shared_between_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<MonitorClient>();
-    let client = std::sync::Arc::new(MonitorClient::connect(Options::new("shared_bot", 1).socket_path(socket("shared"))));
+    let sock = socket("shared");
+    let client = std::sync::Arc::new(MonitorClient::connect(Options::new("shared_bot", 1).socket_path(&sock.path)));
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let client = std::sync::Arc::clone(&client);
@@ -151,10 +166,11 @@ fn the_client_can_be_shared_between_threads() {
 
 #[test]
 fn lines_cut_off_by_a_dying_connection_are_re_sent_whole_with_the_same_id() {
-    let path = socket("requeue");
+    let sock = socket("requeue");
+    let path = &sock.path;
     // The first "monitor" accepts and never reads, so the kernel buffer fills and lines wait in the client.
-    let first = UnixListener::bind(&path).unwrap();
-    let client = MonitorClient::connect(Options::new("requeue_bot", 4242).socket_path(&path).queue_capacity(100_000).backoff(Duration::from_millis(20), Duration::from_millis(100)));
+    let first = UnixListener::bind(path).unwrap();
+    let client = MonitorClient::connect(Options::new("requeue_bot", 4242).socket_path(path).queue_capacity(100_000).backoff(Duration::from_millis(20), Duration::from_millis(100)));
     assert!(client.register(&[]));
     let (stuck, _) = first.accept().unwrap();
     const N: u64 = 20_000; // ~5 MB of lines: far more than a Unix socket buffers
@@ -171,8 +187,8 @@ fn lines_cut_off_by_a_dying_connection_are_re_sent_whole_with_the_same_id() {
     // (shutdown of its read side: the client's next write fails with EPIPE) but keeps what its
     // kernel buffer holds, read below, so every line can be accounted for.
     drop(first);
-    std::fs::remove_file(&path).unwrap();
-    let rx = listen(&path);
+    std::fs::remove_file(path).unwrap();
+    let rx = listen(path);
     stuck.shutdown(std::net::Shutdown::Read).unwrap();
     let mut on_first = String::new();
     std::io::Read::read_to_string(&mut &stuck, &mut on_first).unwrap();
