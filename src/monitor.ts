@@ -15,7 +15,7 @@ import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import type { WriteItem } from '../workers/db-writer-messages.js';
-import type { BotSignal } from '../workers/registry-messages.js';
+import type { BotSignal, KnownConnections } from '../workers/registry-messages.js';
 
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
 const PULSE_MS = 250;
@@ -69,7 +69,7 @@ export class Monitor {
       this.#resolveExit = resolve;
     });
     const maxPending = config.limits.maxPendingPerLink;
-    this.#registryLink = new Link('ingest', { maxPending });
+    this.#registryLink = new Link('ingest', { maxPending, onSignal: (body) => this.#ingest.markKnown(body as KnownConnections) });
     this.#writerLink = new Link('ingest', { maxPending });
     this.#supervisor = new Supervisor({
       config,

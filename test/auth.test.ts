@@ -222,7 +222,7 @@ describe('token auth (--auth-tokens)', () => {
   });
 });
 
-describe('pid honesty: a register whose pid is not a live process is refused and counted', () => {
+describe('pid honesty: a register whose pid is not a live process is stored dead, not taken for alive', () => {
   const dir = new TestDir();
   let monitor: MonitorProcess;
   before(async () => {
@@ -234,20 +234,32 @@ describe('pid honesty: a register whose pid is not a live process is refused and
     dir.remove();
   });
 
-  it('refuses dead pids (a process that just exited, and one beyond pid_max), counts refused_dead_pid', async () => {
+  it('a process that just exited, and a pid beyond pid_max: dead (exited_before_register), counted; a heartbeat from a dead pid is ignored', async () => {
     const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
     const exitedPid = child.pid!;
     await new Promise((r) => child.once('exit', r));
     const before = (await counters(monitor.control)).registry;
-    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_exited', pid: exitedPid }));
+    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_exited', pid: exitedPid, features: { short: true } }));
     await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_never', pid: 2_147_483_647 }));
     await oneShot(monitor.socket, json({ type: 'heartbeat', channel: 'pid_never_hb', pid: 2_147_483_647 }));
     await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_alive', pid })); // after them: processed after them
     await waitFor('live pid registered', () => botStatus(monitor, 'pid_alive'));
     const after = (await counters(monitor.control)).registry;
-    assert.equal(after.refused_dead_pid - before.refused_dead_pid, 2);
+    assert.equal(after.exited_before_register - before.exited_before_register, 2);
     assert.equal(after.heartbeat_unknown_dead_pid - before.heartbeat_unknown_dead_pid, 1);
-    for (const channel of ['pid_exited', 'pid_never', 'pid_never_hb']) assert.equal(await botStatus(monitor, channel), undefined, channel);
-    assert.match(monitor.output(), /register refused: no process has this pid/);
+    const exited = await botStatus(monitor, 'pid_exited');
+    assert.deepEqual([exited?.status, exited?.pid, exited?.features], ['dead', exitedPid, { short: true }]);
+    assert.equal((await botStatus(monitor, 'pid_never'))?.status, 'dead');
+    assert.equal(await botStatus(monitor, 'pid_never_hb'), undefined, 'a heartbeat alone from a dead pid registers nothing');
+    assert.equal((await botStatus(monitor, 'pid_alive'))?.status, 'online');
+    await flush(monitor);
+    const events = query<{ channel: string; from_status: string | null; to_status: string; reason: string }>(
+      monitor.db, "SELECT channel, from_status, to_status, reason FROM bot_events WHERE channel IN ('pid_exited', 'pid_never') ORDER BY id");
+    assert.deepEqual(events, [
+      { channel: 'pid_exited', from_status: null, to_status: 'dead', reason: 'exited_before_register' },
+      { channel: 'pid_never', from_status: null, to_status: 'dead', reason: 'exited_before_register' },
+    ]);
+    const [row] = query<{ status: string; features_json: string }>(monitor.db, "SELECT status, features_json FROM bot_status WHERE channel = 'pid_exited'");
+    assert.deepEqual(row, { status: 'dead', features_json: '{"short":true}' });
   });
 });

@@ -147,9 +147,9 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#dropRatio = ctx.config.faults.writerDropRatio;
     this.#cursors = cursors;
     this.#insertUsage = prepareInsert(handle, 'llm_usage', ['ts', 'channel', 'model', 'feature', 'tokens_in', 'tokens_out', 'latency_ms', 'cost_usd']);
-    this.#upsertStatus = prepareInsert(handle, 'bot_status', ['channel', 'pid', 'status', 'features_json', 'registered_at', 'last_seen', 'last_heartbeat'], 'channel');
+    this.#upsertStatus = prepareInsert(handle, 'bot_status', ['channel', 'pid', 'status', 'features_json', 'registered_at', 'last_seen', 'last_heartbeat', 'start_time'], 'channel');
     this.#insertEvent = prepareInsert(handle, 'bot_events', ['ts', 'channel', 'pid', 'from_status', 'to_status', 'reason']);
-    this.#insertMetric = prepareInsert(handle, 'bot_metrics', ['ts', 'channel', 'pid', 'rss_mb', 'cpu_pct', 'cpu_pct_machine', 'features_json']);
+    this.#insertMetric = prepareInsert(handle, 'bot_metrics', ['ts', 'channel', 'pid', 'rss_mb', 'cpu_pct', 'cpu_pct_machine']);
     this.#insertHealth = prepareInsert(handle, 'worker_health', [
       'ts', 'actor', 'processed', 'queue_depth', 'dropped', 'loop_lag_p99_ms', 'loop_lag_max_ms', 'heap_used_mb', 'uptime_s', 'restarts', 'detail_json',
     ]);
@@ -342,7 +342,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       case 'status':
         this.#upsertStatus.run(
           item.channel, item.pid, item.status, item.features_json ?? null, isoTime(item.registered_at), isoTime(item.last_seen),
-          item.last_heartbeat === null ? null : isoTime(item.last_heartbeat),
+          item.last_heartbeat === null ? null : isoTime(item.last_heartbeat), item.start_time ?? null,
         );
         counts.status++;
         return;
@@ -351,7 +351,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         counts.event++;
         return;
       case 'metric':
-        this.#insertMetric.run(isoTime(item.at), item.channel, item.pid, item.rss_mb, item.cpu_pct, item.cpu_pct_machine, item.features_json ?? null);
+        this.#insertMetric.run(isoTime(item.at), item.channel, item.pid, item.rss_mb, item.cpu_pct, item.cpu_pct_machine);
         counts.metric++;
         return;
       case 'health': {
