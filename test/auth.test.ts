@@ -262,4 +262,18 @@ describe('pid honesty: a register whose pid is not a live process is stored dead
     const [row] = query<{ status: string; features_json: string }>(monitor.db, "SELECT status, features_json FROM bot_status WHERE channel = 'pid_exited'");
     assert.deepEqual(row, { status: 'dead', features_json: '{"short":true}' });
   });
+
+  it("a script that exited before its lines were read, and said goodbye: dead, then offline by its own unregister", async () => {
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await new Promise((r) => child.once('exit', r));
+    const script = child.pid!;
+    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_script', pid: script }) + json({ type: 'unregister', channel: 'pid_script', pid: script + 1 }) + json({ type: 'unregister', channel: 'pid_script', pid: script }));
+    await waitFor('offline', async () => (await botStatus(monitor, 'pid_script'))?.status === 'offline');
+    await flush(monitor);
+    const events = query(monitor.db, "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'pid_script' ORDER BY id");
+    assert.deepEqual(events, [
+      { from_status: null, to_status: 'dead', reason: 'exited_before_register' },
+      { from_status: 'dead', to_status: 'offline', reason: 'unregistered' }, // the other pid's unregister changed nothing
+    ]);
+  });
 });

@@ -184,7 +184,7 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable('bot_status').addColumn('start_time', 'integer').execute();
       // Features are stored once per bot (bot_status), no longer copied into every sample. The
       // column stays, NULL in new rows: dropping it rewrites the whole table under the write lock
-      // at start-up (measured 1.7 s per million rows; a week of 10k bots is ~40M). Old rows keep
+      // at start-up (measured 1.7 s per million rows; a week of 10k bots is ~400M). Old rows keep
       // theirs until retention removes them; the view gives every row its features either way.
       await db.schema
         .createView('bot_metrics_features')
