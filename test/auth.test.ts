@@ -226,7 +226,7 @@ describe('pid honesty: a register whose pid is not a live process is stored dead
   const dir = new TestDir();
   let monitor: MonitorProcess;
   before(async () => {
-    monitor = await startMonitor(dir);
+    monitor = await startMonitor(dir, ['--sample-interval', '600']); // only the registry judges these pids, never a sample round
   });
   after(async () => {
     await killStarted();
@@ -261,6 +261,22 @@ describe('pid honesty: a register whose pid is not a live process is stored dead
     ]);
     const [row] = query<{ status: string; features_json: string }>(monitor.db, "SELECT status, features_json FROM bot_status WHERE channel = 'pid_exited'");
     assert.deepEqual(row, { status: 'dead', features_json: '{"short":true}' });
+  });
+
+  it('a live bot whose own register arrives after its process ended: dead (process_exited), not a new life', async () => {
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_relaunch', pid: child.pid }));
+    await waitFor('online', async () => (await botStatus(monitor, 'pid_relaunch'))?.status === 'online');
+    child.kill('SIGKILL');
+    await exited;
+    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_relaunch', pid: child.pid }));
+    await waitFor('dead', async () => (await botStatus(monitor, 'pid_relaunch'))?.status === 'dead');
+    await flush(monitor);
+    assert.deepEqual(query(monitor.db, "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'pid_relaunch' ORDER BY id"), [
+      { from_status: null, to_status: 'online', reason: 'registered' },
+      { from_status: 'online', to_status: 'dead', reason: 'process_exited' },
+    ]);
   });
 
   it("a script that exited before its lines were read, and said goodbye: dead, then offline by its own unregister", async () => {

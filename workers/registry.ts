@@ -243,11 +243,11 @@ class Registry {
     const startTime = processStartTime(signal.pid);
     const features = signal.features ?? null;
     const bot = this.#bots.get(signal.channel);
-    const sameProcess = bot !== undefined && bot.pid === signal.pid && isLive(bot.status) && (bot.startTime === null || startTime === null || bot.startTime === startTime);
+    const livePid = bot !== undefined && bot.pid === signal.pid && isLive(bot.status);
     if (startTime === 'gone') {
       // A short script (or a doc example) may exit before its register is read: it is stored, dead.
       this.#counters.exited_before_register++;
-      if (sameProcess) {
+      if (livePid) {
         if (features) setFeatures(bot, features);
         bot.lastSeen = signal.at;
         this.#unwatch(bot);
@@ -258,7 +258,7 @@ class Registry {
       }
       return;
     }
-    if (sameProcess) {
+    if (livePid && (bot.startTime === null || startTime === null || bot.startTime === startTime)) {
       // The same process registering again (client reconnect, monitor restart): refresh, no new life.
       if (features) setFeatures(bot, features);
       bot.startTime ??= startTime;
