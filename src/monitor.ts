@@ -17,7 +17,7 @@ import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import type { WriteItem } from '../workers/db-writer-messages.js';
-import type { BotSignal } from '../workers/registry-messages.js';
+import type { BotSignal, KnownConnections } from '../workers/registry-messages.js';
 
 /** Actors a fault can be injected into. */
 /** The admin socket: the monitor's own user only, whatever group the other sockets have. */
@@ -84,7 +84,7 @@ export class Monitor {
       this.#resolveExit = resolve;
     });
     const maxPending = config.limits.maxPendingPerLink;
-    this.#registryLink = new Link('ingest', { maxPending });
+    this.#registryLink = new Link('ingest', { maxPending, onSignal: (body) => this.#ingest.markKnown(body as KnownConnections) });
     this.#writerLink = new Link('ingest', { maxPending });
     this.#supervisor = new Supervisor({
       config,

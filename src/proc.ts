@@ -114,6 +114,19 @@ function isGone(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ESRCH';
 }
 
+const SCRATCH = Buffer.allocUnsafe(STAT_BYTES);
+
+/**
+ * Which process has this pid now: its start time (field 22); 'gone' when none does or it is a
+ * zombie; null when one runs but /proc cannot say which (no /proc, hidepid): then kill(pid, 0).
+ */
+export function processStartTime(pid: number): number | 'gone' | null {
+  const stat = readProcStat(pid, SCRATCH);
+  if (stat === 'gone') return 'gone';
+  if (stat === 'error') return pidAlive(pid) ? null : 'gone';
+  return hasExited(stat.state) ? 'gone' : stat.startTime;
+}
+
 /** kill(pid, 0): does a process with this pid exist (EPERM: yes, owned by someone else)? */
 export function pidAlive(pid: number): boolean {
   try {

@@ -222,11 +222,11 @@ describe('token auth (--auth-tokens)', () => {
   });
 });
 
-describe('pid honesty: a register whose pid is not a live process is refused and counted', () => {
+describe('pid honesty: a register whose pid is not a live process is stored dead, not taken for alive', () => {
   const dir = new TestDir();
   let monitor: MonitorProcess;
   before(async () => {
-    monitor = await startMonitor(dir);
+    monitor = await startMonitor(dir, ['--sample-interval', '600']); // only the registry judges these pids, never a sample round
   });
   after(async () => {
     await killStarted();
@@ -234,20 +234,62 @@ describe('pid honesty: a register whose pid is not a live process is refused and
     dir.remove();
   });
 
-  it('refuses dead pids (a process that just exited, and one beyond pid_max), counts refused_dead_pid', async () => {
+  it('a process that just exited, and a pid beyond pid_max: dead (exited_before_register), counted; a heartbeat from a dead pid is ignored', async () => {
     const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
     const exitedPid = child.pid!;
     await new Promise((r) => child.once('exit', r));
     const before = (await counters(monitor.control)).registry;
-    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_exited', pid: exitedPid }));
+    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_exited', pid: exitedPid, features: { short: true } }));
     await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_never', pid: 2_147_483_647 }));
     await oneShot(monitor.socket, json({ type: 'heartbeat', channel: 'pid_never_hb', pid: 2_147_483_647 }));
     await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_alive', pid })); // after them: processed after them
     await waitFor('live pid registered', () => botStatus(monitor, 'pid_alive'));
     const after = (await counters(monitor.control)).registry;
-    assert.equal(after.refused_dead_pid - before.refused_dead_pid, 2);
+    assert.equal(after.exited_before_register - before.exited_before_register, 2);
     assert.equal(after.heartbeat_unknown_dead_pid - before.heartbeat_unknown_dead_pid, 1);
-    for (const channel of ['pid_exited', 'pid_never', 'pid_never_hb']) assert.equal(await botStatus(monitor, channel), undefined, channel);
-    assert.match(monitor.output(), /register refused: no process has this pid/);
+    const exited = await botStatus(monitor, 'pid_exited');
+    assert.deepEqual([exited?.status, exited?.pid, exited?.features], ['dead', exitedPid, { short: true }]);
+    assert.equal((await botStatus(monitor, 'pid_never'))?.status, 'dead');
+    assert.equal(await botStatus(monitor, 'pid_never_hb'), undefined, 'a heartbeat alone from a dead pid registers nothing');
+    assert.equal((await botStatus(monitor, 'pid_alive'))?.status, 'online');
+    await flush(monitor);
+    const events = query<{ channel: string; from_status: string | null; to_status: string; reason: string }>(
+      monitor.db, "SELECT channel, from_status, to_status, reason FROM bot_events WHERE channel IN ('pid_exited', 'pid_never') ORDER BY id");
+    assert.deepEqual(events, [
+      { channel: 'pid_exited', from_status: null, to_status: 'dead', reason: 'exited_before_register' },
+      { channel: 'pid_never', from_status: null, to_status: 'dead', reason: 'exited_before_register' },
+    ]);
+    const [row] = query<{ status: string; features_json: string }>(monitor.db, "SELECT status, features_json FROM bot_status WHERE channel = 'pid_exited'");
+    assert.deepEqual(row, { status: 'dead', features_json: '{"short":true}' });
+  });
+
+  it('a live bot whose own register arrives after its process ended: dead (process_exited), not a new life', async () => {
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_relaunch', pid: child.pid }));
+    await waitFor('online', async () => (await botStatus(monitor, 'pid_relaunch'))?.status === 'online');
+    child.kill('SIGKILL');
+    await exited;
+    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_relaunch', pid: child.pid }));
+    await waitFor('dead', async () => (await botStatus(monitor, 'pid_relaunch'))?.status === 'dead');
+    await flush(monitor);
+    assert.deepEqual(query(monitor.db, "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'pid_relaunch' ORDER BY id"), [
+      { from_status: null, to_status: 'online', reason: 'registered' },
+      { from_status: 'online', to_status: 'dead', reason: 'process_exited' },
+    ]);
+  });
+
+  it("a script that exited before its lines were read, and said goodbye: dead, then offline by its own unregister", async () => {
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await new Promise((r) => child.once('exit', r));
+    const script = child.pid!;
+    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_script', pid: script }) + json({ type: 'unregister', channel: 'pid_script', pid: script + 1 }) + json({ type: 'unregister', channel: 'pid_script', pid: script }));
+    await waitFor('offline', async () => (await botStatus(monitor, 'pid_script'))?.status === 'offline');
+    await flush(monitor);
+    const events = query(monitor.db, "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'pid_script' ORDER BY id");
+    assert.deepEqual(events, [
+      { from_status: null, to_status: 'dead', reason: 'exited_before_register' },
+      { from_status: 'dead', to_status: 'offline', reason: 'unregistered' }, // the other pid's unregister changed nothing
+    ]);
   });
 });

@@ -39,7 +39,7 @@ before(async () => {
     .values([
       { channel: 'beta', pid: 20, status: 'stale', features_json: null, registered_at: iso(DAY1), last_seen: iso(DAY2), last_heartbeat: null },
       // Written by the old Python monitor: no zone designator, microseconds.
-      { channel: 'alpha', pid: 11, status: 'online', features_json: '{"tts":true,"ai":false}', registered_at: '2025-05-01T10:00:00.000000', last_seen: iso(DAY2), last_heartbeat: iso(DAY2) },
+      { channel: 'alpha', pid: 11, status: 'online', features_json: '{"tts":true,"ai":false}', registered_at: '2025-05-01T10:00:00.000000', last_seen: iso(DAY2), last_heartbeat: iso(DAY2), start_time: 4242 },
     ])
     .execute();
   const metric = (ts: number, pid: number, rss_mb: number) => ({ ts: iso(ts), channel: 'alpha', pid, rss_mb, cpu_pct: 50, cpu_pct_machine: 25, features_json: null });
@@ -91,12 +91,12 @@ test('statusRows: bot_status with times in ms and the latest sample of the same 
   assert.deepEqual(await statusRows(db), [
     {
       channel: 'alpha', pid: 11, status: 'online', features: { tts: true, ai: false },
-      registered_at: DAY1, last_seen: DAY2, last_heartbeat: DAY2, heartbeat_age_s: null,
+      registered_at: DAY1, last_seen: DAY2, last_heartbeat: DAY2, heartbeat_age_s: null, start_time: 4242,
       cpu_pct: 50, cpu_pct_machine: 25, rss_mb: 80, sampled_at: DAY2 - 1000,
     },
     {
       channel: 'beta', pid: 20, status: 'stale', features: null,
-      registered_at: DAY1, last_seen: DAY2, last_heartbeat: null, heartbeat_age_s: null,
+      registered_at: DAY1, last_seen: DAY2, last_heartbeat: null, heartbeat_age_s: null, start_time: null,
       cpu_pct: null, cpu_pct_machine: null, rss_mb: null, sampled_at: null,
     },
   ]);

@@ -99,11 +99,11 @@ test('rows of every item type land with the right columns and cost', async () =>
     { t: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5 },
     { t: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null },
     { t: 'llm_usage', at: t0, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3 },
-    { t: 'status', channel: 'alpha', pid: 41, status: 'online', features_json: '{"tts":true}', registered_at: t0, last_seen: t0, last_heartbeat: null },
-    { t: 'status', channel: 'alpha', pid: 42, status: 'stale', features_json: null, registered_at: t0 + 1, last_seen: t0 + 2, last_heartbeat: t0 + 3 },
+    { t: 'status', channel: 'alpha', pid: 41, status: 'online', features_json: '{"tts":true}', registered_at: t0, last_seen: t0, last_heartbeat: null, start_time: null },
+    { t: 'status', channel: 'alpha', pid: 42, status: 'stale', features_json: null, registered_at: t0 + 1, last_seen: t0 + 2, last_heartbeat: t0 + 3, start_time: 123_456 },
     { t: 'event', at: t0, channel: 'alpha', pid: 42, from: 'online', to: 'stale', reason: 'no_heartbeat' },
     { t: 'event', at: t0, channel: 'beta', pid: 7, from: null, to: 'online', reason: 'registered' },
-    { t: 'metric', at: t0, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, cpu_pct_machine: 75, features_json: '{"tts":true}' },
+    { t: 'metric', at: t0, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, cpu_pct_machine: 75 },
     {
       t: 'health', at: t0,
       health: { actor: 'registry', processed: 10, queue_depth: 2, dropped: 0, loop_lag_p99_ms: 1.5, loop_lag_max_ms: 3, heap_used_mb: 12.3, uptime_s: 60, restarts: 1, detail: { bots_online: 3 } },
@@ -127,7 +127,7 @@ test('rows of every item type land with the right columns and cost', async () =>
   assert.deepEqual(db.prepare('SELECT * FROM bot_status').all(), [
     {
       channel: 'alpha', pid: 42, status: 'stale', features_json: null,
-      registered_at: new Date(t0 + 1).toISOString(), last_seen: new Date(t0 + 2).toISOString(), last_heartbeat: new Date(t0 + 3).toISOString(),
+      registered_at: new Date(t0 + 1).toISOString(), last_seen: new Date(t0 + 2).toISOString(), last_heartbeat: new Date(t0 + 3).toISOString(), start_time: 123_456,
     },
   ]);
   assert.deepEqual(db.prepare('SELECT ts, channel, pid, from_status, to_status, reason FROM bot_events ORDER BY id').all(), [
@@ -135,7 +135,7 @@ test('rows of every item type land with the right columns and cost', async () =>
     { ts: iso, channel: 'beta', pid: 7, from_status: null, to_status: 'online', reason: 'registered' },
   ]);
   assert.deepEqual(db.prepare('SELECT * FROM bot_metrics').all(), [
-    { ts: iso, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, features_json: '{"tts":true}', cpu_pct_machine: 75 },
+    { ts: iso, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, features_json: null, cpu_pct_machine: 75 },
   ]);
   assert.deepEqual(db.prepare('SELECT * FROM worker_health').all(), [
     {
@@ -345,7 +345,7 @@ test('migrations are idempotent across restarts and threads starting at once, an
   assert.deepEqual(results, ['ok', 'ok', 'ok', 'ok']);
   const again = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
   const tables = (await again.db.introspection.getTables()).map((t) => t.name).sort();
-  assert.deepEqual(tables, ['bot_events', 'bot_metrics', 'bot_status', 'delivery_cursor', 'llm_usage', 'worker_health']);
+  assert.deepEqual(tables, ['bot_events', 'bot_metrics', 'bot_metrics_features', 'bot_status', 'delivery_cursor', 'llm_usage', 'worker_health']);
   assert.equal(again.sqlite.pragma('journal_mode', { simple: true }), 'wal');
   await again.db.destroy();
 

@@ -300,7 +300,7 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     assert.ok(got.line_too_long > 0, `line_too_long moved (${note})`);
     assert.equal(afterCounters.unterminated_closed - before.unterminated_closed, 1, 'the 64 MB line was closed as unterminated');
     assert.equal(afterCounters.dropped_overflow, 0, 'nothing dropped');
-    assert.ok(registry.refused_dead_pid > (beforeRegistry.refused_dead_pid ?? 0), 'registers with a dead pid were refused and counted');
+    assert.ok(registry.exited_before_register > (beforeRegistry.exited_before_register ?? 0), 'registers with a dead pid were counted (and stored dead)');
 
     // Still up, every actor healthy, nothing restarted; the registry only holds well-formed channels.
     assert.equal(monitor.child.exitCode, null, 'monitor still running');

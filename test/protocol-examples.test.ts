@@ -1,7 +1,8 @@
 // The examples in docs/PROTOCOL.md are real programs: this test extracts each block marked
-// `<!-- example:LANG -->`, runs it against a listener, and checks that its three lines arrive,
-// from its own pid, and pass the monitor's own validation (decodeLine). Python and Node always;
-// Rust where `rustc` exists, Go where `go` exists (otherwise skipped with a visible message).
+// `<!-- example:LANG -->`, runs it against a listener, and checks that its four lines arrive,
+// from its own pid, and pass the monitor's own validation (decodeLine); then runs it against a
+// real monitor, whose status must show the bot offline. Python and Node always; Rust where
+// `rustc` exists, Go where `go` exists (otherwise skipped with a visible message).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,17 +12,21 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeLine } from '../src/protocol/decode.js';
 import { startLineListener, waitFor, type LineListener } from './fixtures/line-listener.js';
+import { botStatus, flush, query, startMonitor, stopMonitor, TestDir, waitFor as waitForValue, type MonitorProcess } from './helpers/monitor-process.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const doc = readFileSync(join(root, 'docs', 'PROTOCOL.md'), 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'kbm-examples-'));
 const TOKEN = 'example-token';
 const pids: number[] = [];
+const realDir = new TestDir();
 let monitor: LineListener;
+let real: MonitorProcess;
 
 before(async () => {
-  // A collecting stand-in for the monitor; the real daemon accepts exactly what decodeLine accepts.
+  // A collecting stand-in for the monitor, to see the exact bytes; the real daemon accepts exactly what decodeLine accepts.
   monitor = await startLineListener(join(dir, 'monitor.sock'));
+  real = await startMonitor(realDir);
 });
 after(async () => {
   for (const pid of pids) {
@@ -30,7 +35,9 @@ after(async () => {
     } catch {}
   }
   await monitor?.close();
+  if (real) await stopMonitor(real);
   rmSync(dir, { recursive: true, force: true });
+  realDir.remove();
 });
 
 /** The fenced block right after `<!-- example:LANG -->`. */
@@ -66,22 +73,25 @@ async function run(command: string, args: string[], socketPath: string, timeoutM
   return { code, pid: child.pid!, stdout, stderr };
 }
 
-async function assertRanAgainstMonitor(lang: string, result: RunResult): Promise<void> {
+/** The example's exact lines (against the listener), then what a real monitor makes of them. */
+async function assertRanAgainstMonitor(lang: string, command: string, args: string[]): Promise<void> {
+  const result = await run(command, args, monitor.path);
   assert.equal(result.code, 0, `example:${lang} exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
   const channel = `example_${lang}`;
   const mine = () => monitor.lines.filter((l) => (JSON.parse(l.line) as { channel?: string }).channel === channel);
-  await waitFor(() => mine().length >= 3, 3000, `three lines from ${channel}`);
+  await waitFor(() => mine().length >= 4, 3000, `four lines from ${channel}`);
   const lines = mine();
-  assert.equal(lines.length, 3, `exactly three lines from ${channel}`);
+  assert.equal(lines.length, 4, `exactly four lines from ${channel}`);
   assert.equal(new Set(lines.map((l) => l.conn)).size, 1, 'one connection');
   const messages = lines.map((l) => {
     const decoded = decodeLine(Buffer.from(l.line), 32);
     assert.ok(decoded.ok, `the monitor would reject ${l.line}: ${decoded.ok ? '' : decoded.detail}`);
     return decoded.message as unknown as Record<string, unknown>;
   });
-  assert.deepEqual(messages.map((m) => m.type), ['register', 'heartbeat', 'llm_usage']);
+  assert.deepEqual(messages.map((m) => m.type), ['register', 'heartbeat', 'llm_usage', 'unregister']);
   assert.equal(messages[0].pid, result.pid, 'registers its own pid');
   assert.equal(messages[1].pid, result.pid);
+  assert.equal(messages[3].pid, result.pid);
   assert.deepEqual(messages[0].features, { llm: true });
   for (const m of messages) {
     assert.equal(m.v, 1);
@@ -90,6 +100,24 @@ async function assertRanAgainstMonitor(lang: string, result: RunResult): Promise
   }
   assert.equal(messages[2].tokens_in, 145);
   assert.equal(messages[2].tokens_out, 87);
+
+  // The real monitor. However soon the program exits (a Rust binary is gone in about a
+  // millisecond, before the registry reads its pid), the bot shows up, and ends offline.
+  const again = await run(command, args, real.socket);
+  assert.equal(again.code, 0, `example:${lang} against the monitor exited ${again.code}\nstderr: ${again.stderr}`);
+  const shown = await waitForValue(`${channel} offline in status`, async () => {
+    const bot = await botStatus(real, channel);
+    return bot?.status === 'offline' && bot;
+  });
+  assert.equal(shown.pid, again.pid);
+  assert.deepEqual(shown.features, { llm: true });
+  await flush(real);
+  const events = query<{ from_status: string | null; to_status: string; reason: string }>(real.db, 'SELECT from_status, to_status, reason FROM bot_events WHERE channel = ? ORDER BY id', channel);
+  // online (read while it ran) or dead (read after it exited), then its unregister.
+  assert.ok(['null->online:registered', 'null->dead:exited_before_register'].includes(`${events[0]?.from_status}->${events[0]?.to_status}:${events[0]?.reason}`), JSON.stringify(events));
+  assert.deepEqual(events.at(-1), { from_status: events[0].to_status, to_status: 'offline', reason: 'unregistered' });
+  assert.equal(events.length, 2, JSON.stringify(events));
+  assert.deepEqual(query(real.db, 'SELECT feature, tokens_in, tokens_out FROM llm_usage WHERE channel = ?', channel), [{ feature: 'example', tokens_in: 145, tokens_out: 87 }]);
 }
 
 describe('docs/PROTOCOL.md examples', () => {
@@ -97,13 +125,13 @@ describe('docs/PROTOCOL.md examples', () => {
     if (!has('python3', ['--version'])) return t.skip('python3 not installed');
     const file = join(dir, 'example.py');
     writeFileSync(file, example('python'));
-    await assertRanAgainstMonitor('python', await run('python3', [file], monitor.path));
+    await assertRanAgainstMonitor('python', 'python3', [file]);
   });
 
   test('node', async () => {
     const file = join(dir, 'example.mjs');
     writeFileSync(file, example('node'));
-    await assertRanAgainstMonitor('node', await run(process.execPath, [file], monitor.path));
+    await assertRanAgainstMonitor('node', process.execPath, [file]);
   });
 
   test('rust', async (t) => {
@@ -115,7 +143,7 @@ describe('docs/PROTOCOL.md examples', () => {
     const build = spawnSync('rustc', [file, '-o', bin], { cwd: dir, encoding: 'utf8', timeout: 180_000 });
     assert.equal(build.status, 0, `rustc failed:\n${build.stderr}`);
     assert.equal(build.stderr.trim(), '', `rustc warnings:\n${build.stderr}`);
-    await assertRanAgainstMonitor('rust', await run(bin, [], monitor.path));
+    await assertRanAgainstMonitor('rust', bin, []);
   });
 
   test('go', async (t) => {
@@ -131,7 +159,7 @@ describe('docs/PROTOCOL.md examples', () => {
       env: { ...process.env, GO111MODULE: 'off', GOCACHE: join(dir, 'gocache'), GOFLAGS: '' },
     });
     assert.equal(build.status, 0, `go build failed:\n${build.stderr}`);
-    await assertRanAgainstMonitor('go', await run(bin, [], monitor.path));
+    await assertRanAgainstMonitor('go', bin, []);
   });
 
   test('python and node examples exit 1 with a message when the monitor is absent', async (t) => {

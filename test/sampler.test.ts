@@ -119,8 +119,8 @@ class SamplerUnderTest {
     return sut;
   }
 
-  watch(channel: string, pid: number, start_time: number | null = null, features_json: string | null = null): void {
-    this.registry.send({ t: 'watch', channel, pid, start_time, features_json });
+  watch(channel: string, pid: number, start_time: number | null = null): void {
+    this.registry.send({ t: 'watch', channel, pid, start_time });
   }
 
   unwatch(channel: string, pid: number): void {
@@ -173,7 +173,7 @@ describe('sampler: samples real processes', { timeout: 60_000 }, async () => {
     const busy = await busyChild();
     busyPid = busy.pid;
     const from = sut.rounds.length;
-    sut.watch('busy', busy.pid, null, '{"llm":true}');
+    sut.watch('busy', busy.pid);
     const first = await waitFor('a cpu sample of the busy child', () => sut.firstSample(busy.pid, from));
     // Round 1 after the watch takes the baseline, round 2 reports; one more if the watch landed mid-round.
     assert.ok(first.round <= 3, `first sample came in round ${first.round} after the watch`);
@@ -185,7 +185,6 @@ describe('sampler: samples real processes', { timeout: 60_000 }, async () => {
     const row = await waitFor('a metric row for the busy child', () => sut.rows.find((r) => r.pid === busyPid));
     assert.equal(row.t, 'metric');
     assert.equal(row.channel, 'busy');
-    assert.equal(row.features_json, '{"llm":true}');
     assert.ok(row.rss_mb > 1);
     assert.ok(row.cpu_pct > 50);
     assert.ok(Math.abs(row.cpu_pct_machine - row.cpu_pct / os.availableParallelism()) < 0.02);
@@ -244,7 +243,7 @@ describe('sampler: samples real processes', { timeout: 60_000 }, async () => {
   test('after the registry is re-linked and re-sends its watches, sampling goes on without a new baseline', async () => {
     sut.relinkRegistry();
     const from = sut.rounds.length;
-    sut.watch('busy', busyPid, null, '{"llm":true}');
+    sut.watch('busy', busyPid);
     const next = await waitFor('the next sample', () => sut.firstSample(busyPid, from));
     assert.ok(next.round <= 2, `sampled again in round ${next.round}`);
   });

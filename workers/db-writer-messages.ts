@@ -26,6 +26,7 @@ export type WriteItem =
       registered_at: number;
       last_seen: number;
       last_heartbeat: number | null;
+      start_time: number | null;
     }
   | {
       t: 'event';
@@ -44,7 +45,6 @@ export type WriteItem =
       rss_mb: number;
       cpu_pct: number;
       cpu_pct_machine: number;
-      features_json: string | null;
     }
   | { t: 'health'; at: number; health: ActorHealth & { restarts: number } }
   | {

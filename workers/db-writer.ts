@@ -227,9 +227,9 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     return {
       handle,
       insertUsage: prepareInsert(handle, 'llm_usage', ['ts', 'channel', 'model', 'feature', 'tokens_in', 'tokens_out', 'latency_ms', 'cost_usd', 'id'], { key: 'id', keep: 'old' }),
-      upsertStatus: prepareInsert(handle, 'bot_status', ['channel', 'pid', 'status', 'features_json', 'registered_at', 'last_seen', 'last_heartbeat'], { key: 'channel', keep: 'new' }),
+      upsertStatus: prepareInsert(handle, 'bot_status', ['channel', 'pid', 'status', 'features_json', 'registered_at', 'last_seen', 'last_heartbeat', 'start_time'], { key: 'channel', keep: 'new' }),
       insertEvent: prepareInsert(handle, 'bot_events', ['ts', 'channel', 'pid', 'from_status', 'to_status', 'reason']),
-      insertMetric: prepareInsert(handle, 'bot_metrics', ['ts', 'channel', 'pid', 'rss_mb', 'cpu_pct', 'cpu_pct_machine', 'features_json']),
+      insertMetric: prepareInsert(handle, 'bot_metrics', ['ts', 'channel', 'pid', 'rss_mb', 'cpu_pct', 'cpu_pct_machine']),
       insertHealth: prepareInsert(handle, 'worker_health', [
         'ts', 'actor', 'processed', 'queue_depth', 'dropped', 'loop_lag_p99_ms', 'loop_lag_max_ms', 'heap_used_mb', 'uptime_s', 'restarts', 'detail_json',
       ]),
@@ -578,7 +578,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       case 'status':
         st.upsertStatus.run(
           item.channel, item.pid, item.status, item.features_json ?? null, isoTime(item.registered_at), isoTime(item.last_seen),
-          item.last_heartbeat === null ? null : isoTime(item.last_heartbeat),
+          item.last_heartbeat === null ? null : isoTime(item.last_heartbeat), item.start_time ?? null,
         );
         counts.status++;
         return;
@@ -587,7 +587,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         counts.event++;
         return;
       case 'metric':
-        st.insertMetric.run(isoTime(item.at), item.channel, item.pid, item.rss_mb, item.cpu_pct, item.cpu_pct_machine, item.features_json ?? null);
+        st.insertMetric.run(isoTime(item.at), item.channel, item.pid, item.rss_mb, item.cpu_pct, item.cpu_pct_machine);
         counts.metric++;
         return;
       case 'health': {

@@ -12,6 +12,16 @@ export interface BotSignal {
   at: number;
   /** The client's own send time (`ts`), when it sent one. */
   sent_at?: number;
+  /** The connection's id while it is not yet known: the registry answers with a KnownConnections signal if it accepts the bot. */
+  conn?: number;
+}
+
+/**
+ * registry → ingest (unacknowledged signal): connections whose register or heartbeat made their bot
+ * live. Only those are exempt from the idle timeout; a refused one is reaped like any idle connection.
+ */
+export interface KnownConnections {
+  known: number[];
 }
 
 /**
@@ -33,6 +43,8 @@ export interface BotSnapshot {
   last_heartbeat: number | null;
   /** Seconds since the last heartbeat, in monitor-alive time (pauses of the monitor do not count). */
   heartbeat_age_s: number | null;
+  /** Start time of the process `pid` (see bot_status.start_time); null until read. */
+  start_time: number | null;
   /** pidusage's cpu: % of one core, may exceed 100 on several cores. */
   cpu_pct: number | null;
   /** cpu_pct divided by the machine's core count: % of the whole machine. */

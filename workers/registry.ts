@@ -17,14 +17,14 @@ import { runActor, type ActorContext, type ActorInstance, type PeerName } from '
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import { statusRows } from '../src/db/queries.js';
-import { pidAlive } from '../src/proc.js';
+import { processStartTime } from '../src/proc.js';
 import { openReadDatabase } from '../src/db/schema.js';
 import { spoolUnacknowledged } from '../src/db/spool.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
 import type { WriteItem } from './db-writer-messages.js';
-import type { BotSignal, BotSnapshot, IngestPulse, LatencySummary, RegistryControlExtra, RegistryLatency } from './registry-messages.js';
+import type { BotSignal, BotSnapshot, IngestPulse, KnownConnections, LatencySummary, RegistryControlExtra, RegistryLatency } from './registry-messages.js';
 import type { SampleRound, WatchItem } from './sampler-messages.js';
 
 interface Bot {
@@ -38,6 +38,7 @@ interface Bot {
   lastHeartbeat: number | null;
   /** Live-clock time of the last heartbeat (or of the fresh window given after a pause/restart). */
   heartbeatLive: number;
+  /** Start time of the process `pid` (bot_status.start_time): with the pid, which process this bot is. */
   startTime: number | null;
   cpuPct: number | null;
   cpuPctMachine: number | null;
@@ -117,7 +118,7 @@ class Registry {
     processed: 0,
     pid_mismatch: 0,
     implicit_registers: 0,
-    refused_dead_pid: 0,
+    exited_before_register: 0,
     refused_max_bots: 0,
     unknown_unregister: 0,
     heartbeat_unknown_dead_pid: 0,
@@ -161,6 +162,7 @@ class Registry {
 
   /**
    * After a restart of this actor or of the monitor: every known bot gets a fresh stale window,
+   * a live one whose pid is gone, or now names another process, is dead before anything samples it,
    * and ingest batches whose rows are already stored are skipped when re-sent. A database that
    * cannot be read yet (locked before its first migration, missing) is not fatal: the registry
    * starts empty and bots come back with their next register or heartbeat.
@@ -177,16 +179,38 @@ class Registry {
       }));
       for (const { sender, seq } of cursors) this.#ingest.markDelivered(sender, seq);
       const live = this.#clock.now();
+      let died = 0;
       for (const row of rows) {
         const { channel, pid, status, registered_at, last_seen, last_heartbeat } = row;
-        this.#bots.set(channel, newBot({ channel, pid, status, registeredAt: registered_at, lastSeen: last_seen, lastHeartbeat: last_heartbeat, heartbeatLive: live }, row.features));
+        const bot = newBot({ channel, pid, status, registeredAt: registered_at, lastSeen: last_seen, lastHeartbeat: last_heartbeat, heartbeatLive: live }, row.features, row.start_time);
+        this.#bots.set(channel, bot);
+        if (isLive(bot.status) && !this.#stillSameProcess(bot)) died++;
       }
-      this.#ctx.log.info({ bots: rows.length, incarnation: this.#ctx.incarnation }, 'registry rebuilt from bot_status');
+      this.#ctx.log.info({ bots: rows.length, died, incarnation: this.#ctx.incarnation }, 'registry rebuilt from bot_status');
     } catch (err) {
       this.#ctx.log.warn({ err, db: this.#ctx.config.dbPath }, 'registry cannot read bot_status yet: starting empty; bots reappear with their next register or heartbeat');
     } finally {
       await db?.destroy();
     }
+  }
+
+  /** Rebuild's check of a live bot; false when it turned it dead. */
+  #stillSameProcess(bot: Bot): boolean {
+    const now = processStartTime(bot.pid);
+    if (now === 'gone') {
+      this.#transition(bot, 'dead', 'process_exited');
+      return false;
+    }
+    if (bot.startTime !== null && now !== null && now !== bot.startTime) {
+      this.#transition(bot, 'dead', 'pid_reused');
+      return false;
+    }
+    if (bot.startTime === null && now !== null) {
+      // A row from before start times were stored: nothing to compare with, so from now on this is the process.
+      bot.startTime = now;
+      this.#dirty.add(bot);
+    }
+    return true;
   }
 
   attach(peer: PeerName, port: MessagePort): void {
@@ -211,6 +235,7 @@ class Registry {
     const live = this.#clock.now();
     // Fractional ms: heartbeat latencies are often below one millisecond.
     const now = performance.timeOrigin + performance.now();
+    const known: number[] = [];
     for (const signal of signals) {
       this.#counters.processed++;
       switch (signal.t) {
@@ -227,21 +252,39 @@ class Registry {
           this.#rateLog.warn('unknown_signal', { signal }, 'registry ignored a signal of unknown type');
           continue;
       }
+      if (signal.conn !== undefined) {
+        const bot = this.#bots.get(signal.channel);
+        if (bot && bot.pid === signal.pid && isLive(bot.status)) known.push(signal.conn);
+      }
       if (signal.sent_at !== undefined) this.#sentToVisible.record(Math.max(1, Math.round((now - signal.sent_at) * 1000)));
       this.#readToVisible.record(Math.max(1, Math.round((now - signal.at) * 1000)));
     }
+    if (known.length > 0) this.#ingest.signal({ known } satisfies KnownConnections);
   }
 
+  // One /proc read per register (rare); heartbeats of known bots make no system call.
   #register(signal: BotSignal, live: number): void {
-    if (!pidAlive(signal.pid)) {
-      this.#counters.refused_dead_pid++;
-      this.#rateLog.warn('refused_dead_pid', { channel: signal.channel, pid: signal.pid }, 'register refused: no process has this pid');
-      return;
-    }
+    const startTime = processStartTime(signal.pid);
     const features = signal.features ?? null;
     const bot = this.#bots.get(signal.channel);
-    if (bot && bot.pid === signal.pid && isLive(bot.status)) {
+    const livePid = bot !== undefined && bot.pid === signal.pid && isLive(bot.status);
+    if (startTime === 'gone') {
+      // A short script (or a doc example) may exit before its register is read: it is stored, dead.
+      this.#counters.exited_before_register++;
+      if (livePid) {
+        if (features) setFeatures(bot, features);
+        bot.lastSeen = signal.at;
+        this.#unwatch(bot);
+        this.#transition(bot, 'dead', 'process_exited');
+      } else {
+        if (bot && isLive(bot.status)) this.#unwatch(bot);
+        this.#start(signal, features ?? bot?.features ?? null, live, 'dead', 'exited_before_register', null);
+      }
+      return;
+    }
+    if (livePid && (bot.startTime === null || startTime === null || bot.startTime === startTime)) {
       // The same process registering again (client reconnect, monitor restart): refresh, no new life.
+      bot.startTime ??= startTime;
       this.#touch(bot, signal, live);
       if (features && JSON.stringify(features) !== bot.featuresJson) {
         setFeatures(bot, features);
@@ -251,9 +294,9 @@ class Registry {
       if (bot.status === 'stale') this.#transition(bot, 'online', 'heartbeat_resumed');
       return;
     }
-    const reason: TransitionReason = bot && bot.pid !== signal.pid && isLive(bot.status) ? 'replaced' : 'registered';
+    const reason: TransitionReason = bot && isLive(bot.status) ? 'replaced' : 'registered';
     if (bot && isLive(bot.status) && bot.pid !== signal.pid) this.#unwatch(bot);
-    this.#start(signal, features ?? bot?.features ?? null, live, reason);
+    this.#start(signal, features ?? bot?.features ?? null, live, 'online', reason, startTime);
   }
 
   #heartbeat(signal: BotSignal, live: number): void {
@@ -276,18 +319,22 @@ class Registry {
     }
     // Unknown or dead channel, or a new pid for an offline one: a heartbeat from a live pid means
     // the bot is running and the monitor missed its register (e.g. the monitor restarted).
-    if (!pidAlive(signal.pid)) {
+    const startTime = processStartTime(signal.pid);
+    if (startTime === 'gone') {
       this.#counters.heartbeat_unknown_dead_pid++;
       this.#rateLog.warn('heartbeat_unknown_dead_pid', { channel: signal.channel, pid: signal.pid }, 'heartbeat from an unknown channel whose pid is not alive: ignored');
       return;
     }
     this.#counters.implicit_registers++;
-    this.#start(signal, bot?.features ?? null, live, 'implicit_register');
+    this.#start(signal, bot?.features ?? null, live, 'online', 'implicit_register', startTime);
   }
 
   #unregister(signal: BotSignal): void {
     const bot = this.#bots.get(signal.channel);
-    if (!bot || !isLive(bot.status)) {
+    // A dead bot's own goodbye (a script that exited before the monitor read its lines, or whose
+    // exit the sampler saw first) still means it ended cleanly: offline.
+    const deadSamePid = bot?.status === 'dead' && bot.pid === signal.pid;
+    if (!bot || !(isLive(bot.status) || deadSamePid)) {
       this.#counters.unknown_unregister++;
       return;
     }
@@ -297,11 +344,12 @@ class Registry {
       return;
     }
     bot.lastSeen = signal.at;
-    this.#unwatch(bot);
+    if (isLive(bot.status)) this.#unwatch(bot);
     this.#transition(bot, 'offline', 'unregistered');
   }
 
-  #start(signal: BotSignal, features: Features | null, live: number, reason: TransitionReason): void {
+  /** A new life for the channel: online and watched, or (its process already gone) dead at once. */
+  #start(signal: BotSignal, features: Features | null, live: number, to: 'online' | 'dead', reason: TransitionReason, startTime: number | null): void {
     const previous = this.#bots.get(signal.channel);
     if (!previous && !this.#makeRoom()) {
       this.#counters.refused_max_bots++;
@@ -309,10 +357,10 @@ class Registry {
       return;
     }
     const { channel, pid, at } = signal;
-    const bot = newBot({ channel, pid, status: previous?.status ?? 'offline', registeredAt: at, lastSeen: at, lastHeartbeat: at, heartbeatLive: live }, features);
+    const bot = newBot({ channel, pid, status: previous?.status ?? 'offline', registeredAt: at, lastSeen: at, lastHeartbeat: at, heartbeatLive: live }, features, startTime);
     this.#bots.set(bot.channel, bot);
-    this.#transition(bot, 'online', reason, previous ? previous.status : null);
-    this.#watch(bot);
+    this.#transition(bot, to, reason, previous ? previous.status : null);
+    if (to === 'online') this.#watch(bot);
   }
 
   /**
@@ -363,7 +411,7 @@ class Registry {
   }
 
   #watch(bot: Bot): void {
-    this.#sampler.send({ t: 'watch', channel: bot.channel, pid: bot.pid, start_time: bot.startTime, features_json: bot.featuresJson });
+    this.#sampler.send({ t: 'watch', channel: bot.channel, pid: bot.pid, start_time: bot.startTime });
   }
 
   #unwatch(bot: Bot): void {
@@ -379,7 +427,10 @@ class Registry {
         this.#transition(bot, 'dead', sample.gone);
         continue;
       }
-      bot.startTime = sample.start_time;
+      if (bot.startTime === null) {
+        bot.startTime = sample.start_time; // register could not read it (no /proc): the sampler's is the first
+        this.#dirty.add(bot);
+      }
       bot.cpuPct = sample.cpu_pct;
       bot.cpuPctMachine = round2(sample.cpu_pct / this.#cores);
       bot.rssMb = sample.rss_mb;
@@ -398,6 +449,7 @@ class Registry {
       last_seen: bot.lastSeen,
       last_heartbeat: bot.lastHeartbeat,
       heartbeat_age_s: isLive(bot.status) ? round2((live - bot.heartbeatLive) / 1000) : null,
+      start_time: bot.startTime,
       cpu_pct: bot.cpuPct,
       cpu_pct_machine: bot.cpuPctMachine,
       rss_mb: bot.rssMb,
@@ -458,8 +510,9 @@ class Registry {
 function newBot(
   known: Pick<Bot, 'channel' | 'pid' | 'status' | 'registeredAt' | 'lastSeen' | 'lastHeartbeat' | 'heartbeatLive'>,
   features: Features | null,
+  startTime: number | null,
 ): Bot {
-  const bot: Bot = { ...known, features: null, featuresJson: null, startTime: null, cpuPct: null, cpuPctMachine: null, rssMb: null, sampledAt: null };
+  const bot: Bot = { ...known, features: null, featuresJson: null, startTime, cpuPct: null, cpuPctMachine: null, rssMb: null, sampledAt: null };
   if (features) setFeatures(bot, features);
   return bot;
 }
@@ -483,6 +536,7 @@ function statusRow(bot: Bot): WriteItem {
     registered_at: bot.registeredAt,
     last_seen: bot.lastSeen,
     last_heartbeat: bot.lastHeartbeat,
+    start_time: bot.startTime,
   };
 }
 

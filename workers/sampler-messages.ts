@@ -8,7 +8,6 @@ export type WatchItem =
       pid: number;
       /** Process start time (clock ticks since boot, /proc/<pid>/stat field 22) if already known. */
       start_time: number | null;
-      features_json: string | null;
     }
   | { t: 'unwatch'; channel: string; pid: number };
 

@@ -110,7 +110,6 @@ interface Watched {
   pid: number;
   /** Linux: clock ticks since boot; without /proc: epoch seconds. Null until first seen. */
   startTime: number | null;
-  featuresJson: string | null;
   /** The previous usage read, for the cpu delta; null until the first (baseline) read. */
   baseline: { ctimeMs: number; at: number } | null;
 }
@@ -219,7 +218,6 @@ export class ProcessSampler {
           const entry = this.#entries.get(item.channel);
           if (entry && entry.pid === item.pid) {
             // The registry re-sends every watch after each attach: keep what we know of the process.
-            entry.featuresJson = item.features_json;
             if (given !== null && given !== entry.startTime) {
               // The registry's start time names the process the bot registered with; if ours
               // differs, the next round reports pid_reused.
@@ -227,7 +225,7 @@ export class ProcessSampler {
               entry.baseline = null;
             }
           } else {
-            this.#entries.set(item.channel, { channel: item.channel, pid: item.pid, startTime: given, featuresJson: item.features_json, baseline: null });
+            this.#entries.set(item.channel, { channel: item.channel, pid: item.pid, startTime: given, baseline: null });
           }
           break;
         }
@@ -436,7 +434,6 @@ export class ProcessSampler {
       rss_mb: rss,
       cpu_pct: cpu,
       cpu_pct_machine: round2(cpu / this.#cores),
-      features_json: entry.featuresJson,
     });
   }
 

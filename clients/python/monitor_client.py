@@ -70,6 +70,8 @@ _MAX_MODEL = 128
 _MAX_FEATURE = 64
 _MAX_USAGE_ID = 64
 _MAX_FEATURES = 64
+# FEATURE_KEY_PATTERN: at most 64 code points, a surrogate pair counting as one (fullmatch, no ^$).
+_FEATURE_KEY = re.compile(r"(?:[\uD800-\uDBFF][\uDC00-\uDFFF]|[^\uD800-\uDBFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])){0,64}")
 _MAX_LATENCY_MS = 86_400_000
 
 
@@ -94,11 +96,20 @@ def _encode(message: Dict[str, Any]) -> bytes:
     return (json.dumps(message, separators=(",", ":")) + "\n").encode("ascii")
 
 
+def _features_problem(features: Dict[str, bool]) -> Optional[str]:
+    """Why the monitor would refuse these (already cleaned) features, or None."""
+    if len(features) > _MAX_FEATURES:
+        return "more than %d entries" % _MAX_FEATURES
+    if not all(_FEATURE_KEY.fullmatch(k) for k in features):
+        return "a key longer than %d characters" % _MAX_FEATURE
+    return None
+
+
 def _clean_features(features: Optional[Dict[str, Any]]) -> Dict[str, bool]:
     if not features:
         return {}
     clean = {str(k): bool(v) for k, v in features.items()}
-    if len(clean) > _MAX_FEATURES or any(len(k) > _MAX_FEATURE for k in clean):
+    if _features_problem(clean):
         LOGGER.warning(
             "Monitor will refuse these features: at most %d entries with keys of at most %d characters",
             _MAX_FEATURES,

@@ -2,6 +2,7 @@
 // monitor validates with), so a field renamed there breaks the client's build, not the fleet.
 import { randomUUID } from 'node:crypto';
 import {
+  FEATURE_KEY_PATTERN,
   LIMITS,
   PROTOCOL_VERSION,
   type Features,
@@ -34,6 +35,7 @@ export interface Identity {
 }
 
 const CHANNEL = new RegExp(LIMITS.channelPattern);
+const FEATURE_KEY = new RegExp(FEATURE_KEY_PATTERN);
 
 /** `KISSBOT_MONITOR_SOCKET`, else /tmp/kissbot_monitor.sock — read at call time, like the monitor does. */
 export function defaultSocketPath(): string {
@@ -63,7 +65,7 @@ export function featuresProblem(features: unknown): string | null {
   const keys = Object.keys(features);
   if (keys.length > LIMITS.maxFeatures) return `must have at most ${LIMITS.maxFeatures} entries`;
   for (const key of keys) {
-    if (key.length > LIMITS.maxFeatureLength) return `keys must be at most ${LIMITS.maxFeatureLength} characters`;
+    if (!FEATURE_KEY.test(key)) return `keys must be at most ${LIMITS.maxFeatureLength} characters`;
     if (typeof (features as Record<string, unknown>)[key] !== 'boolean') return `.${key} must be true or false`;
   }
   return null;

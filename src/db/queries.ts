@@ -54,12 +54,13 @@ export async function statusRows(db: Kysely<Database>): Promise<BotSnapshot[]> {
     registered_at: string | null;
     last_seen: string | null;
     last_heartbeat: string | null;
+    start_time: number | null;
     cpu_pct: number | null;
     cpu_pct_machine: number | null;
     rss_mb: number | null;
     sampled_at: string | null;
   }>`
-    SELECT s.channel, s.pid, s.status, s.features_json, s.registered_at, s.last_seen, s.last_heartbeat,
+    SELECT s.channel, s.pid, s.status, s.features_json, s.registered_at, s.last_seen, s.last_heartbeat, s.start_time,
            m.cpu_pct, m.cpu_pct_machine, m.rss_mb, m.ts AS sampled_at
     FROM bot_status s
     LEFT JOIN bot_metrics m ON m.rowid = (
@@ -75,6 +76,7 @@ export async function statusRows(db: Kysely<Database>): Promise<BotSnapshot[]> {
     last_seen: parseTime(r.last_seen) ?? 0,
     last_heartbeat: parseTime(r.last_heartbeat),
     heartbeat_age_s: null, // "monitor-alive" age is only known to the live registry
+    start_time: r.start_time,
     cpu_pct: r.cpu_pct,
     cpu_pct_machine: r.cpu_pct_machine,
     rss_mb: r.rss_mb,

@@ -28,8 +28,19 @@ const Extensions = {
   token: Type.Optional(Type.String({ maxLength: LIMITS.maxTokenLength, description: 'auth token, when the monitor runs with --auth-tokens' })),
 };
 
-export const Features = Type.Record(Type.String({ maxLength: LIMITS.maxFeatureLength }), Type.Boolean(), {
+/**
+ * A feature name: at most maxFeatureLength characters (Unicode code points, as JSON Schema and
+ * Python count them). A pattern, because Type.Record keeps only a key schema's `pattern` (a
+ * `maxLength` there is silently dropped). TypeBox compiles it without the `u` flag, so a character
+ * is a surrogate pair, any other code unit but a high surrogate, or a lone high surrogate; the three
+ * never overlap, so a long key cannot make the match backtrack, and with `u` it counts the same.
+ */
+export const FEATURE_KEY_PATTERN = `^(?:[\\uD800-\\uDBFF][\\uDC00-\\uDFFF]|[^\\uD800-\\uDBFF]|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])){0,${LIMITS.maxFeatureLength}}$`;
+
+// additionalProperties: false, or a key that fails the pattern would be let through unchecked.
+export const Features = Type.Record(Type.String({ pattern: FEATURE_KEY_PATTERN }), Type.Boolean(), {
   maxProperties: LIMITS.maxFeatures,
+  additionalProperties: false,
 });
 
 export const RegisterMessage = Type.Object({

@@ -7,6 +7,8 @@
 //                          stale-after     ▼
 //                                        stale ───────────────────────┘
 //   online/stale ── pid gone / pid reused ──▶ dead
+//   (none)/offline/dead ── register from a pid that has already exited ──▶ dead
+//   dead ── unregister from the same pid ──▶ offline   (it ended cleanly; the monitor saw the exit first)
 //   offline/dead ── register ──▶ online
 export const BOT_STATUSES = ['online', 'stale', 'dead', 'offline'] as const;
 export type BotStatus = (typeof BOT_STATUSES)[number];
@@ -19,6 +21,7 @@ export const TRANSITION_REASONS = [
   'no_heartbeat', // online → stale
   'process_exited', // pid no longer exists
   'pid_reused', // pid now belongs to another process (start time changed)
+  'exited_before_register', // register whose pid had already exited when the registry read it
   'replaced', // a register for the channel with a new pid while the old one was alive
   'unregistered', // clean unregister
 ] as const;

@@ -2,10 +2,16 @@
 // decode and validate, then hand each message to the actor that owns it through a batching Link
 // (one postMessage per actor per tick). It never waits on an actor.
 //
-//   connection:  open ──valid register/heartbeat──▶ known (no idle timeout)
-//                  │ idle for idleTimeoutMs                │ client closes / error
-//                  ▼                                       ▼
-//               closed (counted idle_timeouts)           closed
+//   connection:  open ──register/heartbeat the registry accepted──▶ known (no idle timeout)
+//                  │ idle for idleTimeoutMs                         │ client closes / error
+//                  ▼                                                ▼
+//               closed (counted idle_timeouts)                    closed
+//
+// Only the registry knows whether a register made a bot live (pid alive, room under maxBots), so
+// a connection's first register/heartbeat carries its id and the registry answers with the ids it
+// accepted (KnownConnections). A connection whose register was refused stays subject to the idle
+// timeout. While we are the ones not reading (backpressure, throttle) a timeout is not idleness:
+// it is ignored and re-armed, so the connection is still reaped once it is read again and stays silent.
 import { unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -14,7 +20,7 @@ import type { MonitorConfig } from '../config.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { decodeLine, REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { BotMessage } from '../protocol/messages.js';
-import type { BotSignal } from '../../workers/registry-messages.js';
+import type { BotSignal, KnownConnections } from '../../workers/registry-messages.js';
 import type { WriteItem } from '../../workers/db-writer-messages.js';
 import type { TokenAuth } from './auth.js';
 import { listenOnSocketPath } from './socket-path.js';
@@ -41,6 +47,8 @@ export interface IngestCounters {
 }
 
 interface Connection {
+  /** Named in BotSignal.conn, so the registry can tell us which connections it accepted. */
+  id: number;
   socket: net.Socket;
   /**
    * Bytes of an unfinished line carried over from earlier chunks: `partial[0, partialLength)`.
@@ -87,7 +95,8 @@ export class IngestServer {
   readonly #log: Logger;
   readonly #rateLog: RateLimitedLog;
   readonly #auth: TokenAuth | null;
-  readonly #connections = new Set<Connection>();
+  readonly #connections = new Map<number, Connection>();
+  #lastConnectionId = 0;
   #server: net.Server | null = null;
   #lastAcceptAt = 0;
   #lastDataAt = 0;
@@ -144,7 +153,7 @@ export class IngestServer {
     // Shutdown reads everything already written: no connection stays throttled.
     this.#draining = true;
     this.#endBackpressure();
-    for (const conn of this.#connections) {
+    for (const conn of this.#connections.values()) {
       if (conn.throttleTimer) clearTimeout(conn.throttleTimer);
       conn.throttleTimer = null;
       conn.socket.resume();
@@ -155,8 +164,8 @@ export class IngestServer {
     // persistent bot never does by itself: wait for that only after closing them below.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     await quiet(() => this.#lastDataAt);
-    for (const conn of this.#connections) this.#finishPartial(conn);
-    for (const conn of this.#connections) conn.socket.destroy();
+    for (const conn of this.#connections.values()) this.#finishPartial(conn);
+    for (const conn of this.#connections.values()) conn.socket.destroy();
     await closed;
     this.#registry.flush();
     this.#writer.flush();
@@ -169,17 +178,22 @@ export class IngestServer {
   #accept(socket: net.Socket): void {
     this.#lastAcceptAt = performance.now();
     const conn: Connection = {
-      socket, partial: null, partialLength: 0, discarding: false, discardedBytes: 0, known: false,
+      id: ++this.#lastConnectionId, socket, partial: null, partialLength: 0, discarding: false, discardedBytes: 0, known: false,
       tokens: this.#config.limits.maxLinesPerSecondPerConnection, refilledAt: performance.now(), throttleTimer: null, authFailures: 0,
     };
-    this.#connections.add(conn);
+    this.#connections.set(conn.id, conn);
     if (this.#backpressured) socket.pause();
     this.counters.connections_total++;
     this.counters.connections_open++;
     socket.setTimeout(this.#config.limits.idleTimeoutMs);
     socket.on('timeout', () => {
-      // Not idle when we are the ones not reading (backpressure, throttle): its lines are waiting.
-      if (conn.known || this.#backpressured || conn.throttleTimer) return;
+      if (conn.known) return;
+      if (this.#backpressured || conn.throttleTimer) {
+        // Not idle: we are the ones not reading, its lines may be waiting. A fired timer only
+        // re-arms on activity, so re-arm it here or a silent connection would never be reaped.
+        socket.setTimeout(this.#config.limits.idleTimeoutMs);
+        return;
+      }
       this.counters.idle_timeouts++;
       socket.destroy();
     });
@@ -192,7 +206,7 @@ export class IngestServer {
     });
     socket.on('close', () => {
       if (conn.throttleTimer) clearTimeout(conn.throttleTimer);
-      this.#connections.delete(conn);
+      this.#connections.delete(conn.id);
       this.counters.connections_open--;
     });
   }
@@ -200,6 +214,16 @@ export class IngestServer {
   #onData(conn: Connection, chunk: Buffer): void {
     this.#throttle(conn, this.#frame(conn, chunk));
     this.#checkBackpressure();
+  }
+
+  /** The registry's answer to connections' first register/heartbeat: these made their bot live. */
+  markKnown(signal: KnownConnections): void {
+    for (const id of signal.known) {
+      const conn = this.#connections.get(id);
+      if (!conn || conn.known) continue;
+      conn.known = true;
+      conn.socket.setTimeout(0);
+    }
   }
 
   /** True while reading is paused because an actor is behind; the registry does not count that time against bots. */
@@ -221,7 +245,7 @@ export class IngestServer {
     this.#backpressureSince = performance.now();
     this.counters.backpressure_pauses++;
     this.#rateLog.warn('backpressure', { writer_pending: this.#writer.pending, registry_pending: this.#registry.pending }, 'an actor is behind: reading paused until it catches up');
-    for (const conn of this.#connections) conn.socket.pause();
+    for (const conn of this.#connections.values()) conn.socket.pause();
     const low = this.#config.limits.maxPendingPerLink / 4;
     this.#backpressureTimer = setInterval(() => {
       if (this.#writer.pending < low && this.#registry.pending < low) this.#endBackpressure();
@@ -234,7 +258,7 @@ export class IngestServer {
     clearInterval(this.#backpressureTimer!);
     this.#backpressureTimer = null;
     this.counters.backpressure_ms += Math.round(performance.now() - this.#backpressureSince);
-    for (const conn of this.#connections) if (!conn.throttleTimer) conn.socket.resume();
+    for (const conn of this.#connections.values()) if (!conn.throttleTimer) conn.socket.resume();
   }
 
   /**
@@ -368,11 +392,8 @@ export class IngestServer {
       if (msg.id !== undefined) row.id = msg.id;
       handed = this.#writer.send(row);
     } else {
-      if (!conn.known) {
-        conn.known = true;
-        conn.socket.setTimeout(0);
-      }
       const signal: BotSignal = { t: msg.type, channel: msg.channel, pid: msg.pid, at };
+      if (!conn.known && msg.type !== 'unregister') signal.conn = conn.id;
       if (msg.type === 'register' && msg.features) signal.features = msg.features;
       if (msg.ts !== undefined) signal.sent_at = msg.ts;
       handed = this.#registry.send(signal);

@@ -141,7 +141,12 @@ export interface BotProcess {
  * make it unregister and exit; SIGKILL to make it vanish.
  */
 export function startBot(socket: string, channel: string, heartbeatMs = 200, extra: string[] = []): BotProcess {
-  const child = spawn(process.execPath, [BOT_FIXTURE, socket, channel, String(heartbeatMs), ...extra], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return startProcess([BOT_FIXTURE, socket, channel, String(heartbeatMs), ...extra]);
+}
+
+/** `node ...args` as a child that `killStarted()` ends. */
+export function startProcess(args: string[]): BotProcess {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   started.add(child);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     started.delete(child);
