@@ -64,6 +64,20 @@ export interface MonitorConfig {
     shutdownMs: number;
     backoffInitialMs: number;
     backoffMaxMs: number;
+    /** Every actor is pinged this often over its own port (not comlink). */
+    pingIntervalMs: number;
+    /** An actor that has not answered a ping for this long is hung: terminated and restarted (reason `hung`). */
+    hungAfterMs: number;
+    /** A restarted actor not ready within this is terminated and restarted again (reason `start_timeout`). */
+    startTimeoutMs: number;
+    /** A thread that has not stopped this long after terminate() (stuck in native code) is abandoned. */
+    terminateTimeoutMs: number;
+    /**
+     * V8 old-generation limit of each actor's thread (worker resourceLimits); past it the thread dies
+     * with ERR_WORKER_OUT_OF_MEMORY and is restarted (reason `out_of_memory`) instead of the process
+     * running out of memory.
+     */
+    maxOldGenerationSizeMb: { registry: number; db: number; sampler: number };
   };
   limits: Limits;
   /** Fault injection for drills and tests; off unless --enable-faults. */
@@ -94,7 +108,13 @@ export function defaultConfig(): MonitorConfig {
     prices: { ...BUILTIN_PRICES },
     retention: { metricsDays: 7, usageDays: 0, eventsDays: 90, healthDays: 7 },
     writer: { flushIntervalMs: 50, maxRowsPerTransaction: 20_000, busyTimeoutMs: 20, retryDelayMs: 100 },
-    supervisor: { intensity: 5, periodMs: 60_000, shutdownMs: 5_000, backoffInitialMs: 100, backoffMaxMs: 5_000 },
+    supervisor: {
+      intensity: 5, periodMs: 60_000, shutdownMs: 5_000, backoffInitialMs: 100, backoffMaxMs: 5_000,
+      pingIntervalMs: 1_000, hungAfterMs: 5_000, startTimeoutMs: 20_000, terminateTimeoutMs: 2_000,
+      // Measured heap: 10k bots → registry 45 MB, db 23 MB, sampler 14 MB; db with 256k rows held
+      // (database locked) 81 MB. Sized for maxBots and full links (maxPendingPerLink) with headroom.
+      maxOldGenerationSizeMb: { registry: 512, db: 1024, sampler: 512 },
+    },
     limits: {
       maxLineBytes: 64 * 1024,
       maxUnterminatedBytes: 1024 * 1024,
@@ -164,7 +184,10 @@ function validate(c: MonitorConfig): void {
   check(c.authTokensFile === null || typeof c.authTokensFile === 'string', 'authTokensFile', 'a file path');
   for (const [k, v] of Object.entries(c.retention)) check(nonNegative(v), `retention.${k}`, 'a number of days >= 0 (0 keeps forever)');
   for (const [k, v] of Object.entries(c.writer)) check(positive(v), `writer.${k}`, 'a positive number');
-  for (const [k, v] of Object.entries(c.supervisor)) check(positive(v), `supervisor.${k}`, 'a positive number');
+  const { maxOldGenerationSizeMb, ...supervisor } = c.supervisor;
+  for (const [k, v] of Object.entries(supervisor)) check(positive(v), `supervisor.${k}`, 'a positive number');
+  for (const [k, v] of Object.entries(maxOldGenerationSizeMb)) check(Number.isInteger(v) && v >= 16, `supervisor.maxOldGenerationSizeMb.${k}`, 'a whole number of MB, at least 16');
+  check(c.supervisor.hungAfterMs > c.supervisor.pingIntervalMs, 'supervisor.hungAfterMs', 'longer than supervisor.pingIntervalMs');
   for (const [k, v] of Object.entries(c.limits)) check(positive(v), `limits.${k}`, 'a positive number');
   check(c.limits.maxUnterminatedBytes >= c.limits.maxLineBytes, 'limits.maxUnterminatedBytes', 'at least limits.maxLineBytes');
   check(typeof c.faults.enabled === 'boolean', 'faults.enabled', 'true or false');

@@ -14,6 +14,7 @@ import type { Logger } from './log.js';
 import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
+import { statusLine, SystemdNotifier } from './systemd.js';
 import type { WriteItem } from '../workers/db-writer-messages.js';
 import type { BotSignal } from '../workers/registry-messages.js';
 
@@ -53,6 +54,8 @@ export class Monitor {
   readonly #auth: TokenAuth | null;
   readonly #control: ControlServer;
   readonly #readPool: ReadPool;
+  /** sd_notify when run as a systemd `Type=notify` unit; null otherwise. */
+  readonly #systemd: SystemdNotifier | null;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #mainLag = loopLagMeter();
   readonly #startedAt = Date.now();
@@ -81,6 +84,7 @@ export class Monitor {
     this.#ingest = new IngestServer({ config, registry: this.#registryLink, writer: this.#writerLink, log, auth: this.#auth });
     this.#readPool = new ReadPool(config.dbPath);
     this.#control = new ControlServer(this.#routes(), log);
+    this.#systemd = SystemdNotifier.fromEnv(process.env, log);
   }
 
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
@@ -107,7 +111,26 @@ export class Monitor {
     }, PULSE_MS));
     monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
     log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
+    await monitor.#notifyReady();
     return monitor;
+  }
+
+  /** READY=1, then WATCHDOG=1 while every actor proves liveness (during shutdown: while the main loop turns). */
+  async #notifyReady(): Promise<void> {
+    const systemd = this.#systemd;
+    if (!systemd) return;
+    systemd.ready(statusLine(await this.health()));
+    const { hungAfterMs, backoffMaxMs } = this.config.supervisor;
+    if (systemd.watchdogMs !== null && systemd.watchdogMs < hungAfterMs + backoffMaxMs) {
+      this.#log.warn({ watchdog_ms: systemd.watchdogMs, hung_after_ms: hungAfterMs, backoff_max_ms: backoffMaxMs }, 'WatchdogSec is shorter than hungAfterMs + backoffMaxMs: a hung actor may get the whole monitor restarted by systemd before the supervisor restarts the actor');
+    }
+    // Shutdown has its own deadline; withholding the watchdog then would only turn it into a kill.
+    systemd.startWatchdog(() => (this.#stopping ? { alive: true, failing: [] } : this.#supervisor.liveness()));
+  }
+
+  /** Actor threads that could not be terminated (stuck in native code) and were left behind. */
+  get abandonedThreads(): number {
+    return this.#supervisor.abandonedThreads;
   }
 
   /** SIGHUP: re-read the auth tokens file; connections stay open. */
@@ -132,6 +155,7 @@ export class Monitor {
   /** Graceful shutdown (idempotent): drain the socket, flush every row, stop the actors. */
   stop(exitCode = 0): Promise<void> {
     this.#stopping ??= (async () => {
+      this.#systemd?.stopping();
       this.#log.info({ exit_code: exitCode }, 'shutting down: draining connections');
       for (const timer of this.#timers) clearInterval(timer);
       await this.#ingest.drain();
@@ -150,6 +174,7 @@ export class Monitor {
     await this.#supervisor.stop();
     await this.#control.close();
     await this.#readPool.close();
+    this.#systemd?.close();
     for (const path of [this.config.socketPath, this.config.controlSocketPath]) {
       try {
         unlinkSync(path);
@@ -175,6 +200,8 @@ export class Monitor {
       uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
       restarts: 0,
       up: true,
+      last_answer_ms_ago: null,
+      last_restart_reason: null,
       detail: {
         connections_open: counters.connections_open,
         connections_total: counters.connections_total,
@@ -194,11 +221,14 @@ export class Monitor {
   async #reportHealth(): Promise<void> {
     const report = await this.health();
     this.#lastHealth = report;
+    this.#systemd?.status(statusLine(report));
     const at = Date.now();
     for (const h of report) {
       const level = !h.up || h.dropped > 0 || h.loop_lag_p99_ms > 1_000 ? 'warn' : 'info';
       this.#log[level](h, 'worker health');
-      this.#writerLink.send({ t: 'health', at, health: h });
+      // worker_health has no columns for these: they go into detail_json.
+      const supervision = { up: h.up, last_answer_ms_ago: h.last_answer_ms_ago, last_restart_reason: h.last_restart_reason };
+      this.#writerLink.send({ t: 'health', at, health: { ...h, detail: { ...h.detail, ...supervision } } });
     }
   }
 
@@ -208,6 +238,13 @@ export class Monitor {
 
   #routes() {
     const faults = this.config.faults.enabled;
+    const fault = async (q: URLSearchParams, kind: 'crash' | 'hang'): Promise<ActorName> => {
+      if (!faults) throw new HttpError(403, 'fault injection is off (start the monitor with --enable-faults)');
+      const actor = q.get('actor') as ActorName;
+      if (!['registry', 'db', 'sampler'].includes(actor)) throw new HttpError(400, 'actor must be registry, db or sampler');
+      await this.#supervisor.fault(actor, kind);
+      return actor;
+    };
     return {
       metrics: createMetrics({
         ingest: () => this.#ingest.counters,
@@ -240,13 +277,8 @@ export class Monitor {
           await this.#supervisor.call('registry', (c) => c.resetLatency());
           return { reset: true };
         },
-        '/fault/crash': async (q: URLSearchParams) => {
-          if (!faults) throw new HttpError(403, 'fault injection is off (start the monitor with --enable-faults)');
-          const actor = q.get('actor') as ActorName;
-          if (!['registry', 'db', 'sampler'].includes(actor)) throw new HttpError(400, 'actor must be registry, db or sampler');
-          await this.#supervisor.crash(actor);
-          return { crashed: actor };
-        },
+        '/fault/crash': async (q: URLSearchParams) => ({ crashed: await fault(q, 'crash') }),
+        '/fault/hang': async (q: URLSearchParams) => ({ hung: await fault(q, 'hang') }),
       },
     };
   }

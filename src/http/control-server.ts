@@ -9,6 +9,7 @@
 //   POST /flush             commit everything received so far; answers when it is in the database
 //   POST /latency/reset
 //   POST /fault/crash?actor=registry|db|sampler     only with --enable-faults
+//   POST /fault/hang?actor=registry|db|sampler      only with --enable-faults
 import http from 'node:http';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { Logger } from '../log.js';
