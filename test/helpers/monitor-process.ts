@@ -58,10 +58,11 @@ export interface MonitorProcess {
 
 const started = new Set<ChildProcess>();
 
-/** Runs `kissmon start` and waits until its control API answers. */
-export async function startMonitor(dir: TestDir, args: string[] = []): Promise<MonitorProcess> {
+/** Runs `kissmon start` (with `env` added to this process's environment) and waits until its control API answers. */
+export async function startMonitor(dir: TestDir, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<MonitorProcess> {
   const child = spawn(process.execPath, [CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   started.add(child);
   let output = '';
