@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
-import { actorHealth, flush, killStarted, query, startBot, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { actorHealth, flush, killStarted, query, sleep, startBot, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
 const ACTORS = ['registry', 'db', 'sampler'] as const;
@@ -24,6 +24,19 @@ describe('hung actor', () => {
     await killStarted();
     if (monitor) await stopMonitor(monitor);
     dir.remove();
+  });
+
+  it('a paused monitor (SIGSTOP longer than the liveness deadline) restarts no actor', async () => {
+    process.kill(monitor.pid, 'SIGSTOP');
+    await sleep(7_000); // longer than hungAfterMs (5 s): without the pause allowance every actor would be declared hung
+    process.kill(monitor.pid, 'SIGCONT');
+    // Answered a ping after the pause, and the registry saw the pause: the supervisor has run a
+    // ping round since, which is where a false hang would have been declared.
+    await waitFor('every actor answering after the pause', async () => {
+      const all = await Promise.all(ACTORS.map((a) => actorHealth(monitor, a)));
+      return all.every((h) => h.up && h.last_answer_ms_ago! < 1_500) && Number(all[0].detail.pauses_detected) >= 1;
+    }, 15_000);
+    for (const actor of ACTORS) assert.equal((await actorHealth(monitor, actor)).restarts, 0, `${actor} was not restarted`);
   });
 
   it('registry, db writer and sampler are restarted with reason hung, nothing lost or doubled, no false stale', async (t) => {

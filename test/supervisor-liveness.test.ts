@@ -25,6 +25,17 @@ interface Harness {
 }
 
 const running = new Set<Supervisor>();
+const fifos: string[] = [];
+
+/** Gives a FIFO's blocked open() a writer and leaves at once (ENXIO when nobody waits on it). */
+function release(fifo: string): boolean {
+  try {
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function supervise(supervisor: ConfigOverrides['supervisor'], heapMb?: number): Promise<Harness> {
   const lines: string[] = [];
@@ -48,6 +59,8 @@ async function supervise(supervisor: ConfigOverrides['supervisor'], heapMb?: num
 describe('supervisor liveness', () => {
   const dir = new TestDir();
   after(async () => {
+    // A thread left blocked on a FIFO would keep this process from exiting: release them first.
+    for (const fifo of fifos) release(fifo);
     for (const sup of running) await sup.stop();
     dir.remove();
   });
@@ -67,6 +80,7 @@ describe('supervisor liveness', () => {
   it('abandons a thread stuck in a system call after terminateTimeoutMs and starts a new incarnation anyway', async () => {
     const fifo = join(dir.path, 'never-written');
     execFileSync('mkfifo', [fifo]);
+    fifos.push(fifo);
     const h = await supervise({ pingIntervalMs: 100, hungAfterMs: 1_000, terminateTimeoutMs: 500, backoffInitialMs: 50 });
     await h.control().block(fifo);
     const restarted = await waitFor('a new incarnation beside the stuck thread', async () => {
@@ -77,7 +91,7 @@ describe('supervisor liveness', () => {
     assert.equal(h.supervisor.abandonedThreads, 1);
     assert.ok(h.lines.some((l) => l.includes('abandoning it and starting a new one')), 'abandoning the thread is logged');
     // Give the stuck open() its writer: the old thread returns to JavaScript, where terminate() ends it.
-    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    assert.ok(release(fifo), 'the old thread is still blocked in open()');
     await waitFor('the abandoned thread ended', () => h.supervisor.abandonedThreads === 0, 10_000);
     await h.supervisor.stop();
   });

@@ -88,6 +88,13 @@ export interface Liveness {
   failing: string[];
 }
 
+/** What health says about an actor that is not up. */
+function stateOf(child: Child): 'not answering' | 'terminating' | 'starting' | 'down' {
+  if (child.ready) return 'not answering';
+  if (!child.worker) return 'down';
+  return child.downReason ? 'terminating' : 'starting';
+}
+
 export class SupervisorError extends Error {
   readonly code = 'ERR_SUPERVISOR_INTENSITY';
 }
@@ -235,7 +242,7 @@ export class Supervisor {
         return {
           actor: child.spec.id, processed: 0, queue_depth: 0, dropped: 0, loop_lag_p99_ms: 0, loop_lag_max_ms: 0,
           heap_used_mb: 0, uptime_s: 0, ...supervised, up: false,
-          detail: { state: child.ready ? 'not answering' : child.worker ? 'starting' : 'down', last_exit: child.lastExit },
+          detail: { state: stateOf(child), last_exit: child.lastExit },
         };
       }),
     );
