@@ -75,7 +75,7 @@ interface Child {
   downReason: RestartReason | null;
   lastRestartReason: RestartReason | null;
   startTimer: NodeJS.Timeout | null;
-  /** Control calls that outlived their time limit and have not settled: no new call is made meanwhile. */
+  /** Control calls that outlived their time limit and have not settled: health does not ask meanwhile. */
   stuckCalls: number;
   /** Settles the control calls in flight with null when the incarnation goes down. */
   inFlight: Set<() => void>;
@@ -190,13 +190,13 @@ export class Supervisor {
 
   /**
    * Calls `fn` on an actor's control proxy with a time limit; null when it is down, goes down
-   * meanwhile, or does not answer in time. While an earlier call is still unanswered past its
-   * limit, no new call is made (null at once): a hung actor does not collect pending calls.
+   * meanwhile (at once, not at the limit), or does not answer in time. A call that outlives its
+   * limit is counted in `stuckCalls` until it settles.
    */
   async call<Id extends ActorName, T>(id: Id, fn: (c: Comlink.Remote<ControlOf<Id>>) => Promise<T>, timeoutMs = 2_000): Promise<T | null> {
     const child = this.#children.get(id);
     const control = this.control(id);
-    if (!child || !control || child.stuckCalls > 0) return null;
+    if (!child || !control) return null;
     let timer: NodeJS.Timeout | undefined;
     let wentDown!: () => void;
     const cutShort = new Promise<null>((resolve) => {
@@ -229,14 +229,16 @@ export class Supervisor {
 
   /**
    * Health of every actor; one that is down, restarting or not answering is reported `up: false`
-   * at once: an actor that missed its last ping is not asked at all, so health never waits on it.
+   * at once. An actor that missed its last ping, or still owes the answer to an earlier call past
+   * its limit, is not asked: health never waits on a hung actor, and calls to it do not pile up.
    */
   async health(): Promise<SupervisedHealth[]> {
     return Promise.all(
       [...this.#children.values()].map(async (child): Promise<SupervisedHealth> => {
         const now = performance.now();
         const lastAnswerMsAgo = child.lastAnswerAt === null ? null : Math.round(now - child.lastAnswerAt);
-        const health = this.#answering(child, now) ? await this.call(child.spec.id, (c) => c.health()) : null;
+        const ask = this.#answering(child, now) && child.stuckCalls === 0;
+        const health = ask ? await this.call(child.spec.id, (c) => c.health()) : null;
         const supervised = { restarts: child.restarts, last_answer_ms_ago: lastAnswerMsAgo, last_restart_reason: child.lastRestartReason };
         if (health) return { ...health, ...supervised, up: true };
         return {
@@ -266,8 +268,7 @@ export class Supervisor {
       const child = this.#children.get(id);
       const worker = child?.worker;
       if (!child || !worker) continue;
-      // A hung actor is not waited for: it could not shut down anyway.
-      const done = this.#answering(child) && (await this.call(id, (c) => c.shutdown().then(() => true), child.spec.shutdownMs));
+      const done = await this.call(id, (c) => c.shutdown().then(() => true), child.spec.shutdownMs);
       if (!done) this.#log.warn({ actor: id, shutdown_ms: child.spec.shutdownMs }, 'actor did not shut down in time: terminating it');
       child.ready = false;
       if (!(await this.#terminate(worker))) {
@@ -282,8 +283,7 @@ export class Supervisor {
 
   /**
    * One liveness round: declare hung whoever has not answered for hungAfterMs, ping the others.
-   * While stopping, actors are still pinged (stop() skips waiting on one that stopped answering)
-   * but none is restarted.
+   * While stopping, actors are still pinged (health stays true) but none is restarted.
    */
   #pingRound(): void {
     if (this.#fatal) return;
