@@ -54,8 +54,8 @@ export class Monitor {
   readonly #auth: TokenAuth | null;
   readonly #control: ControlServer;
   readonly #readPool: ReadPool;
-  /** sd_notify when run as a systemd `Type=notify` unit; null otherwise. */
-  readonly #systemd: SystemdNotifier | null;
+  /** sd_notify when run as a systemd `Type=notify` unit, from READY=1 on; null otherwise. */
+  #systemd: SystemdNotifier | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #mainLag = loopLagMeter();
   readonly #startedAt = Date.now();
@@ -84,7 +84,6 @@ export class Monitor {
     this.#ingest = new IngestServer({ config, registry: this.#registryLink, writer: this.#writerLink, log, auth: this.#auth });
     this.#readPool = new ReadPool(config.dbPath);
     this.#control = new ControlServer(this.#routes(), log);
-    this.#systemd = SystemdNotifier.fromEnv(process.env, log);
   }
 
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
@@ -117,7 +116,8 @@ export class Monitor {
 
   /** READY=1, then WATCHDOG=1 while every actor proves liveness (during shutdown: while the main loop turns). */
   async #notifyReady(): Promise<void> {
-    const systemd = this.#systemd;
+    // Opened only now: a start that fails must not leave an open socket keeping the process alive.
+    const systemd = (this.#systemd = SystemdNotifier.fromEnv(process.env, this.#log));
     if (!systemd) return;
     systemd.ready(statusLine(await this.health()));
     const { hungAfterMs, backoffMaxMs } = this.config.supervisor;
