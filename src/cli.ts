@@ -111,7 +111,17 @@ program
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => running.reloadAuth());
-    await exit(await running.exited);
+    const code = await running.exited;
+    if (running.abandonedThreads > 0) {
+      // Node joins every worker thread at exit, and one stuck in a system call never returns:
+      // leave by signal instead (SIGTERM counts as a clean stop for systemd, SIGKILL as a failure).
+      const signal = code === 0 ? 'SIGTERM' : 'SIGKILL';
+      log.error({ abandoned_threads: running.abandonedThreads, signal }, 'actor threads are stuck and cannot be joined: exiting by signal');
+      await drainLogs(LOG_DRAIN_AT_EXIT_MS);
+      process.removeAllListeners('SIGTERM');
+      process.kill(process.pid, signal);
+    }
+    await exit(code);
   });
 
 /**
@@ -215,8 +225,13 @@ program
       process.stdout.write(`${JSON.stringify(actors, null, 2)}\n`);
       return;
     }
-    const table = plainTable(['actor', 'up', 'restarts', 'processed', 'queue', 'dropped', 'lag p99 ms', 'lag max ms', 'heap MB', 'uptime s']);
-    for (const h of actors) table.push([h.actor, h.up ? 'yes' : 'NO', h.restarts, h.processed, h.queue_depth, h.dropped, h.loop_lag_p99_ms, h.loop_lag_max_ms, h.heap_used_mb, h.uptime_s]);
+    const table = plainTable(['actor', 'up', 'last answer', 'restarts', 'last restart', 'processed', 'queue', 'dropped', 'lag p99 ms', 'lag max ms', 'heap MB', 'uptime s']);
+    for (const h of actors) {
+      table.push([
+        h.actor, h.up ? 'yes' : 'NO', h.last_answer_ms_ago === null ? '-' : `${(h.last_answer_ms_ago / 1000).toFixed(1)}s ago`,
+        h.restarts, h.last_restart_reason ?? '-', h.processed, h.queue_depth, h.dropped, h.loop_lag_p99_ms, h.loop_lag_max_ms, h.heap_used_mb, h.uptime_s,
+      ]);
+    }
     const details = actors.map((h) => `  ${h.actor}: ${Object.entries(h.detail).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     process.stdout.write(`${table.toString()}\n${details.join('\n')}\n`);
   });
@@ -224,16 +239,18 @@ program
 program
   .command('fault')
   .description('fault injection on a monitor started with --enable-faults (drills and tests)')
-  .argument('<action>', 'crash')
+  .argument('<action>', 'crash (the thread throws) | hang (the thread spins forever)')
   .argument('<actor>', 'registry | db | sampler')
   .addOption(socketOption())
   .addOption(configOption())
   .action(async (action: string, actor: string, opts) => {
-    if (action !== 'crash') throw new UsageError(`unknown fault action ${action}; the only one is "crash"`);
+    if (action !== 'crash' && action !== 'hang') throw new UsageError(`unknown fault action ${action}; use "crash" or "hang"`);
     if (!['registry', 'db', 'sampler'].includes(actor)) throw new UsageError('actor must be registry, db or sampler');
     // Admin route: only the monitor's own user can reach the admin socket (mode 0600).
-    await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/crash?actor=${actor}`);
-    process.stdout.write(`asked ${actor} to crash; the supervisor restarts it (see kissmon health)\n`);
+    await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/${action}?actor=${actor}`);
+    process.stdout.write(action === 'crash'
+      ? `asked ${actor} to crash; the supervisor restarts it (see kissmon health)\n`
+      : `asked ${actor} to hang; the supervisor finds it not answering and restarts it (see kissmon health)\n`);
   });
 
 program.addCommand(loadtestCommand());

@@ -16,13 +16,14 @@ import { logLinesDropped, type Logger } from './log.js';
 import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
+import { statusLine, SystemdNotifier } from './systemd.js';
 import type { WriteItem } from '../workers/db-writer-messages.js';
 import type { BotSignal, KnownConnections } from '../workers/registry-messages.js';
 
-/** Actors a fault can be injected into. */
 /** The admin socket: the monitor's own user only, whatever group the other sockets have. */
 const ADMIN_SOCKET_ACCESS = { mode: 0o600, group: null };
 
+/** Actors a fault can be injected into. */
 const FAULT_ACTORS = ['registry', 'db', 'sampler'] as const satisfies readonly ActorName[];
 
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
@@ -61,6 +62,8 @@ export class Monitor {
   readonly #auth: TokenAuth | null;
   readonly #control: ControlServer;
   readonly #readPool: ReadPool;
+  /** sd_notify when run as a systemd `Type=notify` unit, from READY=1 on; null otherwise. */
+  #systemd: SystemdNotifier | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #mainLag = loopLagMeter();
   readonly #startedAt = Date.now();
@@ -123,7 +126,27 @@ export class Monitor {
     }, PULSE_MS));
     monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
     log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, admin: config.adminSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
+    await monitor.#notifyReady();
     return monitor;
+  }
+
+  /** READY=1, then WATCHDOG=1 while every actor proves liveness (during shutdown: while the main loop turns). */
+  async #notifyReady(): Promise<void> {
+    // Opened only now: a start that fails must not leave an open socket keeping the process alive.
+    const systemd = (this.#systemd = SystemdNotifier.fromEnv(process.env, this.#log));
+    if (!systemd) return;
+    systemd.ready(statusLine(await this.health()));
+    const { hungAfterMs, backoffMaxMs } = this.config.supervisor;
+    if (systemd.watchdogMs !== null && systemd.watchdogMs < hungAfterMs + backoffMaxMs) {
+      this.#log.warn({ watchdog_ms: systemd.watchdogMs, hung_after_ms: hungAfterMs, backoff_max_ms: backoffMaxMs }, 'WatchdogSec is shorter than hungAfterMs + backoffMaxMs: a hung actor may get the whole monitor restarted by systemd before the supervisor restarts the actor');
+    }
+    // Shutdown has its own deadline; withholding the watchdog then would only turn it into a kill.
+    systemd.startWatchdog(() => (this.#stopping ? { alive: true, failing: [] } : this.#supervisor.liveness()));
+  }
+
+  /** Actor threads that could not be terminated (stuck in native code) and were left behind. */
+  get abandonedThreads(): number {
+    return this.#supervisor.abandonedThreads;
   }
 
   /** SIGHUP: re-read the auth tokens file; connections stay open. */
@@ -168,6 +191,7 @@ export class Monitor {
     this.#spoolAt = deadlineAt - reserve;
     this.#stopping = (async () => {
       this.#log.info({ exit_code: exitCode, deadline_ms: deadline }, 'shutting down: draining connections');
+      this.#systemd?.stopping();
       for (const timer of this.#timers) clearInterval(timer);
       this.#tellWriterSpoolAt();
       const until = (at: number) => Math.max(0, at - Date.now());
@@ -217,6 +241,7 @@ export class Monitor {
     await this.#supervisor.stop();
     await this.#control.close();
     await this.#readPool.close();
+    this.#systemd?.close();
     for (const path of [this.config.socketPath, this.config.controlSocketPath, this.config.adminSocketPath]) {
       try {
         unlinkSync(path);
@@ -242,6 +267,8 @@ export class Monitor {
       uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
       restarts: 0,
       up: true,
+      last_answer_ms_ago: null,
+      last_restart_reason: null,
       detail: {
         connections_open: counters.connections_open,
         connections_total: counters.connections_total,
@@ -263,11 +290,14 @@ export class Monitor {
   async #reportHealth(): Promise<void> {
     const report = await this.health();
     this.#lastHealth = report;
+    this.#systemd?.status(statusLine(report));
     const at = Date.now();
     for (const h of report) {
       const level = !h.up || h.dropped > 0 || h.loop_lag_p99_ms > 1_000 ? 'warn' : 'info';
       this.#log[level](h, 'worker health');
-      this.#writerLink.send({ t: 'health', at, health: h });
+      // worker_health has no columns for these: they go into detail_json.
+      const supervision = { up: h.up, last_answer_ms_ago: h.last_answer_ms_ago, last_restart_reason: h.last_restart_reason };
+      this.#writerLink.send({ t: 'health', at, health: { ...h, detail: { ...h.detail, ...supervision } } });
     }
   }
 
@@ -326,8 +356,16 @@ export class Monitor {
         method: 'POST', path: '/fault/crash', admin: true, query: actorQuery,
         handler: async (q) => {
           requireFaults();
-          await this.#supervisor.crash(q.actor);
+          await this.#supervisor.fault(q.actor, 'crash');
           return { crashed: q.actor };
+        },
+      }),
+      route({
+        method: 'POST', path: '/fault/hang', admin: true, query: actorQuery,
+        handler: async (q) => {
+          requireFaults();
+          await this.#supervisor.fault(q.actor, 'hang');
+          return { hung: q.actor };
         },
       }),
       route({

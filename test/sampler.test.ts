@@ -104,7 +104,7 @@ class SamplerUnderTest {
     const registry = new MessageChannel();
     const db = new MessageChannel();
     const ready = new Promise<void>((resolve, reject) => {
-      worker.once('message', (msg: ActorToSupervisor) => (msg.type === 'ready' ? resolve() : reject(new Error(`sampler failed to start: ${msg.error}`))));
+      worker.once('message', (msg: ActorToSupervisor) => (msg.type === 'ready' ? resolve() : reject(new Error(`sampler failed to start: ${msg.type === 'init_failed' ? msg.error : msg.type}`))));
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`sampler exited during start-up (${code})`)));
     });

@@ -3,6 +3,10 @@
 //
 //   supervisor ──init{config, control port, link ports}──▶ actor starts ──ready──▶ supervisor
 //   supervisor ──link{peer, port}──▶ actor.attach(peer, port)     (a peer was restarted)
+//   supervisor ──ping──▶ bootstrap ──pong──▶ supervisor           (liveness, every pingIntervalMs)
+//
+// The ping is answered here, on the worker's own port and not through comlink: it proves that this
+// thread's event loop turns, and a hung actor leaves nothing pending behind on the supervisor's side.
 import { createRequire } from 'node:module';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
@@ -19,9 +23,10 @@ export type PeerName = ActorName | 'ingest';
 
 export type SupervisorToActor =
   | { type: 'init'; name: ActorName; config: MonitorConfig; incarnation: number; control: MessagePort; log: LogChannel; links: Partial<Record<PeerName, MessagePort>> }
-  | { type: 'link'; peer: PeerName; port: MessagePort };
+  | { type: 'link'; peer: PeerName; port: MessagePort }
+  | { type: 'ping' };
 
-export type ActorToSupervisor = { type: 'ready' } | { type: 'init_failed'; error: string };
+export type ActorToSupervisor = { type: 'ready' } | { type: 'init_failed'; error: string } | { type: 'pong' };
 
 export interface ActorContext {
   config: MonitorConfig;
@@ -49,6 +54,8 @@ export interface ActorControl {
   shutdown(): Promise<void>;
   /** Fault injection (only with --enable-faults): throws on the actor's thread, which kills it. */
   crash(): void;
+  /** Fault injection (only with --enable-faults): the actor's thread spins forever in a synchronous loop. */
+  hang(): void;
 }
 
 export function runActor<Extra extends object>(start: (ctx: ActorContext) => Promise<ActorInstance<Extra>> | ActorInstance<Extra>): void {
@@ -67,6 +74,9 @@ export function runActor<Extra extends object>(start: (ctx: ActorContext) => Pro
       supervisor.postMessage({ type: 'init_failed', error: String((err as Error)?.stack ?? err) } satisfies ActorToSupervisor);
       return;
     }
+    const faultsAllowed = () => {
+      if (!init.config.faults.enabled) throw new Error('fault injection is off (start the monitor with --enable-faults)');
+    };
     const control: ActorControl & Extra = {
       ...(instance.control ?? ({} as Extra)),
       health(): ActorHealth {
@@ -83,17 +93,35 @@ export function runActor<Extra extends object>(start: (ctx: ActorContext) => Pro
       flush: () => instance.flush(),
       shutdown: () => instance.shutdown(),
       crash(): void {
-        if (!init.config.faults.enabled) throw new Error('fault injection is off (start the monitor with --enable-faults)');
+        faultsAllowed();
         log.warn('fault injection: crashing this actor');
         setImmediate(() => {
           throw new Error(`fault injection: ${init.name} crashed on request`);
         });
       },
+      hang(): void {
+        faultsAllowed();
+        log.warn('fault injection: this actor hangs now (endless loop)');
+        // After this call has been answered; only terminate() gets the thread out of here.
+        setImmediate(() => {
+          for (;;);
+        });
+      },
     };
+
     Comlink.expose(control, nodeEndpoint(init.control));
     for (const [peer, port] of Object.entries(init.links)) if (port) instance.attach(peer as PeerName, port);
     supervisor.on('message', (msg: SupervisorToActor) => {
-      if (msg.type === 'link') instance.attach(msg.peer, msg.port);
+      switch (msg.type) {
+        case 'ping':
+          supervisor.postMessage({ type: 'pong' } satisfies ActorToSupervisor);
+          return;
+        case 'link':
+          instance.attach(msg.peer, msg.port);
+          return;
+        default:
+          log.warn({ type: msg.type }, 'unexpected message from the supervisor: ignored');
+      }
     });
     supervisor.postMessage({ type: 'ready' } satisfies ActorToSupervisor);
   });

@@ -15,11 +15,21 @@ export interface ActorHealth {
   heap_used_mb: number;
   uptime_s: number;
   /** Actor-specific numbers (bots by status, rounds abandoned, commits retried, …). */
-  detail: Record<string, number | string | null>;
+  detail: Record<string, number | string | boolean | null>;
 }
 
+/** Why the supervisor last restarted an actor. */
+export type RestartReason = 'crashed' | 'out_of_memory' | 'hung' | 'start_timeout';
+
 /** An actor's health as the supervisor reports it: plus its restarts, and whether it answered. */
-export type SupervisedHealth = ActorHealth & { restarts: number; up: boolean };
+export type SupervisedHealth = ActorHealth & {
+  restarts: number;
+  /** Running and answering; false while it is down, restarting, or not answering (hung or busy). */
+  up: boolean;
+  /** Since the actor's thread last answered a liveness ping, ms; null for the main thread and while no incarnation has answered yet. */
+  last_answer_ms_ago: number | null;
+  last_restart_reason: RestartReason | null;
+};
 
 /**
  * Event-loop delay of the calling thread; `read()` returns and resets the window. A 20 ms timer

@@ -1,21 +1,25 @@
-// Supervisor: starts the actors, wires their MessagePorts, restarts a crashed one (backoff +
-// OTP-style intensity limit) and asks each for its health. Runs on the main thread.
+// Supervisor: starts the actors, wires their MessagePorts, pings them, restarts one that crashed
+// or hangs (backoff + OTP-style intensity limit) and asks each for its health. Runs on the main thread.
 //
-//   child lifecycle:  starting ──ready──▶ running ──exit/error──▶ down ──backoff──▶ starting
-//                        │ init_failed / exit before ready                 │
-//                        ▼                                                 ▼ more than `intensity`
-//              (first start: fatal)                                      restarts in `periodMs`:
-//                                                                        onFatal → exit non-zero
+//   child lifecycle:
+//     starting ──ready──▶ running ──exit/error (crashed, out_of_memory)──────────────▶ down ──backoff──▶ starting
+//        │                   └──no pong for hungAfterMs (hung)──▶ terminate() ──exit──▶  ▲
+//        │                                                            └─not done in terminateTimeoutMs:
+//        │                                                              thread abandoned ┘
+//        ├─ init_failed / exit before ready: first start fatal, a restart counts as a failed restart
+//        └─ a restart not ready in startTimeoutMs (start_timeout): terminated like a hung actor
+//     more than `intensity` restarts in `periodMs` → onFatal → exit non-zero
 //
 // Wiring happens only between ready actors: whenever one becomes ready, every link whose two ends
 // are ready but were wired for other incarnations gets a fresh MessageChannel. The main thread's
 // end of a link is a Link object that re-sends its unacknowledged batches on attach, which is
 // how messages in flight to a crashed actor are re-delivered.
 import { createRequire } from 'node:module';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { ActorControl, ActorName, ActorToSupervisor, PeerName, SupervisorToActor } from '../actors/actor-host.js';
-import type { SupervisedHealth } from '../actors/health.js';
+import type { RestartReason, SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
 import { openLogChannel, type Logger } from '../log.js';
@@ -33,7 +37,14 @@ export interface ChildSpec {
   /** permanent: always restarted (the only kind the monitor uses today). */
   restart: 'permanent';
   shutdownMs: number;
+  /** V8 heap limits of the actor's thread; past them the thread dies with ERR_WORKER_OUT_OF_MEMORY and is restarted. */
+  resourceLimits?: ResourceLimits;
 }
+
+/** A ping tick this much later than planned means the main thread itself did not run (paused, starved). */
+const MAIN_STALL_MS = 1_000;
+/** An actor counts as answering while its last pong is at most one ping interval plus this old. */
+const ANSWER_SLACK_MS = 1_000;
 
 /** Which peers talk directly. 'ingest' is the main thread. */
 const LINKS: readonly [PeerName, PeerName][] = [
@@ -60,6 +71,32 @@ interface Child {
   consecutiveFailures: number;
   restarts: number;
   lastExit: string | null;
+  /** performance.now() of the current incarnation's last pong (or of its becoming ready). */
+  lastAnswerAt: number | null;
+  /** performance.now() when the actor last stopped being ready; null while it is up. */
+  downSince: number | null;
+  /** Set when the supervisor itself takes the incarnation down (hung, start_timeout). */
+  downReason: RestartReason | null;
+  lastRestartReason: RestartReason | null;
+  startTimer: NodeJS.Timeout | null;
+  /** Control calls that outlived their time limit and have not settled: health does not ask meanwhile. */
+  stuckCalls: number;
+  /** Settles the control calls in flight with null when the incarnation goes down. */
+  inFlight: Set<() => void>;
+}
+
+/** Whether an actor proves liveness now, and if not, why (for the systemd watchdog). */
+export interface Liveness {
+  alive: boolean;
+  /** e.g. ["sampler: no answer for 3.2 s"]. */
+  failing: string[];
+}
+
+/** What health says about an actor that is not up. */
+function stateOf(child: Child): 'not answering' | 'terminating' | 'starting' | 'down' {
+  if (child.ready) return 'not answering';
+  if (!child.worker) return 'down';
+  return child.downReason ? 'terminating' : 'starting';
 }
 
 export class SupervisorError extends Error {
@@ -78,13 +115,12 @@ export interface SupervisorOptions {
 
 export function defaultSpecs(config: MonitorConfig): ChildSpec[] {
   const file = (name: string) => new URL(`../../workers/${name}.js`, import.meta.url);
-  const shutdownMs = config.supervisor.shutdownMs;
+  const { shutdownMs, maxOldGenerationSizeMb } = config.supervisor;
+  const spec = (id: ActorName, name: string): ChildSpec => ({
+    id, file: file(name), restart: 'permanent', shutdownMs, resourceLimits: { maxOldGenerationSizeMb: maxOldGenerationSizeMb[id] },
+  });
   // Order matters: the writer runs migrations before the registry rebuilds from bot_status.
-  return [
-    { id: 'db', file: file('db-writer'), restart: 'permanent', shutdownMs },
-    { id: 'registry', file: file('registry'), restart: 'permanent', shutdownMs },
-    { id: 'sampler', file: file('sampler'), restart: 'permanent', shutdownMs },
-  ];
+  return [spec('db', 'db-writer'), spec('registry', 'registry'), spec('sampler', 'sampler')];
 }
 
 export class Supervisor {
@@ -94,6 +130,10 @@ export class Supervisor {
   readonly #onFatal: SupervisorOptions['onFatal'];
   readonly #children = new Map<ActorName, Child>();
   readonly #wired = new Map<string, string>();
+  /** Threads that did not stop on terminate() (stuck in a system call); Node joins them at exit. */
+  readonly #abandoned = new Set<Worker>();
+  #pingTimer: NodeJS.Timeout | null = null;
+  #lastPingRound = performance.now();
   #stopping = false;
   #fatal = false;
 
@@ -108,13 +148,42 @@ export class Supervisor {
       this.#children.set(spec.id, {
         spec, worker: null, control: null, controlPort: null, incarnation: 0, ready: false, started: false,
         restartTimes: [], consecutiveFailures: 0, restarts: 0, lastExit: null,
+        lastAnswerAt: null, downSince: null, downReason: null, lastRestartReason: null, startTimer: null, stuckCalls: 0, inFlight: new Set(),
       });
     }
   }
 
-  /** Starts every child in order; rejects if one fails during its first start-up. */
+  /** Starts every child in order (each is pinged once it is ready); rejects if one fails during its first start-up. */
   async start(): Promise<void> {
+    this.#lastPingRound = performance.now();
+    this.#pingTimer = setInterval(() => this.#pingRound(), this.#config.supervisor.pingIntervalMs);
+    this.#pingTimer.unref();
     for (const child of this.#children.values()) await this.#startChild(child);
+  }
+
+  /**
+   * Every actor proves liveness: it is up and answered a ping within the last ping interval (+1 s),
+   * or it is being restarted and went down less than startTimeoutMs + backoffMaxMs + terminateTimeoutMs
+   * ago (one full restart attempt). A hung actor fails this until the supervisor restarts it.
+   */
+  liveness(): Liveness {
+    const now = performance.now();
+    const { startTimeoutMs, backoffMaxMs, terminateTimeoutMs } = this.#config.supervisor;
+    const failing: string[] = [];
+    for (const child of this.#children.values()) {
+      if (child.ready) {
+        if (!this.#answering(child, now)) failing.push(`${child.spec.id}: no answer for ${((now - child.lastAnswerAt!) / 1000).toFixed(1)} s`);
+      } else {
+        const downMs = now - (child.downSince ?? now);
+        if (downMs > startTimeoutMs + backoffMaxMs + terminateTimeoutMs) failing.push(`${child.spec.id}: down for ${(downMs / 1000).toFixed(1)} s`);
+      }
+    }
+    return { alive: failing.length === 0, failing };
+  }
+
+  /** Up, and its last pong is at most one ping interval (+1 s slack) old. */
+  #answering(child: Child, now = performance.now()): boolean {
+    return child.ready && child.lastAnswerAt !== null && now - child.lastAnswerAt <= this.#config.supervisor.pingIntervalMs + ANSWER_SLACK_MS;
   }
 
   /** The comlink proxy of a running actor, or null while it is down or restarting. */
@@ -123,45 +192,73 @@ export class Supervisor {
     return child?.ready ? (child.control as unknown as Comlink.Remote<ControlOf<Id>>) : null;
   }
 
-  /** Calls `fn` on an actor's control proxy with a time limit; null when down or not answering. */
+  /**
+   * Calls `fn` on an actor's control proxy with a time limit; null when it is down, goes down
+   * meanwhile (at once, not at the limit), or does not answer in time. A call that outlives its
+   * limit is counted in `stuckCalls` until it settles.
+   */
   async call<Id extends ActorName, T>(id: Id, fn: (c: Comlink.Remote<ControlOf<Id>>) => Promise<T>, timeoutMs = 2_000): Promise<T | null> {
+    const child = this.#children.get(id);
     const control = this.control(id);
-    if (!control) return null;
+    if (!child || !control) return null;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<null>((resolve) => {
+    let wentDown!: () => void;
+    const cutShort = new Promise<null>((resolve) => {
       timer = setTimeout(() => resolve(null), timeoutMs);
+      wentDown = () => resolve(null);
+    });
+    child.inFlight.add(wentDown);
+    const incarnation = child.incarnation;
+    let settled = false;
+    const answer = fn(control).finally(() => {
+      settled = true;
     });
     try {
-      return await Promise.race([fn(control), timeout]);
+      return await Promise.race([answer, cutShort]);
     } catch (err) {
       this.#log.warn({ actor: id, err }, 'control call failed');
       return null;
     } finally {
       clearTimeout(timer);
+      child.inFlight.delete(wentDown);
+      if (!settled && child.ready && child.incarnation === incarnation) {
+        child.stuckCalls++;
+        const release = () => {
+          if (child.incarnation === incarnation) child.stuckCalls--;
+        };
+        answer.then(release, release);
+      }
     }
   }
 
-
-  /** Health of every actor; one that is down or does not answer in time is reported as such. */
+  /**
+   * Health of every actor; one that is down, restarting or not answering is reported `up: false`
+   * at once. An actor that missed its last ping, or still owes the answer to an earlier call past
+   * its limit, is not asked: health never waits on a hung actor, and calls to it do not pile up.
+   */
   async health(): Promise<SupervisedHealth[]> {
     return Promise.all(
-      [...this.#children.values()].map(async (child) => {
-        const health = await this.call(child.spec.id, (c) => c.health());
-        if (health) return { ...health, restarts: child.restarts, up: true };
+      [...this.#children.values()].map(async (child): Promise<SupervisedHealth> => {
+        const now = performance.now();
+        const lastAnswerMsAgo = child.lastAnswerAt === null ? null : Math.round(now - child.lastAnswerAt);
+        const ask = this.#answering(child, now) && child.stuckCalls === 0;
+        const health = ask ? await this.call(child.spec.id, (c) => c.health()) : null;
+        const supervised = { restarts: child.restarts, last_answer_ms_ago: lastAnswerMsAgo, last_restart_reason: child.lastRestartReason };
+        if (health) return { ...health, ...supervised, up: true };
         return {
           actor: child.spec.id, processed: 0, queue_depth: 0, dropped: 0, loop_lag_p99_ms: 0, loop_lag_max_ms: 0,
-          heap_used_mb: 0, uptime_s: 0, restarts: child.restarts, up: false,
-          detail: { state: child.ready ? 'not answering' : 'down', last_exit: child.lastExit },
+          heap_used_mb: 0, uptime_s: 0, ...supervised, up: false,
+          detail: { state: stateOf(child), last_exit: child.lastExit },
         };
       }),
     );
   }
 
-  /** Fault injection: asks an actor to crash itself (it refuses unless faults are enabled). */
-  async crash(id: ActorName): Promise<void> {
+  /** Fault injection: asks an actor to crash or hang (it refuses unless faults are enabled). */
+  async fault(id: ActorName, kind: 'crash' | 'hang'): Promise<void> {
     const control = this.control(id);
     if (!control) throw new Error(`actor ${id} is not running`);
-    await control.crash();
+    await (kind === 'crash' ? control.crash() : control.hang());
   }
 
   /**
@@ -176,22 +273,96 @@ export class Supervisor {
     this.#stopping = true;
     for (const id of ['sampler', 'registry', 'db'] as ActorName[]) {
       const child = this.#children.get(id);
-      if (!child?.worker) continue;
+      const worker = child?.worker;
+      if (!child || !worker) continue;
       const timeoutMs = Math.max(100, Math.min(child.spec.shutdownMs, deadlineAt - Date.now()));
       const done = await this.call(id, (c) => c.shutdown().then(() => true), timeoutMs);
       if (!done) this.#log.warn({ actor: id, shutdown_ms: timeoutMs }, 'actor did not shut down in time: terminating it');
       child.ready = false;
-      await child.worker.terminate();
+      if (!(await this.#terminate(worker))) {
+        this.#log.error({ actor: id, terminate_timeout_ms: this.#config.supervisor.terminateTimeoutMs }, 'actor thread did not stop (stuck in native code?): leaving it behind');
+        this.#abandon(worker);
+      }
       child.worker = null;
     }
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
     for (const link of Object.values(this.#mainLinks)) link?.detach();
+  }
+
+  /**
+   * One liveness round: declare hung whoever has not answered for hungAfterMs, ping the others.
+   * While stopping, actors are still pinged (health stays true) but none is restarted.
+   */
+  #pingRound(): void {
+    if (this.#fatal) return;
+    const now = performance.now();
+    const { pingIntervalMs, hungAfterMs } = this.#config.supervisor;
+    // The main thread itself did not run (SIGSTOP, starvation): pongs may still sit in its queue,
+    // so the stall is not counted against the actors.
+    const stalledMs = now - this.#lastPingRound - pingIntervalMs;
+    this.#lastPingRound = now;
+    for (const child of this.#children.values()) {
+      if (!child.ready || !child.worker || child.lastAnswerAt === null) continue;
+      if (stalledMs > MAIN_STALL_MS) child.lastAnswerAt = Math.min(now, child.lastAnswerAt + stalledMs);
+      const silentMs = now - child.lastAnswerAt;
+      if (silentMs > hungAfterMs && !this.#stopping) {
+        child.lastExit = `hung: no answer for ${Math.round(silentMs)} ms`;
+        this.#log.error({ actor: child.spec.id, incarnation: child.incarnation, silent_ms: Math.round(silentMs), hung_after_ms: hungAfterMs }, 'actor not answering: terminating it (hung)');
+        this.#takeDown(child, 'hung');
+      } else {
+        child.worker.postMessage({ type: 'ping' } satisfies SupervisorToActor);
+      }
+    }
+  }
+
+  /**
+   * Terminates the current incarnation; its exit then restarts it like a crash, counted with
+   * `reason`. If the thread does not stop (stuck in native code) it is abandoned and the restart
+   * goes ahead anyway.
+   */
+  #takeDown(child: Child, reason: RestartReason): void {
+    const worker = child.worker;
+    if (!worker) return;
+    child.ready = false;
+    child.downReason = reason;
+    child.downSince ??= performance.now();
+    void this.#terminate(worker).then((stopped) => {
+      if (stopped || child.worker !== worker) return;
+      this.#log.error({ actor: child.spec.id, incarnation: child.incarnation, terminate_timeout_ms: this.#config.supervisor.terminateTimeoutMs }, 'actor thread did not stop (stuck in native code?): abandoning it and starting a new one');
+      this.#abandon(worker);
+      this.#down(child, worker, `${reason}, thread abandoned`);
+    });
+  }
+
+  #abandon(worker: Worker): void {
+    worker.unref();
+    this.#abandoned.add(worker);
+    worker.once('exit', () => this.#abandoned.delete(worker));
+  }
+
+  /** Threads left behind because terminate() did not stop them; while any is left, the process cannot exit normally. */
+  get abandonedThreads(): number {
+    return this.#abandoned.size;
+  }
+
+  /** worker.terminate() within terminateTimeoutMs: true once the thread has stopped, false if it did not in time. */
+  async #terminate(worker: Worker): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const tooLong = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.#config.supervisor.terminateTimeoutMs);
+    });
+    try {
+      return await Promise.race([worker.terminate().then(() => true), tooLong]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #startChild(child: Child): Promise<void> {
     const { spec } = child;
     child.incarnation++;
     child.ready = false;
-    const worker = new Worker(spec.file, { name: `kissmon-${spec.id}` });
+    const worker = new Worker(spec.file, { name: `kissmon-${spec.id}`, resourceLimits: spec.resourceLimits });
     const { port1, port2 } = new MessageChannel();
     child.worker = worker;
     child.controlPort = port1;
@@ -200,6 +371,17 @@ export class Supervisor {
     const log = openLogChannel();
     const init: SupervisorToActor = { type: 'init', name: spec.id, config: this.#config, incarnation, control: port2, log, links: {} };
     worker.postMessage(init, [port2, log.port]);
+    if (child.started) {
+      // A restart that never becomes ready would leave the actor down for good.
+      const { startTimeoutMs } = this.#config.supervisor;
+      child.startTimer = setTimeout(() => {
+        if (child.worker !== worker || child.ready) return;
+        child.lastExit = `not ready within ${startTimeoutMs} ms`;
+        this.#log.error({ actor: spec.id, incarnation, start_timeout_ms: startTimeoutMs }, 'restarted actor did not become ready: terminating it');
+        this.#takeDown(child, 'start_timeout');
+      }, startTimeoutMs);
+      child.startTimer.unref();
+    }
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -209,41 +391,72 @@ export class Supervisor {
         reject(new Error(`actor ${spec.id} failed during start-up: ${why}`));
       };
       worker.on('message', (msg: ActorToSupervisor) => {
-        if (msg.type === 'ready' && !settled) {
-          settled = true;
-          child.ready = true;
-          child.started = true;
-          this.#log.info({ actor: spec.id, incarnation, thread_id: worker.threadId }, 'actor ready');
-          this.#rewire();
-          resolve();
-        } else if (msg.type === 'init_failed') {
-          child.lastExit = msg.error.split('\n')[0];
-          bootFailed(msg.error);
-          void worker.terminate();
+        if (child.worker !== worker) return; // an abandoned incarnation
+        switch (msg.type) {
+          case 'pong':
+            child.lastAnswerAt = performance.now();
+            return;
+          case 'ready':
+            if (settled) return;
+            settled = true;
+            clearTimeout(child.startTimer ?? undefined);
+            child.ready = true;
+            child.started = true;
+            child.lastAnswerAt = performance.now();
+            child.downSince = null;
+            this.#log.info({ actor: spec.id, incarnation, thread_id: worker.threadId }, 'actor ready');
+            this.#rewire();
+            resolve();
+            return;
+          case 'init_failed':
+            child.lastExit = msg.error.split('\n')[0];
+            bootFailed(msg.error);
+            void worker.terminate();
+            return;
+          default:
+            this.#log.warn({ actor: spec.id, type: (msg as { type?: unknown }).type }, 'unexpected message from an actor: ignored');
         }
       });
-      worker.on('error', (err) => {
+      worker.on('error', (err: Error & { code?: string }) => {
+        if (child.worker !== worker) return;
+        if (err?.code === 'ERR_WORKER_OUT_OF_MEMORY') child.downReason ??= 'out_of_memory';
         child.lastExit = String(err?.message ?? err);
         this.#log.error({ actor: spec.id, incarnation, err }, 'actor crashed');
       });
       worker.on('exit', (code) => {
         bootFailed(`exited with code ${code} before it was ready`);
-        if (child.worker !== worker) return; // an older incarnation we already replaced
-        child.ready = false;
-        child.worker = null;
-        child.control = null;
-        child.controlPort?.close();
-        child.controlPort = null;
-        if (this.#stopping || !child.started) return;
-        child.lastExit ??= `exit code ${code}`;
-        this.#log.error({ actor: spec.id, incarnation, exit_code: code }, 'actor exited unexpectedly');
-        this.#scheduleRestart(child);
+        this.#down(child, worker, `exit code ${code}`);
       });
     });
   }
 
-  #scheduleRestart(child: Child): void {
+  /** The incarnation `worker` is gone (exited, or abandoned): release it and restart unless stopping. */
+  #down(child: Child, worker: Worker, why: string): void {
+    if (child.worker !== worker) return; // an older incarnation we already replaced
+    clearTimeout(child.startTimer ?? undefined);
+    child.startTimer = null;
+    child.ready = false;
+    child.worker = null;
+    child.control = null;
+    child.controlPort?.close();
+    child.controlPort = null;
+    child.lastAnswerAt = null;
+    child.downSince ??= performance.now();
+    child.stuckCalls = 0;
+    for (const settle of child.inFlight) settle();
+    child.inFlight.clear();
+    const reason = child.downReason ?? 'crashed';
+    child.downReason = null;
+    if (this.#stopping || !child.started) return;
+    child.lastExit ??= why;
+    const byUs = reason === 'hung' || reason === 'start_timeout';
+    this.#log.error({ actor: child.spec.id, incarnation: child.incarnation, reason, exit: why }, byUs ? 'actor terminated by the supervisor' : 'actor exited unexpectedly');
+    this.#scheduleRestart(child, reason);
+  }
+
+  #scheduleRestart(child: Child, reason: RestartReason): void {
     if (this.#fatal) return;
+    child.lastRestartReason = reason;
     const now = Date.now();
     const { intensity, periodMs, backoffInitialMs, backoffMaxMs } = this.#config.supervisor;
     child.restartTimes = child.restartTimes.filter((t) => now - t < periodMs);
@@ -251,14 +464,14 @@ export class Supervisor {
     if (child.restartTimes.length > intensity) {
       this.#fatal = true;
       const error = new SupervisorError(`actor ${child.spec.id} restarted more than ${intensity} times in ${periodMs / 1000} s; giving up so the service manager can restart the monitor`);
-      this.#log.fatal({ actor: child.spec.id, restarts: child.restarts, intensity, period_ms: periodMs }, error.message);
+      this.#log.fatal({ actor: child.spec.id, reason, restarts: child.restarts, intensity, period_ms: periodMs }, error.message);
       this.#onFatal(error);
       return;
     }
     const delay = Math.min(backoffMaxMs, backoffInitialMs * 2 ** child.consecutiveFailures);
     child.consecutiveFailures++;
     child.restarts++;
-    this.#log.warn({ actor: child.spec.id, restart_in_ms: delay, restarts: child.restarts }, 'restarting actor');
+    this.#log.warn({ actor: child.spec.id, reason, restart_in_ms: delay, restarts: child.restarts }, 'restarting actor');
     setTimeout(async () => {
       if (this.#stopping || this.#fatal) return;
       // A restarted registry rebuilds from bot_status and skips re-sent ingest batches up to the

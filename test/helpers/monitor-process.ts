@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { adminSocketFor, controlSocketFor } from '../../src/config.js';
 import { requestControl } from '../../src/http/control-client.js';
+import type { HealthReport } from '../../src/monitor.js';
 import type { BotSnapshot } from '../../workers/registry-messages.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -192,6 +193,14 @@ export async function status(m: Pick<MonitorProcess, 'control'>): Promise<BotSna
 
 export async function botStatus(m: Pick<MonitorProcess, 'control'>, channel: string): Promise<BotSnapshot | undefined> {
   return (await status(m)).find((b) => b.channel === channel);
+}
+
+/** One actor's entry in GET /health. */
+export async function actorHealth(m: Pick<MonitorProcess, 'control'>, actor: string): Promise<HealthReport[number]> {
+  const { actors } = await requestControl<{ actors: HealthReport }>(m.control, 'GET', '/health');
+  const health = actors.find((a) => a.actor === actor);
+  if (!health) throw new Error(`no actor ${actor} in /health`);
+  return health;
 }
 
 /** Asks the monitor to commit everything it has received so far. */
