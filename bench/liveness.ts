@@ -7,6 +7,7 @@
 // polled every 20 ms. detected = health no longer says "not answering" (the supervisor declared it
 // hung and is terminating it); ready = up again with one more restart. The loadtest's own checks
 // (rows lost, false stale) come last.
+import { adminSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
 import { BenchDir, runLoadtestCli, sleep, startMonitor } from './harness.js';
@@ -49,7 +50,7 @@ try {
     for (const actor of ACTORS) {
       const before = await health(actor);
       const t0 = performance.now();
-      await requestControl(monitor.control, 'POST', `/fault/hang?actor=${actor}`);
+      await requestControl(adminSocketFor(dir.socket), 'POST', `/fault/hang?actor=${actor}`);
       const detectedMs = await until(`${actor} detected`, async () => {
         const h = await health(actor);
         return (h.restarts > before.restarts || (!h.up && h.detail.state !== 'not answering')) && performance.now() - t0;

@@ -50,7 +50,7 @@ describe('hung actor', () => {
       for (const actor of ACTORS) {
         const before = await actorHealth(monitor, actor);
         const hungAt = Date.now();
-        await requestControl(monitor.control, 'POST', `/fault/hang?actor=${actor}`);
+        await requestControl(monitor.admin, 'POST', `/fault/hang?actor=${actor}`);
         // Health answers at once while the actor is hung, with up:false and a growing silence.
         const silent = await waitFor(`${actor} reported not answering`, async () => {
           const h = await actorHealth(monitor, actor);

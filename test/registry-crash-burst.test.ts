@@ -51,7 +51,7 @@ describe('registry crash during a register burst', () => {
     const again = Array.from({ length: BOTS / 2 }, (_, i) => i).filter(changed);
     await sendLines(monitor.socket, again.map((i) => register(i, true)));
     const second = burst(BOTS / 2, BOTS);
-    await requestControl(monitor.control, 'POST', '/fault/crash?actor=registry'); // while the second half is in flight
+    await requestControl(monitor.admin, 'POST', '/fault/crash?actor=registry'); // while the second half is in flight
     await second;
     await waitFor('registry restarted', async () => (await registryRestarts(monitor)) >= 1, 20_000);
     await waitFor('every bot known to the live registry', async () => (await status(monitor)).filter((b) => b.channel.startsWith('burst_')).length === BOTS, 20_000);

@@ -43,7 +43,7 @@ describe('systemd notify', () => {
     await waitFor('a periodic STATUS= line', () => received.find((d) => d.at > ready.at && d.text.startsWith('STATUS=')));
     await waitFor('WATCHDOG=1 at least 3 times', () => watchdogs().length >= 3);
 
-    await requestControl(monitor.control, 'POST', '/fault/hang?actor=sampler');
+    await requestControl(monitor.admin, 'POST', '/fault/hang?actor=sampler');
     await waitFor('the monitor withholds the watchdog', () => monitor!.output().includes('watchdog withheld'));
     const withheldSeenAt = Date.now();
     await waitFor('sampler restarted', async () => {
