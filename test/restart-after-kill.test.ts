@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
+import { commandMissing, requireResource } from './helpers/resources.js';
 import { botStatus, flush, killStarted, query, startMonitor, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 const TS_BOT = fileURLToPath(new URL('./fixtures/client-bot.js', import.meta.url));
@@ -25,7 +26,8 @@ describe('monitor killed with SIGKILL and restarted', () => {
     dir.remove();
   });
 
-  it('TS and Python bots are online again by themselves', async () => {
+  it('TS and Python bots are online again by themselves', async (t) => {
+    if (!requireResource(t, 'python3', commandMissing('python3'))) return;
     const first = await startMonitor(dir, ['--stale-after', '5', '--sample-interval', '0.5']);
     const tsBot = spawn(process.execPath, [TS_BOT, dir.socket, 'restart_ts', '300'], { stdio: 'inherit' });
     const pyBot = spawn('python3', [PY_BOT, dir.socket, 'restart_py', '0.3'], { stdio: 'inherit' });

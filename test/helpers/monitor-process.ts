@@ -1,6 +1,6 @@
 // Test fixtures with real parts: a real monitor as a child process (the same CLI users run), real
 // Unix sockets in a temp dir, bots as real child processes. Everything started here is tracked and
-// ended by pid in `cleanup()`.
+// ended by pid in `killStarted()`. Waiting: ./wait.ts; resources a test needs: ./resources.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -11,29 +11,14 @@ import Database from 'better-sqlite3';
 import { controlSocketFor } from '../../src/config.js';
 import { requestControl } from '../../src/http/control-client.js';
 import type { BotSnapshot } from '../../workers/registry-messages.js';
+import { withOpenFiles } from './resources.js';
+import { waitFor } from './wait.js';
+
+// The one waitFor/sleep, re-exported here because most tests import everything from this module.
+export { sleep, waitFor } from './wait.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 export const BOT_FIXTURE = fileURLToPath(new URL('../fixtures/bot.js', import.meta.url));
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
-
-/** Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 50): Promise<Truthy<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value) return value as Truthy<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
 export class TestDir {
   readonly path = mkdtempSync(join(tmpdir(), 'kissmon-'));
@@ -57,11 +42,16 @@ export interface MonitorProcess {
 
 const started = new Set<ChildProcess>();
 
+export interface MonitorOptions {
+  /** Raise the monitor's soft open-file limit to this (check `openFilesMissing` first). */
+  openFiles?: number;
+}
+
 /** Runs `kissmon start` and waits until its control API answers. */
-export async function startMonitor(dir: TestDir, args: string[] = []): Promise<MonitorProcess> {
-  const child = spawn(process.execPath, [CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'info', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export async function startMonitor(dir: TestDir, args: string[] = [], options: MonitorOptions = {}): Promise<MonitorProcess> {
+  const argv = [CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'info', ...args];
+  const run = options.openFiles ? withOpenFiles(options.openFiles, process.execPath, argv) : { command: process.execPath, args: argv };
+  const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
