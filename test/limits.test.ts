@@ -4,19 +4,20 @@
 // and counted — and 5,000 idle connections plus one flooding client do not slow the heartbeats of
 // well-behaved bots beyond a stated bound.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import type net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import type { RegistryLatency } from '../workers/registry-messages.js';
-import { closedWithin, connect, counters, json, openFileLimit, openIdle, type RawConnection } from './fixtures/socket-tools.js';
+import { closedWithin, connect, counters, json, type RawConnection } from './fixtures/socket-tools.js';
+import { openFilesMissing, requireResource, withOpenFiles } from './helpers/resources.js';
 import { vmRssMb } from '../src/proc.js';
 import { botStatus, flush, killStarted, query, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const FLOOD = fileURLToPath(new URL('./fixtures/flood.js', import.meta.url));
+const IDLE_HOLDER = fileURLToPath(new URL('./fixtures/idle-connections.js', import.meta.url));
 const IDLE_TIMEOUT_MS = 500;
 const MAX_CONNECTIONS = 40;
 const pid = process.pid; // a live pid: this test process stands in for the bots
@@ -178,78 +179,99 @@ describe('limits: maxBots', () => {
 });
 
 const IDLE_CONNECTIONS = 5_000;
-const FLOOD_SECONDS = 6;
+/** Open files the monitor and the idle-connection holder each get: the connections plus headroom. */
+const OPEN_FILES = IDLE_CONNECTIONS + 1_000;
 const WELL_BEHAVED_BOTS = 5;
 const HEARTBEAT_MS = 100;
-/** Heartbeat send → visible in the registry, p99, for the well-behaved bots during the flood. */
-const HEARTBEAT_P99_BOUND_MS = 500;
+/** Heartbeats (all bots together) each latency window must hold before it is read. */
+const WINDOW_HEARTBEATS = 200;
 /**
- * And p50: generous too (measured ~1 ms), yet it catches a flood that costs the main thread a
- * little on every read — before empty lines counted against the line rate, p50 was ~120 ms here.
+ * Heartbeat send → visible in the registry during the flood, against the same figure measured
+ * just before it on this box, now: p99 within 10 × the baseline's p99 (at least 500 ms), p50 within
+ * 10 × the baseline's p50 (at least 50 ms). Measured idle: ~1 ms p50 with and without the flood;
+ * before empty lines counted against the line rate, the flood pushed p50 to ~120 ms — a floor of
+ * 50 ms still catches that, and 10 × leaves a loaded box (whose baseline is slower too) room.
  */
-const HEARTBEAT_P50_BOUND_MS = 50;
+const P99_FLOOR_MS = 500;
+const P50_FLOOR_MS = 50;
+const SLOWDOWN_FACTOR = 10;
 
 describe(`${IDLE_CONNECTIONS} idle connections and one flooding client vs the heartbeats of ${WELL_BEHAVED_BOTS} real bots`, () => {
   const dir = new TestDir();
-  let monitor: MonitorProcess;
-  let idle: net.Socket[] = [];
+  let monitor: MonitorProcess | undefined;
+  let holder: ChildProcess | undefined;
+  let flooder: ChildProcess | undefined;
 
-  before(async () => {
-    monitor = await startMonitor(dir, ['--log-level', 'warn']);
-  });
   after(async () => {
-    for (const s of idle) s.destroy();
+    for (const child of [flooder, holder]) {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('exit', r));
+      }
+    }
     await killStarted();
     if (monitor) await stopMonitor(monitor);
     dir.remove();
   });
 
-  it(`heartbeat p99 stays under ${HEARTBEAT_P99_BOUND_MS} ms, p50 under ${HEARTBEAT_P50_BOUND_MS} ms`, async (t) => {
-    // The test process holds the idle connections: it needs the fds (ulimit -n is 20000 here).
-    assert.ok(openFileLimit() >= IDLE_CONNECTIONS + 500, `open-file limit ${openFileLimit()} is too low for ${IDLE_CONNECTIONS} connections (ulimit -n)`);
-    for (let i = 0; i < WELL_BEHAVED_BOTS; i++) startBot(monitor.socket, `calm_${i}`, HEARTBEAT_MS);
+  it(`heartbeat p99 and p50 during the flood stay within ${SLOWDOWN_FACTOR} × the baseline (floors ${P99_FLOOR_MS} / ${P50_FLOOR_MS} ms)`, async (t) => {
+    // The monitor and the holder of the idle connections each raise their own soft limit (up to
+    // the hard one) through the shell: the test runner itself holds none of the connections.
+    if (!requireResource(t, `${OPEN_FILES} open files`, openFilesMissing(OPEN_FILES))) return;
+    monitor = await startMonitor(dir, ['--log-level', 'warn'], { openFiles: OPEN_FILES });
+    const m = monitor;
+    for (let i = 0; i < WELL_BEHAVED_BOTS; i++) startBot(m.socket, `calm_${i}`, HEARTBEAT_MS);
     await waitFor('bots online', async () => {
-      const all = await Promise.all(Array.from({ length: WELL_BEHAVED_BOTS }, (_, i) => botStatus(monitor, `calm_${i}`)));
+      const all = await Promise.all(Array.from({ length: WELL_BEHAVED_BOTS }, (_, i) => botStatus(m, `calm_${i}`)));
       return all.every((b) => b?.status === 'online');
     });
-    await requestControl(monitor.control, 'POST', '/latency/reset');
-    await sleep(1_500);
-    const baseline = (await requestControl<RegistryLatency>(monitor.control, 'GET', '/latency')).sent_to_visible;
-    const rssBefore = vmRssMb(monitor.pid);
+    const latency = async () => (await requestControl<RegistryLatency>(m.control, 'GET', '/latency')).sent_to_visible;
+    /** Resets the histogram, waits for WINDOW_HEARTBEATS heartbeats in it, returns it. */
+    const window = async (what: string) => {
+      await requestControl(m.control, 'POST', '/latency/reset');
+      return waitFor(what, async () => {
+        const l = await latency();
+        return l.count >= WINDOW_HEARTBEATS && l;
+      }, 30_000, 100);
+    };
+    const baseline = await window('baseline heartbeats');
+    const rssBefore = vmRssMb(m.pid);
 
-    idle = await openIdle(monitor.socket, IDLE_CONNECTIONS);
-    await waitFor('idle connections accepted', async () => (await counters(monitor.control)).ingest.connections_open >= IDLE_CONNECTIONS + WELL_BEHAVED_BOTS, 20_000);
-    const rssIdle = vmRssMb(monitor.pid);
-    const before = (await counters(monitor.control)).ingest;
+    const idle = withOpenFiles(OPEN_FILES, process.execPath, [IDLE_HOLDER, m.socket, String(IDLE_CONNECTIONS)]);
+    holder = spawn(idle.command, idle.args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    let held = '';
+    holder.stdout!.on('data', (c: Buffer) => (held += c.toString()));
+    await waitFor('idle connections opened', () => held.includes(`open ${IDLE_CONNECTIONS}`), 60_000);
+    await waitFor('idle connections accepted', async () => (await counters(m.control)).ingest.connections_open >= IDLE_CONNECTIONS + WELL_BEHAVED_BOTS, 20_000);
+    const rssIdle = vmRssMb(m.pid);
+    const before = (await counters(m.control)).ingest;
 
-    const flooder = spawn(process.execPath, [FLOOD, monitor.socket, String(FLOOD_SECONDS), '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The flood runs until it is told to stop (SIGTERM), so the window below is always inside it.
+    flooder = spawn(process.execPath, [FLOOD, m.socket, '600', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let report = '';
     flooder.stdout!.on('data', (c: Buffer) => (report += c.toString()));
-    const flooderExited = new Promise((r) => flooder.once('exit', r));
-    t.after(() => {
-      if (flooder.exitCode === null && flooder.signalCode === null) flooder.kill('SIGKILL');
-    });
-    await sleep(1_000); // let the flood get going, then measure only while it runs
-    await requestControl(monitor.control, 'POST', '/latency/reset');
-    await sleep((FLOOD_SECONDS - 2) * 1000);
-    const during = (await requestControl<RegistryLatency>(monitor.control, 'GET', '/latency')).sent_to_visible;
-    const health = await requestControl<{ actors: { actor: string; loop_lag_p99_ms: number }[] }>(monitor.control, 'GET', '/health');
+    const flooderExited = new Promise((r) => flooder!.once('exit', r));
+    await waitFor('the flood throttled', async () => (await counters(m.control)).ingest.throttled > before.throttled, 20_000);
+    const during = await window('heartbeats during the flood');
+    assert.equal(flooder.exitCode, null, 'the flood still ran when the window was read');
+    const health = await requestControl<{ actors: { actor: string; loop_lag_p99_ms: number }[] }>(m.control, 'GET', '/health');
+    flooder.kill('SIGTERM');
     await flooderExited;
     const flood = JSON.parse(report) as { bytes: number; lines: number; oneShots: number };
-    const after = (await counters(monitor.control)).ingest;
+    const after = (await counters(m.control)).ingest;
 
+    const p99Bound = Math.max(P99_FLOOR_MS, SLOWDOWN_FACTOR * baseline.p99_ms);
+    const p50Bound = Math.max(P50_FLOOR_MS, SLOWDOWN_FACTOR * baseline.p50_ms);
     t.diagnostic(`baseline heartbeat send→visible: p50 ${baseline.p50_ms} ms, p99 ${baseline.p99_ms} ms, max ${baseline.max_ms} ms (${baseline.count} heartbeats)`);
-    t.diagnostic(`during flood: p50 ${during.p50_ms} ms, p95 ${during.p95_ms} ms, p99 ${during.p99_ms} ms, max ${during.max_ms} ms (${during.count} heartbeats); main-thread loop lag p99 ${health.actors.find((a) => a.actor === 'ingest')?.loop_lag_p99_ms} ms`);
+    t.diagnostic(`during flood: p50 ${during.p50_ms} ms, p95 ${during.p95_ms} ms, p99 ${during.p99_ms} ms, max ${during.max_ms} ms (${during.count} heartbeats); main-thread loop lag p99 ${health.actors.find((a) => a.actor === 'ingest')?.loop_lag_p99_ms} ms; bounds p99 ${p99Bound} ms, p50 ${p50Bound} ms`);
     t.diagnostic(`flooder wrote ${(flood.bytes / 1048576).toFixed(1)} MiB / ${flood.lines} lines (empty ones included) on two connections + ${flood.oneShots} one-shot connections; monitor read ${after.lines - before.lines} lines, throttled ${after.throttled - before.throttled}×`);
     t.diagnostic(`monitor VmRSS ${rssBefore} MiB → ${rssIdle} MiB with ${IDLE_CONNECTIONS} idle connections (≈ ${Math.round(((rssIdle - rssBefore) * 1024) / IDLE_CONNECTIONS)} KiB each)`);
 
-    const expectedHeartbeats = WELL_BEHAVED_BOTS * ((FLOOD_SECONDS - 2) * 1000 / HEARTBEAT_MS);
-    assert.ok(during.count >= expectedHeartbeats * 0.5, `heartbeats kept arriving during the flood (${during.count} of ~${expectedHeartbeats})`);
-    assert.ok(during.p99_ms < HEARTBEAT_P99_BOUND_MS, `heartbeat p99 ${during.p99_ms} ms during the flood (bound ${HEARTBEAT_P99_BOUND_MS} ms)`);
-    assert.ok(during.p50_ms < HEARTBEAT_P50_BOUND_MS, `heartbeat p50 ${during.p50_ms} ms during the flood (bound ${HEARTBEAT_P50_BOUND_MS} ms)`);
+    assert.ok(during.p99_ms < p99Bound, `heartbeat p99 ${during.p99_ms} ms during the flood (bound ${p99Bound} ms)`);
+    assert.ok(during.p50_ms < p50Bound, `heartbeat p50 ${during.p50_ms} ms during the flood (bound ${p50Bound} ms)`);
     assert.ok(after.throttled > before.throttled, 'the flooding connection was throttled (read more slowly, not dropped)');
     assert.equal(after.dropped_overflow, 0, 'nothing dropped');
     assert.ok(after.connections_open >= IDLE_CONNECTIONS, 'the idle connections are still open (60 s idle timeout by default)');
-    for (let i = 0; i < WELL_BEHAVED_BOTS; i++) assert.equal((await botStatus(monitor, `calm_${i}`))?.status, 'online');
+    for (let i = 0; i < WELL_BEHAVED_BOTS; i++) assert.equal((await botStatus(m, `calm_${i}`))?.status, 'online');
   });
 });
