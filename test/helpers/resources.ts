@@ -40,7 +40,7 @@ export function openFileLimits(): { soft: number; hard: number } {
  */
 export function openFilesMissing(n: number): string | undefined {
   const { hard } = openFileLimits();
-  return hard >= n ? undefined : `${n} open files, but the hard limit (ulimit -Hn) is ${hard}; raise it (e.g. LimitNOFILE= for the CI service)`;
+  return hard >= n ? undefined : `the hard limit (ulimit -Hn) is ${hard}; raise it (e.g. LimitNOFILE= for the CI service)`;
 }
 
 /**
