@@ -5,7 +5,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import {
-  botStatus, flush, killStarted, line, query, sendLines, sendOneShot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess,
+  botStatus, flush, killStarted, line, query, sendLines, sendOneShot, sleep, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess,
 } from './helpers/monitor-process.js';
 
 describe('ingest end to end', () => {
@@ -31,7 +31,7 @@ describe('ingest end to end', () => {
     assert.deepEqual(registered!.features, { llm: true, jokes: false });
 
     const before = registered!.last_heartbeat!;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20); // a later millisecond for the heartbeat's timestamp
     conn.write(`${line({ type: 'heartbeat', channel: 'persist_bot', pid })}\n`);
     await waitFor('heartbeat applied', async () => (await botStatus(monitor, 'persist_bot'))!.last_heartbeat! > before);
 

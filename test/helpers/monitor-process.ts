@@ -6,10 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { controlSocketFor } from '../../src/config.js';
 import { requestControl } from '../../src/http/control-client.js';
+import { CLOCK_TICKS_PER_S, readProcStat } from '../../src/proc.js';
 import type { BotSnapshot } from '../../workers/registry-messages.js';
 import { withOpenFiles } from './resources.js';
 import { waitFor } from './wait.js';
@@ -155,4 +157,29 @@ export function query<T = Record<string, unknown>>(dbPath: string, sql: string, 
 
 export function line(obj: Record<string, unknown>): string {
   return JSON.stringify(obj);
+}
+
+/**
+ * An independent CPU figure for a process, from its own /proc/<pid>/stat ticks: call the result
+ * to get the % of one core it used since the meter was made (the unit of `cpu_pct`). Lets a test
+ * check the sampler against what the process really got on this box, busy or not.
+ */
+export function cpuMeter(pid: number): () => number {
+  const ticks = () => {
+    const stat = readProcStat(pid);
+    if (typeof stat !== 'object') throw new Error(`pid ${pid}: ${stat}`);
+    return stat.utimeTicks + stat.stimeTicks;
+  };
+  const t0 = performance.now();
+  const ticks0 = ticks();
+  return () => ((ticks() - ticks0) / CLOCK_TICKS_PER_S) * 100_000 / (performance.now() - t0);
+}
+
+/**
+ * One number from an actor's health detail: the sampler's `rounds` (its own clock, for "N rounds
+ * later" waits), the registry's `pauses_detected`, …
+ */
+export async function actorDetail(m: Pick<MonitorProcess, 'control'>, actor: string, key: string): Promise<number> {
+  const { actors } = await requestControl<{ actors: { actor: string; detail: Record<string, unknown> }[] }>(m.control, 'GET', '/health');
+  return Number(actors.find((a) => a.actor === actor)?.detail[key] ?? 0);
 }
