@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { HeartbeatTask, MonitorClient, registerWithMonitor, sendHeartbeat, unregisterFromMonitor } from '../src/client/index.js';
 import { decodeLine } from '../src/protocol/decode.js';
 import { spawnLineListener, startLineListener, type ChildListener, type LineListener } from './fixtures/line-listener.js';
@@ -512,15 +511,5 @@ describe('heartbeat timers and the legacy API', () => {
     await waitFor('heartbeats after a restart', () => l.ofType('heartbeat').length >= count + 2, 10_000, 5);
     await task.stop();
     assert.throws(() => new HeartbeatTask('bad name', 1), TypeError);
-  });
-
-  test('the package export kissbot-monitor/client resolves to this module', async () => {
-    const specifier = 'kissbot-monitor/client';
-    const mod = (await import(specifier)) as Record<string, unknown>;
-    const expected = fileURLToPath(new URL('../src/client/index.js', import.meta.url));
-    assert.equal(fileURLToPath(import.meta.resolve(specifier)), expected);
-    for (const name of ['MonitorClient', 'registerWithMonitor', 'sendHeartbeat', 'unregisterFromMonitor', 'HeartbeatTask']) {
-      assert.equal(typeof mod[name], 'function', name);
-    }
   });
 });
