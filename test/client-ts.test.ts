@@ -274,8 +274,8 @@ describe('frozen monitor (SIGSTOP)', () => {
     // A client that waited on the frozen monitor would wait for a drain that never comes, or for
     // stallTimeoutMs (10 s): any bound far below that tells the two apart. The bounds are 20 × the
     // live baseline's p99, and at least 20 ms (first attempts, p99) and 100 ms (every attempt):
-    // a loaded 2-core box can preempt this process for tens of ms (measured per call: ~2 µs at p50,
-    // see docs/PERFORMANCE.md). A call over the bound is timed again, up to 5 more times, in the same
+    // a loaded 2-core box can preempt this process for tens of ms (idle, a call takes ~1 µs at p50:
+    // the diagnostic line prints the figures). A call over the bound is timed again, up to 5 more times, in the same
     // state: an OS preemption hits one attempt, waiting on the frozen monitor would hit every one.
     // Each retry follows a 2 ms sleep, so it starts on a fresh scheduler slice; `settled` keeps
     // each call's best attempt.
