@@ -33,7 +33,7 @@ describe('monitor killed with SIGKILL and restarted', () => {
     const pyBot = spawn('python3', [PY_BOT, dir.socket, 'restart_py', '0.3'], { stdio: 'inherit' });
     bots.push(tsBot.pid!, pyBot.pid!);
     for (const channel of ['restart_ts', 'restart_py']) {
-      await waitFor(`${channel} online`, async () => (await botStatus(first, channel))?.status === 'online', 15_000);
+      await waitFor(`${channel} online`, async () => (await botStatus(first, channel))?.status === 'online', 30_000);
     }
 
     first.child.kill('SIGKILL');
@@ -46,7 +46,7 @@ describe('monitor killed with SIGKILL and restarted', () => {
       const bot = await waitFor(`${channel} online after restart`, async () => {
         const b = await botStatus(second, channel);
         return b?.status === 'online' && b.last_heartbeat! > since && b;
-      }, 15_000);
+      }, 30_000);
       assert.equal(bot.pid, pid);
     }
     await flush(second);

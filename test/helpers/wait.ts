@@ -6,8 +6,11 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
 
-/** Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 50): Promise<Truthy<T>> {
+/**
+ * Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). A
+ * deadline, not a bound: generous by default, so a loaded box only makes a passing test slower.
+ */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20_000, everyMs = 50): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
