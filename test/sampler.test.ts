@@ -187,7 +187,7 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     assert.ok(Math.abs(row.cpu_pct_machine - row.cpu_pct / os.availableParallelism()) < 0.02);
     assert.ok(Math.abs(row.at - Date.now()) < 60_000);
     const samples = sut.samplesFor(busyPid).filter((s) => 'cpu_pct' in s).length;
-    await waitFor('rows caught up with samples', () => sut.rows.filter((r) => r.pid === busyPid).length >= samples, 5_000);
+    await waitFor('rows caught up with samples', () => sut.rows.filter((r) => r.pid === busyPid).length >= samples, 20_000);
   });
 
   test('a sleeping child shows ~0 cpu and a real rss_mb', async () => {
@@ -218,11 +218,20 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
   });
 
   test('a zombie (exited, not reaped; pidusage thinks it alive) is process_exited', async () => {
-    // sh execs into `sleep`, which never waits for the child forked before: that child stays a zombie.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 600'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(parent);
-    const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()))));
-    await waitFor('the zombie', () => (readProcStat(zombie) as { state?: string }).state === 'Z', 5_000);
+    // sh execs into `sleep`, which never waits for the child forked before: that child stays a
+    // zombie — unless sh reaped it before the exec (then its pid is simply gone): try again.
+    let zombie = 0;
+    for (let attempt = 1; !zombie; attempt++) {
+      const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 600'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(parent);
+      const pid = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()))));
+      const state = await waitFor('the background child to exit', () => {
+        const stat = readProcStat(pid);
+        return stat === 'gone' ? 'gone' : typeof stat === 'object' && stat.state === 'Z' && 'Z';
+      });
+      if (state === 'Z') zombie = pid;
+      else if (attempt === 5) assert.fail('sh reaped its background child before exec 5 times: no zombie to test with');
+    }
     sut.watch('zombie', zombie);
     assert.deepEqual(await waitFor('gone', () => sut.goneFor(zombie)), { channel: 'zombie', pid: zombie, gone: 'process_exited' });
   });
@@ -290,7 +299,7 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     assert.ok(low - fdsBefore < 20, `fds held between rounds: ${low - fdsBefore}`);
     const watched = (await sut.health()).detail.watched as number;
     pids.forEach((pid, i) => sut.unwatch(`sleeper_${i}`, pid));
-    await waitFor('unwatched', async () => (await sut.health()).detail.watched === watched - pids.length, 5_000);
+    await waitFor('unwatched', async () => (await sut.health()).detail.watched === watched - pids.length, 20_000);
     for (const pid of pids) kill(pid);
   });
 });
