@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
-import { CLI, flush, killStarted, line, sendLines, startMonitor, stopMonitor, TestDir, waitFor, botStatus, type MonitorProcess } from './helpers/monitor-process.js';
+import { CLI, flush, killStarted, line, query, sendLines, startMonitor, stopMonitor, TestDir, waitFor, botStatus, type MonitorProcess } from './helpers/monitor-process.js';
 
 /** The llm_usage rows this file sends; the expected reports below are summed from them by hand. */
 const USAGE_ROWS = [
@@ -67,7 +67,10 @@ describe('kissmon CLI', () => {
       ...USAGE_ROWS.map((row) => line({ type: 'llm_usage', ...row })),
     ]);
     await waitFor('registered', () => botStatus(monitor, 'cli_bot'));
-    await flush(monitor);
+    await waitFor('every usage row committed', async () => {
+      await flush(monitor);
+      return query<{ n: number }>(dir.db, 'SELECT count(*) n FROM llm_usage')[0].n === USAGE_ROWS.length;
+    });
   });
   after(async () => {
     if (monitor) await stopMonitor(monitor);
