@@ -3,20 +3,18 @@
 // count, and `kissmon loadtest` run through the real CLI. Every process started here is tracked and
 // ended by pid in killAll() (also on exit and SIGINT).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { controlSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
 import { CLOCK_TICKS_PER_S, readProcStat, vmRssMb } from '../src/proc.js';
 import type { LoadtestReport } from '../src/loadtest/run.js';
+import type { TestDir } from '../test/helpers/monitor-process.js';
+import { waitFor } from '../test/helpers/wait.js';
 
 export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const BASELINE = fileURLToPath(new URL('./raw-baseline.js', import.meta.url));
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const started = new Set<ChildProcess>();
 
@@ -40,15 +38,6 @@ function track(child: ChildProcess): Promise<number | null> {
   }));
 }
 
-export class BenchDir {
-  readonly path = mkdtempSync(join(tmpdir(), 'kissmon-bench-'));
-  readonly socket = join(this.path, 'm.sock');
-  readonly db = join(this.path, 'm.db');
-  remove(): void {
-    rmSync(this.path, { recursive: true, force: true });
-  }
-}
-
 /** A server under test: the monitor or the raw baseline. */
 export interface Server {
   name: string;
@@ -59,22 +48,13 @@ export interface Server {
 }
 
 /** `kissmon start` as a child process; `cpuProfDir` runs it under `node --cpu-prof` (every thread). */
-export async function startMonitor(dir: BenchDir, args: string[] = [], cpuProfDir?: string): Promise<Server & { control: string }> {
+export async function startMonitor(dir: TestDir, args: string[] = [], cpuProfDir?: string): Promise<Server & { control: string }> {
   const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = track(child);
   const control = controlSocketFor(dir.socket);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`monitor exited with ${child.exitCode} during start-up`);
-    try {
-      await requestControl(control, 'GET', '/status', 1_000);
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error('monitor did not start within 30 s');
-      await sleep(100);
-    }
-  }
+  const answered = await waitFor('the monitor to answer', () => child.exitCode !== null ? 'exited' : requestControl(control, 'GET', '/status', 1_000).then(() => 'up'), 30_000, 100);
+  if (answered === 'exited') throw new Error(`monitor exited with ${child.exitCode} during start-up`);
   return {
     name: 'monitor',
     pid: child.pid!,
@@ -88,7 +68,7 @@ export async function startMonitor(dir: BenchDir, args: string[] = [], cpuProfDi
   };
 }
 
-export async function startBaseline(dir: BenchDir): Promise<Server> {
+export async function startBaseline(dir: TestDir): Promise<Server> {
   const child = spawn(process.execPath, [BASELINE, dir.socket, dir.db], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = track(child);
   await new Promise<void>((resolve, reject) => {

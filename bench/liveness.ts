@@ -10,7 +10,9 @@
 import { adminSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
-import { BenchDir, runLoadtestCli, sleep, startMonitor } from './harness.js';
+import { TestDir } from '../test/helpers/monitor-process.js';
+import { sleep } from '../test/helpers/wait.js';
+import { runLoadtestCli, startMonitor } from './harness.js';
 
 const args = process.argv.slice(2);
 const argValue = (flag: string, fallback: number) => {
@@ -23,7 +25,7 @@ const ACTORS = ['registry', 'db', 'sampler'] as const;
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130)); // 'exit' kills every child by pid
 
-const dir = new BenchDir();
+const dir = new TestDir();
 const monitor = await startMonitor(dir, ['--enable-faults', '--stale-after', '10']);
 const health = async (actor: string) => {
   const { actors } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');

@@ -19,7 +19,9 @@ import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
 import { Fleet, type FleetMode } from '../src/loadtest/fleet.js';
 import type { LoadtestReport } from '../src/loadtest/run.js';
-import { BenchDir, cpuSnapshot, killAll, otherWorkPct, procStats, RowCounter, runLoadtestCli, sleep, startBaseline, startMonitor, type Server } from './harness.js';
+import { TestDir } from '../test/helpers/monitor-process.js';
+import { sleep } from '../test/helpers/wait.js';
+import { cpuSnapshot, killAll, otherWorkPct, procStats, RowCounter, runLoadtestCli, startBaseline, startMonitor, type Server } from './harness.js';
 import { formatSummaries, summariseDir } from './profile.js';
 import { FINDINGS } from './findings.js';
 import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sampler.js';
@@ -125,7 +127,7 @@ interface LockedDbResult {
  * lines as fast as they can; then the lock is released and every row should land.
  */
 async function lockedDbOverload(): Promise<LockedDbResult> {
-  const dir = new BenchDir();
+  const dir = new TestDir();
   let monitor: Awaited<ReturnType<typeof startMonitor>> | null = null;
   let fleet: Fleet | null = null;
   let lock: Database.Database | null = null;
@@ -190,7 +192,7 @@ async function lockedDbOverload(): Promise<LockedDbResult> {
  * last row is visible in the server's database (polled every 10 ms on a read-only connection).
  */
 async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase): Promise<ThroughputResult> {
-  const dir = new BenchDir();
+  const dir = new TestDir();
   const prof = kind === 'monitor' ? profileDir(`throughput-${c.mode}-${c.bots}`) : undefined;
   let server: Server | null = null;
   let fleet: Fleet | null = null;
@@ -291,7 +293,7 @@ interface SamplerDetail {
 }
 
 async function loadtestRun(label: string, monitorArgs: string[], loadtestArgs: string[]): Promise<LoadtestRun> {
-  const dir = new BenchDir();
+  const dir = new TestDir();
   const prof = profileDir(label);
   await settle(label);
   const monitor = await startMonitor(dir, monitorArgs, prof);

@@ -23,6 +23,7 @@ import { createLogger } from '../src/log.js';
 import { readProcStat } from '../src/proc.js';
 import { startPlaceholders } from '../src/loadtest/placeholders.js';
 import { ProcessSampler } from '../workers/sampler.js';
+import { sleep } from '../test/helpers/wait.js';
 
 const require = createRequire(import.meta.url);
 const pidusage = require('pidusage') as typeof import('pidusage');
@@ -63,7 +64,7 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
     const fleet = await startPlaceholders(n);
     try {
       // Let the last forks finish exec'ing `cat` before timing anything.
-      await new Promise((r) => setTimeout(r, Math.min(3_000, 200 + n / 5)));
+      await sleep(Math.min(3_000, 200 + n / 5));
       let samples = 0;
       const sampler = new ProcessSampler({
         intervalMs: 60_000,

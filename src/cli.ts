@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // kissmon: start the monitor, or ask it (or its database) what is going on.
-// Exit codes: 0 ok, 1 runtime failure, 2 bad usage (unknown flag, bad value, socket in use).
+// Exit codes: 0 ok, 1 runtime failure (and `kissmon health` with an actor down), 2 bad usage
+// (unknown flag, bad value, socket in use).
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
@@ -215,12 +216,14 @@ program
 
 program
   .command('health')
-  .description('per-actor health and restarts of the running monitor')
+  .description('per-actor health and restarts of the running monitor; exits 1 when an actor is down')
   .addOption(socketOption())
   .addOption(configOption())
   .option('--json', 'print JSON')
   .action(async (opts) => {
     const { actors } = await requestControl<{ actors: HealthReport }>(clientSettings(opts).controlSocketPath, 'GET', '/health');
+    // Scripts and systemd ExecStartPost= checks read the exit code, not the table.
+    if (actors.some((h) => !h.up)) process.exitCode = 1;
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(actors, null, 2)}\n`);
       return;

@@ -26,10 +26,11 @@ describe('backpressure', () => {
   it('a locked writer pauses reading: no row dropped at the queue bound, no bot stale', async () => {
     const config = join(dir.path, 'small-queue.json');
     writeFileSync(config, JSON.stringify({ limits: { maxPendingPerLink: MAX_PENDING, idleTimeoutMs: 1_000 } }));
-    const monitor = await startMonitor(dir, ['--config', config, '--stale-after', '2', '--sample-interval', '0.5']);
+    // 4 s stale window: 13 of the fleet's 300 ms intervals (a starved fleet is not what this tests).
+    const monitor = await startMonitor(dir, ['--config', config, '--stale-after', '4', '--sample-interval', '0.5']);
     const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'bp', '20', '300'], { stdio: 'ignore' });
     try {
-      await waitFor('20 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === 20, 15_000);
+      await waitFor('20 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === 20, 30_000);
       const locker = new Database(dir.db);
       const rows = 10 * MAX_PENDING;
       const writers: net.Socket[] = [];
@@ -44,7 +45,7 @@ describe('backpressure', () => {
         await waitFor('reading paused', async () => (await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health')).ingest.backpressure_pauses >= 1);
         // A one-shot client arriving now waits unread longer than idleTimeoutMs: not idle, not cut.
         await sendOneShot(monitor.socket, line({ type: 'register', channel: 'bp_oneshot', pid: process.pid }));
-        await sleep(3_500); // longer than the stale window and the idle timeout, reading paused
+        await sleep(5_000); // the stimulus: the lock held longer than the stale window and the idle timeout
         const { ingest } = await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health');
         assert.equal(ingest.idle_timeouts, 0);
         assert.equal(ingest.dropped_overflow, 0);
@@ -56,7 +57,7 @@ describe('backpressure', () => {
         await flush(monitor);
         const [{ n }] = query<{ n: number }>(dir.db, "SELECT count(*) n FROM llm_usage WHERE feature = 'bp'");
         return n === rows && n;
-      }, 20_000, 250);
+      }, 60_000, 250);
       assert.equal(landed, rows);
       for (const c of writers) c.destroy();
       const { ingest } = await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health');

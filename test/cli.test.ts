@@ -1,7 +1,48 @@
-// The kissmon CLI as users run it: exit codes for bad usage, status/usage/health output.
+// The kissmon CLI as users run it: exit codes for bad usage, status/usage/health output, the
+// /usage control route, and `kissmon health` failing while an actor is down.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { flush, runKissmon as kissmon, killStarted, line, sendLines, startMonitor, stopMonitor, TestDir, waitFor, botStatus, type MonitorProcess } from './helpers/monitor-process.js';
+import { requestControl } from '../src/http/control-client.js';
+import { flush, runKissmon as kissmon, killStarted, line, query, sendLines, startMonitor, stopMonitor, TestDir, waitFor, botStatus, type MonitorProcess } from './helpers/monitor-process.js';
+
+/** The llm_usage rows this file sends; the expected reports below are summed from them by hand. */
+const USAGE_ROWS = [
+  { channel: 'cli_bot', model: 'gpt-4o', feature: 'jokes', tokens_in: 100, tokens_out: 50, latency_ms: 100 },
+  { channel: 'cli_bot', model: 'gpt-4o-mini', feature: 'chat', tokens_in: 200, tokens_out: 10, latency_ms: 300 },
+  { channel: 'usage_a', model: 'gpt-4o', feature: 'jokes', tokens_in: 1000, tokens_out: 500, latency_ms: 200 },
+  { channel: 'usage_a', model: 'gpt-4o-mini', feature: 'jokes', tokens_in: 3000, tokens_out: 1000, latency_ms: 600 },
+  { channel: 'usage_b', model: 'gpt-4o', feature: 'chat', tokens_in: 10, tokens_out: 20 }, // no latency
+];
+// Prices per 1M tokens (in/out): gpt-4o 2.50/10, gpt-4o-mini 0.15/0.60. Costs in µUSD per row:
+// 250+500=750, 30+6=36, 2500+5000=7500, 450+600=1050, 25+200=225. Latency percentiles are
+// linear between the nearest ranks (p50 of [100, 300] is 200; p95 100 + 0.95 × 200 = 290).
+type Expected = { calls: number; tokens_in: number; tokens_out: number; micro_usd: number; p50: number | null; p95: number | null };
+const EXPECTED_USAGE: Record<'channel' | 'model' | 'feature', Record<string, Expected>> = {
+  channel: {
+    cli_bot: { calls: 2, tokens_in: 300, tokens_out: 60, micro_usd: 786, p50: 200, p95: 290 },
+    usage_a: { calls: 2, tokens_in: 4000, tokens_out: 1500, micro_usd: 8550, p50: 400, p95: 580 },
+    usage_b: { calls: 1, tokens_in: 10, tokens_out: 20, micro_usd: 225, p50: null, p95: null },
+  },
+  model: {
+    'gpt-4o': { calls: 3, tokens_in: 1110, tokens_out: 570, micro_usd: 8475, p50: 150, p95: 195 },
+    'gpt-4o-mini': { calls: 2, tokens_in: 3200, tokens_out: 1010, micro_usd: 1086, p50: 450, p95: 585 },
+  },
+  feature: {
+    jokes: { calls: 3, tokens_in: 4100, tokens_out: 1550, micro_usd: 9300, p50: 200, p95: 560 },
+    chat: { calls: 2, tokens_in: 210, tokens_out: 30, micro_usd: 261, p50: 300, p95: 300 },
+  },
+};
+
+interface UsageReportRow { key: string; calls: number; tokens_in: number; tokens_out: number; cost_usd: number; latency_p50_ms: number | null; latency_p95_ms: number | null }
+
+function assertUsage(rows: UsageReportRow[], by: keyof typeof EXPECTED_USAGE, source: string): void {
+  const got = Object.fromEntries(rows.map((r) => [r.key, {
+    calls: r.calls, tokens_in: r.tokens_in, tokens_out: r.tokens_out, micro_usd: Math.round(r.cost_usd * 1e6 * 1e6) / 1e6, p50: r.latency_p50_ms, p95: r.latency_p95_ms,
+  }]));
+  assert.deepEqual(got, EXPECTED_USAGE[by], `${source} by ${by}`);
+}
 
 describe('kissmon CLI', () => {
   const dir = new TestDir();
@@ -11,11 +52,13 @@ describe('kissmon CLI', () => {
     monitor = await startMonitor(dir);
     await sendLines(monitor.socket, [
       line({ type: 'register', channel: 'cli_bot', pid: process.pid, features: { llm: true } }),
-      line({ type: 'llm_usage', channel: 'cli_bot', model: 'gpt-4o', feature: 'jokes', tokens_in: 100, tokens_out: 50, latency_ms: 100 }),
-      line({ type: 'llm_usage', channel: 'cli_bot', model: 'gpt-4o-mini', feature: 'chat', tokens_in: 200, tokens_out: 10, latency_ms: 300 }),
+      ...USAGE_ROWS.map((row) => line({ type: 'llm_usage', ...row })),
     ]);
     await waitFor('registered', () => botStatus(monitor, 'cli_bot'));
-    await flush(monitor);
+    await waitFor('every usage row committed', async () => {
+      await flush(monitor);
+      return query<{ n: number }>(dir.db, 'SELECT count(*) n FROM llm_usage')[0].n === USAGE_ROWS.length;
+    });
   });
   after(async () => {
     if (monitor) await stopMonitor(monitor);
@@ -52,19 +95,27 @@ describe('kissmon CLI', () => {
     assert.match(table.stdout, /online/);
   });
 
-  it('usage groups calls, tokens and cost', async () => {
-    const r = await kissmon(['usage', '--db', dir.db, '--by', 'model', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    const rows = JSON.parse(r.stdout) as { key: string; calls: number; tokens_in: number; cost_usd: number }[];
-    const gpt4o = rows.find((x) => x.key === 'gpt-4o')!;
-    assert.equal(gpt4o.calls, 1);
-    assert.equal(gpt4o.tokens_in, 100);
-    assert.ok(Math.abs(gpt4o.cost_usd - (100 * 2.5 + 50 * 10) / 1e6) < 1e-12);
+  it('usage groups calls, tokens, cost and latency exactly as summed by hand (kissmon usage --json)', async () => {
+    for (const by of ['channel', 'model', 'feature'] as const) {
+      const r = await kissmon(['usage', '--db', dir.db, '--by', by, '--since', '1h', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assertUsage(JSON.parse(r.stdout) as UsageReportRow[], by, 'kissmon usage');
+    }
     const table = await kissmon(['usage', '--db', dir.db, '--by', 'feature']);
     assert.match(table.stdout, /jokes/);
+    assert.match(table.stdout, /0\.009300/, 'the table shows the jokes cost');
   });
 
-  it('health reports every actor', async () => {
+  it('the /usage control route answers the same report, and refuses a bad grouping or window', async () => {
+    for (const by of ['channel', 'model', 'feature'] as const) {
+      assertUsage(await requestControl<UsageReportRow[]>(monitor.control, 'GET', `/usage?by=${by}&since=1h`), by, 'GET /usage');
+    }
+    assertUsage(await requestControl<UsageReportRow[]>(monitor.control, 'GET', '/usage'), 'channel', 'GET /usage (defaults: by channel, 7 days)');
+    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?by=planet'), /by must be one of/);
+    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?since=3x'), /since/);
+  });
+
+  it('health reports every actor, exit 0 while all are up', async () => {
     const r = await kissmon(['health', '--socket', dir.socket, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const actors = JSON.parse(r.stdout) as { actor: string; up: boolean }[];
@@ -84,5 +135,43 @@ describe('kissmon CLI', () => {
     const r = await kissmon(['status', '--json'], { KISSBOT_MONITOR_SOCKET: dir.socket });
     assert.equal(r.code, 0, r.stderr);
     assert.ok((JSON.parse(r.stdout) as { channel: string }[]).some((b) => b.channel === 'cli_bot'));
+  });
+});
+
+describe('kissmon health exit code', () => {
+  const dir = new TestDir();
+  let monitor: MonitorProcess;
+
+  before(async () => {
+    // A crashed actor waits 4 s for its restart: long enough to ask `kissmon health` meanwhile.
+    const config = join(dir.path, 'slow-restart.json');
+    writeFileSync(config, JSON.stringify({ supervisor: { backoffInitialMs: 4_000, backoffMaxMs: 4_000 } }));
+    monitor = await startMonitor(dir, ['--enable-faults', '--config', config]);
+  });
+  after(async () => {
+    if (monitor) await stopMonitor(monitor);
+    await killStarted();
+    dir.remove();
+  });
+
+  it('exits 1 while an actor is down (crashed, waiting for its restart), 0 once it is back', async () => {
+    assert.equal((await kissmon(['health', '--socket', dir.socket])).code, 0, 'all up before the crash');
+    const crash = await kissmon(['fault', 'crash', 'sampler', '--socket', dir.socket]);
+    assert.equal(crash.code, 0, crash.stderr);
+    const down = await waitFor('kissmon health to report the sampler down', async () => {
+      const r = await kissmon(['health', '--socket', dir.socket, '--json']);
+      return r.code === 1 && r;
+    }, 20_000, 100);
+    const actors = JSON.parse(down.stdout) as { actor: string; up: boolean }[];
+    assert.deepEqual(actors.filter((a) => !a.up).map((a) => a.actor), ['sampler'], 'the crashed actor is the one reported down');
+    const table = await kissmon(['health', '--socket', dir.socket]);
+    if (table.code === 1) assert.match(table.stdout, /sampler\s*│\s*NO/, 'the table says which');
+    await waitFor('kissmon health to exit 0 after the restart', async () => (await kissmon(['health', '--socket', dir.socket])).code === 0, 30_000, 250);
+  });
+
+  it('exits 1 when no monitor answers', async () => {
+    const r = await kissmon(['health', '--socket', join(dir.path, 'nobody.sock')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no monitor answers/);
   });
 });

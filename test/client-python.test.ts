@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeLine } from '../src/protocol/decode.js';
+import { commandMissing, requireResource } from './helpers/resources.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const clientDir = join(root, 'clients', 'python');
@@ -24,13 +25,10 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const python = ['python3', 'python'].find((cmd) => spawnSync(cmd, ['--version']).status === 0);
+const python = 'python3';
 
 test('python client: unittest suite passes and every line it sent is valid protocol v1', async (t) => {
-  if (!python) {
-    t.skip('python3 not installed');
-    return;
-  }
+  if (!requireResource(t, 'python3', commandMissing(python))) return;
   const version = spawnSync(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])']).stdout.toString().trim();
   const [major, minor] = version.split('.').map(Number);
   assert.ok(major === 3 && minor >= 9, `the client needs Python >= 3.9, found ${version}`);

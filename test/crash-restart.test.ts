@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
-import { flush, killStarted, query, sleep, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { flush, killStarted, query, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
 
@@ -15,7 +15,9 @@ describe('actor crash and restart', () => {
   let monitor: MonitorProcess;
 
   before(async () => {
-    monitor = await startMonitor(dir, ['--enable-faults', '--stale-after', '2', '--sample-interval', '0.5']);
+    // 5 s stale window: ten of the fleet's 500 ms intervals, so a restart — not a fleet starved by
+    // a loaded box — is what would turn a bot stale.
+    monitor = await startMonitor(dir, ['--enable-faults', '--stale-after', '5', '--sample-interval', '0.5']);
   });
   after(async () => {
     await killStarted();
@@ -28,13 +30,14 @@ describe('actor crash and restart', () => {
     let fleetOut = '';
     fleet.stdout!.on('data', (c: Buffer) => (fleetOut += c.toString()));
     try {
-      await waitFor('100 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === 100, 15_000);
+      const allOnline = async () => (await status(monitor)).filter((b) => b.status === 'online').length === 100;
+      await waitFor('100 bots online', allOnline, 30_000);
 
       for (const actor of ['registry', 'db', 'sampler'] as const) {
         const restartsBefore = await restarts(monitor, actor);
         await requestControl(monitor.admin, 'POST', `/fault/crash?actor=${actor}`);
-        await waitFor(`${actor} restarted`, async () => (await restarts(monitor, actor)) > restartsBefore && (await up(monitor, actor)), 15_000);
-        await sleep(1_000);
+        await waitFor(`${actor} restarted`, async () => (await restarts(monitor, actor)) > restartsBefore && (await up(monitor, actor)), 30_000);
+        await waitFor(`100 bots online after the ${actor} restart`, allOnline, 30_000);
       }
       const bots = await status(monitor);
       assert.equal(bots.filter((b) => b.status === 'online').length, 100, JSON.stringify(bots.filter((b) => b.status !== 'online')));
@@ -48,7 +51,7 @@ describe('actor crash and restart', () => {
       await flush(monitor);
       const [{ n }] = query<{ n: number }>(monitor.db, "SELECT count(*) n FROM llm_usage WHERE feature = 'fleet'");
       return n >= llmWritten && n;
-    }, 15_000, 250);
+    }, 30_000, 250);
     assert.equal(landed, llmWritten, 'no row lost and none inserted twice');
     assert.deepEqual(query(monitor.db, "SELECT channel, reason FROM bot_events WHERE to_status = 'stale'"), []);
     assert.match(monitor.output(), /actor exited unexpectedly/);

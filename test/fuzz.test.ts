@@ -2,8 +2,9 @@
 // and overlong UTF-8, huge numbers, deep nesting, wrong types, missing fields, lines around the
 // length limit, slow drips, held partial lines, a 64 MB line without a newline) over persistent
 // and one-shot connections. The monitor must stay up, its memory must stay bounded, a real bot
-// must register within 1 s afterwards, and every line must be accounted for exactly: the test
-// frames and decodes the same bytes itself and compares its counts with the monitor's counters.
+// must register afterwards about as fast as before the fuzz, and every line must be accounted for
+// exactly: each generated case records what docs/PROTOCOL.md says must become of it (accepted as
+// which type, or rejected for which reason, and why), and the monitor's counters must match.
 //
 // Reproduce a run: KISSMON_FUZZ_SEED=<seed printed in the output> node --test dist/test/fuzz.test.js
 // Soak (memory must plateau, not climb): KISSMON_FUZZ_ROUNDS=12 node --test dist/test/fuzz.test.js
@@ -11,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { defaultConfig } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
-import { decodeLine, REJECT_REASONS, type RejectReason } from '../src/protocol/decode.js';
+import { REJECT_REASONS, type RejectReason } from '../src/protocol/decode.js';
 import type { IngestCounters } from '../src/server/ingest-server.js';
 import { closedWithin, connect, counters, json, oneShot } from './fixtures/socket-tools.js';
 import { vmRssMb } from '../src/proc.js';
@@ -76,108 +77,192 @@ const BAD_UTF8 = [
   [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xff], [0xfe], [0x80], [0xbf],
 ];
 
-/** Splices `insert` into a message's serialized form just inside its first string value. */
-function spliceIntoString(text: string, insert: Buffer): Buffer {
-  const at = text.indexOf('":"') + 3;
-  return Buffer.concat([Buffer.from(text.slice(0, at)), insert, Buffer.from(text.slice(at))]);
+// ---- what each case must do, decided when it is generated -----------------------------------
+// The expectations are the generator's own: each case knows which rule of docs/PROTOCOL.md it
+// breaks (or that it breaks none), so a bug in the monitor's decoder cannot cancel out here.
+
+type MessageKind = (typeof TYPES)[number];
+/** One line's fate: counted as accepted of a type, rejected for a reason, too long, or no line at all. */
+type Outcome = { accepted: MessageKind } | { rejected: RejectReason } | 'too_long' | 'empty';
+interface FuzzCase {
+  bytes: Buffer;
+  outcome: Outcome;
 }
 
-/** One fuzz case: the bytes of one "line" (may itself contain newlines, CRs, anything). */
-function fuzzCase(r: Rng): Buffer {
+const MAX_DEPTH = 32; // PROTOCOL.md: "A JSON nesting depth above 32 is rejected (too_deep) before parsing"
+
+/** PROTOCOL.md's field rules, written out here (not taken from src/protocol): which values each field accepts. */
+const FIELD_RULES: Record<string, (v: unknown) => boolean> = {
+  channel: (v) => typeof v === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(v),
+  pid: (v) => integerIn(v, 1, 2_147_483_647),
+  features: (v) => isPlainObject(v) && Object.keys(v).length <= 64 && Object.entries(v).every(([k, on]) => k.length <= 64 && typeof on === 'boolean'),
+  model: (v) => typeof v === 'string' && v.length >= 1 && v.length <= 128,
+  feature: (v) => typeof v === 'string' && v.length >= 1 && v.length <= 64,
+  tokens_in: (v) => integerIn(v, 0, 1_000_000_000),
+  tokens_out: (v) => integerIn(v, 0, 1_000_000_000),
+  latency_ms: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 86_400_000,
+  v: (v) => integerIn(v, 1, 1000),
+  ts: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0,
+  token: (v) => typeof v === 'string' && v.length <= 256,
+};
+const EXTENSIONS = ['v', 'ts', 'token'];
+/** Required and optional fields per type; anything else is an unknown field and ignored. */
+const TYPE_FIELDS: Record<MessageKind, { required: string[]; optional: string[] }> = {
+  register: { required: ['channel', 'pid'], optional: ['features', ...EXTENSIONS] },
+  heartbeat: { required: ['channel', 'pid'], optional: EXTENSIONS },
+  unregister: { required: ['channel', 'pid'], optional: EXTENSIONS },
+  llm_usage: { required: ['channel', 'model', 'feature', 'tokens_in', 'tokens_out'], optional: ['latency_ms', ...EXTENSIONS] },
+};
+
+function integerIn(v: unknown, lo: number, hi: number): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
+}
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The fate of a well-formed JSON value (nesting within the limit) under the protocol's rules. */
+function judge(value: unknown): Outcome {
+  if (!isPlainObject(value)) return { rejected: 'not_an_object' };
+  const type = Object.hasOwn(value, 'type') ? value.type : undefined;
+  if (typeof type !== 'string' || !Object.hasOwn(TYPE_FIELDS, type)) return { rejected: 'unknown_type' };
+  const fields = TYPE_FIELDS[type as MessageKind];
+  for (const f of fields.required) if (!Object.hasOwn(value, f) || !FIELD_RULES[f](value[f])) return { rejected: 'invalid_fields' };
+  for (const f of fields.optional) if (Object.hasOwn(value, f) && !FIELD_RULES[f](value[f])) return { rejected: 'invalid_fields' };
+  return { accepted: type as MessageKind };
+}
+
+/** A message's JSON with a raw JSON `literal` as the value of `field` (added or replaced). */
+function withRawField(message: Record<string, unknown>, field: string, literal: string): string {
+  return JSON.stringify({ ...message, [field]: '@@' }).replace('"@@"', literal);
+}
+/** The case for a message whose `field` holds the raw JSON `literal` (which may itself not parse). */
+function rawFieldCase(message: Record<string, unknown>, field: string, literal: string): FuzzCase {
+  const bytes = Buffer.from(withRawField(message, field, literal));
+  let value: unknown;
+  try {
+    value = JSON.parse(literal);
+  } catch {
+    return { bytes, outcome: { rejected: 'invalid_json' } }; // e.g. "00": no JSON number
+  }
+  return { bytes, outcome: judge({ ...message, [field]: value }) };
+}
+/** A valid message with `insert` as the content of an extra string field. */
+function withNote(text: string, insert: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(text.replace(/}$/, ',"note":"')), insert, Buffer.from('"}')]);
+}
+
+/** One fuzz case: the bytes of one line (never a newline inside) and what the monitor must make of it. */
+function fuzzCase(r: Rng): FuzzCase {
+  const c = generateCase(r);
+  if (c.bytes.includes(10)) throw new Error('a fuzz case must be one line');
+  return c;
+}
+
+function generateCase(r: Rng): FuzzCase {
   const valid = validMessage(r);
   const text = JSON.stringify(valid);
+  const accepted: Outcome = { accepted: valid.type as MessageKind };
   switch (r.int(0, 13)) {
-    case 0: // random bytes
-      return r.bytes(r.int(0, 600));
-    case 1: { // random JSON-ish characters
-      const alphabet = '{}[]":,0123456789.eE+-truefalsnul \\\t\r/type';
-      return Buffer.from(Array.from({ length: r.int(1, 400) }, () => r.pick([...alphabet])).join(''));
+    case 0: { // random bytes: with a 0xFF somewhere (never valid UTF-8), or printable ASCII no JSON starts with
+      if (r.next() < 0.5) {
+        const bytes = Buffer.from(Array.from({ length: r.int(1, 600) }, () => r.pick(NOT_NEWLINE_BYTES)));
+        bytes[r.int(0, bytes.length - 1)] = 0xff;
+        return { bytes, outcome: { rejected: 'invalid_utf8' } };
+      }
+      // No bracket or quote (no nesting, no strings), first a character no JSON value starts with.
+      const ascii = Array.from({ length: r.int(0, 600) }, () => String.fromCharCode(r.int(0x20, 0x7e))).join('').replace(/[[{"]/g, '.');
+      return { bytes: Buffer.from(`#${ascii}`), outcome: { rejected: 'invalid_json' } };
     }
-    case 2: // truncated / overlong UTF-8 inside a string
-      return spliceIntoString(text, Buffer.from(r.pick(BAD_UTF8)));
-    case 3: { // valid multi-byte UTF-8 (incl. a real U+FFFD): must be accepted as UTF-8
-      return spliceIntoString(text, Buffer.from(r.pick(['é', '€', '😀', '\uFFFD', '日本', '\u2028'])));
+    case 1: { // random JSON-ish characters after one no JSON value starts with (no [ or {: never too deep)
+      const alphabet = '}]":,0123456789.eE+-truefalsnul \\\t\r/type';
+      const body = Array.from({ length: r.int(0, 400) }, () => r.pick([...alphabet])).join('');
+      return { bytes: Buffer.from(`${r.pick(['}', ']', ':', ','])}${body}`), outcome: { rejected: 'invalid_json' } };
     }
-    case 4: { // huge / out-of-range numbers in numeric fields
-      const field = r.pick(['pid', 'tokens_in', 'tokens_out', 'latency_ms', 'ts', 'v']);
-      return Buffer.from(JSON.stringify({ ...valid, [field]: '@@' }).replace('"@@"', r.pick(HUGE_NUMBERS)));
-    }
+    case 2: // truncated / overlong UTF-8, surrogates, beyond U+10FFFF inside a string
+      return { bytes: withNote(text, Buffer.from(r.pick(BAD_UTF8))), outcome: { rejected: 'invalid_utf8' } };
+    case 3: // valid multi-byte UTF-8 (incl. a real U+FFFD) inside a string: must be accepted as UTF-8
+      return { bytes: withNote(text, Buffer.from(r.pick(['é', '€', '😀', '\uFFFD', '日本', '\u2028']))), outcome: accepted };
+    case 4: // huge / out-of-range numbers in numeric fields (which a type may not have: then ignored)
+      return rawFieldCase(valid, r.pick(['pid', 'tokens_in', 'tokens_out', 'latency_ms', 'ts', 'v']), r.pick(HUGE_NUMBERS));
     case 5: { // deep nesting, closed or not, in a field or as the whole line
       const depth = r.pick([20, 31, 32, 33, 40, 100, 1000, 30_000]);
-      const open = r.pick(['[', '{"a":']);
-      const close = open === '[' ? ']' : '}';
-      const nest = `${open.repeat(depth)}1${r.next() < 0.8 ? close.repeat(depth) : ''}`;
-      return Buffer.from(r.next() < 0.5 ? nest : text.replace(/}$/, `,"deep":${nest}}`));
+      const array = r.next() < 0.5;
+      const closed = r.next() < 0.8;
+      const nest = `${(array ? '[' : '{"a":').repeat(depth)}1${closed ? (array ? ']' : '}').repeat(depth) : ''}`;
+      const wholeLine = r.next() < 0.5;
+      const bytes = Buffer.from(wholeLine ? nest : text.replace(/}$/, `,"deep":${nest}}`));
+      if (bytes.length > LIMITS.maxLineBytes) return { bytes, outcome: 'too_long' }; // 30,000 × '{"a":' is 150 KB
+      const nesting = depth + (wholeLine ? 0 : 1); // in a field, the message object is one level more
+      if (nesting > MAX_DEPTH) return { bytes, outcome: { rejected: 'too_deep' } };
+      if (!closed) return { bytes, outcome: { rejected: 'invalid_json' } };
+      if (!wholeLine) return { bytes, outcome: accepted };
+      return { bytes, outcome: { rejected: array ? 'not_an_object' : 'unknown_type' } }; // {"a":{…}} has no type
     }
-    case 6: { // nesting characters inside strings only: not deep at all
-      return Buffer.from(text.replace(/}$/, `,"s":"${'[{'.repeat(r.int(20, 2000))}"}`));
-    }
+    case 6: // nesting characters inside strings only: not deep at all
+      return { bytes: Buffer.from(text.replace(/}$/, `,"s":"${'[{'.repeat(r.int(20, 2000))}"}`)), outcome: accepted };
     case 7: { // wrong types
-      const fields = Object.keys(valid);
-      const field = r.pick(fields);
-      const value = field === 'type' ? r.pick(TYPE_VALUES) : r.pick(WRONG_VALUES);
-      return Buffer.from(JSON.stringify({ ...valid, [field]: '@@' }).replace('"@@"', value));
+      const field = r.pick(Object.keys(valid));
+      return rawFieldCase(valid, field, field === 'type' ? r.pick(TYPE_VALUES) : r.pick(WRONG_VALUES));
     }
     case 8: { // missing fields
       const copy: Record<string, unknown> = { ...valid };
       for (const field of Object.keys(copy)) if (r.next() < 0.4) delete copy[field];
-      return Buffer.from(JSON.stringify(copy));
+      return { bytes: Buffer.from(JSON.stringify(copy)), outcome: judge(copy) };
     }
     case 9: { // boundaries of strings, features, channel
       const edits: Record<string, unknown>[] = [
         { channel: 'c'.repeat(64) }, { channel: 'c'.repeat(65) }, { channel: '' }, { channel: 'bad-channel' }, { channel: 'ünï' },
         { model: 'm'.repeat(128) }, { model: 'm'.repeat(129) }, { feature: 'f'.repeat(65) },
         { features: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, true])) },
-        { features: { ['k'.repeat(65)]: true } }, { features: { a: 1 } }, { features: [] }, { token: 't'.repeat(257) }, { v: 0 },
+        { features: { ['k'.repeat(64)]: true } }, { features: { ['k'.repeat(65)]: true } }, { features: { a: 1 } }, { features: [] }, { token: 't'.repeat(257) }, { v: 0 },
       ];
-      return Buffer.from(JSON.stringify({ ...valid, ...r.pick(edits) }));
+      const edited = { ...valid, ...r.pick(edits) };
+      return { bytes: Buffer.from(JSON.stringify(edited)), outcome: judge(edited) };
     }
     case 10: { // around the line length limit (padding in an unknown field)
       const target = r.pick([LIMITS.maxLineBytes - 1, LIMITS.maxLineBytes, LIMITS.maxLineBytes + 1, LIMITS.maxLineBytes * 2 - 7, 300_000]);
       const padded = text.replace(/}$/, ',"pad":"');
-      return Buffer.from(`${padded}${'p'.repeat(Math.max(0, target - padded.length - 2))}"}`);
+      const bytes = Buffer.from(`${padded}${'p'.repeat(Math.max(0, target - padded.length - 2))}"}`);
+      return { bytes, outcome: bytes.length > LIMITS.maxLineBytes ? 'too_long' : accepted };
     }
-    case 11: // control characters, CR, BOM, whitespace, NUL, two objects on a line
-      return Buffer.from(r.pick([
-        '', '\r', ' ', '\t\t', '\u0000', `\uFEFF${text}`, `${text}\r`, `${text}${text}`, `${text} `, ` ${text}`, `${text}\u0000`,
-        `{"type":"heartbeat","type":"register","channel":"fz_1","pid":${process.pid}}`, `"${text}"`, 'null', '[]', '42', 'true',
-      ]));
-    case 12: // prototype games: own __proto__ / constructor keys survive JSON.parse
-      return Buffer.from(text.replace(/}$/, r.pick([',"__proto__":{"type":"register"}}', ',"constructor":{"prototype":{}}}', ',"features":{"__proto__":true}}'])));
+    case 11: { // control characters, CR, BOM, whitespace, NUL, two objects on a line, non-objects
+      const dup = `{"type":"heartbeat","type":"register","channel":"fz_1","pid":${process.pid}}`; // the last key wins
+      const cases: [string, Outcome][] = [
+        ['', 'empty'], ['\r', 'empty'], // a trailing \r is dropped: nothing left
+        [' ', { rejected: 'invalid_json' }], ['\t\t', { rejected: 'invalid_json' }], ['\u0000', { rejected: 'invalid_json' }],
+        [`\uFEFF${text}`, { rejected: 'invalid_json' }], [`${text}\r`, accepted], [`${text}${text}`, { rejected: 'invalid_json' }],
+        [`${text} `, accepted], [` ${text}`, accepted], [`${text}\u0000`, { rejected: 'invalid_json' }], [dup, { accepted: 'register' }],
+        [`"${text}"`, { rejected: 'invalid_json' }], ['null', { rejected: 'not_an_object' }], ['[]', { rejected: 'not_an_object' }],
+        ['42', { rejected: 'not_an_object' }], ['true', { rejected: 'not_an_object' }],
+      ];
+      const [line, outcome] = r.pick(cases);
+      return { bytes: Buffer.from(line), outcome };
+    }
+    case 12: // prototype games: own __proto__ / constructor keys survive JSON.parse and change nothing
+      return { bytes: Buffer.from(text.replace(/}$/, r.pick([',"__proto__":{"type":"register"}}', ',"constructor":{"prototype":{}}}', ',"features":{"__proto__":true}}']))), outcome: accepted };
     default: // valid messages (with unknown extra fields now and then)
-      return Buffer.from(r.next() < 0.3 ? text.replace(/}$/, ',"extra":{"nested":[1,2,3]},"v":1}') : text);
+      return { bytes: Buffer.from(r.next() < 0.3 ? text.replace(/}$/, ',"extra":{"nested":[1,2,3]},"v":1}') : text), outcome: accepted };
   }
 }
+
+const NOT_NEWLINE_BYTES = Array.from({ length: 256 }, (_, b) => b).filter((b) => b !== 10);
 
 interface Expected {
   lines: number;
   line_too_long: number;
   rejected: Record<RejectReason, number>;
-  accepted: Record<(typeof TYPES)[number], number>;
+  accepted: Record<MessageKind, number>;
 }
 
-/**
- * What the monitor must count for one byte stream, framed exactly as documented: split at \n, a
- * trailing \r dropped, empty lines skipped, a line over maxLineBytes discarded (line_too_long),
- * and the unterminated tail of a stream that ended cleanly treated as a last line.
- */
-function account(expected: Expected, stream: Buffer): void {
-  let start = 0;
-  for (;;) {
-    const nl = stream.indexOf(10, start);
-    const raw = stream.subarray(start, nl === -1 ? stream.length : nl);
-    if (raw.length > LIMITS.maxLineBytes) expected.line_too_long++;
-    else {
-      const line = raw.length > 0 && raw[raw.length - 1] === 13 ? raw.subarray(0, -1) : raw;
-      if (line.length > 0) {
-        expected.lines++;
-        const decoded = decodeLine(line, LIMITS.maxJsonDepth);
-        if (decoded.ok) expected.accepted[decoded.message.type]++;
-        else expected.rejected[decoded.reason]++;
-      }
-    }
-    if (nl === -1) return;
-    start = nl + 1;
+/** Adds one line's outcome to what the monitor must count. */
+function expect(expected: Expected, outcome: Outcome): void {
+  if (outcome === 'empty') return;
+  if (outcome === 'too_long') expected.line_too_long++;
+  else {
+    expected.lines++;
+    if ('accepted' in outcome) expected.accepted[outcome.accepted]++;
+    else expected.rejected[outcome.rejected]++;
   }
 }
 
@@ -227,9 +312,11 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     const cases = Array.from({ length: CASES }, () => fuzzCase(r));
     // 1. Most cases over a few persistent connections, newline-terminated, in random pieces.
     const streams: Buffer[][] = Array.from({ length: PERSISTENT_CONNECTIONS }, () => []);
-    for (const c of cases.slice(ONE_SHOT_CASES)) streams[r.int(0, PERSISTENT_CONNECTIONS - 1)].push(c, Buffer.from('\n'));
+    for (const c of cases.slice(ONE_SHOT_CASES)) {
+      streams[r.int(0, PERSISTENT_CONNECTIONS - 1)].push(c.bytes, Buffer.from('\n'));
+      expect(expected, c.outcome);
+    }
     const persistent = streams.map((parts) => Buffer.concat(parts));
-    for (const stream of persistent) account(expected, stream);
     await Promise.all(persistent.map(async (stream) => {
       const conn = await connect(monitor.socket);
       await writeInPieces(prng(r.int(0, 2 ** 31)), conn, stream);
@@ -240,15 +327,15 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     // 2. The rest one-shot, half of them without a final newline (end of stream ends the line).
     for (let i = 0; i < ONE_SHOT_CASES; i += 30) {
       await Promise.all(cases.slice(i, i + 30).map((c) => {
-        const payload = r.next() < 0.5 ? c : Buffer.concat([c, Buffer.from('\n')]);
-        account(expected, payload);
+        const payload = r.next() < 0.5 ? c.bytes : Buffer.concat([c.bytes, Buffer.from('\n')]);
+        expect(expected, c.outcome);
         return oneShot(monitor.socket, payload);
       }));
     }
 
     // 3. A register dripped in one byte per write: framing across many tiny reads.
     const drip = Buffer.from(json({ type: 'register', channel: 'fz_drip', pid: process.pid }));
-    account(expected, drip);
+    expect(expected, { accepted: 'register' });
     const dripConn = await connect(monitor.socket);
     for (const byte of drip) {
       await dripConn.write(Buffer.from([byte]));
@@ -262,12 +349,12 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     const partialLine = Buffer.concat([heldStart, Buffer.alloc(LIMITS.maxLineBytes - heldStart.length - 100, 0x61)]);
     await Promise.all(held.map((c) => c.write(partialLine)));
     await waitFor('held partial lines read', async () => (await counters(monitor.control)).ingest.connections_open >= HELD_PARTIALS);
-    await sleep(300);
+    await sleep(300); // lets the reads land before measuring: a measurement settle, no assert depends on it being long enough
     const rssHeld = vmRssMb(monitor.pid);
     // Closing ends the stream, and the end of a stream ends its last line (one-shot clients rely on
-    // that): each held start is decoded as a line (here: broken JSON), then released.
+    // that): each held start is decoded as a line (an unterminated string: broken JSON), then released.
     for (const c of held) {
-      account(expected, partialLine);
+      expect(expected, { rejected: 'invalid_json' });
       c.socket.destroy();
     }
 
@@ -289,13 +376,14 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
 
     // Everything arrived and was accounted for.
     dripConn.socket.end();
-    await closedWithin(dripConn, 5_000);
-    await waitFor('every line counted', async () => (await counters(monitor.control)).ingest.lines - before.lines >= expected.lines, 20_000);
+    await closedWithin(dripConn, 20_000);
+    // Wait for the count to be reached; if it never is, the deepEqual below shows which counts differ.
+    await waitFor('every line counted', async () => (await counters(monitor.control)).ingest.lines - before.lines >= expected.lines, 20_000).catch(() => {});
     await flush(monitor);
     const { ingest: afterCounters, registry } = await counters(monitor.control);
     const got = delta(afterCounters, before);
     const note = `seed ${SEED}, ${label}`;
-    assert.deepEqual(got, expected, `counters match an independent framing + decoding of the same bytes (${note})`);
+    assert.deepEqual(got, expected, `counters match what the generator says each case must do (${note})`);
     for (const reason of REJECT_REASONS) assert.ok(got.rejected[reason] > 0, `rejected.${reason} moved (${note})`);
     assert.ok(got.line_too_long > 0, `line_too_long moved (${note})`);
     assert.equal(afterCounters.unterminated_closed - before.unterminated_closed, 1, 'the 64 MB line was closed as unterminated');
@@ -313,12 +401,15 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     return { rssHeld };
   }
 
-  it(`survives ${ROUNDS} × ${CASES} random cases, held partial lines and 64 MB lines; memory bounded; a bot registers within 1 s`, async (t) => {
+  it(`survives ${ROUNDS} × ${CASES} random cases, held partial lines and 64 MB lines; memory bounded; a bot registers as fast as before`, async (t) => {
     t.diagnostic(`seed ${SEED}`);
     const r = prng(SEED);
-    // Warm up (first register, first sample, first rows) before taking the baseline.
+    // Warm up (first register, first sample, first rows) before taking the baselines; the warm-up
+    // bot's spawn → online is the baseline for the bot started after the fuzz.
+    const warmSpawnedAt = Date.now();
     const warm = startBot(monitor.socket, 'fz_warmup', 200);
-    await waitFor('warm-up bot online', async () => (await botStatus(monitor, 'fz_warmup'))?.status === 'online');
+    await waitFor('warm-up bot online', async () => (await botStatus(monitor, 'fz_warmup'))?.status === 'online', 30_000, 10);
+    const baselineRegisterMs = Date.now() - warmSpawnedAt;
     warm.child.kill('SIGTERM'); // it unregisters: from here on every line the monitor sees is ours
     await warm.exited;
     await waitFor('warm-up bot offline', async () => (await botStatus(monitor, 'fz_warmup'))?.status === 'offline');
@@ -332,15 +423,19 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
       rss.push(vmRssMb(monitor.pid));
     }
 
-    // A real bot registers within 1 s of starting.
+    // A real bot registers after the fuzz about as fast as the warm-up bot did before it. Most of
+    // that time is node starting (~0.3 s idle, seconds on a loaded box), so the bound is 3 × the
+    // baseline and at least 3 s: a monitor left wedged by the fuzz (held connections, a stuck
+    // actor) would not register it at all before the deadline.
+    const registerBoundMs = Math.max(3_000, 3 * baselineRegisterMs);
     const spawnedAt = Date.now();
     startBot(monitor.socket, 'fz_after', 200);
-    await waitFor('a real bot online after the fuzz', async () => (await botStatus(monitor, 'fz_after'))?.status === 'online', 5_000, 10);
+    await waitFor('a real bot online after the fuzz', async () => (await botStatus(monitor, 'fz_after'))?.status === 'online', 30_000, 10);
     const registerMs = Date.now() - spawnedAt;
 
     const peak = Math.max(...held, ...rss);
-    t.diagnostic(`VmRSS MiB: before ${rssBefore}; per round, while holding ${HELD_PARTIALS} partial lines / after: ${held.map((h, i) => `${h}/${rss[i]}`).join(', ')}; bot process start → online ${registerMs} ms`);
-    assert.ok(registerMs < 1_000, `a real bot registered ${registerMs} ms after it was started (bound 1000 ms)`);
+    t.diagnostic(`VmRSS MiB: before ${rssBefore}; per round, while holding ${HELD_PARTIALS} partial lines / after: ${held.map((h, i) => `${h}/${rss[i]}`).join(', ')}; bot process start → online ${registerMs} ms (before the fuzz ${baselineRegisterMs} ms)`);
+    assert.ok(registerMs < registerBoundMs, `a real bot registered ${registerMs} ms after it was started (bound ${registerBoundMs} ms: 3 × the ${baselineRegisterMs} ms before the fuzz, at least 3 s)`);
     assert.ok(peak - rssBefore < RSS_GROWTH_BOUND_MB, `RSS grew by ${peak - rssBefore} MiB at its peak (bound ${RSS_GROWTH_BOUND_MB} MiB)`);
   });
 });

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import {
-  botStatus, flush, killStarted, line, query, sendLines, sendOneShot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess,
+  botStatus, flush, killStarted, line, query, sendLines, sendOneShot, sleep, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess,
 } from './helpers/monitor-process.js';
 
 describe('ingest end to end', () => {
@@ -31,7 +31,7 @@ describe('ingest end to end', () => {
     assert.deepEqual(registered!.features, { llm: true, jokes: false });
 
     const before = registered!.last_heartbeat!;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20); // a later millisecond for the heartbeat's timestamp
     conn.write(`${line({ type: 'heartbeat', channel: 'persist_bot', pid })}\n`);
     await waitFor('heartbeat applied', async () => (await botStatus(monitor, 'persist_bot'))!.last_heartbeat! > before);
 
@@ -59,6 +59,8 @@ describe('ingest end to end', () => {
   });
 
   it('one-shot connections (connect, one line, close) as the old Python bots send them', async () => {
+    const accepted = async () => (await requestControl<{ ingest: { accepted: Record<string, number> } }>(monitor.control, 'GET', '/health')).ingest.accepted.llm_usage;
+    const acceptedBefore = await accepted();
     await sendOneShot(monitor.socket, line({ type: 'register', channel: 'oneshot_bot', pid }));
     for (let i = 0; i < 50; i++) {
       await sendOneShot(monitor.socket, line({ type: 'llm_usage', channel: 'oneshot_bot', model: 'gpt-4o-mini', feature: 'chat', tokens_in: i, tokens_out: 1 }));
@@ -69,6 +71,9 @@ describe('ingest end to end', () => {
       c.on('error', reject);
     });
     await waitFor('one-shot bot online', async () => (await botStatus(monitor, 'oneshot_bot'))?.status === 'online');
+    // Written is not read: each line sits in its own connection until the monitor accepts and reads
+    // it, in no set order across connections. Flush once all 50 are counted as read.
+    await waitFor('the 50 one-shot lines read', async () => (await accepted()) - acceptedBefore >= 50);
     await flush(monitor);
     const [{ n, total }] = query<{ n: number; total: number }>(monitor.db, "SELECT count(*) n, sum(tokens_in) total FROM llm_usage WHERE channel = 'oneshot_bot'");
     assert.equal(n, 50);

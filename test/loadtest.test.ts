@@ -46,10 +46,11 @@ describe('kissmon loadtest', () => {
   let faulty: MonitorProcess;
 
   before(async () => {
-    // A short stale window and fast sampling: a registry that lost heartbeats, or a sampler that
-    // took the bot processes for dead, would show up within the 5 s run.
+    // A short stale window (yet eight heartbeat intervals: a generator starved by a loaded box does
+    // not trip it) and fast sampling: a registry that lost heartbeats, or a sampler that took the
+    // bot processes for dead, would show up within the 8 s run.
     [healthy, faulty] = await Promise.all([
-      startMonitor(healthyDir, ['--stale-after', '2', '--sample-interval', '1']),
+      startMonitor(healthyDir, ['--stale-after', '4', '--sample-interval', '1']),
       startMonitor(faultyDir, ['--enable-faults', '--fault-writer-drop', '0.2']),
     ]);
   });
@@ -68,7 +69,7 @@ describe('kissmon loadtest', () => {
   });
 
   it('200 bots, mixed persistent and one-shot, 3 processes: nothing lost, nobody falsely stale, exit 0', async () => {
-    const { code, report, stderr } = await loadtest(healthy, ['--bots', '200', '--duration', '5', '--processes', '3', '--mode', 'mixed', '--heartbeat-interval', '0.5', '--llm-rate', '300']);
+    const { code, report, stderr } = await loadtest(healthy, ['--bots', '200', '--duration', '8', '--processes', '3', '--mode', 'mixed', '--heartbeat-interval', '0.5', '--llm-rate', '300']);
     assert.equal(code, 0, `${JSON.stringify(report.problems)}\n${stderr}`);
     assert.equal(report.ok, true);
     assert.equal(report.bots, 200);
@@ -79,7 +80,9 @@ describe('kissmon loadtest', () => {
     assert.equal(report.llm_rows_landed, report.llm_rows_expected);
     assert.ok(report.oneshot_connections > 0, 'mixed mode used one-shot connections');
     assert.ok(report.latency_ms.count >= 1_000, `latency from ${report.latency_ms.count} heartbeats`);
-    assert.ok(report.latency_ms.p99 < 1_000, `heartbeat p99 ${report.latency_ms.p99} ms`);
+    // Half the stale window: slower heartbeats would start to cost false stales; a loaded box's
+    // scheduling delays stay far below it.
+    assert.ok(report.latency_ms.p99 < 2_000, `heartbeat p99 ${report.latency_ms.p99} ms (bound 2000 ms)`);
     assert.equal(report.monitor.pid, healthy.pid);
     assert.ok(report.monitor.rss_mb > 0 && report.monitor.cpu_pct >= 0);
     assert.equal(report.generator.pids.length, 3);

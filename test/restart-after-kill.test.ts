@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
+import { commandMissing, requireResource } from './helpers/resources.js';
 import { botStatus, flush, killStarted, query, startMonitor, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 const TS_BOT = fileURLToPath(new URL('./fixtures/client-bot.js', import.meta.url));
@@ -25,13 +26,14 @@ describe('monitor killed with SIGKILL and restarted', () => {
     dir.remove();
   });
 
-  it('TS and Python bots are online again by themselves', async () => {
+  it('TS and Python bots are online again by themselves', async (t) => {
+    if (!requireResource(t, 'python3', commandMissing('python3'))) return;
     const first = await startMonitor(dir, ['--stale-after', '5', '--sample-interval', '0.5']);
     const tsBot = spawn(process.execPath, [TS_BOT, dir.socket, 'restart_ts', '300'], { stdio: 'inherit' });
     const pyBot = spawn('python3', [PY_BOT, dir.socket, 'restart_py', '0.3'], { stdio: 'inherit' });
     bots.push(tsBot.pid!, pyBot.pid!);
     for (const channel of ['restart_ts', 'restart_py']) {
-      await waitFor(`${channel} online`, async () => (await botStatus(first, channel))?.status === 'online', 15_000);
+      await waitFor(`${channel} online`, async () => (await botStatus(first, channel))?.status === 'online', 30_000);
     }
 
     first.child.kill('SIGKILL');
@@ -44,7 +46,7 @@ describe('monitor killed with SIGKILL and restarted', () => {
       const bot = await waitFor(`${channel} online after restart`, async () => {
         const b = await botStatus(second, channel);
         return b?.status === 'online' && b.last_heartbeat! > since && b;
-      }, 15_000);
+      }, 30_000);
       assert.equal(bot.pid, pid);
     }
     await flush(second);

@@ -68,8 +68,8 @@ export function decodeLine(line: Buffer, maxDepth: number): DecodeResult {
       return { ok: false, reason: 'invalid_utf8', detail: 'line is not valid UTF-8' };
     }
   }
-  // A line of n bytes nests at most n/2 deep, so short lines need no scan.
-  if (line.length > 2 * maxDepth && jsonDepthExceeds(line, maxDepth)) {
+  // A line of n bytes nests at most n deep (unclosed brackets count too), so short lines need no scan.
+  if (line.length > maxDepth && jsonDepthExceeds(line, maxDepth)) {
     return { ok: false, reason: 'too_deep', detail: `JSON nesting deeper than ${maxDepth}` };
   }
   let value: unknown;

@@ -1,40 +1,27 @@
 // Test fixtures with real parts: a real monitor as a child process (the same CLI users run), real
 // Unix sockets in a temp dir, bots as real child processes. Everything started here is tracked and
-// ended by pid in `cleanup()`.
+// ended by pid in `killStarted()`. Waiting: ./wait.ts; resources a test needs: ./resources.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { adminSocketFor, controlSocketFor } from '../../src/config.js';
 import { requestControl } from '../../src/http/control-client.js';
 import type { HealthReport } from '../../src/monitor.js';
+import { CLOCK_TICKS_PER_S, readProcStat } from '../../src/proc.js';
 import type { BotSnapshot } from '../../workers/registry-messages.js';
+import { withOpenFiles } from './resources.js';
+import { waitFor } from './wait.js';
+
+// The one waitFor/sleep, re-exported here because most tests import everything from this module.
+export { sleep, waitFor } from './wait.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 export const BOT_FIXTURE = fileURLToPath(new URL('../fixtures/bot.js', import.meta.url));
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
-
-/** Polls `fn` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 50): Promise<Truthy<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value) return value as Truthy<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
 export class TestDir {
   readonly path = mkdtempSync(join(tmpdir(), 'kissmon-'));
@@ -80,15 +67,16 @@ export interface StartOptions {
   pathFlags?: boolean;
   /** 'unread': stdout is a pipe nobody reads (a wedged journald); output() then has stderr only. */
   stdout?: 'read' | 'unread';
+  /** Raise the monitor's soft open-file limit to this (check `openFilesMissing` first). */
+  openFiles?: number;
 }
 
 /** Runs `kissmon start` and waits until its control API answers. */
 export async function startMonitor(dir: TestDir, args: string[] = [], options: StartOptions = {}): Promise<MonitorProcess> {
   const paths = options.pathFlags === false ? [] : ['--socket', dir.socket, '--db', dir.db];
-  const child = spawn(process.execPath, [CLI, 'start', ...paths, '--log-level', 'info', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: options.env ?? process.env,
-  });
+  const argv = [CLI, 'start', ...paths, '--log-level', 'info', ...args];
+  const run = options.openFiles ? withOpenFiles(options.openFiles, process.execPath, argv) : { command: process.execPath, args: argv };
+  const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
   started.add(child);
   let output = '';
   if (options.stdout === 'unread') child.stdout!.pause();
@@ -222,4 +210,29 @@ export function query<T = Record<string, unknown>>(dbPath: string, sql: string, 
 
 export function line(obj: Record<string, unknown>): string {
   return JSON.stringify(obj);
+}
+
+/**
+ * An independent CPU figure for a process, from its own /proc/<pid>/stat ticks: call the result
+ * to get the % of one core it used since the meter was made (the unit of `cpu_pct`). Lets a test
+ * check the sampler against what the process really got on this box, busy or not.
+ */
+export function cpuMeter(pid: number): () => number {
+  const ticks = () => {
+    const stat = readProcStat(pid);
+    if (typeof stat !== 'object') throw new Error(`pid ${pid}: ${stat}`);
+    return stat.utimeTicks + stat.stimeTicks;
+  };
+  const t0 = performance.now();
+  const ticks0 = ticks();
+  return () => ((ticks() - ticks0) / CLOCK_TICKS_PER_S) * 100_000 / (performance.now() - t0);
+}
+
+/**
+ * One number from an actor's health detail: the sampler's `rounds` (its own clock, for "N rounds
+ * later" waits), the registry's `pauses_detected`, …
+ */
+export async function actorDetail(m: Pick<MonitorProcess, 'control'>, actor: string, key: string): Promise<number> {
+  const { actors } = await requestControl<{ actors: { actor: string; detail: Record<string, unknown> }[] }>(m.control, 'GET', '/health');
+  return Number(actors.find((a) => a.actor === actor)?.detail[key] ?? 0);
 }
