@@ -111,7 +111,7 @@ describe('kissmon CLI', () => {
       assertUsage(await requestControl<UsageReportRow[]>(monitor.control, 'GET', `/usage?by=${by}&since=1h`), by, 'GET /usage');
     }
     assertUsage(await requestControl<UsageReportRow[]>(monitor.control, 'GET', '/usage'), 'channel', 'GET /usage (defaults: by channel, 7 days)');
-    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?by=planet'), /by must be one of/);
+    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?by=planet'), /query parameter by must be channel, model, feature, day/);
     await assert.rejects(requestControl(monitor.control, 'GET', '/usage?since=3x'), /since/);
   });
 

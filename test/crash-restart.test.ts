@@ -41,6 +41,9 @@ describe('actor crash and restart', () => {
       }
       const bots = await status(monitor);
       assert.equal(bots.filter((b) => b.status === 'online').length, 100, JSON.stringify(bots.filter((b) => b.status !== 'online')));
+      // Enough traffic to prove something, however fast the restarts went: the fleet keeps sending until then.
+      await waitFor('over 500 llm_usage lines received', async () =>
+        (await requestControl<{ ingest: { accepted: { llm_usage: number } } }>(monitor.control, 'GET', '/health')).ingest.accepted.llm_usage > 500, 60_000, 250);
     } finally {
       fleet.kill('SIGTERM');
       await new Promise((r) => fleet.once('exit', r));

@@ -143,9 +143,12 @@ class Registry {
       // that caused no row (heartbeats only: timestamps the next heartbeat re-derives) waits only
       // for the batches before it, acks being cumulative.
       onBatch: (signals, ack, from, seq) => {
-        const pendingBefore = this.#db.pending;
-        this.#apply(signals);
-        if (this.#db.pending !== pendingBefore) this.#db.send({ t: 'cursor', sender: from, seq });
+        // One writer batch: its rows, and the cursor that says they are stored, commit together.
+        this.#db.together(() => {
+          const pendingBefore = this.#db.pending;
+          this.#apply(signals);
+          if (this.#db.pending !== pendingBefore) this.#db.send({ t: 'cursor', sender: from, seq });
+        });
         this.#db.whenAcknowledged(ack);
       },
       onSignal: (body) => {
