@@ -5,8 +5,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
-import type { HealthReport } from '../src/monitor.js';
-import { flush, killStarted, query, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { actorHealth, flush, killStarted, query, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
 
@@ -61,9 +60,5 @@ describe('actor crash and restart', () => {
   });
 });
 
-async function actorHealth(m: MonitorProcess, actor: string) {
-  const { actors } = await requestControl<{ actors: HealthReport }>(m.control, 'GET', '/health');
-  return actors.find((a) => a.actor === actor)!;
-}
 const restarts = async (m: MonitorProcess, actor: string) => (await actorHealth(m, actor)).restarts;
 const up = async (m: MonitorProcess, actor: string) => (await actorHealth(m, actor)).up;
