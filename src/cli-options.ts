@@ -1,6 +1,10 @@
 // Option parsers shared by every kissmon command: a bad value is an InvalidArgumentError, which
 // commander reports with the option's name and the CLI turns into exit code 2.
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { CONFIG_FILE_ENV, envOverrides, readConfigFile, resolveConfig, type ConfigOverrides, type MonitorConfig } from './config.js';
+
+/** Bad usage: the CLI prints the message and exits 2. */
+export class UsageError extends Error {}
 
 export const integerOption = (name: string, min: number, max: number) => (value: string): number => {
   const n = Number(value);
@@ -20,3 +24,25 @@ export const fractionOption = (name: string) => (value: string): number => {
   if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
   return n;
 };
+
+// No option defaults here: a flag overrides the config file and env only when it is given.
+export const socketOption = () => new Option('--socket <path>', 'bot socket path (config socketPath, env KISSBOT_MONITOR_SOCKET; default /tmp/kissbot_monitor.sock)');
+export const dbOption = () => new Option('--db <path>', 'SQLite database file (config dbPath, env KISSBOT_MONITOR_DB; default ./kissbot_monitor.db)');
+export const configOption = () => new Option('--config <file>', `JSON config file, any subset of the settings (env ${CONFIG_FILE_ENV})`);
+
+/**
+ * defaults < config file < env < flags given. Bad settings are usage errors (exit 2) naming the
+ * setting and what it must be.
+ */
+export function resolveSettings(configFile: string | undefined, flags: ConfigOverrides): MonitorConfig {
+  const file = configFile ?? (process.env[CONFIG_FILE_ENV] || undefined);
+  try {
+    return resolveConfig(file ? readConfigFile(file) : {}, envOverrides(), flags);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** Where a client command finds the monitor: the same layers as `start`, for the paths only. */
+export const clientSettings = (opts: { config?: string; socket?: string; db?: string }) =>
+  resolveSettings(opts.config, { socketPath: opts.socket, dbPath: opts.db });

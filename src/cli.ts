@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
-import { fractionOption, integerOption, secondsOption } from './cli-options.js';
-import { CONFIG_FILE_ENV, envOverrides, readConfigFile, resolveConfig, type ConfigOverrides, type MonitorConfig } from './config.js';
+import { clientSettings, configOption, dbOption, fractionOption, integerOption, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
+import type { ConfigOverrides } from './config.js';
 import { ReadPool } from './db/read-pool.js';
 import { parseDuration } from './duration.js';
 import { MonitorError } from './errors.js';
@@ -18,8 +18,6 @@ import type { BotSnapshot } from '../workers/registry-messages.js';
 
 const EXIT_USAGE = 2;
 
-class UsageError extends Error {}
-
 /** Seconds on the command line, milliseconds in the config. */
 const seconds = (name: string) => (value: string) => secondsOption(name)(value) * 1000;
 const fileMode = (value: string) => {
@@ -29,28 +27,6 @@ const fileMode = (value: string) => {
 const EXIT_FATAL = 1;
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
 const LOG_DRAIN_AT_EXIT_MS = 2_000;
-
-// No option defaults here: a flag overrides the config file and env only when it is given.
-const socketOption = () => new Option('--socket <path>', 'bot socket path (config socketPath, env KISSBOT_MONITOR_SOCKET; default /tmp/kissbot_monitor.sock)');
-const dbOption = () => new Option('--db <path>', 'SQLite database file (config dbPath, env KISSBOT_MONITOR_DB; default ./kissbot_monitor.db)');
-const configOption = () => new Option('--config <file>', `JSON config file, any subset of the settings (env ${CONFIG_FILE_ENV})`);
-
-/**
- * defaults < config file < env < flags given. Bad settings are usage errors (exit 2) naming the
- * setting and what it must be.
- */
-function resolveSettings(configFile: string | undefined, flags: ConfigOverrides): MonitorConfig {
-  const file = configFile ?? (process.env[CONFIG_FILE_ENV] || undefined);
-  try {
-    return resolveConfig(file ? readConfigFile(file) : {}, envOverrides(), flags);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
-/** Where a client command finds the monitor: the same layers as `start`, for the paths only. */
-const clientSettings = (opts: { config?: string; socket?: string; db?: string }) =>
-  resolveSettings(opts.config, { socketPath: opts.socket, dbPath: opts.db });
 
 const program = new Command('kissmon')
   .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')

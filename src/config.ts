@@ -238,6 +238,8 @@ function crossChecks(c: MonitorConfig): void {
   check(Buffer.byteLength(c.socketPath) < 100, 'socketPath', 'a path shorter than 100 bytes (Unix socket limit)');
   for (const key of ['controlSocketPath', 'adminSocketPath'] as const) check(Buffer.byteLength(c[key]) < 108, key, 'a path shorter than 108 bytes');
   check(c.supervisor.hungAfterMs > c.supervisor.pingIntervalMs, 'supervisor.hungAfterMs', 'longer than supervisor.pingIntervalMs');
+  // A writer waiting inside SQLite does not answer pings; terminated there, the addon aborts the process.
+  check(c.writer.busyTimeoutMs * 10 <= c.supervisor.hungAfterMs, 'writer.busyTimeoutMs', 'at most a tenth of supervisor.hungAfterMs');
   check(c.limits.maxUnterminatedBytes >= c.limits.maxLineBytes, 'limits.maxUnterminatedBytes', 'at least limits.maxLineBytes');
   check(c.faults.enabled || (c.faults.samplerDelayMs === 0 && c.faults.writerDropRatio === 0), 'faults', 'off unless faults.enabled (--enable-faults) is set');
 }

@@ -65,6 +65,8 @@ export class Monitor {
   /** sd_notify when run as a systemd `Type=notify` unit, from READY=1 on; null otherwise. */
   #systemd: SystemdNotifier | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
+  /** Kept through the shutdown drain: without pulses the registry would log the drain as a monitor pause. */
+  #pulseTimer: NodeJS.Timeout | null = null;
   readonly #mainLag = loopLagMeter();
   readonly #startedAt = Date.now();
   #lastHealth: HealthReport = [];
@@ -121,9 +123,9 @@ export class Monitor {
     if (monitor.#stopping) return monitor; // an actor gave up during start-up: stop() is under way
     // No pulse while reading is paused for backpressure: heartbeats wait unread, and the registry
     // must not count that time against the bots.
-    monitor.#timers.push(setInterval(() => {
+    monitor.#pulseTimer = setInterval(() => {
       if (!monitor.#ingest.backpressured) monitor.#registryLink.signal({ pulse: Date.now() });
-    }, PULSE_MS));
+    }, PULSE_MS);
     monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
     log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, admin: config.adminSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
     await monitor.#notifyReady();
@@ -195,15 +197,20 @@ export class Monitor {
       for (const timer of this.#timers) clearInterval(timer);
       this.#tellWriterSpoolAt();
       const until = (at: number) => Math.max(0, at - Date.now());
+      // An actor past the restart limit will not come back: waiting for it only delays the exit.
+      const untilActors = (at: number) => (this.#supervisor.gaveUp ? 0 : until(at));
       const linksDueAt = deadlineAt - reserve / 2;
       await this.#unlessHurried(this.#ingest.drain(), until(this.#spoolAt!));
+      // No heartbeat can arrive after the drain: from here no pulse, so the rest of the shutdown
+      // (a locked database can make it long) is not counted against the bots.
+      clearInterval(this.#pulseTimer ?? undefined);
       const flushed =
-        (await this.#registryLink.drained(until(linksDueAt))) &&
-        (await this.#supervisor.call('registry', (c) => c.flush().then(() => true), Math.max(1, until(linksDueAt)))) === true &&
-        (await this.#writerLink.drained(until(linksDueAt)));
+        (await this.#registryLink.drained(untilActors(linksDueAt))) &&
+        (await this.#supervisor.call('registry', (c) => c.flush().then(() => true), Math.max(1, untilActors(linksDueAt)))) === true &&
+        (await this.#writerLink.drained(untilActors(linksDueAt)));
       if (!flushed) this.#log.error({ pending_registry: this.#registryLink.pending, pending_writer: this.#writerLink.pending }, 'shutdown: the actors did not take everything in time; spooling what is left here');
       if (!this.#hurried && Date.now() < this.#spoolAt!) await this.#unlessHurried(this.#reportHealth(), until(this.#spoolAt!));
-      await this.#writerLink.drained(Math.min(500, until(linksDueAt)));
+      await this.#writerLink.drained(Math.min(500, untilActors(linksDueAt)));
       await this.#supervisor.stop(deadlineAt - 500);
       const spooled = spoolUnacknowledged(this.#writerLink, this.config, this.#log);
       // Bot messages the registry never acknowledged: it did not answer, so they became no row.

@@ -88,6 +88,7 @@ describe('config precedence: defaults < file < env < flags', () => {
       [{ staleAfterMs: 'soon' }, {}, /config\.staleAfterMs must be a positive number/],
       [{ limits: { maxLineBytes: 2_000_000 } }, {}, /config\.limits\.maxUnterminatedBytes must be at least limits\.maxLineBytes/],
       [{ socketPath: 'x'.repeat(200) }, {}, /config\.socketPath must be a path shorter than 100 bytes/],
+      [{ writer: { busyTimeoutMs: 1_000 } }, {}, /config\.writer\.busyTimeoutMs must be at most a tenth of supervisor\.hungAfterMs/],
       [{ metricPort: 9100 }, {}, /config\.metricPort is not a setting/],
       [{ writer: { flushEvery: 1 } }, {}, /config\.writer\.flushEvery is not a setting/],
       [{ prices: { 'gpt-x': { input: -1, output: 1 } } }, {}, /prices\.gpt-x must be/],

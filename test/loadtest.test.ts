@@ -3,15 +3,17 @@
 // (lost > 0, non-zero exit) — so the numbers the tool reports cannot be vacuous.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LoadtestReport } from '../src/loadtest/run.js';
 import { CLI, killStarted, startMonitor, stopMonitor, TestDir, type MonitorProcess } from './helpers/monitor-process.js';
 
 const runs = new Set<ChildProcess>();
 
-/** Runs `kissmon loadtest … --json`; resolves with its exit code, parsed report and stderr. */
-function loadtest(m: MonitorProcess, args: string[]): Promise<{ code: number | null; report: LoadtestReport; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, 'loadtest', '--socket', m.socket, '--db', m.db, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `kissmon loadtest … --json` (by default with the monitor's paths as flags); resolves with its exit code, parsed report and stderr. */
+function loadtest(m: MonitorProcess, args: string[], paths = ['--socket', m.socket, '--db', m.db]): Promise<{ code: number | null; report: LoadtestReport; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'loadtest', ...paths, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   runs.add(child);
   let stdout = '';
   let stderr = '';
@@ -89,8 +91,11 @@ describe('kissmon loadtest', () => {
     for (const pid of report.generator.pids) assert.equal(alive(pid), false, `bot process ${pid} was ended`);
   });
 
-  it('detects loss: a monitor whose writer drops 20 % of llm_usage rows fails the run', async () => {
-    const { code, report } = await loadtest(faulty, ['--bots', '50', '--duration', '2', '--heartbeat-interval', '1', '--llm-rate', '500']);
+  it('detects loss: a monitor whose writer drops 20 % of llm_usage rows fails the run (paths from --config)', async () => {
+    // The monitor's socket and database named only in a config file, as `kissmon start` reads it.
+    const config = join(faultyDir.path, 'loadtest.json');
+    writeFileSync(config, JSON.stringify({ socketPath: faulty.socket, dbPath: faulty.db }));
+    const { code, report } = await loadtest(faulty, ['--bots', '50', '--duration', '2', '--heartbeat-interval', '1', '--llm-rate', '500'], ['--config', config]);
     assert.equal(report.ok, false);
     assert.ok(report.lost > 0, `lost ${report.lost}`);
     assert.ok(report.lost < report.llm_rows_expected / 2, `lost ${report.lost} of ${report.llm_rows_expected}: about a fifth, not everything`);

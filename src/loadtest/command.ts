@@ -4,8 +4,7 @@
 // died) · 2 bad usage, or a fleet the OS limits cannot hold (the message says what to change) ·
 // 3 the monitor failed a check (lost rows, false stale, bots that could not register) · 130 interrupted.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { integerOption, secondsOption } from '../cli-options.js';
-import { DEFAULT_DB, DEFAULT_SOCKET } from '../config.js';
+import { clientSettings, configOption, dbOption, integerOption, secondsOption, socketOption } from '../cli-options.js';
 import { BOTS_PER_PROCESS, defaultProcesses, LoadtestInterrupted, LoadtestLimitError, runLoadtest, type LoadtestReport } from './run.js';
 
 const EXIT_USAGE = 2;
@@ -21,8 +20,9 @@ const rate = (value: string) => {
 export function loadtestCommand(): Command {
   return new Command('loadtest')
     .description('simulate a fleet of bots against a running monitor, then check its database and registry: lost rows, false stale, latency, cpu/rss')
-    .addOption(new Option('--socket <path>', 'the monitor\'s bot socket (env KISSBOT_MONITOR_SOCKET)').default(process.env.KISSBOT_MONITOR_SOCKET || DEFAULT_SOCKET))
-    .addOption(new Option('--db <path>', 'the monitor\'s database, read-only, to count what landed').default(DEFAULT_DB))
+    .addOption(socketOption())
+    .addOption(dbOption())
+    .addOption(configOption())
     .requiredOption('--bots <n>', 'simulated bots', integerOption('--bots', 1, 1_000_000))
     .requiredOption('--duration <sec>', 'measured window, after every bot has connected', secondsOption('--duration'))
     .option('--heartbeat-interval <sec>', 'each bot heartbeats this often, ±10 % jitter', secondsOption('--heartbeat-interval'), 30)
@@ -36,6 +36,9 @@ export function loadtestCommand(): Command {
     .showHelpAfterError()
     .exitOverride()
     .action(async function (this: Command, opts) {
+      // The monitor's paths as `kissmon start` resolves them (config file < env < flags); the
+      // database is only read, to count what landed.
+      const monitor = clientSettings(opts);
       const processes: number = opts.processes ?? defaultProcesses(opts.bots);
       if (processes > opts.bots) this.error(`error: --processes (${processes}) cannot exceed --bots (${opts.bots})`, { exitCode: EXIT_USAGE, code: 'kissmon.usage' });
 
@@ -50,8 +53,10 @@ export function loadtestCommand(): Command {
       try {
         report = await runLoadtest(
           {
-            socket: opts.socket,
-            db: opts.db,
+            socket: monitor.socketPath,
+            control: monitor.controlSocketPath,
+            admin: monitor.adminSocketPath,
+            db: monitor.dbPath,
             bots: opts.bots,
             durationS: opts.duration,
             heartbeatS: opts.heartbeatInterval,

@@ -16,7 +16,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
-import { adminSocketFor, controlSocketFor } from '../config.js';
 import { requestControl } from '../http/control-client.js';
 import type { BotSnapshot, RegistryLatency } from '../../workers/registry-messages.js';
 import { Fleet, splitMode, type FleetMode } from './fleet.js';
@@ -25,6 +24,9 @@ import { startPlaceholders, type Placeholders } from './placeholders.js';
 
 export interface LoadtestOptions {
   socket: string;
+  /** The monitor's read and admin control sockets. */
+  control: string;
+  admin: string;
   db: string;
   bots: number;
   durationS: number;
@@ -143,8 +145,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 const round1 = (n: number) => Math.round(n * 10) / 10;
 
 export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks = {}): Promise<LoadtestReport> {
-  const control = controlSocketFor(options.socket);
-  const admin = adminSocketFor(options.socket);
+  const { control, admin } = options;
   const note = hooks.note ?? (() => {});
   const signal = hooks.signal;
   const checkAbort = () => {

@@ -186,6 +186,11 @@ export class Supervisor {
     return child.ready && child.lastAnswerAt !== null && now - child.lastAnswerAt <= this.#config.supervisor.pingIntervalMs + ANSWER_SLACK_MS;
   }
 
+  /** True once the restart intensity was exceeded: no actor is restarted any more. */
+  get gaveUp(): boolean {
+    return this.#fatal;
+  }
+
   /** The comlink proxy of a running actor, or null while it is down or restarting. */
   control<Id extends ActorName>(id: Id): Comlink.Remote<ControlOf<Id>> | null {
     const child = this.#children.get(id);
