@@ -69,4 +69,9 @@ export interface DbWriterControlExtra {
    * every row that meets a locked database is spooled at once. Earlier calls win.
    */
   spoolAfter(at: number): void;
+  /**
+   * True once no spool waits for replay (at once if none does), false if one still does after
+   * `waitMs`. The supervisor awaits it before it starts the registry, which rebuilds from bot_status.
+   */
+  spoolReplayed(waitMs: number): Promise<boolean>;
 }

@@ -27,7 +27,7 @@ import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import type { MonitorConfig } from '../src/config.js';
 import { isoTime, OpenDatabaseError, openWriteDatabase, type Database, type DatabaseHandle, type OpenFailure } from '../src/db/schema.js';
-import { Spool, spoolPathFor, type SpoolBatch } from '../src/db/spool.js';
+import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/db/spool.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { costUsd, priceLookup, type ModelPrice } from '../src/pricing.js';
 import type { DbWriterControlExtra, PruneResult, WriteItem } from './db-writer-messages.js';
@@ -57,6 +57,16 @@ interface HeldBatch extends SpoolBatch<WriteItem> {
   /** Arrival order, for flush(): everything up to a serial is committed or spooled. */
   serial: number;
   receivedAt: number;
+}
+
+/** A spool replay under way: its file, and the chunk read but not committed yet (tried again first). */
+interface SpoolReplay {
+  reader: SpoolReader<WriteItem>;
+  chunk: SpoolBatch<WriteItem>[];
+  rows: number;
+  batches: number;
+  /** Batches skipped: their sender's cursor (or an earlier copy in this replay) says committed. */
+  alreadyCommitted: number;
 }
 
 /** Rows written by one transaction attempt; added to the totals only if it commits. */
@@ -127,7 +137,7 @@ interface Statements {
 }
 
 class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
-  readonly control: DbWriterControlExtra = { prune: () => this.prune(), spoolAfter: (at) => this.#spoolAfter(at) };
+  readonly control: DbWriterControlExtra = { prune: () => this.prune(), spoolAfter: (at) => this.#spoolAfter(at), spoolReplayed: (waitMs) => this.#spoolReplayed(waitMs) };
   #log: Logger;
   #warn: RateLimitedLog;
   #config: MonitorConfig;
@@ -145,6 +155,10 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   /** Shutdown deadline: from then on rows that meet a locked database are spooled at once. */
   #spoolAt: number | null = null;
   #spoolTimer: NodeJS.Timeout | null = null;
+  #replay: SpoolReplay | null = null;
+  /** Set while a replay pass runs: nothing else is committed meanwhile (a sender's older batches may be in the spool). */
+  #replaying: Promise<void> | null = null;
+  #replayedWaiters: (() => void)[] = [];
 
   #links = new Map<PeerName, Link<never, WriteItem>>();
   /** Highest committed seq per sender (delivery_cursor), loaded on open and kept current. */
@@ -180,7 +194,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#price = priceLookup(ctx.config.prices);
     this.#dropRatio = ctx.config.faults.writerDropRatio;
     this.#spool = new Spool(spoolPathFor(ctx.config), ctx.config.spool.maxBytes);
-    this.#spoolPending = this.#spool.exists();
+    this.#spoolPending = this.#spool.pending();
     this.#pruneTimers = [
       setTimeout(() => void this.prune(), FIRST_PRUNE_DELAY_MS),
       setInterval(() => void this.prune(), PRUNE_INTERVAL_MS),
@@ -314,6 +328,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       for (const timer of this.#pruneTimers) clearTimeout(timer);
       await this.#opening;
       await this.#pruning; // it stops at its next chunk; never close under it
+      await this.#replaying; // likewise; an unfinished replay goes on at the next start
       await this.#st?.handle.db.destroy();
       this.#st = null;
     })();
@@ -334,7 +349,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#held.push({ items, ack, from, seq, serial: ++this.#receivedSerial, receivedAt: Date.now() });
     this.#heldRows += items.length;
     // The bound holds between retries too; down to half, so the next fsync is max/2 rows away.
-    if (this.#heldRows > this.#writer.maxHeldRows && (this.#blockedSince !== null || !this.#st)) this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
+    if (this.#heldRows > this.#writer.maxHeldRows && (this.#blockedSince !== null || !this.#st || this.#replaying)) this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
     this.#schedule();
   };
 
@@ -345,7 +360,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#spoolTimer = setTimeout(() => {
       this.#spoolTimer = null;
       // Past the deadline a commit is tried once more (unless one is waiting to retry anyway).
-      if (this.#st && !this.#backingOff) this.#attempt();
+      if (this.#st && !this.#backingOff && !this.#replaying) this.#attempt();
       else this.#spoolHeld(0);
     }, Math.max(0, at - Date.now()));
   }
@@ -356,7 +371,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
 
   /** Commits at once when a transaction's worth is held (or someone waits), else within flushIntervalMs. */
   #schedule(): void {
-    if (this.#closed || this.#backingOff) return;
+    if (this.#closed || this.#backingOff || this.#replaying) return; // a replay schedules when it ends
     if (this.#held.length === 0 && !this.#spoolPending && this.#st) return;
     const urgent = this.#heldRows >= this.#writer.maxRowsPerTransaction || this.#flushWaiters.length > 0 || this.#pastDeadline() || !this.#st;
     const delay = urgent ? 0 : this.#writer.flushIntervalMs;
@@ -381,7 +396,13 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       });
       return;
     }
-    if (this.#spoolPending && !this.#replaySpool()) return;
+    if (this.#spoolPending) {
+      this.#replaying ??= this.#replaySpool().finally(() => {
+        this.#replaying = null;
+        this.#schedule();
+      });
+      return;
+    }
     if (this.#held.length > 0) this.#commit();
   };
 
@@ -444,41 +465,90 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#flushWaiters = waiting;
   }
 
+  /** True once no spool waits for replay (at once if none does); false after `waitMs`. */
+  #spoolReplayed(waitMs: number): Promise<boolean> {
+    if (!this.#spoolPending) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.#replayedWaiters = this.#replayedWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, waitMs);
+      this.#replayedWaiters.push(waiter);
+    });
+  }
+
   /**
-   * Inserts the spool's batches not yet committed (in transactions of about maxRowsPerTransaction
-   * rows, each with its cursors), then removes the file. False when the database refused: what
-   * was committed stays committed (its cursors say so), the rest is tried again later.
+   * Inserts the spool's batches not yet committed, maxRowsPerTransaction rows per transaction
+   * (each with its cursors), yielding between them so pings and control calls are answered; then
+   * removes the file, and replays a spool written meanwhile. Returns early when the database
+   * refused (retry scheduled: what was committed stays committed, its cursors say so) or the
+   * writer closes (the `.replaying` file is replayed at the next start).
    */
-  #replaySpool(): boolean {
-    let contents;
-    try {
-      contents = this.#spool.read();
-    } catch (err) {
-      this.#spooled.errors++;
-      this.#warn.warn('spool_read', { err, spool: this.#spool.path }, 'spool cannot be read; retrying (rows held meanwhile)');
-      this.#retryLater(null);
-      return false;
-    }
-    const fresh = contents.batches.filter((b) => b.seq > (this.#committed.get(b.from) ?? 0));
+  async #replaySpool(): Promise<void> {
     const max = this.#writer.maxRowsPerTransaction;
-    let replayed = 0;
-    for (let i = 0; i < fresh.length; ) {
-      const chunk: SpoolBatch<WriteItem>[] = [];
-      let rows = 0;
-      do {
-        rows += fresh[i].items.length;
-        chunk.push(fresh[i++]);
-      } while (i < fresh.length && rows + fresh[i].items.length <= max);
-      if (!this.#transact(chunk)) return false;
-      replayed += rows;
+    while (!this.#closed) {
+      let replay = this.#replay;
+      try {
+        if (!replay) {
+          const reader = this.#spool.openReplay();
+          if (!reader) {
+            this.#spoolPending = false;
+            for (const resolve of this.#replayedWaiters.splice(0)) resolve();
+            return;
+          }
+          replay = this.#replay = { reader, chunk: [], rows: 0, batches: 0, alreadyCommitted: 0 };
+        }
+        if (replay.chunk.length === 0) {
+          const batches = replay.reader.next(max);
+          if (batches.length === 0) {
+            this.#finishReplay(replay);
+            continue;
+          }
+          const newest = new Map<string, number>();
+          for (const batch of batches) {
+            if (batch.seq <= (newest.get(batch.from) ?? this.#committed.get(batch.from) ?? 0)) {
+              replay.alreadyCommitted++;
+              continue;
+            }
+            newest.set(batch.from, batch.seq);
+            replay.chunk.push(batch);
+          }
+          if (replay.chunk.length === 0) continue;
+        }
+      } catch (err) {
+        this.#spooled.errors++;
+        this.#warn.warn('spool_read', { err, spool: this.#spool.replayingPath }, 'spool cannot be read; retrying (rows held meanwhile)');
+        replay?.reader.close();
+        this.#replay = null;
+        this.#retryLater(null);
+        return;
+      }
+      if (!this.#transact(replay.chunk)) return;
+      const rows = replay.chunk.reduce((sum, b) => sum + b.items.length, 0);
+      replay.rows += rows;
+      replay.batches += replay.chunk.length;
+      this.#spooled.replayed += rows;
+      replay.chunk = [];
+      await nextTurn(); // pings, control calls and incoming batches go between chunks
     }
-    this.#spool.remove();
-    this.#spoolPending = false;
-    this.#spooled.replayed += replayed;
-    this.#spooled.skippedLines += contents.skippedLines;
-    const level = contents.skippedLines > 0 ? 'warn' : 'info';
-    this.#log[level]({ spool: this.#spool.path, rows_replayed: replayed, batches: fresh.length, already_committed: contents.batches.length - fresh.length, skipped_lines: contents.skippedLines }, 'spool replayed into the database and removed');
-    return true;
+    this.#replay?.reader.close();
+    this.#replay = null;
+  }
+
+  #finishReplay(replay: SpoolReplay): void {
+    replay.reader.close();
+    this.#replay = null;
+    this.#spool.removeReplayed();
+    const skipped = replay.reader.skippedLines;
+    this.#spooled.skippedLines += skipped;
+    this.#log[skipped > 0 ? 'warn' : 'info'](
+      { spool: replay.reader.path, rows_replayed: replay.rows, batches: replay.batches, already_committed: replay.alreadyCommitted, skipped_lines: skipped },
+      'spool replayed into the database and removed',
+    );
   }
 
   /**
@@ -642,8 +712,9 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
 
 runActor<DbWriterControlExtra>(async (ctx) => {
   const writer = new DatabaseWriter(ctx);
-  // One attempt before ready, so a writable database is migrated and its spool replayed before
-  // the registry rebuilds from it; a locked or missing one is waited for after ready.
+  // One attempt to open before ready; a locked or missing database is waited for after ready. The
+  // spool is replayed after ready (it may be large, pings must be answered meanwhile): the
+  // supervisor waits for spoolReplayed() before it starts the registry, which rebuilds from bot_status.
   await writer.open();
   ctx.log.info({ db: ctx.config.dbPath, incarnation: ctx.incarnation }, 'database writer started');
   return writer;

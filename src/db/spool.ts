@@ -11,7 +11,13 @@
 // A batch spooled twice (the writer and, when the writer did not answer, its sender) is the same
 // identity and is kept once. A batch counts only with all `n` lines: a write torn by a crash
 // belongs to a batch that was never acknowledged.
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
+//
+// Replay reads the file in file order, a bounded buffer at a time (a spool may hold 256 MiB). That
+// is seq order per sender apart from repeats: links commit in seq order, the writer spools its held
+// batches oldest first, and a sender spools everything it has not seen acknowledged (a suffix).
+// Replay first renames the file to `<spool>.replaying` and removes only that name, so rows spooled
+// while it runs (a sender at shutdown, the writer while the database is blocked) go to a new file.
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
@@ -21,13 +27,6 @@ export interface SpoolBatch<Row> {
   from: string;
   seq: number;
   items: Row[];
-}
-
-export interface SpoolContents<Row> {
-  /** Complete batches, each once: senders in order of first appearance, each sender's by seq. */
-  batches: SpoolBatch<Row>[];
-  /** Lines of batches missing some of their lines (torn by a crash) or not JSON; not replayed. */
-  skippedLines: number;
 }
 
 interface SpoolLine<Row> {
@@ -49,10 +48,6 @@ export class Spool<Row> {
   constructor(path: string, maxBytes: number) {
     this.path = path;
     this.#maxBytes = maxBytes;
-  }
-
-  exists(): boolean {
-    return existsSync(this.path);
   }
 
   /**
@@ -89,50 +84,127 @@ export class Spool<Row> {
     return true;
   }
 
-  /** Reads every complete batch (see SpoolContents); an absent file is empty. */
-  read(): SpoolContents<Row> {
-    if (!this.exists()) return { batches: [], skippedLines: 0 };
-    const lines = readFileSync(this.path, 'utf8').split('\n');
-    let skippedLines = 0;
-    const bySender = new Map<string, Map<number, SpoolBatch<Row>>>();
-    let group: { line: SpoolLine<Row>; rows: Row[] } | null = null;
-    const close = () => {
-      if (!group) return;
-      const { line, rows } = group;
-      group = null;
-      if (rows.length !== line.n) {
-        skippedLines += rows.length;
-        return;
-      }
-      let batches = bySender.get(line.from);
-      if (!batches) bySender.set(line.from, (batches = new Map()));
-      if (!batches.has(line.seq)) batches.set(line.seq, { from: line.from, seq: line.seq, items: rows });
-    };
-    for (const text of lines) {
-      if (text.length === 0) continue;
-      const line = parseLine<Row>(text);
-      if (!line) {
-        skippedLines++;
-        continue;
-      }
-      if (!group || group.line.from !== line.from || group.line.seq !== line.seq || group.rows.length === group.line.n) {
-        close();
-        group = { line, rows: [] };
-      }
-      group.rows.push(line.row);
-    }
-    close();
-    const batches: SpoolBatch<Row>[] = [];
-    for (const perSender of bySender.values()) batches.push(...[...perSender.values()].sort((a, b) => a.seq - b.seq));
-    return { batches, skippedLines };
+  /** The file a replay reads: the spool renamed, so appends meanwhile start a new spool. */
+  get replayingPath(): string {
+    return `${this.path}.replaying`;
   }
 
-  remove(): void {
+  /** Rows may be waiting for replay: in the spool, or in a replay that did not finish. */
+  pending(): boolean {
+    return existsSync(this.replayingPath) || existsSync(this.path);
+  }
+
+  /**
+   * Starts a replay: of a replay left unfinished (a crash, a shutdown) if there is one, else of
+   * the spool, renamed first. Null when there is nothing to replay.
+   */
+  openReplay(): SpoolReader<Row> | null {
+    if (!existsSync(this.replayingPath)) {
+      try {
+        renameSync(this.path, this.replayingPath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+      }
+      fsyncDirectory(dirname(this.path));
+    }
+    return new SpoolReader<Row>(this.replayingPath);
+  }
+
+  /** A replay is done (every batch in the database): removes its file. */
+  removeReplayed(): void {
     try {
-      unlinkSync(this.path);
+      unlinkSync(this.replayingPath);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+  }
+}
+
+const READ_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Reads a spool file front to back, a READ_CHUNK_BYTES buffer at a time, as complete batches in
+ * file order (see the top of this file). Lines of torn batches and lines that are not spool lines
+ * are counted in `skippedLines`, not returned.
+ */
+export class SpoolReader<Row> {
+  readonly path: string;
+  skippedLines = 0;
+  #fd: number | null;
+  #position = 0;
+  /** Bytes read but not yet split into lines (the start of a line). */
+  #rest = Buffer.alloc(0);
+  #group: { line: SpoolLine<Row>; rows: Row[] } | null = null;
+
+  constructor(path: string) {
+    this.path = path;
+    this.#fd = openSync(path, 'r');
+  }
+
+  /** The next complete batches in file order, whole, about `maxRows` rows (at least one batch); empty at the end. */
+  next(maxRows: number): SpoolBatch<Row>[] {
+    const batches: SpoolBatch<Row>[] = [];
+    let rows = 0;
+    while (rows < maxRows) {
+      const text = this.#nextLine();
+      if (text === null) {
+        this.#dropGroup();
+        break;
+      }
+      if (text.length === 0) continue;
+      const line = parseLine<Row>(text);
+      if (!line) {
+        this.skippedLines++;
+        continue;
+      }
+      const group = this.#group;
+      if (!group || group.line.from !== line.from || group.line.seq !== line.seq) {
+        this.#dropGroup();
+        this.#group = { line, rows: [] };
+      }
+      const current = this.#group!;
+      current.rows.push(line.row);
+      if (current.rows.length === current.line.n) {
+        batches.push({ from: current.line.from, seq: current.line.seq, items: current.rows });
+        rows += current.rows.length;
+        this.#group = null;
+      }
+    }
+    return batches;
+  }
+
+  close(): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+  }
+
+  /** An open group that did not get all its lines before another batch (or the end) was torn. */
+  #dropGroup(): void {
+    if (this.#group) this.skippedLines += this.#group.rows.length;
+    this.#group = null;
+  }
+
+  /** The next line without its newline; the last line even without one; null at the end. */
+  #nextLine(): string | null {
+    let newline = this.#rest.indexOf(0x0a);
+    while (newline < 0) {
+      const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+      const n = this.#fd === null ? 0 : readSync(this.#fd, chunk, 0, READ_CHUNK_BYTES, this.#position);
+      if (n === 0) {
+        if (this.#rest.length === 0) return null;
+        const last = this.#rest.toString('utf8');
+        this.#rest = Buffer.alloc(0);
+        return last;
+      }
+      this.#position += n;
+      const searchFrom = this.#rest.length;
+      this.#rest = Buffer.concat([this.#rest, chunk.subarray(0, n)]);
+      newline = this.#rest.indexOf(0x0a, searchFrom);
+    }
+    const text = this.#rest.toString('utf8', 0, newline);
+    this.#rest = this.#rest.subarray(newline + 1);
+    return text;
   }
 }
 

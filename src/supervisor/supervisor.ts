@@ -28,6 +28,8 @@ import type { RegistryControlExtra } from '../../workers/registry-messages.js';
 
 /** How long a registry restart waits for the writer to commit the dead registry's rows. */
 const REGISTRY_REBUILD_FLUSH_MS = 2_000;
+/** What a control call that bounds its own wait is given on top, to answer. */
+const CONTROL_SLACK_MS = 2_000;
 
 const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 
@@ -158,7 +160,28 @@ export class Supervisor {
     this.#lastPingRound = performance.now();
     this.#pingTimer = setInterval(() => this.#pingRound(), this.#config.supervisor.pingIntervalMs);
     this.#pingTimer.unref();
-    for (const child of this.#children.values()) await this.#startChild(child);
+    for (const child of this.#children.values()) {
+      if (child.spec.id === 'registry') await this.#awaitSpoolReplay();
+      await this.#startChild(child);
+    }
+  }
+
+  /**
+   * The registry rebuilds from bot_status: a spool waiting for replay must land first, or the
+   * rebuild sees the state from before it. Bounded (startTimeoutMs / 2): a database locked at
+   * start must not keep the bots unserved; the registry then starts anyway and a warn says so.
+   */
+  async #awaitSpoolReplay(): Promise<void> {
+    const boundMs = this.#config.supervisor.startTimeoutMs / 2;
+    const started = performance.now();
+    // The writer bounds the wait itself: a call cut short here would count as stuck until it settles.
+    const done = await this.call('db', (c) => c.spoolReplayed(boundMs), boundMs + CONTROL_SLACK_MS);
+    const waitedMs = Math.round(performance.now() - started);
+    if (done) {
+      if (waitedMs > 100) this.#log.info({ waited_ms: waitedMs }, 'spool replayed; starting the registry');
+    } else {
+      this.#log.warn({ waited_ms: waitedMs, bound_ms: boundMs }, 'spool not replayed in time (database locked, or the writer down): the registry starts anyway and may rebuild from bot_status older than the spool');
+    }
   }
 
   /**
@@ -482,7 +505,10 @@ export class Supervisor {
       // A restarted registry rebuilds from bot_status and skips re-sent ingest batches up to the
       // cursor stored with their rows: let the writer commit what the dead one sent first, so the
       // rebuild sees it (bounded: a locked database must not keep the registry down).
-      if (child.spec.id === 'registry') await this.call('db', (c) => c.flush(), REGISTRY_REBUILD_FLUSH_MS);
+      if (child.spec.id === 'registry') {
+        await this.#awaitSpoolReplay();
+        await this.call('db', (c) => c.flush(), REGISTRY_REBUILD_FLUSH_MS);
+      }
       if (this.#stopping || this.#fatal) return;
       this.#startChild(child).then(
         () => {
