@@ -14,9 +14,9 @@ import { Link } from '../src/actors/link.js';
 import { resolveConfig, type ConfigOverrides } from '../src/config.js';
 import { openLogChannel } from '../src/log.js';
 import { openWriteDatabase } from '../src/db/schema.js';
-import { spoolUnacknowledged } from '../src/db/spool.js';
+import { Spool, spoolPathFor, spoolUnacknowledged } from '../src/db/spool.js';
 import { createLogger } from '../src/log.js';
-import type { DbWriterControlExtra, WriteItem } from '../workers/db-writer-messages.js';
+import type { DbWriterControlExtra, RowItem, WriteItem } from '../workers/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
@@ -373,4 +373,50 @@ test('rows a sender spooled itself (writer not answering) are replayed once; the
   assert.equal(detail.rows_replayed, 1_000);
   assert.equal(detail.redelivered, 1_000);
   assert.equal(detail.spool_pending, 0);
+});
+
+/** A registry's 'caused' item: the rows ingest batch `seq` of `sender` caused (one 'online' event for `channel`). */
+const caused = (sender: string, seq: number, channel: string): WriteItem => ({
+  t: 'caused', sender, seq, items: [{ t: 'event', at: Date.now(), channel, pid: 1, from: null, to: 'online', reason: 'registered' } satisfies RowItem],
+});
+
+const eventChannels = (dbPath: string) => (reader(dbPath).prepare('SELECT channel FROM bot_events ORDER BY id').all() as { channel: string }[]).map((r) => r.channel);
+
+test("rows of an ingest batch applied twice are stored once: the copy held in the same transaction, and the one after the commit", async () => {
+  const dbPath = tempDb();
+  const link = new Link<WriteItem>('registry');
+  const writer = await startWriter(dbPath, link);
+  const locker = new BetterSqlite3(dbPath);
+  after(() => locker.close());
+  locker.exec('BEGIN IMMEDIATE');
+  try {
+    // A registry applies ingest batches 1 and 2; restarted, it is re-sent 2 and applies it again with 3.
+    for (const item of [caused('ingest:a', 1, 'one'), caused('ingest:a', 2, 'two')]) link.send(item);
+    link.flush();
+    for (const item of [caused('ingest:a', 2, 'two again'), caused('ingest:a', 3, 'three')]) link.send(item);
+    link.flush();
+    await waitFor('both batches held by the locked writer', async () => (await writer.control.health()).queue_depth === 4);
+  } finally {
+    locker.exec('ROLLBACK');
+  }
+  await waitFor('acks', () => link.pending === 0);
+  for (const item of [caused('ingest:a', 3, 'three again'), caused('ingest:a', 4, 'four')]) link.send(item);
+  await waitFor('acks', () => link.pending === 0);
+  assert.deepEqual(eventChannels(dbPath), ['one', 'two', 'three', 'four']);
+  assert.deepEqual(reader(dbPath).prepare("SELECT seq FROM delivery_cursor WHERE sender = 'ingest:a'").all(), [{ seq: 4 }]);
+  assert.equal((await writer.control.health()).detail.reapplied, 2);
+});
+
+test('spool replay skips the rows of an ingest batch spooled twice (by a registry and by its restarted successor)', async () => {
+  const dbPath = tempDb();
+  const config = resolveConfig({ dbPath, logLevel: 'error' });
+  const spool = new Spool<WriteItem>(spoolPathFor(config), config.spool.maxBytes);
+  assert.ok(spool.append([
+    { from: 'registry:old', seq: 1, items: [caused('ingest:a', 1, 'one'), caused('ingest:a', 2, 'two')] },
+    { from: 'registry:new', seq: 1, items: [caused('ingest:a', 1, 'one again'), caused('ingest:a', 2, 'two again'), caused('ingest:a', 3, 'three')] },
+  ]));
+  const writer = await startWriter(dbPath, new Link<WriteItem>('ingest'));
+  await waitFor('spool replayed', async () => (await writer.control.health()).detail.spool_pending === 0);
+  assert.deepEqual(eventChannels(dbPath), ['one', 'two', 'three']);
+  assert.equal((await writer.control.health()).detail.reapplied, 2);
 });

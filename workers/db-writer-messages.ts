@@ -3,7 +3,8 @@
 import type { ActorHealth } from '../src/actors/health.js';
 import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
 
-export type WriteItem =
+/** One row for one table. */
+export type RowItem =
   | {
       t: 'llm_usage';
       at: number;
@@ -46,15 +47,22 @@ export type WriteItem =
       cpu_pct: number;
       cpu_pct_machine: number;
     }
-  | { t: 'health'; at: number; health: ActorHealth & { restarts: number } }
+  | { t: 'health'; at: number; health: ActorHealth & { restarts: number } };
+
+export type WriteItem =
+  | RowItem
   | {
       /**
-       * The registry's progress through its ingest link, committed with the rows that batch caused:
-       * a restarted registry skips re-sent batches up to here instead of applying them twice.
+       * The rows one ingest batch caused in the registry, stored only if `seq` is above the cursor
+       * for `sender` (delivery_cursor, or an earlier item of the same transaction), and that cursor
+       * is stored with them: a restarted registry that applies a re-sent ingest batch again stores
+       * nothing twice, whether the first copy is committed, still held by the writer, or spooled.
        */
-      t: 'cursor';
+      t: 'caused';
+      /** The ingest Link's sender and the batch's seq on it. */
       sender: string;
       seq: number;
+      items: RowItem[];
     };
 
 /** Rows deleted per table by one retention pass (tables that kept everything are absent). */

@@ -14,6 +14,10 @@
 // being inserted. That covers a batch committed but whose ack never reached the sender (re-sent
 // after a writer restart, or while its first copy was still held) and spool replay: spooled
 // batches keep their (sender, seq), so a replay interrupted after its commit inserts nothing twice.
+// One level down the same holds for the registry's 'caused' items (the rows one ingest batch
+// caused, keyed by that batch's sender and seq): a restarted registry applies the ingest batches
+// it is re-sent again, and their rows are skipped when the first copy is committed, or comes
+// earlier in the same transaction or spool replay.
 // llm_usage rows with a client id are also stored once per id (a repeat counts as a duplicate).
 //
 // Start-up never fails on the database: the actor is ready at once, and a locked, missing or
@@ -30,7 +34,7 @@ import { isoTime, OpenDatabaseError, openWriteDatabase, type Database, type Data
 import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/db/spool.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { costUsd, priceLookup, type ModelPrice } from '../src/pricing.js';
-import type { DbWriterControlExtra, PruneResult, WriteItem } from './db-writer-messages.js';
+import type { DbWriterControlExtra, PruneResult, RowItem, WriteItem } from './db-writer-messages.js';
 
 const DAY_MS = 86_400_000;
 const FIRST_PRUNE_DELAY_MS = 5_000;
@@ -81,9 +85,11 @@ interface RowCounts {
   duplicate: number;
   /** Rows of batches already committed (re-sent, or spooled twice): acknowledged, not inserted. */
   redelivered: number;
+  /** Rows of ingest batches a restarted registry applied again ('caused' items at or below their cursor): not inserted. */
+  reapplied: number;
 }
 
-const noRows = (): RowCounts => ({ llm_usage: 0, status: 0, event: 0, metric: 0, health: 0, rejected: 0, duplicate: 0, redelivered: 0 });
+const noRows = (): RowCounts => ({ llm_usage: 0, status: 0, event: 0, metric: 0, health: 0, rejected: 0, duplicate: 0, redelivered: 0, reapplied: 0 });
 
 function sqliteCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -286,6 +292,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         rows_health: rows.health,
         duplicate: rows.duplicate,
         redelivered: rows.redelivered,
+        reapplied: rows.reapplied,
         spool_pending: this.#spoolPending ? 1 : 0,
         rows_spooled: this.#spooled.rows,
         rows_replayed: this.#spooled.replayed,
@@ -614,26 +621,39 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #writeBatches(batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>): void {
     const st = this.#st!;
     for (const batch of batches) {
-      if (batch.seq <= (cursors.get(batch.from) ?? this.#committed.get(batch.from) ?? 0)) {
-        counts.redelivered += batch.items.length;
-        continue;
-      }
-      cursors.set(batch.from, batch.seq);
-      for (const item of batch.items) {
-        try {
-          this.#writeRow(st, item, counts);
-        } catch (err) {
-          if (!isRowError(err)) throw err;
-          counts.rejected++;
-          this.#warn.warn('row_rejected', { err, item_type: item.t }, 'row rejected by the database; dropped');
-        }
-      }
+      if (this.#advance(cursors, batch.from, batch.seq)) this.#writeItems(st, batch.items, counts, cursors);
+      else counts.redelivered += batch.items.length;
     }
     const now = isoTime(Date.now());
     for (const [sender, seq] of cursors) st.upsertCursor.run(sender, seq, now);
   }
 
-  #writeRow(st: Statements, item: WriteItem, counts: RowCounts): void {
+  /** True, with `cursors` moved on, when `seq` is above what is committed or earlier in this transaction. */
+  #advance(cursors: Map<string, number>, sender: string, seq: number): boolean {
+    if (seq <= (cursors.get(sender) ?? this.#committed.get(sender) ?? 0)) return false;
+    cursors.set(sender, seq);
+    return true;
+  }
+
+  #writeItems(st: Statements, items: WriteItem[], counts: RowCounts, cursors: Map<string, number>): void {
+    for (const item of items) {
+      if (item.t === 'caused') {
+        // An ingest batch a restarted registry applied again: its first copy's rows are stored (or held earlier).
+        if (this.#advance(cursors, item.sender, item.seq)) this.#writeItems(st, item.items, counts, cursors);
+        else counts.reapplied += item.items.length;
+        continue;
+      }
+      try {
+        this.#writeRow(st, item, counts);
+      } catch (err) {
+        if (!isRowError(err)) throw err;
+        counts.rejected++;
+        this.#warn.warn('row_rejected', { err, item_type: item.t }, 'row rejected by the database; dropped');
+      }
+    }
+  }
+
+  #writeRow(st: Statements, item: RowItem, counts: RowCounts): void {
     switch (item.t) {
       case 'llm_usage': {
         if (this.#dropRatio > 0 && Math.random() < this.#dropRatio) return; // fault injection, see config.faults
@@ -669,9 +689,6 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         counts.health++;
         return;
       }
-      case 'cursor':
-        st.upsertCursor.run(item.sender, item.seq, isoTime(Date.now()));
-        return;
       default: {
         const unknown: never = item;
         throw new TypeError(`unknown write item type ${JSON.stringify((unknown as { t?: unknown }).t)}`);

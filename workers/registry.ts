@@ -23,7 +23,7 @@ import { spoolUnacknowledged } from '../src/db/spool.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
-import type { WriteItem } from './db-writer-messages.js';
+import type { RowItem, WriteItem } from './db-writer-messages.js';
 import type { BotSignal, BotSnapshot, IngestPulse, KnownConnections, LatencySummary, RegistryControlExtra, RegistryLatency } from './registry-messages.js';
 import type { SampleRound, WatchItem } from './sampler-messages.js';
 
@@ -126,6 +126,8 @@ class Registry {
     transitions: 0,
   };
   readonly #timers: NodeJS.Timeout[] = [];
+  /** While an ingest batch is applied: the rows it causes, sent as one 'caused' item afterwards. */
+  #caused: RowItem[] | null = null;
 
   constructor(ctx: ActorContext) {
     this.#ctx = ctx;
@@ -138,17 +140,20 @@ class Registry {
     });
     this.#ingest = new Link('registry', {
       // The batch is acknowledged only once the rows it caused are with the writer (committed or
-      // spooled): a registry crash before that gets it re-sent. Its cursor goes in the same
-      // transaction as those rows, so a restarted registry skips what is already stored. A batch
-      // that caused no row (heartbeats only: timestamps the next heartbeat re-derives) waits only
-      // for the batches before it, acks being cumulative.
+      // spooled): a registry crash before that gets it re-sent. Those rows go as one 'caused' item
+      // keyed by the batch's (sender, seq), which the writer stores only once however often a
+      // restarted registry applies the batch again. A batch that caused no row (heartbeats only:
+      // timestamps the next heartbeat re-derives) sends nothing and waits only for the batches
+      // before it, acks being cumulative.
       onBatch: (signals, ack, from, seq) => {
-        // One writer batch: its rows, and the cursor that says they are stored, commit together.
-        this.#db.together(() => {
-          const pendingBefore = this.#db.pending;
+        const caused: RowItem[] = [];
+        this.#caused = caused;
+        try {
           this.#apply(signals);
-          if (this.#db.pending !== pendingBefore) this.#db.send({ t: 'cursor', sender: from, seq });
-        });
+        } finally {
+          this.#caused = null;
+        }
+        if (caused.length > 0) this.#db.send({ t: 'caused', sender: from, seq, items: caused });
         this.#db.whenAcknowledged(ack);
       },
       onSignal: (body) => {
@@ -292,7 +297,7 @@ class Registry {
       if (features && JSON.stringify(features) !== bot.featuresJson) {
         setFeatures(bot, features);
         this.#dirty.delete(bot);
-        this.#db.send(statusRow(bot)); // new features are written at once, not with the heartbeat flush
+        this.#write(statusRow(bot)); // new features are written at once, not with the heartbeat flush
       }
       if (bot.status === 'stale') this.#transition(bot, 'online', 'heartbeat_resumed');
       return;
@@ -394,10 +399,16 @@ class Registry {
     bot.status = to;
     this.#counters.transitions++;
     const at = Date.now();
-    this.#db.send({ t: 'event', at, channel: bot.channel, pid: bot.pid, from, to, reason });
+    this.#write({ t: 'event', at, channel: bot.channel, pid: bot.pid, from, to, reason });
     this.#dirty.delete(bot);
-    this.#db.send(statusRow(bot));
+    this.#write(statusRow(bot));
     this.#ctx.log.info({ channel: bot.channel, pid: bot.pid, from, to, reason }, 'bot status changed');
+  }
+
+  /** A row for the writer: part of the ingest batch being applied, if any. */
+  #write(row: RowItem): void {
+    if (this.#caused) this.#caused.push(row);
+    else this.#db.send(row);
   }
 
   #markStale(): void {
@@ -409,7 +420,7 @@ class Registry {
   }
 
   #flushDirty(): void {
-    for (const bot of this.#dirty) this.#db.send(statusRow(bot));
+    for (const bot of this.#dirty) this.#write(statusRow(bot));
     this.#dirty.clear();
   }
 
@@ -529,7 +540,7 @@ function isLive(status: BotStatus): boolean {
   return status === 'online' || status === 'stale';
 }
 
-function statusRow(bot: Bot): WriteItem {
+function statusRow(bot: Bot): RowItem {
   return {
     t: 'status',
     channel: bot.channel,

@@ -51,8 +51,6 @@ export class Link<Out, In = never> {
   #port: MessagePort | null = null;
   #maxPending: number;
   #maxBatch: number;
-  /** Depth of together() calls: while above 0, a full batch is not posted early. */
-  #together = 0;
   #onBatch: LinkOptions<In>['onBatch'];
   #onSignal: LinkOptions<In>['onSignal'];
   #seq = 0;
@@ -106,9 +104,8 @@ export class Link<Out, In = never> {
     this.#current.push(item);
     this.#pending++;
     const size = this.#current.length;
-    if (size >= this.#maxBatch) {
-      if (this.#together === 0) this.flush();
-    } else if (size === 1) this.#flushTimer = setTimeout(this.#flushNow, 1);
+    if (size >= this.#maxBatch) this.flush();
+    else if (size === 1) this.#flushTimer = setTimeout(this.#flushNow, 1);
     else if (size === BUSY_BATCH) {
       // Busy: post at the end of this event-loop turn rather than waiting out the timer.
       clearTimeout(this.#flushTimer!);
@@ -116,20 +113,6 @@ export class Link<Out, In = never> {
       this.#flushImmediate = setImmediate(this.#flushNow);
     }
     return true;
-  }
-
-  /**
-   * Everything `fn` sends goes out in one batch, however many items that is (maxBatch does not split
-   * it). The writer commits whole batches, so what one incoming batch caused commits in one
-   * transaction: a crash can then not leave half of it stored and re-apply the rest.
-   */
-  together<T>(fn: () => T): T {
-    this.#together++;
-    try {
-      return fn();
-    } finally {
-      this.#together--;
-    }
   }
 
   /** Posts the current batch now (normally done once per tick by send's scheduling). */

@@ -504,7 +504,8 @@ export class Supervisor {
       if (this.#stopping || this.#fatal) return;
       // A restarted registry rebuilds from bot_status and skips re-sent ingest batches up to the
       // cursor stored with their rows: let the writer commit what the dead one sent first, so the
-      // rebuild sees it (bounded: a locked database must not keep the registry down).
+      // rebuild sees it. Only a saving: batches it applies again store nothing twice (the writer
+      // skips 'caused' items by that cursor), so a locked database need not keep it down long.
       if (child.spec.id === 'registry') {
         await this.#awaitSpoolReplay();
         await this.call('db', (c) => c.flush(), REGISTRY_REBUILD_FLUSH_MS);
