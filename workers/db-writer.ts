@@ -404,6 +404,12 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       return;
     }
     if (this.#spoolPending) {
+      // Past the shutdown deadline no replay starts (the next start does it, the spool stays as
+      // it is); what is held joins the spool behind it, never committed ahead of it.
+      if (this.#pastDeadline() && !this.#replaying) {
+        this.#spoolHeld(0);
+        return;
+      }
       this.#replaying ??= this.#replaySpool().finally(() => {
         this.#replaying = null;
         this.#schedule();
