@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
-import { botStatus, killStarted, line, sendLines, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { actorHealth, botStatus, killStarted, line, sendLines, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const pid = process.pid;
 /** Each register/unregister is one "bot status changed" line (~200 bytes) from the registry thread. */
@@ -37,6 +37,9 @@ describe('stdout is a full pipe nobody reads', () => {
     const metrics = await requestControl<string>(monitor.control, 'GET', '/metrics');
     assert.match(metrics, /kissmon_log_lines_dropped_total [1-9]/);
 
+    // The flood is behind us (the registry has applied all of it), stdout is still wedged: what
+    // follows measures waiting on the pipe, not a backlog of 30,000 signals on a busy box.
+    await waitFor('the flood applied', async () => (await actorHealth(monitor, 'registry')).processed >= 2 * FLOOD_PAIRS, 60_000);
     // 1 s: a register takes one batch tick to the registry; with a blocking stdout it took ~6 s
     // (or never, once the registry thread sat in write(2)). The box may be fully busy: 1 s is
     // still two orders of magnitude above the unloaded time.
