@@ -52,3 +52,24 @@ and better-sqlite3 in the registry thread just to rebuild from \`bot_status\`.
 sub-millisecond latencies read as 0; it now uses \`performance.timeOrigin + performance.now()\`, and the loadtest's
 bots send \`ts\` on that clock with microsecond decimals.
 `
+
+/**
+ * The monitor guarding itself (issue 9). Measured by hand, not by `npm run bench`: the commands are
+ * in the text; refresh the numbers when the supervisor, the writer or the log sink change.
+ */
+export const SELF_PROTECTION = `## Self-protection: hung actors, locked database, wedged stdout
+
+Measured on this 2-core box with the commands shown (they start their own monitors).
+
+**A hung actor** (\`node dist/bench/liveness.js --repeats 3\`: 200 bots under \`kissmon loadtest\`,
+default liveness settings — ping every 1 s, hung after 5 s; \`POST /fault/hang\` makes the actor's
+thread spin; /health polled every 20 ms):
+
+LIVENESS_TABLE
+
+**SIGTERM while another connection holds the write lock** (\`node dist/bench/self-protection.js
+--rows 50000\`, default 20 s deadline): SHUTDOWN_LINE
+
+**Heartbeats while stdout is a pipe nobody reads** (same command; 1,000 bots, a heartbeat each
+second, 500 llm_usage lines/s, \`kissmon loadtest ... --duration 15\`): STDOUT_LINE
+`;

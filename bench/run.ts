@@ -23,7 +23,7 @@ import { TestDir } from '../test/helpers/monitor-process.js';
 import { sleep } from '../test/helpers/wait.js';
 import { cpuSnapshot, killAll, otherWorkPct, procStats, RowCounter, runLoadtestCli, startBaseline, startMonitor, type Server } from './harness.js';
 import { formatSummaries, summariseDir } from './profile.js';
-import { FINDINGS } from './findings.js';
+import { FINDINGS, SELF_PROTECTION } from './findings.js';
 import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sampler.js';
 
 const DOC = fileURLToPath(new URL('../../docs/PERFORMANCE.md', import.meta.url));
@@ -682,6 +682,7 @@ function render(r: Results, minutes: number): string {
   }
 
   out.push(FINDINGS, '');
+  out.push(SELF_PROTECTION, '');
   out.push(LOADTEST_GUIDE, '');
   out.push(
     '## Reproduce',
@@ -692,6 +693,8 @@ function render(r: Results, minutes: number): string {
     'node dist/bench/run.js --only latency --profile /tmp/prof   # monitors under node --cpu-prof, summarised per thread',
     'node dist/bench/profile.js /tmp/prof/01-latency-1000        # the summary of one profiled run again',
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
+    'node dist/bench/liveness.js --repeats 3          # hung actor: time to detect and to restart',
+    'node dist/bench/self-protection.js --rows 50000  # SIGTERM with the write lock held; heartbeats with stdout wedged',
     '```',
     '',
     'Against a running monitor: `npx kissmon start` in one terminal, then',

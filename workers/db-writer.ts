@@ -427,13 +427,13 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     let rows = 0;
     do rows += this.#held[n++].items.length;
     while (n < this.#held.length && rows + this.#held[n].items.length <= max);
-    const batches = this.#held.splice(0, n);
+    // Taken off #held only once committed: a failed attempt may spool what is held (maxHeldMs,
+    // the deadline), and the spool must get these oldest batches first — replay goes in file
+    // order, and a newer batch replayed first would make the cursor skip them.
+    const batches = this.#held.slice(0, n);
+    if (!this.#transact(batches)) return;
+    this.#held.splice(0, n);
     this.#heldRows -= rows;
-    if (!this.#transact(batches)) {
-      this.#held = batches.concat(this.#held);
-      this.#heldRows += rows;
-      return;
-    }
     this.#acknowledge(batches);
     if (this.#blockedSince !== null) {
       this.#log.info({ blocked_ms: Date.now() - this.#blockedSince, busy_retries: this.#busyRetries, other_errors: this.#otherErrors }, 'database writable again; held rows committed');
