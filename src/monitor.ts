@@ -359,22 +359,16 @@ export class Monitor {
           return { reset: true };
         },
       }),
-      route({
-        method: 'POST', path: '/fault/crash', admin: true, query: actorQuery,
-        handler: async (q) => {
-          requireFaults();
-          await this.#supervisor.fault(q.actor, 'crash');
-          return { crashed: q.actor };
-        },
-      }),
-      route({
-        method: 'POST', path: '/fault/hang', admin: true, query: actorQuery,
-        handler: async (q) => {
-          requireFaults();
-          await this.#supervisor.fault(q.actor, 'hang');
-          return { hung: q.actor };
-        },
-      }),
+      ...([['crash', 'crashed'], ['hang', 'hung']] as const).map(([kind, answer]) =>
+        route({
+          method: 'POST', path: `/fault/${kind}`, admin: true, query: actorQuery,
+          handler: async (q) => {
+            requireFaults();
+            await this.#supervisor.fault(q.actor, kind);
+            return { [answer]: q.actor };
+          },
+        }),
+      ),
       route({
         method: 'POST', path: '/fault/unhandled-rejection', admin: true, query: none,
         handler: async () => {
