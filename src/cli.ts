@@ -14,7 +14,7 @@ import { ControlUnavailableError, requestControl } from './http/control-client.j
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import { Monitor, type HealthReport } from './monitor.js';
-import type { BotSnapshot } from '../workers/registry-messages.js';
+import type { BotSnapshot } from './actors/registry-messages.js';
 
 const EXIT_USAGE = 2;
 

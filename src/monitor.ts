@@ -17,8 +17,8 @@ import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { statusLine, SystemdNotifier } from './systemd.js';
-import type { WriteItem } from '../workers/db-writer-messages.js';
-import type { BotSignal, KnownConnections } from '../workers/registry-messages.js';
+import type { WriteItem } from './actors/db-writer-messages.js';
+import type { BotSignal, KnownConnections } from './actors/registry-messages.js';
 
 /** The admin socket: the monitor's own user only, whatever group the other sockets have. */
 const ADMIN_SOCKET_ACCESS = { mode: 0o600, group: null };

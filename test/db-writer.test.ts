@@ -16,7 +16,7 @@ import { openLogChannel } from '../src/log.js';
 import { openWriteDatabase } from '../src/db/schema.js';
 import { Spool, spoolPathFor, spoolUnacknowledged } from '../src/db/spool.js';
 import { createLogger } from '../src/log.js';
-import type { DbWriterControlExtra, RowItem, WriteItem } from '../workers/db-writer-messages.js';
+import type { DbWriterControlExtra, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
-import type { RegistryLatency } from '../workers/registry-messages.js';
+import type { RegistryLatency } from '../src/actors/registry-messages.js';
 import { closedWithin, connect, counters, json, type RawConnection } from './fixtures/socket-tools.js';
 import { openFilesMissing, requireResource, withOpenFiles } from './helpers/resources.js';
 import { vmRssMb } from '../src/proc.js';

@@ -18,8 +18,8 @@ import { resolveConfig, type ConfigOverrides } from '../src/config.js';
 import { openLogChannel } from '../src/log.js';
 import { readProcStat } from '../src/proc.js';
 import { startPlaceholders } from '../src/loadtest/placeholders.js';
-import type { WriteItem } from '../workers/db-writer-messages.js';
-import type { SampleResult, SampleRound, WatchItem } from '../workers/sampler-messages.js';
+import type { WriteItem } from '../src/actors/db-writer-messages.js';
+import type { SampleResult, SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
 import { cpuMeter } from './helpers/monitor-process.js';
 import { sleep, waitFor } from './helpers/wait.js';
 

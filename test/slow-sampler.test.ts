@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
-import type { RegistryLatency } from '../workers/registry-messages.js';
+import type { RegistryLatency } from '../src/actors/registry-messages.js';
 import { flush, killStarted, query, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));

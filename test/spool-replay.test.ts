@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { isoTime } from '../src/db/schema.js';
 import { Spool, type SpoolBatch } from '../src/db/spool.js';
-import type { WriteItem } from '../workers/db-writer-messages.js';
+import type { WriteItem } from '../src/actors/db-writer-messages.js';
 import { actorHealth, botStatus, killStarted, query, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const ROWS = 300_000;

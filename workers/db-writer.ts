@@ -34,7 +34,7 @@ import { isoTime, OpenDatabaseError, openWriteDatabase, type Database, type Data
 import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/db/spool.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { costUsd, priceLookup, type ModelPrice } from '../src/pricing.js';
-import type { DbWriterControlExtra, PruneResult, RowItem, WriteItem } from './db-writer-messages.js';
+import type { DbWriterControlExtra, PruneResult, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 
 const DAY_MS = 86_400_000;
 const FIRST_PRUNE_DELAY_MS = 5_000;

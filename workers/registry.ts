@@ -23,9 +23,9 @@ import { spoolUnacknowledged } from '../src/db/spool.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
-import type { RowItem, WriteItem } from './db-writer-messages.js';
-import type { BotSignal, BotSnapshot, IngestPulse, KnownConnections, LatencySummary, RegistryControlExtra, RegistryLatency } from './registry-messages.js';
-import type { SampleRound, WatchItem } from './sampler-messages.js';
+import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
+import type { BotSignal, BotSnapshot, IngestPulse, KnownConnections, LatencySummary, RegistryControlExtra, RegistryLatency } from '../src/actors/registry-messages.js';
+import type { SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
 
 interface Bot {
   channel: string;

@@ -63,8 +63,8 @@ import { runActor, type ActorStats, type PeerName } from '../src/actors/actor-ho
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import { hasExited, openStat, pidAlive, procAvailable, readStat } from '../src/proc.js';
-import type { WriteItem } from './db-writer-messages.js';
-import type { SampleResult, SampleRound, WatchItem } from './sampler-messages.js';
+import type { WriteItem } from '../src/actors/db-writer-messages.js';
+import type { SampleResult, SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
 
 // Loaded through one require so that `history` is the very module instance pidusage uses.
 const require = createRequire(import.meta.url);

@@ -1,7 +1,7 @@
 // Report and status queries over a read-only connection (they run in the read pool, never on the
 // writer's connection). Rows come back with times as ms since the epoch, like the live registry.
 import { sql, type Kysely } from 'kysely';
-import type { BotSnapshot } from '../../workers/registry-messages.js';
+import type { BotSnapshot } from '../actors/registry-messages.js';
 import type { BotStatus } from '../protocol/states.js';
 import { isoTime, type Database } from './schema.js';
 

@@ -4,8 +4,8 @@
 // piscina fits here because the queries are stateless; the actors are not, and do not use it.
 import { resolve } from 'node:path';
 import { Piscina } from 'piscina';
-import type { BotSnapshot } from '../../workers/registry-messages.js';
-import type { ReadTask } from '../../workers/read-query.js';
+import type { BotSnapshot } from '../actors/registry-messages.js';
+import type { ReadTask } from './read-task.js';
 import type { UsageReportOptions, UsageRow, UsageTotals } from './queries.js';
 
 export interface ReadPoolOptions {
@@ -25,8 +25,7 @@ export class ReadPool {
     if (typeof dbPath !== 'string' || dbPath.length === 0) throw new TypeError('dbPath must be a file path');
     this.#dbPath = resolve(dbPath);
     this.#pool = new Piscina({
-      // dist/src/db/read-pool.js → dist/workers/read-query.js
-      filename: new URL('../../workers/read-query.js', import.meta.url).href,
+      filename: new URL('./read-task.js', import.meta.url).href,
       minThreads: options.minThreads ?? 0,
       maxThreads: options.maxThreads ?? 2,
       idleTimeout: options.idleTimeoutMs ?? 60_000,

@@ -17,7 +17,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
 import { requestControl } from '../http/control-client.js';
-import type { BotSnapshot, RegistryLatency } from '../../workers/registry-messages.js';
+import type { BotSnapshot, RegistryLatency } from '../actors/registry-messages.js';
 import { Fleet, splitMode, type FleetMode } from './fleet.js';
 import { FD_OVERHEAD, openFilesLimit } from './limits.js';
 import { startPlaceholders, type Placeholders } from './placeholders.js';

@@ -20,8 +20,8 @@ import type { MonitorConfig } from '../config.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { decodeLine, REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { BotMessage } from '../protocol/messages.js';
-import type { BotSignal, KnownConnections } from '../../workers/registry-messages.js';
-import type { WriteItem } from '../../workers/db-writer-messages.js';
+import type { BotSignal, KnownConnections } from '../actors/registry-messages.js';
+import type { WriteItem } from '../actors/db-writer-messages.js';
 import type { TokenAuth } from './auth.js';
 import { listenOnSocketPath } from './socket-path.js';
 

@@ -23,8 +23,8 @@ import type { RestartReason, SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
 import { openLogChannel, type Logger } from '../log.js';
-import type { DbWriterControlExtra } from '../../workers/db-writer-messages.js';
-import type { RegistryControlExtra } from '../../workers/registry-messages.js';
+import type { DbWriterControlExtra } from '../actors/db-writer-messages.js';
+import type { RegistryControlExtra } from '../actors/registry-messages.js';
 
 /** How long a registry restart waits for the writer to commit the dead registry's rows. */
 const REGISTRY_REBUILD_FLUSH_MS = 2_000;

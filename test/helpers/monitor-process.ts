@@ -13,7 +13,7 @@ import { adminSocketFor, controlSocketFor } from '../../src/config.js';
 import { requestControl } from '../../src/http/control-client.js';
 import type { HealthReport } from '../../src/monitor.js';
 import { CLOCK_TICKS_PER_S, readProcStat } from '../../src/proc.js';
-import type { BotSnapshot } from '../../workers/registry-messages.js';
+import type { BotSnapshot } from '../../src/actors/registry-messages.js';
 import { withOpenFiles } from './resources.js';
 import { waitFor } from './wait.js';
 

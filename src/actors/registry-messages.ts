@@ -1,6 +1,6 @@
 // Message types of the registry actor (workers/registry.ts).
-import type { Features } from '../src/protocol/messages.js';
-import type { BotStatus } from '../src/protocol/states.js';
+import type { Features } from '../protocol/messages.js';
+import type { BotStatus } from '../protocol/states.js';
 
 /** A bot message after decoding and auth, as the main thread hands it over (ingest link). */
 export interface BotSignal {

@@ -1,7 +1,7 @@
 // Message types of the database writer actor (workers/db-writer.ts). Times are ms since the epoch;
 // the writer stores them as ISO-8601 UTC text.
-import type { ActorHealth } from '../src/actors/health.js';
-import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
+import type { ActorHealth } from './health.js';
+import type { BotStatus, TransitionReason } from '../protocol/states.js';
 
 /** One row for one table. */
 export type RowItem =
