@@ -76,7 +76,7 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
         onMetric: () => true,
       });
       await sampler.init();
-      sampler.apply(fleet.pids.map((pid, i) => ({ t: 'watch' as const, channel: `bot_${i}`, pid, start_time: null })));
+      sampler.apply(fleet.pids.map((pid, i) => ({ type: 'watch' as const, channel: `bot_${i}`, pid, start_time: null })));
       const first = await timed(() => sampler.sampleNow());
       const steady: Awaited<ReturnType<typeof timed<Awaited<ReturnType<ProcessSampler["sampleNow"]>>>>>[] = [];
       for (let i = 0; i < 5; i++) steady.push(await timed(() => sampler.sampleNow()));

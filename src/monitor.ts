@@ -89,8 +89,8 @@ export class Monitor {
       this.#resolveExit = resolve;
     });
     const maxPending = config.limits.maxPendingPerLink;
-    this.#registryLink = new Link('ingest', { maxPending, onSignal: (body) => this.#ingest.markKnown(body as KnownConnections) });
-    this.#writerLink = new Link('ingest', { maxPending });
+    this.#registryLink = new Link('ingest-to-registry', { maxPending, onSignal: (body) => this.#ingest.markKnown(body as KnownConnections) });
+    this.#writerLink = new Link('ingest-to-db', { maxPending });
     this.#supervisor = new Supervisor({
       config,
       log,
@@ -304,7 +304,7 @@ export class Monitor {
       this.#log[level](h, 'worker health');
       // worker_health has no columns for these: they go into detail_json.
       const supervision = { up: h.up, last_answer_ms_ago: h.last_answer_ms_ago, last_restart_reason: h.last_restart_reason };
-      this.#writerLink.send({ t: 'health', at, health: { ...h, detail: { ...h.detail, ...supervision } } });
+      this.#writerLink.send({ type: 'health', at, health: { ...h, detail: { ...h.detail, ...supervision } } });
     }
   }
 

@@ -79,7 +79,7 @@ const count = (db: BetterSqlite3.Database, table: string) => (db.prepare(`SELECT
 
 /** An llm_usage row whose tokens_in is its unique id. */
 const usage = (id: number, at = Date.now()): WriteItem => ({
-  t: 'llm_usage', at, channel: `ch_${id % 50}`, model: 'gpt-4o-mini', feature: 'chat', tokens_in: id, tokens_out: 1, latency_ms: 100,
+  type: 'llm_usage', at, channel: `ch_${id % 50}`, model: 'gpt-4o-mini', feature: 'chat', tokens_in: id, tokens_out: 1, latency_ms: 100,
 });
 
 test('rows of every item type land with the right columns and cost', async () => {
@@ -88,23 +88,23 @@ test('rows of every item type land with the right columns and cost', async () =>
   const writer = await startWriter(dbPath, link);
   const t0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
   const items: WriteItem[] = [
-    { t: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5 },
-    { t: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null },
-    { t: 'llm_usage', at: t0, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3 },
-    { t: 'status', channel: 'alpha', pid: 41, status: 'online', features_json: '{"tts":true}', registered_at: t0, last_seen: t0, last_heartbeat: null, start_time: null },
-    { t: 'status', channel: 'alpha', pid: 42, status: 'stale', features_json: null, registered_at: t0 + 1, last_seen: t0 + 2, last_heartbeat: t0 + 3, start_time: 123_456 },
-    { t: 'event', at: t0, channel: 'alpha', pid: 42, from: 'online', to: 'stale', reason: 'no_heartbeat' },
-    { t: 'event', at: t0, channel: 'beta', pid: 7, from: null, to: 'online', reason: 'registered' },
-    { t: 'metric', at: t0, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, cpu_pct_machine: 75 },
+    { type: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5 },
+    { type: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null },
+    { type: 'llm_usage', at: t0, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3 },
+    { type: 'status', channel: 'alpha', pid: 41, status: 'online', features_json: '{"tts":true}', registered_at: t0, last_seen: t0, last_heartbeat: null, start_time: null },
+    { type: 'status', channel: 'alpha', pid: 42, status: 'stale', features_json: null, registered_at: t0 + 1, last_seen: t0 + 2, last_heartbeat: t0 + 3, start_time: 123_456 },
+    { type: 'event', at: t0, channel: 'alpha', pid: 42, from: 'online', to: 'stale', reason: 'no_heartbeat' },
+    { type: 'event', at: t0, channel: 'beta', pid: 7, from: null, to: 'online', reason: 'registered' },
+    { type: 'metric', at: t0, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, cpu_pct_machine: 75 },
     {
-      t: 'health', at: t0,
+      type: 'health', at: t0,
       health: { actor: 'registry', processed: 10, queue_depth: 2, dropped: 0, loop_lag_p99_ms: 1.5, loop_lag_max_ms: 3, heap_used_mb: 12.3, uptime_s: 60, restarts: 1, detail: { bots_online: 3 } },
     },
   ];
   for (const item of items) link.send(item);
   // A row SQLite cannot take and an unknown item type: each is dropped and counted, never fatal.
-  link.send({ t: 'event', at: Number.NaN, channel: 'alpha', pid: 42, from: null, to: 'online', reason: 'registered' });
-  link.send({ t: 'no_such_table', at: t0 } as never);
+  link.send({ type: 'event', at: Number.NaN, channel: 'alpha', pid: 42, from: null, to: 'online', reason: 'registered' });
+  link.send({ type: 'no_such_table', at: t0 } as never);
   await waitFor('acks', () => link.pending === 0);
 
   const db = reader(dbPath);
@@ -377,7 +377,7 @@ test('rows a sender spooled itself (writer not answering) are replayed once; the
 
 /** A registry's 'caused' item: the rows ingest batch `seq` of `sender` caused (one 'online' event for `channel`). */
 const caused = (sender: string, seq: number, channel: string): WriteItem => ({
-  t: 'caused', sender, seq, items: [{ t: 'event', at: Date.now(), channel, pid: 1, from: null, to: 'online', reason: 'registered' } satisfies RowItem],
+  type: 'caused', sender, seq, items: [{ type: 'event', at: Date.now(), channel, pid: 1, from: null, to: 'online', reason: 'registered' } satisfies RowItem],
 });
 
 const eventChannels = (dbPath: string) => (reader(dbPath).prepare('SELECT channel FROM bot_events ORDER BY id').all() as { channel: string }[]).map((r) => r.channel);

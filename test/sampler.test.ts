@@ -66,7 +66,7 @@ const openFds = () => readdirSync('/proc/self/fd').length;
 // ---- the sampler on a worker thread, with this file as registry and db ---------------------------
 
 type Sample = Extract<SampleResult, { cpu_pct: number }>;
-type MetricRow = Extract<WriteItem, { t: 'metric' }>;
+type MetricRow = Extract<WriteItem, { type: 'metric' }>;
 
 class SamplerUnderTest {
   readonly rounds: SampleRound[] = [];
@@ -74,7 +74,7 @@ class SamplerUnderTest {
   readonly registry = new Link<WatchItem>('registry', { onSignal: (body) => this.rounds.push(body as SampleRound) });
   readonly db = new Link<never, WriteItem>('db', {
     onBatch: (items, ack) => {
-      for (const item of items) if (item.t === 'metric') this.rows.push(item);
+      for (const item of items) if (item.type === 'metric') this.rows.push(item);
       ack();
     },
   });
@@ -111,11 +111,11 @@ class SamplerUnderTest {
   }
 
   watch(channel: string, pid: number, start_time: number | null = null): void {
-    this.registry.send({ t: 'watch', channel, pid, start_time });
+    this.registry.send({ type: 'watch', channel, pid, start_time });
   }
 
   unwatch(channel: string, pid: number): void {
-    this.registry.send({ t: 'unwatch', channel, pid });
+    this.registry.send({ type: 'unwatch', channel, pid });
   }
 
   /** Re-wires the registry link the way the supervisor does after a registry restart. */
@@ -181,7 +181,7 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
 
   test('metric rows reach the db link, one per sample, with cpu_pct_machine = cpu_pct / cores', async () => {
     const row = await waitFor('a metric row for the busy child', () => sut.rows.find((r) => r.pid === busyPid));
-    assert.equal(row.t, 'metric');
+    assert.equal(row.type, 'metric');
     assert.equal(row.channel, 'busy');
     assert.ok(row.rss_mb > 1);
     assert.ok(row.cpu_pct > 0, 'the row carries the measured figure');

@@ -18,7 +18,7 @@ const LATE_ROWS = 100;
 const BATCH_ROWS = 500;
 
 const usage = (i: number, feature = 'replay'): WriteItem => ({
-  t: 'llm_usage', at: Date.now(), channel: `bot_${i % 10}`, model: 'gpt-4o', feature, tokens_in: i, tokens_out: 1, latency_ms: null, id: `${feature}-${i}`,
+  type: 'llm_usage', at: Date.now(), channel: `bot_${i % 10}`, model: 'gpt-4o', feature, tokens_in: i, tokens_out: 1, latency_ms: null, id: `${feature}-${i}`,
 });
 
 /** Writes `rows` llm_usage rows as batches of sender `from`, as the writer or a sender would at shutdown. */
@@ -64,8 +64,8 @@ describe('replaying a large spool', () => {
     const nextSeq = spoolRows(spool, 'registry:test', ROWS, 'replay');
     spool.append([{
       from: 'registry:test', seq: nextSeq, items: [
-        { t: 'status', channel: 'gone_bot', pid: gonePid, status: 'offline', features_json: null, registered_at: now - 60_000, last_seen: now, last_heartbeat: null, start_time: null },
-        { t: 'event', at: now, channel: 'gone_bot', pid: gonePid, from: 'online', to: 'offline', reason: 'unregistered' },
+        { type: 'status', channel: 'gone_bot', pid: gonePid, status: 'offline', features_json: null, registered_at: now - 60_000, last_seen: now, last_heartbeat: null, start_time: null },
+        { type: 'event', at: now, channel: 'gone_bot', pid: gonePid, from: 'online', to: 'offline', reason: 'unregistered' },
       ],
     }]);
 

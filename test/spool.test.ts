@@ -9,10 +9,10 @@ import { Spool } from '../src/db/spool.js';
 import { TestDir } from './helpers/monitor-process.js';
 
 interface Row {
-  t: string;
+  type: string;
   i: number;
 }
-const batch = (from: string, seq: number, n: number) => ({ from, seq, items: Array.from({ length: n }, (_, i) => ({ t: 'llm_usage', i: seq * 100 + i })) });
+const batch = (from: string, seq: number, n: number) => ({ from, seq, items: Array.from({ length: n }, (_, i) => ({ type: 'llm_usage', i: seq * 100 + i })) });
 
 const dir = new TestDir();
 after(() => dir.remove());

@@ -643,7 +643,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
 
   #writeItems(st: Statements, items: WriteItem[], counts: RowCounts, cursors: Map<string, number>): void {
     for (const item of items) {
-      if (item.t === 'caused') {
+      if (item.type === 'caused') {
         // An ingest batch a restarted registry applied again: its first copy's rows are stored (or held earlier).
         if (this.#advance(cursors, item.sender, item.seq)) this.#writeItems(st, item.items, counts, cursors);
         else counts.reapplied += item.items.length;
@@ -654,13 +654,13 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       } catch (err) {
         if (!isRowError(err)) throw err;
         counts.rejected++;
-        this.#warn.warn('row_rejected', { err, item_type: item.t }, 'row rejected by the database; dropped');
+        this.#warn.warn('row_rejected', { err, item_type: item.type }, 'row rejected by the database; dropped');
       }
     }
   }
 
   #writeRow(st: Statements, item: RowItem, counts: RowCounts): void {
-    switch (item.t) {
+    switch (item.type) {
       case 'llm_usage': {
         if (this.#dropRatio > 0 && Math.random() < this.#dropRatio) return; // fault injection, see config.faults
         const { changes } = st.insertUsage.run(
@@ -697,7 +697,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       }
       default: {
         const unknown: never = item;
-        throw new TypeError(`unknown write item type ${JSON.stringify((unknown as { t?: unknown }).t)}`);
+        throw new TypeError(`unknown write item type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
       }
     }
   }

@@ -133,12 +133,12 @@ class Registry {
     this.#ctx = ctx;
     this.#rateLog = new RateLimitedLog(ctx.log);
     const maxPending = ctx.config.limits.maxPendingPerLink;
-    this.#db = new Link('registry', { maxPending });
-    this.#sampler = new Link('registry', {
+    this.#db = new Link('registry-to-db', { maxPending });
+    this.#sampler = new Link('registry-to-sampler', {
       maxPending,
       onSignal: (body) => this.#applySamples(body as SampleRound),
     });
-    this.#ingest = new Link('registry', {
+    this.#ingest = new Link('registry-to-ingest', {
       // The batch is acknowledged only once the rows it caused are with the writer (committed or
       // spooled): a registry crash before that gets it re-sent. Those rows go as one 'caused' item
       // keyed by the batch's (sender, seq), which the writer stores only once however often a
@@ -153,7 +153,7 @@ class Registry {
         } finally {
           this.#caused = null;
         }
-        if (caused.length > 0) this.#db.send({ t: 'caused', sender: from, seq, items: caused });
+        if (caused.length > 0) this.#db.send({ type: 'caused', sender: from, seq, items: caused });
         this.#db.whenAcknowledged(ack);
       },
       onSignal: (body) => {
@@ -246,7 +246,7 @@ class Registry {
     const known: number[] = [];
     for (const signal of signals) {
       this.#counters.processed++;
-      switch (signal.t) {
+      switch (signal.type) {
         case 'register':
           this.#register(signal, live);
           break;
@@ -399,7 +399,7 @@ class Registry {
     bot.status = to;
     this.#counters.transitions++;
     const at = Date.now();
-    this.#write({ t: 'event', at, channel: bot.channel, pid: bot.pid, from, to, reason });
+    this.#write({ type: 'event', at, channel: bot.channel, pid: bot.pid, from, to, reason });
     this.#dirty.delete(bot);
     this.#write(statusRow(bot));
     this.#ctx.log.info({ channel: bot.channel, pid: bot.pid, from, to, reason }, 'bot status changed');
@@ -425,11 +425,11 @@ class Registry {
   }
 
   #watch(bot: Bot): void {
-    this.#sampler.send({ t: 'watch', channel: bot.channel, pid: bot.pid, start_time: bot.startTime });
+    this.#sampler.send({ type: 'watch', channel: bot.channel, pid: bot.pid, start_time: bot.startTime });
   }
 
   #unwatch(bot: Bot): void {
-    this.#sampler.send({ t: 'unwatch', channel: bot.channel, pid: bot.pid });
+    this.#sampler.send({ type: 'unwatch', channel: bot.channel, pid: bot.pid });
   }
 
   #applySamples(round: SampleRound): void {
@@ -542,7 +542,7 @@ function isLive(status: BotStatus): boolean {
 
 function statusRow(bot: Bot): RowItem {
   return {
-    t: 'status',
+    type: 'status',
     channel: bot.channel,
     pid: bot.pid,
     status: bot.status,

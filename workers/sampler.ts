@@ -82,7 +82,7 @@ const SEEDED_MAXAGE = 2 ** 31 - 1;
 const PORTABLE_START_SLACK_S = 2;
 const STAT_BUF = Buffer.allocUnsafe(4096);
 
-export type MetricRow = Extract<WriteItem, { t: 'metric' }>;
+export type MetricRow = Extract<WriteItem, { type: 'metric' }>;
 
 export interface ProcessSamplerOptions {
   intervalMs: number;
@@ -115,9 +115,9 @@ interface Watched {
 }
 
 type Observation =
-  | { kind: 'gone' }
-  | { kind: 'unknown' }
-  | { kind: 'alive'; startTime: number | null; usage: { ctimeMs: number; rssBytes: number; startS: number } | null };
+  | { type: 'gone' }
+  | { type: 'unknown' }
+  | { type: 'alive'; startTime: number | null; usage: { ctimeMs: number; rssBytes: number; startS: number } | null };
 
 interface Round {
   at: number;
@@ -132,8 +132,8 @@ interface Round {
   settle: (outcome: RoundOutcome) => void;
 }
 
-const GONE: Observation = { kind: 'gone' };
-const UNKNOWN: Observation = { kind: 'unknown' };
+const GONE: Observation = { type: 'gone' };
+const UNKNOWN: Observation = { type: 'unknown' };
 const noop = () => {};
 
 export class ProcessSampler {
@@ -208,7 +208,7 @@ export class ProcessSampler {
   /** Applies one batch of watch/unwatch items from the registry. */
   apply(items: WatchItem[]): void {
     for (const item of items) {
-      switch (item.t) {
+      switch (item.type) {
         case 'watch': {
           if (!Number.isSafeInteger(item.pid) || item.pid <= 0 || typeof item.channel !== 'string') {
             this.#warn.warn('bad_watch_item', { channel: item.channel, pid: item.pid }, 'watch item with an invalid pid or channel ignored');
@@ -235,7 +235,7 @@ export class ProcessSampler {
           break;
         }
         default:
-          this.#warn.warn('unknown_watch_item', { t: (item as { t?: unknown }).t }, 'unknown watch item ignored');
+          this.#warn.warn('unknown_watch_item', { type: (item as { type?: unknown }).type }, 'unknown watch item ignored');
       }
     }
   }
@@ -347,7 +347,7 @@ export class ProcessSampler {
     try {
       for (const pid of pids) {
         if (!this.#useProc) {
-          observed.set(pid, { kind: 'alive', startTime: null, usage: null });
+          observed.set(pid, { type: 'alive', startTime: null, usage: null });
           ask.push(pid);
           continue;
         }
@@ -366,7 +366,7 @@ export class ProcessSampler {
           if (stat === 'gone' || (typeof stat === 'object' && hasExited(stat.state))) observed.set(pid, GONE);
           else if (stat === 'error') observed.set(pid, UNKNOWN);
           else {
-            observed.set(pid, { kind: 'alive', startTime: stat.startTime, usage: null });
+            observed.set(pid, { type: 'alive', startTime: stat.startTime, usage: null });
             ask.push(pid);
             if (this.#seeded) {
               pidusageHistory.set(pid, { fd }, SEEDED_MAXAGE);
@@ -390,7 +390,7 @@ export class ProcessSampler {
       for (const pid of ask) {
         const u = usage[pid];
         const o = observed.get(pid)!;
-        if (u && o.kind === 'alive') o.usage = { ctimeMs: u.ctime, rssBytes: u.memory, startS: Math.round((u.timestamp - u.elapsed) / 1000) };
+        if (u && o.type === 'alive') o.usage = { ctimeMs: u.ctime, rssBytes: u.memory, startS: Math.round((u.timestamp - u.elapsed) / 1000) };
         else if (!this.#useProc && !u && !pidAlive(pid)) observed.set(pid, GONE);
       }
       return { observed, at };
@@ -402,8 +402,8 @@ export class ProcessSampler {
 
   #judge(round: Round, entry: Watched, o: Observation, at: number): void {
     if (this.#entries.get(entry.channel) !== entry) return; // unwatched (or another pid) meanwhile
-    if (o.kind === 'unknown') return;
-    if (o.kind === 'gone') {
+    if (o.type === 'unknown') return;
+    if (o.type === 'gone') {
       round.samples.push({ channel: entry.channel, pid: entry.pid, gone: 'process_exited' });
       round.gone.push(entry);
       return;
@@ -427,7 +427,7 @@ export class ProcessSampler {
     const rss = round2(o.usage.rssBytes / 1048576);
     round.samples.push({ channel: entry.channel, pid: entry.pid, cpu_pct: cpu, rss_mb: rss, start_time: entry.startTime });
     round.rows.push({
-      t: 'metric',
+      type: 'metric',
       at: round.at,
       channel: entry.channel,
       pid: entry.pid,

@@ -6,7 +6,7 @@ import type { BotStatus, TransitionReason } from '../protocol/states.js';
 /** One row for one table. */
 export type RowItem =
   | {
-      t: 'llm_usage';
+      type: 'llm_usage';
       at: number;
       channel: string;
       model: string;
@@ -19,7 +19,7 @@ export type RowItem =
     }
   | {
       /** Upsert of the bot's bot_status row. */
-      t: 'status';
+      type: 'status';
       channel: string;
       pid: number;
       status: BotStatus;
@@ -30,7 +30,7 @@ export type RowItem =
       start_time: number | null;
     }
   | {
-      t: 'event';
+      type: 'event';
       at: number;
       channel: string;
       pid: number;
@@ -39,7 +39,7 @@ export type RowItem =
       reason: TransitionReason;
     }
   | {
-      t: 'metric';
+      type: 'metric';
       at: number;
       channel: string;
       pid: number;
@@ -47,7 +47,7 @@ export type RowItem =
       cpu_pct: number;
       cpu_pct_machine: number;
     }
-  | { t: 'health'; at: number; health: ActorHealth & { restarts: number } };
+  | { type: 'health'; at: number; health: ActorHealth & { restarts: number } };
 
 export type WriteItem =
   | RowItem
@@ -58,7 +58,7 @@ export type WriteItem =
        * is stored with them: a restarted registry that applies a re-sent ingest batch again stores
        * nothing twice, whether the first copy is committed, still held by the writer, or spooled.
        */
-      t: 'caused';
+      type: 'caused';
       /** The ingest Link's sender and the batch's seq on it. */
       sender: string;
       seq: number;

@@ -13,9 +13,9 @@ import { randomUUID } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 
 type Envelope =
-  | { k: 'batch'; from: string; seq: number; items: unknown[] }
-  | { k: 'ack'; from: string; seq: number }
-  | { k: 'signal'; body: unknown };
+  | { type: 'batch'; from: string; seq: number; items: unknown[] }
+  | { type: 'ack'; from: string; seq: number }
+  | { type: 'signal'; body: unknown };
 
 /**
  * A batch is posted 1 ms after its first item, or at the end of the event-loop turn once it holds
@@ -83,7 +83,7 @@ export class Link<Out, In = never> {
     this.#port = port;
     port.on('message', (msg: Envelope) => this.#receive(port, msg));
     for (const batch of this.#unacked) {
-      port.postMessage({ k: 'batch', from: this.sender, seq: batch.seq, items: batch.items } satisfies Envelope);
+      port.postMessage({ type: 'batch', from: this.sender, seq: batch.seq, items: batch.items } satisfies Envelope);
       this.#stats.resentBatches++;
     }
   }
@@ -125,11 +125,11 @@ export class Link<Out, In = never> {
     this.#current = [];
     this.#unacked.push(batch);
     this.#stats.sentItems += batch.items.length;
-    this.#port?.postMessage({ k: 'batch', from: this.sender, seq: batch.seq, items: batch.items } satisfies Envelope);
+    this.#port?.postMessage({ type: 'batch', from: this.sender, seq: batch.seq, items: batch.items } satisfies Envelope);
   }
 
   signal(body: unknown): void {
-    this.#port?.postMessage({ k: 'signal', body } satisfies Envelope);
+    this.#port?.postMessage({ type: 'signal', body } satisfies Envelope);
   }
 
   /** Marks batches from `from` up to `seq` as already handled (the writer restores this from the database). */
@@ -184,11 +184,11 @@ export class Link<Out, In = never> {
   }
 
   #receive(port: MessagePort, msg: Envelope): void {
-    switch (msg.k) {
+    switch (msg.type) {
       case 'batch': {
         const ackOn = () => {
           this.markDelivered(msg.from, msg.seq);
-          port.postMessage({ k: 'ack', from: msg.from, seq: msg.seq } satisfies Envelope);
+          port.postMessage({ type: 'ack', from: msg.from, seq: msg.seq } satisfies Envelope);
         };
         if (msg.seq <= (this.#delivered.get(msg.from) ?? 0)) {
           ackOn(); // a re-sent batch we already handled: acknowledge again, apply nothing

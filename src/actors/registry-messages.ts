@@ -4,7 +4,7 @@ import type { BotStatus } from '../protocol/states.js';
 
 /** A bot message after decoding and auth, as the main thread hands it over (ingest link). */
 export interface BotSignal {
-  t: 'register' | 'heartbeat' | 'unregister';
+  type: 'register' | 'heartbeat' | 'unregister';
   channel: string;
   pid: number;
   features?: Features;

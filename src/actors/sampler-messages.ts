@@ -3,13 +3,13 @@
 /** registry → sampler (reliable link). After a (re)attach the registry re-sends a watch for every live bot. */
 export type WatchItem =
   | {
-      t: 'watch';
+      type: 'watch';
       channel: string;
       pid: number;
       /** Process start time (clock ticks since boot, /proc/<pid>/stat field 22) if already known. */
       start_time: number | null;
     }
-  | { t: 'unwatch'; channel: string; pid: number };
+  | { type: 'unwatch'; channel: string; pid: number };
 
 /** What one round found for one watched bot. A failed read is simply absent: "no data", never 0. */
 export type SampleResult =

@@ -234,10 +234,20 @@ function parseLine<Row>(text: string): SpoolLine<Row> | null {
   try {
     const line = JSON.parse(text) as SpoolLine<Row>;
     const ok = typeof line?.from === 'string' && Number.isInteger(line.seq) && Number.isInteger(line.n) && line.n > 0 && typeof line.row === 'object' && line.row !== null;
-    return ok ? line : null;
+    if (!ok) return null;
+    upgradeLegacyRow(line.row as Record<string, unknown>);
+    return line;
   } catch {
     return null;
   }
+}
+
+/** Spools written by 0.1.0 spell the row discriminant `t` (nested rows of `caused` too); today it is `type`. */
+function upgradeLegacyRow(row: Record<string, unknown>): void {
+  if (!('t' in row) || 'type' in row) return;
+  row.type = row.t;
+  delete row.t;
+  if (Array.isArray(row.items)) for (const item of row.items) if (typeof item === 'object' && item !== null) upgradeLegacyRow(item as Record<string, unknown>);
 }
 
 function fsyncDirectory(path: string): void {

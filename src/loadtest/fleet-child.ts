@@ -62,7 +62,7 @@ let llmOutstanding = 0;
 let onLlmSettled: (() => void) | null = null;
 
 function report(msg: ChildReport): void {
-  if (msg.t !== 'ready') {
+  if (msg.type !== 'ready') {
     const cpu = process.cpuUsage();
     counters.cpu_ms = Math.round((cpu.user + cpu.system) / 1000);
   }
@@ -386,7 +386,7 @@ let connectedReported = false;
 function checkConnected(): void {
   if (connectedReported || counters.registered < bots.length) return;
   connectedReported = true;
-  report({ t: 'connected', counters });
+  report({ type: 'connected', counters });
 }
 
 async function end(): Promise<void> {
@@ -410,7 +410,7 @@ async function end(): Promise<void> {
     pumpOneShots();
   }));
   await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, END_TIMEOUT_MS))]);
-  report({ t: 'ended', counters, failed_bots: bots.filter((b) => b.failed || !b.registered).map((b) => b.index) });
+  report({ type: 'ended', counters, failed_bots: bots.filter((b) => b.failed || !b.registered).map((b) => b.index) });
   process.exit(0);
 }
 
@@ -418,7 +418,7 @@ function start(): void {
   bots = [];
   for (let i = 0; i < config.persistent; i++) bots.push(makeBot(config.firstIndex + i, true));
   for (let i = 0; i < config.oneshot; i++) bots.push(makeBot(config.firstIndex + config.persistent + i, false));
-  report({ t: 'ready', pid: process.pid, open_files_limit: openFilesLimit()?.soft ?? null });
+  report({ type: 'ready', pid: process.pid, open_files_limit: openFilesLimit()?.soft ?? null });
   for (const bot of bots) {
     if (bot.persistent) {
       queueConnect(bot);
@@ -428,7 +428,7 @@ function start(): void {
     }
   }
   checkConnected();
-  setInterval(() => report({ t: 'progress', counters }), PROGRESS_MS).unref();
+  setInterval(() => report({ type: 'progress', counters }), PROGRESS_MS).unref();
 }
 
 async function command(cmd: ParentCommand): Promise<void> {
@@ -438,11 +438,11 @@ async function command(cmd: ParentCommand): Promise<void> {
       return;
     case 'burst':
       await burst(cmd.rows);
-      report({ t: 'burst_done', counters });
+      report({ type: 'burst_done', counters });
       return;
     case 'stop_llm':
       await stopLlm();
-      report({ t: 'llm_stopped', counters });
+      report({ type: 'llm_stopped', counters });
       return;
     case 'end':
       await end();

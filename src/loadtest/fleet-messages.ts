@@ -59,13 +59,13 @@ export interface ChildCounters {
 }
 
 export type ChildReport =
-  | { t: 'ready'; pid: number; open_files_limit: number | null }
-  | { t: 'progress'; counters: ChildCounters }
-  | { t: 'connected'; counters: ChildCounters }
-  | { t: 'llm_stopped'; counters: ChildCounters }
-  | { t: 'burst_done'; counters: ChildCounters }
+  | { type: 'ready'; pid: number; open_files_limit: number | null }
+  | { type: 'progress'; counters: ChildCounters }
+  | { type: 'connected'; counters: ChildCounters }
+  | { type: 'llm_stopped'; counters: ChildCounters }
+  | { type: 'burst_done'; counters: ChildCounters }
   /** `failed_bots`: global indices of bots with a failed register/heartbeat (they were not reliably heartbeating). */
-  | { t: 'ended'; counters: ChildCounters; failed_bots: number[] };
+  | { type: 'ended'; counters: ChildCounters; failed_bots: number[] };
 
 export const emptyCounters = (): ChildCounters => ({
   connected: 0,

@@ -42,7 +42,7 @@ function shares(n: number, k: number): number[] {
   return Array.from({ length: k }, (_, i) => Math.floor(n / k) + (i < n % k ? 1 : 0));
 }
 
-type Phase = Exclude<ChildReport['t'], 'progress' | 'ready'>;
+type Phase = Exclude<ChildReport['type'], 'progress' | 'ready'>;
 
 class BotProcess {
   readonly child: ChildProcess;
@@ -50,8 +50,8 @@ class BotProcess {
   counters: ChildCounters = emptyCounters();
   openFilesLimit: number | null = null;
   failedBots: number[] = [];
-  readonly #seen = new Set<ChildReport['t']>();
-  readonly #waiters = new Map<ChildReport['t'], { resolve: () => void; reject: (err: Error) => void }[]>();
+  readonly #seen = new Set<ChildReport['type']>();
+  readonly #waiters = new Map<ChildReport['type'], { resolve: () => void; reject: (err: Error) => void }[]>();
   #exitError: Error | null = null;
 
   constructor(config: ChildConfig) {
@@ -89,7 +89,7 @@ class BotProcess {
     if (!this.exited) this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
   }
 
-  wait(t: ChildReport['t']): Promise<void> {
+  wait(t: ChildReport['type']): Promise<void> {
     if (this.#seen.has(t)) return Promise.resolve();
     if (this.#exitError) return Promise.reject(this.#exitError);
     return new Promise((resolve, reject) => {
@@ -105,12 +105,12 @@ class BotProcess {
   }
 
   #onReport(report: ChildReport): void {
-    if (report.t === 'ready') this.openFilesLimit = report.open_files_limit;
+    if (report.type === 'ready') this.openFilesLimit = report.open_files_limit;
     else this.counters = report.counters;
-    if (report.t === 'ended') this.failedBots = report.failed_bots;
-    this.#seen.add(report.t);
-    for (const w of this.#waiters.get(report.t) ?? []) w.resolve();
-    this.#waiters.delete(report.t);
+    if (report.type === 'ended') this.failedBots = report.failed_bots;
+    this.#seen.add(report.type);
+    for (const w of this.#waiters.get(report.type) ?? []) w.resolve();
+    this.#waiters.delete(report.type);
   }
 }
 

@@ -386,13 +386,13 @@ export class IngestServer {
     let handed: boolean;
     if (msg.type === 'llm_usage') {
       const row: WriteItem = {
-        t: 'llm_usage', at, channel: msg.channel, model: msg.model, feature: msg.feature,
+        type: 'llm_usage', at, channel: msg.channel, model: msg.model, feature: msg.feature,
         tokens_in: msg.tokens_in, tokens_out: msg.tokens_out, latency_ms: msg.latency_ms ?? null,
       };
       if (msg.id !== undefined) row.id = msg.id;
       handed = this.#writer.send(row);
     } else {
-      const signal: BotSignal = { t: msg.type, channel: msg.channel, pid: msg.pid, at };
+      const signal: BotSignal = { type: msg.type, channel: msg.channel, pid: msg.pid, at };
       if (!conn.known && msg.type !== 'unregister') signal.conn = conn.id;
       if (msg.type === 'register' && msg.features) signal.features = msg.features;
       if (msg.ts !== undefined) signal.sent_at = msg.ts;
