@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { controlSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
 import type { BotSnapshot } from '../src/actors/registry-messages.js';
-import { botStatus, killStarted, startMonitor, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+import { botStatus, killStarted, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 import { commandMissing, requireResource } from './helpers/resources.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -74,6 +74,20 @@ async function online(control: string, channel: string, pid: number, output: () 
     const bot = await botStatus({ control }, channel);
     return bot?.status === 'online' && bot.pid === pid;
   }, 60_000);
+}
+
+/**
+ * A bot script's life against a monitor: each of `channels` comes online with the bot's pid; closing
+ * its stdin makes it unregister (the first channel goes offline) and exit 0 having printed `printed`;
+ * then the monitor stops cleanly.
+ */
+async function botLifecycle(monitor: MonitorProcess, bot: ReturnType<typeof startChild>, channels: string[], printed: string): Promise<void> {
+  for (const channel of channels) await online(monitor.control, channel, bot.child.pid!, bot.output);
+  bot.child.stdin.end();
+  assert.equal(await bot.exited, 0, bot.output());
+  assert.equal(bot.output(), printed);
+  await waitFor(`${channels[0]} offline after unregister`, async () => (await botStatus(monitor, channels[0]))?.status === 'offline');
+  assert.equal(await stopMonitor(monitor), 0);
 }
 
 describe('packages install and run from clean places', { concurrency: true }, () => {
@@ -164,13 +178,7 @@ describe('packages install and run from clean places', { concurrency: true }, ()
       "process.stdin.on('end', async () => { await client.unregister(); await client.close(); });",
       'process.stdin.resume();',
     ].join('\n'));
-    const bot = startChild(process.execPath, ['bot.js', monitor.socket], { cwd: project });
-    await online(monitor.control, 'pkg_client_bot', bot.child.pid!, bot.output);
-    bot.child.stdin.end();
-    assert.equal(await bot.exited, 0, bot.output());
-    assert.equal(bot.output(), 'true\n');
-    await waitFor('pkg_client_bot offline after unregister', async () => (await botStatus(monitor, 'pkg_client_bot'))?.status === 'offline');
-    assert.equal(await stopMonitor(monitor), 0);
+    await botLifecycle(monitor, startChild(process.execPath, ['bot.js', monitor.socket], { cwd: project }), ['pkg_client_bot'], 'true\n');
   });
 
   test('python: pip install --no-build-isolation into a venv; kissbot_monitor_client and the old monitor_client both register bots', { timeout: 600_000 }, async (t) => {
@@ -207,12 +215,6 @@ describe('packages install and run from clean places', { concurrency: true }, ()
     ].join('\n');
     // Run from the temp dir, so only the installed package can be imported (not clients/python).
     const bot = startChild(join(venv, 'bin', 'python'), ['-c', script, monitor.socket], { cwd: dir.path, env: quiet });
-    await online(monitor.control, 'pkg_python_bot', bot.child.pid!, bot.output);
-    await online(monitor.control, 'pkg_python_old', bot.child.pid!, bot.output);
-    bot.child.stdin.end();
-    assert.equal(await bot.exited, 0, bot.output());
-    assert.equal(bot.output(), 'True True\n');
-    await waitFor('pkg_python_bot offline after unregister', async () => (await botStatus(monitor, 'pkg_python_bot'))?.status === 'offline');
-    assert.equal(await stopMonitor(monitor), 0);
+    await botLifecycle(monitor, bot, ['pkg_python_bot', 'pkg_python_old'], 'True True\n');
   });
 });
