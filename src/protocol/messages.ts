@@ -4,6 +4,11 @@ import { Type, type Static } from '@sinclair/typebox';
 
 export const PROTOCOL_VERSION = 1;
 
+/** Where bots and the monitor meet unless told otherwise, and the variables that say otherwise. */
+export const DEFAULT_SOCKET = '/tmp/kissbot_monitor.sock';
+export const SOCKET_ENV = 'KISSBOT_MONITOR_SOCKET';
+export const TOKEN_ENV = 'KISSBOT_MONITOR_TOKEN';
+
 /** Limits a message must respect; the server enforces them and PROTOCOL.md documents them. */
 export const LIMITS = {
   channelPattern: '^[A-Za-z0-9_]{1,64}$',
