@@ -223,12 +223,12 @@ program
   .command('fault')
   .description('fault injection on a monitor started with --enable-faults (drills and tests)')
   .argument('<action>', 'crash (the thread throws) | hang (the thread spins forever)')
-  .argument('<actor>', 'registry | db | sampler')
+  .argument('<actor>', 'registry | db | sampler | alerter')
   .addOption(socketOption())
   .addOption(configOption())
   .action(async (action: string, actor: string, opts) => {
     if (action !== 'crash' && action !== 'hang') throw new UsageError(`unknown fault action ${action}; use "crash" or "hang"`);
-    if (!['registry', 'db', 'sampler'].includes(actor)) throw new UsageError('actor must be registry, db or sampler');
+    if (!['registry', 'db', 'sampler', 'alerter'].includes(actor)) throw new UsageError('actor must be registry, db, sampler or alerter');
     // Admin route: only the monitor's own user can reach the admin socket (mode 0600).
     await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/${action}?actor=${actor}`);
     process.stdout.write(action === 'crash'

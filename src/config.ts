@@ -123,6 +123,7 @@ const ConfigSchema = Type.Object({
       registry: heapMb(512),
       db: heapMb(1024),
       sampler: heapMb(512),
+      alerter: heapMb(256),
     }),
   }),
   limits: section({
