@@ -22,6 +22,7 @@ import type { ActorControl, ActorName, ActorToSupervisor, PeerName, SupervisorTo
 import type { RestartReason, SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
+import { MonitorError } from '../errors.js';
 import { openLogChannel, type Logger } from '../log.js';
 import type { AlerterControlExtra } from '../actors/alerter-messages.js';
 import type { DbWriterControlExtra } from '../actors/db-writer-messages.js';
@@ -106,8 +107,11 @@ function stateOf(child: Child): 'not answering' | 'terminating' | 'starting' | '
   return child.downReason ? 'terminating' : 'starting';
 }
 
-export class SupervisorError extends Error {
-  readonly code = 'ERR_SUPERVISOR_INTENSITY';
+/** An actor restarted more often than the intensity limit allows: the monitor gives up (exit 1). */
+export class SupervisorError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_SUPERVISOR_INTENSITY', message);
+  }
 }
 
 export interface SupervisorOptions {
