@@ -2,7 +2,7 @@
 // kissmon: start the monitor, or ask it (or its database) what is going on.
 // Exit codes: 0 ok, 1 runtime failure (and `kissmon health` with an actor down), 2 bad usage
 // (unknown flag, bad value, socket in use).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
 import type { Kysely } from 'kysely';
@@ -30,8 +30,12 @@ const EXIT_FATAL = 1;
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
 const LOG_DRAIN_AT_EXIT_MS = 2_000;
 
+/** The installed package's own package.json (dist/src/cli.js → the package root). */
+const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('kissmon')
   .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')
+  .version(PACKAGE.version, '-V, --version', 'print the kissbot-monitor version')
   .showHelpAfterError()
   .exitOverride();
 
@@ -222,12 +226,12 @@ program
   .command('fault')
   .description('fault injection on a monitor started with --enable-faults (drills and tests)')
   .argument('<action>', 'crash (the thread throws) | hang (the thread spins forever)')
-  .argument('<actor>', 'registry | db | sampler')
+  .argument('<actor>', 'registry | db | sampler | alerter')
   .addOption(socketOption())
   .addOption(configOption())
   .action(async (action: string, actor: string, opts) => {
     if (action !== 'crash' && action !== 'hang') throw new UsageError(`unknown fault action ${action}; use "crash" or "hang"`);
-    if (!['registry', 'db', 'sampler'].includes(actor)) throw new UsageError('actor must be registry, db or sampler');
+    if (!['registry', 'db', 'sampler', 'alerter'].includes(actor)) throw new UsageError('actor must be registry, db, sampler or alerter');
     // Admin route: only the monitor's own user can reach the admin socket (mode 0600).
     await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/${action}?actor=${actor}`);
     process.stdout.write(action === 'crash'

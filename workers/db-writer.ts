@@ -20,6 +20,8 @@
 // earlier in the same transaction or spool replay.
 // llm_usage rows with a client id are also stored once per id (a repeat counts as a duplicate).
 //
+// Out: 'alerter' Link<AlerterInput> ('db-to-alerter'): budget levels and digests; its acks gate nothing.
+//
 // Start-up never fails on the database: the actor is ready at once, and a locked, missing or
 // unmigrated database is retried every retryDelayMs while rows are held (health says why).
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
@@ -34,6 +36,7 @@ import { isoTime, OpenDatabaseError, openWriteDatabase, type Database, type Data
 import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/db/spool.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { costUsd, priceLookup, type ModelPrice } from '../src/pricing.js';
+import type { AlerterInput } from '../src/actors/alerter-messages.js';
 import type { DbWriterControlExtra, PruneResult, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 
 const DAY_MS = 86_400_000;
@@ -159,6 +162,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #replayedWaiters: (() => void)[] = [];
 
   #links = new Map<PeerName, Link<never, WriteItem>>();
+  /** Budget levels and digests for the alerter (fire-and-forget: a down alerter only makes it hold, bounded). */
+  readonly #alerter = new Link<AlerterInput>('db-to-alerter', { maxPending: 10_000 });
   /** Highest committed seq per sender (delivery_cursor), loaded on open and kept current. */
   #committed = new Map<string, number>();
   #held: HeldBatch[] = [];
@@ -267,6 +272,10 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   }
 
   attach(peer: PeerName, port: MessagePort): void {
+    if (peer === 'alerter') {
+      this.#alerter.attach(port);
+      return;
+    }
     let link = this.#links.get(peer);
     if (!link) {
       link = new Link<never, WriteItem>(`db<-${peer}`, { onBatch: this.#receive });

@@ -15,7 +15,7 @@ import type { MonitorConfig } from '../config.js';
 import { createLogger, type LogChannel, type Logger } from '../log.js';
 import { heapUsedMb, loopLagMeter, type ActorHealth } from './health.js';
 
-export type ActorName = 'registry' | 'db' | 'sampler';
+export type ActorName = 'registry' | 'db' | 'sampler' | 'alerter';
 /** The main thread's end of the data plane (socket ingest, supervisor health rows). */
 export type PeerName = ActorName | 'ingest';
 
