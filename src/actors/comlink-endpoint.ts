@@ -7,4 +7,6 @@ import { createRequire } from 'node:module';
 import type { MessagePort } from 'node:worker_threads';
 import type { Endpoint } from 'comlink';
 
-export const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (port: MessagePort) => Endpoint;
+export const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (
+  port: MessagePort,
+) => Endpoint;
