@@ -241,7 +241,7 @@ program
 
 program.addCommand(loadtestCommand());
 
-/** One query on a read-only connection of this process: a one-shot command needs no thread pool (the daemon's is src/db/read-pool.ts). */
+/** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
 async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
   const db = openReadDatabase(dbPath);
   try {
