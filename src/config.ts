@@ -116,13 +116,14 @@ const ConfigSchema = Type.Object({
     /**
      * V8 old-generation limit of each actor's thread (worker resourceLimits); past it the thread dies
      * with ERR_WORKER_OUT_OF_MEMORY and is restarted (reason `out_of_memory`) instead of the process
-     * running out of memory. Measured heap: 10k bots → registry 45 MB, db 23 MB, sampler 14 MB; db
-     * with 256k rows held (database locked) 81 MB. Sized for maxBots and full links with headroom.
+     * running out of memory. Sized for maxBots and full links with headroom over the heaps measured
+     * at 10k bots and with the database locked (docs/PERFORMANCE.md, "Numbers behind code choices").
      */
     maxOldGenerationSizeMb: section({
       registry: heapMb(512),
       db: heapMb(1024),
       sampler: heapMb(512),
+      alerter: heapMb(256),
     }),
   }),
   limits: section({

@@ -125,7 +125,7 @@ describe('kissmon CLI', () => {
     const r = await kissmon(['health', '--socket', dir.socket, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const actors = JSON.parse(r.stdout) as { actor: string; up: boolean }[];
-    assert.deepEqual(actors.map((a) => a.actor).sort(), ['db', 'ingest', 'registry', 'sampler']);
+    assert.deepEqual(actors.map((a) => a.actor).sort(), ['alerter', 'db', 'ingest', 'registry', 'sampler']);
     assert.ok(actors.every((a) => a.up));
   });
 

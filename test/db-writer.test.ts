@@ -2,13 +2,13 @@
 // done by hand, data goes through a main-side Link exactly as the ingest path sends it.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import * as Comlink from 'comlink';
+import { nodeEndpoint } from '../src/actors/comlink-endpoint.js';
 import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../src/actors/actor-host.js';
 import { Link } from '../src/actors/link.js';
 import { resolveConfig, type ConfigOverrides } from '../src/config.js';
@@ -19,7 +19,6 @@ import { createLogger } from '../src/log.js';
 import type { DbWriterControlExtra, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 const WRITER = new URL('../workers/db-writer.js', import.meta.url);
 
 const dirs: string[] = [];

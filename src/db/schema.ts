@@ -4,6 +4,7 @@
 // compare as text and stay readable from the sqlite3 shell.
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Generated, type Migration } from 'kysely';
+import { MonitorError } from '../errors.js';
 
 export interface BotStatusTable {
   channel: string;
@@ -186,7 +187,7 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable('bot_status').addColumn('start_time', 'integer').execute();
       // Features are stored once per bot (bot_status), no longer copied into every sample. The
       // column stays, NULL in new rows: dropping it rewrites the whole table under the write lock
-      // at start-up (measured 1.7 s per million rows; a week of 10k bots is ~400M). Old rows keep
+      // at start-up, minutes for a week of 10k bots (docs/PERFORMANCE.md, "Numbers behind code choices"). Old rows keep
       // theirs until retention removes them; the view gives every row its features either way.
       await db.schema
         .createView('bot_metrics_features')
@@ -216,11 +217,11 @@ const MIGRATION_BUSY_TIMEOUT_MS = 5_000;
 /** Why the database could not be opened for writing; the writer retries and reports this. */
 export type OpenFailure = 'locked' | 'cannot_open' | 'migration_pending';
 
-export class OpenDatabaseError extends Error {
+export class OpenDatabaseError extends MonitorError {
   readonly failure: OpenFailure;
   readonly sqliteCode: string | undefined;
   constructor(failure: OpenFailure, cause: unknown) {
-    super((cause as Error)?.message ?? String(cause), { cause });
+    super('ERR_OPEN_DATABASE', (cause as Error)?.message ?? String(cause), { cause });
     this.failure = failure;
     const code = (cause as { code?: unknown } | null)?.code;
     this.sqliteCode = typeof code === 'string' ? code : undefined;
@@ -289,7 +290,7 @@ async function migrate({ sqlite, db }: DatabaseHandle): Promise<void> {
 }
 
 // Rows stamped in the same millisecond (a tick's worth of ingest) share one conversion: without
-// this, toISOString was ~12% of the writer's CPU at 150k rows/s.
+// this, toISOString was a visible share of the writer's CPU (docs/PERFORMANCE.md, "Numbers behind code choices").
 let lastMs = Number.NaN;
 let lastText = '';
 

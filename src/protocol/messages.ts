@@ -20,6 +20,7 @@ export const LIMITS = {
   maxTokenLength: 256,
   maxLatencyMs: 86_400_000,
   maxUsageIdLength: 64,
+  maxReasonLength: 64,
 } as const;
 
 const Channel = Type.String({ pattern: LIMITS.channelPattern, description: 'the bot key: 1-64 chars of [A-Za-z0-9_]' });
@@ -67,6 +68,7 @@ export const UnregisterMessage = Type.Object({
   type: Type.Literal('unregister'),
   channel: Channel,
   pid: Pid,
+  reason: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxReasonLength, description: 'why the bot stops, e.g. "deploy": a planned stop raises no alert' })),
   ...Extensions,
 });
 

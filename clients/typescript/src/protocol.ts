@@ -15,6 +15,7 @@ export const LIMITS = {
   maxTokenLength: 256,
   maxLatencyMs: 86400000,
   maxUsageIdLength: 64,
+  maxReasonLength: 64,
 } as const;
 
 /** A feature name: at most LIMITS.maxFeatureLength code points. */
@@ -59,6 +60,8 @@ export interface UnregisterMessage {
   channel: string;
   /** OS process id of the bot */
   pid: number;
+  /** why the bot stops, e.g. "deploy": a planned stop raises no alert */
+  reason?: string;
   /** protocol version the client speaks */
   v?: number;
   /** client send time, ms since the epoch */
