@@ -182,20 +182,34 @@ describe('protocol drift: everything that restates src/protocol agrees with it',
 
   test('the Python client validates with the limits of src/protocol', (t) => {
     if (!requireResource(t, 'python3', commandMissing('python3'))) return;
-    const script = [
-      'import json, kissbot_monitor_client.client as c',
-      'print(json.dumps({"channelPattern": c._CHANNEL.pattern, "maxPid": c._MAX_PID, "maxTokens": c._MAX_TOKENS,',
-      ' "maxModelLength": c._MAX_MODEL, "maxFeatureLength": c._MAX_FEATURE, "maxFeatures": c._MAX_FEATURES,',
-      ' "maxTokenLength": c._MAX_TOKEN_LENGTH, "maxLatencyMs": c._MAX_LATENCY_MS, "maxUsageIdLength": c._MAX_USAGE_ID,',
-      ' "featureKeyPattern": c._FEATURE_KEY.pattern, "version": c.PROTOCOL_VERSION}))',
-    ].join('\n');
+    // Every limit, and the constant of kissbot_monitor_client.client that holds it — null for a
+    // field the Python client never sends. A new limit fails here until it is given one or the other.
+    const PYTHON: Record<keyof typeof protocol.LIMITS | 'featureKeyPattern', string | null> = {
+      channelPattern: '_CHANNEL.pattern',
+      maxPid: '_MAX_PID',
+      maxTokens: '_MAX_TOKENS',
+      maxModelLength: '_MAX_MODEL',
+      maxFeatureLength: '_MAX_FEATURE',
+      maxFeatures: '_MAX_FEATURES',
+      maxTokenLength: '_MAX_TOKEN_LENGTH',
+      maxLatencyMs: '_MAX_LATENCY_MS',
+      maxUsageIdLength: '_MAX_USAGE_ID',
+      maxReasonLength: null, // unregister's `reason`: not in the Python client's API
+      featureKeyPattern: '_FEATURE_KEY.pattern',
+    };
+    const limits: Record<string, unknown> = { ...protocol.LIMITS, featureKeyPattern: protocol.FEATURE_KEY_PATTERN };
+    assert.deepEqual(Object.keys(PYTHON).sort(), Object.keys(limits).sort(), 'each limit has its Python constant listed here (or null)');
+    const used = Object.entries(PYTHON).filter((entry): entry is [string, string] => entry[1] !== null);
+    const fields = used.map(([key, constant]) => `${JSON.stringify(key)}: c.${constant}`).join(', ');
+    const script = `import json, kissbot_monitor_client.client as c\nprint(json.dumps({${fields}, "version": c.PROTOCOL_VERSION}))`;
     const r = spawnSync('python3', ['-c', script], {
       cwd: join(root, 'clients', 'python'),
       env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stderr);
-    const python = JSON.parse(r.stdout) as Record<string, unknown>;
-    assert.deepEqual(python, { ...protocol.LIMITS, featureKeyPattern: protocol.FEATURE_KEY_PATTERN, version: protocol.PROTOCOL_VERSION });
+    const expected = Object.fromEntries(used.map(([key]) => [key, limits[key]]));
+    assert.deepEqual(JSON.parse(r.stdout), { ...expected, version: protocol.PROTOCOL_VERSION });
+    t.diagnostic(`${used.length} limits compared`);
   });
 });
