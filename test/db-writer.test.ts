@@ -113,7 +113,7 @@ test('rows of every item type land with the right columns and cost', async () =>
   assert.deepEqual(usageRows, [
     { ts: iso, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5, cost_usd: 0.0075 },
     { ts: iso, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null, cost_usd: 0.0075 },
-    { ts: iso, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3, cost_usd: 3 },
+    { ts: iso, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3, cost_usd: null }, // no price: no made-up cost
   ]);
   // Two upserts of one channel leave one row holding the second.
   assert.deepEqual(db.prepare('SELECT * FROM bot_status').all(), [
@@ -341,7 +341,10 @@ test('migrations are idempotent across restarts and threads starting at once, an
   assert.deepEqual(results, ['ok', 'ok', 'ok', 'ok']);
   const again = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
   const tables = (await again.db.introspection.getTables()).map((t) => t.name).sort();
-  assert.deepEqual(tables, ['bot_events', 'bot_metrics', 'bot_metrics_features', 'bot_status', 'delivery_cursor', 'llm_usage', 'worker_health']);
+  assert.deepEqual(tables, [
+    'bot_events', 'bot_metrics', 'bot_metrics_features', 'bot_status', 'delivery_cursor', 'llm_budget_state', 'llm_usage', 'llm_usage_daily', 'llm_usage_hourly',
+    'monitor_state', 'worker_health',
+  ]);
   assert.equal(again.sqlite.pragma('journal_mode', { simple: true }), 'wal');
   await again.db.destroy();
 
