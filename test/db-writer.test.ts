@@ -2,30 +2,24 @@
 // done by hand, data goes through a main-side Link exactly as the ingest path sends it.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
-import * as Comlink from 'comlink';
-import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../src/actors/actor-host.js';
 import { Link } from '../src/actors/link.js';
-import { resolveConfig, type ConfigOverrides } from '../src/config.js';
-import { openLogChannel } from '../src/log.js';
+import { resolveConfig } from '../src/config.js';
 import { openWriteDatabase } from '../src/db/schema.js';
 import { Spool, spoolPathFor, spoolUnacknowledged } from '../src/db/spool.js';
 import { createLogger } from '../src/log.js';
-import type { DbWriterControlExtra, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
+import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
+import { startWriter, stopWriters } from './helpers/writer.js';
 
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
-const WRITER = new URL('../workers/db-writer.js', import.meta.url);
 
 const dirs: string[] = [];
-const writers = new Set<RunningWriter>();
 after(async () => {
-  for (const writer of writers) await writer.stop();
+  await stopWriters();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -33,40 +27,6 @@ function tempDb(): string {
   const dir = mkdtempSync(join(tmpdir(), 'kissmon-writer-'));
   dirs.push(dir);
   return join(dir, 'monitor.db');
-}
-
-interface RunningWriter {
-  worker: Worker;
-  control: Comlink.Remote<ActorControl & DbWriterControlExtra>;
-  stop(): Promise<void>;
-}
-
-/** Starts the writer as the supervisor would and wires `link` to it as the 'ingest' peer. */
-async function startWriter(dbPath: string, link: Link<WriteItem>, overrides: ConfigOverrides = {}, incarnation = 1): Promise<RunningWriter> {
-  const config = resolveConfig({ dbPath, logLevel: 'error' }, overrides);
-  const worker = new Worker(WRITER);
-  const control = new MessageChannel();
-  const data = new MessageChannel();
-  const log = openLogChannel();
-  const init: SupervisorToActor = { type: 'init', name: 'db', config, incarnation, control: control.port2, log, links: { ingest: data.port2 } };
-  worker.postMessage(init, [control.port2, log.port, data.port2]);
-  const reply = await new Promise<ActorToSupervisor>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  assert.equal(reply.type, 'ready', JSON.stringify(reply));
-  link.attach(data.port1);
-  const writer: RunningWriter = {
-    worker,
-    control: Comlink.wrap(nodeEndpoint(control.port1)),
-    async stop() {
-      writers.delete(writer);
-      control.port1.close();
-      await worker.terminate();
-    },
-  };
-  writers.add(writer);
-  return writer;
 }
 
 function reader(dbPath: string): BetterSqlite3.Database {
