@@ -2,19 +2,21 @@
 // kissmon: start the monitor, or ask it (or its database) what is going on.
 // Exit codes: 0 ok, 1 runtime failure (and `kissmon health` with an actor down), 2 bad usage
 // (unknown flag, bad value, socket in use).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
+import type { Kysely } from 'kysely';
 import { clientSettings, configOption, dbOption, fractionOption, integerOption, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
 import type { ConfigOverrides } from './config.js';
-import { ReadPool } from './db/read-pool.js';
+import { statusRows } from './db/queries.js';
+import { openReadDatabase, type Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
-import { MonitorError } from './errors.js';
+import { AuthFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
 import type { RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
 import { PriceTable } from './llm/prices.js';
-import { USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
+import { usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
 import { RECOMPUTE_TIMEOUT_MS, usageOptions } from './llm/routes.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
@@ -33,8 +35,12 @@ const EXIT_FATAL = 1;
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
 const LOG_DRAIN_AT_EXIT_MS = 2_000;
 
+/** The installed package's own package.json (dist/src/cli.js → the package root). */
+const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('kissmon')
   .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')
+  .version(PACKAGE.version, '-V, --version', 'print the kissbot-monitor version')
   .showHelpAfterError()
   .exitOverride();
 
@@ -81,7 +87,8 @@ program
     // A failed start exits here, not at the bottom: this process has a log sink a wedged stdout may hold.
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
-      return exit(err instanceof MonitorError ? EXIT_USAGE : EXIT_FATAL);
+      // The operator's to fix (another monitor on the socket, a bad tokens file): usage; anything else: fatal.
+      return exit(err instanceof SocketInUseError || err instanceof AuthFileError ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
     let signals = 0;
@@ -149,7 +156,7 @@ program
       if (!existsSync(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
       process.stderr.write(`${err.message}; showing bot_status from ${dbPath} (as last written, not live)\n`);
-      bots = await withReadPool(dbPath, (pool) => pool.status());
+      bots = await withReadDatabase(dbPath, statusRows);
     }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
@@ -188,7 +195,7 @@ const usage = program
       throw new UsageError((err as Error).message);
     }
     if (!existsSync(config.dbPath)) throw new Error(`no database at ${config.dbPath}`);
-    const report = await withReadPool(config.dbPath, (pool) => pool.usage(options));
+    const report = await withReadDatabase(config.dbPath, (db) => usageReport(db, options));
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
@@ -292,12 +299,12 @@ program
   .command('fault')
   .description('fault injection on a monitor started with --enable-faults (drills and tests)')
   .argument('<action>', 'crash (the thread throws) | hang (the thread spins forever)')
-  .argument('<actor>', 'registry | db | sampler')
+  .argument('<actor>', 'registry | db | sampler | alerter')
   .addOption(socketOption())
   .addOption(configOption())
   .action(async (action: string, actor: string, opts) => {
     if (action !== 'crash' && action !== 'hang') throw new UsageError(`unknown fault action ${action}; use "crash" or "hang"`);
-    if (!['registry', 'db', 'sampler'].includes(actor)) throw new UsageError('actor must be registry, db or sampler');
+    if (!['registry', 'db', 'sampler', 'alerter'].includes(actor)) throw new UsageError('actor must be registry, db, sampler or alerter');
     // Admin route: only the monitor's own user can reach the admin socket (mode 0600).
     await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/${action}?actor=${actor}`);
     process.stdout.write(action === 'crash'
@@ -307,12 +314,13 @@ program
 
 program.addCommand(loadtestCommand());
 
-async function withReadPool<T>(dbPath: string, fn: (pool: ReadPool) => Promise<T>): Promise<T> {
-  const pool = new ReadPool(dbPath);
+/** One query on a read-only connection of this process: a one-shot command needs no thread pool (the daemon's is src/db/read-pool.ts). */
+async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  const db = openReadDatabase(dbPath);
   try {
-    return await fn(pool);
+    return await query(db);
   } finally {
-    await pool.close();
+    await db.destroy();
   }
 }
 

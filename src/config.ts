@@ -15,8 +15,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import { BUILTIN_PRICES, mergePrices } from './llm/prices.js';
+import { DEFAULT_SOCKET, SOCKET_ENV } from './protocol/messages.js';
 
-export const DEFAULT_SOCKET = '/tmp/kissbot_monitor.sock';
 export const DEFAULT_DB = './kissbot_monitor.db';
 /** Names the config file when --config is not given. */
 export const CONFIG_FILE_ENV = 'KISSBOT_MONITOR_CONFIG';
@@ -60,7 +60,7 @@ const BudgetSchema = Type.Object({
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 const ConfigSchema = Type.Object({
-  socketPath: Type.String({ minLength: 1, maxLength: 99, default: DEFAULT_SOCKET, env: 'KISSBOT_MONITOR_SOCKET', must: 'a path shorter than 100 bytes (Unix socket limit)' }),
+  socketPath: Type.String({ minLength: 1, maxLength: 99, default: DEFAULT_SOCKET, env: SOCKET_ENV, must: 'a path shorter than 100 bytes (Unix socket limit)' }),
   /** HTTP control socket for status/health/metrics (read routes; bots in the socket group may use it). Default: <socketPath>.ctl */
   controlSocketPath: Type.String({ minLength: 1, maxLength: 107, must: 'a path shorter than 108 bytes' }),
   /** Admin routes (flush, latency reset, faults): mode 0600, the monitor's own user. Default: <socketPath>.admin */
@@ -166,6 +166,7 @@ const ConfigSchema = Type.Object({
       registry: heapMb(512),
       db: heapMb(1024),
       sampler: heapMb(512),
+      alerter: heapMb(256),
     }),
   }),
   limits: section({

@@ -16,6 +16,7 @@ import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { statusLine, SystemdNotifier } from './systemd.js';
+import type { AlerterInput } from './actors/alerter-messages.js';
 import type { WriteItem } from './actors/db-writer-messages.js';
 import type { BotSignal, KnownConnections } from './actors/registry-messages.js';
 
@@ -23,7 +24,7 @@ import type { BotSignal, KnownConnections } from './actors/registry-messages.js'
 const ADMIN_SOCKET_ACCESS = { mode: 0o600, group: null };
 
 /** Actors a fault can be injected into. */
-const FAULT_ACTORS = ['registry', 'db', 'sampler'] as const satisfies readonly ActorName[];
+const FAULT_ACTORS = ['registry', 'db', 'sampler', 'alerter'] as const satisfies readonly ActorName[];
 
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
 const PULSE_MS = 250;
@@ -56,6 +57,8 @@ export class Monitor {
   readonly #log: Logger;
   readonly #registryLink: Link<BotSignal>;
   readonly #writerLink: Link<WriteItem>;
+  /** The monitor's own alerts (MonitorActorDown, MonitorIngestPaused) to the alerter. */
+  readonly #alerterLink: Link<AlerterInput>;
   readonly #supervisor: Supervisor;
   readonly #ingest: IngestServer;
   readonly #auth: TokenAuth | null;
@@ -90,10 +93,11 @@ export class Monitor {
     const maxPending = config.limits.maxPendingPerLink;
     this.#registryLink = new Link('ingest-to-registry', { maxPending, onSignal: (body) => this.#ingest.markKnown(body as KnownConnections) });
     this.#writerLink = new Link('ingest-to-db', { maxPending });
+    this.#alerterLink = new Link('ingest-to-alerter', { maxPending: 10_000 });
     this.#supervisor = new Supervisor({
       config,
       log,
-      mainLinks: { registry: this.#registryLink, db: this.#writerLink } as Partial<Record<ActorName, Link<unknown, never>>>,
+      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink } as Partial<Record<ActorName, Link<unknown, never>>>,
       onFatal: () => void this.stop(1),
     });
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;

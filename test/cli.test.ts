@@ -1,7 +1,7 @@
 // The kissmon CLI as users run it: exit codes for bad usage, status/usage/health output, the
 // /usage control route, and `kissmon health` failing while an actor is down.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
@@ -74,6 +74,12 @@ describe('kissmon CLI', () => {
     }
   });
 
+  it('--version and -V print the version from package.json, exit 0', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.match(version, /^\d+\.\d+\.\d+/);
+    for (const flag of ['--version', '-V']) assert.deepEqual(await kissmon([flag]), { code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
   it('a second monitor on a socket that a running monitor answers on is refused (exit 2), not stolen', async () => {
     const r = await kissmon(['start', '--socket', dir.socket, '--db', `${dir.db}.2`]);
     assert.equal(r.code, 2);
@@ -119,7 +125,7 @@ describe('kissmon CLI', () => {
     const r = await kissmon(['health', '--socket', dir.socket, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const actors = JSON.parse(r.stdout) as { actor: string; up: boolean }[];
-    assert.deepEqual(actors.map((a) => a.actor).sort(), ['db', 'ingest', 'registry', 'sampler']);
+    assert.deepEqual(actors.map((a) => a.actor).sort(), ['alerter', 'db', 'ingest', 'registry', 'sampler']);
     assert.ok(actors.every((a) => a.up));
   });
 

@@ -9,7 +9,7 @@ import { requestControl } from '../src/http/control-client.js';
 import { actorHealth, flush, killStarted, query, sleep, startBot, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
-const ACTORS = ['registry', 'db', 'sampler'] as const;
+const ACTORS = ['registry', 'db', 'sampler', 'alerter'] as const;
 
 describe('hung actor', () => {
   const dir = new TestDir();

@@ -6,13 +6,13 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { decodeLine } from '../src/protocol/decode.js';
-import { LIMITS } from '../src/protocol/messages.js';
+import { FEATURE_KEY_PATTERN, LIMITS } from '../src/protocol/messages.js';
 import { SCHEMA_FILE, protocolSchemaText } from '../src/protocol/generate-schema.js';
 
 const checkedIn = readFileSync(SCHEMA_FILE, 'utf8');
 const schema = JSON.parse(checkedIn) as Record<string, unknown>;
-// strict: an unknown keyword in the generated schema is an error, except our two annotations.
-const validate = new Ajv2020({ strict: true, allErrors: true, keywords: ['x-limits', 'x-protocol-version'] }).compile(schema);
+// strict: an unknown keyword in the generated schema is an error, except our three annotations.
+const validate = new Ajv2020({ strict: true, allErrors: true, keywords: ['x-limits', 'x-defaults', 'x-protocol-version'] }).compile(schema);
 
 const base = { channel: 'el_serda', pid: 4242 };
 const usage = { type: 'llm_usage', channel: 'el_serda', model: 'gpt-4o', feature: 'jokes', tokens_in: 145, tokens_out: 87 };
@@ -78,7 +78,7 @@ describe('docs/protocol.schema.json', () => {
     assert.deepEqual(Object.keys(defs).sort(), ['heartbeat', 'llm_usage', 'register', 'unregister']);
     for (const [type, def] of Object.entries(defs)) assert.equal(def.properties.type.const, type, `$defs.${type} is discriminated by type`);
     assert.deepEqual(schema.oneOf, Object.keys(defs).map((type) => ({ $ref: `#/$defs/${type}` })));
-    assert.deepEqual(schema['x-limits'], LIMITS);
+    assert.deepEqual(schema['x-limits'], { ...LIMITS, featureKeyPattern: FEATURE_KEY_PATTERN });
   });
 
   test('ajv with the schema file and the monitor agree on valid and invalid lines', () => {
@@ -101,7 +101,7 @@ describe('docs/protocol.schema.json', () => {
     assert.equal(monitorAccepts(JSON.stringify(message)), false);
     assert.match(String(schema.description), /UTF-16 code units/);
     // ajv told to count like JavaScript does agrees with the monitor.
-    const utf16 = new Ajv2020({ strict: true, unicode: false, logger: false, keywords: ['x-limits', 'x-protocol-version'] }).compile(schema);
+    const utf16 = new Ajv2020({ strict: true, unicode: false, logger: false, keywords: ['x-limits', 'x-defaults', 'x-protocol-version'] }).compile(schema);
     assert.equal(utf16(message), false);
   });
 });

@@ -20,12 +20,14 @@
 // earlier in the same transaction or spool replay.
 // llm_usage rows with a client id are also stored once per id (a repeat counts as a duplicate).
 //
+// Out: 'alerter' Link<AlerterInput> ('db-to-alerter'): budget levels and digests; its acks gate nothing.
+//
 // Start-up never fails on the database: the actor is ready at once, and a locked, missing or
 // unmigrated database is retried every retryDelayMs while rows are held (health says why).
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import type { MessagePort } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Kysely } from 'kysely';
+import type { Compilable } from 'kysely';
 import { runActor, type ActorContext, type ActorInstance, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
@@ -35,7 +37,8 @@ import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/d
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { UsageAccounting, type RecomputeResult } from '../src/llm/accounting.js';
 import type { BudgetSignal } from '../src/llm/budgets.js';
-import { buildDigest, DigestSchedule, type DigestInput } from '../src/llm/digest.js';
+import { buildDigest, DigestSchedule } from '../src/llm/digest.js';
+import type { AlerterInput } from '../src/actors/alerter-messages.js';
 import type { DbWriterControlExtra, PruneResult, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 
 const DAY_MS = 86_400_000;
@@ -111,23 +114,15 @@ function isRowError(err: unknown): boolean {
 }
 
 /**
- * Prepares `INSERT INTO table (columns…) VALUES (?…)` compiled by kysely; bind values in `columns`
- * order. With `conflict`, a row whose key exists replaces the old one ('new') or is skipped ('old').
+ * Stands for one bound value in an INSERT written with the typed builder (`Kysely<Database>`):
+ * the compiler checks the table, every column name and that no NOT NULL column is missing; kysely
+ * compiles each value to a `?`, and only the SQL is kept. The hot path binds a row's values in
+ * the order the columns are written here.
  */
-function prepareInsert<T extends keyof Database>(
-  { db, sqlite }: DatabaseHandle,
-  table: T,
-  columns: readonly (keyof Database[T] & string)[],
-  conflict?: { key: keyof Database[T] & string; keep: 'new' | 'old' },
-): BetterSqlite3.Statement {
-  const untyped = db as unknown as Kysely<any>;
-  let query = untyped.insertInto(table as string).values(Object.fromEntries(columns.map((c) => [c, null])));
-  if (conflict?.keep === 'new') {
-    const updated = columns.filter((c) => c !== conflict.key);
-    query = query.onConflict((oc) => oc.column(conflict.key).doUpdateSet((eb) => Object.fromEntries(updated.map((c) => [c, eb.ref(`excluded.${c}`)]))));
-  } else if (conflict) {
-    query = query.onConflict((oc) => oc.column(conflict.key).doNothing());
-  }
+const BOUND = null as never;
+
+/** Prepares the SQL of a compiled kysely query once. */
+function prepareCompiled(sqlite: BetterSqlite3.Database, query: Compilable): BetterSqlite3.Statement {
   return sqlite.prepare(query.compile().sql);
 }
 
@@ -161,8 +156,6 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #config: MonitorConfig;
   #writer: MonitorConfig['writer'];
   #retention: MonitorConfig['retention'];
-  /** Budget and digest inputs for the alerter (AlerterInput members); held until it is wired. */
-  #alerter = new Link<BudgetSignal | DigestInput>('db-to-alerter', { maxPending: 10_000 });
   #digest: DigestSchedule | null = null;
   #recomputing: Promise<RecomputeResult> | null = null;
   #dropRatio: number;
@@ -182,6 +175,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #replayedWaiters: (() => void)[] = [];
 
   #links = new Map<PeerName, Link<never, WriteItem>>();
+  /** Budget levels and digests for the alerter (fire-and-forget: a down alerter only makes it hold, bounded). */
+  readonly #alerter = new Link<AlerterInput>('db-to-alerter', { maxPending: 10_000 });
   /** Highest committed seq per sender (delivery_cursor), loaded on open and kept current. */
   #committed = new Map<string, number>();
   #held: HeldBatch[] = [];
@@ -257,21 +252,35 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   }
 
   #prepare(handle: DatabaseHandle): Statements {
+    const { db, sqlite } = handle;
     // Deleting through a rowid sub-select (not DELETE … LIMIT, a compile-time option) bounds each chunk.
     const pruneSql = (table: string) => `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
     return {
       handle,
-      insertUsage: prepareInsert(handle, 'llm_usage', [
-        'ts', 'channel', 'model', 'feature', 'tokens_in', 'tokens_out', 'latency_ms', 'cost_usd', 'id',
-        'tokens_cached', 'tokens_reasoning', 'provider', 'status', 'error_type', 'request_id',
-      ], { key: 'id', keep: 'old' }),
-      upsertStatus: prepareInsert(handle, 'bot_status', ['channel', 'pid', 'status', 'features_json', 'registered_at', 'last_seen', 'last_heartbeat', 'start_time'], { key: 'channel', keep: 'new' }),
-      insertEvent: prepareInsert(handle, 'bot_events', ['ts', 'channel', 'pid', 'from_status', 'to_status', 'reason']),
-      insertMetric: prepareInsert(handle, 'bot_metrics', ['ts', 'channel', 'pid', 'rss_mb', 'cpu_pct', 'cpu_pct_machine']),
-      insertHealth: prepareInsert(handle, 'worker_health', [
-        'ts', 'actor', 'processed', 'queue_depth', 'dropped', 'loop_lag_p99_ms', 'loop_lag_max_ms', 'heap_used_mb', 'uptime_s', 'restarts', 'detail_json',
-      ]),
-      upsertCursor: prepareInsert(handle, 'delivery_cursor', ['sender', 'seq', 'updated_at'], { key: 'sender', keep: 'new' }),
+      insertUsage: prepareCompiled(sqlite, db.insertInto('llm_usage')
+        .values({
+          ts: BOUND, channel: BOUND, model: BOUND, feature: BOUND, tokens_in: BOUND, tokens_out: BOUND, latency_ms: BOUND, cost_usd: BOUND, id: BOUND,
+          tokens_cached: BOUND, tokens_reasoning: BOUND, provider: BOUND, status: BOUND, error_type: BOUND, request_id: BOUND,
+        })
+        .onConflict((oc) => oc.column('id').doNothing())), // a re-sent call (same id) is stored once
+      upsertStatus: prepareCompiled(sqlite, db.insertInto('bot_status')
+        .values({ channel: BOUND, pid: BOUND, status: BOUND, features_json: BOUND, registered_at: BOUND, last_seen: BOUND, last_heartbeat: BOUND, start_time: BOUND })
+        .onConflict((oc) => oc.column('channel').doUpdateSet((eb) => ({
+          pid: eb.ref('excluded.pid'), status: eb.ref('excluded.status'), features_json: eb.ref('excluded.features_json'),
+          registered_at: eb.ref('excluded.registered_at'), last_seen: eb.ref('excluded.last_seen'),
+          last_heartbeat: eb.ref('excluded.last_heartbeat'), start_time: eb.ref('excluded.start_time'),
+        })))),
+      insertEvent: prepareCompiled(sqlite, db.insertInto('bot_events')
+        .values({ ts: BOUND, channel: BOUND, pid: BOUND, from_status: BOUND, to_status: BOUND, reason: BOUND })),
+      insertMetric: prepareCompiled(sqlite, db.insertInto('bot_metrics')
+        .values({ ts: BOUND, channel: BOUND, pid: BOUND, rss_mb: BOUND, cpu_pct: BOUND, cpu_pct_machine: BOUND })),
+      insertHealth: prepareCompiled(sqlite, db.insertInto('worker_health').values({
+        ts: BOUND, actor: BOUND, processed: BOUND, queue_depth: BOUND, dropped: BOUND, loop_lag_p99_ms: BOUND,
+        loop_lag_max_ms: BOUND, heap_used_mb: BOUND, uptime_s: BOUND, restarts: BOUND, detail_json: BOUND,
+      })),
+      upsertCursor: prepareCompiled(sqlite, db.insertInto('delivery_cursor')
+        .values({ sender: BOUND, seq: BOUND, updated_at: BOUND })
+        .onConflict((oc) => oc.column('sender').doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), updated_at: eb.ref('excluded.updated_at') })))),
       pruneRows: Object.fromEntries(RETENTION.map(([table]) => [table, handle.sqlite.prepare(pruneSql(table))])) as Record<RetainedTable, BetterSqlite3.Statement>,
       pruneCursors: handle.sqlite.prepare('DELETE FROM delivery_cursor WHERE updated_at < ?'),
       accounting: new UsageAccounting(handle.sqlite, this.#config),
@@ -280,7 +289,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   }
 
   attach(peer: PeerName, port: MessagePort): void {
-    if ((peer as string) === 'alerter') {
+    if (peer === 'alerter') {
       this.#alerter.attach(port);
       return;
     }

@@ -17,7 +17,7 @@ import { heapUsedMb, loopLagMeter, type ActorHealth } from './health.js';
 // comlink ships its Node adapter only as UMD; see DESIGN.md.
 const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 
-export type ActorName = 'registry' | 'db' | 'sampler';
+export type ActorName = 'registry' | 'db' | 'sampler' | 'alerter';
 /** The main thread's end of the data plane (socket ingest, supervisor health rows). */
 export type PeerName = ActorName | 'ingest';
 

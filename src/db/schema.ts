@@ -4,6 +4,7 @@
 // compare as text and stay readable from the sqlite3 shell.
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, sql, SqliteDialect, type Generated, type Migration } from 'kysely';
+import { MonitorError } from '../errors.js';
 import { registerHistogramFunctions } from '../llm/histogram.js';
 
 export interface BotStatusTable {
@@ -329,11 +330,11 @@ const MIGRATION_BUSY_TIMEOUT_MS = 5_000;
 /** Why the database could not be opened for writing; the writer retries and reports this. */
 export type OpenFailure = 'locked' | 'cannot_open' | 'migration_pending';
 
-export class OpenDatabaseError extends Error {
+export class OpenDatabaseError extends MonitorError {
   readonly failure: OpenFailure;
   readonly sqliteCode: string | undefined;
   constructor(failure: OpenFailure, cause: unknown) {
-    super((cause as Error)?.message ?? String(cause), { cause });
+    super('ERR_OPEN_DATABASE', (cause as Error)?.message ?? String(cause), { cause });
     this.failure = failure;
     const code = (cause as { code?: unknown } | null)?.code;
     this.sqliteCode = typeof code === 'string' ? code : undefined;

@@ -4,6 +4,11 @@ import { Type, type Static } from '@sinclair/typebox';
 
 export const PROTOCOL_VERSION = 1;
 
+/** Where bots and the monitor meet unless told otherwise, and the variables that say otherwise. */
+export const DEFAULT_SOCKET = '/tmp/kissbot_monitor.sock';
+export const SOCKET_ENV = 'KISSBOT_MONITOR_SOCKET';
+export const TOKEN_ENV = 'KISSBOT_MONITOR_TOKEN';
+
 /** Limits a message must respect; the server enforces them and PROTOCOL.md documents them. */
 export const LIMITS = {
   channelPattern: '^[A-Za-z0-9_]{1,64}$',
@@ -15,6 +20,7 @@ export const LIMITS = {
   maxTokenLength: 256,
   maxLatencyMs: 86_400_000,
   maxUsageIdLength: 64,
+  maxReasonLength: 64,
   maxProviderLength: 64,
   maxErrorTypeLength: 128,
   maxRequestIdLength: 128,
@@ -69,6 +75,7 @@ export const UnregisterMessage = Type.Object({
   type: Type.Literal('unregister'),
   channel: Channel,
   pid: Pid,
+  reason: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxReasonLength, description: 'why the bot stops, e.g. "deploy": a planned stop raises no alert' })),
   ...Extensions,
 });
 

@@ -402,6 +402,7 @@ export class IngestServer {
       const signal: BotSignal = { type: msg.type, channel: msg.channel, pid: msg.pid, at };
       if (!conn.known && msg.type !== 'unregister') signal.conn = conn.id;
       if (msg.type === 'register' && msg.features) signal.features = msg.features;
+      if (msg.type === 'unregister' && msg.reason !== undefined) signal.reason = msg.reason;
       if (msg.ts !== undefined) signal.sent_at = msg.ts;
       handed = this.#registry.send(signal);
     }
