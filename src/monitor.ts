@@ -6,12 +6,11 @@ import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health
 import { Link } from './actors/link.js';
 import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
-import { USAGE_GROUPS } from './db/queries.js';
 import { ReadPool } from './db/read-pool.js';
 import { spoolUnacknowledged } from './db/spool.js';
-import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
 import { createMetrics } from './http/metrics.js';
+import { llmRoutes, RECOMPUTE_TIMEOUT_MS } from './llm/routes.js';
 import { logLinesDropped, type Logger } from './log.js';
 import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
@@ -347,13 +346,11 @@ export class Monitor {
         handler: async () => ({ actors: await this.health(), ingest: this.#ingest.stats(), control: { rejected: this.#control.rejected() }, log: { lines_dropped: logLinesDropped() }, process: processStats() }),
       }),
       route({ method: 'GET', path: '/latency', admin: false, query: none, handler: async () => this.#supervisor.call('registry', (c) => c.latency()) }),
-      route({
-        method: 'GET', path: '/usage', admin: false,
-        query: Type.Object({
-          since: Type.Optional(Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 7d, 12h, 30m, 90s' })),
-          by: Type.Optional(Type.Union(USAGE_GROUPS.map((g) => Type.Literal(g)), { must: USAGE_GROUPS.join(', ') })),
-        }, { additionalProperties: false }),
-        handler: async (q) => this.#readPool.usage({ sinceMs: Date.now() - parseDuration(q.since ?? '7d', 'since'), by: q.by ?? 'channel' }),
+      ...llmRoutes({
+        config: this.config,
+        usage: (options) => this.#readPool.usage(options),
+        budgets: async () => (await this.#supervisor.call('db', (c) => c.budgets())) ?? null,
+        recompute: (sinceMs) => this.#supervisor.call('db', (c) => c.recompute(sinceMs), RECOMPUTE_TIMEOUT_MS),
       }),
       route({ method: 'POST', path: '/flush', admin: true, query: none, handler: async () => ({ flushed: await this.flush() }) }),
       route({
