@@ -47,6 +47,9 @@ program
   .option('--socket-group <group>', 'group owning the sockets (name or gid)')
   .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
   .option('--metrics-port <port>', 'also serve GET /metrics (Prometheus) on 127.0.0.1:PORT', integerOption('--metrics-port', 0, 65535))
+  .option('--http-port <port>', 'serve the dashboard and JSON API over HTTP on this port (docs/DASHBOARD.md)', integerOption('--http-port', 0, 65535))
+  .option('--http-host <address>', 'address the dashboard binds (default 127.0.0.1; any other needs --http-token-file)')
+  .option('--http-token-file <file>', 'file holding the bearer token for the dashboard and API (admin actions need it)')
   .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integerOption('--max-connections', 1, 1_000_000))
   .option('--enable-faults', 'allow fault injection (tests and drills only)')
   .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integerOption('--fault-sampler-delay', 0, 3_600_000))
@@ -62,6 +65,7 @@ program
       socketGroup: opts.socketGroup,
       authTokensFile: opts.authTokens,
       metricsPort: opts.metricsPort,
+      http: { port: opts.httpPort, host: opts.httpHost, tokenFile: opts.httpTokenFile },
       limits: { maxConnections: opts.maxConnections },
       faults: { enabled: opts.enableFaults, samplerDelayMs: opts.faultSamplerDelay, writerDropRatio: opts.faultWriterDrop },
     };
