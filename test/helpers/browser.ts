@@ -33,8 +33,8 @@ export async function openPage(browser: Browser, url: string, options: BrowserCo
   page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('requestfailed', (r) => {
-    // The event stream is cut when the page closes; that is not a failure of the page.
-    if (!(r.url().endsWith('/api/events') && r.failure()?.errorText === 'net::ERR_ABORTED')) problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`);
+    // Only a navigation (reload, close) or the page's own AbortController aborts a request.
+    if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`);
   });
   page.on('response', (r) => {
     responses.push(`${r.request().method()} ${r.status()} ${r.url()}`);
