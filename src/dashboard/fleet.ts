@@ -3,6 +3,7 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
 import type { FeedBot } from '../http/live-feed.js';
+import { STATUS_SEVERITY } from '../protocol/states.js';
 
 export type SortKey = 'channel' | 'status' | 'pid' | 'heartbeat' | 'cpu' | 'rss' | 'host';
 export interface Sort { key: SortKey; dir: 1 | -1 }
@@ -13,15 +14,13 @@ const ROW_HEIGHT = 30;
 const VIEW_HEIGHT = 480;
 const MARGIN_ROWS = 10;
 
-/** Worst first: what needs a look comes to the top. */
-const STATUS_RANK: Record<string, number> = { dead: 0, stale: 1, online: 2, offline: 3 };
 export const STATUS_SYMBOL: Record<string, string> = { online: '●', stale: '▲', dead: '✖', offline: '○' };
 
 export const hostOf = (b: FeedBot) => (b as FeedBot & { host?: string }).host ?? '';
 
 const compare: Record<SortKey, (a: FeedBot, b: FeedBot) => number> = {
   channel: (a, b) => (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0),
-  status: (a, b) => (STATUS_RANK[a.status] ?? 9) - (STATUS_RANK[b.status] ?? 9) || (a.last_heartbeat ?? 0) - (b.last_heartbeat ?? 0),
+  status: (a, b) => (STATUS_SEVERITY[a.status] ?? 9) - (STATUS_SEVERITY[b.status] ?? 9) || (a.last_heartbeat ?? 0) - (b.last_heartbeat ?? 0),
   pid: (a, b) => a.pid - b.pid,
   // Oldest heartbeat first when ascending = largest age first.
   heartbeat: (a, b) => (a.last_heartbeat ?? 0) - (b.last_heartbeat ?? 0),
