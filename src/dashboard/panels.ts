@@ -166,7 +166,7 @@ export function AlertsPanel({ has, alerts, admin, onChanged }: { has: (route: st
     const form = new FormData(e.currentTarget as HTMLFormElement);
     const target = String(form.get('target'));
     const value = String(form.get('value') ?? '').trim();
-    const params = { [target]: target === 'all' ? '1' : value, for: String(form.get('for')), comment: String(form.get('comment') ?? '') };
+    const params = { [target]: target === 'all' ? '1' : value, for: String(form.get('for')), comment: String(form.get('comment') ?? ''), by: 'dashboard' };
     void act(`/silences${qs(params)}`, `silenced ${target === 'all' ? 'all alerts' : `${target} ${value}`} for ${params.for}`);
   };
   return html`<section class="panel" id="alerts" aria-labelledby="alerts-title">
@@ -175,7 +175,7 @@ export function AlertsPanel({ has, alerts, admin, onChanged }: { has: (route: st
       <table class="compact" id="alerts-table"><thead><tr><th scope="col">alert</th><th scope="col">severity</th><th scope="col">channel</th><th scope="col">state</th><th scope="col">since (UTC)</th><th scope="col">summary</th><th scope="col">silenced</th>${canSilence && html`<th scope="col"><span class="sr-only">actions</span></th>`}</tr></thead>
       <tbody>${alerts.map((a) => html`<tr data-fingerprint=${a.fingerprint}><td>${a.alertname}</td><td><span class=${`level level-${a.severity}`}>${a.severity}</span></td><td>${a.labels.channel ?? '–'}</td>
         <td>${a.state}</td><td>${time(a.startsAt)}</td><td>${a.annotations.summary}</td><td>${a.silenced ? `yes (${a.silencedBy.join(', ')})` : 'no'}</td>
-        ${canSilence && html`<td>${a.labels.channel && !a.silenced && html`<button type="button" onClick=${() => void act(`/silences${qs({ channel: a.labels.channel, for: '1h', comment: `from the dashboard: ${a.alertname}` })}`, `silenced channel ${a.labels.channel} for 1h`)}>Silence 1h</button>`}</td>`}</tr>`)}</tbody></table>`}
+        ${canSilence && html`<td>${a.labels.channel && !a.silenced && html`<button type="button" onClick=${() => void act(`/silences${qs({ channel: a.labels.channel, for: '1h', comment: `from the dashboard: ${a.alertname}`, by: 'dashboard' })}`, `silenced channel ${a.labels.channel} for 1h`)}>Silence 1h</button>`}</td>`}</tr>`)}</tbody></table>`}
     <h3>Silences</h3>
     ${!has('GET /silences') ? html`<${NotAvailable} what="Silences" />` : !silences ? html`<p class="muted">Loading…</p>` : silences.length === 0 ? html`<p class="muted">No silences.</p>` : html`
       <table class="compact" id="silences-table"><thead><tr><th scope="col">id</th><th scope="col">matches</th><th scope="col">until (UTC)</th><th scope="col">comment</th><th scope="col">by</th><th scope="col">active</th>${canSilence && html`<th scope="col"><span class="sr-only">actions</span></th>`}</tr></thead>
