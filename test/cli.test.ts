@@ -105,7 +105,7 @@ describe('kissmon CLI', () => {
     for (const by of ['channel', 'model', 'feature'] as const) {
       const r = await kissmon(['usage', '--db', dir.db, '--by', by, '--since', '1h', '--json']);
       assert.equal(r.code, 0, r.stderr);
-      assertUsage(JSON.parse(r.stdout) as UsageReportRow[], by, 'kissmon usage');
+      assertUsage((JSON.parse(r.stdout) as { rows: UsageReportRow[] }).rows, by, 'kissmon usage');
     }
     const table = await kissmon(['usage', '--db', dir.db, '--by', 'feature']);
     assert.match(table.stdout, /jokes/);
@@ -114,10 +114,10 @@ describe('kissmon CLI', () => {
 
   it('the /usage control route answers the same report, and refuses a bad grouping or window', async () => {
     for (const by of ['channel', 'model', 'feature'] as const) {
-      assertUsage(await requestControl<UsageReportRow[]>(monitor.control, 'GET', `/usage?by=${by}&since=1h`), by, 'GET /usage');
+      assertUsage((await requestControl<{ rows: UsageReportRow[] }>(monitor.control, 'GET', `/usage?by=${by}&since=1h`)).rows, by, 'GET /usage');
     }
-    assertUsage(await requestControl<UsageReportRow[]>(monitor.control, 'GET', '/usage'), 'channel', 'GET /usage (defaults: by channel, 7 days)');
-    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?by=planet'), /query parameter by must be channel, model, feature, day/);
+    assertUsage((await requestControl<{ rows: UsageReportRow[] }>(monitor.control, 'GET', '/usage')).rows, 'channel', 'GET /usage (defaults: by channel, 7 days)');
+    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?by=planet'), /query parameter by must be comma-separated dimensions from channel, model, feature/);
     await assert.rejects(requestControl(monitor.control, 'GET', '/usage?since=3x'), /since/);
   });
 

@@ -62,6 +62,7 @@ export function protocolSchemaText(): string {
 /** The TypeScript type of a schema; only the kinds the protocol uses, anything else is an error. */
 function tsType(schema: JsonSchema, indent: string): string {
   if (schema.const !== undefined) return JSON.stringify(schema.const).replaceAll('"', "'");
+  if (Array.isArray(schema.anyOf)) return (schema.anyOf as JsonSchema[]).map((s) => tsType(s, indent)).join(' | ');
   switch (schema.type) {
     case 'string':
       return 'string';

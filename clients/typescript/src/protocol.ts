@@ -16,6 +16,9 @@ export const LIMITS = {
   maxLatencyMs: 86400000,
   maxUsageIdLength: 64,
   maxReasonLength: 64,
+  maxProviderLength: 64,
+  maxErrorTypeLength: 128,
+  maxRequestIdLength: 128,
 } as const;
 
 /** A feature name: at most LIMITS.maxFeatureLength code points. */
@@ -81,6 +84,18 @@ export interface LlmUsageMessage {
   latency_ms?: number;
   /** client-generated id of this call, kept when re-sent: the monitor stores each id once */
   id?: string;
+  /** input tokens served from the provider's cache; part of tokens_in (at most tokens_in) */
+  tokens_cached?: number;
+  /** output tokens spent on reasoning; part of tokens_out (at most tokens_out) */
+  tokens_reasoning?: number;
+  /** who served the call: openai, anthropic, google, mistral, ... */
+  provider?: string;
+  /** outcome of the call; absent means ok */
+  status?: 'ok' | 'error' | 'timeout' | 'rate_limited';
+  /** the error class or code when status is not ok */
+  error_type?: string;
+  /** the provider's id of the response */
+  request_id?: string;
   /** protocol version the client speaks */
   v?: number;
   /** client send time, ms since the epoch */
