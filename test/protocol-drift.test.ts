@@ -32,6 +32,7 @@ const sameTypes: [
 type FieldSchema = {
   type?: string;
   const?: string;
+  anyOf?: FieldSchema[];
   pattern?: string;
   patternProperties?: Record<string, unknown>;
   [keyword: string]: unknown;
@@ -122,14 +123,18 @@ function docProblems(
         problems.push(`${where} is documented but not in the schema`);
         continue;
       }
-      if (row.type !== field.type) problems.push(`${where}: the doc says type ${row.type}, the schema ${field.type}`);
+      // An enum is a union of constants of one type: the doc names that type.
+      const fieldType = field.type ?? [...new Set(field.anyOf?.map((member) => member.type))].join(' | ');
+      if (row.type !== fieldType) problems.push(`${where}: the doc says type ${row.type}, the schema ${fieldType}`);
       const isRequired = required.includes(row.field) ? 'yes' : 'no';
       if (row.required !== isRequired)
         problems.push(`${where}: the doc says required "${row.required}", the schema "${isRequired}"`);
-      if (row.field === 'type') {
-        const named = [...row.limits.matchAll(/`(\w+)`/g)].map((m) => m[1]).sort();
-        if (named.join() !== [...types].sort().join())
-          problems.push(`${where}: the doc names the types ${named.join(', ')}`);
+      // A field of fixed values (the message type, an enum): the cell names each value in backticks.
+      const values = row.field === 'type' ? types : field.anyOf?.map((member) => String(member.const));
+      if (values) {
+        const named = [...new Set([...row.limits.matchAll(/`(\w+)`/g)].map((m) => m[1]))].sort();
+        if (named.join() !== [...values].sort().join())
+          problems.push(`${where}: the doc names the values ${named.join(', ')}, the schema ${values.join(', ')}`);
         continue;
       }
       const doc = numbersIn(row.limits);
@@ -209,6 +214,7 @@ describe('protocol drift: everything that restates src/protocol agrees with it',
         '| `pid` | number | yes | 1–2147483647 |',
         /unregister\.pid: the doc says type number/,
       ],
+      ['an enum value dropped', '`timeout` or `rate_limited`', '`timeout`', /llm_usage\.status: the doc names the values/],
     ];
     for (const [what, original, replacement, reported] of breaks) {
       assert.ok(
@@ -246,6 +252,10 @@ describe('protocol drift: everything that restates src/protocol agrees with it',
       maxLatencyMs: '_MAX_LATENCY_MS',
       maxUsageIdLength: '_MAX_USAGE_ID',
       maxReasonLength: null, // unregister's `reason`: not in the Python client's API
+      // llm_usage's provider, error_type, request_id: not in the Python client's API yet
+      maxProviderLength: null,
+      maxErrorTypeLength: null,
+      maxRequestIdLength: null,
       featureKeyPattern: '_FEATURE_KEY.pattern',
     };
     const limits: Record<string, unknown> = { ...protocol.LIMITS, featureKeyPattern: protocol.FEATURE_KEY_PATTERN };
