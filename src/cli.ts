@@ -4,8 +4,7 @@
 // (unknown flag, bad value, socket in use).
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import Table from 'cli-table3';
-import { clientSettings, configOption, dbOption, fractionOption, integerOption, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
+import { clientSettings, configOption, dbOption, fractionOption, integerOption, plainTable, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
 import type { ConfigOverrides } from './config.js';
 import { ReadPool } from './db/read-pool.js';
 import { parseDuration } from './duration.js';
@@ -14,7 +13,8 @@ import { ControlUnavailableError, requestControl } from './http/control-client.j
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import { Monitor, type HealthReport } from './monitor.js';
-import type { BotSnapshot } from './actors/registry-messages.js';
+import { loadExpected, withMissing, type StatusRow } from './alerts/expected.js';
+import { alertCommand, silenceCommand } from './alerts/commands.js';
 
 const EXIT_USAGE = 2;
 
@@ -25,6 +25,11 @@ const fileMode = (value: string) => {
   return parseInt(value, 8);
 };
 const EXIT_FATAL = 1;
+/** Repeatable --alert-webhook: each one an http(s) URL. */
+const collectUrl = (value: string, previous: string[] | undefined): string[] => {
+  if (!/^https?:\/\/\S+$/.test(value)) throw new InvalidArgumentError('--alert-webhook must be an http:// or https:// URL');
+  return [...(previous ?? []), value];
+};
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
 const LOG_DRAIN_AT_EXIT_MS = 2_000;
 
@@ -35,7 +40,7 @@ const program = new Command('kissmon')
 
 program
   .command('start')
-  .description('run the monitor in the foreground (stop with SIGTERM/SIGINT; SIGHUP reloads auth tokens)')
+  .description('run the monitor in the foreground (stop with SIGTERM/SIGINT; SIGHUP reloads auth tokens and the expected fleet file)')
   .addOption(socketOption())
   .addOption(dbOption())
   .addOption(configOption())
@@ -48,6 +53,8 @@ program
   .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
   .option('--metrics-port <port>', 'also serve GET /metrics (Prometheus) on 127.0.0.1:PORT', integerOption('--metrics-port', 0, 65535))
   .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integerOption('--max-connections', 1, 1_000_000))
+  .option('--alert-webhook <url>', 'send alert notifications (Alertmanager webhook format) to this URL; repeatable', collectUrl, undefined)
+  .option('--metrics-per-bot', 'also export kissmon_bot_up{channel} and kissmon_bot_last_heartbeat_seconds{channel} (one series per bot)')
   .option('--enable-faults', 'allow fault injection (tests and drills only)')
   .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integerOption('--fault-sampler-delay', 0, 3_600_000))
   .option('--fault-writer-drop <ratio>', 'with --enable-faults: the writer loses this fraction of llm_usage rows', fractionOption('--fault-writer-drop'))
@@ -63,6 +70,8 @@ program
       authTokensFile: opts.authTokens,
       metricsPort: opts.metricsPort,
       limits: { maxConnections: opts.maxConnections },
+      metricsPerBot: opts.metricsPerBot,
+      alerts: { webhooks: opts.alertWebhook },
       faults: { enabled: opts.enableFaults, samplerDelayMs: opts.faultSamplerDelay, writerDropRatio: opts.faultWriterDrop },
     };
     const config = resolveSettings(opts.config, flags);
@@ -87,7 +96,10 @@ program
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => running.reloadAuth());
+    process.on('SIGHUP', () => {
+      running.reloadAuth();
+      running.reloadExpected();
+    });
     const code = await running.exited;
     if (running.abandonedThreads > 0) {
       // Node joins every worker thread at exit, and one stuck in a system call never returns:
@@ -134,17 +146,18 @@ program
   .addOption(configOption())
   .option('--json', 'print a JSON array')
   .action(async (opts) => {
-    const { controlSocketPath, dbPath } = clientSettings(opts);
-    let bots: BotSnapshot[];
+    const settings = clientSettings(opts);
+    const { controlSocketPath, dbPath } = settings;
+    let bots: StatusRow[];
     let source = 'live';
     try {
-      bots = await requestControl<BotSnapshot[]>(controlSocketPath, 'GET', '/status');
+      bots = await requestControl<StatusRow[]>(controlSocketPath, 'GET', '/status');
     } catch (err) {
       if (!(err instanceof ControlUnavailableError)) throw err;
       if (!existsSync(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
       process.stderr.write(`${err.message}; showing bot_status from ${dbPath} (as last written, not live)\n`);
-      bots = await withReadPool(dbPath, (pool) => pool.status());
+      bots = withMissing(await withReadPool(dbPath, (pool) => pool.status()), loadExpected(settings.expected));
     }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
@@ -153,7 +166,7 @@ program
     const table = plainTable(['channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'cpu % (machine)', 'rss MB', 'sampled', 'features']);
     for (const bot of bots.sort((a, b) => a.channel.localeCompare(b.channel))) {
       table.push([
-        bot.channel, bot.pid, bot.status,
+        bot.channel, bot.pid ?? '-', bot.status,
         bot.heartbeat_age_s !== null ? `${bot.heartbeat_age_s.toFixed(1)}s ago` : bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
         fmt(bot.cpu_pct), fmt(bot.cpu_pct_machine), fmt(bot.rss_mb), bot.sampled_at ? ago(bot.sampled_at) : '-',
         bot.features ? Object.entries(bot.features).filter(([, on]) => on).map(([k]) => k).join(',') : '',
@@ -232,6 +245,8 @@ program
       : `asked ${actor} to hang; the supervisor finds it not answering and restarts it (see kissmon health)\n`);
   });
 
+program.addCommand(alertCommand());
+program.addCommand(silenceCommand());
 program.addCommand(loadtestCommand());
 
 async function withReadPool<T>(dbPath: string, fn: (pool: ReadPool) => Promise<T>): Promise<T> {
@@ -241,11 +256,6 @@ async function withReadPool<T>(dbPath: string, fn: (pool: ReadPool) => Promise<T
   } finally {
     await pool.close();
   }
-}
-
-/** No colours: the output is read in terminals, logs and pipes alike. */
-function plainTable(head: string[]): Table.Table {
-  return new Table({ head, style: { head: [], border: [] } });
 }
 
 function fmt(n: number | null | undefined): string {
