@@ -30,31 +30,24 @@ export function createMetrics(sources: MetricsSources): client.Registry {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'kissmon_main_' });
 
+  type Read = () => [Record<string, string>, number][] | Promise<[Record<string, string>, number][]>;
   /** A counter whose value is read from an existing monotonic count at scrape time. */
-  const mirroredCounter = (name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]) =>
-    new client.Counter({
-      name, help, labelNames, registers: [registry],
-      collect() {
-        this.reset();
-        for (const [labels, value] of read()) this.inc(labels, value);
-      },
-    });
-  const gauge = (name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][] | Promise<[Record<string, string>, number][]>) =>
-    new client.Gauge({
-      name, help, labelNames, registers: [registry],
-      async collect() {
-        const values = await read();
-        this.reset();
-        for (const [labels, value] of values) this.set(labels, value);
-      },
-    });
-  const asyncCounter = (name: string, help: string, labelNames: string[], read: () => Promise<[Record<string, string>, number][]>) =>
+  const mirroredCounter = (name: string, help: string, labelNames: string[], read: Read) =>
     new client.Counter({
       name, help, labelNames, registers: [registry],
       async collect() {
         const values = await read();
         this.reset();
         for (const [labels, value] of values) this.inc(labels, value);
+      },
+    });
+  const gauge = (name: string, help: string, labelNames: string[], read: Read) =>
+    new client.Gauge({
+      name, help, labelNames, registers: [registry],
+      async collect() {
+        const values = await read();
+        this.reset();
+        for (const [labels, value] of values) this.set(labels, value);
       },
     });
 
@@ -118,7 +111,7 @@ export function createMetrics(sources: MetricsSources): client.Registry {
   };
   gauge('kissmon_alerts', 'Alerts the alerter holds, by alertname and state (pending, firing, resolved)', ['alertname', 'state'], async () =>
     ((await alerter())?.alerts ?? []).map((a) => [{ alertname: a.alertname, state: a.state }, a.count]));
-  asyncCounter('kissmon_alert_notifications_total', 'Notification delivery attempts per receiver, by result (delivered, failed, rejected, dropped, skipped)', ['receiver', 'result'], async () =>
+  mirroredCounter('kissmon_alert_notifications_total', 'Notification delivery attempts per receiver, by result (delivered, failed, rejected, dropped, skipped)', ['receiver', 'result'], async () =>
     ((await alerter())?.receivers ?? []).flatMap((r) => (['delivered', 'failed', 'rejected', 'dropped', 'skipped'] as const).map((result): [Record<string, string>, number] => [{ receiver: r.receiver, result }, r[result]])));
   gauge('kissmon_alert_queue_length', 'Notifications waiting for a receiver (it is down or slow)', ['receiver'], async () =>
     ((await alerter())?.receivers ?? []).map((r) => [{ receiver: r.receiver }, r.queued]));
