@@ -6,12 +6,13 @@ import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health
 import { Link } from './actors/link.js';
 import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
-import { USAGE_GROUPS } from './db/queries.js';
 import { ReadPool } from './db/read-pool.js';
 import { spoolUnacknowledged } from './db/spool.js';
-import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { botRoutes } from './http/bot-routes.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
+import { DashboardServer } from './http/dashboard-server.js';
 import { createMetrics } from './http/metrics.js';
+import { llmRoutes, RECOMPUTE_TIMEOUT_MS } from './llm/routes.js';
 import { logLinesDropped, type Logger } from './log.js';
 import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
@@ -81,6 +82,8 @@ export class Monitor {
   readonly #auth: TokenAuth | null;
   readonly #control: ControlServer;
   readonly #readPool: ReadPool;
+  /** The HTTP front (--http-port); null when off. */
+  readonly #dashboard: DashboardServer | null;
   /** sd_notify when run as a systemd `Type=notify` unit, from READY=1 on; null otherwise. */
   #systemd: SystemdNotifier | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -125,7 +128,11 @@ export class Monitor {
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
     this.#ingest = new IngestServer({ config, registry: this.#registryLink, writer: this.#writerLink, log, auth: this.#auth });
     this.#readPool = new ReadPool(config.dbPath);
-    this.#control = new ControlServer(this.#routes(), log);
+    const routes = this.#routes();
+    this.#control = new ControlServer(routes, log);
+    const { http } = config;
+    this.#dashboard = http.port === null ? null
+      : new DashboardServer({ routes, host: http.host, port: http.port, tokenFile: http.tokenFile, feedIntervalMs: http.feedIntervalMs, log });
   }
 
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
@@ -139,6 +146,7 @@ export class Monitor {
       await monitor.#control.listen('read', { path: config.controlSocketPath, access: { mode: config.socketMode, group: config.socketGroup } });
       await monitor.#control.listen('admin', { path: config.adminSocketPath, access: ADMIN_SOCKET_ACCESS });
       if (config.metricsPort !== null) await monitor.#control.listen('metrics', { port: config.metricsPort, host: '127.0.0.1' });
+      await monitor.#dashboard?.listen();
     } catch (err) {
       // Whatever bots sent meanwhile is drained to the actors that did start, then everything closes.
       await monitor.#ingest.drain();
@@ -317,6 +325,7 @@ export class Monitor {
   async #teardown(): Promise<void> {
     await this.#supervisor.stop();
     await this.#control.close();
+    await this.#dashboard?.close();
     await this.#readPool.close();
     this.#systemd?.close();
     for (const path of [this.config.socketPath, this.config.controlSocketPath, this.config.adminSocketPath]) {
@@ -415,13 +424,11 @@ export class Monitor {
         handler: async () => ({ actors: await this.health(), ingest: this.#ingest.stats(), control: { rejected: this.#control.rejected() }, log: { lines_dropped: logLinesDropped() }, process: processStats() }),
       }),
       route({ method: 'GET', path: '/latency', admin: false, query: none, handler: async () => this.#supervisor.call('registry', (c) => c.latency()) }),
-      route({
-        method: 'GET', path: '/usage', admin: false,
-        query: Type.Object({
-          since: Type.Optional(Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 7d, 12h, 30m, 90s' })),
-          by: Type.Optional(Type.Union(USAGE_GROUPS.map((g) => Type.Literal(g)), { must: USAGE_GROUPS.join(', ') })),
-        }, { additionalProperties: false }),
-        handler: async (q) => this.#readPool.usage({ sinceMs: Date.now() - parseDuration(q.since ?? '7d', 'since'), by: q.by ?? 'channel' }),
+      ...llmRoutes({
+        config: this.config,
+        usage: (options) => this.#readPool.usage(options),
+        budgets: async () => (await this.#supervisor.call('db', (c) => c.budgets())) ?? null,
+        recompute: (sinceMs) => this.#supervisor.call('db', (c) => c.recompute(sinceMs), RECOMPUTE_TIMEOUT_MS),
       }),
       ...alertRoutes((fn) => this.#supervisor.call('alerter', fn, this.config.alerts.deliveryTimeoutMs + CONTROL_SLACK_MS)),
       route({ method: 'POST', path: '/flush', admin: true, query: none, handler: async () => ({ flushed: await this.flush() }) }),
@@ -432,6 +439,7 @@ export class Monitor {
           return { reset: true };
         },
       }),
+      ...botRoutes(this.#readPool),
       ...([['crash', 'crashed'], ['hang', 'hung']] as const).map(([kind, answer]) =>
         route({
           method: 'POST', path: `/fault/${kind}`, admin: true, query: actorQuery,

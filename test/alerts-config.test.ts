@@ -28,7 +28,7 @@ describe('alert settings', () => {
       [{ alerts: { receivers: [{ url: 'ftp://x' }] } }, /config\.alerts\.receivers\.0 must be \{ "url": "http\(s\):\/\/\.\.\."/],
       [{ alerts: { receivers: [{ url: 'http://x', format: 'teams' }] } }, /config\.alerts\.receivers\.0 must be/],
       [{ alerts: { receivers: [{ command: [] }] } }, /config\.alerts\.receivers\.0 must be .*"command"/],
-      [{ alerts: { receivers: [{ name: 'a', url: 'http://x' }, { name: 'a', command: ['true'] }] } }, /receivers with distinct names \(a is used twice\)/],
+      [{ alerts: { receivers: [{ name: 'a', url: 'http://x' }, { name: 'a', command: ['true'] }] } }, /config\.alerts\.receivers\[1\]\.name must be unique \("a" is used twice\)/],
       [{ alerts: { flap: { maxTransitions: 0 } } }, /config\.alerts\.flap\.maxTransitions must be a positive integer$/],
       [{ alerts: { groupWaitMs: -1 } }, /config\.alerts\.groupWaitMs must be a positive number$/],
       [{ alerts: { retryInitialMs: 5_000, retryMaxMs: 1_000 } }, /config\.alerts\.retryMaxMs must be at least alerts\.retryInitialMs$/],

@@ -1,4 +1,4 @@
-// The alerter's state in SQLite (tables from migration 0004_alerts), on the alerter's own
+// The alerter's state in SQLite (tables from migration 0005_alerts), on the alerter's own
 // connection to the monitor's database file: WAL (readers and the db-writer never wait on it), and
 // a short busy_timeout like the writer's, so a locked database costs this thread at most that long
 // per attempt. Memory is the truth; this is a write-behind mirror, written once per persist tick
@@ -7,6 +7,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import type { DeliveryResult, SilenceMatcher } from '../actors/alerter-messages.js';
 import { ALERTS_MIGRATION, isoTime } from '../db/schema.js';
+import { MonitorError } from '../errors.js';
 import type { QueuedDelivery } from './delivery.js';
 import type { Alert, Notification, Silence } from './model.js';
 
@@ -28,8 +29,10 @@ export interface StoreChanges {
 }
 
 /** The database is not ready for the alerter yet (missing, locked, or its migration not run). */
-export class StoreUnavailableError extends Error {
-  readonly code = 'ERR_ALERT_STORE_UNAVAILABLE';
+export class StoreUnavailableError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_ALERT_STORE_UNAVAILABLE', message);
+  }
 }
 
 const ms = (text: string | null): number | null => (text === null ? null : Date.parse(text));

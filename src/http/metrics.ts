@@ -1,7 +1,7 @@
 // Prometheus metrics, computed at scrape time from counters the monitor keeps anyway. Named per
 // the Prometheus conventions: kissmon_ prefix, base units (seconds, bytes), _total for counters.
 // No per-bot labels unless --metrics-per-bot asks for them: with 10k bots that is 10k series per
-// metric (DESIGN.md: 45 ms, 0.5 MB per scrape).
+// metric, and a scrape's cost grows with the series.
 import { createRequire } from 'node:module';
 import client from 'prom-client';
 import type { AlerterMetrics } from '../actors/alerter-messages.js';

@@ -14,14 +14,15 @@
 // are ready but were wired for other incarnations gets a fresh MessageChannel. The main thread's
 // end of a link is a Link object that re-sends its unacknowledged batches on attach, which is
 // how messages in flight to a crashed actor are re-delivered.
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
+import { nodeEndpoint } from '../actors/comlink-endpoint.js';
 import type { ActorControl, ActorName, ActorToSupervisor, PeerName, SupervisorToActor } from '../actors/actor-host.js';
 import type { RestartReason, SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
+import { MonitorError } from '../errors.js';
 import { openLogChannel, type Logger } from '../log.js';
 import type { AlerterControlExtra } from '../actors/alerter-messages.js';
 import type { DbWriterControlExtra } from '../actors/db-writer-messages.js';
@@ -32,7 +33,6 @@ const REGISTRY_REBUILD_FLUSH_MS = 2_000;
 /** What a control call that bounds its own wait is given on top, to answer. */
 const CONTROL_SLACK_MS = 2_000;
 
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 
 export interface ChildSpec {
   id: ActorName;
@@ -106,12 +106,12 @@ function stateOf(child: Child): 'not answering' | 'terminating' | 'starting' | '
   return child.downReason ? 'terminating' : 'starting';
 }
 
-export class SupervisorError extends Error {
-  readonly code = 'ERR_SUPERVISOR_INTENSITY';
+/** An actor restarted more often than the intensity limit allows: the monitor gives up (exit 1). */
+export class SupervisorError extends MonitorError {
   /** The actor the supervisor gave up on. */
   readonly actor: ActorName;
   constructor(message: string, actor: ActorName) {
-    super(message);
+    super('ERR_SUPERVISOR_INTENSITY', message);
     this.actor = actor;
   }
 }
