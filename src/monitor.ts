@@ -213,6 +213,9 @@ export class Monitor {
     const now = Date.now();
     const holding: MonitorCondition[] = [];
     for (const failing of this.#supervisor.liveness().failing) {
+      // Only an actor down past a whole restart attempt: a late pong on a busy box ("no answer for
+      // 2.1 s") is the supervisor's to judge (it restarts a hung actor), not a page.
+      if (!/^\w+: down for /.test(failing)) continue;
       const actor = failing.slice(0, failing.indexOf(':'));
       if (actor !== this.#gaveUpOn) holding.push({ alertname: 'MonitorActorDown', labels: { actor }, summary: `monitor actor ${failing}` });
     }
