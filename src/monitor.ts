@@ -231,6 +231,8 @@ export class Monitor {
     const writer = this.#lastHealth.find((h) => h.actor === 'db')?.detail;
     if (typeof writer?.waiting === 'string' && Number(writer.waiting_s) * 1000 >= pausedAfter) {
       holding.push({ alertname: 'MonitorIngestPaused', labels: { cause: `database_${writer.waiting}` }, summary: `database writer waiting (${writer.waiting}) for ${writer.waiting_s} s: rows are held and spooled` });
+    } else if (typeof writer?.blocked_s === 'number' && writer.blocked_s * 1000 >= pausedAfter) {
+      holding.push({ alertname: 'MonitorIngestPaused', labels: { cause: 'database_locked' }, summary: `every commit has found the database locked for ${writer.blocked_s} s: rows are held and spooled` });
     }
     this.#monitorAlerts.update(holding, now);
   }
