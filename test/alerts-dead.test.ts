@@ -1,28 +1,15 @@
 // A bot that dies without unregistering raises BotDead with the reason; a bot that stops with a
 // planned unregister (reason "deploy") and one with a plain unregister raise nothing.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { botStatus, killStarted, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { describe, it } from 'node:test';
+import { alertMonitor } from './helpers/alerts.js';
+import { botStatus, sleep, startBot, waitFor } from './helpers/monitor-process.js';
 
 describe('BotDead', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  let monitor: MonitorProcess;
-
-  before(async () => {
-    await receiver.listen();
-    const config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }] }, { staleAfterMs: 10_000 });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    await killStarted();
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
-  });
+  const ctx = alertMonitor((_dir, receiver) => ({ alerts: { receivers: [{ url: receiver.url('/am') }] }, other: { staleAfterMs: 10_000 } }));
 
   it('fires for a killed bot with reason process_exited, and not for planned or clean stops', async () => {
+    const { monitor, receiver } = ctx;
     const killed = startBot(monitor.socket, 'killed_bot', 200);
     const deployed = startBot(monitor.socket, 'deployed_bot', 200, ['deploy']);
     const stopped = startBot(monitor.socket, 'stopped_bot', 200);

@@ -2,32 +2,20 @@
 // flap.windowMs it gets one BotFlapping, and its stale alerts are held (pending) from then on:
 // at most 4 notifications about BotStale reach the receiver.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { AlertView } from '../src/actors/alerter-messages.js';
 import { requestControl } from '../src/http/control-client.js';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { botStatus, killStarted, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { alertMonitor } from './helpers/alerts.js';
+import { botStatus, sleep, startBot, waitFor } from './helpers/monitor-process.js';
 
 describe('BotFlapping', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  let monitor: MonitorProcess;
-
-  before(async () => {
-    await receiver.listen();
-    const config = alertConfig(dir, {
-      receivers: [{ url: receiver.url('/am') }], groupWaitMs: 200, groupIntervalMs: 400, flap: { windowMs: 120_000, maxTransitions: 4 },
-    }, { staleAfterMs: 1_500 });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    await killStarted();
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
-  });
+  const ctx = alertMonitor((_dir, receiver) => ({
+    alerts: { receivers: [{ url: receiver.url('/am') }], groupWaitMs: 200, groupIntervalMs: 400, flap: { windowMs: 120_000, maxTransitions: 4 } },
+    other: { staleAfterMs: 1_500 },
+  }));
 
   it('raises one BotFlapping and holds the stale alerts back', async () => {
+    const { monitor, receiver } = ctx;
     const bot = startBot(monitor.socket, 'flappy', 200);
     const state = async () => (await botStatus(monitor, 'flappy'))?.status;
     await waitFor('bot online', async () => (await state()) === 'online');

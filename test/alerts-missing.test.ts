@@ -4,30 +4,19 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { botStatus, killStarted, runKissmon, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { describe, it } from 'node:test';
+import { alertMonitor } from './helpers/alerts.js';
+import { botStatus, runKissmon, sleep, startBot, waitFor } from './helpers/monitor-process.js';
 
 describe('BotMissing', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  const expectedFile = join(dir.path, 'expected.txt');
-  let monitor: MonitorProcess;
-
-  before(async () => {
-    await receiver.listen();
-    writeFileSync(expectedFile, '# the fleet\npresent_bot\nghost_bot  # never starts\n');
-    const config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }], missingGraceMs: 3_000 }, { staleAfterMs: 10_000, expected: expectedFile });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    await killStarted();
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
+    const ctx = alertMonitor((dir, receiver) => {
+    writeFileSync(join(dir.path, 'expected.txt'), '# the fleet\npresent_bot\nghost_bot  # never starts\n');
+    return { alerts: { receivers: [{ url: receiver.url('/am') }], missingGraceMs: 3_000 }, other: { staleAfterMs: 10_000, expected: join(dir.path, 'expected.txt') } };
   });
 
   it('lists the unregistered expected channel as missing and raises BotMissing for it only', async () => {
+    const { monitor, receiver } = ctx;
+    const expectedFile = join(ctx.dir.path, 'expected.txt');
     startBot(monitor.socket, 'present_bot', 200);
     await waitFor('present_bot online', async () => (await botStatus(monitor, 'present_bot'))?.status === 'online');
     const listed = await runKissmon(['status', '--socket', monitor.socket, '--json']);

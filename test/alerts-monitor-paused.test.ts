@@ -2,28 +2,16 @@
 // alerts.ingestPausedAfterMs: the alert fires (cause database_locked) and resolves once the lock
 // is released. The alerter's own store is locked too meanwhile: it delivers from memory.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { actorDetail, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { alertMonitor } from './helpers/alerts.js';
+import { actorDetail, waitFor } from './helpers/monitor-process.js';
 
 describe('MonitorIngestPaused', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  let monitor: MonitorProcess;
-
-  before(async () => {
-    await receiver.listen();
-    const config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }], ingestPausedAfterMs: 2_000 }, { healthIntervalMs: 500 });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
-  });
+  const ctx = alertMonitor((_dir, receiver) => ({ alerts: { receivers: [{ url: receiver.url('/am') }], ingestPausedAfterMs: 2_000 }, other: { healthIntervalMs: 500 } }));
 
   it('fires while the database stays locked and resolves when it is released', async () => {
+    const { monitor, receiver, dir } = ctx;
     const locker = new Database(dir.db);
     try {
       locker.exec('BEGIN IMMEDIATE');

@@ -1,30 +1,19 @@
 // A receiver that is down for 10 s: the notification is retried (capped backoff) and arrives once
 // it is back, exactly once; `kissmon alerts` shows the failed attempt meanwhile.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { AlertView } from '../src/actors/alerter-messages.js';
 import { requestControl } from '../src/http/control-client.js';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { actorDetail, botStatus, killStarted, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { alertMonitor } from './helpers/alerts.js';
+import { actorDetail, botStatus, sleep, startBot, waitFor } from './helpers/monitor-process.js';
 
 describe('receiver down', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  let monitor: MonitorProcess;
-
-  before(async () => {
-    await receiver.listen();
-    const config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }], retryInitialMs: 200, retryMaxMs: 1_000, deliveryTimeoutMs: 2_000 }, { staleAfterMs: 2_000 });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    await killStarted();
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
-  });
+  const ctx = alertMonitor((_dir, receiver) => ({
+    alerts: { receivers: [{ url: receiver.url('/am') }], retryInitialMs: 200, retryMaxMs: 1_000, deliveryTimeoutMs: 2_000 }, other: { staleAfterMs: 2_000 },
+  }));
 
   it('delivers the notification after the receiver is back', async () => {
+    const { monitor, receiver } = ctx;
     const bot = startBot(monitor.socket, 'lonely_bot', 200);
     await waitFor('bot online', async () => (await botStatus(monitor, 'lonely_bot'))?.status === 'online');
     await receiver.close();

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { botStatus, killStarted, runKissmon, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { alertMonitor } from './helpers/alerts.js';
+import { botStatus, runKissmon, startBot, waitFor } from './helpers/monitor-process.js';
 
 const EXEC_FIXTURE = fileURLToPath(new URL('./fixtures/exec-receiver.js', import.meta.url));
 const BOTS = 40;
@@ -41,33 +41,23 @@ const DISCORD = {
 };
 
 describe('receiver formats', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  const execOut = join(dir.path, 'exec.jsonl');
-  let monitor: MonitorProcess;
-
-  before(async () => {
-    await receiver.listen();
-    const config = alertConfig(dir, {
+    const ctx = alertMonitor((dir, receiver) => ({
+    alerts: {
       groupWaitMs: 1_500,
       receivers: [
         { url: receiver.url('/slack'), format: 'slack', headers: { 'X-Test': 'yes' } },
         { url: receiver.url('/discord'), format: 'discord' },
         { url: receiver.url('/json'), format: 'json', name: 'raw' },
-        { command: [process.execPath, EXEC_FIXTURE, execOut], name: 'restart_script' },
+        { command: [process.execPath, EXEC_FIXTURE, join(dir.path, 'exec.jsonl')], name: 'restart_script' },
         { command: ['sleep', '30'], name: 'hanging_script', timeoutMs: 500 },
       ],
-    }, { staleAfterMs: 10_000 });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    await killStarted();
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
-  });
+    },
+    other: { staleAfterMs: 10_000 },
+  }));
 
   it('sends valid Slack and Discord payloads, runs the exec receiver with the JSON on stdin', async () => {
+    const { monitor, receiver } = ctx;
+    const execOut = join(ctx.dir.path, 'exec.jsonl');
     // 40 bots with long names die at once: one notification big enough to need splitting.
     const bots = Array.from({ length: BOTS }, (_, i) => startBot(monitor.socket, `a_rather_long_channel_name_number_${i}`, 500));
     await waitFor('bots online', async () => (await Promise.all(bots.map((_, i) => botStatus(monitor, `a_rather_long_channel_name_number_${i}`)))).every((b) => b?.status === 'online'), 60_000);

@@ -2,31 +2,18 @@
 // in SQLite, so the new process does not send it again as new, and sends the resolution once the
 // bot recovers.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { AlertView } from '../src/actors/alerter-messages.js';
 import { requestControl } from '../src/http/control-client.js';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { botStatus, killStarted, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { alertMonitor } from './helpers/alerts.js';
+import { botStatus, sleep, startBot, startMonitor, stopMonitor, waitFor } from './helpers/monitor-process.js';
 
 describe('alerts across a monitor restart', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  let monitor: MonitorProcess;
-  let config: string;
-
-  before(async () => {
-    await receiver.listen();
-    config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }] }, { staleAfterMs: 2_000 });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    await killStarted();
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
-  });
+  const ctx = alertMonitor((_dir, receiver) => ({ alerts: { receivers: [{ url: receiver.url('/am') }] }, other: { staleAfterMs: 2_000 } }));
 
   it('does not re-send a firing alert as new, and resolves it after the restart', async () => {
+    const { receiver } = ctx;
+    let monitor = ctx.monitor;
     const bot = startBot(monitor.socket, 'sleepy_bot', 200);
     await waitFor('bot online', async () => (await botStatus(monitor, 'sleepy_bot'))?.status === 'online');
     process.kill(bot.pid, 'SIGSTOP');
@@ -34,7 +21,7 @@ describe('alerts across a monitor restart', () => {
     const before = (await requestControl<{ alerts: AlertView[] }>(monitor.control, 'GET', '/alerts')).alerts;
     assert.equal(await stopMonitor(monitor), 0);
 
-    monitor = await startMonitor(dir, ['--config', config]);
+    monitor = ctx.monitor = await startMonitor(ctx.dir, ['--config', ctx.config]);
     const after = await waitFor('alert state reloaded', async () => {
       const alerts = (await requestControl<{ alerts: AlertView[] }>(monitor.control, 'GET', '/alerts')).alerts;
       return alerts.length > 0 && alerts;

@@ -1,30 +1,17 @@
 // A silence (kissmon silence add --channel) keeps a stale bot's alert from every receiver; it is
 // still listed, marked silenced. A bot outside the silence is notified as usual (the receiver works).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { AlertView, SilenceView } from '../src/actors/alerter-messages.js';
 import { requestControl } from '../src/http/control-client.js';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { botStatus, killStarted, runKissmon, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { alertMonitor } from './helpers/alerts.js';
+import { botStatus, runKissmon, sleep, startBot, waitFor } from './helpers/monitor-process.js';
 
 describe('silences', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  let monitor: MonitorProcess;
-
-  before(async () => {
-    await receiver.listen();
-    const config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }] }, { staleAfterMs: 2_000 });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    await killStarted();
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
-  });
+  const ctx = alertMonitor((_dir, receiver) => ({ alerts: { receivers: [{ url: receiver.url('/am') }] }, other: { staleAfterMs: 2_000 } }));
 
   it('delivers nothing for a silenced bot and shows its alert silenced', async () => {
+    const { monitor, receiver } = ctx;
     const quiet = startBot(monitor.socket, 'quiet_bot', 200);
     const loud = startBot(monitor.socket, 'loud_bot', 200);
     for (const c of ['quiet_bot', 'loud_bot']) await waitFor(`${c} online`, async () => (await botStatus(monitor, c))?.status === 'online');

@@ -1,30 +1,17 @@
 // A hung bot (SIGSTOP) raises BotStale: one notification firing, then, once it heartbeats again,
 // one resolved; nothing else reaches the receiver.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import type { AlertView } from '../src/actors/alerter-messages.js';
-import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { botStatus, killStarted, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { alertMonitor } from './helpers/alerts.js';
+import { botStatus, sleep, startBot, waitFor } from './helpers/monitor-process.js';
 
 describe('BotStale', () => {
-  const dir = new TestDir();
-  const receiver = new TestReceiver();
-  let monitor: MonitorProcess;
-
-  before(async () => {
-    await receiver.listen();
-    const config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }] }, { staleAfterMs: 2_000 });
-    monitor = await startMonitor(dir, ['--config', config]);
-  });
-  after(async () => {
-    await killStarted();
-    if (monitor) await stopMonitor(monitor);
-    await receiver.close();
-    dir.remove();
-  });
+  const ctx = alertMonitor((_dir, receiver) => ({ alerts: { receivers: [{ url: receiver.url('/am') }] }, other: { staleAfterMs: 2_000 } }));
 
   it('fires once when a bot hangs and resolves once when it is back', async () => {
+    const { monitor, receiver } = ctx;
     const bot = startBot(monitor.socket, 'hung_bot', 200);
     await waitFor('bot online', async () => (await botStatus(monitor, 'hung_bot'))?.status === 'online');
     process.kill(bot.pid, 'SIGSTOP');

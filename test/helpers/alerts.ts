@@ -4,7 +4,8 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { TestDir } from './monitor-process.js';
+import { after, before } from 'node:test';
+import { killStarted, startMonitor, stopMonitor, TestDir, type MonitorProcess } from './monitor-process.js';
 
 export interface Received {
   path: string;
@@ -85,4 +86,34 @@ export function alertConfig(dir: TestDir, alerts: Record<string, unknown>, other
   const path = join(dir.path, 'config.json');
   writeFileSync(path, JSON.stringify({ sampleIntervalMs: 500, ...other, alerts: { groupWaitMs: 300, groupIntervalMs: 800, ...alerts } }));
   return path;
+}
+
+export interface AlertMonitor {
+  dir: TestDir;
+  receiver: TestReceiver;
+  /** The config file the monitor runs with. */
+  config: string;
+  /** The running monitor (a test that restarts it sets the new one). */
+  monitor: MonitorProcess;
+}
+
+/**
+ * A suite's monitor with a receiver on 127.0.0.1: started in `before` with the settings `setup`
+ * returns (it may write files into the dir first), everything ended in `after`.
+ */
+export function alertMonitor(setup: (dir: TestDir, receiver: TestReceiver) => { alerts: Record<string, unknown>; other?: Record<string, unknown> }): AlertMonitor {
+  const ctx = { dir: new TestDir(), receiver: new TestReceiver() } as AlertMonitor;
+  before(async () => {
+    await ctx.receiver.listen();
+    const { alerts, other } = setup(ctx.dir, ctx.receiver);
+    ctx.config = alertConfig(ctx.dir, alerts, other);
+    ctx.monitor = await startMonitor(ctx.dir, ['--config', ctx.config]);
+  });
+  after(async () => {
+    await killStarted();
+    if (ctx.monitor) await stopMonitor(ctx.monitor);
+    await ctx.receiver.close();
+    ctx.dir.remove();
+  });
+  return ctx;
 }
