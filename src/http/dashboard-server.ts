@@ -44,6 +44,8 @@ const SECURITY_HEADERS = {
 
 export interface DashboardServerOptions {
   routes: ControlRoute[];
+  /** The registry's side of the live feed (null while it restarts). */
+  feed: Pick<LiveFeedSources, 'changes' | 'snapshot'>;
   host: string;
   port: number;
   tokenFile: string | null;
@@ -79,7 +81,7 @@ export class DashboardServer {
       return r ? () => r.handler({}) : null;
     };
     const sources: LiveFeedSources = {
-      bots: source('/status') as LiveFeedSources['bots'],
+      ...options.feed,
       health: source('/health') ?? (async () => null),
       alerts: source('/alerts'),
     };
