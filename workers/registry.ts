@@ -487,12 +487,19 @@ class Registry {
     const changes: FeedChanges = { lost, status: [], numbers: [], removed: [] };
     for (const bot of this.#bots.values()) {
       const before = sent.get(bot.channel);
-      const now: FeedSent = { status: bot.status, pid: bot.pid, features: bot.featuresJson, hb: bot.lastHeartbeat, cpu: shown(bot.cpuPct), rss: shown(bot.rssMb) };
-      if (base) sent.set(bot.channel, now);
-      else if (!before || before.status !== now.status || before.pid !== now.pid || before.features !== now.features) changes.status.push(this.#row(bot, live));
-      else if (before.hb !== now.hb || before.cpu !== now.cpu || before.rss !== now.rss) changes.numbers.push(this.#row(bot, live));
-      else continue;
-      sent.set(bot.channel, now);
+      // Compared before anything is allocated: a quiet bot costs a lookup, no garbage.
+      const cpu = shown(bot.cpuPct);
+      const rss = shown(bot.rssMb);
+      if (base) {
+        // the base: recorded below, no rows answered
+      } else if (!before || before.status !== bot.status || before.pid !== bot.pid || before.features !== bot.featuresJson) {
+        changes.status.push(this.#row(bot, live));
+      } else if (before.hb !== bot.lastHeartbeat || before.cpu !== cpu || before.rss !== rss) {
+        changes.numbers.push(this.#row(bot, live));
+      } else {
+        continue;
+      }
+      sent.set(bot.channel, { status: bot.status, pid: bot.pid, features: bot.featuresJson, hb: bot.lastHeartbeat, cpu, rss });
     }
     if (!base) {
       for (const channel of sent.keys()) {
