@@ -2,15 +2,22 @@
 // kissmon: start the monitor, or ask it (or its database) what is going on.
 // Exit codes: 0 ok, 1 runtime failure (and `kissmon health` with an actor down), 2 bad usage
 // (unknown flag, bad value, socket in use).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
+import type { Kysely } from 'kysely';
 import { clientSettings, configOption, dbOption, fractionOption, integerOption, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
 import type { ConfigOverrides } from './config.js';
-import { ReadPool } from './db/read-pool.js';
+import { statusRows } from './db/queries.js';
+import { openReadDatabase, type Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
-import { MonitorError } from './errors.js';
+import { AuthFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
+import type { RecomputeResult } from './llm/accounting.js';
+import type { BudgetStatus } from './llm/budgets.js';
+import { PriceTable } from './llm/prices.js';
+import { usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
+import { RECOMPUTE_TIMEOUT_MS, usageOptions } from './llm/routes.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import { Monitor, type HealthReport } from './monitor.js';
@@ -29,8 +36,12 @@ const EXIT_FATAL = 1;
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
 const LOG_DRAIN_AT_EXIT_MS = 2_000;
 
+/** The installed package's own package.json (dist/src/cli.js → the package root). */
+const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('kissmon')
   .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')
+  .version(PACKAGE.version, '-V, --version', 'print the kissbot-monitor version')
   .showHelpAfterError()
   .exitOverride();
 
@@ -81,7 +92,8 @@ program
     // A failed start exits here, not at the bottom: this process has a log sink a wedged stdout may hold.
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
-      return exit(err instanceof MonitorError ? EXIT_USAGE : EXIT_FATAL);
+      // The operator's to fix (another monitor on the socket, a bad tokens file): usage; anything else: fatal.
+      return exit(err instanceof SocketInUseError || err instanceof AuthFileError ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
     let signals = 0;
@@ -151,7 +163,7 @@ program
       if (!existsSync(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
       process.stderr.write(`${err.message}; showing bot_status from ${dbPath} (as last written, not live)\n`);
-      bots = await withReadPool(dbPath, (pool) => pool.status());
+      bots = await withReadDatabase(dbPath, statusRows);
     }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
@@ -218,31 +230,99 @@ function statusSummary(bots: BotSnapshot[]): string {
   return `${bots.length} bots (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'})`;
 }
 
-program
+const usage = program
   .command('usage')
-  .description('LLM usage from the database: calls, tokens, cost, latency percentiles')
+  .description('LLM usage from the database: calls, tokens, cost, error rate, cached share, latency percentiles (docs/LLM_USAGE.md)')
   .addOption(dbOption())
   .addOption(configOption())
-  .option('--since <duration>', 'window, e.g. 7d, 24h, 30m', '7d')
-  .addOption(new Option('--by <group>', 'group rows by').choices(['channel', 'model', 'feature', 'day']).default('channel'))
-  .option('--json', 'print JSON')
+  .option('--since <when>', 'window start: a duration before now (7d, 24h, 30m) or an ISO time', '7d')
+  .option('--until <when>', 'window end: a duration before now or an ISO time (default now)')
+  .option('--by <dims>', `group by, comma-separated: ${USAGE_DIMENSIONS.join(', ')}`, 'channel')
+  .option('--top <n>', 'only the N costliest groups (totals cover all)', integerOption('--top', 1, 1_000_000))
+  .option('--json', 'print JSON (the same as GET /usage)')
+  .option('--csv', 'print CSV')
   .action(async (opts) => {
-    let sinceMs: number;
+    const config = clientSettings(opts);
+    let options: UsageReportOptions;
     try {
-      sinceMs = Date.now() - parseDuration(opts.since, '--since');
+      options = usageOptions(config, { since: opts.since, until: opts.until, by: opts.by, ...(opts.top !== undefined && { top: String(opts.top) }) });
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    const { dbPath } = clientSettings(opts);
-    if (!existsSync(dbPath)) throw new Error(`no database at ${dbPath}`);
-    const rows = await withReadPool(dbPath, (pool) => pool.usage({ sinceMs, by: opts.by }));
+    if (!existsSync(config.dbPath)) throw new Error(`no database at ${config.dbPath}`);
+    const report = await withReadDatabase(config.dbPath, (db) => usageReport(db, options));
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
     }
-    const table = plainTable([opts.by, 'calls', 'tokens in', 'tokens out', 'cost USD', 'p50 ms', 'p95 ms', 'p99 ms']);
-    for (const r of rows) table.push([r.key, r.calls, r.tokens_in, r.tokens_out, r.cost_usd.toFixed(6), fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms)]);
-    process.stdout.write(`${table.toString()}\nsince ${new Date(sinceMs).toISOString()}\n`);
+    const columns = ['calls', 'tokens_in', 'tokens_out', 'cached_share_pct', 'cost_usd', 'unpriced_calls', 'error_rate_pct', 'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms'] as const;
+    if (opts.csv) {
+      const cell = (v: unknown) => (v === null || v === undefined ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+      const lines = [[...report.by, ...columns].join(','), ...report.rows.map((r) => [...report.by.map((d) => r[d]), ...columns.map((c) => r[c])].map(cell).join(','))];
+      process.stdout.write(`${lines.join('\n')}\n`);
+      return;
+    }
+    const table = plainTable([...report.by, 'calls', 'tokens in', 'tokens out', 'cached %', 'cost USD', 'unpriced', 'err %', 'p50 ms', 'p95 ms', 'p99 ms']);
+    const line = (r: UsageFigures) => [
+      r.calls, r.tokens_in, r.tokens_out, r.cached_share_pct, r.cost_usd.toFixed(6), r.unpriced_calls, r.error_rate_pct, fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms),
+    ];
+    for (const r of report.rows) table.push([...report.by.map((d) => r[d] ?? ''), ...line(r)]);
+    table.push([...report.by.map((_, i) => (i === 0 ? 'total' : '')), ...line(report.totals)]);
+    process.stdout.write(`${table.toString()}\n${report.since} to ${report.until}, from ${report.source === 'raw' ? 'raw rows' : 'rollups'}; percentiles ${report.percentiles}` +
+      `${report.percentiles === 'estimated' ? ' from rollup histograms (within ±12.5 %)' : ''}\n`);
+  });
+
+usage
+  .command('recompute')
+  .description('re-price stored llm_usage rows with the prices in force now (after a price fix); reports how many changed')
+  .addOption(socketOption())
+  .addOption(dbOption())
+  .addOption(configOption())
+  .requiredOption('--since <duration>', 'rows newer than this, e.g. 30d')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    try {
+      parseDuration(opts.since, '--since');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    // Through the running monitor's writer (the one writer of the database); admin socket only.
+    const result = await requestControl<RecomputeResult>(clientSettings(opts).adminSocketPath, 'POST', `/usage/recompute?since=${encodeURIComponent(opts.since)}`, RECOMPUTE_TIMEOUT_MS);
+    if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else process.stdout.write(`checked ${result.rows_checked} rows since ${result.since}: ${result.rows_changed} re-priced (${result.rows_priced_now} priced now, ${result.rows_unpriced_now} without a price now)\n`);
+  });
+
+program
+  .command('prices')
+  .description('the LLM price table in force (built-in defaults and the config file), USD per 1M tokens')
+  .addOption(configOption())
+  .option('--json', 'print JSON (the same as GET /prices)')
+  .action(async (opts) => {
+    const prices = new PriceTable(clientSettings(opts).prices).list();
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ prices }, null, 2)}\n`);
+      return;
+    }
+    const table = plainTable(['model', 'from', 'in force', 'input', 'cached input', 'output', 'reasoning', 'source']);
+    for (const p of prices) table.push([p.model, p.from ?? 'always', p.current ? 'yes' : '', p.input, p.cached_input, p.output, p.reasoning, p.source]);
+    process.stdout.write(`${table.toString()}\nUSD per 1M tokens; a model no key matches has no price (cost NULL, counted as unpriced)\n`);
+  });
+
+program
+  .command('budgets')
+  .description('LLM budgets of the running monitor: spend this period, limit, projection, level')
+  .addOption(socketOption())
+  .addOption(configOption())
+  .option('--json', 'print JSON (the same as GET /budgets)')
+  .action(async (opts) => {
+    const { budgets } = await requestControl<{ budgets: BudgetStatus[] }>(clientSettings(opts).controlSocketPath, 'GET', '/budgets');
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ budgets }, null, 2)}\n`);
+      return;
+    }
+    const table = plainTable(['name', 'period', 'since', 'spent USD', 'limit USD', 'pct', 'projected USD', 'level']);
+    for (const b of budgets) table.push([b.name, b.period, b.period_start, b.spent_usd.toFixed(4), b.limit_usd, b.pct, b.projected_usd.toFixed(4), b.level]);
+    process.stdout.write(`${table.toString()}\n${budgets.length === 0 ? 'no budgets configured (config "budgets")\n' : ''}`);
   });
 
 program
@@ -274,12 +354,12 @@ program
   .command('fault')
   .description('fault injection on a monitor started with --enable-faults (drills and tests)')
   .argument('<action>', 'crash (the thread throws) | hang (the thread spins forever)')
-  .argument('<actor>', 'registry | db | sampler')
+  .argument('<actor>', 'registry | db | sampler | alerter')
   .addOption(socketOption())
   .addOption(configOption())
   .action(async (action: string, actor: string, opts) => {
     if (action !== 'crash' && action !== 'hang') throw new UsageError(`unknown fault action ${action}; use "crash" or "hang"`);
-    if (!['registry', 'db', 'sampler'].includes(actor)) throw new UsageError('actor must be registry, db or sampler');
+    if (!['registry', 'db', 'sampler', 'alerter'].includes(actor)) throw new UsageError('actor must be registry, db, sampler or alerter');
     // Admin route: only the monitor's own user can reach the admin socket (mode 0600).
     await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/${action}?actor=${actor}`);
     process.stdout.write(action === 'crash'
@@ -289,12 +369,13 @@ program
 
 program.addCommand(loadtestCommand());
 
-async function withReadPool<T>(dbPath: string, fn: (pool: ReadPool) => Promise<T>): Promise<T> {
-  const pool = new ReadPool(dbPath);
+/** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
+async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  const db = openReadDatabase(dbPath);
   try {
-    return await fn(pool);
+    return await query(db);
   } finally {
-    await pool.close();
+    await db.destroy();
   }
 }
 

@@ -1,8 +1,9 @@
-// Error classes with a stable `code`, so callers (and the CLI's exit codes) can tell them apart.
+// The one base class of the monitor's own errors: each subclass has a stable `code` (`ERR_…`,
+// listed in docs/OPERATIONS.md, "Error codes"), so callers, logs and the CLI can tell them apart.
 export class MonitorError extends Error {
   readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = new.target.name;
     this.code = code;
   }

@@ -6,19 +6,19 @@ import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health
 import { Link } from './actors/link.js';
 import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
-import { USAGE_GROUPS } from './db/queries.js';
 import { ReadPool } from './db/read-pool.js';
 import { spoolUnacknowledged } from './db/spool.js';
-import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { botRoutes } from './http/bot-routes.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
 import { DashboardServer } from './http/dashboard-server.js';
 import { createMetrics } from './http/metrics.js';
+import { llmRoutes, RECOMPUTE_TIMEOUT_MS } from './llm/routes.js';
 import { logLinesDropped, type Logger } from './log.js';
 import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { statusLine, SystemdNotifier } from './systemd.js';
+import type { AlerterInput } from './actors/alerter-messages.js';
 import type { WriteItem } from './actors/db-writer-messages.js';
 import type { BotSignal, KnownConnections } from './actors/registry-messages.js';
 
@@ -26,7 +26,7 @@ import type { BotSignal, KnownConnections } from './actors/registry-messages.js'
 const ADMIN_SOCKET_ACCESS = { mode: 0o600, group: null };
 
 /** Actors a fault can be injected into. */
-const FAULT_ACTORS = ['registry', 'db', 'sampler'] as const satisfies readonly ActorName[];
+const FAULT_ACTORS = ['registry', 'db', 'sampler', 'alerter'] as const satisfies readonly ActorName[];
 
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
 const PULSE_MS = 250;
@@ -59,6 +59,8 @@ export class Monitor {
   readonly #log: Logger;
   readonly #registryLink: Link<BotSignal>;
   readonly #writerLink: Link<WriteItem>;
+  /** The monitor's own alerts (MonitorActorDown, MonitorIngestPaused) to the alerter. */
+  readonly #alerterLink: Link<AlerterInput>;
   readonly #supervisor: Supervisor;
   readonly #ingest: IngestServer;
   readonly #auth: TokenAuth | null;
@@ -95,10 +97,11 @@ export class Monitor {
     const maxPending = config.limits.maxPendingPerLink;
     this.#registryLink = new Link('ingest-to-registry', { maxPending, onSignal: (body) => this.#ingest.markKnown(body as KnownConnections) });
     this.#writerLink = new Link('ingest-to-db', { maxPending });
+    this.#alerterLink = new Link('ingest-to-alerter', { maxPending: 10_000 });
     this.#supervisor = new Supervisor({
       config,
       log,
-      mainLinks: { registry: this.#registryLink, db: this.#writerLink } as Partial<Record<ActorName, Link<unknown, never>>>,
+      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink } as Partial<Record<ActorName, Link<unknown, never>>>,
       onFatal: () => void this.stop(1),
     });
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
@@ -360,13 +363,11 @@ export class Monitor {
         handler: async () => ({ actors: await this.health(), ingest: this.#ingest.stats(), control: { rejected: this.#control.rejected() }, log: { lines_dropped: logLinesDropped() }, process: processStats() }),
       }),
       route({ method: 'GET', path: '/latency', admin: false, query: none, handler: async () => this.#supervisor.call('registry', (c) => c.latency()) }),
-      route({
-        method: 'GET', path: '/usage', admin: false,
-        query: Type.Object({
-          since: Type.Optional(Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 7d, 12h, 30m, 90s' })),
-          by: Type.Optional(Type.Union(USAGE_GROUPS.map((g) => Type.Literal(g)), { must: USAGE_GROUPS.join(', ') })),
-        }, { additionalProperties: false }),
-        handler: async (q) => this.#readPool.usage({ sinceMs: Date.now() - parseDuration(q.since ?? '7d', 'since'), by: q.by ?? 'channel' }),
+      ...llmRoutes({
+        config: this.config,
+        usage: (options) => this.#readPool.usage(options),
+        budgets: async () => (await this.#supervisor.call('db', (c) => c.budgets())) ?? null,
+        recompute: (sinceMs) => this.#supervisor.call('db', (c) => c.recompute(sinceMs), RECOMPUTE_TIMEOUT_MS),
       }),
       route({ method: 'POST', path: '/flush', admin: true, query: none, handler: async () => ({ flushed: await this.flush() }) }),
       route({

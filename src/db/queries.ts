@@ -5,15 +5,6 @@ import type { BotSnapshot } from '../actors/registry-messages.js';
 import type { BotStatus } from '../protocol/states.js';
 import { isoTime, type Database } from './schema.js';
 
-export const USAGE_GROUPS = ['channel', 'model', 'feature', 'day'] as const;
-export type UsageGroup = (typeof USAGE_GROUPS)[number];
-
-export interface UsageReportOptions {
-  /** Rows at or after this time (ms since the epoch) are counted. */
-  sinceMs: number;
-  by: UsageGroup;
-}
-
 export interface UsageTotals {
   calls: number;
   tokens_in: number;
@@ -24,18 +15,6 @@ export interface UsageTotals {
   latency_p95_ms: number | null;
   latency_p99_ms: number | null;
 }
-
-export interface UsageRow extends UsageTotals {
-  /** The channel, model, feature, or UTC day (YYYY-MM-DD). */
-  key: string;
-}
-
-const GROUP_KEYS = {
-  channel: sql<string>`channel`,
-  model: sql<string>`model`,
-  feature: sql<string>`feature`,
-  day: sql<string>`substr(ts, 1, 10)`, // ts is ISO-8601 UTC text: its first 10 chars are the UTC date
-} as const;
 
 /**
  * A latency percentile by linear interpolation between the two nearest ranks (the "inclusive"
@@ -84,17 +63,7 @@ export async function statusRows(db: Kysely<Database>): Promise<BotSnapshot[]> {
   }));
 }
 
-/** LLM calls, tokens, cost and latency percentiles since `sinceMs`, one row per group. */
-export async function usageReport(db: Kysely<Database>, options: UsageReportOptions): Promise<UsageRow[]> {
-  if (!(USAGE_GROUPS as readonly string[]).includes(options?.by)) throw new TypeError(`options.by must be one of ${USAGE_GROUPS.join(', ')}`);
-  const key = GROUP_KEYS[options.by];
-  let query = usageSince(db, options.sinceMs).select(key.as('key')).groupBy(key);
-  // Days read best in time order; everything else by what it cost.
-  query = options.by === 'day' ? query.orderBy(sql.ref('key')) : query.orderBy(sql.ref('cost_usd'), 'desc').orderBy(sql.ref('key'));
-  return query.execute();
-}
-
-/** The same figures as usageReport over all rows since `sinceMs` (zeros and nulls when there are none). */
+/** Calls, tokens, cost and latency percentiles of all raw rows since `sinceMs` (the load tester's count; zeros and nulls when none). */
 export async function usageTotals(db: Kysely<Database>, options: { sinceMs: number }): Promise<UsageTotals> {
   return usageSince(db, options.sinceMs).executeTakeFirstOrThrow();
 }

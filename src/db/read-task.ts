@@ -2,7 +2,8 @@
 // read-only connection. Each pool thread keeps one connection per database path, opened on first
 // use and closed with the thread (piscina ends idle threads after its idleTimeout).
 import type { Kysely } from 'kysely';
-import { botDetail, statusRows, usageReport, usageTotals, type UsageReportOptions } from './queries.js';
+import { usageReport, type UsageReportOptions } from '../llm/report.js';
+import { botDetail, statusRows, usageTotals } from './queries.js';
 import { openReadDatabase, type Database } from './schema.js';
 
 export type ReadTask =

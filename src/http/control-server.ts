@@ -16,6 +16,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { type Static, type TObject } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { MonitorError } from '../errors.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { listenOnSocketPath, type SocketAccess } from '../server/socket-path.js';
 
@@ -34,10 +35,11 @@ const MAX_BODY_BYTES = 1024;
 /** Connections per listener; beyond it new ones are closed at once (counted as too_many_connections). */
 const MAX_CONNECTIONS = 256;
 
-export class HttpError extends Error {
+/** A handler's refusal: sent as `status` with the message (4xx), and counted. */
+export class HttpError extends MonitorError {
   readonly status: number;
   constructor(status: number, message: string) {
-    super(message);
+    super('ERR_HTTP', message);
     this.status = status;
   }
 }
