@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../src/cli-options.js';
 import { OpenDatabaseError } from '../src/db/schema.js';
-import { AuthFileError, MonitorError, SocketInUseError } from '../src/errors.js';
+import { AuthFileError, HttpTokenFileError, MonitorError, SocketInUseError } from '../src/errors.js';
 import { ControlUnavailableError } from '../src/http/control-client.js';
 import { HttpError } from '../src/http/control-server.js';
 import { LoadtestInterrupted, LoadtestLimitError } from '../src/loadtest/run.js';
@@ -55,6 +55,7 @@ test('each error carries its code, its class name and the message it was given',
     [new HttpError(503, 'm'), 'ERR_HTTP'],
     [new LoadtestLimitError('m'), 'ERR_LOADTEST_LIMIT'],
     [new LoadtestInterrupted('m'), 'ERR_LOADTEST_INTERRUPTED'],
+    [new HttpTokenFileError('m'), 'ERR_HTTP_TOKEN_FILE'],
   ];
   for (const [err, code] of cases) {
     assert.ok(err instanceof MonitorError && err instanceof Error);

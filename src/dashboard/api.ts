@@ -10,11 +10,8 @@ export interface Session {
   routes: string[];
 }
 
-export class ApiError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
+/** The monitor answered, with an error: its own message (`{ error }`) and the HTTP status. */
+const answered = (status: number, message: string) => Object.assign(new Error(message), { status });
 
 export const token = {
   get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
@@ -30,7 +27,7 @@ function headers(): Record<string, string> {
 export async function api<T>(path: string, method: 'GET' | 'POST' = 'GET'): Promise<T> {
   const res = await fetch(`/api${path}`, { method, headers: headers() });
   const body = (await res.json().catch(() => ({}))) as { error?: string };
-  if (!res.ok) throw new ApiError(res.status, body.error ?? `${method} ${path}: HTTP ${res.status}`);
+  if (!res.ok) throw answered(res.status, body.error ?? `${method} ${path}: HTTP ${res.status}`);
   return body as T;
 }
 
@@ -50,7 +47,7 @@ export async function streamEvents(onEvent: (name: string, data: unknown) => voi
   while (!signal.aborted) {
     try {
       const res = await fetch('/api/events', { headers: headers(), signal });
-      if (!res.ok || !res.body) throw new ApiError(res.status, `events: HTTP ${res.status}`);
+      if (!res.ok || !res.body) throw answered(res.status, `events: HTTP ${res.status}`);
       performance.mark('stream-open');
       onState(true);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();

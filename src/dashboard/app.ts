@@ -9,7 +9,7 @@ import { html } from 'htm/preact';
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { applyNumbers, decodeBot, type FeedBot } from '../http/feed-format.js';
-import { api, ApiError, qs, session, streamEvents, token, type Session } from './api.js';
+import { api, qs, session, streamEvents, token, type Session } from './api.js';
 import { FleetTable, hostOf, sortAndFilter, type Sort, type SortKey } from './fleet.js';
 import { AlertsPanel, BotDetailView, HealthPanel, LlmPanel, Summary, usageRows, type ActorHealth, type Alert } from './panels.js';
 
@@ -132,7 +132,7 @@ function App() {
     performance.mark('session');
     setWrong(r.token_required && !r.authorised && token.get() !== null);
     setSession(r);
-  }, (e: Error) => setError(e instanceof ApiError ? e.message : `the monitor does not answer: ${e.message}`));
+  }, (e: Error & { status?: number }) => setError(e.status !== undefined ? e.message : `the monitor does not answer: ${e.message}`));
   useEffect(() => void check(), []);
   if (error) return html`<p class="error" role="alert">${error}</p>`;
   if (!s) return html`<p class="loading">Connecting…</p>`;
