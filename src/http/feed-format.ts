@@ -13,7 +13,8 @@ export const BOT_COLUMNS = [
 ] as const satisfies readonly (keyof FeedBot)[];
 
 /** Column order of a numbers-only change (`bots.numbers`): what the page shows that moves without a status change. */
-export const NUMBER_COLUMNS = ['channel', 'last_heartbeat', 'cpu_pct', 'rss_mb'] as const satisfies readonly (keyof FeedBot)[];
+export const NUMBER_COLUMNS = ['channel', 'last_heartbeat', 'cpu_pct', 'rss_mb'] as const satisfies
+  readonly (keyof FeedBot)[];
 
 export const encodeBot = (bot: FeedBot): unknown[] => BOT_COLUMNS.map((c) => bot[c]);
 export const encodeNumbers = (bot: FeedBot): unknown[] => NUMBER_COLUMNS.map((c) => bot[c]);

@@ -180,7 +180,9 @@ export class LiveFeed {
     const json = await this.#sources.snapshot();
     if (json === null) return false;
     this.#stats.snapshots++;
-    const meta = JSON.stringify({ at: Date.now(), interval_ms: this.#intervalMs, columns: BOT_COLUMNS, number_columns: NUMBER_COLUMNS });
+    const meta = JSON.stringify({
+      at: Date.now(), interval_ms: this.#intervalMs, columns: BOT_COLUMNS, number_columns: NUMBER_COLUMNS,
+    });
     // The rows are already JSON (made in the registry's thread): spliced in, not parsed and re-serialised.
     const text = `event: snapshot\ndata: ${meta.slice(0, -1)},"bots":${json}}\n\n`;
     for (const res of targets) {
@@ -212,7 +214,8 @@ export class LiveFeed {
     if (res.destroyed || res.writableEnded) return;
     if (res.writableLength > MAX_BUFFERED) {
       this.#stats.clients_dropped++;
-      this.#log.warn({ buffered: res.writableLength }, 'live feed: a dashboard is not reading its events; dropping it (it reconnects)');
+      const msg = 'live feed: a dashboard is not reading its events; dropping it (it reconnects)';
+      this.#log.warn({ buffered: res.writableLength }, msg);
       res.destroy();
       return;
     }
