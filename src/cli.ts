@@ -92,8 +92,9 @@ program
     // A failed start exits here, not at the bottom: this process has a log sink a wedged stdout may hold.
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
-      // The operator's to fix (another monitor on the socket, a bad tokens file): usage; anything else: fatal.
-      return exit(err instanceof SocketInUseError || err instanceof AuthFileError || err instanceof HttpTokenFileError ? EXIT_USAGE : EXIT_FATAL);
+      // The operator's to fix (another monitor on the socket, a bad tokens or HTTP token file): usage; else fatal.
+      const usage = err instanceof SocketInUseError || err instanceof AuthFileError || err instanceof HttpTokenFileError;
+      return exit(usage ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
     let signals = 0;

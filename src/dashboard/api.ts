@@ -1,6 +1,8 @@
 // The page's side of the HTTP front: JSON calls with the bearer token (kept in sessionStorage for
 // this tab only), the session check, and the live event stream. The stream is read with fetch, not
 // EventSource, because EventSource cannot send an Authorization header.
+import { MonitorError } from '../errors.js';
+
 const TOKEN_KEY = 'kissmon-token';
 
 export interface Session {
@@ -10,8 +12,12 @@ export interface Session {
   routes: string[];
 }
 
-/** The monitor answered, with an error: its own message (`{ error }`) and the HTTP status. */
-const answered = (status: number, message: string) => Object.assign(new Error(message), { status });
+/** The monitor answered a dashboard call with an error status (the message is its answer). */
+export class ApiError extends MonitorError {
+  constructor(readonly status: number, message: string) {
+    super('ERR_DASHBOARD_API', message);
+  }
+}
 
 export const token = {
   get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
@@ -27,7 +33,7 @@ function headers(): Record<string, string> {
 export async function api<T>(path: string, method: 'GET' | 'POST' = 'GET'): Promise<T> {
   const res = await fetch(`/api${path}`, { method, headers: headers() });
   const body = (await res.json().catch(() => ({}))) as { error?: string };
-  if (!res.ok) throw answered(res.status, body.error ?? `${method} ${path}: HTTP ${res.status}`);
+  if (!res.ok) throw new ApiError(res.status, body.error ?? `${method} ${path}: HTTP ${res.status}`);
   return body as T;
 }
 
@@ -47,7 +53,7 @@ export async function streamEvents(onEvent: (name: string, data: unknown) => voi
   while (!signal.aborted) {
     try {
       const res = await fetch('/api/events', { headers: headers(), signal });
-      if (!res.ok || !res.body) throw answered(res.status, `events: HTTP ${res.status}`);
+      if (!res.ok || !res.body) throw new ApiError(res.status, `events: HTTP ${res.status}`);
       performance.mark('stream-open');
       onState(true);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
