@@ -5,7 +5,7 @@
 // from separate bot processes (src/loadtest), so the server's CPU figures are its own. They all share
 // the machine's cores, which the write-up says next to every number.
 //
-//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts] [--profile DIR] [--no-write]
+//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,dashboard] [--profile DIR] [--no-write]
 //
 // --profile runs every monitor under `node --cpu-prof` (one profile per thread, summarised per run);
 // numbers from a profiled run are slower and are never written to the doc.
@@ -25,10 +25,11 @@ import { cpuSnapshot, killAll, otherWorkPct, procStats, RowCounter, runLoadtestC
 import { formatSummaries, summariseDir } from './profile.js';
 import { CODE_CHOICES, FINDINGS, SELF_PROTECTION } from './findings.js';
 import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sampler.js';
+import { benchDashboard, formatDashboardBench, type DashboardBench } from './dashboard.js';
 import { benchAlerts, formatAlertBench, type AlertBenchResult } from './alerts.js';
 
 const DOC = fileURLToPath(new URL('../../docs/PERFORMANCE.md', import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts'] as const;
+const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts', 'dashboard'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -341,6 +342,7 @@ interface Results {
   samplerRounds?: SamplerBenchRow[];
   samplerLatency?: LoadtestRun;
   alerts?: AlertBenchResult;
+  dashboard?: DashboardBench;
 }
 
 async function main(): Promise<void> {
@@ -400,6 +402,13 @@ async function main(): Promise<void> {
     log('heartbeat latency while 10,000-pid sample rounds run every 2 s');
     results.samplerLatency = await loadtestRun('sampler-latency-10000', ['--sample-interval', '2'], ['--bots', '10000', '--duration', '20', '--heartbeat-interval', '1', '--llm-rate', '0', '--pid-per-bot']);
     log(`  p99 ${results.samplerLatency.report.latency_ms.p99} ms, sampler ${JSON.stringify(results.samplerLatency.sampler)}`);
+  }
+  if (only.has('dashboard')) {
+    log('dashboard: 10,000 bots, monitor CPU without and with 5 live event streams (bench/dashboard.ts)');
+    await settle('dashboard');
+    results.dashboard = await benchDashboard(log);
+    noteOtherWork('dashboard', results.dashboard.other_work_pct);
+    log(`  added ${results.dashboard.cpu_added_pct} % of a core (${results.dashboard.cpu_without_pct} → ${results.dashboard.cpu_with_pct} %)`);
   }
 
   if (only.has('alerts')) {
@@ -562,6 +571,10 @@ function render(r: Results, minutes: number): string {
     targets.push(`| 10,000 idle bots: monitor CPU < 25 % of one core | ${m.cpu_pct} % | ${verdict(m.cpu_pct < 25)} | ${shared(r.idle.otherWorkPct)} |`);
     targets.push(`| 10,000 idle bots: monitor RSS < 250 MB | ${m.rss_mb} MB (peak ${m.rss_peak_mb}) | ${verdict(m.rss_peak_mb < 250)} | ${shared(r.idle.otherWorkPct)} |`);
   }
+  if (r.dashboard) {
+    const d = r.dashboard;
+    targets.push(`| 10,000 bots, 5 dashboards open: monitor CPU added < 5 % of one core | ${d.cpu_added_pct} % | ${verdict(d.cpu_added_pct < 5)} | ${shared(d.other_work_pct)} |`);
+  }
   for (const { bots, run } of r.latency) {
     targets.push(`| ${fmt(bots)} bots × 1 heartbeat/s: lost 0, false stale 0 | lost ${run.report.lost}, false stale ${run.report.false_stale}, exit ${run.code} | ${verdict(run.report.ok && run.code === 0)} | ${shared(run.otherWorkPct)} |`);
   }
@@ -709,8 +722,9 @@ function render(r: Results, minutes: number): string {
       '',
     );
   } else {
-    out.push('> **HOOK:** bench/alerts.ts (`benchAlerts`) — alerter section not run.', '');
+    out.push('## Alerter', '', '(Not measured in this run: `node dist/bench/run.js --only alerts`.)', '');
   }
+  if (r.dashboard) out.push(...formatDashboardBench(r.dashboard));
 
   out.push(FINDINGS, '');
   out.push(CODE_CHOICES, '');

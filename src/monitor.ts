@@ -132,7 +132,14 @@ export class Monitor {
     this.#control = new ControlServer(routes, log);
     const { http } = config;
     this.#dashboard = http.port === null ? null
-      : new DashboardServer({ routes, host: http.host, port: http.port, tokenFile: http.tokenFile, feedIntervalMs: http.feedIntervalMs, log });
+      : new DashboardServer({
+        routes,
+        feed: {
+          changes: (reset) => this.#supervisor.call('registry', (c) => c.feedChanges(reset)),
+          snapshot: () => this.#supervisor.call('registry', (c) => c.feedSnapshot()),
+        },
+        host: http.host, port: http.port, tokenFile: http.tokenFile, feedIntervalMs: http.feedIntervalMs, log,
+      });
   }
 
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */

@@ -49,6 +49,9 @@ test('10,000 bots: interactive in < 2 s, windowed rows, search finds bot9999', a
   assert.equal(await page.locator('tr.bot').count(), 1);
   assert.equal(await page.locator('#shown').textContent(), `1 of ${BOTS} shown`);
   assert.ok(searchMs < INTERACTIVE_MS, `search answered in ${searchMs} ms`);
+  const marks = await page.evaluate(() => ['responseEnd', 'domContentLoadedEventEnd'].map((k) => `${k} ${Math.round((performance.getEntriesByType('navigation')[0] as unknown as Record<string, number>)[k])}`)
+    .concat(performance.getEntriesByType('mark').map((m) => `${m.name} ${Math.round(m.startTime)}`)).join(', '));
+  t.diagnostic(`page timeline (ms): ${marks}`);
   t.diagnostic(`fleet rendered ${Math.round(readyMs)} ms after navigation; search for bot9999 answered in ${searchMs} ms`);
 
   // Windowing keeps every row reachable: the last one by channel is there after scrolling down.

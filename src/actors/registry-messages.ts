@@ -69,8 +69,23 @@ export interface RegistryLatency {
   read_to_visible: LatencySummary;
 }
 
+/** The bots that changed since the dashboard feed last asked (workers/registry.ts feedChanges). */
+export interface FeedChanges {
+  /** The registry restarted and lost the base: the rows say nothing; send clients a fresh snapshot. */
+  lost: boolean;
+  /** New bots, and bots whose status, pid or features changed. */
+  status: BotSnapshot[];
+  /** Bots whose heartbeat time or shown cpu/rss (to 0.1) changed, and nothing else. */
+  numbers: BotSnapshot[];
+  /** Channels the registry no longer holds. */
+  removed: string[];
+}
+
 export interface RegistryControlExtra {
   snapshot(): BotSnapshot[];
+  feedChanges(reset: boolean): FeedChanges;
+  /** Every bot as a JSON array of rows (src/http/feed-format.ts BOT_COLUMNS order). */
+  feedSnapshot(): string;
   latency(): RegistryLatency;
   resetLatency(): void;
 }

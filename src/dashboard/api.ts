@@ -54,6 +54,7 @@ export async function streamEvents(onEvent: (name: string, data: unknown) => voi
     try {
       const res = await fetch('/api/events', { headers: headers(), signal });
       if (!res.ok || !res.body) throw new ApiError(res.status, `events: HTTP ${res.status}`);
+      performance.mark('stream-open');
       onState(true);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';

@@ -8,8 +8,8 @@ import './styles.css';
 import { html } from 'htm/preact';
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { FeedBot } from '../http/live-feed.js';
-import { api, ApiError, qs, session, streamEvents, token, type Session } from './api.js';
+import { applyNumbers, decodeBot, type FeedBot } from '../http/feed-format.js';
+import { api, qs, session, streamEvents, token, type Session } from './api.js';
 import { FleetTable, hostOf, sortAndFilter, type Sort, type SortKey } from './fleet.js';
 import { AlertsPanel, BotDetailView, HealthPanel, LlmPanel, Summary, usageRows, type ActorHealth, type Alert } from './panels.js';
 
@@ -48,11 +48,19 @@ function Dashboard({ s }: { s: Session }) {
       const d = data as { at?: number };
       if (typeof d?.at === 'number') setSkew(d.at - Date.now());
       if (name === 'snapshot') {
-        bots.current = new Map((data as { bots: FeedBot[] }).bots.map((b) => [b.channel, b]));
+        performance.mark('snapshot-received');
+        bots.current = new Map((data as { bots: unknown[][] }).bots.map((row) => {
+          const b = decodeBot(row);
+          return [b.channel, b];
+        }));
         setVersion((v) => v + 1);
       } else if (name === 'bots') {
-        const { upsert, remove } = data as { upsert: FeedBot[]; remove: string[] };
-        for (const b of upsert) bots.current.set(b.channel, b);
+        const { upsert, numbers, remove } = data as { upsert: unknown[][]; numbers: unknown[][]; remove: string[] };
+        for (const row of upsert) {
+          const b = decodeBot(row);
+          bots.current.set(b.channel, b);
+        }
+        for (const row of numbers) applyNumbers(bots.current, row);
         for (const c of remove) bots.current.delete(c);
         setVersion((v) => v + 1);
       } else if (name === 'health') {
@@ -121,9 +129,10 @@ function App() {
   const [wrong, setWrong] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const check = () => session().then((r) => {
+    performance.mark('session');
     setWrong(r.token_required && !r.authorised && token.get() !== null);
     setSession(r);
-  }, (e: Error) => setError(e instanceof ApiError ? e.message : `the monitor does not answer: ${e.message}`));
+  }, (e: Error & { status?: number }) => setError(e.status !== undefined ? e.message : `the monitor does not answer: ${e.message}`));
   useEffect(() => void check(), []);
   if (error) return html`<p class="error" role="alert">${error}</p>`;
   if (!s) return html`<p class="loading">Connecting…</p>`;

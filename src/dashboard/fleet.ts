@@ -2,7 +2,7 @@
 // in the DOM, between two spacer rows of the right height, so 10,000 bots scroll like 30.
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
-import type { FeedBot } from '../http/live-feed.js';
+import type { FeedBot } from '../http/feed-format.js';
 import { STATUS_SEVERITY } from '../protocol/states.js';
 
 export type SortKey = 'channel' | 'status' | 'pid' | 'heartbeat' | 'cpu' | 'rss' | 'host';

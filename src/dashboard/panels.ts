@@ -2,7 +2,7 @@
 // a panel whose route the monitor does not have says "not available" instead of failing.
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { FeedBot } from '../http/live-feed.js';
+import type { FeedBot } from '../http/feed-format.js';
 import type { BotDetail } from '../db/queries.js';
 import { api, qs } from './api.js';
 import { TimeChart } from './chart.js';

@@ -44,6 +44,8 @@ const SECURITY_HEADERS = {
 
 export interface DashboardServerOptions {
   routes: ControlRoute[];
+  /** The registry's side of the live feed (null while it restarts). */
+  feed: Pick<LiveFeedSources, 'changes' | 'snapshot'>;
   host: string;
   port: number;
   tokenFile: string | null;
@@ -79,7 +81,7 @@ export class DashboardServer {
       return r ? () => r.handler({}) : null;
     };
     const sources: LiveFeedSources = {
-      bots: source('/status') as LiveFeedSources['bots'],
+      ...options.feed,
       health: source('/health') ?? (async () => null),
       alerts: source('/alerts'),
     };
@@ -102,11 +104,14 @@ export class DashboardServer {
     });
     this.#app.addHook('onRequest', async (req, reply) => this.#guard(req, reply));
     this.#app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-      const status = err instanceof HttpError ? err.status : err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+      const client = err.statusCode !== undefined && err.statusCode < 500 ? err.statusCode : 500;
+      const status = err instanceof HttpError ? err.status : client;
       if (status >= 500) this.#log.error({ err, url: req.url }, 'http request failed');
       void reply.code(status).send({ error: err.message });
     });
-    this.#app.setNotFoundHandler((req, reply) => void reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
+    this.#app.setNotFoundHandler((req, reply) => {
+      void reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
+    });
     this.#registerRoutes();
   }
 
@@ -117,7 +122,7 @@ export class DashboardServer {
     const address = this.#app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
     const bracketed = host.includes(':') ? `[${host}]` : host;
-    this.#allowedHosts = new Set([`${bracketed}:${actualPort}`, `localhost:${actualPort}`, `127.0.0.1:${actualPort}`, `[::1]:${actualPort}`]);
+    this.#allowedHosts = new Set([bracketed, 'localhost', '127.0.0.1', '[::1]'].map((name) => `${name}:${actualPort}`));
     const url = `http://${bracketed}:${actualPort}/`;
     this.#log.info({ listen: url, token: this.#tokenDigest !== null }, 'dashboard listening');
     return url;
@@ -137,7 +142,8 @@ export class DashboardServer {
     for (const r of this.#options.routes) {
       const handler = async (req: FastifyRequest, reply: FastifyReply) => {
         if (r.admin && !this.#admin(req)) {
-          throw new HttpError(403, `${r.method} ${r.path} changes something: over HTTP it needs the bearer token, and the monitor has none `
+          throw new HttpError(403, `${r.method} ${r.path} changes something: over HTTP it needs the bearer token, `
+            + 'and the monitor has none '
             + '(start it with --http-token-file); the admin socket serves it to the monitor\'s own user');
         }
         const result = await r.handler(req.query as Record<string, string>);
@@ -166,10 +172,14 @@ export class DashboardServer {
     });
     if (existsSync(`${DASHBOARD_ASSETS}/index.html`)) {
       // wildcard: false registers a route per file found now: no file-system lookup for unknown paths.
-      void app.register(fastifyStatic, { root: DASHBOARD_ASSETS, wildcard: false, index: 'index.html', cacheControl: false, setHeaders: (reply) => void reply.header('cache-control', 'no-cache') });
+      void app.register(fastifyStatic, {
+        root: DASHBOARD_ASSETS, wildcard: false, index: 'index.html', cacheControl: false,
+        setHeaders: (reply) => void reply.header('cache-control', 'no-cache'),
+      });
       app.get('/favicon.ico', (_req, reply) => reply.sendFile('favicon.svg'));
     } else {
-      app.get('/', (_req, reply) => reply.code(503).type('text/plain').send('the dashboard is not built (npm run build); the API is under /api/\n'));
+      app.get('/', (_req, reply) => reply.code(503).type('text/plain')
+        .send('the dashboard is not built (npm run build); the API is under /api/\n'));
     }
   }
 
@@ -185,7 +195,8 @@ export class DashboardServer {
     const path = req.url.split('?')[0];
     const protectedPath = (path.startsWith('/api/') && path !== SESSION_PATH) || path === METRICS_PATH;
     if (protectedPath && !this.#authorised(req)) {
-      await reply.code(401).header('www-authenticate', 'Bearer realm="kissmon"').send({ error: 'this monitor needs a bearer token (Authorization: Bearer <token>)' });
+      await reply.code(401).header('www-authenticate', 'Bearer realm="kissmon"')
+        .send({ error: 'this monitor needs a bearer token (Authorization: Bearer <token>)' });
     }
   }
 
@@ -215,7 +226,9 @@ function readToken(file: string): string {
   }
   const token = text.trim();
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-    throw new HttpTokenFileError(`the HTTP token file ${file} must hold one token of at least ${MIN_TOKEN_LENGTH} characters and no spaces`);
+    throw new HttpTokenFileError(
+      `the HTTP token file ${file} must hold one token of at least ${MIN_TOKEN_LENGTH} characters and no spaces`,
+    );
   }
   return token;
 }

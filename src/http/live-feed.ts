@@ -1,18 +1,25 @@
 // The dashboard's live updates (GET /api/events, Server-Sent Events). One feed is shared by every
-// open dashboard: it reads the registry only while at least one is connected, diffs each read
-// against the last, and sends every client the same pre-serialised diff — so 5 dashboards cost
-// about what one does, and 10,000 quiet bots cost a snapshot read per interval and no bytes.
+// open dashboard: while at least one is connected it asks the registry, every interval, for the
+// bots that changed since its last ask (the registry compares in its own thread: reading the full
+// 10,000-row snapshot every second cost ~6 % of a core in structured cloning alone), and sends
+// every client the same pre-serialised diff — so 5 dashboards cost about what one does.
 //
-//   client connects ─▶ `snapshot` (every bot, once) ─▶ `bots` diffs ─▶ …   (`health`, `alerts` beside)
+//   client connects ─▶ pending ─▶ (next tick, after the diff) `snapshot` ─▶ ready: `bots` diffs …
+//   `health`, `alerts` beside, every SIDE_EVERY intervals
+//
+// Order is what keeps a client right: every registry call is made from the one tick loop, so a
+// client's snapshot is taken after every diff it missed and before every diff it gets; each row
+// in a diff carries its latest values, so applying it to an older picture is always correct.
 //
 // What changes how often with 10,000 bots: status is rare (sent within one interval); a heartbeat
-// (every 30 s per bot: ~330/s) and a resource sample (every 15 s per bot) only move numbers, so
-// rows whose status, pid and features did not change are held and sent together every
-// SLOW_EVERY intervals. A client that cannot keep up (its socket buffer beyond MAX_BUFFERED) is
-// dropped and counted; its browser reconnects and starts again from a snapshot.
+// (every 30 s per bot: ~330/s) and a resource sample only move numbers, so those rows are held and
+// sent together every SLOW_EVERY intervals as short `numbers` rows (src/http/feed-format.ts). A
+// client that cannot keep up (its socket buffer beyond MAX_BUFFERED) is dropped and counted; its
+// browser reconnects and starts again from a snapshot.
 import type { ServerResponse } from 'node:http';
-import type { BotSnapshot } from '../actors/registry-messages.js';
+import type { FeedChanges } from '../actors/registry-messages.js';
 import type { Logger } from '../log.js';
+import { BOT_COLUMNS, encodeBot, encodeNumbers, NUMBER_COLUMNS } from './feed-format.js';
 
 /** Every how many intervals rows whose only change is numbers (heartbeat, cpu, rss) go out. */
 const SLOW_EVERY = 5;
@@ -23,11 +30,11 @@ const KEEPALIVE_MS = 15_000;
 /** Health and alerts are read every this many intervals. */
 const SIDE_EVERY = 5;
 
-/** A bot row as the page gets it: the registry's snapshot without the age (the page ages it itself). */
-export type FeedBot = Omit<BotSnapshot, 'heartbeat_age_s'>;
-
 export interface LiveFeedSources {
-  bots: () => Promise<BotSnapshot[] | null>;
+  /** The registry's feedChanges; null while it restarts. */
+  changes: (reset: boolean) => Promise<FeedChanges | null>;
+  /** The registry's feedSnapshot (a JSON array of rows); null while it restarts. */
+  snapshot: () => Promise<string | null>;
   health: () => Promise<unknown>;
   /** null when no alerts route exists (yet). */
   alerts: (() => Promise<unknown>) | null;
@@ -36,6 +43,7 @@ export interface LiveFeedSources {
 export interface LiveFeedStats {
   clients: number;
   reads: number;
+  snapshots: number;
   events_sent: number;
   bytes_sent: number;
   clients_dropped: number;
@@ -46,20 +54,21 @@ export class LiveFeed {
   readonly #sources: LiveFeedSources;
   readonly #intervalMs: number;
   readonly #log: Logger;
-  readonly #clients = new Set<ServerResponse>();
-  /** The last state sent, by channel. */
-  #bots = new Map<string, FeedBot>();
-  /** Rows changed in numbers only, held until the next slow round. */
-  readonly #held = new Map<string, FeedBot>();
-  /** A first read has been made since the feed started: #bots is the registry's picture. */
-  #primed = false;
+  /** Clients that have had their snapshot and get every diff. */
+  readonly #ready = new Set<ServerResponse>();
+  /** Clients waiting for their snapshot (taken on the next tick, after its diff). */
+  readonly #pending = new Set<ServerResponse>();
+  /** Numbers-only rows held until the next slow round, by channel. */
+  readonly #held = new Map<string, unknown[]>();
+  /** The registry has our base: its next changes are relative to what every ready client has. */
+  #based = false;
   #timer: NodeJS.Timeout | null = null;
   #keepalive: NodeJS.Timeout | null = null;
   #round = 0;
   #health: string | null = null;
   #alerts: string | null = null;
-  #reading = false;
-  readonly #stats: Omit<LiveFeedStats, 'clients'> = { reads: 0, events_sent: 0, bytes_sent: 0, clients_dropped: 0, read_failures: 0 };
+  #ticking = false;
+  readonly #stats = { reads: 0, snapshots: 0, events_sent: 0, bytes_sent: 0, clients_dropped: 0, read_failures: 0 };
 
   constructor(sources: LiveFeedSources, options: { intervalMs: number; log: Logger }) {
     this.#sources = sources;
@@ -68,7 +77,7 @@ export class LiveFeed {
   }
 
   stats(): LiveFeedStats {
-    return { clients: this.#clients.size, ...this.#stats };
+    return { clients: this.#ready.size + this.#pending.size, ...this.#stats };
   }
 
   /** Takes over an HTTP response as an event stream until the client goes away. */
@@ -78,98 +87,112 @@ export class LiveFeed {
       'cache-control': 'no-store',
       'x-accel-buffering': 'no', // nginx: do not buffer the stream
     });
+    res.flushHeaders();
     res.socket?.setNoDelay(true);
-    this.#clients.add(res);
+    this.#pending.add(res);
     res.on('close', () => this.#detach(res));
-    this.#start();
-    // Not primed yet: the first read broadcasts the snapshot to everyone attached by then.
-    if (!this.#primed) return;
-    this.#write(res, this.#snapshot());
-    if (this.#health) this.#write(res, this.#health);
-    if (this.#alerts) this.#write(res, this.#alerts);
+    if (!this.#timer) {
+      this.#timer = setInterval(() => void this.#tick(), this.#intervalMs);
+      this.#keepalive = setInterval(() => this.#broadcast(': keepalive\n\n'), KEEPALIVE_MS);
+    }
+    void this.#tick(); // a new page gets its snapshot now, not an interval later (a tick under way takes it)
   }
 
   /** Ends every stream (shutdown). */
   close(): void {
-    for (const res of this.#clients) res.end();
-    this.#clients.clear();
+    for (const res of [...this.#ready, ...this.#pending]) res.end();
+    this.#ready.clear();
+    this.#pending.clear();
     this.#stop();
-  }
-
-  #start(): void {
-    if (this.#timer) return;
-    void this.#tick();
-    this.#timer = setInterval(() => void this.#tick(), this.#intervalMs);
-    this.#keepalive = setInterval(() => this.#broadcast(': keepalive\n\n'), KEEPALIVE_MS);
   }
 
   #stop(): void {
     clearInterval(this.#timer ?? undefined);
     clearInterval(this.#keepalive ?? undefined);
     this.#timer = this.#keepalive = null;
-    // Nobody is watching: forget, so the next dashboard starts from a fresh read.
-    this.#bots = new Map();
+    // Nobody is watching: the next dashboard starts from a fresh base.
+    this.#based = false;
     this.#held.clear();
     this.#health = this.#alerts = null;
     this.#round = 0;
-    this.#primed = false;
   }
 
   #detach(res: ServerResponse): void {
-    if (!this.#clients.delete(res)) return;
-    if (this.#clients.size === 0) this.#stop();
+    if (!this.#ready.delete(res) && !this.#pending.delete(res)) return;
+    if (this.#ready.size + this.#pending.size === 0) this.#stop();
   }
 
   async #tick(): Promise<void> {
-    if (this.#reading) return; // a slow read (registry restarting) is not stacked
-    this.#reading = true;
+    if (this.#ticking) return; // one registry call at a time, in order (see the top of the file)
+    this.#ticking = true;
     try {
-      const round = this.#round++;
-      await this.#readBots(round % SLOW_EVERY === 0);
-      if (round % SIDE_EVERY === 0) await this.#readSide();
+      do {
+        const round = this.#round++;
+        await this.#readChanges(round % SLOW_EVERY === 0);
+        const served = this.#pending.size > 0 && (await this.#sendSnapshots());
+        if (round % SIDE_EVERY === 0) await this.#readSide();
+        // Clients that came while the snapshot was read: serve them now, not an interval later.
+        if (!served || this.#pending.size === 0 || !this.#timer) break;
+      } while (true);
     } catch (err) {
       this.#stats.read_failures++;
       this.#log.warn({ err }, 'live feed: read failed; trying again next interval');
     } finally {
-      this.#reading = false;
+      this.#ticking = false;
     }
   }
 
-  async #readBots(slowRound: boolean): Promise<void> {
-    const snapshot = await this.#sources.bots();
-    this.#stats.reads++;
-    if (snapshot === null) return; // registry restarting: keep the last picture
-    const first = !this.#primed;
-    const next = new Map<string, FeedBot>();
-    const upsert: FeedBot[] = [];
-    for (const { heartbeat_age_s: _age, ...bot } of snapshot) {
-      next.set(bot.channel, bot);
-      if (first) continue;
-      const before = this.#bots.get(bot.channel);
-      if (!before || before.status !== bot.status || before.pid !== bot.pid || !sameFeatures(before.features, bot.features)) {
-        upsert.push(bot);
-        this.#held.delete(bot.channel);
-      } else if (before.last_heartbeat !== bot.last_heartbeat || before.sampled_at !== bot.sampled_at || before.last_seen !== bot.last_seen) {
-        this.#held.set(bot.channel, bot);
-        next.set(bot.channel, before); // sent state stays `before` until the held row goes out
-      }
-    }
-    const remove = first ? [] : [...this.#bots.keys()].filter((channel) => !next.has(channel));
-    for (const channel of remove) this.#held.delete(channel);
-    if (slowRound) {
-      for (const [channel, bot] of this.#held) {
-        upsert.push(bot);
-        next.set(channel, bot);
-      }
-      this.#held.clear();
-    }
-    this.#bots = next;
-    if (first) {
-      this.#primed = true;
-      this.#broadcast(this.#snapshot());
+  async #readChanges(slowRound: boolean): Promise<void> {
+    if (this.#ready.size === 0 && !this.#based) {
+      // Nobody has a picture yet: make the current state the base; the snapshot follows.
+      this.#based = (await this.#sources.changes(true)) !== null;
+      this.#stats.reads++;
       return;
     }
-    if (upsert.length > 0 || remove.length > 0) this.#broadcast(event('bots', { at: Date.now(), upsert, remove }));
+    const changes = await this.#sources.changes(false);
+    this.#stats.reads++;
+    if (changes === null) return; // registry restarting: keep the last picture
+    if (changes.lost) {
+      // A restarted registry: it has a new base now; every client needs a fresh snapshot.
+      this.#held.clear();
+      for (const res of this.#ready) this.#pending.add(res);
+      this.#ready.clear();
+      return;
+    }
+    const upsert = changes.status.map((bot) => {
+      this.#held.delete(bot.channel);
+      return encodeBot(bot);
+    });
+    for (const bot of changes.numbers) this.#held.set(bot.channel, encodeNumbers(bot));
+    for (const channel of changes.removed) this.#held.delete(channel);
+    // Before a snapshot too: what is held is then older than the snapshot, and would turn a new client's numbers back.
+    const flush = slowRound || this.#pending.size > 0;
+    const numbers = flush ? [...this.#held.values()] : [];
+    if (flush) this.#held.clear();
+    if (upsert.length > 0 || changes.removed.length > 0 || numbers.length > 0) {
+      this.#broadcast(event('bots', { at: Date.now(), upsert, numbers, remove: changes.removed }));
+    }
+  }
+
+  /** false when the registry could not answer (the clients wait for the next tick). */
+  async #sendSnapshots(): Promise<boolean> {
+    const targets = [...this.#pending];
+    const json = await this.#sources.snapshot();
+    if (json === null) return false;
+    this.#stats.snapshots++;
+    const meta = JSON.stringify({
+      at: Date.now(), interval_ms: this.#intervalMs, columns: BOT_COLUMNS, number_columns: NUMBER_COLUMNS,
+    });
+    // The rows are already JSON (made in the registry's thread): spliced in, not parsed and re-serialised.
+    const text = `event: snapshot\ndata: ${meta.slice(0, -1)},"bots":${json}}\n\n`;
+    for (const res of targets) {
+      if (!this.#pending.delete(res)) continue; // gone meanwhile
+      this.#write(res, text);
+      if (this.#health) this.#write(res, this.#health);
+      if (this.#alerts) this.#write(res, this.#alerts);
+      this.#ready.add(res);
+    }
+    return true;
   }
 
   async #readSide(): Promise<void> {
@@ -183,21 +206,16 @@ export class LiveFeed {
     this.#broadcast(alerts);
   }
 
-  /** Every bot as last read; held rows are the newer truth for a client's first picture. */
-  #snapshot(): string {
-    const bots = [...this.#bots.values()].map((b) => this.#held.get(b.channel) ?? b);
-    return event('snapshot', { at: Date.now(), interval_ms: this.#intervalMs, bots });
-  }
-
   #broadcast(text: string): void {
-    for (const res of this.#clients) this.#write(res, text);
+    for (const res of this.#ready) this.#write(res, text);
   }
 
   #write(res: ServerResponse, text: string): void {
     if (res.destroyed || res.writableEnded) return;
     if (res.writableLength > MAX_BUFFERED) {
       this.#stats.clients_dropped++;
-      this.#log.warn({ buffered: res.writableLength }, 'live feed: a dashboard is not reading its events; dropping it (it reconnects)');
+      const msg = 'live feed: a dashboard is not reading its events; dropping it (it reconnects)';
+      this.#log.warn({ buffered: res.writableLength }, msg);
       res.destroy();
       return;
     }
@@ -209,11 +227,4 @@ export class LiveFeed {
 
 function event(name: string, data: unknown): string {
   return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
-}
-
-function sameFeatures(a: FeedBot['features'], b: FeedBot['features']): boolean {
-  if (a === b) return true;
-  if (!a || !b) return false;
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
