@@ -269,6 +269,7 @@ function schemaAt(parts: string[]): TSchema | undefined {
   for (const part of parts) {
     if (schema?.type === 'object' && schema.properties) schema = (schema.properties as Record<string, TSchema>)[part];
     else if (schema?.patternProperties) schema = Object.values(schema.patternProperties as Record<string, TSchema>)[0];
+    else if (schema?.type === 'array' && schema.items && /^\d+$/.test(part)) schema = schema.items as TSchema;
     else return undefined;
   }
   return schema;
