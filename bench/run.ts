@@ -5,7 +5,7 @@
 // from separate bot processes (src/loadtest), so the server's CPU figures are its own. They all share
 // the machine's cores, which the write-up says next to every number.
 //
-//   node dist/bench/run.js [--only throughput,latency,idle,sampler] [--profile DIR] [--no-write]
+//   node dist/bench/run.js [--only throughput,latency,idle,sampler,llm] [--profile DIR] [--no-write]
 //
 // --profile runs every monitor under `node --cpu-prof` (one profile per thread, summarised per run);
 // numbers from a profiled run are slower and are never written to the doc.
@@ -25,9 +25,10 @@ import { cpuSnapshot, killAll, otherWorkPct, procStats, RowCounter, runLoadtestC
 import { formatSummaries, summariseDir } from './profile.js';
 import { FINDINGS, SELF_PROTECTION } from './findings.js';
 import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sampler.js';
+import { benchLlm, formatLlmBench, type LlmBenchResult } from './llm.js';
 
 const DOC = fileURLToPath(new URL('../../docs/PERFORMANCE.md', import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'idle', 'sampler'] as const;
+const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'llm'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -339,6 +340,7 @@ interface Results {
   idle?: LoadtestRun;
   samplerRounds?: SamplerBenchRow[];
   samplerLatency?: LoadtestRun;
+  llm?: LlmBenchResult;
 }
 
 async function main(): Promise<void> {
@@ -398,6 +400,12 @@ async function main(): Promise<void> {
     log('heartbeat latency while 10,000-pid sample rounds run every 2 s');
     results.samplerLatency = await loadtestRun('sampler-latency-10000', ['--sample-interval', '2'], ['--bots', '10000', '--duration', '20', '--heartbeat-interval', '1', '--llm-rate', '0', '--pid-per-bot']);
     log(`  p99 ${results.samplerLatency.report.latency_ms.p99} ms, sampler ${JSON.stringify(results.samplerLatency.sampler)}`);
+  }
+
+  if (only.has('llm')) {
+    log('llm accounting: writer ingest with rollups on vs off; kissmon usage over 10M rows (bench/llm.ts)');
+    await settle('llm accounting');
+    results.llm = await benchLlm();
   }
 
   const minutes = round1((performance.now() - started) / 60_000);
@@ -681,6 +689,9 @@ function render(r: Results, minutes: number): string {
     }
   }
 
+  if (r.llm) out.push(formatLlmBench(r.llm), '');
+  else out.push('> **HOOK:** bench/llm.ts (`benchLlm`) — LLM accounting section not run.', '');
+
   out.push(FINDINGS, '');
   out.push(SELF_PROTECTION, '');
   out.push(LOADTEST_GUIDE, '');
@@ -693,6 +704,7 @@ function render(r: Results, minutes: number): string {
     'node dist/bench/run.js --only latency --profile /tmp/prof   # monitors under node --cpu-prof, summarised per thread',
     'node dist/bench/profile.js /tmp/prof/01-latency-1000        # the summary of one profiled run again',
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
+    'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
     'node dist/bench/liveness.js --repeats 3          # hung actor: time to detect and to restart',
     'node dist/bench/self-protection.js --rows 50000  # SIGTERM with the write lock held; heartbeats with stdout wedged',
     '```',

@@ -13,14 +13,13 @@ import { openReadDatabase, type Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
 import { AuthFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
-import type { RecomputeResult } from './llm/accounting.js';
+import { RECOMPUTE_TIMEOUT_MS, type RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
 import { PriceTable } from './llm/prices.js';
-import { usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
-import { RECOMPUTE_TIMEOUT_MS, usageOptions } from './llm/routes.js';
+import { usageOptions, usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
-import { Monitor, type HealthReport } from './monitor.js';
+import type { HealthReport, Monitor } from './monitor.js';
 import type { BotSnapshot } from './actors/registry-messages.js';
 
 const EXIT_USAGE = 2;
@@ -85,6 +84,8 @@ program
     let monitor: Monitor | null = null;
     onFatal(log, () => monitor);
     // A failed start exits here, not at the bottom: this process has a log sink a wedged stdout may hold.
+    // Loaded here: the monitor's modules (fastify, workers' wiring) would slow every client command's start.
+    const { Monitor } = await import('./monitor.js');
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
       // The operator's to fix (another monitor on the socket, a bad tokens file): usage; anything else: fatal.

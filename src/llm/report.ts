@@ -8,6 +8,7 @@
 // still in llm_usage (retention), else estimated from the rollups' histograms (±12.5 %), and the
 // answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
 import { sql, type Kysely } from 'kysely';
+import type { MonitorConfig } from '../config.js';
 import { isoTime, type Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { addTo, emptyHistogram, estimatePercentile } from './histogram.js';
@@ -143,11 +144,14 @@ async function rawGroups(db: Kysely<Database>, since: string, until: string, by:
   return (await sql<SummedRow>`${sql.raw(query.replace('?', `'${since}'`).replace('?', `'${until}'`))}`.execute(db)).rows;
 }
 
+const ROLLUP_COLUMNS = `ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
+  unpriced_calls, latency_count, latency_sum, latency_min, latency_max, latency_hist`;
+
 /** The rollup rows of [since, until) (hour-aligned): whole UTC days from the daily table, the edges hourly. */
 function rollupSource(sinceMs: number, untilMs: number): string {
   const firstDay = Math.ceil(sinceMs / DAY_MS) * DAY_MS;
   const lastDay = Math.floor(untilMs / DAY_MS) * DAY_MS;
-  const range = (table: string, a: number, b: number) => `SELECT * FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
+  const range = (table: string, a: number, b: number) => `SELECT ${ROLLUP_COLUMNS} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
   if (firstDay >= lastDay) return range('llm_usage_hourly', sinceMs, untilMs);
   return [range('llm_usage_daily', firstDay, lastDay), range('llm_usage_hourly', sinceMs, firstDay), range('llm_usage_hourly', lastDay, untilMs)].join(' UNION ALL ');
 }
@@ -155,7 +159,7 @@ function rollupSource(sinceMs: number, untilMs: number): string {
 async function rollupGroups(db: Kysely<Database>, sinceMs: number, untilMs: number, by: UsageDimension[] | []): Promise<SummedRow[]> {
   // A day or hour dimension cannot be read from whole days when it is the hour: hourly only then.
   const from = by.includes('hour' as never)
-    ? `SELECT * FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'`
+    ? `SELECT ${ROLLUP_COLUMNS} FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'`
     : rollupSource(sinceMs, untilMs);
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const query = `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM (${from})${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
@@ -226,4 +230,17 @@ export function parseDimensions(text: string, what = 'by'): UsageDimension[] {
     throw new TypeError(`${what} must be distinct dimensions from ${USAGE_DIMENSIONS.join(', ')}, comma-separated${bad ? `; got ${JSON.stringify(bad)}` : ''}`);
   }
   return by as UsageDimension[];
+}
+
+/** GET /usage query → report options (shared with the CLI's flags). */
+export function usageOptions(config: MonitorConfig, q: { since?: string; until?: string; by?: string; top?: string }): UsageReportOptions {
+  const now = Date.now();
+  return {
+    sinceMs: parseWindowTime(q.since ?? '7d', 'since', now),
+    ...(q.until !== undefined && { untilMs: parseWindowTime(q.until, 'until', now) }),
+    by: parseDimensions(q.by ?? 'channel'),
+    ...(q.top !== undefined && { top: Number(q.top) }),
+    source: config.llm.rollups ? 'rollups' : 'raw',
+    exactMaxCalls: config.llm.exactPercentileRows,
+  };
 }
