@@ -41,6 +41,7 @@ const program = new Command('kissmon')
   .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')
   .version(PACKAGE.version, '-V, --version', 'print the kissbot-monitor version')
   .showHelpAfterError()
+  .enablePositionalOptions() // so `usage` can have positional options (see there)
   .exitOverride();
 
 program
@@ -187,6 +188,8 @@ const usage = program
   .option('--top <n>', 'only the N costliest groups (totals cover all)', integerOption('--top', 1, 1_000_000))
   .option('--json', 'print JSON (the same as GET /usage)')
   .option('--csv', 'print CSV')
+  // `usage recompute --since 30d`: the subcommand's --since, not this one's.
+  .enablePositionalOptions()
   .action(async (opts) => {
     const config = clientSettings(opts);
     let options: UsageReportOptions;
