@@ -111,3 +111,21 @@ test('hourly and daily rollups equal the raw aggregation of random rows', async 
     }
   }
 });
+
+test('retention: raw rows go after usageDays while the rollups stay; rollups have their own usageRollupDays', async () => {
+  const dbPath = join(dir, 'retention.db');
+  const link = new Link<WriteItem>('ingest-retention');
+  const old = Date.now() - 40 * 86_400_000;
+  const ancient = Date.now() - 400 * 86_400_000;
+  const writer = await startWriter(dbPath, link, { retention: { usageDays: 30, usageRollupDays: 365 } });
+  for (const at of [ancient, old, Date.now()]) link.send({ type: 'llm_usage', at, channel: 'r', model: 'gpt-4o', feature: 'f', tokens_in: 1, tokens_out: 1, latency_ms: 5 });
+  await waitFor('rows committed', () => link.pending === 0);
+  const result = await writer.control.prune();
+  assert.deepEqual([result.llm_usage, result.llm_usage_hourly, result.llm_usage_daily], [2, 1, 1]);
+  const db = new BetterSqlite3(dbPath, { readonly: true });
+  after(() => db.close());
+  const calls = (table: string) => (db.prepare(`SELECT coalesce(sum(calls), 0) AS n FROM ${table}`).get() as { n: number }).n;
+  assert.equal((db.prepare('SELECT count(*) AS n FROM llm_usage').get() as { n: number }).n, 1);
+  assert.equal(calls('llm_usage_hourly'), 2, 'the 40-day-old call is still in the rollups');
+  assert.equal(calls('llm_usage_daily'), 2);
+});
