@@ -21,6 +21,7 @@ import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import type { HealthReport, Monitor } from './monitor.js';
 import type { BotSnapshot } from './actors/registry-messages.js';
+import { STATUS_SEVERITY } from './protocol/states.js';
 
 const EXIT_USAGE = 2;
 
@@ -58,6 +59,9 @@ program
   .option('--socket-group <group>', 'group owning the sockets (name or gid)')
   .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
   .option('--metrics-port <port>', 'also serve GET /metrics (Prometheus) on 127.0.0.1:PORT', integerOption('--metrics-port', 0, 65535))
+  .option('--http-port <port>', 'serve the dashboard and JSON API over HTTP on this port (docs/DASHBOARD.md)', integerOption('--http-port', 0, 65535))
+  .option('--http-host <address>', 'address the dashboard binds (default 127.0.0.1; any other needs --http-token-file)')
+  .option('--http-token-file <file>', 'file holding the bearer token for the dashboard and API (admin actions need it)')
   .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integerOption('--max-connections', 1, 1_000_000))
   .option('--enable-faults', 'allow fault injection (tests and drills only)')
   .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integerOption('--fault-sampler-delay', 0, 3_600_000))
@@ -73,6 +77,7 @@ program
       socketGroup: opts.socketGroup,
       authTokensFile: opts.authTokens,
       metricsPort: opts.metricsPort,
+      http: { port: opts.httpPort, host: opts.httpHost, tokenFile: opts.httpTokenFile },
       limits: { maxConnections: opts.maxConnections },
       faults: { enabled: opts.enableFaults, samplerDelayMs: opts.faultSamplerDelay, writerDropRatio: opts.faultWriterDrop },
     };
@@ -147,8 +152,10 @@ program
   .addOption(dbOption())
   .addOption(configOption())
   .option('--json', 'print a JSON array')
+  .option('--watch', 'redraw every 2 s in a terminal, worst bots first (like pm2 monit / top); Ctrl-C quits')
   .action(async (opts) => {
     const { controlSocketPath, dbPath } = clientSettings(opts);
+    if (opts.watch) return watchStatus(controlSocketPath);
     let bots: BotSnapshot[];
     let source = 'live';
     try {
@@ -164,18 +171,66 @@ program
       process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
       return;
     }
-    const table = plainTable(['channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'cpu % (machine)', 'rss MB', 'sampled', 'features']);
-    for (const bot of bots.sort((a, b) => a.channel.localeCompare(b.channel))) {
-      table.push([
-        bot.channel, bot.pid, bot.status,
-        bot.heartbeat_age_s !== null ? `${bot.heartbeat_age_s.toFixed(1)}s ago` : bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
-        fmt(bot.cpu_pct), fmt(bot.cpu_pct_machine), fmt(bot.rss_mb), bot.sampled_at ? ago(bot.sampled_at) : '-',
-        bot.features ? Object.entries(bot.features).filter(([, on]) => on).map(([k]) => k).join(',') : '',
-      ]);
-    }
-    const counts = bots.reduce<Record<string, number>>((acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }), {});
-    process.stdout.write(`${table.toString()}\n${bots.length} bots (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}) — source: ${source}. cpu % (core) is % of one core and can exceed 100; cpu % (machine) is of all cores.\n`);
+    process.stdout.write(`${statusTable(bots.sort((a, b) => a.channel.localeCompare(b.channel)))}\n${statusSummary(bots)} — source: ${source}. cpu % (core) is % of one core and can exceed 100; cpu % (machine) is of all cores.\n`);
   });
+
+/** Every WATCH_INTERVAL_MS: the live registry, worst bots first, as many as the terminal has rows for. */
+const WATCH_INTERVAL_MS = 2_000;
+
+async function watchStatus(controlSocketPath: string): Promise<void> {
+  if (!process.stdout.isTTY) {
+    throw new UsageError('--watch redraws the terminal every 2 s, and stdout is not a terminal; use `kissmon status` (prints once) or `--json`');
+  }
+  const out = process.stdout;
+  let stop = false;
+  const quit = () => {
+    out.write('\x1b[?25h\n'); // cursor back
+    process.exit(0);
+  };
+  process.once('SIGINT', quit);
+  process.once('SIGTERM', quit);
+  out.on('error', () => (stop = true)); // the terminal went away
+  out.write('\x1b[?25l'); // no cursor flicker while redrawing
+  while (!stop) {
+    let screen: string;
+    try {
+      const [bots, health] = await Promise.all([
+        requestControl<BotSnapshot[]>(controlSocketPath, 'GET', '/status'),
+        requestControl<{ actors: HealthReport }>(controlSocketPath, 'GET', '/health'),
+      ]);
+      const down = health.actors.filter((h) => !h.up).map((h) => h.actor);
+      const worst = bots.sort((a, b) => STATUS_SEVERITY[a.status] - STATUS_SEVERITY[b.status] || (b.heartbeat_age_s ?? 0) - (a.heartbeat_age_s ?? 0) || a.channel.localeCompare(b.channel));
+      // The table takes 4 lines of frame and 2 per row (cli-table3 draws a line between rows).
+      const fit = Math.max(1, Math.floor(((out.rows || 24) - 8) / 2));
+      const shown = worst.slice(0, fit);
+      screen = `${statusSummary(bots)} · monitor ${down.length ? `DEGRADED (${down.join(', ')} down)` : 'ok'} · ${new Date().toISOString().slice(11, 19)} UTC · Ctrl-C quits\n`
+        + `${statusTable(shown)}\n${bots.length > shown.length ? `${bots.length - shown.length} more (healthier) not shown\n` : ''}`;
+    } catch (err) {
+      screen = `kissmon status --watch: ${(err as Error).message}; trying again every ${WATCH_INTERVAL_MS / 1000} s\n`;
+    }
+    if (stop) break;
+    out.write(`\x1b[H\x1b[2J${screen}`);
+    await new Promise((r) => setTimeout(r, WATCH_INTERVAL_MS));
+  }
+}
+
+function statusTable(bots: BotSnapshot[]): string {
+  const table = plainTable(['channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'cpu % (machine)', 'rss MB', 'sampled', 'features']);
+  for (const bot of bots) {
+    table.push([
+      bot.channel, bot.pid, bot.status,
+      bot.heartbeat_age_s !== null ? `${bot.heartbeat_age_s.toFixed(1)}s ago` : bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
+      fmt(bot.cpu_pct), fmt(bot.cpu_pct_machine), fmt(bot.rss_mb), bot.sampled_at ? ago(bot.sampled_at) : '-',
+      bot.features ? Object.entries(bot.features).filter(([, on]) => on).map(([k]) => k).join(',') : '',
+    ]);
+  }
+  return table.toString();
+}
+
+function statusSummary(bots: BotSnapshot[]): string {
+  const counts = bots.reduce<Record<string, number>>((acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }), {});
+  return `${bots.length} bots (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'})`;
+}
 
 const usage = program
   .command('usage')
@@ -318,7 +373,7 @@ program
 
 program.addCommand(loadtestCommand());
 
-/** One query on a read-only connection of this process: a one-shot command needs no thread pool (the daemon's is src/db/read-pool.ts). */
+/** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
 async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
   const db = openReadDatabase(dbPath);
   try {

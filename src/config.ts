@@ -67,6 +67,15 @@ const ConfigSchema = Type.Object({
   adminSocketPath: Type.String({ minLength: 1, maxLength: 107, must: 'a path shorter than 108 bytes' }),
   /** Optional loopback TCP port serving GET /metrics, for Prometheus scraping. */
   metricsPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], { default: null, must: 'a TCP port (0-65535) or null' }),
+  /** The dashboard and JSON API over HTTP (docs/DASHBOARD.md); off unless a port is given. */
+  http: section({
+    port: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], { default: null, must: 'a TCP port (0-65535) or null (off)' }),
+    host: text('127.0.0.1', { must: 'an address to bind, such as 127.0.0.1 or 0.0.0.0' }),
+    /** A file holding the bearer token; required off loopback; without it HTTP is read-only. */
+    tokenFile: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, must: 'a file path or null' }),
+    /** How often the live feed (SSE) reads the registry while a dashboard is open. */
+    feedIntervalMs: positive(1_000),
+  }),
   dbPath: text(DEFAULT_DB, { env: 'KISSBOT_MONITOR_DB', must: 'a file path' }),
   staleAfterMs: positive(120_000),
   sampleIntervalMs: positive(15_000),
@@ -159,8 +168,8 @@ const ConfigSchema = Type.Object({
     /**
      * V8 old-generation limit of each actor's thread (worker resourceLimits); past it the thread dies
      * with ERR_WORKER_OUT_OF_MEMORY and is restarted (reason `out_of_memory`) instead of the process
-     * running out of memory. Measured heap: 10k bots → registry 45 MB, db 23 MB, sampler 14 MB; db
-     * with 256k rows held (database locked) 81 MB. Sized for maxBots and full links with headroom.
+     * running out of memory. Sized for maxBots and full links with headroom over the heaps measured
+     * at 10k bots and with the database locked (docs/PERFORMANCE.md, "Numbers behind code choices").
      */
     maxOldGenerationSizeMb: section({
       registry: heapMb(512),
@@ -294,6 +303,8 @@ function crossChecks(c: MonitorConfig): void {
   }
   check(isTimeZone(c.llm.timeZone), 'llm.timeZone', 'an IANA time zone such as UTC or Europe/Berlin');
   if (c.digest?.timeZone !== undefined) check(isTimeZone(c.digest.timeZone), 'digest.timeZone', 'an IANA time zone such as UTC or Europe/Berlin');
+  check(c.http.port === null || c.http.tokenFile !== null || isLoopback(c.http.host), 'http.tokenFile',
+    `set (--http-token-file) to serve HTTP on ${c.http.host}: off loopback the dashboard and API need a bearer token`);
   check(c.faults.enabled || (c.faults.samplerDelayMs === 0 && c.faults.writerDropRatio === 0), 'faults', 'off unless faults.enabled (--enable-faults) is set');
 }
 
@@ -304,6 +315,11 @@ function isTimeZone(zone: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: only this machine can connect. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** Settings with an `env:` in the schema, by variable name. */

@@ -22,3 +22,10 @@ export class AuthFileError extends MonitorError {
     super('ERR_AUTH_FILE', message);
   }
 }
+
+/** The dashboard's bearer token file cannot be read, or holds no usable token. */
+export class HttpTokenFileError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_HTTP_TOKEN_FILE', message);
+  }
+}

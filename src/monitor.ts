@@ -8,7 +8,9 @@ import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
 import { ReadPool } from './db/read-pool.js';
 import { spoolUnacknowledged } from './db/spool.js';
+import { botRoutes } from './http/bot-routes.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
+import { DashboardServer } from './http/dashboard-server.js';
 import { createMetrics } from './http/metrics.js';
 import { llmRoutes, RECOMPUTE_TIMEOUT_MS } from './llm/routes.js';
 import { logLinesDropped, type Logger } from './log.js';
@@ -64,6 +66,8 @@ export class Monitor {
   readonly #auth: TokenAuth | null;
   readonly #control: ControlServer;
   readonly #readPool: ReadPool;
+  /** The HTTP front (--http-port); null when off. */
+  readonly #dashboard: DashboardServer | null;
   /** sd_notify when run as a systemd `Type=notify` unit, from READY=1 on; null otherwise. */
   #systemd: SystemdNotifier | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -103,7 +107,11 @@ export class Monitor {
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
     this.#ingest = new IngestServer({ config, registry: this.#registryLink, writer: this.#writerLink, log, auth: this.#auth });
     this.#readPool = new ReadPool(config.dbPath);
-    this.#control = new ControlServer(this.#routes(), log);
+    const routes = this.#routes();
+    this.#control = new ControlServer(routes, log);
+    const { http } = config;
+    this.#dashboard = http.port === null ? null
+      : new DashboardServer({ routes, host: http.host, port: http.port, tokenFile: http.tokenFile, feedIntervalMs: http.feedIntervalMs, log });
   }
 
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
@@ -117,6 +125,7 @@ export class Monitor {
       await monitor.#control.listen('read', { path: config.controlSocketPath, access: { mode: config.socketMode, group: config.socketGroup } });
       await monitor.#control.listen('admin', { path: config.adminSocketPath, access: ADMIN_SOCKET_ACCESS });
       if (config.metricsPort !== null) await monitor.#control.listen('metrics', { port: config.metricsPort, host: '127.0.0.1' });
+      await monitor.#dashboard?.listen();
     } catch (err) {
       // Whatever bots sent meanwhile is drained to the actors that did start, then everything closes.
       await monitor.#ingest.drain();
@@ -250,6 +259,7 @@ export class Monitor {
   async #teardown(): Promise<void> {
     await this.#supervisor.stop();
     await this.#control.close();
+    await this.#dashboard?.close();
     await this.#readPool.close();
     this.#systemd?.close();
     for (const path of [this.config.socketPath, this.config.controlSocketPath, this.config.adminSocketPath]) {
@@ -360,6 +370,7 @@ export class Monitor {
           return { reset: true };
         },
       }),
+      ...botRoutes(this.#readPool),
       ...([['crash', 'crashed'], ['hang', 'hung']] as const).map(([kind, answer]) =>
         route({
           method: 'POST', path: `/fault/${kind}`, admin: true, query: actorQuery,

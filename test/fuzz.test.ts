@@ -24,7 +24,7 @@ const ROUNDS = Math.max(2, Number(process.env.KISSMON_FUZZ_ROUNDS ?? 2));
 const PERSISTENT_CONNECTIONS = 8;
 const ONE_SHOT_CASES = 300;
 const HELD_PARTIALS = 400; // connections that each hold an unfinished ~60 KiB line
-/** RSS growth allowed over the whole run (measured: see docs/SECURITY-SECTION.md). */
+/** RSS growth allowed over the whole run (measured: docs/OPERATIONS.md, "Limits", the Fuzz results). */
 const RSS_GROWTH_BOUND_MB = 200;
 const LIMITS = defaultConfig().limits;
 

@@ -48,14 +48,16 @@ function edgesOf(file: string, text: string): Edge[] {
   const visit = (node: ts.Node): void => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier) {
       add(node, (node.moduleSpecifier as ts.StringLiteral).text, 'import');
-    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
-      add(node, node.argument.literal.text, 'import');
+    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
+      const { literal } = node.argument;
+      if (ts.isStringLiteral(literal)) add(node, literal.text, 'import');
     } else if (ts.isCallExpression(node)) {
       const callee = node.expression;
       const spec = literal(node.arguments[0]);
       const isRequire = ts.isIdentifier(callee) && callee.text === 'require';
       const isCreateRequired = ts.isCallExpression(callee); // createRequire(import.meta.url)('…')
-      if (spec !== null && (callee.kind === ts.SyntaxKind.ImportKeyword || isRequire || isCreateRequired)) add(node, spec, 'import');
+      const loads = callee.kind === ts.SyntaxKind.ImportKeyword || isRequire || isCreateRequired;
+      if (spec !== null && loads) add(node, spec, 'import');
     } else if (ts.isNewExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'URL') {
       const spec = literal(node.arguments?.[0]);
       const base = node.arguments?.[1];
@@ -73,15 +75,21 @@ function violations(edges: Edge[]): string[] {
   const broken = (e: Edge, rule: string) => found.push(`${e.from}:${e.line} → ${e.to}: ${rule}`);
   for (const e of edges) {
     const [from, to] = [top(e.from), top(e.to)];
-    if (is(BOTTOM, e.from) && !is(BOTTOM, e.to) && to === 'src') broken(e, 'the bottom layer imports only the bottom layer');
+    if (is(BOTTOM, e.from) && !is(BOTTOM, e.to) && to === 'src') {
+      broken(e, 'the bottom layer imports only the bottom layer');
+    }
     if (is(CONTRACTS, e.from) && to === 'src' && !is(BOTTOM, e.to) && !is(CONTRACTS, e.to)) {
       broken(e, 'an actor contract imports only the bottom layer and other contracts');
     }
-    if ((from === 'src' || from === 'workers') && (to === 'test' || to === 'bench')) broken(e, 'production code never imports test/ or bench/');
+    if ((from === 'src' || from === 'workers') && (to === 'test' || to === 'bench')) {
+      broken(e, 'production code never imports test/ or bench/');
+    }
     if (from === 'src' && to === 'workers' && !(e.how === 'url' && e.from === STARTS_THREADS)) {
       broken(e, `src/ never imports workers/ (only ${STARTS_THREADS} names their files, to start the threads)`);
     }
-    if (from === 'workers' && to === 'workers' && e.how === 'import') broken(e, 'workers/ entry points never import each other');
+    if (from === 'workers' && to === 'workers' && e.how === 'import') {
+      broken(e, 'workers/ entry points never import each other');
+    }
   }
   return found;
 }
@@ -97,7 +105,8 @@ test('every import in src/, workers/, test/ and bench/ follows the layer rules',
   const edges = files.flatMap((f) => edgesOf(f, readFileSync(path.join(ROOT, f), 'utf8')));
   // The watcher saw the tree: hundreds of edges, the supervisor's worker URLs among them.
   assert.ok(edges.length > 200, `only ${edges.length} references found`);
-  assert.ok(edges.some((e) => e.from === STARTS_THREADS && e.to.startsWith('workers/') && e.how === 'url'), 'the supervisor names workers/ files');
+  const startsThreads = edges.some((e) => e.from === STARTS_THREADS && e.to.startsWith('workers/') && e.how === 'url');
+  assert.ok(startsThreads, 'the supervisor names workers/ files');
   assert.ok(edges.some((e) => is(CONTRACTS, e.from) && is(BOTTOM, e.to)), 'contracts import the bottom layer');
   assert.ok(edges.some((e) => e.from.startsWith('workers/') && e.to.startsWith('src/')), 'workers import src/');
   assert.deepEqual(violations(edges), []);

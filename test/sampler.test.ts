@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
+import { nodeEndpoint } from '../src/actors/comlink-endpoint.js';
 import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../src/actors/actor-host.js';
 import type { ActorHealth } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
@@ -23,7 +23,6 @@ import type { SampleResult, SampleRound, WatchItem } from '../src/actors/sampler
 import { cpuMeter } from './helpers/monitor-process.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 const SAMPLER = fileURLToPath(new URL('../workers/sampler.js', import.meta.url));
 const INTERVAL_MS = 300;
 

@@ -262,12 +262,16 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       handle,
       insertUsage: prepareCompiled(sqlite, db.insertInto('llm_usage')
         .values({
-          ts: BOUND, channel: BOUND, model: BOUND, feature: BOUND, tokens_in: BOUND, tokens_out: BOUND, latency_ms: BOUND, cost_usd: BOUND, id: BOUND,
-          tokens_cached: BOUND, tokens_reasoning: BOUND, provider: BOUND, status: BOUND, error_type: BOUND, request_id: BOUND,
+          ts: BOUND, channel: BOUND, model: BOUND, feature: BOUND, tokens_in: BOUND, tokens_out: BOUND, latency_ms: BOUND,
+          cost_usd: BOUND, id: BOUND, tokens_cached: BOUND, tokens_reasoning: BOUND, provider: BOUND, status: BOUND,
+          error_type: BOUND, request_id: BOUND,
         })
         .onConflict((oc) => oc.column('id').doNothing())), // a re-sent call (same id) is stored once
       upsertStatus: prepareCompiled(sqlite, db.insertInto('bot_status')
-        .values({ channel: BOUND, pid: BOUND, status: BOUND, features_json: BOUND, registered_at: BOUND, last_seen: BOUND, last_heartbeat: BOUND, start_time: BOUND })
+        .values({
+          channel: BOUND, pid: BOUND, status: BOUND, features_json: BOUND, registered_at: BOUND, last_seen: BOUND,
+          last_heartbeat: BOUND, start_time: BOUND,
+        })
         .onConflict((oc) => oc.column('channel').doUpdateSet((eb) => ({
           pid: eb.ref('excluded.pid'), status: eb.ref('excluded.status'), features_json: eb.ref('excluded.features_json'),
           registered_at: eb.ref('excluded.registered_at'), last_seen: eb.ref('excluded.last_seen'),
@@ -283,7 +287,9 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       })),
       upsertCursor: prepareCompiled(sqlite, db.insertInto('delivery_cursor')
         .values({ sender: BOUND, seq: BOUND, updated_at: BOUND })
-        .onConflict((oc) => oc.column('sender').doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), updated_at: eb.ref('excluded.updated_at') })))),
+        .onConflict((oc) =>
+          oc.column('sender').doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), updated_at: eb.ref('excluded.updated_at') })),
+        )),
       pruneRows: Object.fromEntries(RETENTION.map(([table]) => [table, handle.sqlite.prepare(pruneSql(table))])) as Record<RetainedTable, BetterSqlite3.Statement>,
       pruneCursors: handle.sqlite.prepare('DELETE FROM delivery_cursor WHERE updated_at < ?'),
       accounting: new UsageAccounting(handle.sqlite, this.#config),

@@ -329,19 +329,21 @@ export class ProcessSampler {
     const at = performance.now();
     for (const pid of pids) {
       const u = usage[pid];
-      if (u) observed.set(pid, { type: 'alive', startTime: null, usage: { ctimeMs: u.ctime, rssBytes: u.memory, startS: Math.round((u.timestamp - u.elapsed) / 1000) } });
+      const startS = u ? Math.round((u.timestamp - u.elapsed) / 1000) : null;
+      if (u) observed.set(pid, { type: 'alive', startTime: null, usage: { ctimeMs: u.ctime, rssBytes: u.memory, startS } });
       else observed.set(pid, pidAlive(pid) ? { type: 'alive', startTime: null, usage: null } : GONE);
     }
     return { observed, at };
   }
 
-  /** One open + pread + close of /proc/<pid>/stat: state, start time, cpu time and rss (the same figures pidusage reads). */
+  /** One open + pread + close of /proc/<pid>/stat: state, start time, cpu time and rss (the figures pidusage reads). */
   #readProc(pid: number): Observation {
     const stat = readProcStat(pid, STAT_BUF);
     if (stat === 'gone' || (typeof stat === 'object' && hasExited(stat.state))) return GONE;
     if (stat === 'error') return UNKNOWN;
     const ctimeMs = ((stat.utimeTicks + stat.stimeTicks) * 1000) / this.#units.ticksPerS;
-    return { type: 'alive', startTime: stat.startTime, usage: { ctimeMs, rssBytes: stat.rssPages * this.#units.pageBytes, startS: null } };
+    const rssBytes = stat.rssPages * this.#units.pageBytes;
+    return { type: 'alive', startTime: stat.startTime, usage: { ctimeMs, rssBytes, startS: null } };
   }
 
   #judge(round: Round, entry: Watched, o: Observation, at: number): void {

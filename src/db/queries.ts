@@ -100,3 +100,57 @@ function parseFeatures(json: string | null): BotSnapshot['features'] {
     return null; // a hand-edited or legacy value must not break `kissmon status`
   }
 }
+
+/** One bot's history for the dashboard's detail view (GET /bot). Times are ms since the epoch. */
+export interface BotDetail {
+  channel: string;
+  /** Resource samples since `sinceMs`, oldest first (at most BOT_DETAIL_MAX_POINTS, the latest). */
+  metrics: { ts: number; pid: number; cpu_pct: number | null; rss_mb: number | null }[];
+  /** Its latest status transitions, newest first. */
+  events: { ts: number; pid: number; from: string | null; to: string; reason: string }[];
+  /** Its LLM calls since `sinceMs`, by model. */
+  usage: { model: string; calls: number; tokens_in: number; tokens_out: number; cost_usd: number }[];
+}
+
+export const BOT_DETAIL_MAX_POINTS = 5_000;
+const BOT_DETAIL_MAX_EVENTS = 200;
+
+export async function botDetail(db: Kysely<Database>, options: { channel: string; sinceMs: number }): Promise<BotDetail> {
+  const since = isoTime(options.sinceMs);
+  const metrics = await db
+    .selectFrom('bot_metrics')
+    .select(['ts', 'pid', 'cpu_pct', 'rss_mb'])
+    .where('channel', '=', options.channel)
+    .where('ts', '>=', since)
+    .orderBy('ts', 'desc')
+    .limit(BOT_DETAIL_MAX_POINTS)
+    .execute();
+  const events = await db
+    .selectFrom('bot_events')
+    .select(['ts', 'pid', 'from_status', 'to_status', 'reason'])
+    .where('channel', '=', options.channel)
+    .orderBy('ts', 'desc')
+    .orderBy('id', 'desc')
+    .limit(BOT_DETAIL_MAX_EVENTS)
+    .execute();
+  const usage = await db
+    .selectFrom('llm_usage')
+    .where('channel', '=', options.channel)
+    .where('ts', '>=', since)
+    .select([
+      sql<string>`coalesce(model, '')`.as('model'),
+      sql<number>`count(*)`.as('calls'),
+      sql<number>`coalesce(sum(tokens_in), 0)`.as('tokens_in'),
+      sql<number>`coalesce(sum(tokens_out), 0)`.as('tokens_out'),
+      sql<number>`total(cost_usd)`.as('cost_usd'),
+    ])
+    .groupBy('model')
+    .orderBy(sql.ref('cost_usd'), 'desc')
+    .execute();
+  return {
+    channel: options.channel,
+    metrics: metrics.reverse().map((m) => ({ ts: parseTime(m.ts) ?? 0, pid: m.pid, cpu_pct: m.cpu_pct, rss_mb: m.rss_mb })),
+    events: events.map((e) => ({ ts: parseTime(e.ts) ?? 0, pid: e.pid, from: e.from_status, to: e.to_status, reason: e.reason })),
+    usage,
+  };
+}

@@ -7,7 +7,7 @@ import { Piscina } from 'piscina';
 import type { BotSnapshot } from '../actors/registry-messages.js';
 import type { ReadTask } from './read-task.js';
 import type { UsageReport, UsageReportOptions } from '../llm/report.js';
-import type { UsageTotals } from './queries.js';
+import type { BotDetail, UsageTotals } from './queries.js';
 
 export interface ReadPoolOptions {
   /** Threads kept even when idle (0: none; the first query after idleTimeoutMs pays ~200 ms start-up). */
@@ -48,6 +48,11 @@ export class ReadPool {
   /** LLM usage since `sinceMs` over all groups (e.g. the load tester's row count). */
   totals(options: { sinceMs: number }): Promise<UsageTotals> {
     return this.#run({ dbPath: this.#dbPath, query: 'totals', options }) as Promise<UsageTotals>;
+  }
+
+  /** One bot's resource history, events and LLM spend (the dashboard's detail view). */
+  bot(options: { channel: string; sinceMs: number }): Promise<BotDetail> {
+    return this.#run({ dbPath: this.#dbPath, query: 'bot', options }) as Promise<BotDetail>;
   }
 
   /** Lets running queries finish, then ends the threads. Idempotent. */

@@ -244,7 +244,7 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable('bot_status').addColumn('start_time', 'integer').execute();
       // Features are stored once per bot (bot_status), no longer copied into every sample. The
       // column stays, NULL in new rows: dropping it rewrites the whole table under the write lock
-      // at start-up (measured 1.7 s per million rows; a week of 10k bots is ~400M). Old rows keep
+      // at start-up, minutes for a week of 10k bots (docs/PERFORMANCE.md, "Numbers behind code choices"). Old rows keep
       // theirs until retention removes them; the view gives every row its features either way.
       await db.schema
         .createView('bot_metrics_features')
@@ -411,7 +411,7 @@ async function migrate({ sqlite, db }: DatabaseHandle): Promise<void> {
 }
 
 // Rows stamped in the same millisecond (a tick's worth of ingest) share one conversion: without
-// this, toISOString was ~12% of the writer's CPU at 150k rows/s.
+// this, toISOString was a visible share of the writer's CPU (docs/PERFORMANCE.md, "Numbers behind code choices").
 let lastMs = Number.NaN;
 let lastText = '';
 

@@ -178,7 +178,7 @@ export class ControlServer {
         return this.#refuse(kind, req, res, 403, 'admin_only', `${req.method} ${path} is an admin route: it is served only on the admin socket (mode 0600, the monitor's own user)`);
       }
       const query = Object.fromEntries(target.searchParams);
-      if (!compiled.check.Check(query)) return this.#refuse(kind, req, res, 400, 'bad_query', queryError(compiled, query));
+      if (!compiled.check.Check(query)) return this.#refuse(kind, req, res, 400, 'bad_query', queryError(compiled.route, compiled.check, query));
 
       const result = await compiled.route.handler(query);
       if (result instanceof TextBody) res.writeHead(200, { 'content-type': result.contentType }).end(result.text);
@@ -238,12 +238,14 @@ function readSmallBody(req: http.IncomingMessage): Promise<boolean> {
   });
 }
 
-function queryError(compiled: CompiledRoute, query: Record<string, string>): string {
-  const error = compiled.check.Errors(query).First();
+/** What is wrong with a query string, in the words of the route's schema (`must`); the HTTP front uses it too. */
+export function queryError(route: Pick<ControlRoute, 'path' | 'query'>, check: TypeCheck<TObject>, query: Record<string, unknown>): string {
+  const error = check.Errors(query).First();
   if (!error) return 'bad query string';
   const name = error.path.replace(/^\//, '');
   const must = (error.schema as { must?: string }).must;
-  if (!name) return `unknown query parameter; ${compiled.route.path} takes ${Object.keys(compiled.route.query.properties).join(', ') || 'none'}`;
-  if (!Object.hasOwn(compiled.route.query.properties, name)) return `unknown query parameter ${name}; ${compiled.route.path} takes ${Object.keys(compiled.route.query.properties).join(', ') || 'none'}`;
+  const takes = () => `${route.path} takes ${Object.keys(route.query.properties).join(', ') || 'none'}`;
+  if (!name) return `unknown query parameter; ${takes()}`;
+  if (!Object.hasOwn(route.query.properties, name)) return `unknown query parameter ${name}; ${takes()}`;
   return `query parameter ${name} must be ${must ?? error.message}`;
 }

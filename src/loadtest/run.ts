@@ -127,7 +127,7 @@ interface HealthBody {
 
 /** Most one-shot connections each bot process keeps in flight. */
 const ONESHOT_CONCURRENCY = 128;
-/** What the monitor holds open besides bot connections: sampler chunk (256), database, workers, control API. */
+/** What the monitor holds open besides bot connections (database, workers, control API, the sampler's /proc read). */
 const MONITOR_FD_OVERHEAD = 400;
 /** Default bot processes: one per this many bots, at least 2 (so the sampler sees several pids). */
 export const BOTS_PER_PROCESS = 2_500;

@@ -264,8 +264,8 @@ export class IngestServer {
   /**
    * Splits a chunk into lines. Returns how many line ends it saw, empty lines included: the line
    * rate limits what a connection costs the main thread, and a chunk of 64 Ki bare newlines costs
-   * as much looping as a chunk of real lines (measured: unthrottled, one such flooder pushed the
-   * other bots' heartbeat p99 from 2 ms to 520 ms).
+   * as much looping as a chunk of real lines (unthrottled, one such flooder slowed every other
+   * bot's heartbeats: docs/PERFORMANCE.md, "Numbers behind code choices").
    */
   #frame(conn: Connection, chunk: Buffer): number {
     this.#lastDataAt = performance.now();

@@ -14,10 +14,10 @@
 // are ready but were wired for other incarnations gets a fresh MessageChannel. The main thread's
 // end of a link is a Link object that re-sends its unacknowledged batches on attach, which is
 // how messages in flight to a crashed actor are re-delivered.
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
+import { nodeEndpoint } from '../actors/comlink-endpoint.js';
 import type { ActorControl, ActorName, ActorToSupervisor, PeerName, SupervisorToActor } from '../actors/actor-host.js';
 import type { RestartReason, SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
@@ -33,7 +33,6 @@ const REGISTRY_REBUILD_FLUSH_MS = 2_000;
 /** What a control call that bounds its own wait is given on top, to answer. */
 const CONTROL_SLACK_MS = 2_000;
 
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 
 export interface ChildSpec {
   id: ActorName;

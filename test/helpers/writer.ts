@@ -2,16 +2,15 @@
 // would (the init/ready handshake by hand), its 'ingest' peer a main-side Link, and optionally an
 // 'alerter' port that receives what the writer sends the alerter.
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
+import { nodeEndpoint } from '../../src/actors/comlink-endpoint.js';
 import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../../src/actors/actor-host.js';
 import type { Link } from '../../src/actors/link.js';
 import { resolveConfig, type ConfigOverrides } from '../../src/config.js';
 import { openLogChannel } from '../../src/log.js';
 import type { DbWriterControlExtra, WriteItem } from '../../src/actors/db-writer-messages.js';
 
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 const WRITER = new URL('../../workers/db-writer.js', import.meta.url);
 const writers = new Set<RunningWriter>();
 

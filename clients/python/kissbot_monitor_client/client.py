@@ -201,7 +201,7 @@ class MonitorClient:
         self.timeout = timeout
         self.token = _default_token(token)
         self.max_buffered_usage = max(0, int(max_buffered_usage))
-        self._heartbeat_task: Optional[asyncio.Task] = None
+        self._heartbeat_task: Optional["asyncio.Task[None]"] = None
         if not (isinstance(channel, str) and _CHANNEL.fullmatch(channel)):
             LOGGER.warning("Monitor will refuse channel %r: it must be 1-64 characters of [A-Za-z0-9_]", channel)
         if not (isinstance(pid, int) and not isinstance(pid, bool) and 1 <= pid <= _MAX_PID):
@@ -427,7 +427,7 @@ class MonitorClient:
             self._buffer_usage(line)
             return False
 
-    async def start_heartbeat(self, interval: int = HEARTBEAT_INTERVAL):
+    async def start_heartbeat(self, interval: float = HEARTBEAT_INTERVAL) -> None:
         """
         Starts a periodic heartbeat task (first beat after one interval).
 
@@ -436,7 +436,7 @@ class MonitorClient:
         """
         self._cancel_heartbeat_task()
 
-        async def _heartbeat_loop():
+        async def _heartbeat_loop() -> None:
             while True:
                 await asyncio.sleep(interval)
                 try:
@@ -447,7 +447,7 @@ class MonitorClient:
         self._heartbeat_task = asyncio.create_task(_heartbeat_loop())
         LOGGER.debug("Heartbeat loop started for %s", self.channel)
 
-    async def stop_heartbeat(self):
+    async def stop_heartbeat(self) -> None:
         """Stops the periodic heartbeat task."""
         task = self._heartbeat_task
         self._heartbeat_task = None
@@ -916,7 +916,7 @@ class HeartbeatTask:
         self._running = False
         self._wake: Optional[asyncio.Event] = None
 
-    async def start(self):
+    async def start(self) -> None:
         """Sends a heartbeat every `interval` seconds until stop() is called."""
         self._running = True
         self._wake = asyncio.Event()  # created here, inside the running loop (Python 3.9 binds it)
@@ -932,7 +932,7 @@ class HeartbeatTask:
         finally:
             await client.close()
 
-    async def stop(self):
+    async def stop(self) -> None:
         """Stops the heartbeat loop (promptly: it does not wait for the current interval to end)."""
         self._running = False
         if self._wake is not None:
@@ -942,7 +942,7 @@ class HeartbeatTask:
 # === Helper for the bots' FeatureManager ===
 
 
-def features_to_dict(feature_manager) -> Dict[str, bool]:
+def features_to_dict(feature_manager: Any) -> Dict[str, bool]:
     """
     Turns a FeatureManager into the {feature_name: enabled} dict register() takes.
 
@@ -950,7 +950,7 @@ def features_to_dict(feature_manager) -> Dict[str, bool]:
     did); otherwise accepts a mapping or an object with ``to_dict()``.
     """
     try:
-        from core.feature_manager import Feature  # type: ignore[import-not-found]
+        from core.feature_manager import Feature  # type: ignore[import]
     except ImportError:
         Feature = None
     if Feature is not None:
