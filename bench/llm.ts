@@ -10,6 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { Link } from '../src/actors/link.js';
@@ -46,6 +47,8 @@ export interface LlmBenchResult {
     db_mb: number;
     hourly_rows: number;
     daily_rows: number;
+    /** 1-minute load average while the query ran (this box has 2 cores, shared). */
+    load_average: number;
     query_ms: number[];
     query_median_ms: number;
     cli_ms: number[];
@@ -190,6 +193,7 @@ export async function benchLlm(options: { rows?: number; ingestRows?: number; re
       percentiles = report.percentiles;
     }
     await read.destroy();
+    const loadAverage = Math.round(os.loadavg()[0] * 10) / 10;
     const cliMs: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();
@@ -198,7 +202,7 @@ export async function benchLlm(options: { rows?: number; ingestRows?: number; re
     }
     const result: LlmBenchResult['report'] = {
       rows, days, channels: CHANNELS, models: MODELS.length, features: FEATURES.length, generate_s: Math.round(generateS),
-      db_mb: Math.round(statSync(dir.db).size / 1048576), hourly_rows: hourly, daily_rows: daily,
+      db_mb: Math.round(statSync(dir.db).size / 1048576), hourly_rows: hourly, daily_rows: daily, load_average: loadAverage,
       query_ms: queryMs, query_median_ms: median(queryMs), cli_ms: cliMs, cli_median_ms: median(cliMs), groups, percentiles,
     };
     log(`usage --since 90d --by channel,model: query ${result.query_median_ms} ms, CLI ${result.cli_median_ms} ms (${groups} groups, percentiles ${percentiles})`);
@@ -236,6 +240,7 @@ export function formatLlmBench(r: LlmBenchResult): string {
     `\`kissmon usage --since 90d --by channel,model\` on ${f(x.rows)} llm_usage rows over ${x.days} days (${x.channels} channels, each with 2 of ${x.models} models and 2 of`,
     `${x.features} features; ${f(x.hourly_rows)} hourly and ${f(x.daily_rows)} daily rollup rows; database ${f(x.db_mb)} MB, generated in ${x.generate_s} s`,
     `straight into SQLite). ${x.groups} groups; percentiles ${x.percentiles} (the window holds more calls than \`llm.exactPercentileRows\`).`,
+    `Load average while it ran: ${x.load_average} on ${os.cpus().length} cores (other sessions' tests shared the box; idle, expect several times faster).`,
     '',
     '| measured | median ms | runs ms | target |',
     '| --- | --- | --- | --- |',
