@@ -110,7 +110,10 @@ function docProblems(markdown: string, schemas: Record<string, { properties: Rec
         problems.push(`${where} is documented but not in the schema`);
         continue;
       }
-      if (row.type !== field.type) problems.push(`${where}: the doc says type ${row.type}, the schema ${field.type}`);
+      // A union of literals (an enum such as llm_usage.status) has the type its members share.
+      const members = Array.isArray(field.anyOf) ? (field.anyOf as FieldSchema[]).map((m) => m.type) : [];
+      const fieldType = field.type ?? (members.length > 0 && members.every((m) => m === members[0]) ? members[0] : undefined);
+      if (row.type !== fieldType) problems.push(`${where}: the doc says type ${row.type}, the schema ${fieldType}`);
       const isRequired = required.includes(row.field) ? 'yes' : 'no';
       if (row.required !== isRequired) problems.push(`${where}: the doc says required "${row.required}", the schema "${isRequired}"`);
       if (row.field === 'type') {
@@ -187,6 +190,7 @@ describe('protocol drift: everything that restates src/protocol agrees with it',
       'print(json.dumps({"channelPattern": c._CHANNEL.pattern, "maxPid": c._MAX_PID, "maxTokens": c._MAX_TOKENS,',
       ' "maxModelLength": c._MAX_MODEL, "maxFeatureLength": c._MAX_FEATURE, "maxFeatures": c._MAX_FEATURES,',
       ' "maxTokenLength": c._MAX_TOKEN_LENGTH, "maxLatencyMs": c._MAX_LATENCY_MS, "maxUsageIdLength": c._MAX_USAGE_ID,',
+      ' "maxProviderLength": c._MAX_PROVIDER, "maxErrorTypeLength": c._MAX_ERROR_TYPE, "maxRequestIdLength": c._MAX_REQUEST_ID,',
       ' "featureKeyPattern": c._FEATURE_KEY.pattern, "version": c.PROTOCOL_VERSION}))',
     ].join('\n');
     const r = spawnSync('python3', ['-c', script], {
