@@ -95,6 +95,8 @@ export class RollupBatch {
   /** Adds one stored call at `cost` (null: unpriced). */
   add(row: RollupInput, cost: number | null): void {
     const key = groupKey(row);
+    const latency = row.latency_ms;
+    const bucket = latency === null || latency === undefined ? -1 : bucketOf(latency);
     for (const s of [this.#sums(this.#hourly, hourStart(row.at), key, row), this.#sums(this.#daily, dayStart(row.at), key, row)]) {
       s.calls++;
       s.tokens_in += row.tokens_in;
@@ -103,13 +105,12 @@ export class RollupBatch {
       s.tokens_reasoning += row.tokens_reasoning ?? 0;
       if (cost === null) s.unpriced_calls++;
       else s.cost_usd += cost;
-      const latency = row.latency_ms;
-      if (latency !== null && latency !== undefined) {
+      if (bucket >= 0) {
         s.latency_count++;
-        s.latency_sum += latency;
-        if (s.latency_min === null || latency < s.latency_min) s.latency_min = latency;
-        if (s.latency_max === null || latency > s.latency_max) s.latency_max = latency;
-        (s.hist ??= emptyHistogram())[bucketOf(latency)]++;
+        s.latency_sum += latency!;
+        if (s.latency_min === null || latency! < s.latency_min) s.latency_min = latency!;
+        if (s.latency_max === null || latency! > s.latency_max) s.latency_max = latency!;
+        (s.hist ??= emptyHistogram())[bucket]++;
       }
     }
   }
