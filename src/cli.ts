@@ -11,7 +11,7 @@ import type { ConfigOverrides } from './config.js';
 import { statusRows } from './db/queries.js';
 import { openReadDatabase, type Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
-import { AuthFileError, SocketInUseError } from './errors.js';
+import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
 import { RECOMPUTE_TIMEOUT_MS, type RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
@@ -94,8 +94,9 @@ program
     const { Monitor } = await import('./monitor.js');
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
-      // The operator's to fix (another monitor on the socket, a bad tokens file): usage; anything else: fatal.
-      return exit(err instanceof SocketInUseError || err instanceof AuthFileError ? EXIT_USAGE : EXIT_FATAL);
+      // The operator's to fix (another monitor on the socket, a bad tokens or HTTP token file): usage; else fatal.
+      const usage = err instanceof SocketInUseError || err instanceof AuthFileError || err instanceof HttpTokenFileError;
+      return exit(usage ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
     let signals = 0;
