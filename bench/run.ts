@@ -5,7 +5,7 @@
 // from separate bot processes (src/loadtest), so the server's CPU figures are its own. They all share
 // the machine's cores, which the write-up says next to every number.
 //
-//   node dist/bench/run.js [--only throughput,latency,idle,sampler,llm] [--profile DIR] [--no-write]
+//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,llm] [--profile DIR] [--no-write]
 //
 // --profile runs every monitor under `node --cpu-prof` (one profile per thread, summarised per run);
 // numbers from a profiled run are slower and are never written to the doc.
@@ -26,9 +26,10 @@ import { formatSummaries, summariseDir } from './profile.js';
 import { CODE_CHOICES, FINDINGS, SELF_PROTECTION } from './findings.js';
 import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sampler.js';
 import { benchLlm, formatLlmBench, type LlmBenchResult } from './llm.js';
+import { benchAlerts, formatAlertBench, type AlertBenchResult } from './alerts.js';
 
 const DOC = fileURLToPath(new URL('../../docs/PERFORMANCE.md', import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'llm'] as const;
+const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts', 'llm'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -341,6 +342,7 @@ interface Results {
   samplerRounds?: SamplerBenchRow[];
   samplerLatency?: LoadtestRun;
   llm?: LlmBenchResult;
+  alerts?: AlertBenchResult;
 }
 
 async function main(): Promise<void> {
@@ -406,6 +408,14 @@ async function main(): Promise<void> {
     log('llm accounting: writer ingest with rollups on vs off; kissmon usage over 10M rows (bench/llm.ts)');
     await settle('llm accounting');
     results.llm = await benchLlm();
+  }
+  if (only.has('alerts')) {
+    log('alerter: 10,000 bots churning 1 %/s, then 10,000 stale at once (bench/alerts.ts)');
+    await settle('alerter');
+    const cpu0 = cpuSnapshot();
+    results.alerts = await benchAlerts();
+    noteOtherWork('alerter', otherWorkPct(cpu0, cpuSnapshot()));
+    log(`  cpu ${results.alerts.churn.cpu_pct} %, p99 ${results.alerts.churn.latency_p99_ms} ms, fleet-wide ${results.alerts.fleet.map((f) => `${f.posts} POST(s) in ${f.seconds_to_last_post} s`).join(', ')}`);
   }
 
   const minutes = round1((performance.now() - started) / 60_000);
@@ -691,6 +701,25 @@ function render(r: Results, minutes: number): string {
 
   if (r.llm) out.push(formatLlmBench(r.llm), '');
   else out.push('> **HOOK:** bench/llm.ts (`benchLlm`) — LLM accounting section not run.', '');
+  if (r.alerts) {
+    out.push(
+      '## Alerter',
+      '',
+      'The alerter\'s rules, grouping and delivery (`bench/alerts.ts`: the AlertEngine and Deliveries classes the actor runs,',
+      'in-process, posting Alertmanager payloads to a receiver in another process on 127.0.0.1). Churn: 10,000 bots, 1 % of',
+      'them changing state every second (half hang, half recover), groupWait/groupInterval 1 ms so the latency is the',
+      'machinery\'s alone (a real notification waits groupWaitMs, 10 s by default, on top). Latency is from the',
+      'transition to the receiver holding the POST that first lists it; CPU % is of one core.',
+      '',
+      formatAlertBench(r.alerts),
+      '',
+      'Every notification lists all of its group\'s firing alerts (as Alertmanager does), so under churn a POST carries',
+      'the ~100 bots stale at that moment; the fleet-wide case is one POST of all 10,000.',
+      '',
+    );
+  } else {
+    out.push('> **HOOK:** bench/alerts.ts (`benchAlerts`) — alerter section not run.', '');
+  }
 
   out.push(FINDINGS, '');
   out.push(CODE_CHOICES, '');
@@ -706,6 +735,7 @@ function render(r: Results, minutes: number): string {
     'node dist/bench/profile.js /tmp/prof/01-latency-1000        # the summary of one profiled run again',
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
     'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
+    'node dist/bench/alerts.js                        # the alerter section alone',
     'node dist/bench/liveness.js --repeats 3          # hung actor: time to detect and to restart',
     'node dist/bench/self-protection.js --rows 50000  # SIGTERM with the write lock held; heartbeats with stdout wedged',
     '```',

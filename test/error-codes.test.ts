@@ -14,6 +14,8 @@ import { ApiError } from '../src/dashboard/api.js';
 import { HttpError } from '../src/http/control-server.js';
 import { LoadtestInterrupted, LoadtestLimitError } from '../src/loadtest/run.js';
 import { SupervisorError } from '../src/supervisor/supervisor.js';
+import { ExpectedFileError } from '../src/alerts/expected.js';
+import { StoreUnavailableError } from '../src/alerts/store.js';
 
 const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -52,11 +54,13 @@ test('each error carries its code, its class name and the message it was given',
     [new HttpTokenFileError('m'), 'ERR_HTTP_TOKEN_FILE'],
     [new UsageError('m'), 'ERR_USAGE'],
     [new ControlUnavailableError('m'), 'ERR_CONTROL_UNAVAILABLE'],
-    [new SupervisorError('m'), 'ERR_SUPERVISOR_INTENSITY'],
+    [new SupervisorError('m', 'db'), 'ERR_SUPERVISOR_INTENSITY'],
     [new OpenDatabaseError('locked', Object.assign(new Error('m'), { code: 'SQLITE_BUSY' })), 'ERR_OPEN_DATABASE'],
     [new HttpError(503, 'm'), 'ERR_HTTP'],
     [new LoadtestLimitError('m'), 'ERR_LOADTEST_LIMIT'],
     [new LoadtestInterrupted('m'), 'ERR_LOADTEST_INTERRUPTED'],
+    [new ExpectedFileError('m'), 'ERR_EXPECTED_FILE'],
+    [new StoreUnavailableError('m'), 'ERR_ALERT_STORE_UNAVAILABLE'],
     [new ApiError(401, 'm'), 'ERR_DASHBOARD_API'],
   ];
   for (const [err, code] of cases) {
