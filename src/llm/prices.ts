@@ -169,7 +169,8 @@ interface Pattern {
 }
 
 const escape = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-const globRegex = (glob: string) => new RegExp(`^${glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c))).join('')}$`, 's');
+/** A glob (`*` any run, `?` one character, the rest literal) as an anchored RegExp; prices and budgets match with it. */
+export const globRegex = (glob: string) => new RegExp(`^${glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c))).join('')}$`, 's');
 const isGlob = (key: string) => /[*?]/.test(key);
 
 function resolvePrices(entry: PriceInput | PriceInput[]): Price[] {
