@@ -69,6 +69,8 @@ export interface StartOptions {
   stdout?: 'read' | 'unread';
   /** Raise the monitor's soft open-file limit to this (check `openFilesMissing` first). */
   openFiles?: number;
+  /** How long to wait for the control API (default 20 s; a start that first replays a spool takes longer). */
+  readyTimeoutMs?: number;
 }
 
 /** Runs `kissmon start` and waits until its control API answers. */
@@ -90,7 +92,7 @@ export async function startMonitor(dir: TestDir, args: string[] = [], options: S
   const early = exited.then((code) => {
     throw new Error(`monitor exited with ${code} during start-up:\n${output}`);
   });
-  await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), 20_000), early]);
+  await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), options.readyTimeoutMs ?? 20_000), early]);
   early.catch(() => {});
   return { child, pid: child.pid!, socket: dir.socket, control, admin: adminSocketFor(dir.socket), db: dir.db, output: () => output, exited };
 }
@@ -206,6 +208,19 @@ export function query<T = Record<string, unknown>>(dbPath: string, sql: string, 
   } finally {
     db.close();
   }
+}
+
+/** Another connection holding the database's SQLite write lock (BEGIN IMMEDIATE) until `release()`. */
+export function lockDatabase(dbPath: string): { release(): void } {
+  const locker = new Database(dbPath);
+  locker.exec('BEGIN IMMEDIATE');
+  return {
+    release() {
+      if (!locker.open) return;
+      locker.exec('ROLLBACK');
+      locker.close();
+    },
+  };
 }
 
 export function line(obj: Record<string, unknown>): string {
