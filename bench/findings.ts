@@ -54,6 +54,26 @@ bots send \`ts\` on that clock with microsecond decimals.
 `
 
 /**
+ * Measured figures behind single code choices (each code site points here). Measured by hand or
+ * taken from profiles, not by `npm run bench`; the table says how.
+ */
+export const CODE_CHOICES = `## Numbers behind code choices
+
+Measured figures that a piece of code relies on; the code keeps a one-line reason and points here.
+Not re-measured by \`npm run bench\`: each says how it was measured. Refresh a line when its code changes.
+
+| choice | where | measured |
+| --- | --- | --- |
+| Link batches wait up to 1 ms | \`src/actors/link.ts\` (\`BUSY_BATCH\`) | Findings 2 above: one postMessage per item was 21 % of the main thread under one-shot load; gathering for 1 ms gave +19 % one-shot connects/s |
+| The line-rate throttle counts empty lines | \`src/server/ingest-server.ts\` (\`#frame\`) | unthrottled, one connection flooding bare newlines pushed the other bots' heartbeat p99 from 2 ms to 520 ms (commit b46f459, before the throttle counted empty lines) |
+| Actor heap limits (\`supervisor.maxOldGenerationSizeMb\`) | \`src/config.ts\` | V8 heap used at 10,000 bots: registry 45 MB, db-writer 23 MB, sampler 14 MB; db-writer with 256k rows held (database locked) 81 MB. (commit 0ba8398); the limits, 512 MB and 1024 MB for the writer, leave headroom over these |
+| \`bot_metrics.features_json\` is kept, not dropped | \`src/db/schema.ts\` (migration \`0002_bot_identity\`) | dropping a column rewrites the table under the write lock: 1.7 s per million rows; a week of 10,000 bots is ~400M rows, minutes of a locked database at start-up (commit ecb0f3e) |
+| \`isoTime\` reuses the text of the same millisecond | \`src/db/schema.ts\` | without it \`toISOString\` was ~12 % of the writer's CPU at 150k rows/s (commit 8fe92ca) |
+| The sampler reads cpu and rss from its one \`/proc/<pid>/stat\` read; pidusage only without \`/proc\` | \`workers/sampler.ts\`, \`src/proc.ts\` | \`node dist/bench/sampler.js 100 1000 10000\` (2026-12-01, box shared with other test runs): a steady 10,000-pid round 322 ms wall, 164 ms CPU, no fd held, against 329 ms wall, 382 ms CPU for the earlier design (pidusage reading through fds we seeded into its private history, the Sampler table above) and 183 ms for plain pidusage, which keeps 10,000 fds open; the reads alone 148 ms (≈ 15 µs per \`/proc/<pid>/stat\`) |
+| No per-bot labels in \`/metrics\` | \`src/http/metrics.ts\` | not measured here: the product brief's figure for 10,000 series is 45 ms and 0.5 MB per scrape |
+`
+
+/**
  * The monitor guarding itself (issue 9). Measured by hand, not by `npm run bench`: the commands are
  * in the text; refresh the numbers when the supervisor, the writer or the log sink change.
  */

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { controlSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
-import { CLOCK_TICKS_PER_S, readProcStat, vmRssMb } from '../src/proc.js';
+import { CLOCK_TICKS_PER_S, readProcStat } from '../src/proc.js';
 import type { LoadtestReport } from '../src/loadtest/run.js';
-import type { TestDir } from '../test/helpers/monitor-process.js';
+import { vmRssMb, type TestDir } from '../test/helpers/monitor-process.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));

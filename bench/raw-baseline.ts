@@ -11,6 +11,7 @@
 import { unlinkSync } from 'node:fs';
 import net from 'node:net';
 import Database from 'better-sqlite3';
+import type { LlmUsageMessage } from '../src/protocol/messages.js';
 
 const [socketPath, dbPath] = process.argv.slice(2);
 if (!socketPath || !dbPath) {
@@ -26,15 +27,8 @@ db.exec(`CREATE TABLE IF NOT EXISTS llm_usage (ts TEXT NOT NULL, channel TEXT NO
   CREATE INDEX IF NOT EXISTS llm_usage_ts ON llm_usage (ts);`);
 const insert = db.prepare('INSERT INTO llm_usage (ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
 
-interface Usage {
-  type: string;
-  channel: string;
-  model: string;
-  feature: string;
-  tokens_in: number;
-  tokens_out: number;
-  latency_ms?: number;
-}
+/** Trusted, not validated: the baseline skips what the monitor spends on checking. */
+type Usage = LlmUsageMessage;
 
 let batch: Usage[] = [];
 const commit = db.transaction((rows: Usage[]) => {

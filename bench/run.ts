@@ -23,7 +23,7 @@ import { TestDir } from '../test/helpers/monitor-process.js';
 import { sleep } from '../test/helpers/wait.js';
 import { cpuSnapshot, killAll, otherWorkPct, procStats, RowCounter, runLoadtestCli, startBaseline, startMonitor, type Server } from './harness.js';
 import { formatSummaries, summariseDir } from './profile.js';
-import { FINDINGS, SELF_PROTECTION } from './findings.js';
+import { CODE_CHOICES, FINDINGS, SELF_PROTECTION } from './findings.js';
 import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sampler.js';
 
 const DOC = fileURLToPath(new URL('../../docs/PERFORMANCE.md', import.meta.url));
@@ -682,6 +682,7 @@ function render(r: Results, minutes: number): string {
   }
 
   out.push(FINDINGS, '');
+  out.push(CODE_CHOICES, '');
   out.push(SELF_PROTECTION, '');
   out.push(LOADTEST_GUIDE, '');
   out.push(

@@ -9,14 +9,14 @@
 // Columns:
 //   first round  — watches just applied: every pid is read for the first time (baseline, no cpu yet)
 //   steady round — median of 5 later rounds: the per-interval cost at that fleet size
-//   peak fds     — most fds open above the idle count during a round (bounded by the 256-pid chunk)
+//   peak fds     — most fds open above the idle count during a round (one /proc read at a time)
 //   plain pidusage warm — the alternative: one pidusage() call over all pids, its own fd cache warm
 //                  (what it costs per round, and the fds it then keeps open for good)
-//   raw /proc    — the other alternative: our own open+read+close of every /proc/<pid>/stat,
-//                  nothing else (what a pidusage-free sampler would cost)
+//   raw /proc    — the reads alone: open+read+close of every /proc/<pid>/stat, no bookkeeping
+//                  (the floor of a round on Linux)
 //
 // Run: npx tsc -p . && node dist/bench/sampler.js [sizes…]
-import { closeSync, readdirSync } from 'node:fs';
+import { closeSync, readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { createLogger } from '../src/log.js';
@@ -25,9 +25,7 @@ import { startPlaceholders } from '../src/loadtest/placeholders.js';
 import { ProcessSampler } from '../workers/sampler.js';
 import { sleep } from '../test/helpers/wait.js';
 
-const require = createRequire(import.meta.url);
-const pidusage = require('pidusage') as typeof import('pidusage');
-const pidusageHistory = require('pidusage/lib/history.js') as { get(pid: number, maxage: number): { fd?: number } | undefined };
+const pidusage = createRequire(import.meta.url)('pidusage') as typeof import('pidusage');
 
 export interface SamplerBenchRow {
   pids: number;
@@ -93,9 +91,13 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
       await pidusage(fleet.pids);
       const plain = await timed(() => pidusage(fleet.pids));
       const plainFds = openFds() - idle;
-      for (const pid of fleet.pids) {
-        const fd = pidusageHistory.get(pid, 60_000)?.fd;
-        if (typeof fd === 'number') closeSync(fd);
+      // pidusage.clear() does not close them (pidusage#127): close every fd on a /proc/<pid>/stat.
+      for (const fd of readdirSync('/proc/self/fd')) {
+        try {
+          if (/^\/proc\/\d+\/stat$/.test(readlinkSync(`/proc/self/fd/${fd}`))) closeSync(Number(fd));
+        } catch {
+          // the fd of readdirSync itself, gone by now
+        }
       }
       pidusage.clear();
 

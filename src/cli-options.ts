@@ -1,10 +1,15 @@
 // Option parsers shared by every kissmon command: a bad value is an InvalidArgumentError, which
 // commander reports with the option's name and the CLI turns into exit code 2.
 import { InvalidArgumentError, Option } from 'commander';
+import { MonitorError } from './errors.js';
 import { CONFIG_FILE_ENV, envOverrides, readConfigFile, resolveConfig, type ConfigOverrides, type MonitorConfig } from './config.js';
 
 /** Bad usage: the CLI prints the message and exits 2. */
-export class UsageError extends Error {}
+export class UsageError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+  }
+}
 
 export const integerOption = (name: string, min: number, max: number) => (value: string): number => {
   const n = Number(value);

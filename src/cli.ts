@@ -2,19 +2,27 @@
 // kissmon: start the monitor, or ask it (or its database) what is going on.
 // Exit codes: 0 ok, 1 runtime failure (and `kissmon health` with an actor down), 2 bad usage
 // (unknown flag, bad value, socket in use).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
+import type { Kysely } from 'kysely';
 import { clientSettings, configOption, dbOption, fractionOption, integerOption, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
 import type { ConfigOverrides } from './config.js';
-import { ReadPool } from './db/read-pool.js';
+import { statusRows } from './db/queries.js';
+import { openReadDatabase, type Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
-import { MonitorError } from './errors.js';
+import { AuthFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
+import type { RecomputeResult } from './llm/accounting.js';
+import type { BudgetStatus } from './llm/budgets.js';
+import { PriceTable } from './llm/prices.js';
+import { usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
+import { RECOMPUTE_TIMEOUT_MS, usageOptions } from './llm/routes.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import { Monitor, type HealthReport } from './monitor.js';
 import type { BotSnapshot } from './actors/registry-messages.js';
+import { STATUS_SEVERITY } from './protocol/states.js';
 
 const EXIT_USAGE = 2;
 
@@ -28,8 +36,12 @@ const EXIT_FATAL = 1;
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
 const LOG_DRAIN_AT_EXIT_MS = 2_000;
 
+/** The installed package's own package.json (dist/src/cli.js → the package root). */
+const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('kissmon')
   .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')
+  .version(PACKAGE.version, '-V, --version', 'print the kissbot-monitor version')
   .showHelpAfterError()
   .exitOverride();
 
@@ -47,6 +59,9 @@ program
   .option('--socket-group <group>', 'group owning the sockets (name or gid)')
   .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
   .option('--metrics-port <port>', 'also serve GET /metrics (Prometheus) on 127.0.0.1:PORT', integerOption('--metrics-port', 0, 65535))
+  .option('--http-port <port>', 'serve the dashboard and JSON API over HTTP on this port (docs/DASHBOARD.md)', integerOption('--http-port', 0, 65535))
+  .option('--http-host <address>', 'address the dashboard binds (default 127.0.0.1; any other needs --http-token-file)')
+  .option('--http-token-file <file>', 'file holding the bearer token for the dashboard and API (admin actions need it)')
   .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integerOption('--max-connections', 1, 1_000_000))
   .option('--enable-faults', 'allow fault injection (tests and drills only)')
   .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integerOption('--fault-sampler-delay', 0, 3_600_000))
@@ -62,6 +77,7 @@ program
       socketGroup: opts.socketGroup,
       authTokensFile: opts.authTokens,
       metricsPort: opts.metricsPort,
+      http: { port: opts.httpPort, host: opts.httpHost, tokenFile: opts.httpTokenFile },
       limits: { maxConnections: opts.maxConnections },
       faults: { enabled: opts.enableFaults, samplerDelayMs: opts.faultSamplerDelay, writerDropRatio: opts.faultWriterDrop },
     };
@@ -76,7 +92,8 @@ program
     // A failed start exits here, not at the bottom: this process has a log sink a wedged stdout may hold.
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
-      return exit(err instanceof MonitorError ? EXIT_USAGE : EXIT_FATAL);
+      // The operator's to fix (another monitor on the socket, a bad tokens file): usage; anything else: fatal.
+      return exit(err instanceof SocketInUseError || err instanceof AuthFileError ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
     let signals = 0;
@@ -133,8 +150,10 @@ program
   .addOption(dbOption())
   .addOption(configOption())
   .option('--json', 'print a JSON array')
+  .option('--watch', 'redraw every 2 s in a terminal, worst bots first (like pm2 monit / top); Ctrl-C quits')
   .action(async (opts) => {
     const { controlSocketPath, dbPath } = clientSettings(opts);
+    if (opts.watch) return watchStatus(controlSocketPath);
     let bots: BotSnapshot[];
     let source = 'live';
     try {
@@ -144,50 +163,166 @@ program
       if (!existsSync(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
       process.stderr.write(`${err.message}; showing bot_status from ${dbPath} (as last written, not live)\n`);
-      bots = await withReadPool(dbPath, (pool) => pool.status());
+      bots = await withReadDatabase(dbPath, statusRows);
     }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
       return;
     }
-    const table = plainTable(['channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'cpu % (machine)', 'rss MB', 'sampled', 'features']);
-    for (const bot of bots.sort((a, b) => a.channel.localeCompare(b.channel))) {
-      table.push([
-        bot.channel, bot.pid, bot.status,
-        bot.heartbeat_age_s !== null ? `${bot.heartbeat_age_s.toFixed(1)}s ago` : bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
-        fmt(bot.cpu_pct), fmt(bot.cpu_pct_machine), fmt(bot.rss_mb), bot.sampled_at ? ago(bot.sampled_at) : '-',
-        bot.features ? Object.entries(bot.features).filter(([, on]) => on).map(([k]) => k).join(',') : '',
-      ]);
-    }
-    const counts = bots.reduce<Record<string, number>>((acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }), {});
-    process.stdout.write(`${table.toString()}\n${bots.length} bots (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}) — source: ${source}. cpu % (core) is % of one core and can exceed 100; cpu % (machine) is of all cores.\n`);
+    process.stdout.write(`${statusTable(bots.sort((a, b) => a.channel.localeCompare(b.channel)))}\n${statusSummary(bots)} — source: ${source}. cpu % (core) is % of one core and can exceed 100; cpu % (machine) is of all cores.\n`);
   });
 
-program
+/** Every WATCH_INTERVAL_MS: the live registry, worst bots first, as many as the terminal has rows for. */
+const WATCH_INTERVAL_MS = 2_000;
+
+async function watchStatus(controlSocketPath: string): Promise<void> {
+  if (!process.stdout.isTTY) {
+    throw new UsageError('--watch redraws the terminal every 2 s, and stdout is not a terminal; use `kissmon status` (prints once) or `--json`');
+  }
+  const out = process.stdout;
+  let stop = false;
+  const quit = () => {
+    out.write('\x1b[?25h\n'); // cursor back
+    process.exit(0);
+  };
+  process.once('SIGINT', quit);
+  process.once('SIGTERM', quit);
+  out.on('error', () => (stop = true)); // the terminal went away
+  out.write('\x1b[?25l'); // no cursor flicker while redrawing
+  while (!stop) {
+    let screen: string;
+    try {
+      const [bots, health] = await Promise.all([
+        requestControl<BotSnapshot[]>(controlSocketPath, 'GET', '/status'),
+        requestControl<{ actors: HealthReport }>(controlSocketPath, 'GET', '/health'),
+      ]);
+      const down = health.actors.filter((h) => !h.up).map((h) => h.actor);
+      const worst = bots.sort((a, b) => STATUS_SEVERITY[a.status] - STATUS_SEVERITY[b.status] || (b.heartbeat_age_s ?? 0) - (a.heartbeat_age_s ?? 0) || a.channel.localeCompare(b.channel));
+      // The table takes 4 lines of frame and 2 per row (cli-table3 draws a line between rows).
+      const fit = Math.max(1, Math.floor(((out.rows || 24) - 8) / 2));
+      const shown = worst.slice(0, fit);
+      screen = `${statusSummary(bots)} · monitor ${down.length ? `DEGRADED (${down.join(', ')} down)` : 'ok'} · ${new Date().toISOString().slice(11, 19)} UTC · Ctrl-C quits\n`
+        + `${statusTable(shown)}\n${bots.length > shown.length ? `${bots.length - shown.length} more (healthier) not shown\n` : ''}`;
+    } catch (err) {
+      screen = `kissmon status --watch: ${(err as Error).message}; trying again every ${WATCH_INTERVAL_MS / 1000} s\n`;
+    }
+    if (stop) break;
+    out.write(`\x1b[H\x1b[2J${screen}`);
+    await new Promise((r) => setTimeout(r, WATCH_INTERVAL_MS));
+  }
+}
+
+function statusTable(bots: BotSnapshot[]): string {
+  const table = plainTable(['channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'cpu % (machine)', 'rss MB', 'sampled', 'features']);
+  for (const bot of bots) {
+    table.push([
+      bot.channel, bot.pid, bot.status,
+      bot.heartbeat_age_s !== null ? `${bot.heartbeat_age_s.toFixed(1)}s ago` : bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
+      fmt(bot.cpu_pct), fmt(bot.cpu_pct_machine), fmt(bot.rss_mb), bot.sampled_at ? ago(bot.sampled_at) : '-',
+      bot.features ? Object.entries(bot.features).filter(([, on]) => on).map(([k]) => k).join(',') : '',
+    ]);
+  }
+  return table.toString();
+}
+
+function statusSummary(bots: BotSnapshot[]): string {
+  const counts = bots.reduce<Record<string, number>>((acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }), {});
+  return `${bots.length} bots (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'})`;
+}
+
+const usage = program
   .command('usage')
-  .description('LLM usage from the database: calls, tokens, cost, latency percentiles')
+  .description('LLM usage from the database: calls, tokens, cost, error rate, cached share, latency percentiles (docs/LLM_USAGE.md)')
   .addOption(dbOption())
   .addOption(configOption())
-  .option('--since <duration>', 'window, e.g. 7d, 24h, 30m', '7d')
-  .addOption(new Option('--by <group>', 'group rows by').choices(['channel', 'model', 'feature', 'day']).default('channel'))
-  .option('--json', 'print JSON')
+  .option('--since <when>', 'window start: a duration before now (7d, 24h, 30m) or an ISO time', '7d')
+  .option('--until <when>', 'window end: a duration before now or an ISO time (default now)')
+  .option('--by <dims>', `group by, comma-separated: ${USAGE_DIMENSIONS.join(', ')}`, 'channel')
+  .option('--top <n>', 'only the N costliest groups (totals cover all)', integerOption('--top', 1, 1_000_000))
+  .option('--json', 'print JSON (the same as GET /usage)')
+  .option('--csv', 'print CSV')
   .action(async (opts) => {
-    let sinceMs: number;
+    const config = clientSettings(opts);
+    let options: UsageReportOptions;
     try {
-      sinceMs = Date.now() - parseDuration(opts.since, '--since');
+      options = usageOptions(config, { since: opts.since, until: opts.until, by: opts.by, ...(opts.top !== undefined && { top: String(opts.top) }) });
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    const { dbPath } = clientSettings(opts);
-    if (!existsSync(dbPath)) throw new Error(`no database at ${dbPath}`);
-    const rows = await withReadPool(dbPath, (pool) => pool.usage({ sinceMs, by: opts.by }));
+    if (!existsSync(config.dbPath)) throw new Error(`no database at ${config.dbPath}`);
+    const report = await withReadDatabase(config.dbPath, (db) => usageReport(db, options));
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
     }
-    const table = plainTable([opts.by, 'calls', 'tokens in', 'tokens out', 'cost USD', 'p50 ms', 'p95 ms', 'p99 ms']);
-    for (const r of rows) table.push([r.key, r.calls, r.tokens_in, r.tokens_out, r.cost_usd.toFixed(6), fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms)]);
-    process.stdout.write(`${table.toString()}\nsince ${new Date(sinceMs).toISOString()}\n`);
+    const columns = ['calls', 'tokens_in', 'tokens_out', 'cached_share_pct', 'cost_usd', 'unpriced_calls', 'error_rate_pct', 'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms'] as const;
+    if (opts.csv) {
+      const cell = (v: unknown) => (v === null || v === undefined ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+      const lines = [[...report.by, ...columns].join(','), ...report.rows.map((r) => [...report.by.map((d) => r[d]), ...columns.map((c) => r[c])].map(cell).join(','))];
+      process.stdout.write(`${lines.join('\n')}\n`);
+      return;
+    }
+    const table = plainTable([...report.by, 'calls', 'tokens in', 'tokens out', 'cached %', 'cost USD', 'unpriced', 'err %', 'p50 ms', 'p95 ms', 'p99 ms']);
+    const line = (r: UsageFigures) => [
+      r.calls, r.tokens_in, r.tokens_out, r.cached_share_pct, r.cost_usd.toFixed(6), r.unpriced_calls, r.error_rate_pct, fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms),
+    ];
+    for (const r of report.rows) table.push([...report.by.map((d) => r[d] ?? ''), ...line(r)]);
+    table.push([...report.by.map((_, i) => (i === 0 ? 'total' : '')), ...line(report.totals)]);
+    process.stdout.write(`${table.toString()}\n${report.since} to ${report.until}, from ${report.source === 'raw' ? 'raw rows' : 'rollups'}; percentiles ${report.percentiles}` +
+      `${report.percentiles === 'estimated' ? ' from rollup histograms (within ±12.5 %)' : ''}\n`);
+  });
+
+usage
+  .command('recompute')
+  .description('re-price stored llm_usage rows with the prices in force now (after a price fix); reports how many changed')
+  .addOption(socketOption())
+  .addOption(dbOption())
+  .addOption(configOption())
+  .requiredOption('--since <duration>', 'rows newer than this, e.g. 30d')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    try {
+      parseDuration(opts.since, '--since');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    // Through the running monitor's writer (the one writer of the database); admin socket only.
+    const result = await requestControl<RecomputeResult>(clientSettings(opts).adminSocketPath, 'POST', `/usage/recompute?since=${encodeURIComponent(opts.since)}`, RECOMPUTE_TIMEOUT_MS);
+    if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else process.stdout.write(`checked ${result.rows_checked} rows since ${result.since}: ${result.rows_changed} re-priced (${result.rows_priced_now} priced now, ${result.rows_unpriced_now} without a price now)\n`);
+  });
+
+program
+  .command('prices')
+  .description('the LLM price table in force (built-in defaults and the config file), USD per 1M tokens')
+  .addOption(configOption())
+  .option('--json', 'print JSON (the same as GET /prices)')
+  .action(async (opts) => {
+    const prices = new PriceTable(clientSettings(opts).prices).list();
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ prices }, null, 2)}\n`);
+      return;
+    }
+    const table = plainTable(['model', 'from', 'in force', 'input', 'cached input', 'output', 'reasoning', 'source']);
+    for (const p of prices) table.push([p.model, p.from ?? 'always', p.current ? 'yes' : '', p.input, p.cached_input, p.output, p.reasoning, p.source]);
+    process.stdout.write(`${table.toString()}\nUSD per 1M tokens; a model no key matches has no price (cost NULL, counted as unpriced)\n`);
+  });
+
+program
+  .command('budgets')
+  .description('LLM budgets of the running monitor: spend this period, limit, projection, level')
+  .addOption(socketOption())
+  .addOption(configOption())
+  .option('--json', 'print JSON (the same as GET /budgets)')
+  .action(async (opts) => {
+    const { budgets } = await requestControl<{ budgets: BudgetStatus[] }>(clientSettings(opts).controlSocketPath, 'GET', '/budgets');
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ budgets }, null, 2)}\n`);
+      return;
+    }
+    const table = plainTable(['name', 'period', 'since', 'spent USD', 'limit USD', 'pct', 'projected USD', 'level']);
+    for (const b of budgets) table.push([b.name, b.period, b.period_start, b.spent_usd.toFixed(4), b.limit_usd, b.pct, b.projected_usd.toFixed(4), b.level]);
+    process.stdout.write(`${table.toString()}\n${budgets.length === 0 ? 'no budgets configured (config "budgets")\n' : ''}`);
   });
 
 program
@@ -219,12 +354,12 @@ program
   .command('fault')
   .description('fault injection on a monitor started with --enable-faults (drills and tests)')
   .argument('<action>', 'crash (the thread throws) | hang (the thread spins forever)')
-  .argument('<actor>', 'registry | db | sampler')
+  .argument('<actor>', 'registry | db | sampler | alerter')
   .addOption(socketOption())
   .addOption(configOption())
   .action(async (action: string, actor: string, opts) => {
     if (action !== 'crash' && action !== 'hang') throw new UsageError(`unknown fault action ${action}; use "crash" or "hang"`);
-    if (!['registry', 'db', 'sampler'].includes(actor)) throw new UsageError('actor must be registry, db or sampler');
+    if (!['registry', 'db', 'sampler', 'alerter'].includes(actor)) throw new UsageError('actor must be registry, db, sampler or alerter');
     // Admin route: only the monitor's own user can reach the admin socket (mode 0600).
     await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/${action}?actor=${actor}`);
     process.stdout.write(action === 'crash'
@@ -234,12 +369,13 @@ program
 
 program.addCommand(loadtestCommand());
 
-async function withReadPool<T>(dbPath: string, fn: (pool: ReadPool) => Promise<T>): Promise<T> {
-  const pool = new ReadPool(dbPath);
+/** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
+async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  const db = openReadDatabase(dbPath);
   try {
-    return await fn(pool);
+    return await query(db);
   } finally {
-    await pool.close();
+    await db.destroy();
   }
 }
 

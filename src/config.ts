@@ -14,9 +14,9 @@ import { readFileSync } from 'node:fs';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
-import { BUILTIN_PRICES, parsePriceTable } from './pricing.js';
+import { BUILTIN_PRICES, mergePrices } from './llm/prices.js';
+import { DEFAULT_SOCKET, SOCKET_ENV } from './protocol/messages.js';
 
-export const DEFAULT_SOCKET = '/tmp/kissbot_monitor.sock';
 export const DEFAULT_DB = './kissbot_monitor.db';
 /** Names the config file when --config is not given. */
 export const CONFIG_FILE_ENV = 'KISSBOT_MONITOR_CONFIG';
@@ -37,16 +37,45 @@ const text = (value: string, options: SettingOptions) => Type.String({ minLength
 const section = <T extends Record<string, TSchema>>(properties: T, description?: string) =>
   Type.Object(properties, { additionalProperties: false, default: {}, must: 'an object of settings', description });
 
+const PriceSchema = Type.Object({
+  from: Type.Optional(Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}' })),
+  input: Type.Number({ minimum: 0 }),
+  cachedInput: Type.Optional(Type.Number({ minimum: 0 })),
+  output: Type.Number({ minimum: 0 }),
+  reasoning: Type.Optional(Type.Number({ minimum: 0 })),
+}, { additionalProperties: false });
+
+const glob = Type.Optional(Type.String({ minLength: 1, maxLength: 128 }));
+const BudgetSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 64 }),
+  channel: glob,
+  model: glob,
+  feature: glob,
+  period: Type.Union([Type.Literal('day'), Type.Literal('week'), Type.Literal('month')]),
+  limitUsd: Type.Number({ exclusiveMinimum: 0 }),
+  warnAtPct: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 100, default: 80 }),
+  timeZone: Type.Optional(Type.String({ minLength: 1 })),
+}, { additionalProperties: false });
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 const ConfigSchema = Type.Object({
-  socketPath: Type.String({ minLength: 1, maxLength: 99, default: DEFAULT_SOCKET, env: 'KISSBOT_MONITOR_SOCKET', must: 'a path shorter than 100 bytes (Unix socket limit)' }),
+  socketPath: Type.String({ minLength: 1, maxLength: 99, default: DEFAULT_SOCKET, env: SOCKET_ENV, must: 'a path shorter than 100 bytes (Unix socket limit)' }),
   /** HTTP control socket for status/health/metrics (read routes; bots in the socket group may use it). Default: <socketPath>.ctl */
   controlSocketPath: Type.String({ minLength: 1, maxLength: 107, must: 'a path shorter than 108 bytes' }),
   /** Admin routes (flush, latency reset, faults): mode 0600, the monitor's own user. Default: <socketPath>.admin */
   adminSocketPath: Type.String({ minLength: 1, maxLength: 107, must: 'a path shorter than 108 bytes' }),
   /** Optional loopback TCP port serving GET /metrics, for Prometheus scraping. */
   metricsPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], { default: null, must: 'a TCP port (0-65535) or null' }),
+  /** The dashboard and JSON API over HTTP (docs/DASHBOARD.md); off unless a port is given. */
+  http: section({
+    port: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], { default: null, must: 'a TCP port (0-65535) or null (off)' }),
+    host: text('127.0.0.1', { must: 'an address to bind, such as 127.0.0.1 or 0.0.0.0' }),
+    /** A file holding the bearer token; required off loopback; without it HTTP is read-only. */
+    tokenFile: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, must: 'a file path or null' }),
+    /** How often the live feed (SSE) reads the registry while a dashboard is open. */
+    feedIntervalMs: positive(1_000),
+  }),
   dbPath: text(DEFAULT_DB, { env: 'KISSBOT_MONITOR_DB', must: 'a file path' }),
   staleAfterMs: positive(120_000),
   sampleIntervalMs: positive(15_000),
@@ -62,14 +91,37 @@ const ConfigSchema = Type.Object({
   socketMode: Type.Integer({ minimum: 0, maximum: 0o777, default: 0o660, must: 'a file mode from 0 to 511 (0o777), such as 432 (0660)' }),
   socketGroup: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, must: 'a group name or gid, or null' }),
   authTokensFile: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, must: 'a file path or null' }),
-  /** USD per 1M tokens; a config file's entries are merged over the built-in table. */
-  prices: Type.Record(Type.String(), Type.Object({ input: Type.Number({ minimum: 0 }), output: Type.Number({ minimum: 0 }) }), {
-    default: BUILTIN_PRICES, must: 'an object of { "model": { "input": number >= 0, "output": number >= 0 } }',
+  /**
+   * USD per 1M tokens by model name or glob: one price, or dated ones ({ from, input, cachedInput?,
+   * output, reasoning? }); a config file's keys replace the built-in ones (src/llm/prices.ts, docs/LLM_USAGE.md).
+   */
+  prices: Type.Record(Type.String({ minLength: 1 }), Type.Union([PriceSchema, Type.Array(PriceSchema, { minItems: 1 })]), {
+    default: BUILTIN_PRICES, must: 'an object of { "model or glob": { "input": n, "output": n, "cachedInput"?: n, "reasoning"?: n, "from"?: "YYYY-MM-DD" } or an array of them }',
+  }),
+  /** Spending limits over channel/model/feature globs (docs/LLM_USAGE.md, "Budgets"). */
+  budgets: Type.Array(BudgetSchema, {
+    default: [],
+    must: 'an array of { "name", "period": "day"|"week"|"month", "limitUsd": n > 0, "warnAtPct"?: 0-100, "channel"?, "model"?, "feature"? (globs), "timeZone"? }',
+  }),
+  /** Daily LLM digest through the alert receivers at `hour` (0-23) in `timeZone`; null: none. */
+  digest: Type.Union([
+    Type.Object({ hour: Type.Integer({ minimum: 0, maximum: 23 }), timeZone: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
+    Type.Null(),
+  ], { default: null, must: 'null or { "hour": 0-23, "timeZone"?: "Europe/Berlin" }' }),
+  llm: section({
+    /** Budgets without their own timeZone count days/weeks/months in this IANA zone. */
+    timeZone: text('UTC', { must: 'an IANA time zone such as UTC or Europe/Berlin' }),
+    /** Hourly/daily rollups written with the rows (reports read them). Off only to measure their cost. */
+    rollups: Type.Boolean({ default: true, must: 'true or false' }),
+    /** Reports compute exact percentiles from raw rows when the window holds at most this many calls; else they are estimated from rollups. */
+    exactPercentileRows: positiveInt(200_000),
   }),
   retention: section({
     metricsDays: days(7),
     /** 0 keeps rows forever. */
     usageDays: days(0),
+    /** llm_usage_hourly / llm_usage_daily: kept after the raw rows are gone (0 keeps forever). */
+    usageRollupDays: days(0),
     eventsDays: days(90),
     healthDays: days(7),
   }),
@@ -116,13 +168,14 @@ const ConfigSchema = Type.Object({
     /**
      * V8 old-generation limit of each actor's thread (worker resourceLimits); past it the thread dies
      * with ERR_WORKER_OUT_OF_MEMORY and is restarted (reason `out_of_memory`) instead of the process
-     * running out of memory. Measured heap: 10k bots → registry 45 MB, db 23 MB, sampler 14 MB; db
-     * with 256k rows held (database locked) 81 MB. Sized for maxBots and full links with headroom.
+     * running out of memory. Sized for maxBots and full links with headroom over the heaps measured
+     * at 10k bots and with the database locked (docs/PERFORMANCE.md, "Numbers behind code choices").
      */
     maxOldGenerationSizeMb: section({
       registry: heapMb(512),
       db: heapMb(1024),
       sampler: heapMb(512),
+      alerter: heapMb(256),
     }),
   }),
   limits: section({
@@ -179,7 +232,7 @@ export function defaultConfig(): MonitorConfig {
 export function resolveConfig(...layers: ConfigOverrides[]): MonitorConfig {
   const merged: Record<string, unknown> = {};
   for (const layer of layers) merge(merged, layer as Record<string, unknown>, 'config');
-  if (merged.prices !== undefined) merged.prices = { ...BUILTIN_PRICES, ...parsePriceTable(merged.prices, 'config') };
+  if (merged.prices !== undefined) merged.prices = mergePrices(merged.prices as never);
   const config = Value.Default(ConfigSchema, merged) as Record<string, unknown>;
   if (typeof config.socketPath === 'string') {
     config.controlSocketPath ??= controlSocketFor(config.socketPath);
@@ -241,7 +294,31 @@ function crossChecks(c: MonitorConfig): void {
   // A writer waiting inside SQLite does not answer pings; terminated there, the addon aborts the process.
   check(c.writer.busyTimeoutMs * 10 <= c.supervisor.hungAfterMs, 'writer.busyTimeoutMs', 'at most a tenth of supervisor.hungAfterMs');
   check(c.limits.maxUnterminatedBytes >= c.limits.maxLineBytes, 'limits.maxUnterminatedBytes', 'at least limits.maxLineBytes');
+  const names = new Set<string>();
+  for (const [i, b] of c.budgets.entries()) {
+    check(!names.has(b.name), `budgets[${i}].name`, `unique (${JSON.stringify(b.name)} is used twice)`);
+    names.add(b.name);
+    if (b.timeZone !== undefined) check(isTimeZone(b.timeZone), `budgets[${i}].timeZone`, 'an IANA time zone such as UTC or Europe/Berlin');
+  }
+  check(isTimeZone(c.llm.timeZone), 'llm.timeZone', 'an IANA time zone such as UTC or Europe/Berlin');
+  if (c.digest?.timeZone !== undefined) check(isTimeZone(c.digest.timeZone), 'digest.timeZone', 'an IANA time zone such as UTC or Europe/Berlin');
+  check(c.http.port === null || c.http.tokenFile !== null || isLoopback(c.http.host), 'http.tokenFile',
+    `set (--http-token-file) to serve HTTP on ${c.http.host}: off loopback the dashboard and API need a bearer token`);
   check(c.faults.enabled || (c.faults.samplerDelayMs === 0 && c.faults.writerDropRatio === 0), 'faults', 'off unless faults.enabled (--enable-faults) is set');
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: only this machine can connect. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** Settings with an `env:` in the schema, by variable name. */

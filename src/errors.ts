@@ -1,8 +1,9 @@
-// Error classes with a stable `code`, so callers (and the CLI's exit codes) can tell them apart.
+// The one base class of the monitor's own errors: each subclass has a stable `code` (`ERR_…`,
+// listed in docs/OPERATIONS.md, "Error codes"), so callers, logs and the CLI can tell them apart.
 export class MonitorError extends Error {
   readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = new.target.name;
     this.code = code;
   }
@@ -19,5 +20,12 @@ export class SocketInUseError extends MonitorError {
 export class AuthFileError extends MonitorError {
   constructor(message: string) {
     super('ERR_AUTH_FILE', message);
+  }
+}
+
+/** The dashboard's bearer token file cannot be read, or holds no usable token. */
+export class HttpTokenFileError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_HTTP_TOKEN_FILE', message);
   }
 }

@@ -6,17 +6,19 @@ import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health
 import { Link } from './actors/link.js';
 import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
-import { USAGE_GROUPS } from './db/queries.js';
 import { ReadPool } from './db/read-pool.js';
 import { spoolUnacknowledged } from './db/spool.js';
-import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { botRoutes } from './http/bot-routes.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
+import { DashboardServer } from './http/dashboard-server.js';
 import { createMetrics } from './http/metrics.js';
+import { llmRoutes, RECOMPUTE_TIMEOUT_MS } from './llm/routes.js';
 import { logLinesDropped, type Logger } from './log.js';
 import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { statusLine, SystemdNotifier } from './systemd.js';
+import type { AlerterInput } from './actors/alerter-messages.js';
 import type { WriteItem } from './actors/db-writer-messages.js';
 import type { BotSignal, KnownConnections } from './actors/registry-messages.js';
 
@@ -24,7 +26,7 @@ import type { BotSignal, KnownConnections } from './actors/registry-messages.js'
 const ADMIN_SOCKET_ACCESS = { mode: 0o600, group: null };
 
 /** Actors a fault can be injected into. */
-const FAULT_ACTORS = ['registry', 'db', 'sampler'] as const satisfies readonly ActorName[];
+const FAULT_ACTORS = ['registry', 'db', 'sampler', 'alerter'] as const satisfies readonly ActorName[];
 
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
 const PULSE_MS = 250;
@@ -57,11 +59,15 @@ export class Monitor {
   readonly #log: Logger;
   readonly #registryLink: Link<BotSignal>;
   readonly #writerLink: Link<WriteItem>;
+  /** The monitor's own alerts (MonitorActorDown, MonitorIngestPaused) to the alerter. */
+  readonly #alerterLink: Link<AlerterInput>;
   readonly #supervisor: Supervisor;
   readonly #ingest: IngestServer;
   readonly #auth: TokenAuth | null;
   readonly #control: ControlServer;
   readonly #readPool: ReadPool;
+  /** The HTTP front (--http-port); null when off. */
+  readonly #dashboard: DashboardServer | null;
   /** sd_notify when run as a systemd `Type=notify` unit, from READY=1 on; null otherwise. */
   #systemd: SystemdNotifier | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -91,16 +97,21 @@ export class Monitor {
     const maxPending = config.limits.maxPendingPerLink;
     this.#registryLink = new Link('ingest-to-registry', { maxPending, onSignal: (body) => this.#ingest.markKnown(body as KnownConnections) });
     this.#writerLink = new Link('ingest-to-db', { maxPending });
+    this.#alerterLink = new Link('ingest-to-alerter', { maxPending: 10_000 });
     this.#supervisor = new Supervisor({
       config,
       log,
-      mainLinks: { registry: this.#registryLink, db: this.#writerLink } as Partial<Record<ActorName, Link<unknown, never>>>,
+      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink } as Partial<Record<ActorName, Link<unknown, never>>>,
       onFatal: () => void this.stop(1),
     });
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
     this.#ingest = new IngestServer({ config, registry: this.#registryLink, writer: this.#writerLink, log, auth: this.#auth });
     this.#readPool = new ReadPool(config.dbPath);
-    this.#control = new ControlServer(this.#routes(), log);
+    const routes = this.#routes();
+    this.#control = new ControlServer(routes, log);
+    const { http } = config;
+    this.#dashboard = http.port === null ? null
+      : new DashboardServer({ routes, host: http.host, port: http.port, tokenFile: http.tokenFile, feedIntervalMs: http.feedIntervalMs, log });
   }
 
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
@@ -114,6 +125,7 @@ export class Monitor {
       await monitor.#control.listen('read', { path: config.controlSocketPath, access: { mode: config.socketMode, group: config.socketGroup } });
       await monitor.#control.listen('admin', { path: config.adminSocketPath, access: ADMIN_SOCKET_ACCESS });
       if (config.metricsPort !== null) await monitor.#control.listen('metrics', { port: config.metricsPort, host: '127.0.0.1' });
+      await monitor.#dashboard?.listen();
     } catch (err) {
       // Whatever bots sent meanwhile is drained to the actors that did start, then everything closes.
       await monitor.#ingest.drain();
@@ -247,6 +259,7 @@ export class Monitor {
   async #teardown(): Promise<void> {
     await this.#supervisor.stop();
     await this.#control.close();
+    await this.#dashboard?.close();
     await this.#readPool.close();
     this.#systemd?.close();
     for (const path of [this.config.socketPath, this.config.controlSocketPath, this.config.adminSocketPath]) {
@@ -343,13 +356,11 @@ export class Monitor {
         handler: async () => ({ actors: await this.health(), ingest: this.#ingest.stats(), control: { rejected: this.#control.rejected() }, log: { lines_dropped: logLinesDropped() }, process: processStats() }),
       }),
       route({ method: 'GET', path: '/latency', admin: false, query: none, handler: async () => this.#supervisor.call('registry', (c) => c.latency()) }),
-      route({
-        method: 'GET', path: '/usage', admin: false,
-        query: Type.Object({
-          since: Type.Optional(Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 7d, 12h, 30m, 90s' })),
-          by: Type.Optional(Type.Union(USAGE_GROUPS.map((g) => Type.Literal(g)), { must: USAGE_GROUPS.join(', ') })),
-        }, { additionalProperties: false }),
-        handler: async (q) => this.#readPool.usage({ sinceMs: Date.now() - parseDuration(q.since ?? '7d', 'since'), by: q.by ?? 'channel' }),
+      ...llmRoutes({
+        config: this.config,
+        usage: (options) => this.#readPool.usage(options),
+        budgets: async () => (await this.#supervisor.call('db', (c) => c.budgets())) ?? null,
+        recompute: (sinceMs) => this.#supervisor.call('db', (c) => c.recompute(sinceMs), RECOMPUTE_TIMEOUT_MS),
       }),
       route({ method: 'POST', path: '/flush', admin: true, query: none, handler: async () => ({ flushed: await this.flush() }) }),
       route({
@@ -359,6 +370,7 @@ export class Monitor {
           return { reset: true };
         },
       }),
+      ...botRoutes(this.#readPool),
       ...([['crash', 'crashed'], ['hang', 'hung']] as const).map(([kind, answer]) =>
         route({
           method: 'POST', path: `/fault/${kind}`, admin: true, query: actorQuery,

@@ -1,13 +1,37 @@
-// Small synchronous readers of /proc (Linux). The sampler reads process state (zombie?) and start
-// time (pid reused?), which pidusage does not report; benches and tests read CPU time and RSS.
+// Small synchronous readers of /proc (Linux). The sampler reads process state (zombie?), start time
+// (pid reused?), CPU time and RSS from one read of /proc/<pid>/stat; the registry reads start times.
 //
-// Synchronous on purpose: one open+pread+close is ~10–20 µs here, done on the sampler's own
-// thread, where async fs would queue three hops per pid on libuv's threadpool, which is shared by
-// every thread of the process (main thread and the other actors included).
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+// Synchronous on purpose: one open+pread+close is cheap (docs/PERFORMANCE.md, "Sampler") and done
+// on the sampler's own thread, where async fs would queue three hops per pid on libuv's threadpool,
+// which is shared by every thread of the process (main thread and the other actors included).
+import { execFile } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { promisify } from 'node:util';
+import type { Logger } from './log.js';
 
-/** USER_HZ: the unit of the tick counts in /proc/<pid>/stat on Linux. */
+/** USER_HZ: the unit of the tick counts in /proc/<pid>/stat on Linux (100 on every common architecture). */
 export const CLOCK_TICKS_PER_S = 100;
+
+/** The units of /proc/<pid>/stat: clock ticks per second and bytes per page. */
+export interface ProcUnits {
+  ticksPerS: number;
+  pageBytes: number;
+}
+
+/** Reads the units from `getconf CLK_TCK` and `getconf PAGESIZE`, as pidusage does; a failure falls back (logged). */
+export async function procUnits(log: Pick<Logger, 'warn'>): Promise<ProcUnits> {
+  const conf = async (name: string, fallback: number): Promise<number> => {
+    try {
+      const value = Number((await promisify(execFile)('getconf', [name], { timeout: 5_000 })).stdout.trim());
+      if (Number.isSafeInteger(value) && value > 0) return value;
+      log.warn({ name, value }, 'getconf gave no usable value: using the common default');
+    } catch (err) {
+      log.warn({ name, err: String(err) }, 'getconf failed: using the common default');
+    }
+    return fallback;
+  };
+  return { ticksPerS: await conf('CLK_TCK', CLOCK_TICKS_PER_S), pageBytes: await conf('PAGESIZE', 4096) };
+}
 
 export interface ProcStat {
   /** Field 3: R running, S sleeping, D disk sleep, Z zombie, T stopped, X dead, … */
@@ -95,13 +119,6 @@ export function parseStat(line: string): ProcStat | null {
   };
   if (stat.state.length !== 1 || !Number.isSafeInteger(stat.startTime)) return null;
   return stat;
-}
-
-/** Resident memory of a process in MiB, all threads, as `ps` shows it (VmRSS in /proc/<pid>/status). */
-export function vmRssMb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
-  return Math.round(Number(match[1]) / 1024);
 }
 
 /** Zombie (exited, not yet reaped by its parent) or dead: the process is over, whatever pidusage says. */

@@ -1,7 +1,7 @@
 // The kissmon CLI as users run it: exit codes for bad usage, status/usage/health output, the
 // /usage control route, and `kissmon health` failing while an actor is down.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
@@ -74,6 +74,12 @@ describe('kissmon CLI', () => {
     }
   });
 
+  it('--version and -V print the version from package.json, exit 0', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.match(version, /^\d+\.\d+\.\d+/);
+    for (const flag of ['--version', '-V']) assert.deepEqual(await kissmon([flag]), { code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
   it('a second monitor on a socket that a running monitor answers on is refused (exit 2), not stolen', async () => {
     const r = await kissmon(['start', '--socket', dir.socket, '--db', `${dir.db}.2`]);
     assert.equal(r.code, 2);
@@ -99,7 +105,7 @@ describe('kissmon CLI', () => {
     for (const by of ['channel', 'model', 'feature'] as const) {
       const r = await kissmon(['usage', '--db', dir.db, '--by', by, '--since', '1h', '--json']);
       assert.equal(r.code, 0, r.stderr);
-      assertUsage(JSON.parse(r.stdout) as UsageReportRow[], by, 'kissmon usage');
+      assertUsage((JSON.parse(r.stdout) as { rows: UsageReportRow[] }).rows, by, 'kissmon usage');
     }
     const table = await kissmon(['usage', '--db', dir.db, '--by', 'feature']);
     assert.match(table.stdout, /jokes/);
@@ -108,10 +114,10 @@ describe('kissmon CLI', () => {
 
   it('the /usage control route answers the same report, and refuses a bad grouping or window', async () => {
     for (const by of ['channel', 'model', 'feature'] as const) {
-      assertUsage(await requestControl<UsageReportRow[]>(monitor.control, 'GET', `/usage?by=${by}&since=1h`), by, 'GET /usage');
+      assertUsage((await requestControl<{ rows: UsageReportRow[] }>(monitor.control, 'GET', `/usage?by=${by}&since=1h`)).rows, by, 'GET /usage');
     }
-    assertUsage(await requestControl<UsageReportRow[]>(monitor.control, 'GET', '/usage'), 'channel', 'GET /usage (defaults: by channel, 7 days)');
-    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?by=planet'), /query parameter by must be channel, model, feature, day/);
+    assertUsage((await requestControl<{ rows: UsageReportRow[] }>(monitor.control, 'GET', '/usage')).rows, 'channel', 'GET /usage (defaults: by channel, 7 days)');
+    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?by=planet'), /query parameter by must be comma-separated dimensions from channel, model, feature/);
     await assert.rejects(requestControl(monitor.control, 'GET', '/usage?since=3x'), /since/);
   });
 
@@ -119,7 +125,7 @@ describe('kissmon CLI', () => {
     const r = await kissmon(['health', '--socket', dir.socket, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const actors = JSON.parse(r.stdout) as { actor: string; up: boolean }[];
-    assert.deepEqual(actors.map((a) => a.actor).sort(), ['db', 'ingest', 'registry', 'sampler']);
+    assert.deepEqual(actors.map((a) => a.actor).sort(), ['alerter', 'db', 'ingest', 'registry', 'sampler']);
     assert.ok(actors.every((a) => a.up));
   });
 

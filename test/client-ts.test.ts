@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
-import { HeartbeatTask, MonitorClient, registerWithMonitor, sendHeartbeat, unregisterFromMonitor } from '../src/client/index.js';
+import { HeartbeatTask, MonitorClient, registerWithMonitor, sendHeartbeat, unregisterFromMonitor } from 'kissbot-monitor-client';
 import { decodeLine } from '../src/protocol/decode.js';
 import { spawnLineListener, startLineListener, type ChildListener, type LineListener } from './fixtures/line-listener.js';
 import { sleep, stopProcess, waitFor } from './helpers/wait.js';
@@ -345,7 +345,7 @@ describe('frozen monitor (SIGSTOP)', () => {
   test('a bot that is done exits by itself while the monitor is frozen (stall watchdog frees the pending write)', async (t) => {
     const monitor = await listenChild();
     await stopProcess(monitor.child.pid!);
-    const clientUrl = new URL('../src/client/index.js', import.meta.url).href;
+    const clientUrl = import.meta.resolve('kissbot-monitor-client');
     const script = `
       import { MonitorClient } from ${JSON.stringify(clientUrl)};
       const c = new MonitorClient({ channel: 'exiting_bot', socketPath: ${JSON.stringify(monitor.path)}, stallTimeoutMs: 300 });
@@ -416,7 +416,7 @@ describe('shutdown', () => {
 
   test('an idle connected client does not keep the process alive', async () => {
     const l = await listen();
-    const clientUrl = new URL('../src/client/index.js', import.meta.url).href;
+    const clientUrl = import.meta.resolve('kissbot-monitor-client');
     const script = `
       import { MonitorClient } from ${JSON.stringify(clientUrl)};
       const c = new MonitorClient({ channel: 'idle_bot', socketPath: ${JSON.stringify(l.path)} });

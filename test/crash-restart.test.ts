@@ -24,7 +24,7 @@ describe('actor crash and restart', () => {
     dir.remove();
   });
 
-  it('restarts registry, db writer and sampler with no message lost and no false stale', async () => {
+  it('restarts registry, db writer, sampler and alerter with no message lost and no false stale', async () => {
     const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'crash', '100', '500', '1'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let fleetOut = '';
     fleet.stdout!.on('data', (c: Buffer) => (fleetOut += c.toString()));
@@ -32,7 +32,7 @@ describe('actor crash and restart', () => {
       const allOnline = async () => (await status(monitor)).filter((b) => b.status === 'online').length === 100;
       await waitFor('100 bots online', allOnline, 30_000);
 
-      for (const actor of ['registry', 'db', 'sampler'] as const) {
+      for (const actor of ['registry', 'db', 'sampler', 'alerter'] as const) {
         const restartsBefore = await restarts(monitor, actor);
         await requestControl(monitor.admin, 'POST', `/fault/crash?actor=${actor}`);
         await waitFor(`${actor} restarted`, async () => (await restarts(monitor, actor)) > restartsBefore && (await up(monitor, actor)), 30_000);

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Kysely } from 'kysely';
 import { ReadPool } from '../src/db/read-pool.js';
-import { statusRows, usageReport, usageTotals, type UsageRow } from '../src/db/queries.js';
+import { statusRows, usageTotals } from '../src/db/queries.js';
+import { usageReport, type UsageDimension, type UsageRow } from '../src/llm/report.js';
 import { openReadDatabase, openWriteDatabase, type Database } from '../src/db/schema.js';
 
 const DAY1 = Date.UTC(2025, 4, 1, 10);
@@ -54,8 +55,12 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const row = (key: string, calls: number, p: [number, number, number] | null): UsageRow => ({
-  key, calls, tokens_in: 100 * calls, tokens_out: 10 * calls, cost_usd: 0.5 * calls,
+// These rows are inserted straight into llm_usage (no writer, so no rollups): the raw-row report,
+// as a monitor with `llm.rollups: false` answers. test/llm-rollups.test.ts covers the rollups.
+const report = async (sinceMs: number, by: UsageDimension) => (await usageReport(db, { sinceMs, by: [by], source: 'raw' })).rows;
+const row = (key: string, calls: number, p: [number, number, number] | null, by = 'channel'): UsageRow => ({
+  key, [by]: key, calls, tokens_in: 100 * calls, tokens_out: 10 * calls, tokens_cached: 0, tokens_reasoning: 0, cost_usd: 0.5 * calls, unpriced_calls: 0,
+  errors: 0, error_rate_pct: 0, cached_share_pct: 0, latency_mean_ms: p && p[0],
   latency_p50_ms: p && p[0], latency_p95_ms: p && p[1], latency_p99_ms: p && p[2],
 });
 // Linear interpolation between closest ranks: 1..100 → p50 50.5, p95 95.05, p99 99.01.
@@ -63,28 +68,31 @@ const ALPHA: [number, number, number] = [50.5, 95.05, 99.01];
 const BETA: [number, number, number] = [5.5, 9.55, 9.91];
 
 test('usageReport groups by channel, model, feature and day with per-group percentiles', async () => {
-  assert.deepEqual(await usageReport(db, { sinceMs: SINCE, by: 'channel' }), [row('alpha', 100, ALPHA), row('beta', 10, BETA), row('gamma', 3, null)]);
-  assert.deepEqual(await usageReport(db, { sinceMs: SINCE, by: 'model' }), [row('gpt-4o', 103, ALPHA), row('gpt-4o-mini', 10, BETA)]);
-  assert.deepEqual(await usageReport(db, { sinceMs: SINCE, by: 'feature' }), [row('chat', 103, ALPHA), row('summary', 10, BETA)]);
-  assert.deepEqual(await usageReport(db, { sinceMs: SINCE, by: 'day' }), [row('2025-05-01', 100, ALPHA), row('2025-05-02', 13, BETA)]);
+  assert.deepEqual(await report(SINCE, 'channel'), [row('alpha', 100, ALPHA), row('beta', 10, BETA), row('gamma', 3, null)]);
+  assert.deepEqual(await report(SINCE, 'model'), [row('gpt-4o', 103, ALPHA, 'model'), row('gpt-4o-mini', 10, BETA, 'model')]);
+  assert.deepEqual(await report(SINCE, 'feature'), [row('chat', 103, ALPHA, 'feature'), row('summary', 10, BETA, 'feature')]);
+  assert.deepEqual(await report(SINCE, 'day'), [row('2025-05-01', 100, ALPHA, 'day'), row('2025-05-02', 13, BETA, 'day')]);
   // sinceMs is inclusive and filters by time: the call one ms earlier appears only here.
-  const all = await usageReport(db, { sinceMs: 0, by: 'channel' });
+  const all = await report(0, 'channel');
   assert.equal(all.find((r) => r.key === 'alpha')?.calls, 101);
-  assert.deepEqual(await usageReport(db, { sinceMs: DAY2, by: 'channel' }), [row('beta', 10, BETA), row('gamma', 3, null)]);
+  assert.deepEqual(await report(DAY2, 'channel'), [row('beta', 10, BETA), row('gamma', 3, null)]);
 });
 
 test('usageTotals covers every group, and is zero when nothing matches', async () => {
   const totals = await usageTotals(db, { sinceMs: SINCE });
-  const { key: _, ...expected } = row('', 113, [45.5, 94.55, 98.91]); // percentiles over alpha's and beta's 110 latencies
-  assert.deepEqual(totals, expected);
+  assert.deepEqual(totals, {
+    calls: 113, tokens_in: 11_300, tokens_out: 1_130, cost_usd: 56.5, latency_p50_ms: 45.5, latency_p95_ms: 94.55, latency_p99_ms: 98.91, // over alpha's and beta's 110 latencies
+  });
   assert.deepEqual(await usageTotals(db, { sinceMs: Date.UTC(2030, 0, 1) }), {
     calls: 0, tokens_in: 0, tokens_out: 0, cost_usd: 0, latency_p50_ms: null, latency_p95_ms: null, latency_p99_ms: null,
   });
 });
 
 test('bad report options are TypeErrors', async () => {
-  await assert.rejects(usageReport(db, { sinceMs: SINCE, by: 'pid' as never }), { name: 'TypeError', message: /options\.by must be one of channel, model, feature, day/ });
-  await assert.rejects(usageReport(db, { sinceMs: Number.NaN, by: 'day' }), { name: 'TypeError', message: /options\.sinceMs/ });
+  await assert.rejects(usageReport(db, { sinceMs: SINCE, by: ['pid' as never] }), { name: 'TypeError', message: /options\.by must be a list of distinct dimensions from channel, model/ });
+  await assert.rejects(usageReport(db, { sinceMs: SINCE, by: ['model', 'model'] }), { name: 'TypeError', message: /options\.by must be a list of distinct/ });
+  await assert.rejects(usageReport(db, { sinceMs: Number.NaN, by: ['day'] }), { name: 'TypeError', message: /options\.sinceMs/ });
+  await assert.rejects(usageReport(db, { sinceMs: SINCE, untilMs: SINCE, by: ['day'] }), { name: 'TypeError', message: /options\.untilMs/ });
 });
 
 test('statusRows: bot_status with times in ms and the latest sample of the same pid', async () => {
@@ -105,11 +113,11 @@ test('statusRows: bot_status with times in ms and the latest sample of the same 
 test('ReadPool answers status, usage and totals from worker threads', async () => {
   const pool = new ReadPool(dbPath, { maxThreads: 2, idleTimeoutMs: 1_000 });
   after(() => pool.close());
-  const [status, usage, totals] = await Promise.all([pool.status(), pool.usage({ sinceMs: SINCE, by: 'channel' }), pool.totals({ sinceMs: SINCE })]);
+  const [status, usage, totals] = await Promise.all([pool.status(), pool.usage({ sinceMs: SINCE, untilMs: DAY2 + 1, by: ['channel'], source: 'raw' }), pool.totals({ sinceMs: SINCE })]);
   assert.deepEqual(status, await statusRows(db));
-  assert.deepEqual(usage, await usageReport(db, { sinceMs: SINCE, by: 'channel' }));
+  assert.deepEqual(usage, await usageReport(db, { sinceMs: SINCE, untilMs: DAY2 + 1, by: ['channel'], source: 'raw' }));
   assert.equal(totals.calls, 113);
-  await assert.rejects(pool.usage({ sinceMs: SINCE, by: 'nope' as never }), /options\.by must be one of/);
+  await assert.rejects(pool.usage({ sinceMs: SINCE, by: ['nope' as never] }), /options\.by must be a list/);
   await pool.close();
   await pool.close(); // idempotent
   await assert.rejects(pool.status(), /read pool is closed/);

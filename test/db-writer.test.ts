@@ -2,30 +2,24 @@
 // done by hand, data goes through a main-side Link exactly as the ingest path sends it.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
-import * as Comlink from 'comlink';
-import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../src/actors/actor-host.js';
 import { Link } from '../src/actors/link.js';
-import { resolveConfig, type ConfigOverrides } from '../src/config.js';
-import { openLogChannel } from '../src/log.js';
+import { resolveConfig } from '../src/config.js';
 import { openWriteDatabase } from '../src/db/schema.js';
 import { Spool, spoolPathFor, spoolUnacknowledged } from '../src/db/spool.js';
 import { createLogger } from '../src/log.js';
-import type { DbWriterControlExtra, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
+import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
+import { startWriter, stopWriters } from './helpers/writer.js';
 
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
-const WRITER = new URL('../workers/db-writer.js', import.meta.url);
 
 const dirs: string[] = [];
-const writers = new Set<RunningWriter>();
 after(async () => {
-  for (const writer of writers) await writer.stop();
+  await stopWriters();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -33,40 +27,6 @@ function tempDb(): string {
   const dir = mkdtempSync(join(tmpdir(), 'kissmon-writer-'));
   dirs.push(dir);
   return join(dir, 'monitor.db');
-}
-
-interface RunningWriter {
-  worker: Worker;
-  control: Comlink.Remote<ActorControl & DbWriterControlExtra>;
-  stop(): Promise<void>;
-}
-
-/** Starts the writer as the supervisor would and wires `link` to it as the 'ingest' peer. */
-async function startWriter(dbPath: string, link: Link<WriteItem>, overrides: ConfigOverrides = {}, incarnation = 1): Promise<RunningWriter> {
-  const config = resolveConfig({ dbPath, logLevel: 'error' }, overrides);
-  const worker = new Worker(WRITER);
-  const control = new MessageChannel();
-  const data = new MessageChannel();
-  const log = openLogChannel();
-  const init: SupervisorToActor = { type: 'init', name: 'db', config, incarnation, control: control.port2, log, links: { ingest: data.port2 } };
-  worker.postMessage(init, [control.port2, log.port, data.port2]);
-  const reply = await new Promise<ActorToSupervisor>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  assert.equal(reply.type, 'ready', JSON.stringify(reply));
-  link.attach(data.port1);
-  const writer: RunningWriter = {
-    worker,
-    control: Comlink.wrap(nodeEndpoint(control.port1)),
-    async stop() {
-      writers.delete(writer);
-      control.port1.close();
-      await worker.terminate();
-    },
-  };
-  writers.add(writer);
-  return writer;
 }
 
 function reader(dbPath: string): BetterSqlite3.Database {
@@ -113,7 +73,7 @@ test('rows of every item type land with the right columns and cost', async () =>
   assert.deepEqual(usageRows, [
     { ts: iso, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5, cost_usd: 0.0075 },
     { ts: iso, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null, cost_usd: 0.0075 },
-    { ts: iso, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3, cost_usd: 3 },
+    { ts: iso, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3, cost_usd: null }, // no price: no made-up cost
   ]);
   // Two upserts of one channel leave one row holding the second.
   assert.deepEqual(db.prepare('SELECT * FROM bot_status').all(), [
@@ -341,7 +301,10 @@ test('migrations are idempotent across restarts and threads starting at once, an
   assert.deepEqual(results, ['ok', 'ok', 'ok', 'ok']);
   const again = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
   const tables = (await again.db.introspection.getTables()).map((t) => t.name).sort();
-  assert.deepEqual(tables, ['bot_events', 'bot_metrics', 'bot_metrics_features', 'bot_status', 'delivery_cursor', 'llm_usage', 'worker_health']);
+  assert.deepEqual(tables, [
+    'bot_events', 'bot_metrics', 'bot_metrics_features', 'bot_status', 'delivery_cursor', 'llm_budget_state', 'llm_usage', 'llm_usage_daily', 'llm_usage_hourly',
+    'monitor_state', 'worker_health',
+  ]);
   assert.equal(again.sqlite.pragma('journal_mode', { simple: true }), 'wal');
   await again.db.destroy();
 

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { MonitorClient } from '../src/client/index.js';
+import { MonitorClient } from 'kissbot-monitor-client';
 import { counters, json, oneShot } from './fixtures/socket-tools.js';
 import { status, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 

@@ -15,8 +15,7 @@ import { requestControl } from '../src/http/control-client.js';
 import { REJECT_REASONS, type RejectReason } from '../src/protocol/decode.js';
 import type { IngestCounters } from '../src/server/ingest-server.js';
 import { closedWithin, connect, counters, json, oneShot } from './fixtures/socket-tools.js';
-import { vmRssMb } from '../src/proc.js';
-import { botStatus, flush, killStarted, sleep, startBot, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { botStatus, flush, killStarted, sleep, startBot, startMonitor, status, stopMonitor, TestDir, waitFor, vmRssMb, type MonitorProcess } from './helpers/monitor-process.js';
 
 const SEED = Number(process.env.KISSMON_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
 const CASES = 10_000;
@@ -25,7 +24,7 @@ const ROUNDS = Math.max(2, Number(process.env.KISSMON_FUZZ_ROUNDS ?? 2));
 const PERSISTENT_CONNECTIONS = 8;
 const ONE_SHOT_CASES = 300;
 const HELD_PARTIALS = 400; // connections that each hold an unfinished ~60 KiB line
-/** RSS growth allowed over the whole run (measured: see docs/SECURITY-SECTION.md). */
+/** RSS growth allowed over the whole run (measured: docs/OPERATIONS.md, "Limits", the Fuzz results). */
 const RSS_GROWTH_BOUND_MB = 200;
 const LIMITS = defaultConfig().limits;
 

@@ -13,8 +13,7 @@ import { requestControl } from '../src/http/control-client.js';
 import type { RegistryLatency } from '../src/actors/registry-messages.js';
 import { closedWithin, connect, counters, json, type RawConnection } from './fixtures/socket-tools.js';
 import { openFilesMissing, requireResource, withOpenFiles } from './helpers/resources.js';
-import { vmRssMb } from '../src/proc.js';
-import { botStatus, flush, killStarted, query, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { botStatus, flush, killStarted, query, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, vmRssMb, type MonitorProcess } from './helpers/monitor-process.js';
 
 const FLOOD = fileURLToPath(new URL('./fixtures/flood.js', import.meta.url));
 const IDLE_HOLDER = fileURLToPath(new URL('./fixtures/idle-connections.js', import.meta.url));

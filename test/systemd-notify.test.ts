@@ -39,7 +39,7 @@ describe('systemd notify', () => {
     monitor = await startMonitor(dir, ['--enable-faults', '--config', config], { env: { ...process.env, NOTIFY_SOCKET: notifyPath, WATCHDOG_USEC: '1000000' } });
 
     const ready = await waitFor('READY=1', () => received.find((d) => d.text.startsWith('READY=1\n')));
-    assert.match(ready.text, /^READY=1\nSTATUS=0 online, 0 stale, 0 dead, 0 offline; actors up 3\/3; restarts 0$/);
+    assert.match(ready.text, /^READY=1\nSTATUS=0 online, 0 stale, 0 dead, 0 offline; actors up 4\/4; restarts 0$/);
     await waitFor('a periodic STATUS= line', () => received.find((d) => d.at > ready.at && d.text.startsWith('STATUS=')));
     await waitFor('WATCHDOG=1 at least 3 times', () => watchdogs().length >= 3);
 

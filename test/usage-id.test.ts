@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { MonitorClient } from '../src/client/index.js';
+import { MonitorClient } from 'kissbot-monitor-client';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
 import { flush, killStarted, line, query, sendLines, startMonitor, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';

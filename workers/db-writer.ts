@@ -20,12 +20,14 @@
 // earlier in the same transaction or spool replay.
 // llm_usage rows with a client id are also stored once per id (a repeat counts as a duplicate).
 //
+// Out: 'alerter' Link<AlerterInput> ('db-to-alerter'): budget levels and digests; its acks gate nothing.
+//
 // Start-up never fails on the database: the actor is ready at once, and a locked, missing or
 // unmigrated database is retried every retryDelayMs while rows are held (health says why).
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import type { MessagePort } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Kysely } from 'kysely';
+import type { Compilable } from 'kysely';
 import { runActor, type ActorContext, type ActorInstance, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
@@ -33,7 +35,10 @@ import type { MonitorConfig } from '../src/config.js';
 import { isoTime, OpenDatabaseError, openWriteDatabase, type Database, type DatabaseHandle, type OpenFailure } from '../src/db/schema.js';
 import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/db/spool.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
-import { costUsd, priceLookup, type ModelPrice } from '../src/pricing.js';
+import { UsageAccounting, type RecomputeResult } from '../src/llm/accounting.js';
+import type { BudgetSignal } from '../src/llm/budgets.js';
+import { buildDigest, DigestSchedule } from '../src/llm/digest.js';
+import type { AlerterInput } from '../src/actors/alerter-messages.js';
 import type { DbWriterControlExtra, PruneResult, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 
 const DAY_MS = 86_400_000;
@@ -52,6 +57,8 @@ const RETENTION = [
   ['llm_usage', 'usageDays'],
   ['bot_events', 'eventsDays'],
   ['worker_health', 'healthDays'],
+  ['llm_usage_hourly', 'usageRollupDays'],
+  ['llm_usage_daily', 'usageRollupDays'],
 ] as const satisfies readonly (readonly [keyof Database, keyof MonitorConfig['retention']])[];
 type RetainedTable = (typeof RETENTION)[number][0];
 
@@ -107,23 +114,15 @@ function isRowError(err: unknown): boolean {
 }
 
 /**
- * Prepares `INSERT INTO table (columns…) VALUES (?…)` compiled by kysely; bind values in `columns`
- * order. With `conflict`, a row whose key exists replaces the old one ('new') or is skipped ('old').
+ * Stands for one bound value in an INSERT written with the typed builder (`Kysely<Database>`):
+ * the compiler checks the table, every column name and that no NOT NULL column is missing; kysely
+ * compiles each value to a `?`, and only the SQL is kept. The hot path binds a row's values in
+ * the order the columns are written here.
  */
-function prepareInsert<T extends keyof Database>(
-  { db, sqlite }: DatabaseHandle,
-  table: T,
-  columns: readonly (keyof Database[T] & string)[],
-  conflict?: { key: keyof Database[T] & string; keep: 'new' | 'old' },
-): BetterSqlite3.Statement {
-  const untyped = db as unknown as Kysely<any>;
-  let query = untyped.insertInto(table as string).values(Object.fromEntries(columns.map((c) => [c, null])));
-  if (conflict?.keep === 'new') {
-    const updated = columns.filter((c) => c !== conflict.key);
-    query = query.onConflict((oc) => oc.column(conflict.key).doUpdateSet((eb) => Object.fromEntries(updated.map((c) => [c, eb.ref(`excluded.${c}`)]))));
-  } else if (conflict) {
-    query = query.onConflict((oc) => oc.column(conflict.key).doNothing());
-  }
+const BOUND = null as never;
+
+/** Prepares the SQL of a compiled kysely query once. */
+function prepareCompiled(sqlite: BetterSqlite3.Database, query: Compilable): BetterSqlite3.Statement {
   return sqlite.prepare(query.compile().sql);
 }
 
@@ -138,18 +137,27 @@ interface Statements {
   upsertCursor: BetterSqlite3.Statement;
   pruneRows: Record<RetainedTable, BetterSqlite3.Statement>;
   pruneCursors: BetterSqlite3.Statement;
+  /** Prices, rollups and budgets of the llm_usage rows (src/llm/accounting.ts). */
+  accounting: UsageAccounting;
   /** better-sqlite3's wrapper: BEGIN (IMMEDIATE via `.immediate`), the body, COMMIT, or ROLLBACK if it throws. */
   transaction: BetterSqlite3.Transaction<(batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>) => void>;
 }
 
 class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
-  readonly control: DbWriterControlExtra = { prune: () => this.prune(), spoolAfter: (at) => this.#spoolAfter(at), spoolReplayed: (waitMs) => this.#spoolReplayed(waitMs) };
+  readonly control: DbWriterControlExtra = {
+    prune: () => this.prune(),
+    spoolAfter: (at) => this.#spoolAfter(at),
+    spoolReplayed: (waitMs) => this.#spoolReplayed(waitMs),
+    recompute: (sinceMs) => this.#recompute(sinceMs),
+    budgets: async () => this.#st?.accounting.budgets() ?? null,
+  };
   #log: Logger;
   #warn: RateLimitedLog;
   #config: MonitorConfig;
   #writer: MonitorConfig['writer'];
   #retention: MonitorConfig['retention'];
-  #price: (model: string) => ModelPrice;
+  #digest: DigestSchedule | null = null;
+  #recomputing: Promise<RecomputeResult> | null = null;
   #dropRatio: number;
   #st: Statements | null = null;
   #opening: Promise<void> | null = null;
@@ -167,6 +175,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #replayedWaiters: (() => void)[] = [];
 
   #links = new Map<PeerName, Link<never, WriteItem>>();
+  /** Budget levels and digests for the alerter (fire-and-forget: a down alerter only makes it hold, bounded). */
+  readonly #alerter = new Link<AlerterInput>('db-to-alerter', { maxPending: 10_000 });
   /** Highest committed seq per sender (delivery_cursor), loaded on open and kept current. */
   #committed = new Map<string, number>();
   #held: HeldBatch[] = [];
@@ -197,7 +207,6 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#config = ctx.config;
     this.#writer = ctx.config.writer;
     this.#retention = ctx.config.retention;
-    this.#price = priceLookup(ctx.config.prices);
     this.#dropRatio = ctx.config.faults.writerDropRatio;
     this.#spool = new Spool(spoolPathFor(ctx.config), ctx.config.spool.maxBytes);
     this.#spoolPending = this.#spool.pending();
@@ -223,6 +232,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         const cursors = await handle.db.selectFrom('delivery_cursor').select(['sender', 'seq']).execute();
         for (const { sender, seq } of cursors) if ((this.#committed.get(sender) ?? 0) < seq) this.#committed.set(sender, seq);
         this.#st = this.#prepare(handle);
+        this.#startDigest();
         const waited = this.#waiting;
         this.#waiting = null;
         this.#log.info(
@@ -242,25 +252,53 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   }
 
   #prepare(handle: DatabaseHandle): Statements {
+    const { db, sqlite } = handle;
     // Deleting through a rowid sub-select (not DELETE … LIMIT, a compile-time option) bounds each chunk.
     const pruneSql = (table: string) => `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
     return {
       handle,
-      insertUsage: prepareInsert(handle, 'llm_usage', ['ts', 'channel', 'model', 'feature', 'tokens_in', 'tokens_out', 'latency_ms', 'cost_usd', 'id'], { key: 'id', keep: 'old' }),
-      upsertStatus: prepareInsert(handle, 'bot_status', ['channel', 'pid', 'status', 'features_json', 'registered_at', 'last_seen', 'last_heartbeat', 'start_time'], { key: 'channel', keep: 'new' }),
-      insertEvent: prepareInsert(handle, 'bot_events', ['ts', 'channel', 'pid', 'from_status', 'to_status', 'reason']),
-      insertMetric: prepareInsert(handle, 'bot_metrics', ['ts', 'channel', 'pid', 'rss_mb', 'cpu_pct', 'cpu_pct_machine']),
-      insertHealth: prepareInsert(handle, 'worker_health', [
-        'ts', 'actor', 'processed', 'queue_depth', 'dropped', 'loop_lag_p99_ms', 'loop_lag_max_ms', 'heap_used_mb', 'uptime_s', 'restarts', 'detail_json',
-      ]),
-      upsertCursor: prepareInsert(handle, 'delivery_cursor', ['sender', 'seq', 'updated_at'], { key: 'sender', keep: 'new' }),
+      insertUsage: prepareCompiled(sqlite, db.insertInto('llm_usage')
+        .values({
+          ts: BOUND, channel: BOUND, model: BOUND, feature: BOUND, tokens_in: BOUND, tokens_out: BOUND, latency_ms: BOUND,
+          cost_usd: BOUND, id: BOUND, tokens_cached: BOUND, tokens_reasoning: BOUND, provider: BOUND, status: BOUND,
+          error_type: BOUND, request_id: BOUND,
+        })
+        .onConflict((oc) => oc.column('id').doNothing())), // a re-sent call (same id) is stored once
+      upsertStatus: prepareCompiled(sqlite, db.insertInto('bot_status')
+        .values({
+          channel: BOUND, pid: BOUND, status: BOUND, features_json: BOUND, registered_at: BOUND, last_seen: BOUND,
+          last_heartbeat: BOUND, start_time: BOUND,
+        })
+        .onConflict((oc) => oc.column('channel').doUpdateSet((eb) => ({
+          pid: eb.ref('excluded.pid'), status: eb.ref('excluded.status'), features_json: eb.ref('excluded.features_json'),
+          registered_at: eb.ref('excluded.registered_at'), last_seen: eb.ref('excluded.last_seen'),
+          last_heartbeat: eb.ref('excluded.last_heartbeat'), start_time: eb.ref('excluded.start_time'),
+        })))),
+      insertEvent: prepareCompiled(sqlite, db.insertInto('bot_events')
+        .values({ ts: BOUND, channel: BOUND, pid: BOUND, from_status: BOUND, to_status: BOUND, reason: BOUND })),
+      insertMetric: prepareCompiled(sqlite, db.insertInto('bot_metrics')
+        .values({ ts: BOUND, channel: BOUND, pid: BOUND, rss_mb: BOUND, cpu_pct: BOUND, cpu_pct_machine: BOUND })),
+      insertHealth: prepareCompiled(sqlite, db.insertInto('worker_health').values({
+        ts: BOUND, actor: BOUND, processed: BOUND, queue_depth: BOUND, dropped: BOUND, loop_lag_p99_ms: BOUND,
+        loop_lag_max_ms: BOUND, heap_used_mb: BOUND, uptime_s: BOUND, restarts: BOUND, detail_json: BOUND,
+      })),
+      upsertCursor: prepareCompiled(sqlite, db.insertInto('delivery_cursor')
+        .values({ sender: BOUND, seq: BOUND, updated_at: BOUND })
+        .onConflict((oc) =>
+          oc.column('sender').doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), updated_at: eb.ref('excluded.updated_at') })),
+        )),
       pruneRows: Object.fromEntries(RETENTION.map(([table]) => [table, handle.sqlite.prepare(pruneSql(table))])) as Record<RetainedTable, BetterSqlite3.Statement>,
       pruneCursors: handle.sqlite.prepare('DELETE FROM delivery_cursor WHERE updated_at < ?'),
+      accounting: new UsageAccounting(handle.sqlite, this.#config),
       transaction: handle.sqlite.transaction((batches, counts, cursors) => this.#writeBatches(batches, counts, cursors)),
     };
   }
 
   attach(peer: PeerName, port: MessagePort): void {
+    if (peer === 'alerter') {
+      this.#alerter.attach(port);
+      return;
+    }
     let link = this.#links.get(peer);
     if (!link) {
       link = new Link<never, WriteItem>(`db<-${peer}`, { onBatch: this.#receive });
@@ -299,6 +337,9 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         spool_skipped_lines: this.#spooled.skippedLines,
         spool_full: this.#spooled.full,
         spool_errors: this.#spooled.errors,
+        // llm_usage rows stored with cost NULL (no price for the model at the row's time).
+        llm_unpriced: this.#st?.accounting.stats().unpriced ?? 0,
+        budget_signals: this.#st?.accounting.stats().budget_signals ?? 0,
       },
     };
   }
@@ -333,7 +374,9 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       if (this.#timer) clearTimeout(this.#timer);
       if (this.#spoolTimer) clearTimeout(this.#spoolTimer);
       for (const timer of this.#pruneTimers) clearTimeout(timer);
+      this.#digest?.stop();
       await this.#opening;
+      await this.#recomputing?.catch(() => {});
       await this.#pruning; // it stops at its next chunk; never close under it
       await this.#replaying; // likewise; an unfinished replay goes on at the next start
       await this.#st?.handle.db.destroy();
@@ -451,9 +494,11 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     try {
       st.transaction.immediate(batches, counts, cursors);
     } catch (err) {
+      st.accounting.rollback();
       this.#retryLater(err);
       return false;
     }
+    this.#signalBudgets(st.accounting.commit());
     this.#lastCommitMs = round2(performance.now() - started);
     this.#commits++;
     for (const [sender, seq] of cursors) this.#committed.set(sender, seq);
@@ -629,10 +674,12 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   /** The transaction body (runs between BEGIN IMMEDIATE and COMMIT); fills `cursors` with what it committed. */
   #writeBatches(batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>): void {
     const st = this.#st!;
+    st.accounting.begin();
     for (const batch of batches) {
       if (this.#advance(cursors, batch.from, batch.seq)) this.#writeItems(st, batch.items, counts, cursors);
       else counts.redelivered += batch.items.length;
     }
+    st.accounting.finish();
     const now = isoTime(Date.now());
     for (const [sender, seq] of cursors) st.upsertCursor.run(sender, seq, now);
   }
@@ -666,12 +713,16 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     switch (item.type) {
       case 'llm_usage': {
         if (this.#dropRatio > 0 && Math.random() < this.#dropRatio) return; // fault injection, see config.faults
+        const cost = st.accounting.cost(item);
         const { changes } = st.insertUsage.run(
-          isoTime(item.at), item.channel, item.model, item.feature, item.tokens_in, item.tokens_out, item.latency_ms ?? null,
-          costUsd(this.#price(item.model), item.tokens_in, item.tokens_out), item.id ?? null,
+          isoTime(item.at), item.channel, item.model, item.feature, item.tokens_in, item.tokens_out, item.latency_ms ?? null, cost, item.id ?? null,
+          item.tokens_cached ?? null, item.tokens_reasoning ?? null, item.provider ?? null, item.status ?? null, item.error_type ?? null, item.request_id ?? null,
         );
         if (changes === 0) counts.duplicate++;
-        else counts.llm_usage++;
+        else {
+          counts.llm_usage++;
+          st.accounting.stored(item, cost);
+        }
         return;
       }
       case 'status':
@@ -703,6 +754,79 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         throw new TypeError(`unknown write item type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
       }
     }
+  }
+
+  /** The daily digest, when configured: scheduled, and sent now if the last one is overdue. */
+  #startDigest(): void {
+    const digest = this.#config.digest;
+    if (digest === null || this.#digest) return;
+    const timeZone = digest.timeZone ?? this.#config.llm.timeZone;
+    this.#digest = new DigestSchedule({ hour: digest.hour, timeZone }, () => this.#sendDigest(timeZone));
+    this.#digest.start();
+    this.#sendDigest(timeZone);
+  }
+
+  /** Sends the due day's digest unless monitor_state says it went out (stored in the same step). */
+  #sendDigest(timeZone: string): void {
+    const st = this.#st;
+    const now = Date.now();
+    const day = this.#digest?.dueDay(now) ?? null;
+    if (!st || day === null) return;
+    try {
+      const sqlite = st.handle.sqlite;
+      const sent = sqlite.prepare("SELECT value FROM monitor_state WHERE key = 'digest_day'").get() as { value: string } | undefined;
+      if (sent?.value === isoTime(day)) return;
+      const digest = buildDigest(sqlite, now, timeZone, st.accounting.budgets(now));
+      sqlite.prepare("INSERT INTO monitor_state (key, value, updated_at) VALUES ('digest_day', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
+        .run(isoTime(day), isoTime(now));
+      this.#log.info({ digest: digest.data }, digest.title);
+      this.#alerter.send(digest);
+    } catch (err) {
+      // Locked or failing now: the next start or the next day tries again; nothing is lost but a summary.
+      this.#warn.warn('digest_failed', { err, code: sqliteCode(err) }, 'daily digest not sent');
+    }
+  }
+
+  /** Committed budget level changes go to the alerter (and the log: an operator sees them without one). */
+  #signalBudgets(signals: BudgetSignal[]): void {
+    for (const signal of signals) {
+      this.#log[signal.level === 'ok' ? 'info' : 'warn']({ budget_signal: signal }, `budget ${signal.budget}: ${signal.level} (${signal.pct} % of ${signal.limitUsd} USD)`);
+      this.#alerter.send(signal);
+    }
+  }
+
+  /**
+   * Re-prices stored rows since `sinceMs` with the prices in force now, chunk by chunk, each chunk
+   * one transaction with its rollup changes; commits of new rows go between chunks. One at a time.
+   */
+  #recompute(sinceMs: number): Promise<RecomputeResult> {
+    this.#recomputing ??= (async () => {
+      const result: RecomputeResult = { since: isoTime(sinceMs), rows_checked: 0, rows_changed: 0, rows_priced_now: 0, rows_unpriced_now: 0 };
+      let st = this.#st;
+      if (!st) throw new Error(`database not open for writing (${this.#waiting?.why ?? 'opening'}); try again`);
+      let next = st.accounting.recomputeStart(sinceMs);
+      while (next !== null) {
+        if (this.#closed || this.#st !== st) throw new Error('writer closed or reopened during the recompute; what was committed stays re-priced, run it again');
+        const from = next;
+        const chunk = st.handle.sqlite.transaction(() => st!.accounting.recomputeChunk(sinceMs, from, result));
+        try {
+          next = chunk.immediate();
+        } catch (err) {
+          if (!sqliteCode(err)?.match(/^SQLITE_(BUSY|LOCKED)/)) throw err;
+          await delay(this.#writer.retryDelayMs); // locked: the same chunk again
+          continue;
+        }
+        await nextTurn();
+        st = this.#st ?? st;
+      }
+      st.accounting.reloadBudgets();
+      if (st.accounting.hasBudgets && this.#transact([])) this.#log.debug('budgets re-checked after recompute');
+      this.#log.info(result, 'llm_usage re-priced');
+      return result;
+    })().finally(() => {
+      this.#recomputing = null;
+    });
+    return this.#recomputing;
   }
 
   async #prunePass(): Promise<PruneResult> {

@@ -4,6 +4,7 @@
 //          'sampler' signals (SampleRound) cpu/rss per bot, and pids that are gone
 // Outputs: 'db'      Link<WriteItem>      bot_status upserts and bot_events rows
 //          'sampler' Link<WatchItem>      which pids to watch
+//          'alerter' Link<AlerterInput>   every transition (fire-and-forget: nothing here waits for its acks)
 //
 // Time: staleness is measured on a "live clock" that only advances while the monitor itself is
 // running normally. A gap in this thread's own timer (SIGSTOP, starvation) or late pulses from
@@ -23,6 +24,7 @@ import { spoolUnacknowledged } from '../src/db/spool.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
+import type { AlerterInput } from '../src/actors/alerter-messages.js';
 import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import type { BotSignal, BotSnapshot, IngestPulse, KnownConnections, LatencySummary, RegistryControlExtra, RegistryLatency } from '../src/actors/registry-messages.js';
 import type { SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
@@ -107,6 +109,7 @@ class Registry {
   readonly #dirty = new Set<Bot>();
   readonly #db: Link<WriteItem>;
   readonly #sampler: Link<WatchItem>;
+  readonly #alerter: Link<AlerterInput>;
   readonly #ingest: Link<never, BotSignal>;
   readonly #clock: LiveClock;
   readonly #rateLog: RateLimitedLog;
@@ -138,6 +141,9 @@ class Registry {
       maxPending,
       onSignal: (body) => this.#applySamples(body as SampleRound),
     });
+    // Its acks gate nothing: an alerter that is down or slow only makes this link hold (bounded,
+    // re-sent when it is back), never the ingest acks or the writer.
+    this.#alerter = new Link('registry-to-alerter', { maxPending });
     this.#ingest = new Link('registry-to-ingest', {
       // The batch is acknowledged only once the rows it caused are with the writer (committed or
       // spooled): a registry crash before that gets it re-sent. Those rows go as one 'caused' item
@@ -233,6 +239,9 @@ class Registry {
         this.#sampler.attach(port);
         // A (re)started sampler knows nothing: tell it every pid to watch.
         for (const bot of this.#bots.values()) if (isLive(bot.status)) this.#watch(bot);
+        return;
+      case 'alerter':
+        this.#alerter.attach(port);
         return;
       default:
         this.#ctx.log.warn({ peer }, 'registry has no link to this peer');
@@ -353,7 +362,7 @@ class Registry {
     }
     bot.lastSeen = signal.at;
     if (isLive(bot.status)) this.#unwatch(bot);
-    this.#transition(bot, 'offline', 'unregistered');
+    this.#transition(bot, 'offline', 'unregistered', bot.status, signal.reason);
   }
 
   /** A new life for the channel: online and watched, or (its process already gone) dead at once. */
@@ -395,14 +404,17 @@ class Registry {
   }
 
 
-  #transition(bot: Bot, to: BotStatus, reason: TransitionReason, from: BotStatus | null = bot.status): void {
+  /** `stopReason`: an unregister's own reason (a planned stop), passed to the alerter. */
+  #transition(bot: Bot, to: BotStatus, reason: TransitionReason, from: BotStatus | null = bot.status, stopReason?: string): void {
     bot.status = to;
     this.#counters.transitions++;
     const at = Date.now();
     this.#write({ type: 'event', at, channel: bot.channel, pid: bot.pid, from, to, reason });
     this.#dirty.delete(bot);
     this.#write(statusRow(bot));
-    this.#ctx.log.info({ channel: bot.channel, pid: bot.pid, from, to, reason }, 'bot status changed');
+    const planned = stopReason !== undefined;
+    this.#alerter.send({ type: 'transition', at, channel: bot.channel, pid: bot.pid, from, to, reason: stopReason ?? reason, planned });
+    this.#ctx.log.info({ channel: bot.channel, pid: bot.pid, from, to, reason, ...(planned ? { stop_reason: stopReason } : {}) }, 'bot status changed');
   }
 
   /** A row for the writer: part of the ingest batch being applied, if any. */
@@ -492,10 +504,11 @@ class Registry {
     for (const bot of this.#bots.values()) byStatus[bot.status]++;
     const db = this.#db.stats();
     const sampler = this.#sampler.stats();
+    const alerter = this.#alerter.stats();
     return {
       processed: this.#counters.processed,
-      queue_depth: db.pending + sampler.pending,
-      dropped: db.dropped + sampler.dropped,
+      queue_depth: db.pending + sampler.pending + alerter.pending,
+      dropped: db.dropped + sampler.dropped + alerter.dropped,
       detail: {
         ...byStatus,
         ...this.#counters,
@@ -515,6 +528,7 @@ class Registry {
   async shutdown(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#flushDirty();
+    this.#alerter.flush(); // posted, not awaited: the alerter stops after this actor
     if (await this.#db.drained(SHUTDOWN_DRAIN_MS)) return;
     spoolUnacknowledged(this.#db, this.#ctx.config, this.#ctx.log);
   }

@@ -1,5 +1,5 @@
 // The process sampler actor: every `sampleIntervalMs`, one time-boxed round samples every watched
-// pid — cpu and rss through pidusage, state and start time straight from /proc/<pid>/stat — and
+// pid — state, start time, cpu and rss from /proc/<pid>/stat (pidusage where there is no /proc) — and
 // reports the round to the registry (one unacknowledged signal) and one metric row per sample to
 // the db writer.
 //
@@ -21,63 +21,36 @@
 // Results. A failed read is "no data" (the pid is absent from `samples`), never 0 % / 0 MB. No such
 // pid, or a zombie (pidusage counts it alive) → gone 'process_exited'; a start time other than the
 // one seen first or given in the watch item → gone 'pid_reused'. After reporting gone the pid is
-// not watched until a new watch item arrives. cpu is % of one core like pidusage's (may exceed 100);
-// the first sample of a pid is a baseline only: pidusage's first cpu is a fake 0, so the first cpu
-// figure comes one round later.
+// not watched until a new watch item arrives. cpu is % of one core like pidusage's (may exceed 100),
+// from the cpu time used between two rounds: the first read of a pid is a baseline only, so the
+// first cpu figure comes one round later.
 //
-// pidusage and file descriptors (read in node_modules/pidusage/lib, v4.1.0):
-// - procfile.js keeps the fd it opened for /proc/<pid>/stat in the pid's history entry and preads it
-//   again on later calls. Only history.js's invalidator closes it, `maxage` (60 s) after the last
-//   read: with 10k bots that is 10k fds held for good, next to ~10k bot sockets, and ulimit -n is
-//   20000 here.
-// - clear() drops the history without closing those fds (pidusage#127): a leak.
-// - maxage <= 0 makes history.get() always miss, so readProcFile's "no history: read twice" branch
-//   recurses for ever, opening a new fd each time, until EMFILE.
-// - an fd it has just opened leaks when the read fails (process exited between open and read).
-// So on Linux this actor owns the fds. Per chunk of CHUNK pids it opens /proc/<pid>/stat itself
-// (which is the read we need anyway, for state and start time) and hands the fd to pidusage by
-// seeding the pid's history entry with `{ fd }`: procfile's open() then reuses history.fd, and as
-// the entry exists it reads once instead of twice. When the call returns, we close every fd and
-// clear() the history. At most CHUNK fds are open at any time and none is held between rounds;
-// nothing accumulates for pids no longer watched. pidusage's own `cpu` is meaningless then (no
-// previous entry): cpu is computed here from its `ctime` (utime + stime, ms) between two rounds —
-// the same formula pidusage applies. clear() is global, which is one more reason for a single call
-// in flight. maxage is ~24.8 days (the longest setInterval) so its invalidator never closes an fd
-// we still own. The seeding is checked at start-up on our own pid; should a pidusage upgrade break
-// it, the actor falls back to plain pidusage (fds ≈ watched pids, closed by pidusage's expiry 60–90 s
-// after a pid stops being sampled) and says so in the log and in health (`pidusage_fds`).
-// Measured at 10k pids on the 2-core box (bench/sampler.ts; a shared machine, so ±30 %): a steady
-// round ≈ 250–350 ms wall and 290–390 ms CPU (≈ 2 % of one core at the 15 s default), at most 257
-// fds open; the first round (every pid new) ≈ 350–700 ms. Plain pidusage with its fd cache warm is
-// ≈ 130–210 ms but holds 10k fds for good and still needs our state read on top. Most of the cost is
-// the kernel rendering /proc/<pid>/stat (~15–20 µs a read here), and this design renders it twice
-// per pid (our read, then pidusage's): a pidusage-free Linux path reading everything from our one
-// read would cost ≈ 130–150 ms (bench column "raw /proc"). pidusage stays because the product asks
-// for it; that is the price.
-import { closeSync } from 'node:fs';
+// Where the numbers come from. On Linux one read of /proc/<pid>/stat per pid gives everything:
+// state (zombie?), start time (pid reused?), utime + stime and rss. The fd is opened, pread and
+// closed at once, so no fd is held between pids or rounds. pidusage is the portable path (no
+// /proc: macOS, BSD): it would cost a second render of the same file per pid on Linux and keeps one
+// fd per pid open for `maxage`, whose clean-up it does not expose (pidusage#127). Why and what it
+// costs at 10k pids: docs/PERFORMANCE.md, "Sampler".
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isMainThread, type MessagePort } from 'node:worker_threads';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { runActor, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
-import { hasExited, openStat, pidAlive, procAvailable, readStat } from '../src/proc.js';
+import { hasExited, pidAlive, procAvailable, procUnits, readProcStat, type ProcUnits } from '../src/proc.js';
 import type { WriteItem } from '../src/actors/db-writer-messages.js';
 import type { SampleResult, SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
 
-// Loaded through one require so that `history` is the very module instance pidusage uses.
-const require = createRequire(import.meta.url);
-const pidusage = require('pidusage') as typeof import('pidusage');
-const pidusageHistory = require('pidusage/lib/history.js') as {
-  get(pid: number, maxage: number): { fd?: number } | undefined;
-  set(pid: number, entry: object, maxage: number): void;
-};
+const pidusage = createRequire(import.meta.url)('pidusage') as typeof import('pidusage');
 
-/** Pids per stats call: bounds open fds and the burst of work queued on libuv's shared threadpool. 256–1024 measured alike. */
+/**
+ * Pids per stats call. With /proc the thread yields to its event loop between chunks (so the time
+ * box, health calls and watch updates are served during a long round); with pidusage it bounds the
+ * burst of work queued on libuv's threadpool, which every thread of the process shares.
+ */
 const CHUNK = 256;
-/** pidusage `maxage` in seeded mode: the longest setInterval (its invalidator runs every maxage/2). */
-const SEEDED_MAXAGE = 2 ** 31 - 1;
 /** Without /proc, start times come from pidusage's elapsed (1 s steps with ps): compare with slack. */
 const PORTABLE_START_SLACK_S = 2;
 const STAT_BUF = Buffer.allocUnsafe(4096);
@@ -117,7 +90,7 @@ interface Watched {
 type Observation =
   | { type: 'gone' }
   | { type: 'unknown' }
-  | { type: 'alive'; startTime: number | null; usage: { ctimeMs: number; rssBytes: number; startS: number } | null };
+  | { type: 'alive'; startTime: number | null; usage: { ctimeMs: number; rssBytes: number; startS: number | null } | null };
 
 interface Round {
   at: number;
@@ -147,8 +120,8 @@ export class ProcessSampler {
   readonly #onRound: ProcessSamplerOptions['onRound'];
   readonly #onMetric: ProcessSamplerOptions['onMetric'];
   readonly #useProc: boolean;
-  /** True once start-up verified that pidusage reads through fds we own (see the header). */
-  #seeded = false;
+  /** Linux units of /proc/<pid>/stat (getconf CLK_TCK and PAGESIZE), read once in init(). */
+  #units: ProcUnits = { ticksPerS: 100, pageBytes: 4096 };
   #entries = new Map<string, Watched>();
   #current: Round | null = null;
   /** The stats call in flight, if any (single flight; see the header). */
@@ -179,16 +152,15 @@ export class ProcessSampler {
     this.#useProc = options.useProc ?? procAvailable();
   }
 
-  /** Warms pidusage (its first call runs `getconf` twice) and checks that fd seeding works. */
+  /** Linux: reads the units of /proc/<pid>/stat. Without /proc: warms pidusage (its first call runs `getconf` twice). */
   async init(): Promise<void> {
-    if (!this.#useProc) {
-      this.#log.warn('no /proc: sampling through pidusage alone; zombies are not detected and pid reuse only by start time to the second');
-      await pidusage([process.pid]).catch(noop);
+    if (this.#faultDelayMs > 0) this.#log.warn({ delay_ms: this.#faultDelayMs }, 'fault injection: every stats call is delayed');
+    if (this.#useProc) {
+      this.#units = await procUnits(this.#log);
       return;
     }
-    this.#seeded = await probeSeeding();
-    if (!this.#seeded) this.#log.error('pidusage no longer reads through the fds we hand it (upgrade?): falling back to its own fd cache, about one fd per watched pid');
-    if (this.#faultDelayMs > 0) this.#log.warn({ delay_ms: this.#faultDelayMs }, 'fault injection: every stats call is delayed');
+    this.#log.warn('no /proc: sampling through pidusage alone; zombies are not detected and pid reuse only by start time to the second');
+    await pidusage([process.pid]).catch(noop);
   }
 
   /** Starts the schedule: the first round one interval from now. */
@@ -287,7 +259,7 @@ export class ProcessSampler {
         last_round_ms: this.#lastRoundMs,
         last_round_at: this.#lastRoundAt,
         gone_reported: this.#goneReported,
-        pidusage_fds: !this.#useProc ? 'pidusage' : this.#seeded ? 'owned' : 'pidusage-cache',
+        usage_source: this.#useProc ? 'proc' : 'pidusage',
       },
     };
   }
@@ -338,66 +310,40 @@ export class ProcessSampler {
     }
   }
 
-  /** One stats call for a chunk of pids: what /proc and pidusage say about each. Never rejects. */
+  /** One stats call for a chunk of pids: what /proc (or, without it, pidusage) says about each. Never rejects. */
   async #statsCall(pids: number[]): Promise<{ observed: Map<number, Observation>; at: number }> {
     if (this.#faultDelayMs > 0) await delay(this.#faultDelayMs);
     const observed = new Map<number, Observation>();
-    const ask: number[] = [];
-    const owned: number[] = [];
-    try {
-      for (const pid of pids) {
-        if (!this.#useProc) {
-          observed.set(pid, { type: 'alive', startTime: null, usage: null });
-          ask.push(pid);
-          continue;
-        }
-        const fd = openStat(pid);
-        if (fd === 'gone') {
-          observed.set(pid, GONE);
-          continue;
-        }
-        if (fd === 'error') {
-          observed.set(pid, UNKNOWN);
-          continue;
-        }
-        let keep = false;
-        try {
-          const stat = readStat(fd, STAT_BUF);
-          if (stat === 'gone' || (typeof stat === 'object' && hasExited(stat.state))) observed.set(pid, GONE);
-          else if (stat === 'error') observed.set(pid, UNKNOWN);
-          else {
-            observed.set(pid, { type: 'alive', startTime: stat.startTime, usage: null });
-            ask.push(pid);
-            if (this.#seeded) {
-              pidusageHistory.set(pid, { fd }, SEEDED_MAXAGE);
-              keep = true;
-            }
-          }
-        } finally {
-          if (keep) owned.push(fd);
-          else closeSync(fd);
-        }
-      }
-      if (ask.length === 0) return { observed, at: performance.now() };
-      let usage: Record<string, import('pidusage').Status | null | undefined> = {};
-      try {
-        usage = await pidusage(ask, this.#seeded ? { maxage: SEEDED_MAXAGE } : {});
-      } catch (err) {
-        // A one-pid call rejects when that pid fails (longer calls report null instead): no data.
-        if (ask.length > 1) this.#warn.warn('pidusage_failed', { err: String(err) }, 'pidusage call failed; no data for this chunk');
-      }
-      const at = performance.now();
-      for (const pid of ask) {
-        const u = usage[pid];
-        const o = observed.get(pid)!;
-        if (u && o.type === 'alive') o.usage = { ctimeMs: u.ctime, rssBytes: u.memory, startS: Math.round((u.timestamp - u.elapsed) / 1000) };
-        else if (!this.#useProc && !u && !pidAlive(pid)) observed.set(pid, GONE);
-      }
-      return { observed, at };
-    } finally {
-      for (const fd of owned) closeSync(fd);
-      if (this.#seeded && owned.length > 0) pidusage.clear(); // entries only: the fds were ours and are closed above
+    if (this.#useProc) {
+      await yieldToLoop(); // the reads are synchronous: let the time box and control calls in between chunks
+      for (const pid of pids) observed.set(pid, this.#readProc(pid));
+      return { observed, at: performance.now() };
     }
+    let usage: Record<string, import('pidusage').Status | null | undefined> = {};
+    try {
+      usage = await pidusage(pids);
+    } catch (err) {
+      // A one-pid call rejects when that pid fails (longer calls report null instead): no data.
+      if (pids.length > 1) this.#warn.warn('pidusage_failed', { err: String(err) }, 'pidusage call failed; no data for this chunk');
+    }
+    const at = performance.now();
+    for (const pid of pids) {
+      const u = usage[pid];
+      const startS = u ? Math.round((u.timestamp - u.elapsed) / 1000) : null;
+      if (u) observed.set(pid, { type: 'alive', startTime: null, usage: { ctimeMs: u.ctime, rssBytes: u.memory, startS } });
+      else observed.set(pid, pidAlive(pid) ? { type: 'alive', startTime: null, usage: null } : GONE);
+    }
+    return { observed, at };
+  }
+
+  /** One open + pread + close of /proc/<pid>/stat: state, start time, cpu time and rss (the figures pidusage reads). */
+  #readProc(pid: number): Observation {
+    const stat = readProcStat(pid, STAT_BUF);
+    if (stat === 'gone' || (typeof stat === 'object' && hasExited(stat.state))) return GONE;
+    if (stat === 'error') return UNKNOWN;
+    const ctimeMs = ((stat.utimeTicks + stat.stimeTicks) * 1000) / this.#units.ticksPerS;
+    const rssBytes = stat.rssPages * this.#units.pageBytes;
+    return { type: 'alive', startTime: stat.startTime, usage: { ctimeMs, rssBytes, startS: null } };
   }
 
   #judge(round: Round, entry: Watched, o: Observation, at: number): void {
@@ -465,28 +411,6 @@ export class ProcessSampler {
       this.#warn.warn('round_abandoned', { time_box_ms: this.#timeoutMs, watched: round.watched, abandoned: this.#roundsAbandoned }, 'sample round overran its time box and was abandoned');
     }
     round.settle({ status: 'abandoned', duration_ms: duration, samples: 0 });
-  }
-}
-
-/**
- * Seeds pidusage's history with an fd of ours for our own pid and checks that pidusage read
- * through it and stored it back (procfile.js reuses history.fd). Also pays pidusage's one-off
- * `getconf` start-up cost before the first round.
- */
-async function probeSeeding(): Promise<boolean> {
-  const fd = openStat(process.pid);
-  if (typeof fd !== 'number') return false;
-  try {
-    pidusageHistory.set(process.pid, { fd }, SEEDED_MAXAGE);
-    const stats = await pidusage([process.pid], { maxage: SEEDED_MAXAGE });
-    const stored = pidusageHistory.get(process.pid, SEEDED_MAXAGE)?.fd;
-    if (typeof stored === 'number' && stored !== fd) closeSync(stored); // it opened its own: do not leak it
-    return stored === fd && typeof stats[process.pid]?.ctime === 'number';
-  } catch {
-    return false;
-  } finally {
-    closeSync(fd);
-    pidusage.clear();
   }
 }
 

@@ -7,17 +7,15 @@
 //
 // The ping is answered here, on the worker's own port and not through comlink: it proves that this
 // thread's event loop turns, and a hung actor leaves nothing pending behind on the supervisor's side.
-import { createRequire } from 'node:module';
+// Why these raw messages, comlink and Links all exist: docs/ARCHITECTURE.md, "Three messaging mechanisms".
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
+import { nodeEndpoint } from './comlink-endpoint.js';
 import type { MonitorConfig } from '../config.js';
 import { createLogger, type LogChannel, type Logger } from '../log.js';
 import { heapUsedMb, loopLagMeter, type ActorHealth } from './health.js';
 
-// comlink ships its Node adapter only as UMD; see DESIGN.md.
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
-
-export type ActorName = 'registry' | 'db' | 'sampler';
+export type ActorName = 'registry' | 'db' | 'sampler' | 'alerter';
 /** The main thread's end of the data plane (socket ingest, supervisor health rows). */
 export type PeerName = ActorName | 'ingest';
 

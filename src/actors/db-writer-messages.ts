@@ -1,6 +1,9 @@
 // Message types of the database writer actor (workers/db-writer.ts). Times are ms since the epoch;
 // the writer stores them as ISO-8601 UTC text.
 import type { ActorHealth } from './health.js';
+import type { RecomputeResult } from '../llm/accounting.js';
+import type { BudgetStatus } from '../llm/budgets.js';
+import type { LlmCallStatus } from '../protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../protocol/states.js';
 
 /** One row for one table. */
@@ -16,6 +19,13 @@ export type RowItem =
       latency_ms: number | null;
       /** The client's id for the call: stored once, a repeat is counted as a duplicate. */
       id?: string;
+      /** Optional accounting details (protocol fields of the same names; docs/LLM_USAGE.md). */
+      tokens_cached?: number;
+      tokens_reasoning?: number;
+      provider?: string;
+      status?: LlmCallStatus;
+      error_type?: string;
+      request_id?: string;
     }
   | {
       /** Upsert of the bot's bot_status row. */
@@ -49,6 +59,8 @@ export type RowItem =
     }
   | { type: 'health'; at: number; health: ActorHealth & { restarts: number } };
 
+export type LlmUsageRow = Extract<RowItem, { type: 'llm_usage' }>;
+
 export type WriteItem =
   | RowItem
   | {
@@ -66,7 +78,7 @@ export type WriteItem =
     };
 
 /** Rows deleted per table by one retention pass (tables that kept everything are absent). */
-export type PruneResult = Partial<Record<'bot_metrics' | 'llm_usage' | 'bot_events' | 'worker_health' | 'delivery_cursor', number>>;
+export type PruneResult = Partial<Record<'bot_metrics' | 'llm_usage' | 'bot_events' | 'worker_health' | 'llm_usage_hourly' | 'llm_usage_daily' | 'delivery_cursor', number>>;
 
 /** Actor-specific control calls of the db-writer (beyond ActorControl). */
 export interface DbWriterControlExtra {
@@ -82,4 +94,8 @@ export interface DbWriterControlExtra {
    * `waitMs`. The supervisor awaits it before it starts the registry, which rebuilds from bot_status.
    */
   spoolReplayed(waitMs: number): Promise<boolean>;
+  /** Re-prices llm_usage rows at or after `sinceMs` with today's price table (kissmon usage recompute). */
+  recompute(sinceMs: number): Promise<RecomputeResult>;
+  /** Budgets' spend and level now; null while the database is not open. */
+  budgets(): Promise<BudgetStatus[] | null>;
 }

@@ -8,7 +8,10 @@
 // When the peer crashes the supervisor hands us a new port (`attach`) and every unacked batch is
 // re-sent in order. The receiver drops batches it already handled (per-sender sequence numbers;
 // the writer persists them so a restarted writer does not insert a row twice). Everything held is
-// bounded by `maxPending`; past it items are refused and counted, never silently lost.
+// bounded by `maxPending`: past it `send` refuses the item (returns false) and the item is dropped,
+// not held. Drops are counted (`stats().dropped`, in every actor's health `dropped`; on the main
+// thread `dropped_overflow`, also logged). Ingest stops reading at half the bound, so the bound is
+// a last guard that keeps memory finite.
 import { randomUUID } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 
@@ -19,9 +22,9 @@ type Envelope =
 
 /**
  * A batch is posted 1 ms after its first item, or at the end of the event-loop turn once it holds
- * this many. Under one-shot load a turn carries about one message, and posting every turn made
- * postMessage 21 % of the main thread (one batch per item); the 1 ms timer gathers them (bench:
- * one-shot connects/s +19 %) at a cost of at most 1 ms latency.
+ * this many. Under one-shot load a turn carries about one message, so posting every turn cost one
+ * postMessage per item; the 1 ms timer gathers them at a cost of at most 1 ms latency (measured:
+ * docs/PERFORMANCE.md, Findings 2).
  */
 const BUSY_BATCH = 64;
 

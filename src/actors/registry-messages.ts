@@ -8,6 +8,8 @@ export interface BotSignal {
   channel: string;
   pid: number;
   features?: Features;
+  /** unregister only: the bot's own reason (e.g. "deploy"); a planned stop raises no alert. */
+  reason?: string;
   /** When the main thread read the line, ms since the epoch. */
   at: number;
   /** The client's own send time (`ts`), when it sent one. */

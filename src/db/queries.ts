@@ -5,15 +5,6 @@ import type { BotSnapshot } from '../actors/registry-messages.js';
 import type { BotStatus } from '../protocol/states.js';
 import { isoTime, type Database } from './schema.js';
 
-export const USAGE_GROUPS = ['channel', 'model', 'feature', 'day'] as const;
-export type UsageGroup = (typeof USAGE_GROUPS)[number];
-
-export interface UsageReportOptions {
-  /** Rows at or after this time (ms since the epoch) are counted. */
-  sinceMs: number;
-  by: UsageGroup;
-}
-
 export interface UsageTotals {
   calls: number;
   tokens_in: number;
@@ -24,18 +15,6 @@ export interface UsageTotals {
   latency_p95_ms: number | null;
   latency_p99_ms: number | null;
 }
-
-export interface UsageRow extends UsageTotals {
-  /** The channel, model, feature, or UTC day (YYYY-MM-DD). */
-  key: string;
-}
-
-const GROUP_KEYS = {
-  channel: sql<string>`channel`,
-  model: sql<string>`model`,
-  feature: sql<string>`feature`,
-  day: sql<string>`substr(ts, 1, 10)`, // ts is ISO-8601 UTC text: its first 10 chars are the UTC date
-} as const;
 
 /**
  * A latency percentile by linear interpolation between the two nearest ranks (the "inclusive"
@@ -84,17 +63,7 @@ export async function statusRows(db: Kysely<Database>): Promise<BotSnapshot[]> {
   }));
 }
 
-/** LLM calls, tokens, cost and latency percentiles since `sinceMs`, one row per group. */
-export async function usageReport(db: Kysely<Database>, options: UsageReportOptions): Promise<UsageRow[]> {
-  if (!(USAGE_GROUPS as readonly string[]).includes(options?.by)) throw new TypeError(`options.by must be one of ${USAGE_GROUPS.join(', ')}`);
-  const key = GROUP_KEYS[options.by];
-  let query = usageSince(db, options.sinceMs).select(key.as('key')).groupBy(key);
-  // Days read best in time order; everything else by what it cost.
-  query = options.by === 'day' ? query.orderBy(sql.ref('key')) : query.orderBy(sql.ref('cost_usd'), 'desc').orderBy(sql.ref('key'));
-  return query.execute();
-}
-
-/** The same figures as usageReport over all rows since `sinceMs` (zeros and nulls when there are none). */
+/** Calls, tokens, cost and latency percentiles of all raw rows since `sinceMs` (the load tester's count; zeros and nulls when none). */
 export async function usageTotals(db: Kysely<Database>, options: { sinceMs: number }): Promise<UsageTotals> {
   return usageSince(db, options.sinceMs).executeTakeFirstOrThrow();
 }
@@ -130,4 +99,58 @@ function parseFeatures(json: string | null): BotSnapshot['features'] {
   } catch {
     return null; // a hand-edited or legacy value must not break `kissmon status`
   }
+}
+
+/** One bot's history for the dashboard's detail view (GET /bot). Times are ms since the epoch. */
+export interface BotDetail {
+  channel: string;
+  /** Resource samples since `sinceMs`, oldest first (at most BOT_DETAIL_MAX_POINTS, the latest). */
+  metrics: { ts: number; pid: number; cpu_pct: number | null; rss_mb: number | null }[];
+  /** Its latest status transitions, newest first. */
+  events: { ts: number; pid: number; from: string | null; to: string; reason: string }[];
+  /** Its LLM calls since `sinceMs`, by model. */
+  usage: { model: string; calls: number; tokens_in: number; tokens_out: number; cost_usd: number }[];
+}
+
+export const BOT_DETAIL_MAX_POINTS = 5_000;
+const BOT_DETAIL_MAX_EVENTS = 200;
+
+export async function botDetail(db: Kysely<Database>, options: { channel: string; sinceMs: number }): Promise<BotDetail> {
+  const since = isoTime(options.sinceMs);
+  const metrics = await db
+    .selectFrom('bot_metrics')
+    .select(['ts', 'pid', 'cpu_pct', 'rss_mb'])
+    .where('channel', '=', options.channel)
+    .where('ts', '>=', since)
+    .orderBy('ts', 'desc')
+    .limit(BOT_DETAIL_MAX_POINTS)
+    .execute();
+  const events = await db
+    .selectFrom('bot_events')
+    .select(['ts', 'pid', 'from_status', 'to_status', 'reason'])
+    .where('channel', '=', options.channel)
+    .orderBy('ts', 'desc')
+    .orderBy('id', 'desc')
+    .limit(BOT_DETAIL_MAX_EVENTS)
+    .execute();
+  const usage = await db
+    .selectFrom('llm_usage')
+    .where('channel', '=', options.channel)
+    .where('ts', '>=', since)
+    .select([
+      sql<string>`coalesce(model, '')`.as('model'),
+      sql<number>`count(*)`.as('calls'),
+      sql<number>`coalesce(sum(tokens_in), 0)`.as('tokens_in'),
+      sql<number>`coalesce(sum(tokens_out), 0)`.as('tokens_out'),
+      sql<number>`total(cost_usd)`.as('cost_usd'),
+    ])
+    .groupBy('model')
+    .orderBy(sql.ref('cost_usd'), 'desc')
+    .execute();
+  return {
+    channel: options.channel,
+    metrics: metrics.reverse().map((m) => ({ ts: parseTime(m.ts) ?? 0, pid: m.pid, cpu_pct: m.cpu_pct, rss_mb: m.rss_mb })),
+    events: events.map((e) => ({ ts: parseTime(e.ts) ?? 0, pid: e.pid, from: e.from_status, to: e.to_status, reason: e.reason })),
+    usage,
+  };
 }

@@ -6,7 +6,8 @@ import { resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import type { BotSnapshot } from '../actors/registry-messages.js';
 import type { ReadTask } from './read-task.js';
-import type { UsageReportOptions, UsageRow, UsageTotals } from './queries.js';
+import type { UsageReport, UsageReportOptions } from '../llm/report.js';
+import type { BotDetail, UsageTotals } from './queries.js';
 
 export interface ReadPoolOptions {
   /** Threads kept even when idle (0: none; the first query after idleTimeoutMs pays ~200 ms start-up). */
@@ -39,14 +40,19 @@ export class ReadPool {
     return this.#run({ dbPath: this.#dbPath, query: 'status' }) as Promise<BotSnapshot[]>;
   }
 
-  /** LLM usage since `sinceMs` grouped by channel, model, feature or day. */
-  usage(options: UsageReportOptions): Promise<UsageRow[]> {
-    return this.#run({ dbPath: this.#dbPath, query: 'usage', options }) as Promise<UsageRow[]>;
+  /** LLM usage over a window grouped by one or more dimensions (src/llm/report.ts). */
+  usage(options: UsageReportOptions): Promise<UsageReport> {
+    return this.#run({ dbPath: this.#dbPath, query: 'usage', options }) as Promise<UsageReport>;
   }
 
   /** LLM usage since `sinceMs` over all groups (e.g. the load tester's row count). */
   totals(options: { sinceMs: number }): Promise<UsageTotals> {
     return this.#run({ dbPath: this.#dbPath, query: 'totals', options }) as Promise<UsageTotals>;
+  }
+
+  /** One bot's resource history, events and LLM spend (the dashboard's detail view). */
+  bot(options: { channel: string; sinceMs: number }): Promise<BotDetail> {
+    return this.#run({ dbPath: this.#dbPath, query: 'bot', options }) as Promise<BotDetail>;
   }
 
   /** Lets running queries finish, then ends the threads. Idempotent. */

@@ -2,13 +2,15 @@
 // read-only connection. Each pool thread keeps one connection per database path, opened on first
 // use and closed with the thread (piscina ends idle threads after its idleTimeout).
 import type { Kysely } from 'kysely';
-import { statusRows, usageReport, usageTotals, type UsageReportOptions } from './queries.js';
+import { usageReport, type UsageReportOptions } from '../llm/report.js';
+import { botDetail, statusRows, usageTotals } from './queries.js';
 import { openReadDatabase, type Database } from './schema.js';
 
 export type ReadTask =
   | { dbPath: string; query: 'status' }
   | { dbPath: string; query: 'usage'; options: UsageReportOptions }
-  | { dbPath: string; query: 'totals'; options: { sinceMs: number } };
+  | { dbPath: string; query: 'totals'; options: { sinceMs: number } }
+  | { dbPath: string; query: 'bot'; options: { channel: string; sinceMs: number } };
 
 const connections = new Map<string, Kysely<Database>>();
 
@@ -30,6 +32,8 @@ export default async function runReadTask(task: ReadTask): Promise<unknown> {
       return usageReport(db, task.options);
     case 'totals':
       return usageTotals(db, task.options);
+    case 'bot':
+      return botDetail(db, task.options);
     default:
       throw new TypeError(`unknown read query ${JSON.stringify((task as { query?: unknown }).query)}`);
   }

@@ -3,7 +3,9 @@
 // tests, ops). All times are ISO-8601 UTC text (`new Date(ms).toISOString()`), so they sort and
 // compare as text and stay readable from the sqlite3 shell.
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type Generated, type Migration } from 'kysely';
+import { Kysely, Migrator, sql, SqliteDialect, type Generated, type Migration } from 'kysely';
+import { MonitorError } from '../errors.js';
+import { registerHistogramFunctions } from '../llm/histogram.js';
 
 export interface BotStatusTable {
   channel: string;
@@ -42,9 +44,61 @@ export interface LlmUsageTable {
   tokens_in: number;
   tokens_out: number;
   latency_ms: number | null;
-  cost_usd: number;
+  /** NULL: no price for the model at the row's time (src/llm/prices.ts). */
+  cost_usd: number | null;
   /** The client's id for this call (optional, unique): a re-sent call is stored once. */
   id: string | null;
+  /** Since 0004: the optional accounting fields of the protocol (NULL when not sent). */
+  tokens_cached: number | null;
+  tokens_reasoning: number | null;
+  provider: string | null;
+  status: string | null;
+  error_type: string | null;
+  request_id: string | null;
+}
+
+/**
+ * llm_usage_hourly / llm_usage_daily (0004): one row per bucket (`ts` = the UTC hour's or day's
+ * start, in the same ISO text as every ts) and channel, model, feature, provider ('' when not sent)
+ * and status ('ok' when not sent), kept by the writer in the transaction that inserts the rows.
+ */
+export interface LlmUsageRollupTable {
+  ts: string;
+  channel: string;
+  model: string;
+  feature: string;
+  provider: string;
+  status: string;
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  tokens_cached: number;
+  tokens_reasoning: number;
+  /** Sum over the priced calls. */
+  cost_usd: number;
+  /** Calls with no price (cost_usd NULL in llm_usage). */
+  unpriced_calls: number;
+  latency_count: number;
+  latency_sum: number;
+  latency_min: number | null;
+  latency_max: number | null;
+  /** Latency histogram (src/llm/histogram.ts), NULL when no call reported a latency. */
+  latency_hist: Buffer | null;
+}
+
+/** Per budget: the period and level last signalled, so a restart signals no level twice (0004). */
+export interface LlmBudgetStateTable {
+  name: string;
+  period_start: string;
+  level: string;
+  updated_at: string;
+}
+
+/** Small durable facts of the writer (0004), e.g. the last day a digest went out. */
+export interface MonitorStateTable {
+  key: string;
+  value: string;
+  updated_at: string;
 }
 
 export interface BotEventsTable {
@@ -85,6 +139,10 @@ export interface Database {
   bot_events: BotEventsTable;
   worker_health: WorkerHealthTable;
   delivery_cursor: DeliveryCursorTable;
+  llm_usage_hourly: LlmUsageRollupTable;
+  llm_usage_daily: LlmUsageRollupTable;
+  llm_budget_state: LlmBudgetStateTable;
+  monitor_state: MonitorStateTable;
 }
 
 /** A better-sqlite3 connection and the kysely instance over it; `db.destroy()` closes both. */
@@ -186,7 +244,7 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable('bot_status').addColumn('start_time', 'integer').execute();
       // Features are stored once per bot (bot_status), no longer copied into every sample. The
       // column stays, NULL in new rows: dropping it rewrites the whole table under the write lock
-      // at start-up (measured 1.7 s per million rows; a week of 10k bots is ~400M). Old rows keep
+      // at start-up, minutes for a week of 10k bots (docs/PERFORMANCE.md, "Numbers behind code choices"). Old rows keep
       // theirs until retention removes them; the view gives every row its features either way.
       await db.schema
         .createView('bot_metrics_features')
@@ -208,6 +266,62 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.createIndex('llm_usage_id').unique().on('llm_usage').column('id').execute();
     },
   },
+  '0004_llm_accounting': {
+    async up(db: Kysely<any>): Promise<void> {
+      for (const [column, type] of [
+        ['tokens_cached', 'integer'], ['tokens_reasoning', 'integer'], ['provider', 'text'], ['status', 'text'], ['error_type', 'text'], ['request_id', 'text'],
+      ] as const) {
+        await db.schema.alterTable('llm_usage').addColumn(column, type).execute();
+      }
+      for (const table of ['llm_usage_hourly', 'llm_usage_daily']) {
+        await db.schema
+          .createTable(table)
+          .addColumn('ts', 'text', (c) => c.notNull())
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('feature', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('calls', 'integer', (c) => c.notNull())
+          .addColumn('tokens_in', 'integer', (c) => c.notNull())
+          .addColumn('tokens_out', 'integer', (c) => c.notNull())
+          .addColumn('tokens_cached', 'integer', (c) => c.notNull())
+          .addColumn('tokens_reasoning', 'integer', (c) => c.notNull())
+          .addColumn('cost_usd', 'real', (c) => c.notNull())
+          .addColumn('unpriced_calls', 'integer', (c) => c.notNull())
+          .addColumn('latency_count', 'integer', (c) => c.notNull())
+          .addColumn('latency_sum', 'real', (c) => c.notNull())
+          .addColumn('latency_min', 'real')
+          .addColumn('latency_max', 'real')
+          .addColumn('latency_hist', 'blob')
+          // The key is the upsert target; ts first, so a time range (reports, retention) is an index range.
+          .addPrimaryKeyConstraint(`${table}_pk`, ['ts', 'channel', 'model', 'feature', 'provider', 'status'])
+          .execute();
+      }
+      await db.schema
+        .createTable('llm_budget_state')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('period_start', 'text', (c) => c.notNull())
+        .addColumn('level', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('monitor_state')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      // Rows written before 0004 get their rollups here, so reports over old data stay whole.
+      // Their latency histogram is left NULL (percentiles of those hours come from raw rows).
+      for (const [table, bucket] of [['llm_usage_hourly', `substr(ts, 1, 13) || ':00:00.000Z'`], ['llm_usage_daily', `substr(ts, 1, 10) || 'T00:00:00.000Z'`]] as const) {
+        await sql`INSERT INTO ${sql.table(table)}
+          SELECT ${sql.raw(bucket)}, channel, coalesce(model, ''), coalesce(feature, ''), '', 'ok', count(*),
+                 coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), 0, 0, total(cost_usd), count(*) - count(cost_usd),
+                 count(latency_ms), total(latency_ms), min(latency_ms), max(latency_ms), NULL
+          FROM llm_usage GROUP BY 1, 2, 3, 4`.execute(db);
+      }
+    },
+  },
 };
 
 /** Start-up may wait this long for another process's write (e.g. a concurrent monitor migrating). */
@@ -216,11 +330,11 @@ const MIGRATION_BUSY_TIMEOUT_MS = 5_000;
 /** Why the database could not be opened for writing; the writer retries and reports this. */
 export type OpenFailure = 'locked' | 'cannot_open' | 'migration_pending';
 
-export class OpenDatabaseError extends Error {
+export class OpenDatabaseError extends MonitorError {
   readonly failure: OpenFailure;
   readonly sqliteCode: string | undefined;
   constructor(failure: OpenFailure, cause: unknown) {
-    super((cause as Error)?.message ?? String(cause), { cause });
+    super('ERR_OPEN_DATABASE', (cause as Error)?.message ?? String(cause), { cause });
     this.failure = failure;
     const code = (cause as { code?: unknown } | null)?.code;
     this.sqliteCode = typeof code === 'string' ? code : undefined;
@@ -249,6 +363,7 @@ export async function openWriteDatabase(path: string, options: { busyTimeoutMs: 
     sqlite.pragma('synchronous = NORMAL');
     // A burst (or a long reader blocking checkpoints) can grow the WAL; truncate it back afterwards.
     sqlite.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+    registerHistogramFunctions(sqlite);
     const handle = { sqlite, db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }) };
     stage = 'migration_pending';
     await migrate(handle);
@@ -264,6 +379,7 @@ export async function openWriteDatabase(path: string, options: { busyTimeoutMs: 
 export function openReadDatabase(path: string, options: { busyTimeoutMs?: number } = {}): Kysely<Database> {
   const sqlite = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
   sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? 1_000)}`);
+  registerHistogramFunctions(sqlite);
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
 }
 
@@ -289,7 +405,7 @@ async function migrate({ sqlite, db }: DatabaseHandle): Promise<void> {
 }
 
 // Rows stamped in the same millisecond (a tick's worth of ingest) share one conversion: without
-// this, toISOString was ~12% of the writer's CPU at 150k rows/s.
+// this, toISOString was a visible share of the writer's CPU (docs/PERFORMANCE.md, "Numbers behind code choices").
 let lastMs = Number.NaN;
 let lastText = '';
 

@@ -1,7 +1,11 @@
 import http from 'node:http';
+import { MonitorError } from '../errors.js';
 
-export class ControlUnavailableError extends Error {
-  readonly code = 'ERR_CONTROL_UNAVAILABLE';
+/** No monitor answered on the control socket (absent, refused, or no answer in time). */
+export class ControlUnavailableError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_CONTROL_UNAVAILABLE', message);
+  }
 }
 
 /** One request to a monitor's control socket; JSON in, JSON (or text for /metrics) out. */

@@ -16,6 +16,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { type Static, type TObject } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { MonitorError } from '../errors.js';
 import { RateLimitedLog, type Logger } from '../log.js';
 import { listenOnSocketPath, type SocketAccess } from '../server/socket-path.js';
 
@@ -34,10 +35,11 @@ const MAX_BODY_BYTES = 1024;
 /** Connections per listener; beyond it new ones are closed at once (counted as too_many_connections). */
 const MAX_CONNECTIONS = 256;
 
-export class HttpError extends Error {
+/** A handler's refusal: sent as `status` with the message (4xx), and counted. */
+export class HttpError extends MonitorError {
   readonly status: number;
   constructor(status: number, message: string) {
-    super(message);
+    super('ERR_HTTP', message);
     this.status = status;
   }
 }
@@ -176,7 +178,7 @@ export class ControlServer {
         return this.#refuse(kind, req, res, 403, 'admin_only', `${req.method} ${path} is an admin route: it is served only on the admin socket (mode 0600, the monitor's own user)`);
       }
       const query = Object.fromEntries(target.searchParams);
-      if (!compiled.check.Check(query)) return this.#refuse(kind, req, res, 400, 'bad_query', queryError(compiled, query));
+      if (!compiled.check.Check(query)) return this.#refuse(kind, req, res, 400, 'bad_query', queryError(compiled.route, compiled.check, query));
 
       const result = await compiled.route.handler(query);
       if (result instanceof TextBody) res.writeHead(200, { 'content-type': result.contentType }).end(result.text);
@@ -236,12 +238,14 @@ function readSmallBody(req: http.IncomingMessage): Promise<boolean> {
   });
 }
 
-function queryError(compiled: CompiledRoute, query: Record<string, string>): string {
-  const error = compiled.check.Errors(query).First();
+/** What is wrong with a query string, in the words of the route's schema (`must`); the HTTP front uses it too. */
+export function queryError(route: Pick<ControlRoute, 'path' | 'query'>, check: TypeCheck<TObject>, query: Record<string, unknown>): string {
+  const error = check.Errors(query).First();
   if (!error) return 'bad query string';
   const name = error.path.replace(/^\//, '');
   const must = (error.schema as { must?: string }).must;
-  if (!name) return `unknown query parameter; ${compiled.route.path} takes ${Object.keys(compiled.route.query.properties).join(', ') || 'none'}`;
-  if (!Object.hasOwn(compiled.route.query.properties, name)) return `unknown query parameter ${name}; ${compiled.route.path} takes ${Object.keys(compiled.route.query.properties).join(', ') || 'none'}`;
+  const takes = () => `${route.path} takes ${Object.keys(route.query.properties).join(', ') || 'none'}`;
+  if (!name) return `unknown query parameter; ${takes()}`;
+  if (!Object.hasOwn(route.query.properties, name)) return `unknown query parameter ${name}; ${takes()}`;
   return `query parameter ${name} must be ${must ?? error.message}`;
 }

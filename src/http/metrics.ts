@@ -1,5 +1,5 @@
 // Prometheus metrics, computed at scrape time from counters the monitor keeps anyway. No per-bot
-// labels: with 10k bots that would be 10k series per metric (DESIGN.md: 45 ms, 0.5 MB per scrape).
+// labels: with 10k bots that would be 10k series per metric, and a scrape's cost grows with the series.
 import client from 'prom-client';
 import type { SupervisedHealth } from '../actors/health.js';
 import type { IngestCounters } from '../server/ingest-server.js';

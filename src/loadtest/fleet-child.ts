@@ -11,6 +11,7 @@
 // monitor reads even after the client closed). Lines that never got that far are counted as failed
 // and are not expected in the database.
 import net from 'node:net';
+import { encodeLine, stampedLine } from '../protocol/encode.js';
 import { openFilesLimit } from './limits.js';
 import { emptyCounters, type ChildConfig, type ChildCounters, type ChildReport, type ParentCommand } from './fleet-messages.js';
 
@@ -41,8 +42,8 @@ interface Bot {
   /** A register or heartbeat of this bot was not written: it was not reliably heartbeating. */
   failed: boolean;
   heartbeatTimer: NodeJS.Timeout | null;
-  /** Constant parts of its lines, built once. */
-  head: string;
+  /** Its lines, encoded once (register, heartbeat and unregister get `ts` stamped per send). */
+  lines: Record<Exclude<OneShotKind, 'llm'>, (ts: number) => string>;
   llmLine: string;
 }
 
@@ -74,10 +75,16 @@ function report(msg: ChildReport): void {
 function makeBot(index: number, persistent: boolean): Bot {
   const channel = `${config.prefix}_${index}`;
   const pid = config.pids?.[index - config.firstIndex] ?? process.pid;
-  const token = config.token !== undefined ? `,"token":${JSON.stringify(config.token)}` : '';
-  const head = `"channel":"${channel}","pid":${pid}${token}`;
-  const llmLine = `{"type":"llm_usage","channel":"${channel}","model":"gpt-4o-mini","feature":"loadtest","tokens_in":120,"tokens_out":40,"latency_ms":350${token}}\n`;
-  return { index, pid, persistent, socket: null, registered: false, failed: false, heartbeatTimer: null, head, llmLine };
+  const auth = config.token !== undefined ? { token: config.token } : {};
+  const lines = {
+    register: stampedLine({ type: 'register', channel, pid, features: { loadtest: true }, ...auth }),
+    heartbeat: stampedLine({ type: 'heartbeat', channel, pid, ...auth }),
+    unregister: stampedLine({ type: 'unregister', channel, pid, ...auth }),
+  };
+  const llmLine = encodeLine({
+    type: 'llm_usage', channel, model: 'gpt-4o-mini', feature: 'loadtest', tokens_in: 120, tokens_out: 40, latency_ms: 350, ...auth,
+  });
+  return { index, pid, persistent, socket: null, registered: false, failed: false, heartbeatTimer: null, lines, llmLine };
 }
 
 /**
@@ -86,8 +93,7 @@ function makeBot(index: number, persistent: boolean): Bot {
  * milliseconds would add up to 1 ms of rounding to every latency measured.
  */
 function line(bot: Bot, kind: Exclude<OneShotKind, 'llm'>): string {
-  const extra = kind === 'register' ? ',"features":{"loadtest":true}' : '';
-  return `{"type":"${kind}",${bot.head}${extra},"ts":${(performance.timeOrigin + performance.now()).toFixed(3)}}\n`;
+  return bot.lines[kind](performance.timeOrigin + performance.now());
 }
 
 function written(kind: OneShotKind, bot: Bot, n = 1): void {

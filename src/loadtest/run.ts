@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
+import { MonitorError } from '../errors.js';
 import { requestControl } from '../http/control-client.js';
 import type { BotSnapshot, RegistryLatency } from '../actors/registry-messages.js';
 import { Fleet, splitMode, type FleetMode } from './fleet.js';
@@ -99,13 +100,17 @@ export interface LoadtestHooks {
 }
 
 /** The run was interrupted (SIGINT/SIGTERM): bots were unregistered and every child ended. */
-export class LoadtestInterrupted extends Error {
-  readonly code = 'ERR_LOADTEST_INTERRUPTED';
+export class LoadtestInterrupted extends MonitorError {
+  constructor(message: string) {
+    super('ERR_LOADTEST_INTERRUPTED', message);
+  }
 }
 
 /** The requested fleet does not fit the OS limits (open files, processes); the message says what to change. */
-export class LoadtestLimitError extends Error {
-  readonly code = 'ERR_LOADTEST_LIMIT';
+export class LoadtestLimitError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_LOADTEST_LIMIT', message);
+  }
 }
 
 interface ProcessStats {
@@ -122,7 +127,7 @@ interface HealthBody {
 
 /** Most one-shot connections each bot process keeps in flight. */
 const ONESHOT_CONCURRENCY = 128;
-/** What the monitor holds open besides bot connections: sampler chunk (256), database, workers, control API. */
+/** What the monitor holds open besides bot connections (database, workers, control API, the sampler's /proc read). */
 const MONITOR_FD_OVERHEAD = 400;
 /** Default bot processes: one per this many bots, at least 2 (so the sampler sees several pids). */
 export const BOTS_PER_PROCESS = 2_500;

@@ -10,10 +10,11 @@ export type RejectReason =
   | 'too_deep'
   | 'not_an_object'
   | 'unknown_type'
-  | 'invalid_fields';
+  | 'invalid_fields'
+  | 'invalid_token_parts';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
-  'invalid_utf8', 'invalid_json', 'too_deep', 'not_an_object', 'unknown_type', 'invalid_fields',
+  'invalid_utf8', 'invalid_json', 'too_deep', 'not_an_object', 'unknown_type', 'invalid_fields', 'invalid_token_parts',
 ];
 
 export type DecodeResult =
@@ -90,5 +91,15 @@ export function decodeLine(line: Buffer, maxDepth: number): DecodeResult {
     const first = checker.Errors(value).First();
     return { ok: false, reason: 'invalid_fields', detail: first ? `${type}: ${first.path || '/'} ${first.message}` : `${type}: invalid` };
   }
-  return { ok: true, message: value as BotMessage };
+  const message = value as BotMessage;
+  if (message.type === 'llm_usage') {
+    // Parts of a total, so a part above it is a broken client, not a price question.
+    if ((message.tokens_cached ?? 0) > message.tokens_in) {
+      return { ok: false, reason: 'invalid_token_parts', detail: 'llm_usage: tokens_cached must be at most tokens_in (cached tokens are part of the input)' };
+    }
+    if ((message.tokens_reasoning ?? 0) > message.tokens_out) {
+      return { ok: false, reason: 'invalid_token_parts', detail: 'llm_usage: tokens_reasoning must be at most tokens_out (reasoning tokens are part of the output)' };
+    }
+  }
+  return { ok: true, message };
 }

@@ -4,6 +4,11 @@ import { Type, type Static } from '@sinclair/typebox';
 
 export const PROTOCOL_VERSION = 1;
 
+/** Where bots and the monitor meet unless told otherwise, and the variables that say otherwise. */
+export const DEFAULT_SOCKET = '/tmp/kissbot_monitor.sock';
+export const SOCKET_ENV = 'KISSBOT_MONITOR_SOCKET';
+export const TOKEN_ENV = 'KISSBOT_MONITOR_TOKEN';
+
 /** Limits a message must respect; the server enforces them and PROTOCOL.md documents them. */
 export const LIMITS = {
   channelPattern: '^[A-Za-z0-9_]{1,64}$',
@@ -15,7 +20,15 @@ export const LIMITS = {
   maxTokenLength: 256,
   maxLatencyMs: 86_400_000,
   maxUsageIdLength: 64,
+  maxReasonLength: 64,
+  maxProviderLength: 64,
+  maxErrorTypeLength: 128,
+  maxRequestIdLength: 128,
 } as const;
+
+/** Outcome of an LLM call (`status` of llm_usage); absent means `ok`. */
+export const LLM_CALL_STATUSES = ['ok', 'error', 'timeout', 'rate_limited'] as const;
+export type LlmCallStatus = (typeof LLM_CALL_STATUSES)[number];
 
 const Channel = Type.String({ pattern: LIMITS.channelPattern, description: 'the bot key: 1-64 chars of [A-Za-z0-9_]' });
 const Pid = Type.Integer({ minimum: 1, maximum: LIMITS.maxPid, description: 'OS process id of the bot' });
@@ -62,6 +75,7 @@ export const UnregisterMessage = Type.Object({
   type: Type.Literal('unregister'),
   channel: Channel,
   pid: Pid,
+  reason: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxReasonLength, description: 'why the bot stops, e.g. "deploy": a planned stop raises no alert' })),
   ...Extensions,
 });
 
@@ -74,6 +88,14 @@ export const LlmUsageMessage = Type.Object({
   tokens_out: TokenCount,
   latency_ms: Type.Optional(Type.Number({ minimum: 0, maximum: LIMITS.maxLatencyMs })),
   id: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxUsageIdLength, description: 'client-generated id of this call, kept when re-sent: the monitor stores each id once' })),
+  // Accounting details (all optional; docs/LLM_USAGE.md). The two token parts are checked against
+  // their totals after the schema (decode.ts): JSON Schema cannot compare two fields.
+  tokens_cached: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMITS.maxTokens, description: 'input tokens served from the provider\'s cache; part of tokens_in (at most tokens_in)' })),
+  tokens_reasoning: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMITS.maxTokens, description: 'output tokens spent on reasoning; part of tokens_out (at most tokens_out)' })),
+  provider: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxProviderLength, description: 'who served the call: openai, anthropic, google, mistral, ...' })),
+  status: Type.Optional(Type.Union(LLM_CALL_STATUSES.map((s) => Type.Literal(s)), { description: 'outcome of the call; absent means ok' })),
+  error_type: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxErrorTypeLength, description: 'the error class or code when status is not ok' })),
+  request_id: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxRequestIdLength, description: 'the provider\'s id of the response' })),
   ...Extensions,
 });
 

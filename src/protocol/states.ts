@@ -26,3 +26,6 @@ export const TRANSITION_REASONS = [
   'unregistered', // clean unregister
 ] as const;
 export type TransitionReason = (typeof TRANSITION_REASONS)[number];
+
+/** Worst first, for views that put what needs a look on top (dashboard, `kissmon status --watch`). */
+export const STATUS_SEVERITY: Record<BotStatus, number> = { dead: 0, stale: 1, online: 2, offline: 3 };

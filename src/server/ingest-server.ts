@@ -21,7 +21,7 @@ import { RateLimitedLog, type Logger } from '../log.js';
 import { decodeLine, REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { BotMessage } from '../protocol/messages.js';
 import type { BotSignal, KnownConnections } from '../actors/registry-messages.js';
-import type { WriteItem } from '../actors/db-writer-messages.js';
+import type { LlmUsageRow, WriteItem } from '../actors/db-writer-messages.js';
 import type { TokenAuth } from './auth.js';
 import { listenOnSocketPath } from './socket-path.js';
 
@@ -264,8 +264,8 @@ export class IngestServer {
   /**
    * Splits a chunk into lines. Returns how many line ends it saw, empty lines included: the line
    * rate limits what a connection costs the main thread, and a chunk of 64 Ki bare newlines costs
-   * as much looping as a chunk of real lines (measured: unthrottled, one such flooder pushed the
-   * other bots' heartbeat p99 from 2 ms to 520 ms).
+   * as much looping as a chunk of real lines (unthrottled, one such flooder slowed every other
+   * bot's heartbeats: docs/PERFORMANCE.md, "Numbers behind code choices").
    */
   #frame(conn: Connection, chunk: Buffer): number {
     this.#lastDataAt = performance.now();
@@ -385,16 +385,24 @@ export class IngestServer {
     const at = Date.now();
     let handed: boolean;
     if (msg.type === 'llm_usage') {
-      const row: WriteItem = {
+      const row: LlmUsageRow = {
         type: 'llm_usage', at, channel: msg.channel, model: msg.model, feature: msg.feature,
         tokens_in: msg.tokens_in, tokens_out: msg.tokens_out, latency_ms: msg.latency_ms ?? null,
       };
       if (msg.id !== undefined) row.id = msg.id;
+      // Only what a client sent: an old client's row stays as small as it was.
+      if (msg.tokens_cached !== undefined) row.tokens_cached = msg.tokens_cached;
+      if (msg.tokens_reasoning !== undefined) row.tokens_reasoning = msg.tokens_reasoning;
+      if (msg.provider !== undefined) row.provider = msg.provider;
+      if (msg.status !== undefined) row.status = msg.status;
+      if (msg.error_type !== undefined) row.error_type = msg.error_type;
+      if (msg.request_id !== undefined) row.request_id = msg.request_id;
       handed = this.#writer.send(row);
     } else {
       const signal: BotSignal = { type: msg.type, channel: msg.channel, pid: msg.pid, at };
       if (!conn.known && msg.type !== 'unregister') signal.conn = conn.id;
       if (msg.type === 'register' && msg.features) signal.features = msg.features;
+      if (msg.type === 'unregister' && msg.reason !== undefined) signal.reason = msg.reason;
       if (msg.ts !== undefined) signal.sent_at = msg.ts;
       handed = this.#registry.send(signal);
     }

@@ -14,15 +14,17 @@
 // are ready but were wired for other incarnations gets a fresh MessageChannel. The main thread's
 // end of a link is a Link object that re-sends its unacknowledged batches on attach, which is
 // how messages in flight to a crashed actor are re-delivered.
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
+import { nodeEndpoint } from '../actors/comlink-endpoint.js';
 import type { ActorControl, ActorName, ActorToSupervisor, PeerName, SupervisorToActor } from '../actors/actor-host.js';
 import type { RestartReason, SupervisedHealth } from '../actors/health.js';
 import { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
+import { MonitorError } from '../errors.js';
 import { openLogChannel, type Logger } from '../log.js';
+import type { AlerterControlExtra } from '../actors/alerter-messages.js';
 import type { DbWriterControlExtra } from '../actors/db-writer-messages.js';
 import type { RegistryControlExtra } from '../actors/registry-messages.js';
 
@@ -31,7 +33,6 @@ const REGISTRY_REBUILD_FLUSH_MS = 2_000;
 /** What a control call that bounds its own wait is given on top, to answer. */
 const CONTROL_SLACK_MS = 2_000;
 
-const nodeEndpoint = createRequire(import.meta.url)('comlink/dist/umd/node-adapter.js') as (p: MessagePort) => Comlink.Endpoint;
 
 export interface ChildSpec {
   id: ActorName;
@@ -55,9 +56,13 @@ const LINKS: readonly [PeerName, PeerName][] = [
   ['registry', 'db'],
   ['registry', 'sampler'],
   ['sampler', 'db'],
+  ['ingest', 'alerter'],
+  ['registry', 'alerter'],
+  ['db', 'alerter'],
 ];
 
-export type ControlOf<Id extends ActorName> = ActorControl & (Id extends 'registry' ? RegistryControlExtra : Id extends 'db' ? DbWriterControlExtra : object);
+export type ControlOf<Id extends ActorName> = ActorControl &
+  (Id extends 'registry' ? RegistryControlExtra : Id extends 'db' ? DbWriterControlExtra : Id extends 'alerter' ? AlerterControlExtra : object);
 
 interface Child {
   spec: ChildSpec;
@@ -101,8 +106,11 @@ function stateOf(child: Child): 'not answering' | 'terminating' | 'starting' | '
   return child.downReason ? 'terminating' : 'starting';
 }
 
-export class SupervisorError extends Error {
-  readonly code = 'ERR_SUPERVISOR_INTENSITY';
+/** An actor restarted more often than the intensity limit allows: the monitor gives up (exit 1). */
+export class SupervisorError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_SUPERVISOR_INTENSITY', message);
+  }
 }
 
 export interface SupervisorOptions {
@@ -121,8 +129,9 @@ export function defaultSpecs(config: MonitorConfig): ChildSpec[] {
   const spec = (id: ActorName, name: string): ChildSpec => ({
     id, file: file(name), restart: 'permanent', shutdownMs, resourceLimits: { maxOldGenerationSizeMb: maxOldGenerationSizeMb[id] },
   });
-  // Order matters: the writer runs migrations before the registry rebuilds from bot_status.
-  return [spec('db', 'db-writer'), spec('registry', 'registry'), spec('sampler', 'sampler')];
+  // Order matters: the writer runs migrations before the registry rebuilds from bot_status and
+  // before the alerter opens its tables.
+  return [spec('db', 'db-writer'), spec('alerter', 'alerter'), spec('registry', 'registry'), spec('sampler', 'sampler')];
 }
 
 export class Supervisor {
@@ -299,7 +308,8 @@ export class Supervisor {
   async stop(deadlineAt = Infinity): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    for (const id of ['sampler', 'registry', 'db'] as ActorName[]) {
+    // The alerter after the registry (its last transitions), before the writer (it has its own connection).
+    for (const id of ['sampler', 'registry', 'alerter', 'db'] as ActorName[]) {
       const child = this.#children.get(id);
       const worker = child?.worker;
       if (!child || !worker) continue;

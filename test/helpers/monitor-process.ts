@@ -2,7 +2,7 @@
 // Unix sockets in a temp dir, bots as real child processes. Everything started here is tracked and
 // ended by pid in `killStarted()`. Waiting: ./wait.ts; resources a test needs: ./resources.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -241,6 +241,13 @@ export function cpuMeter(pid: number): () => number {
   const t0 = performance.now();
   const ticks0 = ticks();
   return () => ((ticks() - ticks0) / CLOCK_TICKS_PER_S) * 100_000 / (performance.now() - t0);
+}
+
+/** Resident memory of a process in MiB, all threads, as `ps` shows it (VmRSS in /proc/<pid>/status). */
+export function vmRssMb(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Math.round(Number(match[1]) / 1024);
 }
 
 /**

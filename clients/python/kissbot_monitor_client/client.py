@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """
 kissbot-monitor client for Python bots: a drop-in replacement for the old ``core/monitor_client.py``.
 
@@ -46,39 +45,51 @@ import threading
 import time
 import uuid
 import weakref
+from importlib import resources
 from typing import Any, Deque, Dict, Optional
 
 LOGGER = logging.getLogger(__name__)
 
+# The protocol as the monitor defines it: protocol.schema.json ships inside this package, generated
+# from the monitor's src/protocol (the monitor's test/protocol-drift.test.ts checks it is current).
+PROTOCOL_SCHEMA: Dict[str, Any] = json.loads(
+    resources.files("kissbot_monitor_client").joinpath("protocol.schema.json").read_text(encoding="utf-8")
+)
+_LIMITS: Dict[str, Any] = PROTOCOL_SCHEMA["x-limits"]
+_DEFAULTS: Dict[str, str] = PROTOCOL_SCHEMA["x-defaults"]
+
 # Configuration (module constants kept from the old module)
-MONITOR_SOCKET_PATH = os.environ.get("KISSBOT_MONITOR_SOCKET") or "/tmp/kissbot_monitor.sock"
+MONITOR_SOCKET_PATH: str = os.environ.get(_DEFAULTS["socketEnv"]) or _DEFAULTS["socketPath"]
 SOCKET_TIMEOUT = 2.0  # seconds; upper bound for the legacy one-shot calls
 HEARTBEAT_INTERVAL = 30  # seconds
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: int = PROTOCOL_SCHEMA["x-protocol-version"]
 MAX_BUFFERED_USAGE = 1000  # llm_usage lines held while the monitor cannot take them
 BACKOFF_INITIAL = 0.1  # seconds
 BACKOFF_MAX = 5.0
 CLOSE_FLUSH_MAX = 1.0  # close() flushes for at most min(timeout, this) seconds
 ONE_SHOT_TAIL_TIMEOUT = 0.25  # a one-shot line larger than an empty socket buffer (rare) gets this long
 
-# Limits the monitor enforces (src/protocol/messages.ts LIMITS); lines breaking them are refused there.
-_CHANNEL = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-_MAX_PID = 2_147_483_647
-_MAX_TOKENS = 1_000_000_000
-_MAX_MODEL = 128
-_MAX_FEATURE = 64
-_MAX_USAGE_ID = 64
-_MAX_FEATURES = 64
-# FEATURE_KEY_PATTERN: at most 64 code points, a surrogate pair counting as one (fullmatch, no ^$).
-_FEATURE_KEY = re.compile(r"(?:[\uD800-\uDBFF][\uDC00-\uDFFF]|[^\uD800-\uDBFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])){0,64}")
-_MAX_LATENCY_MS = 86_400_000
+# Limits the monitor enforces; lines breaking them are refused there. The patterns are JavaScript
+# regular expressions that Python reads the same way; always fullmatch (Python's $ also matches
+# before a trailing newline).
+_CHANNEL = re.compile(_LIMITS["channelPattern"])
+_MAX_PID: int = _LIMITS["maxPid"]
+_MAX_TOKENS: int = _LIMITS["maxTokens"]
+_MAX_MODEL: int = _LIMITS["maxModelLength"]
+_MAX_FEATURE: int = _LIMITS["maxFeatureLength"]
+_MAX_USAGE_ID: int = _LIMITS["maxUsageIdLength"]
+_MAX_FEATURES: int = _LIMITS["maxFeatures"]
+_MAX_TOKEN_LENGTH: int = _LIMITS["maxTokenLength"]
+# At most maxFeatureLength code points, a surrogate pair counting as one.
+_FEATURE_KEY = re.compile(_LIMITS["featureKeyPattern"])
+_MAX_LATENCY_MS: int = _LIMITS["maxLatencyMs"]
 
 
 def _default_token(token: Optional[str]) -> Optional[str]:
     if token is not None:
         return token
-    return os.environ.get("KISSBOT_MONITOR_TOKEN") or None
+    return os.environ.get(_DEFAULTS["tokenEnv"]) or None
 
 
 def _message(kind: str, channel: str, token: Optional[str], **fields: Any) -> Dict[str, Any]:
@@ -182,11 +193,13 @@ class MonitorClient:
         self.timeout = timeout
         self.token = _default_token(token)
         self.max_buffered_usage = max(0, int(max_buffered_usage))
-        self._heartbeat_task: Optional[asyncio.Task] = None
-        if not (isinstance(channel, str) and _CHANNEL.match(channel)):
+        self._heartbeat_task: Optional["asyncio.Task[None]"] = None
+        if not (isinstance(channel, str) and _CHANNEL.fullmatch(channel)):
             LOGGER.warning("Monitor will refuse channel %r: it must be 1-64 characters of [A-Za-z0-9_]", channel)
         if not (isinstance(pid, int) and not isinstance(pid, bool) and 1 <= pid <= _MAX_PID):
             LOGGER.warning("Monitor will refuse pid %r: it must be a positive integer", pid)
+        if self.token is not None and len(self.token) > _MAX_TOKEN_LENGTH:
+            LOGGER.warning("Monitor will refuse the token: it must be at most %d characters", _MAX_TOKEN_LENGTH)
 
         # One lock around the connection state: event-loop callbacks and calls never interleave
         # mid-line. Held only for non-blocking work (microseconds).
@@ -375,7 +388,7 @@ class MonitorClient:
             self._buffer_usage(line)
             return False
 
-    async def start_heartbeat(self, interval: int = HEARTBEAT_INTERVAL):
+    async def start_heartbeat(self, interval: float = HEARTBEAT_INTERVAL) -> None:
         """
         Starts a periodic heartbeat task (first beat after one interval).
 
@@ -384,7 +397,7 @@ class MonitorClient:
         """
         self._cancel_heartbeat_task()
 
-        async def _heartbeat_loop():
+        async def _heartbeat_loop() -> None:
             while True:
                 await asyncio.sleep(interval)
                 try:
@@ -395,7 +408,7 @@ class MonitorClient:
         self._heartbeat_task = asyncio.create_task(_heartbeat_loop())
         LOGGER.debug("Heartbeat loop started for %s", self.channel)
 
-    async def stop_heartbeat(self):
+    async def stop_heartbeat(self) -> None:
         """Stops the periodic heartbeat task."""
         task = self._heartbeat_task
         self._heartbeat_task = None
@@ -864,7 +877,7 @@ class HeartbeatTask:
         self._running = False
         self._wake: Optional[asyncio.Event] = None
 
-    async def start(self):
+    async def start(self) -> None:
         """Sends a heartbeat every `interval` seconds until stop() is called."""
         self._running = True
         self._wake = asyncio.Event()  # created here, inside the running loop (Python 3.9 binds it)
@@ -880,7 +893,7 @@ class HeartbeatTask:
         finally:
             await client.close()
 
-    async def stop(self):
+    async def stop(self) -> None:
         """Stops the heartbeat loop (promptly: it does not wait for the current interval to end)."""
         self._running = False
         if self._wake is not None:
@@ -890,7 +903,7 @@ class HeartbeatTask:
 # === Helper for the bots' FeatureManager ===
 
 
-def features_to_dict(feature_manager) -> Dict[str, bool]:
+def features_to_dict(feature_manager: Any) -> Dict[str, bool]:
     """
     Turns a FeatureManager into the {feature_name: enabled} dict register() takes.
 
@@ -898,7 +911,7 @@ def features_to_dict(feature_manager) -> Dict[str, bool]:
     did); otherwise accepts a mapping or an object with ``to_dict()``.
     """
     try:
-        from core.feature_manager import Feature  # type: ignore[import-not-found]
+        from core.feature_manager import Feature  # type: ignore[import]
     except ImportError:
         Feature = None
     if Feature is not None:

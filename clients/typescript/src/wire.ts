@@ -1,17 +1,20 @@
-// Protocol v1 lines as the client writes them. Typed from src/protocol/messages.ts (the schemas the
-// monitor validates with), so a field renamed there breaks the client's build, not the fleet.
+// Protocol v1 lines as the client writes them. Typed from protocol.ts, generated from the schemas the
+// monitor validates with (src/protocol/messages.ts), so a field renamed there breaks the client's
+// build, not the fleet.
 import { randomUUID } from 'node:crypto';
 import {
+  DEFAULT_SOCKET,
   FEATURE_KEY_PATTERN,
   LIMITS,
   PROTOCOL_VERSION,
+  SOCKET_ENV,
+  TOKEN_ENV,
   type Features,
   type HeartbeatMessage,
   type LlmUsageMessage,
   type RegisterMessage,
   type UnregisterMessage,
-} from '../protocol/messages.js';
-import { DEFAULT_SOCKET } from '../config.js';
+} from './protocol.js';
 
 /** One LLM call as the bot reports it (camelCase here, snake_case on the wire). */
 export interface LlmUsage {
@@ -39,12 +42,12 @@ const FEATURE_KEY = new RegExp(FEATURE_KEY_PATTERN);
 
 /** `KISSBOT_MONITOR_SOCKET`, else /tmp/kissbot_monitor.sock — read at call time, like the monitor does. */
 export function defaultSocketPath(): string {
-  return process.env.KISSBOT_MONITOR_SOCKET || DEFAULT_SOCKET;
+  return process.env[SOCKET_ENV] || DEFAULT_SOCKET;
 }
 
 /** An explicit token wins; otherwise `KISSBOT_MONITOR_TOKEN`, so a fleet can turn auth on without code changes. */
 export function defaultToken(token: string | undefined): string | undefined {
-  return token ?? (process.env.KISSBOT_MONITOR_TOKEN || undefined);
+  return token ?? (process.env[TOKEN_ENV] || undefined);
 }
 
 export function isChannel(value: unknown): value is string {

@@ -22,7 +22,7 @@
 //   watchdog resets a connection that has not drained for stallTimeoutMs: a bot that is done can
 //   exit even while the monitor is frozen.
 import net from 'node:net';
-import type { Features } from '../protocol/messages.js';
+import type { Features } from './protocol.js';
 import {
   defaultSocketPath,
   defaultToken,

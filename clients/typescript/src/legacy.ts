@@ -5,7 +5,7 @@
 // resolves in well under a millisecond either way. Prefer MonitorClient for new code: one
 // persistent connection instead of a connect per message.
 import net from 'node:net';
-import type { Features } from '../protocol/messages.js';
+import type { Features } from './protocol.js';
 import { MonitorClient, type MonitorClientOptions } from './monitor-client.js';
 import {
   defaultSocketPath,

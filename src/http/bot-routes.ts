@@ -1,0 +1,20 @@
+// GET /bot: one bot's history for the dashboard's detail view (and `curl` on the control socket):
+// its resource samples from bot_metrics, its transitions from bot_events, its LLM spend.
+import { Type } from '@sinclair/typebox';
+import type { ReadPool } from '../db/read-pool.js';
+import { DURATION_PATTERN, parseDuration } from '../duration.js';
+import { LIMITS } from '../protocol/messages.js';
+import { route, type ControlRoute } from './control-server.js';
+
+export function botRoutes(readPool: ReadPool): ControlRoute[] {
+  return [
+    route({
+      method: 'GET', path: '/bot', admin: false,
+      query: Type.Object({
+        channel: Type.String({ pattern: LIMITS.channelPattern, must: '1-64 characters of A-Z, a-z, 0-9, _' }),
+        since: Type.Optional(Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 1h, 24h, 7d' })),
+      }, { additionalProperties: false }),
+      handler: async (q) => readPool.bot({ channel: q.channel, sinceMs: Date.now() - parseDuration(q.since ?? '1h', 'since') }),
+    }),
+  ];
+}

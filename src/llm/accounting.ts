@@ -1,0 +1,154 @@
+// The writer's LLM accounting, one object per open database: prices each llm_usage row, keeps the
+// rollups and budgets of the rows a transaction stores, and re-prices stored rows (recompute).
+// Everything here runs on the writer's thread inside its transactions (workers/db-writer.ts):
+//
+//   begin() · per stored row: cost() then stored() · finish() ── COMMIT ──▶ commit() → budget signals
+//                                                              └ ROLLBACK ─▶ rollback()
+import type BetterSqlite3 from 'better-sqlite3';
+import type { LlmUsageRow } from '../actors/db-writer-messages.js';
+import type { MonitorConfig } from '../config.js';
+import { isoTime } from '../db/schema.js';
+import { BudgetTracker, type BudgetSignal, type BudgetStatus } from './budgets.js';
+import { PriceTable } from './prices.js';
+import { RollupBatch, type RollupInput } from './rollups.js';
+
+/** Result of `kissmon usage recompute`. */
+export interface RecomputeResult {
+  since: string;
+  rows_checked: number;
+  rows_changed: number;
+  /** Rows that had a price and now have none, or the other way round. */
+  rows_priced_now: number;
+  rows_unpriced_now: number;
+}
+
+/** Rows re-priced per transaction: each chunk is short, commits and control calls go between. */
+export const RECOMPUTE_CHUNK_ROWS = 5_000;
+
+interface StoredRow {
+  rowid: number;
+  ts: string;
+  channel: string;
+  model: string | null;
+  feature: string | null;
+  tokens_in: number | null;
+  tokens_out: number | null;
+  tokens_cached: number | null;
+  tokens_reasoning: number | null;
+  latency_ms: number | null;
+  provider: string | null;
+  status: string | null;
+  cost_usd: number | null;
+}
+
+const sameCost = (a: number | null, b: number | null) => (a === null || b === null ? a === b : Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(a)));
+
+export class UsageAccounting {
+  readonly prices: PriceTable;
+  #rollups: RollupBatch | null;
+  #budgets: BudgetTracker;
+  #rollupsOn: boolean;
+  #unpriced = 0;
+  #pendingUnpriced = 0;
+  #signals = 0;
+  #selectChunk: BetterSqlite3.Statement;
+  #firstRowid: BetterSqlite3.Statement;
+  #setCost: BetterSqlite3.Statement;
+
+  constructor(sqlite: BetterSqlite3.Database, config: MonitorConfig) {
+    this.prices = new PriceTable(config.prices);
+    this.#rollupsOn = config.llm.rollups;
+    this.#rollups = config.llm.rollups ? new RollupBatch(sqlite) : null;
+    this.#budgets = new BudgetTracker(sqlite, config);
+    this.#selectChunk = sqlite.prepare(`SELECT rowid, ts, channel, model, feature, tokens_in, tokens_out, tokens_cached, tokens_reasoning, latency_ms, provider, status, cost_usd
+      FROM llm_usage WHERE rowid >= ? AND ts >= ? ORDER BY rowid LIMIT ${RECOMPUTE_CHUNK_ROWS}`);
+    this.#firstRowid = sqlite.prepare('SELECT min(rowid) AS rowid FROM (SELECT rowid FROM llm_usage WHERE ts >= ? ORDER BY ts LIMIT 1)');
+    this.#setCost = sqlite.prepare('UPDATE llm_usage SET cost_usd = ? WHERE rowid = ?');
+  }
+
+  /** A transaction attempt starts: nothing of an earlier, rolled-back one is kept. */
+  begin(): void {
+    this.#rollups?.clear();
+    this.#budgets.rollback();
+    this.#pendingUnpriced = 0;
+  }
+
+  /** USD for the row at its time, or null (no price: counted once the row is stored). */
+  cost(row: LlmUsageRow): number | null {
+    return this.prices.cost(row.model, row.at, row);
+  }
+
+  /** The row was inserted (not a duplicate) at `cost`. */
+  stored(row: LlmUsageRow, cost: number | null): void {
+    if (cost === null) this.#pendingUnpriced++;
+    this.#rollups?.add(row, cost);
+    this.#budgets.add(row.at, row.channel, row.model, row.feature, cost);
+  }
+
+  /** Last step inside the transaction: rollups upserted, budget levels decided and stored. */
+  finish(now = Date.now()): void {
+    this.#rollups?.write();
+    this.#budgets.stage(now);
+  }
+
+  /** After COMMIT: the budget signals the transaction decided, to send to the alerter. */
+  commit(): BudgetSignal[] {
+    this.#unpriced += this.#pendingUnpriced;
+    this.#pendingUnpriced = 0;
+    const signals = this.#budgets.commit();
+    this.#signals += signals.length;
+    return signals;
+  }
+
+  rollback(): void {
+    this.begin();
+  }
+
+  budgets(now = Date.now()): BudgetStatus[] {
+    return this.#budgets.status(now);
+  }
+
+  get hasBudgets(): boolean {
+    return this.#budgets.size > 0;
+  }
+
+  stats(): { unpriced: number; budget_signals: number } {
+    return { unpriced: this.#unpriced, budget_signals: this.#signals };
+  }
+
+  /** Where a recompute starts: the first rowid at or after `sinceMs` (null: no such row). */
+  recomputeStart(sinceMs: number): number | null {
+    return (this.#firstRowid.get(isoTime(sinceMs)) as { rowid: number | null }).rowid;
+  }
+
+  /**
+   * Re-prices one chunk of rows from `fromRowid` on (inside a transaction the caller runs) and moves
+   * their rollups' cost with them. Returns the next rowid to start from (null: done).
+   */
+  recomputeChunk(sinceMs: number, fromRowid: number, result: RecomputeResult): number | null {
+    const rows = this.#selectChunk.all(fromRowid, isoTime(sinceMs)) as StoredRow[];
+    for (const r of rows) {
+      result.rows_checked++;
+      const at = Date.parse(r.ts);
+      const tokens = { tokens_in: r.tokens_in ?? 0, tokens_out: r.tokens_out ?? 0, tokens_cached: r.tokens_cached, tokens_reasoning: r.tokens_reasoning };
+      const cost = r.model === null || Number.isNaN(at) ? null : this.prices.cost(r.model, at, tokens);
+      if (sameCost(r.cost_usd, cost)) continue;
+      this.#setCost.run(cost, r.rowid);
+      result.rows_changed++;
+      if (r.cost_usd === null) result.rows_priced_now++;
+      if (cost === null) result.rows_unpriced_now++;
+      const input: RollupInput = {
+        at, channel: r.channel, model: r.model ?? '', feature: r.feature ?? '', latency_ms: r.latency_ms, provider: r.provider ?? undefined,
+        status: (r.status ?? undefined) as RollupInput['status'], ...tokens,
+      } as RollupInput;
+      this.#rollups?.reprice(input, r.cost_usd, cost);
+    }
+    this.#rollups?.write();
+    return rows.length < RECOMPUTE_CHUNK_ROWS ? null : rows[rows.length - 1].rowid + 1;
+  }
+
+  /** After a recompute: budgets' spend from the database again (the next transaction signals changes). */
+  reloadBudgets(): void {
+    this.#budgets.reload(this.#rollupsOn ? 'llm_usage_hourly' : 'llm_usage');
+  }
+}

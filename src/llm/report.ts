@@ -1,0 +1,229 @@
+// `kissmon usage` / GET /usage: LLM calls, tokens, cost, error rate, cached share and latency
+// percentiles over a window, grouped by one or more dimensions.
+//
+// Source: the hourly/daily rollups (whole days from llm_usage_daily, the edges from
+// llm_usage_hourly), so 90 days of a busy fleet is a few thousand rows to sum, whatever the raw
+// row count; the window is then whole UTC hours (since rounded down, until up). Percentiles: exact
+// from the raw rows when the window holds at most `exactMaxCalls` calls and every one of them is
+// still in llm_usage (retention), else estimated from the rollups' histograms (±12.5 %), and the
+// answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
+import { sql, type Kysely } from 'kysely';
+import { isoTime, type Database } from '../db/schema.js';
+import { DURATION_PATTERN, parseDuration } from '../duration.js';
+import { addTo, emptyHistogram, estimatePercentile } from './histogram.js';
+
+export const USAGE_DIMENSIONS = ['channel', 'model', 'feature', 'provider', 'status', 'day', 'hour'] as const;
+export type UsageDimension = (typeof USAGE_DIMENSIONS)[number];
+
+export interface UsageReportOptions {
+  /** Calls at or after this time (ms since the epoch). */
+  sinceMs: number;
+  /** Calls before this time; default now. */
+  untilMs?: number;
+  by: UsageDimension[];
+  /** Only the N costliest groups (totals still cover all). */
+  top?: number;
+  /** 'raw' when the monitor runs without rollups. Default 'rollups'. */
+  source?: 'rollups' | 'raw';
+  /** Exact percentiles from raw rows up to this many calls in the window. */
+  exactMaxCalls?: number;
+}
+
+export interface UsageFigures {
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  tokens_cached: number;
+  tokens_reasoning: number;
+  cost_usd: number;
+  /** Calls with no price (their cost is not in cost_usd). */
+  unpriced_calls: number;
+  /** Calls whose status is not ok, and their share in %. */
+  errors: number;
+  error_rate_pct: number;
+  /** tokens_cached / tokens_in in %. */
+  cached_share_pct: number;
+  latency_mean_ms: number | null;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  latency_p99_ms: number | null;
+}
+
+export type UsageRow = UsageFigures & Partial<Record<UsageDimension, string>> & {
+  /** The group's dimension values joined by '/'. */
+  key: string;
+};
+
+export interface UsageReport {
+  since: string;
+  until: string;
+  by: UsageDimension[];
+  source: 'rollups' | 'raw';
+  percentiles: 'exact' | 'estimated';
+  rows: UsageRow[];
+  totals: UsageFigures;
+}
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+const DIMENSION_SQL: Record<UsageDimension, string> = {
+  channel: 'channel',
+  model: "coalesce(model, '')",
+  feature: "coalesce(feature, '')",
+  provider: "coalesce(provider, '')",
+  status: "coalesce(status, 'ok')",
+  day: 'substr(ts, 1, 10)',
+  hour: "substr(ts, 1, 13) || ':00Z'",
+};
+
+interface SummedRow {
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  tokens_cached: number;
+  tokens_reasoning: number;
+  cost_usd: number;
+  unpriced_calls: number;
+  errors: number;
+  latency_count: number;
+  latency_sum: number;
+  latency_min: number | null;
+  latency_max: number | null;
+  hist?: Buffer | null;
+  p50?: number | null;
+  p95?: number | null;
+  p99?: number | null;
+  [dimension: string]: unknown;
+}
+
+function checkOptions(o: UsageReportOptions): void {
+  if (typeof o?.sinceMs !== 'number' || !Number.isFinite(o.sinceMs) || o.sinceMs < 0) throw new TypeError('options.sinceMs must be a time in ms since the epoch');
+  if (o.untilMs !== undefined && !(Number.isFinite(o.untilMs) && o.untilMs > o.sinceMs)) throw new TypeError('options.untilMs must be a time after options.sinceMs');
+  if (!Array.isArray(o.by) || o.by.length === 0 || o.by.some((d) => !(USAGE_DIMENSIONS as readonly string[]).includes(d)) || new Set(o.by).size !== o.by.length) {
+    throw new TypeError(`options.by must be a list of distinct dimensions from ${USAGE_DIMENSIONS.join(', ')}`);
+  }
+  if (o.top !== undefined && !(Number.isInteger(o.top) && o.top > 0)) throw new TypeError('options.top must be a positive integer');
+}
+
+const round = (n: number, d: number) => Math.round(n * 10 ** d) / 10 ** d;
+
+function figures(r: SummedRow, percentiles: [number | null, number | null, number | null]): UsageFigures {
+  return {
+    calls: r.calls, tokens_in: r.tokens_in, tokens_out: r.tokens_out, tokens_cached: r.tokens_cached, tokens_reasoning: r.tokens_reasoning,
+    cost_usd: round(r.cost_usd, 9), unpriced_calls: r.unpriced_calls, errors: r.errors,
+    error_rate_pct: r.calls > 0 ? round((100 * r.errors) / r.calls, 2) : 0,
+    cached_share_pct: r.tokens_in > 0 ? round((100 * r.tokens_cached) / r.tokens_in, 2) : 0,
+    latency_mean_ms: r.latency_count > 0 ? round(r.latency_sum / r.latency_count, 2) : null,
+    latency_p50_ms: percentiles[0], latency_p95_ms: percentiles[1], latency_p99_ms: percentiles[2],
+  };
+}
+
+function estimated(r: SummedRow): [number | null, number | null, number | null] {
+  const dense = emptyHistogram();
+  addTo(dense, r.hist ?? null);
+  return [0.5, 0.95, 0.99].map((f) => estimatePercentile(dense, f, r.latency_min, r.latency_max)) as [number | null, number | null, number | null];
+}
+
+const RAW_SUMS = `count(*) AS calls, coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
+  coalesce(sum(tokens_cached), 0) AS tokens_cached, coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning, total(cost_usd) AS cost_usd,
+  count(*) - count(cost_usd) AS unpriced_calls, sum(coalesce(status, 'ok') != 'ok') AS errors, count(latency_ms) AS latency_count,
+  total(latency_ms) AS latency_sum, min(latency_ms) AS latency_min, max(latency_ms) AS latency_max,
+  round(percentile_cont(latency_ms, 0.5), 2) AS p50, round(percentile_cont(latency_ms, 0.95), 2) AS p95, round(percentile_cont(latency_ms, 0.99), 2) AS p99`;
+
+const ROLLUP_SUMS = `coalesce(sum(calls), 0) AS calls, coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
+  coalesce(sum(tokens_cached), 0) AS tokens_cached, coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning, total(cost_usd) AS cost_usd,
+  coalesce(sum(unpriced_calls), 0) AS unpriced_calls, coalesce(sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END), 0) AS errors,
+  coalesce(sum(latency_count), 0) AS latency_count, total(latency_sum) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max,
+  kissmon_hist_agg(latency_hist) AS hist`;
+
+async function rawGroups(db: Kysely<Database>, since: string, until: string, by: UsageDimension[] | []): Promise<SummedRow[]> {
+  const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
+  const query = `SELECT ${[...dims, RAW_SUMS].join(', ')} FROM llm_usage WHERE ts >= ? AND ts < ?${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
+  return (await sql<SummedRow>`${sql.raw(query.replace('?', `'${since}'`).replace('?', `'${until}'`))}`.execute(db)).rows;
+}
+
+/** The rollup rows of [since, until) (hour-aligned): whole UTC days from the daily table, the edges hourly. */
+function rollupSource(sinceMs: number, untilMs: number): string {
+  const firstDay = Math.ceil(sinceMs / DAY_MS) * DAY_MS;
+  const lastDay = Math.floor(untilMs / DAY_MS) * DAY_MS;
+  const range = (table: string, a: number, b: number) => `SELECT * FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
+  if (firstDay >= lastDay) return range('llm_usage_hourly', sinceMs, untilMs);
+  return [range('llm_usage_daily', firstDay, lastDay), range('llm_usage_hourly', sinceMs, firstDay), range('llm_usage_hourly', lastDay, untilMs)].join(' UNION ALL ');
+}
+
+async function rollupGroups(db: Kysely<Database>, sinceMs: number, untilMs: number, by: UsageDimension[] | []): Promise<SummedRow[]> {
+  // A day or hour dimension cannot be read from whole days when it is the hour: hourly only then.
+  const from = by.includes('hour' as never)
+    ? `SELECT * FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'`
+    : rollupSource(sinceMs, untilMs);
+  const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
+  const query = `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM (${from})${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
+  return (await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows;
+}
+
+export async function usageReport(db: Kysely<Database>, options: UsageReportOptions): Promise<UsageReport> {
+  checkOptions(options);
+  const by = options.by;
+  const source = options.source ?? 'rollups';
+  let sinceMs = options.sinceMs;
+  let untilMs = options.untilMs ?? Date.now() + 1;
+  let groups: SummedRow[];
+  let total: SummedRow;
+  let exact: Map<string, SummedRow> | null = null;
+  const keyOf = (r: SummedRow) => by.map((d) => String(r[d])).join('/');
+  if (source === 'raw') {
+    [groups, [total]] = await Promise.all([rawGroups(db, isoTime(sinceMs), isoTime(untilMs), by), rawGroups(db, isoTime(sinceMs), isoTime(untilMs), [])]);
+  } else {
+    sinceMs = Math.floor(sinceMs / HOUR_MS) * HOUR_MS;
+    untilMs = Math.ceil(untilMs / HOUR_MS) * HOUR_MS;
+    [groups, [total]] = await Promise.all([rollupGroups(db, sinceMs, untilMs, by), rollupGroups(db, sinceMs, untilMs, [])]);
+    if (total.calls === 0) exact = new Map();
+    else if (total.calls <= (options.exactMaxCalls ?? 200_000)) {
+      const [rawTotal] = await rawGroups(db, isoTime(sinceMs), isoTime(untilMs), []);
+      // Every call still raw (retention has not removed any): exact percentiles from them.
+      if (rawTotal.calls === total.calls) {
+        exact = new Map((await rawGroups(db, isoTime(sinceMs), isoTime(untilMs), by)).map((r) => [keyOf(r), r]));
+        exact.set('\0total', rawTotal);
+      }
+    }
+  }
+  const exactOr = (r: SummedRow, key: string): [number | null, number | null, number | null] => {
+    if (source === 'raw') return [r.p50 ?? null, r.p95 ?? null, r.p99 ?? null];
+    const e = exact?.get(key);
+    return e ? [e.p50 ?? null, e.p95 ?? null, e.p99 ?? null] : estimated(r);
+  };
+  const timeOrdered = by[0] === 'day' || by[0] === 'hour';
+  groups.sort((a, b) => (timeOrdered ? (keyOf(a) < keyOf(b) ? -1 : 1) : b.cost_usd - a.cost_usd || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0)));
+  const shown = options.top === undefined ? groups : groups.slice(0, options.top);
+  return {
+    since: isoTime(sinceMs),
+    until: isoTime(untilMs),
+    by,
+    source,
+    percentiles: source === 'raw' || exact !== null ? 'exact' : 'estimated',
+    rows: shown.map((r) => {
+      const key = keyOf(r);
+      return { key, ...Object.fromEntries(by.map((d) => [d, String(r[d])])), ...figures(r, exactOr(r, key)) };
+    }),
+    totals: figures(total, exactOr(total, '\0total')),
+  };
+}
+
+/** `--since 7d` / `--until 2026-12-01T00:00:00Z`: a duration before `now`, or an ISO time. */
+export function parseWindowTime(text: string, what: string, now = Date.now()): number {
+  if (new RegExp(DURATION_PATTERN).test(text.trim())) return now - parseDuration(text, what);
+  const ms = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(ms)) throw new TypeError(`${what} must be a duration before now (7d, 12h, 30m) or an ISO time (2026-12-01T00:00:00Z); got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+/** `channel,model` → the dimensions; TypeError naming a bad one. */
+export function parseDimensions(text: string, what = 'by'): UsageDimension[] {
+  const by = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = by.find((d) => !(USAGE_DIMENSIONS as readonly string[]).includes(d));
+  if (bad !== undefined || by.length === 0 || new Set(by).size !== by.length) {
+    throw new TypeError(`${what} must be distinct dimensions from ${USAGE_DIMENSIONS.join(', ')}, comma-separated${bad ? `; got ${JSON.stringify(bad)}` : ''}`);
+  }
+  return by as UsageDimension[];
+}
