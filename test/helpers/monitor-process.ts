@@ -69,7 +69,7 @@ export interface StartOptions {
   stdout?: 'read' | 'unread';
   /** Raise the monitor's soft open-file limit to this (check `openFilesMissing` first). */
   openFiles?: number;
-  /** How long to wait for the control API (default 20 s; a start that first replays a spool takes longer). */
+  /** How long to wait for the control API (default 60 s: a loaded 2-core box; a start that first replays a spool takes longer). */
   readyTimeoutMs?: number;
 }
 
@@ -92,7 +92,7 @@ export async function startMonitor(dir: TestDir, args: string[] = [], options: S
   const early = exited.then((code) => {
     throw new Error(`monitor exited with ${code} during start-up:\n${output}`);
   });
-  await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), options.readyTimeoutMs ?? 20_000), early]);
+  await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), options.readyTimeoutMs ?? 60_000), early]);
   early.catch(() => {});
   return { child, pid: child.pid!, socket: dir.socket, control, admin: adminSocketFor(dir.socket), db: dir.db, output: () => output, exited };
 }
