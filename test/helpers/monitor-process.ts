@@ -69,7 +69,7 @@ export interface StartOptions {
   stdout?: 'read' | 'unread';
   /** Raise the monitor's soft open-file limit to this (check `openFilesMissing` first). */
   openFiles?: number;
-  /** How long to wait for the control API (default 60 s: a loaded 2-core box; a start that first replays a spool takes longer). */
+  /** How long to wait for the control API (default 60 s, for a loaded box; a spool replay takes longer). */
   readyTimeoutMs?: number;
 }
 
