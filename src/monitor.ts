@@ -101,7 +101,7 @@ export class Monitor {
     this.#supervisor = new Supervisor({
       config,
       log,
-      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink } as Partial<Record<ActorName, Link<unknown, never>>>,
+      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink },
       onFatal: () => void this.stop(1),
     });
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;

@@ -56,7 +56,7 @@ describe('replaying a large spool', () => {
     // A database with a bot the registry would think online (its process is gone: it would turn it dead).
     const first = await startMonitor(dir);
     assert.equal(await stopMonitor(first), 0);
-    const gonePid = spawnSync('true').pid!;
+    const gonePid = spawnSync('true').pid;
     const now = Date.now();
     const db = new Database(dir.db);
     db.prepare('INSERT INTO bot_status (channel, pid, status, features_json, registered_at, last_seen, last_heartbeat, start_time) VALUES (?, ?, ?, NULL, ?, ?, NULL, NULL)')

@@ -81,9 +81,9 @@ export async function startMonitor(dir: TestDir, args: string[] = [], options: S
   const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
   started.add(child);
   let output = '';
-  if (options.stdout === 'unread') child.stdout!.pause();
-  else child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  if (options.stdout === 'unread') child.stdout.pause();
+  else child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     started.delete(child);
     resolve(code);
