@@ -1,5 +1,6 @@
 // Option parsers shared by every kissmon command: a bad value is an InvalidArgumentError, which
 // commander reports with the option's name and the CLI turns into exit code 2.
+import Table from 'cli-table3';
 import { InvalidArgumentError, Option } from 'commander';
 import { MonitorError } from './errors.js';
 import { CONFIG_FILE_ENV, envOverrides, readConfigFile, resolveConfig, type ConfigOverrides, type MonitorConfig } from './config.js';
@@ -51,3 +52,8 @@ export function resolveSettings(configFile: string | undefined, flags: ConfigOve
 /** Where a client command finds the monitor: the same layers as `start`, for the paths only. */
 export const clientSettings = (opts: { config?: string; socket?: string; db?: string }) =>
   resolveSettings(opts.config, { socketPath: opts.socket, dbPath: opts.db });
+
+/** No colours: the output is read in terminals, logs and pipes alike. */
+export function plainTable(head: string[]): Table.Table {
+  return new Table({ head, style: { head: [], border: [] } });
+}

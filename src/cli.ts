@@ -4,14 +4,13 @@
 // (unknown flag, bad value, socket in use).
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import Table from 'cli-table3';
 import type { Kysely } from 'kysely';
-import { clientSettings, configOption, dbOption, fractionOption, integerOption, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
+import { clientSettings, configOption, dbOption, fractionOption, integerOption, plainTable, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
 import type { ConfigOverrides } from './config.js';
 import { statusRows } from './db/queries.js';
 import { openReadDatabase, type Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
-import { AuthFileError, SocketInUseError } from './errors.js';
+import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
 import type { RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
@@ -21,7 +20,8 @@ import { RECOMPUTE_TIMEOUT_MS, usageOptions } from './llm/routes.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import { Monitor, type HealthReport } from './monitor.js';
-import type { BotSnapshot } from './actors/registry-messages.js';
+import { loadExpected, withMissing, type StatusRow } from './alerts/expected.js';
+import { alertCommand, silenceCommand } from './alerts/commands.js';
 import { STATUS_SEVERITY } from './protocol/states.js';
 
 const EXIT_USAGE = 2;
@@ -33,6 +33,11 @@ const fileMode = (value: string) => {
   return parseInt(value, 8);
 };
 const EXIT_FATAL = 1;
+/** Repeatable --alert-webhook: each one an http(s) URL. */
+const collectUrl = (value: string, previous: string[] | undefined): string[] => {
+  if (!/^https?:\/\/\S+$/.test(value)) throw new InvalidArgumentError('--alert-webhook must be an http:// or https:// URL');
+  return [...(previous ?? []), value];
+};
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
 const LOG_DRAIN_AT_EXIT_MS = 2_000;
 
@@ -47,7 +52,7 @@ const program = new Command('kissmon')
 
 program
   .command('start')
-  .description('run the monitor in the foreground (stop with SIGTERM/SIGINT; SIGHUP reloads auth tokens)')
+  .description('run the monitor in the foreground (stop with SIGTERM/SIGINT; SIGHUP reloads auth tokens and the expected fleet file)')
   .addOption(socketOption())
   .addOption(dbOption())
   .addOption(configOption())
@@ -63,6 +68,8 @@ program
   .option('--http-host <address>', 'address the dashboard binds (default 127.0.0.1; any other needs --http-token-file)')
   .option('--http-token-file <file>', 'file holding the bearer token for the dashboard and API (admin actions need it)')
   .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integerOption('--max-connections', 1, 1_000_000))
+  .option('--alert-webhook <url>', 'send alert notifications (Alertmanager webhook format) to this URL; repeatable', collectUrl, undefined)
+  .option('--metrics-per-bot', 'also export kissmon_bot_up{channel} and kissmon_bot_last_heartbeat_seconds{channel} (one series per bot)')
   .option('--enable-faults', 'allow fault injection (tests and drills only)')
   .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integerOption('--fault-sampler-delay', 0, 3_600_000))
   .option('--fault-writer-drop <ratio>', 'with --enable-faults: the writer loses this fraction of llm_usage rows', fractionOption('--fault-writer-drop'))
@@ -79,6 +86,8 @@ program
       metricsPort: opts.metricsPort,
       http: { port: opts.httpPort, host: opts.httpHost, tokenFile: opts.httpTokenFile },
       limits: { maxConnections: opts.maxConnections },
+      metricsPerBot: opts.metricsPerBot,
+      alerts: { webhooks: opts.alertWebhook },
       faults: { enabled: opts.enableFaults, samplerDelayMs: opts.faultSamplerDelay, writerDropRatio: opts.faultWriterDrop },
     };
     const config = resolveSettings(opts.config, flags);
@@ -92,8 +101,9 @@ program
     // A failed start exits here, not at the bottom: this process has a log sink a wedged stdout may hold.
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
-      // The operator's to fix (another monitor on the socket, a bad tokens file): usage; anything else: fatal.
-      return exit(err instanceof SocketInUseError || err instanceof AuthFileError ? EXIT_USAGE : EXIT_FATAL);
+      // The operator's to fix (another monitor on the socket, a bad tokens or HTTP token file): usage; else fatal.
+      const usage = err instanceof SocketInUseError || err instanceof AuthFileError || err instanceof HttpTokenFileError;
+      return exit(usage ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
     let signals = 0;
@@ -104,7 +114,10 @@ program
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => running.reloadAuth());
+    process.on('SIGHUP', () => {
+      running.reloadAuth();
+      running.reloadExpected();
+    });
     const code = await running.exited;
     if (running.abandonedThreads > 0) {
       // Node joins every worker thread at exit, and one stuck in a system call never returns:
@@ -152,18 +165,19 @@ program
   .option('--json', 'print a JSON array')
   .option('--watch', 'redraw every 2 s in a terminal, worst bots first (like pm2 monit / top); Ctrl-C quits')
   .action(async (opts) => {
-    const { controlSocketPath, dbPath } = clientSettings(opts);
+    const settings = clientSettings(opts);
+    const { controlSocketPath, dbPath } = settings;
     if (opts.watch) return watchStatus(controlSocketPath);
-    let bots: BotSnapshot[];
+    let bots: StatusRow[];
     let source = 'live';
     try {
-      bots = await requestControl<BotSnapshot[]>(controlSocketPath, 'GET', '/status');
+      bots = await requestControl<StatusRow[]>(controlSocketPath, 'GET', '/status');
     } catch (err) {
       if (!(err instanceof ControlUnavailableError)) throw err;
       if (!existsSync(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
       process.stderr.write(`${err.message}; showing bot_status from ${dbPath} (as last written, not live)\n`);
-      bots = await withReadDatabase(dbPath, statusRows);
+      bots = withMissing(await withReadDatabase(dbPath, statusRows), loadExpected(settings.expected));
     }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
@@ -193,11 +207,11 @@ async function watchStatus(controlSocketPath: string): Promise<void> {
     let screen: string;
     try {
       const [bots, health] = await Promise.all([
-        requestControl<BotSnapshot[]>(controlSocketPath, 'GET', '/status'),
+        requestControl<StatusRow[]>(controlSocketPath, 'GET', '/status'),
         requestControl<{ actors: HealthReport }>(controlSocketPath, 'GET', '/health'),
       ]);
       const down = health.actors.filter((h) => !h.up).map((h) => h.actor);
-      const worst = bots.sort((a, b) => STATUS_SEVERITY[a.status] - STATUS_SEVERITY[b.status] || (b.heartbeat_age_s ?? 0) - (a.heartbeat_age_s ?? 0) || a.channel.localeCompare(b.channel));
+      const worst = bots.sort((a, b) => statusRank(a.status) - statusRank(b.status) || (b.heartbeat_age_s ?? 0) - (a.heartbeat_age_s ?? 0) || a.channel.localeCompare(b.channel));
       // The table takes 4 lines of frame and 2 per row (cli-table3 draws a line between rows).
       const fit = Math.max(1, Math.floor(((out.rows || 24) - 8) / 2));
       const shown = worst.slice(0, fit);
@@ -212,11 +226,16 @@ async function watchStatus(controlSocketPath: string): Promise<void> {
   }
 }
 
-function statusTable(bots: BotSnapshot[]): string {
+/** Worst first: dead, then missing (an expected bot that never came), then stale, online, offline. */
+function statusRank(status: StatusRow['status']): number {
+  return status === 'missing' ? 0.5 : STATUS_SEVERITY[status];
+}
+
+function statusTable(bots: StatusRow[]): string {
   const table = plainTable(['channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'cpu % (machine)', 'rss MB', 'sampled', 'features']);
   for (const bot of bots) {
     table.push([
-      bot.channel, bot.pid, bot.status,
+      bot.channel, bot.pid ?? '-', bot.status,
       bot.heartbeat_age_s !== null ? `${bot.heartbeat_age_s.toFixed(1)}s ago` : bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
       fmt(bot.cpu_pct), fmt(bot.cpu_pct_machine), fmt(bot.rss_mb), bot.sampled_at ? ago(bot.sampled_at) : '-',
       bot.features ? Object.entries(bot.features).filter(([, on]) => on).map(([k]) => k).join(',') : '',
@@ -225,7 +244,7 @@ function statusTable(bots: BotSnapshot[]): string {
   return table.toString();
 }
 
-function statusSummary(bots: BotSnapshot[]): string {
+function statusSummary(bots: StatusRow[]): string {
   const counts = bots.reduce<Record<string, number>>((acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }), {});
   return `${bots.length} bots (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'})`;
 }
@@ -367,6 +386,8 @@ program
       : `asked ${actor} to hang; the supervisor finds it not answering and restarts it (see kissmon health)\n`);
   });
 
+program.addCommand(alertCommand());
+program.addCommand(silenceCommand());
 program.addCommand(loadtestCommand());
 
 /** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
@@ -377,11 +398,6 @@ async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>)
   } finally {
     await db.destroy();
   }
-}
-
-/** No colours: the output is read in terminals, logs and pipes alike. */
-function plainTable(head: string[]): Table.Table {
-  return new Table({ head, style: { head: [], border: [] } });
 }
 
 function fmt(n: number | null | undefined): string {

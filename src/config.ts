@@ -59,6 +59,29 @@ const BudgetSchema = Type.Object({
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
+export const RECEIVER_FORMATS = ['alertmanager', 'slack', 'discord', 'json'] as const;
+const HTTP_URL = '^https?://[^\\s]+$';
+const receiverName = Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:@-]+$' }));
+const receiverTimeout = Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600_000 }));
+/** One receiver of alert notifications (docs/ALERTS.md "Receivers"). */
+const Receiver = Type.Union([
+  Type.Object({
+    name: receiverName,
+    url: Type.String({ pattern: HTTP_URL }),
+    format: Type.Optional(Type.Union(RECEIVER_FORMATS.map((f) => Type.Literal(f)))),
+    headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), Type.String())),
+    timeoutMs: receiverTimeout,
+  }, { additionalProperties: false }),
+  Type.Object({
+    name: receiverName,
+    command: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+    timeoutMs: receiverTimeout,
+  }, { additionalProperties: false }),
+], {
+  must: `{ "url": "http(s)://...", "format"?: ${RECEIVER_FORMATS.map((f) => `"${f}"`).join(' | ')}, "headers"?: { "Name": "value" }, "name"?, "timeoutMs"? } `
+    + 'or { "command": ["program", "arg", ...], "name"?, "timeoutMs"? }',
+});
+
 const ConfigSchema = Type.Object({
   socketPath: Type.String({ minLength: 1, maxLength: 99, default: DEFAULT_SOCKET, env: SOCKET_ENV, must: 'a path shorter than 100 bytes (Unix socket limit)' }),
   /** HTTP control socket for status/health/metrics (read routes; bots in the socket group may use it). Default: <socketPath>.ctl */
@@ -194,6 +217,44 @@ const ConfigSchema = Type.Object({
     /** Rows/messages held for one actor while it is slow, locked or restarting; beyond it, dropped and counted. */
     maxPendingPerLink: positiveInt(500_000),
   }),
+  /**
+   * Channels that should be running (a list, or the path of a file with one channel per line, #
+   * comments): one not registered shows as `missing` in `kissmon status` and raises BotMissing.
+   * A file is re-read on SIGHUP.
+   */
+  expected: Type.Union([Type.Array(Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' })), Type.String({ minLength: 1 })], {
+    default: [], must: 'a list of channels (1-64 chars of [A-Za-z0-9_]) or the path of a file of them',
+  }),
+  /** Export kissmon_bot_up{channel} and kissmon_bot_last_heartbeat_seconds{channel} (one series per bot). */
+  metricsPerBot: Type.Boolean({ default: false, must: 'true or false' }),
+  /** Alerts and their notifications (docs/ALERTS.md). */
+  alerts: section({
+    receivers: Type.Array(Receiver, { default: [], must: 'a list of receivers' }),
+    /** --alert-webhook URL (repeatable): Alertmanager-format receivers added to `receivers`. */
+    webhooks: Type.Array(Type.String({ pattern: HTTP_URL }), { default: [], must: 'a list of http(s) URLs' }),
+    /** A new group's first notification waits this long for more alerts to join it. */
+    groupWaitMs: positive(10_000),
+    /** A group that already notified sends its changes at most this often. */
+    groupIntervalMs: positive(60_000),
+    /** A still-firing group is notified again after this long. */
+    repeatIntervalMs: positive(4 * 3_600_000),
+    flap: section({
+      /** More than maxTransitions stale<->online changes of one bot within windowMs: BotFlapping. */
+      windowMs: positive(600_000),
+      maxTransitions: positiveInt(4),
+    }),
+    /** An expected channel not registered this long after start (or after an unplanned stop) is missing. null: staleAfterMs. */
+    missingGraceMs: Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()], { default: null, must: 'a positive number of ms, or null (staleAfterMs)' }),
+    /** Ingest paused by backpressure, or the database locked, for this long: MonitorIngestPaused. */
+    ingestPausedAfterMs: positive(60_000),
+    /** One delivery attempt (HTTP request or exec run) is cut off after this long; a receiver's timeoutMs overrides it. */
+    deliveryTimeoutMs: positive(10_000),
+    /** Retries of a failed delivery back off from retryInitialMs, doubling, up to retryMaxMs. */
+    retryInitialMs: positive(1_000),
+    retryMaxMs: positive(60_000),
+    /** Notifications queued per receiver (kept across restarts); past it the oldest is dropped and counted. */
+    maxQueuedPerReceiver: positiveInt(1_000),
+  }),
   /** Fault injection for drills and tests; off unless --enable-faults. */
   faults: section({
     enabled: Type.Boolean({ default: false, must: 'true or false' }),
@@ -278,6 +339,8 @@ function schemaAt(parts: string[]): TSchema | undefined {
   for (const part of parts) {
     if (schema?.type === 'object' && schema.properties) schema = (schema.properties as Record<string, TSchema>)[part];
     else if (schema?.patternProperties) schema = Object.values(schema.patternProperties as Record<string, TSchema>)[0];
+    else if (schema?.type === 'array' && /^\d+$/.test(part)) schema = schema.items as TSchema;
+    else if (schema?.anyOf) schema = (schema.anyOf as TSchema[]).map((m) => (m.properties as Record<string, TSchema> | undefined)?.[part]).find(Boolean);
     else return undefined;
   }
   return schema;
@@ -305,6 +368,13 @@ function crossChecks(c: MonitorConfig): void {
   check(c.http.port === null || c.http.tokenFile !== null || isLoopback(c.http.host), 'http.tokenFile',
     `set (--http-token-file) to serve HTTP on ${c.http.host}: off loopback the dashboard and API need a bearer token`);
   check(c.faults.enabled || (c.faults.samplerDelayMs === 0 && c.faults.writerDropRatio === 0), 'faults', 'off unless faults.enabled (--enable-faults) is set');
+  check(c.alerts.retryMaxMs >= c.alerts.retryInitialMs, 'alerts.retryMaxMs', 'at least alerts.retryInitialMs');
+  const receiverNames = new Set<string>();
+  for (const [i, r] of c.alerts.receivers.entries()) {
+    if (r.name === undefined) continue;
+    check(!receiverNames.has(r.name), `alerts.receivers[${i}].name`, `unique (${JSON.stringify(r.name)} is used twice)`);
+    receiverNames.add(r.name);
+  }
 }
 
 function isTimeZone(zone: string): boolean {

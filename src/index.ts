@@ -1,5 +1,6 @@
 // kissbot-monitor — the package entry point: run a monitor in-process, resolve its config, and the
-// protocol v1 types bots send. The bot side is `kissbot-monitor/client`.
+// protocol v1 types bots send. The bot side is `kissbot-monitor/client`, which is the client package
+// kissbot-monitor-client (a bot that needs only the client installs that alone).
 export { Monitor, type HealthReport } from './monitor.js';
 export { defaultConfig, resolveConfig, type ConfigOverrides, type MonitorConfig } from './config.js';
 export {

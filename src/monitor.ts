@@ -16,7 +16,10 @@ import { llmRoutes, RECOMPUTE_TIMEOUT_MS } from './llm/routes.js';
 import { logLinesDropped, type Logger } from './log.js';
 import { TokenAuth } from './server/auth.js';
 import { IngestServer } from './server/ingest-server.js';
-import { Supervisor } from './supervisor/supervisor.js';
+import { Supervisor, SupervisorError } from './supervisor/supervisor.js';
+import { loadExpected, withMissing } from './alerts/expected.js';
+import { MonitorAlerts, type MonitorCondition } from './alerts/monitor-alerts.js';
+import { alertRoutes } from './alerts/routes.js';
 import { statusLine, SystemdNotifier } from './systemd.js';
 import type { AlerterInput } from './actors/alerter-messages.js';
 import type { WriteItem } from './actors/db-writer-messages.js';
@@ -30,6 +33,12 @@ const FAULT_ACTORS = ['registry', 'db', 'sampler', 'alerter'] as const satisfies
 
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
 const PULSE_MS = 250;
+/** What a control call that may wait on a receiver is given on top of its delivery timeout. */
+const CONTROL_SLACK_MS = 2_000;
+/** How often the monitor's own alert conditions (MonitorActorDown, MonitorIngestPaused) are judged. */
+const MONITOR_ALERTS_MS = 1_000;
+/** A monitor exiting because an actor is beyond saving gives the alerter this long to deliver that. */
+const LAST_WORDS_MS = 3_000;
 
 /** The monitor process as a whole (all threads): for load tests and dashboards. */
 export interface ProcessStats {
@@ -61,6 +70,13 @@ export class Monitor {
   readonly #writerLink: Link<WriteItem>;
   /** The monitor's own alerts (MonitorActorDown, MonitorIngestPaused) to the alerter. */
   readonly #alerterLink: Link<AlerterInput>;
+  readonly #monitorAlerts: MonitorAlerts;
+  /** The expected fleet (`expected`), re-read on SIGHUP. */
+  #expected: string[];
+  /** The actor the supervisor gave up on (restart intensity exceeded), once it has. */
+  #gaveUpOn: string | null = null;
+  /** Since when (ms since the epoch) ingest reading has been paused by backpressure, or null. */
+  #backpressuredSince: number | null = null;
   readonly #supervisor: Supervisor;
   readonly #ingest: IngestServer;
   readonly #auth: TokenAuth | null;
@@ -101,9 +117,19 @@ export class Monitor {
     this.#supervisor = new Supervisor({
       config,
       log,
+<<<<<<< HEAD
       mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink },
       onFatal: () => void this.stop(1),
+=======
+      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink } as Partial<Record<ActorName, Link<unknown, never>>>,
+      onFatal: (err) => {
+        if (err instanceof SupervisorError) this.#gaveUpOn = err.actor;
+        void this.stop(1);
+      },
+>>>>>>> main
     });
+    this.#monitorAlerts = new MonitorAlerts((input) => this.#alerterLink.send(input));
+    this.#expected = loadExpected(config.expected);
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
     this.#ingest = new IngestServer({ config, registry: this.#registryLink, writer: this.#writerLink, log, auth: this.#auth });
     this.#readPool = new ReadPool(config.dbPath);
@@ -139,6 +165,7 @@ export class Monitor {
       if (!monitor.#ingest.backpressured) monitor.#registryLink.signal({ pulse: Date.now() });
     }, PULSE_MS);
     monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
+    monitor.#timers.push(setInterval(() => monitor.#judgeMonitorAlerts(), MONITOR_ALERTS_MS));
     log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, admin: config.adminSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
     await monitor.#notifyReady();
     return monitor;
@@ -172,6 +199,47 @@ export class Monitor {
     } catch (err) {
       this.#log.error({ err }, 'auth tokens reload failed; keeping the previous tokens');
     }
+  }
+
+  /** SIGHUP: re-read the expected fleet file; a bad file keeps the previous list. */
+  reloadExpected(): void {
+    if (Array.isArray(this.config.expected)) return;
+    try {
+      this.#expected = loadExpected(this.config.expected);
+      void this.#supervisor.call('alerter', (c) => c.setExpected(this.#expected));
+      this.#log.info({ file: this.config.expected, channels: this.#expected.length }, 'expected fleet reloaded');
+    } catch (err) {
+      this.#log.error({ err }, 'expected fleet reload failed; keeping the previous list');
+    }
+  }
+
+  /** MonitorActorDown / MonitorIngestPaused: what holds now, sent to the alerter when it changes. */
+  #judgeMonitorAlerts(): void {
+    const now = Date.now();
+    const holding: MonitorCondition[] = [];
+    for (const failing of this.#supervisor.liveness().failing) {
+      // Only an actor down past a whole restart attempt: a late pong on a busy box ("no answer for
+      // 2.1 s") is the supervisor's to judge (it restarts a hung actor), not a page.
+      if (!/^\w+: down for /.test(failing)) continue;
+      const actor = failing.slice(0, failing.indexOf(':'));
+      if (actor !== this.#gaveUpOn) holding.push({ alertname: 'MonitorActorDown', labels: { actor }, summary: `monitor actor ${failing}` });
+    }
+    if (this.#gaveUpOn !== null) {
+      holding.push({ alertname: 'MonitorActorDown', labels: { actor: this.#gaveUpOn }, summary: `monitor actor ${this.#gaveUpOn} restarted past the intensity limit: the monitor exits for the service manager to restart it` });
+    }
+    const pausedAfter = this.config.alerts.ingestPausedAfterMs;
+    if (this.#ingest.backpressured) this.#backpressuredSince ??= now;
+    else this.#backpressuredSince = null;
+    if (this.#backpressuredSince !== null && now - this.#backpressuredSince >= pausedAfter) {
+      holding.push({ alertname: 'MonitorIngestPaused', labels: { cause: 'backpressure' }, summary: `reading from bots paused by backpressure for ${Math.round((now - this.#backpressuredSince) / 1000)} s` });
+    }
+    const writer = this.#lastHealth.find((h) => h.actor === 'db')?.detail;
+    if (typeof writer?.waiting === 'string' && Number(writer.waiting_s) * 1000 >= pausedAfter) {
+      holding.push({ alertname: 'MonitorIngestPaused', labels: { cause: `database_${writer.waiting}` }, summary: `database writer waiting (${writer.waiting}) for ${writer.waiting_s} s: rows are held and spooled` });
+    } else if (typeof writer?.blocked_s === 'number' && writer.blocked_s * 1000 >= pausedAfter) {
+      holding.push({ alertname: 'MonitorIngestPaused', labels: { cause: 'database_locked' }, summary: `every commit has found the database locked for ${writer.blocked_s} s: rows are held and spooled` });
+    }
+    this.#monitorAlerts.update(holding, now);
   }
 
   /** Everything received so far, committed: resolves true once it is in the database. */
@@ -208,6 +276,7 @@ export class Monitor {
       this.#systemd?.stopping();
       for (const timer of this.#timers) clearInterval(timer);
       this.#tellWriterSpoolAt();
+      if (this.#gaveUpOn !== null) await this.#lastWords();
       const until = (at: number) => Math.max(0, at - Date.now());
       // An actor past the restart limit will not come back: waiting for it only delays the exit.
       const untilActors = (at: number) => (this.#supervisor.gaveUp ? 0 : until(at));
@@ -233,6 +302,13 @@ export class Monitor {
       this.#resolveExit(exitCode);
     })();
     return this.#stopping;
+  }
+
+  /** The supervisor gave up: MonitorActorDown goes out now, not after groupWaitMs (bounded; the alerter may be the one gone). */
+  async #lastWords(): Promise<void> {
+    this.#judgeMonitorAlerts();
+    if (!(await this.#alerterLink.drained(LAST_WORDS_MS / 3))) return;
+    await this.#supervisor.call('alerter', (c) => c.deliverNow(LAST_WORDS_MS), LAST_WORDS_MS + 500);
   }
 
   /** Second signal: the writer spools at once, and waits that can be cut short are. */
@@ -337,6 +413,8 @@ export class Monitor {
       health: () => this.#lastHealth,
       controlRejected: () => this.#control.rejected(),
       logLinesDropped,
+      alerter: () => this.#supervisor.call('alerter', (c) => c.metrics(), 1_000),
+      bots: this.config.metricsPerBot ? () => this.#supervisor.call('registry', (c) => c.snapshot(), 2_000) : null,
     });
     const requireFaults = () => {
       if (!faults) throw new HttpError(403, 'fault injection is off (start the monitor with --enable-faults)');
@@ -348,7 +426,7 @@ export class Monitor {
         handler: async () => {
           const bots = await this.#supervisor.call('registry', (c) => c.snapshot());
           if (bots === null) throw new HttpError(503, 'registry is restarting; try again');
-          return bots;
+          return withMissing(bots, this.#expected);
         },
       }),
       route({
@@ -362,6 +440,7 @@ export class Monitor {
         budgets: async () => (await this.#supervisor.call('db', (c) => c.budgets())) ?? null,
         recompute: (sinceMs) => this.#supervisor.call('db', (c) => c.recompute(sinceMs), RECOMPUTE_TIMEOUT_MS),
       }),
+      ...alertRoutes((fn) => this.#supervisor.call('alerter', fn, this.config.alerts.deliveryTimeoutMs + CONTROL_SLACK_MS)),
       route({ method: 'POST', path: '/flush', admin: true, query: none, handler: async () => ({ flushed: await this.flush() }) }),
       route({
         method: 'POST', path: '/latency/reset', admin: true, query: none,

@@ -72,13 +72,17 @@ test('python client: unittest suite passes and every line it sent is valid proto
 
 test('python client: every file compiles (py_compile) and the type hints pass mypy --strict', async (t) => {
   if (!requireResource(t, 'python3', commandMissing(python))) return;
-  const files = ['kissbot_monitor_client/__init__.py', 'kissbot_monitor_client/client.py', 'monitor_client/__init__.py', 'test_monitor_client.py'];
+  const packages = ['kissbot_monitor_client', 'monitor_client'];
+  const files = [...packages.map((p) => `${p}/__init__.py`), 'kissbot_monitor_client/client.py'];
+  files.push('test_monitor_client.py');
   // Bytecode goes to the temp dir, not next to the sources.
-  const compiled = spawnSync(python, ['-m', 'py_compile', ...files], { cwd: clientDir, env: { ...process.env, PYTHONPYCACHEPREFIX: join(dir, 'pycache') }, encoding: 'utf8' });
+  const env = { ...process.env, PYTHONPYCACHEPREFIX: join(dir, 'pycache') };
+  const compiled = spawnSync(python, ['-m', 'py_compile', ...files], { cwd: clientDir, env, encoding: 'utf8' });
   assert.equal(compiled.status, 0, `py_compile failed:\n${compiled.stderr}`);
   // mypy: Debian's package (`apt-get install mypy`; .ci/run installs it when missing).
   if (!requireResource(t, 'mypy', commandMissing('mypy'))) return;
-  const checked = spawnSync('mypy', ['--strict', '--cache-dir', join(dir, 'mypy-cache'), 'kissbot_monitor_client', 'monitor_client'], { cwd: clientDir, encoding: 'utf8' });
+  const mypyArgs = ['--strict', '--cache-dir', join(dir, 'mypy-cache'), ...packages];
+  const checked = spawnSync('mypy', mypyArgs, { cwd: clientDir, encoding: 'utf8' });
   assert.equal(checked.status, 0, `mypy --strict found problems:\n${checked.stdout}${checked.stderr}`);
   assert.match(checked.stdout, /^Success: no issues found in 3 source files/m);
   t.diagnostic(checked.stdout.trim());

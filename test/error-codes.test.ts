@@ -8,11 +8,14 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../src/cli-options.js';
 import { OpenDatabaseError } from '../src/db/schema.js';
-import { AuthFileError, MonitorError, SocketInUseError } from '../src/errors.js';
+import { AuthFileError, HttpTokenFileError, MonitorError, SocketInUseError } from '../src/errors.js';
 import { ControlUnavailableError } from '../src/http/control-client.js';
+import { ApiError } from '../src/dashboard/api.js';
 import { HttpError } from '../src/http/control-server.js';
 import { LoadtestInterrupted, LoadtestLimitError } from '../src/loadtest/run.js';
 import { SupervisorError } from '../src/supervisor/supervisor.js';
+import { ExpectedFileError } from '../src/alerts/expected.js';
+import { StoreUnavailableError } from '../src/alerts/store.js';
 
 const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -48,13 +51,17 @@ test('each error carries its code, its class name and the message it was given',
   const cases: [MonitorError, string][] = [
     [new SocketInUseError('m'), 'ERR_SOCKET_IN_USE'],
     [new AuthFileError('m'), 'ERR_AUTH_FILE'],
+    [new HttpTokenFileError('m'), 'ERR_HTTP_TOKEN_FILE'],
     [new UsageError('m'), 'ERR_USAGE'],
     [new ControlUnavailableError('m'), 'ERR_CONTROL_UNAVAILABLE'],
-    [new SupervisorError('m'), 'ERR_SUPERVISOR_INTENSITY'],
+    [new SupervisorError('m', 'db'), 'ERR_SUPERVISOR_INTENSITY'],
     [new OpenDatabaseError('locked', Object.assign(new Error('m'), { code: 'SQLITE_BUSY' })), 'ERR_OPEN_DATABASE'],
     [new HttpError(503, 'm'), 'ERR_HTTP'],
     [new LoadtestLimitError('m'), 'ERR_LOADTEST_LIMIT'],
     [new LoadtestInterrupted('m'), 'ERR_LOADTEST_INTERRUPTED'],
+    [new ExpectedFileError('m'), 'ERR_EXPECTED_FILE'],
+    [new StoreUnavailableError('m'), 'ERR_ALERT_STORE_UNAVAILABLE'],
+    [new ApiError(401, 'm'), 'ERR_DASHBOARD_API'],
   ];
   for (const [err, code] of cases) {
     assert.ok(err instanceof MonitorError && err instanceof Error);
@@ -62,8 +69,8 @@ test('each error carries its code, its class name and the message it was given',
     assert.equal(err.name, err.constructor.name);
     assert.equal(err.message, 'm');
   }
-  const open = cases[5][0] as OpenDatabaseError;
+  const open = cases.find(([err]) => err instanceof OpenDatabaseError)![0] as OpenDatabaseError;
   assert.equal(open.sqliteCode, 'SQLITE_BUSY', 'the SQLite code stays apart from the stable code');
   assert.equal((open.cause as Error).message, 'm');
-  assert.equal((cases[6][0] as HttpError).status, 503);
+  assert.equal((cases.find(([err]) => err instanceof HttpError)![0] as HttpError).status, 503);
 });

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 type Exports = Record<string, { types: string; default: string }>;
-const readPackage = (dir: string) => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name: string; exports: Exports };
+const readPackage = (dir: string) =>
+  JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name: string; exports: Exports };
 
 const CLIENT_API: Record<string, 'function' | 'number'> = {
   MonitorClient: 'function',
@@ -24,7 +25,10 @@ const CLIENT_API: Record<string, 'function' | 'number'> = {
 };
 
 /** What each entry must export at run time (types are checked by tsc). */
-const PUBLIC_API: Record<string, { dir: string; entries: Record<string, Record<string, 'function' | 'number' | 'object'>> }> = {
+const PUBLIC_API: Record<
+  string,
+  { dir: string; entries: Record<string, Record<string, 'function' | 'number' | 'object'>> }
+> = {
   'kissbot-monitor': {
     dir: root,
     entries: {
@@ -46,15 +50,23 @@ test('every package.json export resolves by package name to an existing file wit
     const pkg = readPackage(dir);
     assert.equal(pkg.name, name);
     const entries = Object.entries(pkg.exports);
-    assert.deepEqual(entries.map(([key]) => key).sort(), Object.keys(api).sort(), `each export entry of ${name} has its expected API listed here`);
+    assert.deepEqual(
+      entries.map(([key]) => key).sort(),
+      Object.keys(api).sort(),
+      `each export entry of ${name} has its expected API listed here`,
+    );
     for (const [key, target] of entries) {
       const specifier = key === '.' ? name : `${name}/${key.slice(2)}`;
       const file = join(dir, target.default);
-      assert.ok(existsSync(file), `${name} exports["${key}"] points at ${target.default}, which does not exist (run the build?)`);
+      assert.ok(
+        existsSync(file),
+        `${name} exports["${key}"] points at ${target.default}, which does not exist (run the build?)`,
+      );
       assert.ok(existsSync(join(dir, target.types)), `${name} exports["${key}"].types: ${target.types} does not exist`);
       assert.equal(fileURLToPath(import.meta.resolve(specifier)), file, `${specifier} resolves to exports["${key}"]`);
       const mod = (await import(specifier)) as Record<string, unknown>;
-      for (const [member, type] of Object.entries(api[key])) assert.equal(typeof mod[member], type, `${specifier} exports ${member}`);
+      for (const [member, type] of Object.entries(api[key]))
+        assert.equal(typeof mod[member], type, `${specifier} exports ${member}`);
       t.diagnostic(`${specifier} → ${target.default}: ${Object.keys(mod).sort().join(', ')}`);
     }
   }
@@ -63,7 +75,13 @@ test('every package.json export resolves by package name to an existing file wit
   const client = (await import('kissbot-monitor-client')) as Record<string, unknown>;
   assert.equal(viaDaemon.MonitorClient, client.MonitorClient);
   // The root entry's config helpers work, not just exist.
+<<<<<<< HEAD
   const { defaultConfig, resolveConfig, PROTOCOL_VERSION } = (await import('kissbot-monitor'));
+=======
+  const { defaultConfig, resolveConfig, PROTOCOL_VERSION } = (await import(
+    'kissbot-monitor'
+  )) as typeof import('../src/index.js');
+>>>>>>> main
   assert.equal(PROTOCOL_VERSION, 1);
   assert.equal(resolveConfig({ staleAfterMs: 5_000 }).staleAfterMs, 5_000);
   assert.equal(defaultConfig().limits.maxJsonDepth, 32);

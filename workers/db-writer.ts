@@ -319,6 +319,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         waiting: waiting?.why ?? null,
         waiting_s: waiting ? Math.round((Date.now() - waiting.since) / 1000) : null,
         waiting_error: waiting?.error ?? null,
+        // Open, but every commit finds the database locked: since how long (MonitorIngestPaused).
+        blocked_s: this.#blockedSince === null ? null : Math.round((Date.now() - this.#blockedSince) / 1000),
         commits: this.#commits,
         busy_retries: this.#busyRetries,
         other_errors: this.#otherErrors,

@@ -1,5 +1,6 @@
 """
-Tests for monitor_client.py against real Unix-socket listeners (no mocks).
+Tests for the Python client (kissbot_monitor_client, imported here by its old name monitor_client)
+against real Unix-socket listeners (no mocks).
 
 Run:  cd clients/python && python3 -m unittest -v test_monitor_client
 (`npm test` runs them through test/client-python.test.ts.) With KISSBOT_PROTOCOL_DUMP=FILE every

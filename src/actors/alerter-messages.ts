@@ -115,6 +115,12 @@ export interface ReceiverTestResult {
   ms: number;
 }
 
+/** What GET /metrics exports about alerts (kissmon_alerts, kissmon_alert_notifications_total, ...). */
+export interface AlerterMetrics {
+  alerts: { alertname: string; state: string; count: number }[];
+  receivers: { receiver: string; queued: number; delivered: number; failed: number; rejected: number; dropped: number; skipped: number }[];
+}
+
 /** Actor-specific control calls of the alerter (beyond ActorControl). */
 export interface AlerterControlExtra {
   alerts(): AlertView[];
@@ -128,4 +134,5 @@ export interface AlerterControlExtra {
   setExpected(channels: string[]): void;
   /** Deliver what is queued now, within `timeoutMs` (a monitor about to exit). */
   deliverNow(timeoutMs: number): Promise<void>;
+  metrics(): AlerterMetrics;
 }

@@ -1,8 +1,6 @@
 // Message types of the database writer actor (workers/db-writer.ts). Times are ms since the epoch;
 // the writer stores them as ISO-8601 UTC text.
 import type { ActorHealth } from './health.js';
-import type { RecomputeResult } from '../llm/accounting.js';
-import type { BudgetStatus } from '../llm/budgets.js';
 import type { LlmCallStatus } from '../protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../protocol/states.js';
 
@@ -98,4 +96,27 @@ export interface DbWriterControlExtra {
   recompute(sinceMs: number): Promise<RecomputeResult>;
   /** Budgets' spend and level now; null while the database is not open. */
   budgets(): Promise<BudgetStatus[] | null>;
+}
+
+/** One line of `kissmon budgets` / GET /budgets (the writer's `budgets` control call). */
+export interface BudgetStatus {
+  name: string;
+  period: 'day' | 'week' | 'month';
+  period_start: string;
+  spent_usd: number;
+  limit_usd: number;
+  pct: number;
+  /** Spend by the period's end if it goes on at the rate so far. */
+  projected_usd: number;
+  level: 'ok' | 'warning' | 'critical';
+}
+
+/** Result of `kissmon usage recompute`. */
+export interface RecomputeResult {
+  since: string;
+  rows_checked: number;
+  rows_changed: number;
+  /** Rows that had a price and now have none, or the other way round. */
+  rows_priced_now: number;
+  rows_unpriced_now: number;
 }

@@ -1,6 +1,8 @@
 // The page's side of the HTTP front: JSON calls with the bearer token (kept in sessionStorage for
 // this tab only), the session check, and the live event stream. The stream is read with fetch, not
 // EventSource, because EventSource cannot send an Authorization header.
+import { MonitorError } from '../errors.js';
+
 const TOKEN_KEY = 'kissmon-token';
 
 export interface Session {
@@ -10,9 +12,10 @@ export interface Session {
   routes: string[];
 }
 
-export class ApiError extends Error {
+/** The monitor answered a dashboard call with an error status (the message is its answer). */
+export class ApiError extends MonitorError {
   constructor(readonly status: number, message: string) {
-    super(message);
+    super('ERR_DASHBOARD_API', message);
   }
 }
 

@@ -132,7 +132,51 @@ export interface DeliveryCursorTable {
   updated_at: string;
 }
 
+/** The alerter's state (src/alerts/store.ts): active and recently resolved alerts. */
+export interface AlertsTable {
+  fingerprint: string;
+  alertname: string;
+  severity: string;
+  labels_json: string;
+  annotations_json: string;
+  state: string;
+  starts_at: string;
+  ends_at: string | null;
+  /** When a notification last listed it firing; NULL: never (a restarted monitor would send it as new). */
+  notified_at: string | null;
+  resolved_notified: number;
+  last_delivery_json: string | null;
+}
+
+export interface AlertGroupsTable {
+  group_key: string;
+  last_flush_at: string;
+}
+
+export interface AlertSilencesTable {
+  id: string;
+  matcher_json: string;
+  starts_at: string;
+  ends_at: string;
+  comment: string;
+  created_by: string;
+}
+
+/** Notifications not yet delivered, per receiver (kept across restarts). */
+export interface AlertDeliveriesTable {
+  id: string;
+  receiver: string;
+  notification_json: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+}
+
 export interface Database {
+  alerts: AlertsTable;
+  alert_groups: AlertGroupsTable;
+  alert_silences: AlertSilencesTable;
+  alert_deliveries: AlertDeliveriesTable;
   bot_status: BotStatusTable;
   bot_metrics: BotMetricsTable;
   llm_usage: LlmUsageTable;
@@ -322,7 +366,52 @@ const MIGRATIONS: Record<string, Migration> = {
       }
     },
   },
+  '0005_alerts': {
+    async up(db: Kysely<any>): Promise<void> {
+      // Written by the alerter actor on its own connection (the db-writer never touches them).
+      await db.schema
+        .createTable('alerts')
+        .addColumn('fingerprint', 'text', (c) => c.primaryKey())
+        .addColumn('alertname', 'text', (c) => c.notNull())
+        .addColumn('severity', 'text', (c) => c.notNull())
+        .addColumn('labels_json', 'text', (c) => c.notNull())
+        .addColumn('annotations_json', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('starts_at', 'text', (c) => c.notNull())
+        .addColumn('ends_at', 'text')
+        .addColumn('notified_at', 'text')
+        .addColumn('resolved_notified', 'integer', (c) => c.notNull())
+        .addColumn('last_delivery_json', 'text')
+        .execute();
+      await db.schema
+        .createTable('alert_groups')
+        .addColumn('group_key', 'text', (c) => c.primaryKey())
+        .addColumn('last_flush_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('alert_silences')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('matcher_json', 'text', (c) => c.notNull())
+        .addColumn('starts_at', 'text', (c) => c.notNull())
+        .addColumn('ends_at', 'text', (c) => c.notNull())
+        .addColumn('comment', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('alert_deliveries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('receiver', 'text', (c) => c.notNull())
+        .addColumn('notification_json', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .execute();
+    },
+  },
 };
+
+/** The migration that creates the alerter's tables: it waits for it before it opens them. */
+export const ALERTS_MIGRATION = '0005_alerts';
 
 /** Start-up may wait this long for another process's write (e.g. a concurrent monitor migrating). */
 const MIGRATION_BUSY_TIMEOUT_MS = 5_000;

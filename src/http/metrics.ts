@@ -1,7 +1,12 @@
-// Prometheus metrics, computed at scrape time from counters the monitor keeps anyway. No per-bot
-// labels: with 10k bots that would be 10k series per metric, and a scrape's cost grows with the series.
+// Prometheus metrics, computed at scrape time from counters the monitor keeps anyway. Named per
+// the Prometheus conventions: kissmon_ prefix, base units (seconds, bytes), _total for counters.
+// No per-bot labels unless --metrics-per-bot asks for them: with 10k bots that is 10k series per
+// metric, and a scrape's cost grows with the series.
+import { createRequire } from 'node:module';
 import client from 'prom-client';
+import type { AlerterMetrics } from '../actors/alerter-messages.js';
 import type { SupervisedHealth } from '../actors/health.js';
+import type { BotSnapshot } from '../actors/registry-messages.js';
 import type { IngestCounters } from '../server/ingest-server.js';
 
 export interface MetricsSources {
@@ -13,29 +18,40 @@ export interface MetricsSources {
   controlRejected(): Record<string, number>;
   /** Log lines dropped because stdout was wedged or gone (every thread). */
   logLinesDropped(): number;
+  /** Alert counts and receiver queues; null while the alerter is down. */
+  alerter(): Promise<AlerterMetrics | null>;
+  /** --metrics-per-bot: the registry's bots (null while it restarts); null: not exported. */
+  bots: (() => Promise<BotSnapshot[] | null>) | null;
 }
+
+const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
 export function createMetrics(sources: MetricsSources): client.Registry {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'kissmon_main_' });
 
+  type Read = () => [Record<string, string>, number][] | Promise<[Record<string, string>, number][]>;
   /** A counter whose value is read from an existing monotonic count at scrape time. */
-  const mirroredCounter = (name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]) =>
+  const mirroredCounter = (name: string, help: string, labelNames: string[], read: Read) =>
     new client.Counter({
       name, help, labelNames, registers: [registry],
-      collect() {
+      async collect() {
+        const values = await read();
         this.reset();
-        for (const [labels, value] of read()) this.inc(labels, value);
+        for (const [labels, value] of values) this.inc(labels, value);
       },
     });
-  const gauge = (name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]) =>
+  const gauge = (name: string, help: string, labelNames: string[], read: Read) =>
     new client.Gauge({
       name, help, labelNames, registers: [registry],
-      collect() {
+      async collect() {
+        const values = await read();
         this.reset();
-        for (const [labels, value] of read()) this.set(labels, value);
+        for (const [labels, value] of values) this.set(labels, value);
       },
     });
+
+  gauge('kissmon_build_info', 'Always 1; the labels say which kissmon runs', ['version', 'node_version'], () => [[{ version: VERSION, node_version: process.version }, 1]]);
 
   mirroredCounter('kissmon_lines_total', 'Lines read from bot connections', [], () => [[{}, sources.ingest().lines]]);
   mirroredCounter('kissmon_messages_accepted_total', 'Valid messages handed to the actors, by type', ['type'], () =>
@@ -87,5 +103,30 @@ export function createMetrics(sources: MetricsSources): client.Registry {
     const why = sources.health().find((h) => h.actor === 'db')?.detail.waiting;
     return typeof why === 'string' ? [[{ why }, 1]] : [];
   });
+  // One scrape asks the alerter once, however many alert metrics read it.
+  let alerterScrape: Promise<AlerterMetrics | null> | null = null;
+  const alerter = () => {
+    alerterScrape ??= sources.alerter().finally(() => setImmediate(() => (alerterScrape = null)));
+    return alerterScrape;
+  };
+  gauge('kissmon_alerts', 'Alerts the alerter holds, by alertname and state (pending, firing, resolved)', ['alertname', 'state'], async () =>
+    ((await alerter())?.alerts ?? []).map((a) => [{ alertname: a.alertname, state: a.state }, a.count]));
+  mirroredCounter('kissmon_alert_notifications_total', 'Notification delivery attempts per receiver, by result (delivered, failed, rejected, dropped, skipped)', ['receiver', 'result'], async () =>
+    ((await alerter())?.receivers ?? []).flatMap((r) => (['delivered', 'failed', 'rejected', 'dropped', 'skipped'] as const).map((result): [Record<string, string>, number] => [{ receiver: r.receiver, result }, r[result]])));
+  gauge('kissmon_alert_queue_length', 'Notifications waiting for a receiver (it is down or slow)', ['receiver'], async () =>
+    ((await alerter())?.receivers ?? []).map((r) => [{ receiver: r.receiver }, r.queued]));
+
+  const bots = sources.bots;
+  if (bots) {
+    let botScrape: Promise<BotSnapshot[] | null> | null = null;
+    const snapshot = () => {
+      botScrape ??= bots().finally(() => setImmediate(() => (botScrape = null)));
+      return botScrape;
+    };
+    gauge('kissmon_bot_up', '1 while the bot is online (heartbeating), 0 when stale, dead or offline', ['channel'], async () =>
+      ((await snapshot()) ?? []).map((b) => [{ channel: b.channel }, b.status === 'online' ? 1 : 0]));
+    gauge('kissmon_bot_last_heartbeat_seconds', 'Unix time of the bot\'s last heartbeat', ['channel'], async () =>
+      ((await snapshot()) ?? []).filter((b) => b.last_heartbeat !== null).map((b) => [{ channel: b.channel }, b.last_heartbeat! / 1000]));
+  }
   return registry;
 }

@@ -5,22 +5,14 @@
 //   begin() · per stored row: cost() then stored() · finish() ── COMMIT ──▶ commit() → budget signals
 //                                                              └ ROLLBACK ─▶ rollback()
 import type BetterSqlite3 from 'better-sqlite3';
-import type { LlmUsageRow } from '../actors/db-writer-messages.js';
+import type { LlmUsageRow, RecomputeResult } from '../actors/db-writer-messages.js';
 import type { MonitorConfig } from '../config.js';
 import { isoTime } from '../db/schema.js';
 import { BudgetTracker, type BudgetSignal, type BudgetStatus } from './budgets.js';
 import { PriceTable } from './prices.js';
 import { RollupBatch, type RollupInput } from './rollups.js';
 
-/** Result of `kissmon usage recompute`. */
-export interface RecomputeResult {
-  since: string;
-  rows_checked: number;
-  rows_changed: number;
-  /** Rows that had a price and now have none, or the other way round. */
-  rows_priced_now: number;
-  rows_unpriced_now: number;
-}
+export type { RecomputeResult };
 
 /** Rows re-priced per transaction: each chunk is short, commits and control calls go between. */
 export const RECOMPUTE_CHUNK_ROWS = 5_000;

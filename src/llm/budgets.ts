@@ -27,18 +27,9 @@ export interface BudgetSignal {
   pct: number;
 }
 
-/** One line of `kissmon budgets` / GET /budgets. */
-export interface BudgetStatus {
-  name: string;
-  period: Period;
-  period_start: string;
-  spent_usd: number;
-  limit_usd: number;
-  pct: number;
-  /** Spend by the period's end if it goes on at the rate so far. */
-  projected_usd: number;
-  level: BudgetLevel;
-}
+import type { BudgetStatus } from '../actors/db-writer-messages.js';
+
+export type { BudgetStatus };
 
 const escape = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
 /** `*` any run, `?` one character; anything else literal. Absent: matches all. */

@@ -82,7 +82,14 @@ function makeBot(index: number, persistent: boolean): Bot {
     unregister: stampedLine({ type: 'unregister', channel, pid, ...auth }),
   };
   const llmLine = encodeLine({
-    type: 'llm_usage', channel, model: 'gpt-4o-mini', feature: 'loadtest', tokens_in: 120, tokens_out: 40, latency_ms: 350, ...auth,
+    type: 'llm_usage',
+    channel,
+    model: 'gpt-4o-mini',
+    feature: 'loadtest',
+    tokens_in: 120,
+    tokens_out: 40,
+    latency_ms: 350,
+    ...auth,
   });
   return { index, pid, persistent, socket: null, registered: false, failed: false, heartbeatTimer: null, lines, llmLine };
 }

@@ -89,13 +89,18 @@ function tsType(schema: JsonSchema, indent: string): string {
   }
 }
 
-const typeName = (type: string) => `${type.split('_').map((w) => (w === 'llm' ? 'Llm' : w[0].toUpperCase() + w.slice(1))).join('')}Message`;
+/** llm_usage → LlmUsageMessage, the name messages.ts gives its Static type. */
+const typeName = (type: string) => `${type.split('_').map((w) => w[0].toUpperCase() + w.slice(1)).join('')}Message`;
 
 /** clients/typescript/src/protocol.ts: what the TypeScript client needs of src/protocol, without TypeBox. */
 export function clientProtocolText(): string {
   const lit = (value: unknown) => JSON.stringify(value).replaceAll("'", "\\'").replace(/^"|"$/g, "'");
-  const limits = Object.entries(LIMITS).map(([key, value]) => `  ${key}: ${typeof value === 'string' ? lit(value) : value},\n`);
-  const messages = messageTypes.map((type) => `export interface ${typeName(type)} ${tsType(plain(MESSAGE_SCHEMAS[type]), '')}\n`);
+  const limits = Object.entries(LIMITS).map(
+    ([key, value]) => `  ${key}: ${typeof value === 'string' ? lit(value) : value},\n`,
+  );
+  const messages = messageTypes.map(
+    (type) => `export interface ${typeName(type)} ${tsType(plain(MESSAGE_SCHEMAS[type]), '')}\n`,
+  );
   return [
     '// Generated from src/protocol/messages.ts by src/protocol/generate-schema.ts (npm run build); do not edit.',
     '// The protocol v1 types, limits and defaults the client needs, without the monitor\'s TypeBox schemas;',
@@ -113,7 +118,7 @@ export function clientProtocolText(): string {
     `export const SOCKET_ENV = ${lit(SOCKET_ENV)};`,
     `export const TOKEN_ENV = ${lit(TOKEN_ENV)};`,
     '',
-    ...messages.map((m) => `${m}`),
+    ...messages,
     `export type Features = NonNullable<RegisterMessage['features']>;`,
     `export type BotMessage = ${messageTypes.map(typeName).join(' | ')};`,
     `export type MessageType = BotMessage['type'];`,

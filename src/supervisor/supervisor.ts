@@ -108,8 +108,11 @@ function stateOf(child: Child): 'not answering' | 'terminating' | 'starting' | '
 
 /** An actor restarted more often than the intensity limit allows: the monitor gives up (exit 1). */
 export class SupervisorError extends MonitorError {
-  constructor(message: string) {
+  /** The actor the supervisor gave up on. */
+  readonly actor: ActorName;
+  constructor(message: string, actor: ActorName) {
     super('ERR_SUPERVISOR_INTENSITY', message);
+    this.actor = actor;
   }
 }
 
@@ -501,7 +504,7 @@ export class Supervisor {
     child.restartTimes.push(now);
     if (child.restartTimes.length > intensity) {
       this.#fatal = true;
-      const error = new SupervisorError(`actor ${child.spec.id} restarted more than ${intensity} times in ${periodMs / 1000} s; giving up so the service manager can restart the monitor`);
+      const error = new SupervisorError(`actor ${child.spec.id} restarted more than ${intensity} times in ${periodMs / 1000} s; giving up so the service manager can restart the monitor`, child.spec.id);
       this.#log.fatal({ actor: child.spec.id, reason, restarts: child.restarts, intensity, period_ms: periodMs }, error.message);
       this.#onFatal(error);
       return;
