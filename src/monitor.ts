@@ -117,16 +117,11 @@ export class Monitor {
     this.#supervisor = new Supervisor({
       config,
       log,
-<<<<<<< HEAD
-      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink },
-      onFatal: () => void this.stop(1),
-=======
       mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink } as Partial<Record<ActorName, Link<unknown, never>>>,
       onFatal: (err) => {
         if (err instanceof SupervisorError) this.#gaveUpOn = err.actor;
         void this.stop(1);
       },
->>>>>>> main
     });
     this.#monitorAlerts = new MonitorAlerts((input) => this.#alerterLink.send(input));
     this.#expected = loadExpected(config.expected);
