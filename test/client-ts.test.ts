@@ -57,7 +57,7 @@ const usage = { model: 'gpt-4o', feature: 'jokes', tokensIn: 145, tokensOut: 87,
 function assertValid(line: string): Record<string, unknown> {
   const decoded = decodeLine(Buffer.from(line), 32);
   assert.ok(decoded.ok, `monitor would reject ${line}: ${decoded.ok ? '' : decoded.detail}`);
-  return decoded.message as unknown as Record<string, unknown>;
+  return decoded.message;
 }
 
 /** The child's exit code; fails the test if it has not exited within `ms`. */

@@ -580,7 +580,10 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
             newest.set(batch.from, batch.seq);
             replay.chunk.push(batch);
           }
-          if (replay.chunk.length === 0) continue;
+          if (replay.chunk.length === 0) {
+            await nextTurn(); // a long run of committed batches (a replay cut short before) is skipped a chunk per turn too
+            continue;
+          }
         }
       } catch (err) {
         this.#spooled.errors++;
