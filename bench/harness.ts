@@ -72,7 +72,7 @@ export async function startBaseline(dir: TestDir): Promise<Server> {
   const child = spawn(process.execPath, [BASELINE, dir.socket, dir.db], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = track(child);
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && resolve());
+    child.stdout.on('data', (c: Buffer) => c.toString().includes('ready') && resolve());
     void exited.then((code) => reject(new Error(`raw baseline exited with ${code}`)));
   });
   return {
@@ -116,7 +116,7 @@ export async function runLoadtestCli(args: string[]): Promise<{ code: number | n
   const child = spawn(process.execPath, [CLI, 'loadtest', ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = track(child);
   let stdout = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   const code = await exited;
   try {
     return { code, report: JSON.parse(stdout) as LoadtestReport, command: `kissmon loadtest ${args.join(' ')} --json` };

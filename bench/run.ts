@@ -5,7 +5,7 @@
 // from separate bot processes (src/loadtest), so the server's CPU figures are its own. They all share
 // the machine's cores, which the write-up says next to every number.
 //
-//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,dashboard] [--profile DIR] [--no-write]
+//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,dashboard,llm] [--profile DIR] [--no-write]
 //
 // --profile runs every monitor under `node --cpu-prof` (one profile per thread, summarised per run);
 // numbers from a profiled run are slower and are never written to the doc.
@@ -26,10 +26,11 @@ import { formatSummaries, summariseDir } from './profile.js';
 import { CODE_CHOICES, FINDINGS, SELF_PROTECTION } from './findings.js';
 import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sampler.js';
 import { benchDashboard, formatDashboardBench, type DashboardBench } from './dashboard.js';
+import { benchLlm, formatLlmBench, type LlmBenchResult } from './llm.js';
 import { benchAlerts, formatAlertBench, type AlertBenchResult } from './alerts.js';
 
 const DOC = fileURLToPath(new URL('../../docs/PERFORMANCE.md', import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts', 'dashboard'] as const;
+const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts', 'dashboard', 'llm'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -341,6 +342,7 @@ interface Results {
   idle?: LoadtestRun;
   samplerRounds?: SamplerBenchRow[];
   samplerLatency?: LoadtestRun;
+  llm?: LlmBenchResult;
   alerts?: AlertBenchResult;
   dashboard?: DashboardBench;
 }
@@ -411,6 +413,11 @@ async function main(): Promise<void> {
     log(`  added ${results.dashboard.cpu_added_pct} % of a core (${results.dashboard.cpu_without_pct} → ${results.dashboard.cpu_with_pct} %)`);
   }
 
+  if (only.has('llm')) {
+    log('llm accounting: writer ingest with rollups on vs off; kissmon usage over 10M rows (bench/llm.ts)');
+    await settle('llm accounting');
+    results.llm = await benchLlm();
+  }
   if (only.has('alerts')) {
     log('alerter: 10,000 bots churning 1 %/s, then 10,000 stale at once (bench/alerts.ts)');
     await settle('alerter');
@@ -705,6 +712,8 @@ function render(r: Results, minutes: number): string {
     }
   }
 
+  if (r.llm) out.push(formatLlmBench(r.llm), '');
+  else out.push('> **HOOK:** bench/llm.ts (`benchLlm`) — LLM accounting section not run.', '');
   if (r.alerts) {
     out.push(
       '## Alerter',
@@ -739,6 +748,7 @@ function render(r: Results, minutes: number): string {
     'node dist/bench/run.js --only latency --profile /tmp/prof   # monitors under node --cpu-prof, summarised per thread',
     'node dist/bench/profile.js /tmp/prof/01-latency-1000        # the summary of one profiled run again',
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
+    'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
     'node dist/bench/alerts.js                        # the alerter section alone',
     'node dist/bench/liveness.js --repeats 3          # hung actor: time to detect and to restart',
     'node dist/bench/self-protection.js --rows 50000  # SIGTERM with the write lock held; heartbeats with stdout wedged',

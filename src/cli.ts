@@ -12,11 +12,10 @@ import { openReadDatabase, type Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
 import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
-import type { RecomputeResult } from './llm/accounting.js';
+import { RECOMPUTE_TIMEOUT_MS, type RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
 import { PriceTable } from './llm/prices.js';
-import { usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
-import { RECOMPUTE_TIMEOUT_MS, usageOptions } from './llm/routes.js';
+import { usageOptions, usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import { Monitor, type HealthReport } from './monitor.js';
@@ -48,6 +47,7 @@ const program = new Command('kissmon')
   .description('kissbot-monitor: live registry, resource sampling and LLM usage for a fleet of chat bots')
   .version(PACKAGE.version, '-V, --version', 'print the kissbot-monitor version')
   .showHelpAfterError()
+  .enablePositionalOptions() // so `usage` can have positional options (see there)
   .exitOverride();
 
 program
@@ -260,6 +260,8 @@ const usage = program
   .option('--top <n>', 'only the N costliest groups (totals cover all)', integerOption('--top', 1, 1_000_000))
   .option('--json', 'print JSON (the same as GET /usage)')
   .option('--csv', 'print CSV')
+  // `usage recompute --since 30d`: the subcommand's --since, not this one's.
+  .enablePositionalOptions()
   .action(async (opts) => {
     const config = clientSettings(opts);
     let options: UsageReportOptions;

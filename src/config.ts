@@ -292,7 +292,7 @@ export function defaultConfig(): MonitorConfig {
  */
 export function resolveConfig(...layers: ConfigOverrides[]): MonitorConfig {
   const merged: Record<string, unknown> = {};
-  for (const layer of layers) merge(merged, layer as Record<string, unknown>, 'config');
+  for (const layer of layers) merge(merged, layer, 'config');
   if (merged.prices !== undefined) merged.prices = mergePrices(merged.prices as never);
   const config = Value.Default(ConfigSchema, merged) as Record<string, unknown>;
   if (typeof config.socketPath === 'string') {
@@ -300,7 +300,7 @@ export function resolveConfig(...layers: ConfigOverrides[]): MonitorConfig {
     config.adminSocketPath ??= adminSocketFor(config.socketPath);
   }
   const error = checker.Errors(config).First();
-  if (error) throw new TypeError(settingError(error.path, error.schema as TSchema & Partial<SettingOptions>));
+  if (error) throw new TypeError(settingError(error.path, error.schema));
   const valid = config as MonitorConfig;
   crossChecks(valid);
   return valid;
@@ -311,7 +311,7 @@ function merge(target: Record<string, unknown>, layer: Record<string, unknown>, 
     if (value === undefined) continue;
     const current = target[key];
     if (key !== 'prices' && isPlainObject(value) && isPlainObject(current)) merge(current, value, `${path}.${key}`);
-    else if (key !== 'prices' && isPlainObject(value)) merge((target[key] = {}) as Record<string, unknown>, value, `${path}.${key}`);
+    else if (key !== 'prices' && isPlainObject(value)) merge((target[key] = {}), value, `${path}.${key}`);
     else if (key === 'prices' && isPlainObject(value) && isPlainObject(current)) target[key] = { ...current, ...value };
     else target[key] = value;
   }
@@ -416,7 +416,7 @@ export function envOverrides(env: NodeJS.ProcessEnv = process.env): ConfigOverri
     for (const part of parts.slice(0, -1)) target = (target[part] ??= {}) as Record<string, unknown>;
     target[parts[parts.length - 1]] = value;
   }
-  return layer as ConfigOverrides;
+  return layer;
 }
 
 /** Reads a JSON config file (same shape as MonitorConfig, any subset). */
@@ -434,5 +434,5 @@ export function readConfigFile(path: string): ConfigOverrides {
     throw new TypeError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
   if (!isPlainObject(value)) throw new TypeError(`config file ${path} must hold a JSON object of settings`);
-  return value as ConfigOverrides;
+  return value;
 }

@@ -134,7 +134,7 @@ export function openLogChannel(): LogChannel {
     out.write(line);
   });
   port1.unref(); // a worker's log port never keeps the process alive
-  return { port: port2, counters: out.counters.buffer as SharedArrayBuffer };
+  return { port: port2, counters: out.counters.buffer };
 }
 
 /** Log lines dropped so far by every thread (stdout wedged or gone). */

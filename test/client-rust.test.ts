@@ -77,7 +77,7 @@ async function startRustBot(socket: string, channel: string, capacity?: number) 
   bots.push(child);
   const replies: string[] = [];
   const waiting: Array<(line: string) => void> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     const w = waiting.shift();
     if (w) w(line);
     else replies.push(line);
@@ -88,7 +88,7 @@ async function startRustBot(socket: string, channel: string, capacity?: number) 
     pid: child.pid!,
     exited,
     async send<T = Record<string, unknown>>(command: string): Promise<T> {
-      child.stdin!.write(`${command}\n`);
+      child.stdin.write(`${command}\n`);
       const line = replies.shift() ?? (await Promise.race([new Promise<string>((r) => waiting.push(r)), exited.then((c) => { throw new Error(`bot exited (${c}) before answering ${command}`); })]));
       return JSON.parse(line) as T;
     },

@@ -57,7 +57,7 @@ const usage = { model: 'gpt-4o', feature: 'jokes', tokensIn: 145, tokensOut: 87,
 function assertValid(line: string): Record<string, unknown> {
   const decoded = decodeLine(Buffer.from(line), 32);
   assert.ok(decoded.ok, `monitor would reject ${line}: ${decoded.ok ? '' : decoded.detail}`);
-  return decoded.message as unknown as Record<string, unknown>;
+  return decoded.message;
 }
 
 /** The child's exit code; fails the test if it has not exited within `ms`. */
@@ -85,11 +85,18 @@ describe('wire format', () => {
     assert.equal(await c.heartbeat(), true);
     assert.equal(await c.logLlmUsage(usage), true);
     assert.equal(await c.logLlmUsage({ model: 'gpt-4o-mini', feature: 'chat', tokensIn: 0, tokensOut: 1 }), true);
+    const accounted = { ...usage, tokensCached: 100, tokensReasoning: 20, provider: 'openai', status: 'rate_limited', errorType: '429', requestId: 'chatcmpl-9' } as const;
+    assert.equal(await c.logLlmUsage(accounted), true);
     assert.equal(await c.unregister(), true);
     await c.close();
-    await waitFor('five lines', () => l.lines.length === 5, 10_000, 5);
+    await waitFor('six lines', () => l.lines.length === 6, 10_000, 5);
     const msgs = l.lines.map((r) => assertValid(r.line));
-    assert.deepEqual(msgs.map((m) => m.type), ['register', 'heartbeat', 'llm_usage', 'llm_usage', 'unregister']);
+    assert.deepEqual(msgs.map((m) => m.type), ['register', 'heartbeat', 'llm_usage', 'llm_usage', 'llm_usage', 'unregister']);
+    assert.deepEqual(
+      [msgs[4].tokens_cached, msgs[4].tokens_reasoning, msgs[4].provider, msgs[4].status, msgs[4].error_type, msgs[4].request_id],
+      [100, 20, 'openai', 'rate_limited', '429', 'chatcmpl-9'],
+    );
+    assert.equal('tokens_cached' in msgs[2], false, 'the accounting fields are optional');
     assert.ok(l.lines.every((r) => r.conn === 1), 'one persistent connection');
     for (const m of msgs) {
       assert.equal(m.channel, 'el_serda');
@@ -146,6 +153,10 @@ describe('wire format', () => {
       { ...usage, feature: 'f'.repeat(65) },
       { ...usage, latencyMs: -3 },
       { ...usage, tokensIn: undefined as unknown as number },
+      { ...usage, tokensCached: usage.tokensIn + 1 },
+      { ...usage, tokensReasoning: usage.tokensOut + 1 },
+      { ...usage, status: 'exploded' as never },
+      { ...usage, provider: '' },
     ];
     for (const u of bad) assert.equal(await c.logLlmUsage(u), false);
     assert.equal(c.stats().invalid, bad.length);

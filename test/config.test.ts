@@ -91,7 +91,7 @@ describe('config precedence: defaults < file < env < flags', () => {
       [{ writer: { busyTimeoutMs: 1_000 } }, {}, /config\.writer\.busyTimeoutMs must be at most a tenth of supervisor\.hungAfterMs/],
       [{ metricPort: 9100 }, {}, /config\.metricPort is not a setting/],
       [{ writer: { flushEvery: 1 } }, {}, /config\.writer\.flushEvery is not a setting/],
-      [{ prices: { 'gpt-x': { input: -1, output: 1 } } }, {}, /prices\.gpt-x must be/],
+      [{ prices: { 'gpt-x': { input: -1, output: 1 } } }, {}, /prices\["gpt-x"\]\.input must be a number >= 0/],
       [null, { KISSBOT_MONITOR_LOG_LEVEL: 'loud' }, /KISSBOT_MONITOR_LOG_LEVEL \(config\.logLevel\) must be one of trace, debug, info/],
     ];
     for (const [settings, env, message] of cases) {

@@ -27,7 +27,7 @@ describe('actor crash and restart', () => {
   it('restarts registry, db writer, sampler and alerter with no message lost and no false stale', async () => {
     const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'crash', '100', '500', '1'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let fleetOut = '';
-    fleet.stdout!.on('data', (c: Buffer) => (fleetOut += c.toString()));
+    fleet.stdout.on('data', (c: Buffer) => (fleetOut += c.toString()));
     try {
       const allOnline = async () => (await status(monitor)).filter((b) => b.status === 'online').length === 100;
       await waitFor('100 bots online', allOnline, 30_000);

@@ -42,7 +42,7 @@ describe('hung actor', () => {
   it('registry, db writer and sampler are restarted with reason hung, nothing lost or doubled, no false stale', async (t) => {
     const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'hang', '50', '300', '1'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let fleetOut = '';
-    fleet.stdout!.on('data', (c: Buffer) => (fleetOut += c.toString()));
+    fleet.stdout.on('data', (c: Buffer) => (fleetOut += c.toString()));
     const bots = [1, 2, 3].map((i) => startBot(monitor.socket, `hang_bot_${i}`, 300));
     let fleetStoppedAt = '';
     try {

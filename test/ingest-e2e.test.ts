@@ -27,10 +27,10 @@ describe('ingest end to end', () => {
     await new Promise((r) => conn.once('connect', r));
     conn.write(`${line({ type: 'register', channel: 'persist_bot', pid, features: { llm: true, jokes: false } })}\n`);
     const registered = await waitFor('registered', async () => (await botStatus(monitor, 'persist_bot'))?.status === 'online' && botStatus(monitor, 'persist_bot'));
-    assert.equal(registered!.pid, pid);
-    assert.deepEqual(registered!.features, { llm: true, jokes: false });
+    assert.equal(registered.pid, pid);
+    assert.deepEqual(registered.features, { llm: true, jokes: false });
 
-    const before = registered!.last_heartbeat!;
+    const before = registered.last_heartbeat!;
     await sleep(20); // a later millisecond for the heartbeat's timestamp
     conn.write(`${line({ type: 'heartbeat', channel: 'persist_bot', pid })}\n`);
     await waitFor('heartbeat applied', async () => (await botStatus(monitor, 'persist_bot'))!.last_heartbeat! > before);

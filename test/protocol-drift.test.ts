@@ -83,7 +83,7 @@ function numbersIn(text: string): Set<number> {
  */
 function schemaNumbers(field: FieldSchema): Set<number> {
   const numbers = new Set<number>();
-  for (const keyword of LIMIT_KEYWORDS) if (typeof field[keyword] === 'number') numbers.add(field[keyword] as number);
+  for (const keyword of LIMIT_KEYWORDS) if (typeof field[keyword] === 'number') numbers.add(field[keyword]);
   for (const pattern of [field.pattern, ...Object.keys(field.patternProperties ?? {})]) {
     for (const [, low, high] of pattern?.matchAll(/\{(\d+),(\d+)\}/g) ?? []) {
       if (Number(low) !== 0) numbers.add(Number(low));

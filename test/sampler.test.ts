@@ -51,7 +51,7 @@ async function startChild(body: string): Promise<ChildProcess & { pid: number }>
   children.push(child);
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject);
-    child.stdout!.once('data', () => resolve());
+    child.stdout.once('data', () => resolve());
   });
   return child as ChildProcess & { pid: number };
 }
@@ -125,7 +125,7 @@ class SamplerUnderTest {
   }
 
   health(): Promise<ActorHealth> {
-    return this.control.health() as Promise<ActorHealth>;
+    return this.control.health();
   }
 
   samplesFor(pid: number): SampleResult[] {
@@ -224,7 +224,7 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     for (let attempt = 1; !zombie; attempt++) {
       const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 600'], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(parent);
-      const pid = Number(await new Promise<string>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()))));
+      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))));
       const state = await waitFor('the background child to exit', () => {
         const stat = readProcStat(pid);
         return stat === 'gone' ? 'gone' : typeof stat === 'object' && stat.state === 'Z' && 'Z';

@@ -25,7 +25,7 @@ function spawnKissmon(args: string[], umask?: string): { child: ChildProcess; do
     : spawn('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('exit', (code) => {
     children.delete(child);
     resolve({ code, stderr });

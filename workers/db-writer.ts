@@ -36,6 +36,7 @@ import { isoTime, OpenDatabaseError, openWriteDatabase, type Database, type Data
 import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/db/spool.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { UsageAccounting, type RecomputeResult } from '../src/llm/accounting.js';
+import { ROLLUP_TABLES } from '../src/llm/rollups.js';
 import type { BudgetSignal } from '../src/llm/budgets.js';
 import { buildDigest, DigestSchedule } from '../src/llm/digest.js';
 import type { AlerterInput } from '../src/actors/alerter-messages.js';
@@ -254,7 +255,9 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #prepare(handle: DatabaseHandle): Statements {
     const { db, sqlite } = handle;
     // Deleting through a rowid sub-select (not DELETE … LIMIT, a compile-time option) bounds each chunk.
-    const pruneSql = (table: string) => `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
+    // The rollup tables are WITHOUT ROWID: their chunk is chosen by primary key instead.
+    const key = (table: string) => ((ROLLUP_TABLES as readonly string[]).includes(table) ? 'ts, channel, model, feature, provider, status' : 'rowid');
+    const pruneSql = (table: string) => `DELETE FROM ${table} WHERE (${key(table)}) IN (SELECT ${key(table)} FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
     return {
       handle,
       insertUsage: prepareCompiled(sqlite, db.insertInto('llm_usage')
@@ -577,7 +580,10 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
             newest.set(batch.from, batch.seq);
             replay.chunk.push(batch);
           }
-          if (replay.chunk.length === 0) continue;
+          if (replay.chunk.length === 0) {
+            await nextTurn(); // a long run of committed batches (a replay cut short before) is skipped a chunk per turn too
+            continue;
+          }
         }
       } catch (err) {
         this.#spooled.errors++;

@@ -59,7 +59,8 @@ export interface ActorControl {
 export function runActor<Extra extends object>(start: (ctx: ActorContext) => Promise<ActorInstance<Extra>> | ActorInstance<Extra>): void {
   if (!parentPort) throw new Error('actors run in worker threads');
   const supervisor = parentPort;
-  supervisor.once('message', async (init: SupervisorToActor) => {
+  // A failed start rejects unhandled on purpose: the thread dies and the supervisor sees it exit.
+  supervisor.once('message', (init: SupervisorToActor) => void (async () => {
     if (init.type !== 'init') return;
     const log = createLogger(init.config.logLevel, { thread: init.name }, init.log);
     const startedAt = Date.now();
@@ -122,5 +123,5 @@ export function runActor<Extra extends object>(start: (ctx: ActorContext) => Pro
       }
     });
     supervisor.postMessage({ type: 'ready' } satisfies ActorToSupervisor);
-  });
+  })());
 }

@@ -56,7 +56,7 @@ export function BotDetailView({ channel, bot, onClose }: { channel: string; bot:
     setDetail(null);
     void load();
     heading.current?.focus();
-    const timer = setInterval(load, 10_000);
+    const timer = setInterval(() => void load(), 10_000);
     return () => {
       stop = true;
       clearInterval(timer);

@@ -338,8 +338,12 @@ const MIGRATIONS: Record<string, Migration> = {
           .addColumn('latency_min', 'real')
           .addColumn('latency_max', 'real')
           .addColumn('latency_hist', 'blob')
-          // The key is the upsert target; ts first, so a time range (reports, retention) is an index range.
+          // The key is the upsert target; ts first, so a time range (reports, retention) is a range.
           .addPrimaryKeyConstraint(`${table}_pk`, ['ts', 'channel', 'model', 'feature', 'provider', 'status'])
+          // Clustered by that key: a report's range reads adjacent pages, not one rowid lookup per row
+          // (measured: 90k daily rows of a 1.7 GB database took seconds through the rowid table), and an
+          // upsert touches one b-tree instead of a table and its key index.
+          .modifyEnd(sql`WITHOUT ROWID`)
           .execute();
       }
       await db.schema
@@ -469,6 +473,8 @@ export function openReadDatabase(path: string, options: { busyTimeoutMs?: number
   const sqlite = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
   sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? 1_000)}`);
   registerHistogramFunctions(sqlite);
+  // Reports read tens of thousands of rollup pages; SQLite's default 2 MB cache would re-read them per query.
+  sqlite.pragma('cache_size = -32768');
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
 }
 

@@ -14,6 +14,9 @@ import { RollupBatch, type RollupInput } from './rollups.js';
 
 export type { RecomputeResult };
 
+/** A recompute of a big table takes a while; the admin call (route and CLI) waits for it this long. */
+export const RECOMPUTE_TIMEOUT_MS = 10 * 60_000;
+
 /** Rows re-priced per transaction: each chunk is short, commits and control calls go between. */
 export const RECOMPUTE_CHUNK_ROWS = 5_000;
 

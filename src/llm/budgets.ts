@@ -10,6 +10,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { MonitorConfig } from '../config.js';
 import { isoTime } from '../db/schema.js';
 import { nextPeriodStart, periodStart, type Period } from './periods.js';
+import { globRegex } from './prices.js';
 
 export type BudgetLevel = 'ok' | 'warning' | 'critical';
 export type BudgetConfig = MonitorConfig['budgets'][number];
@@ -31,11 +32,10 @@ import type { BudgetStatus } from '../actors/db-writer-messages.js';
 
 export type { BudgetStatus };
 
-const escape = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-/** `*` any run, `?` one character; anything else literal. Absent: matches all. */
+/** Absent or `*`: matches all. */
 export function globMatcher(glob: string | undefined): (value: string) => boolean {
   if (glob === undefined || glob === '*') return () => true;
-  const re = new RegExp(`^${glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c))).join('')}$`, 's');
+  const re = globRegex(glob);
   return (value) => re.test(value);
 }
 

@@ -74,19 +74,49 @@ export function estimatePercentile(dense: DenseHistogram, fraction: number, min:
   return max;
 }
 
+/**
+ * Two encoded histograms added: a merge of the two sorted entry lists, no dense array. The writer's
+ * upsert calls it once per rollup key and transaction (bench: the dense version made the rollups
+ * cost more than the rows they summed).
+ */
+export function mergeEncoded(a: Buffer, b: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let o = 0;
+  while (i < a.length || j < b.length) {
+    const ka = i < a.length ? a[i] : BUCKETS;
+    const kb = j < b.length ? b[j] : BUCKETS;
+    if (ka === kb) {
+      out[o] = ka;
+      out.writeUInt32LE(Math.min(a.readUInt32LE(i + 1) + b.readUInt32LE(j + 1), 0xffffffff), o + 1);
+      i += ENTRY;
+      j += ENTRY;
+    } else if (ka < kb) {
+      a.copy(out, o, i, i + ENTRY);
+      i += ENTRY;
+    } else {
+      b.copy(out, o, j, j + ENTRY);
+      j += ENTRY;
+    }
+    o += ENTRY;
+  }
+  return out.subarray(0, o);
+}
+
 export function registerHistogramFunctions(sqlite: BetterSqlite3.Database): void {
   sqlite.function('kissmon_hist_merge', { deterministic: true }, (a: unknown, b: unknown) => {
     if (a === null) return b;
     if (b === null) return a;
-    const dense = emptyHistogram();
-    addTo(dense, a as Buffer);
-    addTo(dense, b as Buffer);
-    return encode(dense);
+    return mergeEncoded(a as Buffer, b as Buffer);
   });
   sqlite.aggregate('kissmon_hist_agg', {
     start: () => emptyHistogram(),
+    // Per rollup row of a report: plain index reads, no DataView (this runs ~100k times a query).
     step: (dense: DenseHistogram, h: unknown) => {
-      addTo(dense, h as Buffer | null);
+      if (h === null) return dense;
+      const b = h as Buffer;
+      for (let i = 0; i + ENTRY <= b.length; i += ENTRY) dense[b[i]] += b[i + 1] + b[i + 2] * 0x100 + b[i + 3] * 0x10000 + b[i + 4] * 0x1000000;
       return dense;
     },
     result: (dense: DenseHistogram) => encode(dense),

@@ -137,7 +137,7 @@ export function parsePriceConfig(value: unknown, source = 'config'): PriceConfig
       if (from !== undefined && (typeof from !== 'string' || Number.isNaN(fromMs(from)))) {
         throw new TypeError(`${at}.from must be a date such as "2024-08-06" (UTC) or an ISO time`);
       }
-      const ms = fromMs(from as string | undefined);
+      const ms = fromMs(from);
       if (seen.has(ms)) throw new TypeError(`${name} has two prices from the same date`);
       seen.add(ms);
       return p as PriceInput;
@@ -169,7 +169,8 @@ interface Pattern {
 }
 
 const escape = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-const globRegex = (glob: string) => new RegExp(`^${glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c))).join('')}$`, 's');
+/** A glob (`*` any run, `?` one character, the rest literal) as an anchored RegExp; prices and budgets match with it. */
+export const globRegex = (glob: string) => new RegExp(`^${glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c))).join('')}$`, 's');
 const isGlob = (key: string) => /[*?]/.test(key);
 
 function resolvePrices(entry: PriceInput | PriceInput[]): Price[] {

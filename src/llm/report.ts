@@ -8,9 +8,10 @@
 // still in llm_usage (retention), else estimated from the rollups' histograms (±12.5 %), and the
 // answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
 import { sql, type Kysely } from 'kysely';
+import type { MonitorConfig } from '../config.js';
 import { isoTime, type Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
-import { addTo, emptyHistogram, estimatePercentile } from './histogram.js';
+import { addTo, emptyHistogram, encode, estimatePercentile } from './histogram.js';
 
 export const USAGE_DIMENSIONS = ['channel', 'model', 'feature', 'provider', 'status', 'day', 'hour'] as const;
 export type UsageDimension = (typeof USAGE_DIMENSIONS)[number];
@@ -143,11 +144,14 @@ async function rawGroups(db: Kysely<Database>, since: string, until: string, by:
   return (await sql<SummedRow>`${sql.raw(query.replace('?', `'${since}'`).replace('?', `'${until}'`))}`.execute(db)).rows;
 }
 
+const ROLLUP_COLUMNS = `ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
+  unpriced_calls, latency_count, latency_sum, latency_min, latency_max, latency_hist`;
+
 /** The rollup rows of [since, until) (hour-aligned): whole UTC days from the daily table, the edges hourly. */
 function rollupSource(sinceMs: number, untilMs: number): string {
   const firstDay = Math.ceil(sinceMs / DAY_MS) * DAY_MS;
   const lastDay = Math.floor(untilMs / DAY_MS) * DAY_MS;
-  const range = (table: string, a: number, b: number) => `SELECT * FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
+  const range = (table: string, a: number, b: number) => `SELECT ${ROLLUP_COLUMNS} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
   if (firstDay >= lastDay) return range('llm_usage_hourly', sinceMs, untilMs);
   return [range('llm_usage_daily', firstDay, lastDay), range('llm_usage_hourly', sinceMs, firstDay), range('llm_usage_hourly', lastDay, untilMs)].join(' UNION ALL ');
 }
@@ -155,11 +159,28 @@ function rollupSource(sinceMs: number, untilMs: number): string {
 async function rollupGroups(db: Kysely<Database>, sinceMs: number, untilMs: number, by: UsageDimension[] | []): Promise<SummedRow[]> {
   // A day or hour dimension cannot be read from whole days when it is the hour: hourly only then.
   const from = by.includes('hour' as never)
-    ? `SELECT * FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'`
+    ? `SELECT ${ROLLUP_COLUMNS} FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'`
     : rollupSource(sinceMs, untilMs);
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const query = `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM (${from})${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
   return (await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows;
+}
+
+/** The groups of a rollup query added up (sums, min/max, histograms merged). */
+function sumGroups(groups: SummedRow[]): SummedRow {
+  const total: SummedRow = {
+    calls: 0, tokens_in: 0, tokens_out: 0, tokens_cached: 0, tokens_reasoning: 0, cost_usd: 0, unpriced_calls: 0, errors: 0,
+    latency_count: 0, latency_sum: 0, latency_min: null, latency_max: null,
+  };
+  const dense = emptyHistogram();
+  for (const g of groups) {
+    for (const k of ['calls', 'tokens_in', 'tokens_out', 'tokens_cached', 'tokens_reasoning', 'cost_usd', 'unpriced_calls', 'errors', 'latency_count', 'latency_sum'] as const) total[k] += g[k];
+    if (g.latency_min !== null && (total.latency_min === null || g.latency_min < total.latency_min)) total.latency_min = g.latency_min;
+    if (g.latency_max !== null && (total.latency_max === null || g.latency_max > total.latency_max)) total.latency_max = g.latency_max;
+    addTo(dense, g.hist ?? null);
+  }
+  total.hist = encode(dense);
+  return total;
 }
 
 export async function usageReport(db: Kysely<Database>, options: UsageReportOptions): Promise<UsageReport> {
@@ -177,7 +198,8 @@ export async function usageReport(db: Kysely<Database>, options: UsageReportOpti
   } else {
     sinceMs = Math.floor(sinceMs / HOUR_MS) * HOUR_MS;
     untilMs = Math.ceil(untilMs / HOUR_MS) * HOUR_MS;
-    [groups, [total]] = await Promise.all([rollupGroups(db, sinceMs, untilMs, by), rollupGroups(db, sinceMs, untilMs, [])]);
+    groups = await rollupGroups(db, sinceMs, untilMs, by);
+    total = sumGroups(groups); // the totals from the groups: the window's rows are read once
     if (total.calls === 0) exact = new Map();
     else if (total.calls <= (options.exactMaxCalls ?? 200_000)) {
       const [rawTotal] = await rawGroups(db, isoTime(sinceMs), isoTime(untilMs), []);
@@ -226,4 +248,17 @@ export function parseDimensions(text: string, what = 'by'): UsageDimension[] {
     throw new TypeError(`${what} must be distinct dimensions from ${USAGE_DIMENSIONS.join(', ')}, comma-separated${bad ? `; got ${JSON.stringify(bad)}` : ''}`);
   }
   return by as UsageDimension[];
+}
+
+/** GET /usage query → report options (shared with the CLI's flags). */
+export function usageOptions(config: MonitorConfig, q: { since?: string; until?: string; by?: string; top?: string }): UsageReportOptions {
+  const now = Date.now();
+  return {
+    sinceMs: parseWindowTime(q.since ?? '7d', 'since', now),
+    ...(q.until !== undefined && { untilMs: parseWindowTime(q.until, 'until', now) }),
+    by: parseDimensions(q.by ?? 'channel'),
+    ...(q.top !== undefined && { top: Number(q.top) }),
+    source: config.llm.rollups ? 'rollups' : 'raw',
+    exactMaxCalls: config.llm.exactPercentileRows,
+  };
 }

@@ -4,13 +4,10 @@ import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from '../config.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { HttpError, route, type ControlRoute } from '../http/control-server.js';
-import type { RecomputeResult } from './accounting.js';
+import { RECOMPUTE_TIMEOUT_MS, type RecomputeResult } from './accounting.js';
 import type { BudgetStatus } from './budgets.js';
 import { PriceTable } from './prices.js';
-import { parseDimensions, parseWindowTime, USAGE_DIMENSIONS, type UsageReport, type UsageReportOptions } from './report.js';
-
-/** A recompute of a big table takes a while; the admin call waits for it this long. */
-export const RECOMPUTE_TIMEOUT_MS = 10 * 60_000;
+import { usageOptions, USAGE_DIMENSIONS, type UsageReport, type UsageReportOptions } from './report.js';
 
 export interface LlmRouteDeps {
   config: MonitorConfig;
@@ -31,18 +28,7 @@ function badQuery<T>(fn: () => T): T {
   }
 }
 
-/** GET /usage query → report options (shared with the CLI's flags). */
-export function usageOptions(config: MonitorConfig, q: { since?: string; until?: string; by?: string; top?: string }): UsageReportOptions {
-  const now = Date.now();
-  return {
-    sinceMs: parseWindowTime(q.since ?? '7d', 'since', now),
-    ...(q.until !== undefined && { untilMs: parseWindowTime(q.until, 'until', now) }),
-    by: parseDimensions(q.by ?? 'channel'),
-    ...(q.top !== undefined && { top: Number(q.top) }),
-    source: config.llm.rollups ? 'rollups' : 'raw',
-    exactMaxCalls: config.llm.exactPercentileRows,
-  };
-}
+export { RECOMPUTE_TIMEOUT_MS };
 
 export function llmRoutes(deps: LlmRouteDeps): ControlRoute[] {
   const none = Type.Object({}, { additionalProperties: false });

@@ -513,7 +513,7 @@ export class Supervisor {
     child.consecutiveFailures++;
     child.restarts++;
     this.#log.warn({ actor: child.spec.id, reason, restart_in_ms: delay, restarts: child.restarts }, 'restarting actor');
-    setTimeout(async () => {
+    setTimeout(() => void (async () => {
       if (this.#stopping || this.#fatal) return;
       // A restarted registry rebuilds from bot_status and skips re-sent ingest batches up to the
       // cursor stored with their rows: let the writer commit what the dead one sent first, so the
@@ -535,7 +535,7 @@ export class Supervisor {
         // Its exit handler schedules the next attempt, which counts against the intensity limit.
         (err: Error) => this.#log.error({ actor: child.spec.id, err }, 'actor restart failed'),
       );
-    }, delay).unref();
+    })(), delay).unref();
   }
 
   /** Gives every link whose two ends are ready, but were wired for other incarnations, a new channel. */

@@ -69,6 +69,8 @@ export interface StartOptions {
   stdout?: 'read' | 'unread';
   /** Raise the monitor's soft open-file limit to this (check `openFilesMissing` first). */
   openFiles?: number;
+  /** How long to wait for the control API (default 60 s, for a loaded box; a spool replay takes longer). */
+  readyTimeoutMs?: number;
 }
 
 /** Runs `kissmon start` and waits until its control API answers. */
@@ -79,9 +81,9 @@ export async function startMonitor(dir: TestDir, args: string[] = [], options: S
   const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
   started.add(child);
   let output = '';
-  if (options.stdout === 'unread') child.stdout!.pause();
-  else child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  if (options.stdout === 'unread') child.stdout.pause();
+  else child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     started.delete(child);
     resolve(code);
@@ -90,7 +92,7 @@ export async function startMonitor(dir: TestDir, args: string[] = [], options: S
   const early = exited.then((code) => {
     throw new Error(`monitor exited with ${code} during start-up:\n${output}`);
   });
-  await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), 20_000), early]);
+  await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), options.readyTimeoutMs ?? 60_000), early]);
   early.catch(() => {});
   return { child, pid: child.pid!, socket: dir.socket, control, admin: adminSocketFor(dir.socket), db: dir.db, output: () => output, exited };
 }
@@ -206,6 +208,19 @@ export function query<T = Record<string, unknown>>(dbPath: string, sql: string, 
   } finally {
     db.close();
   }
+}
+
+/** Another connection holding the database's SQLite write lock (BEGIN IMMEDIATE) until `release()`. */
+export function lockDatabase(dbPath: string): { release(): void } {
+  const locker = new Database(dbPath);
+  locker.exec('BEGIN IMMEDIATE');
+  return {
+    release() {
+      if (!locker.open) return;
+      locker.exec('ROLLBACK');
+      locker.close();
+    },
+  };
 }
 
 export function line(obj: Record<string, unknown>): string {

@@ -32,7 +32,7 @@ export async function startWriter(dbPath: string, link: Link<WriteItem>, overrid
   const control = new MessageChannel();
   const data = new MessageChannel();
   const log = openLogChannel();
-  const init: SupervisorToActor = { type: 'init', name: 'db', config, incarnation, control: control.port2, log, links: { ingest: data.port2, ...(alerter && { alerter }) } as SupervisorToActor extends { links: infer L } ? L : never };
+  const init: SupervisorToActor = { type: 'init', name: 'db', config, incarnation, control: control.port2, log, links: { ingest: data.port2, ...(alerter && { alerter }) } };
   worker.postMessage(init, [control.port2, log.port, data.port2, ...(alerter ? [alerter] : [])]);
   const reply = await new Promise<ActorToSupervisor>((resolve, reject) => {
     worker.once('message', resolve);

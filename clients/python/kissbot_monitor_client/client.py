@@ -84,6 +84,14 @@ _MAX_TOKEN_LENGTH: int = _LIMITS["maxTokenLength"]
 # At most maxFeatureLength code points, a surrogate pair counting as one.
 _FEATURE_KEY = re.compile(_LIMITS["featureKeyPattern"])
 _MAX_LATENCY_MS: int = _LIMITS["maxLatencyMs"]
+_MAX_PROVIDER: int = _LIMITS["maxProviderLength"]
+_MAX_ERROR_TYPE: int = _LIMITS["maxErrorTypeLength"]
+_MAX_REQUEST_ID: int = _LIMITS["maxRequestIdLength"]
+_CALL_STATUSES = tuple(m["const"] for m in PROTOCOL_SCHEMA["$defs"]["llm_usage"]["properties"]["status"]["anyOf"])
+
+
+def _optional_text(value: Any, max_length: int) -> bool:
+    return value is None or (isinstance(value, str) and 1 <= len(value) <= max_length)
 
 
 def _default_token(token: Optional[str]) -> Optional[str]:
@@ -320,6 +328,12 @@ class MonitorClient:
         tokens_out: int,
         latency_ms: Optional[int] = None,
         call_id: Optional[str] = None,
+        tokens_cached: Optional[int] = None,
+        tokens_reasoning: Optional[int] = None,
+        provider: Optional[str] = None,
+        status: Optional[str] = None,
+        error_type: Optional[str] = None,
+        request_id: Optional[str] = None,
     ) -> bool:
         """
         Reports one LLM call.
@@ -333,6 +347,12 @@ class MonitorClient:
             call_id: identifies this call (1-64 characters) so the monitor stores it once even if
                 it is sent twice; default a random UUID. The line is built once, so a re-send after
                 a reconnect keeps it.
+            tokens_cached: input tokens served from the provider's cache, part of tokens_in (optional)
+            tokens_reasoning: output tokens spent on reasoning, part of tokens_out (optional)
+            provider: who served the call, e.g. "openai" (optional, 1-64 characters)
+            status: "ok" | "error" | "timeout" | "rate_limited" (optional; absent means ok)
+            error_type: the error class or code when status is not ok (optional)
+            request_id: the provider's id of the response (optional)
 
         Returns:
             True if handed to the socket; False if buffered, dropped (buffer full) or refused here
@@ -340,6 +360,8 @@ class MonitorClient:
         """
         t_in = _token_count(tokens_in)
         t_out = _token_count(tokens_out)
+        t_cached = None if tokens_cached is None else _token_count(tokens_cached)
+        t_reasoning = None if tokens_reasoning is None else _token_count(tokens_reasoning)
         valid = (
             isinstance(model, str)
             and 1 <= len(model) <= _MAX_MODEL
@@ -357,6 +379,13 @@ class MonitorClient:
                 )
             )
             and (call_id is None or (isinstance(call_id, str) and 1 <= len(call_id) <= _MAX_USAGE_ID))
+            # Parts of their totals: the monitor refuses a part above its total (invalid_token_parts).
+            and (tokens_cached is None or (t_cached is not None and t_in is not None and t_cached <= t_in))
+            and (tokens_reasoning is None or (t_reasoning is not None and t_out is not None and t_reasoning <= t_out))
+            and _optional_text(provider, _MAX_PROVIDER)
+            and (status is None or status in _CALL_STATUSES)
+            and _optional_text(error_type, _MAX_ERROR_TYPE)
+            and _optional_text(request_id, _MAX_REQUEST_ID)
         )
         with self._lock:
             if not valid:
@@ -382,6 +411,16 @@ class MonitorClient:
             }
             if latency_ms is not None:
                 fields["latency_ms"] = latency_ms
+            for name, value in (
+                ("tokens_cached", t_cached),
+                ("tokens_reasoning", t_reasoning),
+                ("provider", provider),
+                ("status", status),
+                ("error_type", error_type),
+                ("request_id", request_id),
+            ):
+                if value is not None:
+                    fields[name] = value
             line = _encode(_message("llm_usage", self.channel, self.token, **fields))
             if writable and self._send_line("usage", line):
                 return True

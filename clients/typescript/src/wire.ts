@@ -28,7 +28,22 @@ export interface LlmUsage {
    * Default: a random UUID, generated once; a line re-sent after a reconnect keeps it.
    */
   id?: string;
+  /** Input tokens served from the provider's cache: part of tokensIn (at most tokensIn). */
+  tokensCached?: number;
+  /** Output tokens spent on reasoning: part of tokensOut (at most tokensOut). */
+  tokensReasoning?: number;
+  /** Who served the call: openai, anthropic, google, mistral, ... */
+  provider?: string;
+  /** Outcome of the call; absent means ok. */
+  status?: LlmCallStatus;
+  /** The error class or code when status is not ok. */
+  errorType?: string;
+  /** The provider's id of the response. */
+  requestId?: string;
 }
+
+export type LlmCallStatus = NonNullable<LlmUsageMessage['status']>;
+const STATUSES: readonly string[] = ['ok', 'error', 'timeout', 'rate_limited'] satisfies LlmCallStatus[];
 
 /** Who is speaking: fixed for a client's lifetime. */
 export interface Identity {
@@ -89,6 +104,13 @@ export function usageProblem(u: LlmUsage): string | null {
   if (u.id !== undefined && !(typeof u.id === 'string' && u.id.length >= 1 && u.id.length <= LIMITS.maxUsageIdLength)) {
     return `id must be 1-${LIMITS.maxUsageIdLength} characters`;
   }
+  if (u.tokensCached !== undefined && !(isTokenCount(u.tokensCached) && u.tokensCached <= u.tokensIn)) return 'tokensCached must be an integer from 0 to tokensIn';
+  if (u.tokensReasoning !== undefined && !(isTokenCount(u.tokensReasoning) && u.tokensReasoning <= u.tokensOut)) return 'tokensReasoning must be an integer from 0 to tokensOut';
+  const text = (v: unknown, max: number) => v === undefined || (typeof v === 'string' && v.length >= 1 && v.length <= max);
+  if (!text(u.provider, LIMITS.maxProviderLength)) return `provider must be 1-${LIMITS.maxProviderLength} characters`;
+  if (u.status !== undefined && !STATUSES.includes(u.status)) return `status must be one of ${STATUSES.join(', ')}`;
+  if (!text(u.errorType, LIMITS.maxErrorTypeLength)) return `errorType must be 1-${LIMITS.maxErrorTypeLength} characters`;
+  if (!text(u.requestId, LIMITS.maxRequestIdLength)) return `requestId must be 1-${LIMITS.maxRequestIdLength} characters`;
   return null;
 }
 
@@ -128,6 +150,12 @@ export function llmUsageLine(id: Identity, u: LlmUsage): string {
     ts: Date.now(),
   };
   if (u.latencyMs !== undefined) msg.latency_ms = u.latencyMs;
+  if (u.tokensCached !== undefined) msg.tokens_cached = u.tokensCached;
+  if (u.tokensReasoning !== undefined) msg.tokens_reasoning = u.tokensReasoning;
+  if (u.provider !== undefined) msg.provider = u.provider;
+  if (u.status !== undefined) msg.status = u.status;
+  if (u.errorType !== undefined) msg.error_type = u.errorType;
+  if (u.requestId !== undefined) msg.request_id = u.requestId;
   if (id.token !== undefined) msg.token = id.token;
   return JSON.stringify(msg) + '\n';
 }

@@ -1,0 +1,268 @@
+// LLM accounting through the real db-writer thread and a real SQLite file: costs per token type
+// (hand-computed, with a price change mid-period and an unknown model), old-protocol rows, recompute
+// after a price fix, and budget levels signalled to the alerter exactly once per period and level.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { MessageChannel } from 'node:worker_threads';
+import BetterSqlite3 from 'better-sqlite3';
+import { Link } from '../src/actors/link.js';
+import type { AlerterInput } from '../src/actors/alerter-messages.js';
+import type { LlmUsageRow, WriteItem } from '../src/actors/db-writer-messages.js';
+import { resolveConfig, type ConfigOverrides } from '../src/config.js';
+import { openWriteDatabase } from '../src/db/schema.js';
+import { BudgetTracker } from '../src/llm/budgets.js';
+import { decodeLine } from '../src/protocol/decode.js';
+import { waitFor } from './helpers/wait.js';
+import { startWriter, stopWriters, type RunningWriter } from './helpers/writer.js';
+
+const dirs: string[] = [];
+after(async () => {
+  await stopWriters();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDb(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kissmon-llm-'));
+  dirs.push(dir);
+  return join(dir, 'monitor.db');
+}
+
+function readRows<T>(dbPath: string, query: string, ...params: unknown[]): T[] {
+  const db = new BetterSqlite3(dbPath, { readonly: true });
+  try {
+    return db.prepare(query).all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+const JAN_10 = Date.UTC(2026, 0, 10, 12);
+const JAN_20 = Date.UTC(2026, 0, 20, 12);
+// A price change on Jan 15 at noon UTC, in the middle of the month's rows.
+const PRICES: ConfigOverrides = {
+  prices: {
+    'test-model*': [
+      { from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 },
+      { from: '2026-01-15T12:00:00Z', input: 1, output: 4 }, // cachedInput → input, reasoning → output
+    ],
+  } as never,
+};
+
+const call = (at: number, model: string, extra: Partial<LlmUsageRow> = {}): LlmUsageRow => ({
+  type: 'llm_usage', at, channel: 'acct', model, feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 100, ...extra,
+});
+const parts = { tokens_cached: 400, tokens_reasoning: 200 };
+
+async function send(link: Link<WriteItem>, rows: WriteItem[]): Promise<void> {
+  for (const row of rows) link.send(row);
+  await waitFor('rows committed', () => link.pending === 0);
+}
+
+test('costs per token type, a price change mid-period, an unknown model, an old-protocol row', async () => {
+  const dbPath = tempDb();
+  const link = new Link<WriteItem>('ingest');
+  const writer = await startWriter(dbPath, link, PRICES);
+  await send(link, [
+    // (1000-400)·2 + 400·0.5 + (500-200)·8 + 200·10 = 1200 + 200 + 2400 + 2000 µUSD
+    call(JAN_10, 'test-model-v1', parts),
+    // After the change: (600 + 400)·1 + (300 + 200)·4 = 1000 + 2000 µUSD
+    call(JAN_20, 'test-model-v1', parts),
+    // No parts sent: 1000·1 + 500·4
+    call(JAN_20, 'test-model-v1'),
+    // Before its first price, and a model nobody priced: no cost
+    call(Date.UTC(2025, 11, 31), 'test-model-v1', parts),
+    call(JAN_20, 'mystery-model', parts),
+    // An old client's row (protocol v1 without the new fields) with a built-in price: gpt-4o 2.50/10
+    { type: 'llm_usage', at: JAN_20, channel: 'old_bot', model: 'gpt-4o', feature: 'jokes', tokens_in: 1000, tokens_out: 500, latency_ms: null },
+  ]);
+  const rows = readRows<{ model: string; cost: number | null; cached: number | null; provider: string | null }>(dbPath,
+    'SELECT model, round(cost_usd * 1e6, 6) AS cost, tokens_cached AS cached, provider FROM llm_usage ORDER BY rowid');
+  assert.deepEqual(rows.map((r) => r.cost), [5800, 3000, 3000, null, null, 7500]);
+  assert.deepEqual(rows.map((r) => r.cached), [400, 400, null, 400, 400, null]);
+  // Counted where an operator sees it: the writer's health detail.
+  const health = await writer.control.health();
+  assert.equal(health.detail.llm_unpriced, 2);
+  // The rollups carry the same: cost of the priced calls, the unpriced ones counted apart.
+  const [hour] = readRows<{ cost: number; unpriced: number; calls: number }>(dbPath,
+    "SELECT round(total(cost_usd) * 1e6, 6) AS cost, sum(unpriced_calls) AS unpriced, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= '2026-01-20'");
+  assert.deepEqual(hour, { cost: 13_500, unpriced: 1, calls: 4 });
+});
+
+test('recompute re-prices exactly the rows a price fix affects, and their rollups with them', async () => {
+  const dbPath = tempDb();
+  const link = new Link<WriteItem>('ingest');
+  let writer = await startWriter(dbPath, link, PRICES);
+  const rows = [
+    call(JAN_10, 'test-model-a', parts), call(JAN_20, 'test-model-a', parts), call(JAN_20, 'test-model-b'),
+    call(JAN_20, 'other-model'), call(JAN_20, 'gpt-4o-mini'),
+  ];
+  await send(link, rows);
+  await writer.control.shutdown();
+  await writer.stop();
+  // The fix: output after Jan 15 was 5, not 4; and other-model gets a price at last.
+  writer = await startWriter(dbPath, new Link<WriteItem>('ingest-2'), {
+    prices: { ...(PRICES.prices as object), 'test-model*': [{ from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 }, { from: '2026-01-15T12:00:00Z', input: 1, output: 5 }], 'other-model': { input: 3, output: 3 } } as never,
+  });
+  const before = readRows<{ rowid: number; cost: number | null }>(dbPath, 'SELECT rowid, cost_usd AS cost FROM llm_usage ORDER BY rowid');
+  const result = await recompute(writer, Date.UTC(2025, 11, 1));
+  assert.deepEqual({ ...result, since: undefined }, { since: undefined, rows_checked: 5, rows_changed: 3, rows_priced_now: 1, rows_unpriced_now: 0 });
+  const after = readRows<{ rowid: number; cost: number | null }>(dbPath, 'SELECT rowid, round(cost_usd * 1e6, 6) AS cost FROM llm_usage ORDER BY rowid');
+  // Jan 10 row and gpt-4o-mini untouched; (600+400)·1 + (300+200)·5 = 3500; 1000 + 2500; other-model 3·1500.
+  assert.deepEqual(after.map((r) => r.cost), [5800, 3500, 3500, 4500, Math.round(before[4].cost! * 1e12) / 1e6]);
+  // Run again: nothing left to change.
+  assert.equal((await recompute(writer, Date.UTC(2025, 11, 1))).rows_changed, 0);
+  // The rollups moved with the rows: raw and rolled-up cost agree per hour.
+  const mismatch = readRows(dbPath, `SELECT h.ts FROM llm_usage_hourly h
+    JOIN (SELECT substr(ts, 1, 13) || ':00:00.000Z' AS hour, total(cost_usd) AS cost, count(*) - count(cost_usd) AS unpriced FROM llm_usage GROUP BY 1) r ON r.hour = h.ts
+    GROUP BY h.ts HAVING abs(total(h.cost_usd) - max(r.cost)) > 1e-12 OR sum(h.unpriced_calls) != max(r.unpriced)`);
+  assert.deepEqual(mismatch, []);
+});
+
+async function recompute(writer: RunningWriter, sinceMs: number) {
+  return writer.control.recompute(sinceMs);
+}
+
+test('a budget crossing 80 % then 100 % signals warning then critical, once per period, also across a writer restart', async () => {
+  const dbPath = tempDb();
+  const budgets: ConfigOverrides = {
+    prices: { 'budget-model': { input: 1, output: 0 } } as never, // 1 USD per 1M input tokens
+    budgets: [
+      { name: 'fleet-daily', period: 'day', limitUsd: 1, warnAtPct: 80 },
+      { name: 'other-channel', channel: 'nobody_*', period: 'month', limitUsd: 0.1, warnAtPct: 80 },
+    ] as never,
+  };
+  const received: AlerterInput[] = [];
+  const alerterEnd = () => {
+    const channel = new MessageChannel();
+    const link = new Link<never, AlerterInput>('alerter', { onBatch: (items, ack) => { received.push(...items); ack(); } });
+    link.attach(channel.port1);
+    return channel.port2;
+  };
+  const link = new Link<WriteItem>('ingest');
+  let writer = await startWriter(dbPath, link, budgets, 1, alerterEnd());
+  const spend = (usd: number): LlmUsageRow => ({ type: 'llm_usage', at: Date.now(), channel: 'bud', model: 'budget-model', feature: 'f', tokens_in: Math.round(usd * 1e6), tokens_out: 0, latency_ms: 1 });
+  const levels = () => received.filter((r) => r.type === 'budget').map((r) => r.type === 'budget' && `${r.budget}:${r.level}:${r.pct}`);
+
+  await send(link, [spend(0.5)]);
+  await send(link, [spend(0.35)]); // 85 %
+  await waitFor('warning signalled', () => levels().length >= 1);
+  await send(link, [spend(0.1)]); // 95 %: still warning
+  await send(link, [spend(0.1), spend(0.05)]); // 110 %
+  await waitFor('critical signalled', () => levels().length >= 2);
+  await send(link, [spend(0.2)]); // 130 %: still critical
+  const status = await writer.control.budgets();
+  assert.equal(status?.find((b) => b.name === 'fleet-daily')?.level, 'critical');
+  assert.equal(status?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.3);
+  await writer.control.shutdown();
+  await writer.stop();
+
+  // A restarted writer loads the day's spend from the rollups and the level it signalled: nothing again.
+  const link2 = new Link<WriteItem>('ingest-2');
+  writer = await startWriter(dbPath, link2, budgets, 2, alerterEnd());
+  assert.equal((await writer.control.budgets())?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.3);
+  await send(link2, [spend(0.01)]);
+  assert.equal((await writer.control.budgets())?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.31);
+  await writer.control.shutdown();
+  await writer.stop();
+  // Proof the watcher works: the two signals it saw, in order, and none for the budget nobody spent on.
+  assert.deepEqual(levels(), ['fleet-daily:warning:85', 'fleet-daily:critical:110']);
+  const [state] = readRows<{ level: string }>(dbPath, "SELECT level FROM llm_budget_state WHERE name = 'fleet-daily'");
+  assert.equal(state.level, 'critical');
+});
+
+test('a new period starts at ok (signalled once, resolving the old alert) and crosses its own levels again', async () => {
+  const dbPath = tempDb();
+  const handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
+  after(() => handle.db.destroy());
+  const config = resolveConfig({ dbPath, budgets: [{ name: 'daily', period: 'day', limitUsd: 10, warnAtPct: 50, timeZone: 'Europe/Berlin' }] as never });
+  const day1 = Date.UTC(2026, 5, 1, 10); // 12:00 in Berlin (CEST)
+  const tracker = new BudgetTracker(handle.sqlite, config, day1);
+  const step = (at: number, usd: number) => {
+    tracker.add(at, 'c', 'm', 'f', usd);
+    const tx = handle.sqlite.transaction(() => tracker.stage(at));
+    tx.immediate();
+    return tracker.commit().map((s) => `${new Date(s.periodStart).toISOString()} ${s.level}`);
+  };
+  assert.deepEqual(step(day1, 6), ['2026-05-31T22:00:00.000Z warning']); // the Berlin day began at 22:00 UTC
+  assert.deepEqual(step(day1 + 1000, 5), ['2026-05-31T22:00:00.000Z critical']);
+  assert.deepEqual(step(day1 + 2000, 5), []);
+  // 23:30 UTC is already the next day in Berlin: spend starts from 0, the level goes back to ok once.
+  const day2 = Date.UTC(2026, 5, 1, 23, 30);
+  assert.deepEqual(step(day2, 1), ['2026-06-01T22:00:00.000Z ok']);
+  assert.deepEqual(step(day2 + 1000, 1), []);
+  assert.deepEqual(step(day2 + 2000, 4), ['2026-06-01T22:00:00.000Z warning']);
+  // A row of the old period (a late spool replay) counts for no current budget.
+  assert.deepEqual(step(day1, 100), []);
+  assert.deepEqual(tracker.status(day2 + 3000).map((b) => [b.spent_usd, b.level]), [[6, 'warning']]);
+});
+
+test('protocol: the new llm_usage fields are optional and checked; a part above its total is refused, counted by reason', () => {
+  const line = (fields: object) => Buffer.from(JSON.stringify({ type: 'llm_usage', channel: 'c', model: 'm', feature: 'f', tokens_in: 10, tokens_out: 5, ...fields }));
+  assert.equal(decodeLine(line({}), 32).ok, true, 'an old client');
+  const full = decodeLine(line({ tokens_cached: 10, tokens_reasoning: 5, provider: 'openai', status: 'rate_limited', error_type: '429', request_id: 'chatcmpl-1' }), 32);
+  assert.equal(full.ok, true);
+  assert.deepEqual(decodeLine(line({ tokens_cached: 11 }), 32), { ok: false, reason: 'invalid_token_parts', detail: 'llm_usage: tokens_cached must be at most tokens_in (cached tokens are part of the input)' });
+  assert.equal((decodeLine(line({ tokens_reasoning: 6 }), 32) as { reason: string }).reason, 'invalid_token_parts');
+  assert.equal((decodeLine(line({ status: 'exploded' }), 32) as { reason: string }).reason, 'invalid_fields');
+});
+
+test('config: prices in today\'s form or dated lists, budgets and digest validated with clear errors', () => {
+  const config = resolveConfig({ prices: { 'my-model': { input: 1, output: 2 }, 'gpt-4o*': [{ from: '2024-08-06', input: 2.5, cachedInput: 1.25, output: 10 }, { from: '2024-05-13', input: 5, output: 15 }] } as never });
+  assert.deepEqual(config.prices['my-model'], { input: 1, output: 2 });
+  assert.deepEqual((config.prices['gpt-4o*'] as { from: string }[]).map((p) => p.from), ['2024-05-13', '2024-08-06'], 'sorted by date');
+  assert.ok(config.prices['claude-sonnet-4*'], 'built-in entries stay');
+  const bad = (overrides: object, message: RegExp) => assert.throws(() => resolveConfig(overrides as ConfigOverrides), { name: 'TypeError', message });
+  bad({ prices: { x: { input: -1, output: 1 } } }, /config\.prices\["x"\]\.input must be a number >= 0/);
+  bad({ prices: { x: [{ from: 'yesterday', input: 1, output: 1 }] } }, /config\.prices\["x"\]\[0\]\.from must be a date/);
+  bad({ prices: { x: [{ from: '2025-01-01', input: 1, output: 1 }, { from: '2025-01-01', input: 2, output: 2 }] } }, /two prices from the same date/);
+  bad({ prices: { x: { input: 1, output: 1, cached: 1 } } }, /config\.prices\["x"\]\.cached is not a price field/);
+  bad({ budgets: [{ name: 'a', period: 'year', limitUsd: 1 }] }, /config\.budgets must be an array of/);
+  bad({ budgets: [{ name: 'a', period: 'day', limitUsd: 1 }, { name: 'a', period: 'week', limitUsd: 2 }] }, /config\.budgets\[1\]\.name must be unique/);
+  bad({ budgets: [{ name: 'a', period: 'day', limitUsd: 1, timeZone: 'Mars/Olympus' }] }, /config\.budgets\[0\]\.timeZone must be an IANA time zone/);
+  bad({ digest: { hour: 25 } }, /config\.digest must be null or/);
+  assert.equal(resolveConfig({ budgets: [{ name: 'a', period: 'day', limitUsd: 1 }] as never }).budgets[0].warnAtPct, 80, 'warnAtPct defaults to 80');
+});
+
+test('the daily digest goes out once per day through the alerter link, with yesterday against the day before', async () => {
+  const dbPath = tempDb();
+  const day = 86_400_000;
+  const yesterdayNoon = Math.floor(Date.now() / day) * day - day / 2;
+  const link = new Link<WriteItem>('ingest');
+  let writer = await startWriter(dbPath, link, { prices: { 'digest-model': { input: 1, output: 0 } } as never });
+  await send(link, [
+    { type: 'llm_usage', at: yesterdayNoon, channel: 'big', model: 'digest-model', feature: 'f', tokens_in: 2_000_000, tokens_out: 0, latency_ms: 900 },
+    { type: 'llm_usage', at: yesterdayNoon, channel: 'small', model: 'digest-model', feature: 'f', tokens_in: 500_000, tokens_out: 0, latency_ms: 100, status: 'error' },
+    { type: 'llm_usage', at: yesterdayNoon - day, channel: 'big', model: 'digest-model', feature: 'f', tokens_in: 1_000_000, tokens_out: 0, latency_ms: 100 },
+    { type: 'event', at: yesterdayNoon, channel: 'big', pid: 5, from: 'online', to: 'dead', reason: 'process_exited' },
+  ]);
+  await writer.control.shutdown();
+  await writer.stop();
+  const received: AlerterInput[] = [];
+  const alerterEnd = () => {
+    const channel = new MessageChannel();
+    const end = new Link<never, AlerterInput>('alerter', { onBatch: (items, ack) => { received.push(...items); ack(); } });
+    end.attach(channel.port1);
+    return channel.port2;
+  };
+  const config: ConfigOverrides = { digest: { hour: 0, timeZone: 'UTC' } }; // due from 00:00: a start sends the overdue one
+  for (const incarnation of [2, 3]) {
+    writer = await startWriter(dbPath, new Link<WriteItem>(`ingest-${incarnation}`), config, incarnation, alerterEnd());
+    if (incarnation === 2) await waitFor('digest received', () => received.length > 0);
+    await writer.control.shutdown();
+    await writer.stop();
+  }
+  assert.equal(received.length, 1, 'once per day, also across a restart');
+  const digest = received[0] as Extract<AlerterInput, { type: 'digest' }>;
+  const data = digest.data as { spent_usd: number; previous_day_usd: number; change_pct: number; top_channels: { channel: string }[]; failing_models: { model: string; error_rate_pct: number }[]; bots_restarted_or_flapping: { channel: string; dead: number }[] };
+  assert.equal(data.spent_usd, 2.5);
+  assert.equal(data.previous_day_usd, 1);
+  assert.equal(data.change_pct, 150);
+  assert.deepEqual(data.top_channels.map((c) => c.channel), ['big', 'small']);
+  assert.deepEqual(data.failing_models, [{ model: 'digest-model', failed: 1, calls: 2, error_rate_pct: 50 }]);
+  assert.deepEqual(data.bots_restarted_or_flapping.map((b) => [b.channel, b.dead]), [['big', 1]]);
+  assert.match(digest.title, /^LLM digest \d{4}-\d\d-\d\d: 2\.50 USD$/);
+  assert.match(digest.text, /over 2 calls; day before 1\.00 USD \(\+150 %\)/);
+});

@@ -1,0 +1,131 @@
+// Property: the hourly and daily rollups the writer keeps equal the aggregation of the raw rows,
+// for random rows (seeded, so a failure reproduces) sent through the real writer in many batches,
+// with re-sent ids (stored once) among them; and reports from rollups equal reports from raw rows.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import { Link } from '../src/actors/link.js';
+import type { LlmUsageRow, WriteItem } from '../src/actors/db-writer-messages.js';
+import { openReadDatabase } from '../src/db/schema.js';
+import { LLM_CALL_STATUSES } from '../src/protocol/messages.js';
+import { usageReport, type UsageFigures } from '../src/llm/report.js';
+import { waitFor } from './helpers/wait.js';
+import { startWriter, stopWriters } from './helpers/writer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kissmon-rollups-'));
+after(async () => {
+  await stopWriters();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** mulberry32: a small seeded generator, so the rows are the same on every run. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SEED = 20261201;
+const START = Date.UTC(2026, 10, 28, 21, 17); // three days and a bit, across UTC day boundaries
+const SPAN_MS = 3.2 * 86_400_000;
+
+function randomRows(n: number): LlmUsageRow[] {
+  const r = random(SEED);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
+  return Array.from({ length: n }, (_, i) => {
+    const tokens_in = Math.floor(r() * 5000);
+    const tokens_out = Math.floor(r() * 2000);
+    const row: LlmUsageRow = {
+      type: 'llm_usage', at: START + Math.floor(r() * SPAN_MS), channel: pick(['alpha', 'beta', 'gamma', 'delta']),
+      model: pick(['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4-20250514', 'unknown-model']), feature: pick(['chat', 'jokes', 'tts']),
+      tokens_in, tokens_out, latency_ms: r() < 0.1 ? null : Math.round(r() * r() * 20_000 * 100) / 100,
+    };
+    if (r() < 0.7) row.tokens_cached = Math.floor(r() * tokens_in);
+    if (r() < 0.3) row.tokens_reasoning = Math.floor(r() * tokens_out);
+    if (r() < 0.8) row.provider = pick(['openai', 'anthropic']);
+    if (r() < 0.5) row.status = pick(LLM_CALL_STATUSES);
+    if (r() < 0.2) row.id = `call-${Math.floor(r() * 300)}`; // repeats: stored once, rolled up once
+    void i;
+    return row;
+  });
+}
+
+const SUMS = `count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, coalesce(sum(tokens_cached), 0) AS tokens_cached,
+  coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning, round(total(cost_usd), 9) AS cost_usd, count(*) - count(cost_usd) AS unpriced_calls,
+  count(latency_ms) AS latency_count, round(total(latency_ms), 6) AS latency_sum, min(latency_ms) AS latency_min, max(latency_ms) AS latency_max`;
+const KEY = "channel, model, feature, coalesce(provider, '') AS provider, coalesce(status, 'ok') AS status";
+
+test('hourly and daily rollups equal the raw aggregation of random rows', async () => {
+  const dbPath = join(dir, 'monitor.db');
+  const link = new Link<WriteItem>('ingest', { maxBatch: 97 }); // many small transactions
+  await startWriter(dbPath, link, { writer: { maxRowsPerTransaction: 500 } });
+  const rows = randomRows(6000);
+  for (const row of rows) link.send(row);
+  await waitFor('rows committed', () => link.pending === 0, 60_000);
+
+  const db = new BetterSqlite3(dbPath, { readonly: true });
+  after(() => db.close());
+  const stored = (db.prepare('SELECT count(*) AS n FROM llm_usage').get() as { n: number }).n;
+  assert.ok(stored > 5000 && stored < rows.length, `some ids repeated, the rest stored (${stored})`);
+  for (const [table, bucket] of [['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"], ['llm_usage_daily', "substr(ts, 1, 10) || 'T00:00:00.000Z'"]]) {
+    const raw = db.prepare(`SELECT ${bucket} AS ts, ${KEY}, ${SUMS} FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`).all();
+    const rolled = db.prepare(`SELECT ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning,
+      round(cost_usd, 9) AS cost_usd, unpriced_calls, latency_count, round(latency_sum, 6) AS latency_sum, latency_min, latency_max
+      FROM ${table} ORDER BY 1, 2, 3, 4, 5, 6`).all();
+    assert.ok(raw.length > 50, `${table}: enough groups to mean something (${raw.length})`);
+    assert.deepEqual(rolled, raw, table);
+    // Each histogram holds exactly the calls that reported a latency.
+    const counts = db.prepare(`SELECT latency_count, latency_hist FROM ${table}`).all() as { latency_count: number; latency_hist: Buffer | null }[];
+    for (const c of counts) {
+      let n = 0;
+      for (let i = 0; c.latency_hist && i < c.latency_hist.length; i += 5) n += c.latency_hist.readUInt32LE(i + 1);
+      assert.equal(n, c.latency_count);
+    }
+  }
+
+  // Reports: rollups and raw rows agree on everything but the percentiles' method.
+  const read = openReadDatabase(dbPath);
+  after(() => read.destroy());
+  const window = { sinceMs: Date.UTC(2026, 10, 28, 21), untilMs: Date.UTC(2026, 11, 2, 3) }; // whole hours: both read the same rows
+  const strip = ({ latency_p50_ms: _a, latency_p95_ms: _b, latency_p99_ms: _c, ...f }: UsageFigures) => f;
+  for (const by of [['channel', 'model'], ['day'], ['status', 'provider']] as const) {
+    const fromRollups = await usageReport(read, { ...window, by: [...by] });
+    const fromRaw = await usageReport(read, { ...window, by: [...by], source: 'raw' });
+    assert.equal(fromRollups.percentiles, 'exact', 'a small window: exact percentiles from the raw rows');
+    assert.deepEqual(fromRollups.rows, fromRaw.rows, by.join(','));
+    const estimated = await usageReport(read, { ...window, by: [...by], exactMaxCalls: 1 });
+    assert.equal(estimated.percentiles, 'estimated');
+    assert.deepEqual(estimated.rows.map(strip), fromRaw.rows.map(strip));
+    // Within one histogram bucket (25 % wide) of the exact value.
+    for (const [i, row] of estimated.rows.entries()) {
+      for (const p of ['latency_p50_ms', 'latency_p95_ms'] as const) {
+        const exact = fromRaw.rows[i][p]!;
+        assert.ok(Math.abs(row[p]! - exact) <= 0.25 * exact + 1, `${by}/${row.key} ${p}: ${row[p]} vs ${exact}`);
+      }
+    }
+  }
+});
+
+test('retention: raw rows go after usageDays while the rollups stay; rollups have their own usageRollupDays', async () => {
+  const dbPath = join(dir, 'retention.db');
+  const link = new Link<WriteItem>('ingest-retention');
+  const old = Date.now() - 40 * 86_400_000;
+  const ancient = Date.now() - 400 * 86_400_000;
+  const writer = await startWriter(dbPath, link, { retention: { usageDays: 30, usageRollupDays: 365 } });
+  for (const at of [ancient, old, Date.now()]) link.send({ type: 'llm_usage', at, channel: 'r', model: 'gpt-4o', feature: 'f', tokens_in: 1, tokens_out: 1, latency_ms: 5 });
+  await waitFor('rows committed', () => link.pending === 0);
+  const result = await writer.control.prune();
+  assert.deepEqual([result.llm_usage, result.llm_usage_hourly, result.llm_usage_daily], [2, 1, 1]);
+  const db = new BetterSqlite3(dbPath, { readonly: true });
+  after(() => db.close());
+  const calls = (table: string) => (db.prepare(`SELECT coalesce(sum(calls), 0) AS n FROM ${table}`).get() as { n: number }).n;
+  assert.equal((db.prepare('SELECT count(*) AS n FROM llm_usage').get() as { n: number }).n, 1);
+  assert.equal(calls('llm_usage_hourly'), 2, 'the 40-day-old call is still in the rollups');
+  assert.equal(calls('llm_usage_daily'), 2);
+});
