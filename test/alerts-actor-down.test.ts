@@ -42,7 +42,8 @@ describe('MonitorActorDown', () => {
     ctx.config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }] });
     ctx.monitor = await startMonitor(dir, ['--config', ctx.config]);
     await waitFor('resolved notification', () => receiver.seen('/am').length >= 2, 30_000);
-    assert.deepEqual(receiver.seen('/am')[1], { status: 'resolved', alerts: [{ status: 'resolved', alertname: 'MonitorActorDown' }] });
+    assert.deepEqual(receiver.seen('/am')[1],
+      { status: 'resolved', alerts: [{ status: 'resolved', alertname: 'MonitorActorDown' }] });
     const resolved = (receiver.received[1].body as Notification).alerts[0];
     assert.deepEqual(resolved.labels, { alertname: 'MonitorActorDown', severity: 'critical', actor: 'sampler' });
     assert.ok(Date.parse(resolved.endsAt) > 0, `endsAt set: ${resolved.endsAt}`);

@@ -9,7 +9,9 @@ import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { alertConfig } from './helpers/alerts.js';
 import { dashboardUrl, launchChromium, openPage, type WatchedPage } from './helpers/browser.js';
-import { botStatus, killStarted, runKissmon, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus, killStarted, runKissmon, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const TOKEN = 'alerts-test-token-0123456789';
 const dir = new TestDir();
@@ -26,7 +28,9 @@ before(async () => {
   url = await dashboardUrl(monitor.output);
   routes = ((await (await fetch(`${url}api/session`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { routes: string[] }).routes;
   // The alerter is part of this build: a missing route is a failure, not a reason to skip.
-  for (const r of ['GET /alerts', 'GET /silences', 'POST /silences', 'POST /silences/remove']) assert.ok(routes.includes(r), `route ${r}`);
+  for (const r of ['GET /alerts', 'GET /silences', 'POST /silences', 'POST /silences/remove']) {
+    assert.ok(routes.includes(r), `route ${r}`);
+  }
 });
 
 after(async () => {
@@ -51,7 +55,12 @@ async function silenceList(): Promise<SilenceList> {
   return JSON.parse(r.stdout) as SilenceList;
 }
 
-interface AlertList { alerts: { alertname: string; labels: Record<string, string>; state: string; silenced: boolean; silencedBy: string[] }[] }
+interface AlertList {
+  alerts: {
+    alertname: string; labels: Record<string, string>; state: string; silenced: boolean;
+    silencedBy: string[];
+  }[];
+}
 async function alertList(): Promise<AlertList> {
   const r = await runKissmon(['alerts', '--json', '--socket', dir.socket]);
   assert.equal(r.code, 0, r.stderr);
@@ -67,7 +76,7 @@ async function submitSilence(page: Page, channel: string, comment: string): Prom
   await form.getByRole('button', { name: 'Silence' }).click();
 }
 
-test('a firing alert, silenced in the page: `kissmon silence list` shows it, the alert shows silenced; unsilence ends it', async (t) => {
+test('a firing alert silenced in the page: in `kissmon silence list`, shown silenced; unsilence ends it', async (t) => {
   browser ??= await launchChromium(t);
   if (!browser) return;
   const bot = startBot(monitor.socket, 'quiet_bot', 200);
@@ -78,8 +87,10 @@ test('a firing alert, silenced in the page: `kissmon silence list` shows it, the
   await row.waitFor({ timeout: 20_000 });
   const cells = () => row.locator('td').allTextContents();
   // alert, severity, subject, state, since, summary, silenced, actions
-  assert.deepEqual((await cells()).filter((_, i) => [0, 1, 2, 3, 6].includes(i)), ['BotDead', 'critical', 'quiet_bot reason=process_exited', 'firing', 'no']);
-  await waitFor('summary counts the firing alert', async () => (await page.locator('#summary-alerts').textContent()) === '1');
+  assert.deepEqual((await cells()).filter((_, i) => [0, 1, 2, 3, 6].includes(i)),
+    ['BotDead', 'critical', 'quiet_bot reason=process_exited', 'firing', 'no']);
+  const summary = () => page.locator('#summary-alerts').textContent();
+  await waitFor('summary counts the firing alert', async () => (await summary()) === '1');
 
   await submitSilence(page, 'quiet_bot', 'deploy from the dashboard test');
   await page.getByRole('status').filter({ hasText: 'silenced channel quiet_bot for 30m' }).waitFor({ timeout: 10_000 });
@@ -91,15 +102,18 @@ test('a firing alert, silenced in the page: `kissmon silence list` shows it, the
   assert.equal(made.createdBy, 'dashboard');
   assert.equal(made.active, true);
   const dead = (await alertList()).alerts.find((a) => a.alertname === 'BotDead' && a.labels.channel === 'quiet_bot');
-  assert.deepEqual(dead && { state: dead.state, silenced: dead.silenced, silencedBy: dead.silencedBy }, { state: 'firing', silenced: true, silencedBy: [made.id] });
+  assert.deepEqual(dead && { state: dead.state, silenced: dead.silenced, silencedBy: dead.silencedBy },
+    { state: 'firing', silenced: true, silencedBy: [made.id] });
   await waitFor('the page shows it silenced', async () => (await cells())[6] === `yes (${made.id})`);
-  assert.equal(await page.locator('#summary-alerts').textContent(), '0', 'a silenced alert is not counted active');
+  assert.equal(await summary(), '0', 'a silenced alert is not counted active');
 
   await page.locator(`#silences-table tr[data-silence="${made.id}"]`).getByRole('button', { name: 'Unsilence' }).click();
   await page.getByRole('status').filter({ hasText: `removed silence ${made.id}` }).waitFor({ timeout: 10_000 });
-  await waitFor('the silence gone or inactive', async () => !(await silenceList()).silences.some((s) => s.id === made.id && s.active));
+  const stillActive = async () => (await silenceList()).silences.some((s) => s.id === made.id && s.active);
+  await waitFor('the silence gone or inactive', async () => !(await stillActive()));
   await waitFor('the page shows it unsilenced', async () => (await cells())[6] === 'no');
-  assert.ok(responses.some((r) => r.startsWith('POST 200') && r.includes('/api/silences/remove?')), 'the watcher saw the page remove it');
+  const removed = responses.some((r) => r.startsWith('POST 200') && r.includes('/api/silences/remove?'));
+  assert.ok(removed, 'the watcher saw the page remove it');
   assert.deepEqual(problems, []);
 });
 
