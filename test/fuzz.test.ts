@@ -99,6 +99,8 @@ const FIELD_RULES: Record<string, (v: unknown) => boolean> = {
   feature: (v) => typeof v === 'string' && v.length >= 1 && v.length <= 64,
   tokens_in: (v) => integerIn(v, 0, 1_000_000_000),
   tokens_out: (v) => integerIn(v, 0, 1_000_000_000),
+  tokens_cached: (v) => integerIn(v, 0, 1_000_000_000),
+  tokens_reasoning: (v) => integerIn(v, 0, 1_000_000_000),
   latency_ms: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 86_400_000,
   v: (v) => integerIn(v, 1, 1000),
   ts: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0,
@@ -110,7 +112,7 @@ const TYPE_FIELDS: Record<MessageKind, { required: string[]; optional: string[] 
   register: { required: ['channel', 'pid'], optional: ['features', ...EXTENSIONS] },
   heartbeat: { required: ['channel', 'pid'], optional: EXTENSIONS },
   unregister: { required: ['channel', 'pid'], optional: EXTENSIONS },
-  llm_usage: { required: ['channel', 'model', 'feature', 'tokens_in', 'tokens_out'], optional: ['latency_ms', ...EXTENSIONS] },
+  llm_usage: { required: ['channel', 'model', 'feature', 'tokens_in', 'tokens_out'], optional: ['latency_ms', 'tokens_cached', 'tokens_reasoning', ...EXTENSIONS] },
 };
 
 function integerIn(v: unknown, lo: number, hi: number): boolean {
@@ -128,6 +130,9 @@ function judge(value: unknown): Outcome {
   const fields = TYPE_FIELDS[type as MessageKind];
   for (const f of fields.required) if (!Object.hasOwn(value, f) || !FIELD_RULES[f](value[f])) return { rejected: 'invalid_fields' };
   for (const f of fields.optional) if (Object.hasOwn(value, f) && !FIELD_RULES[f](value[f])) return { rejected: 'invalid_fields' };
+  // Cached input and reasoning output are parts of tokens_in / tokens_out.
+  const part = (f: string, whole: string) => Object.hasOwn(value, f) && (value[f] as number) > (value[whole] as number);
+  if (type === 'llm_usage' && (part('tokens_cached', 'tokens_in') || part('tokens_reasoning', 'tokens_out'))) return { rejected: 'invalid_token_parts' };
   return { accepted: type as MessageKind };
 }
 
@@ -162,7 +167,7 @@ function generateCase(r: Rng): FuzzCase {
   const valid = validMessage(r);
   const text = JSON.stringify(valid);
   const accepted: Outcome = { accepted: valid.type as MessageKind };
-  switch (r.int(0, 13)) {
+  switch (r.int(0, 14)) {
     case 0: { // random bytes: with a 0xFF somewhere (never valid UTF-8), or printable ASCII no JSON starts with
       if (r.next() < 0.5) {
         const bytes = Buffer.from(Array.from({ length: r.int(1, 600) }, () => r.pick(NOT_NEWLINE_BYTES)));
@@ -240,6 +245,11 @@ function generateCase(r: Rng): FuzzCase {
     }
     case 12: // prototype games: own __proto__ / constructor keys survive JSON.parse and change nothing
       return { bytes: Buffer.from(text.replace(/}$/, r.pick([',"__proto__":{"type":"register"}}', ',"constructor":{"prototype":{}}}', ',"features":{"__proto__":true}}']))), outcome: accepted };
+    case 13: { // token parts: cached/reasoning counts around their totals (only llm_usage has them)
+      const whole = r.int(0, 5000);
+      const edited = { ...valid, tokens_in: whole, tokens_out: whole, [r.pick(['tokens_cached', 'tokens_reasoning'])]: whole + r.int(-1, 1) };
+      return { bytes: Buffer.from(JSON.stringify(edited)), outcome: judge(edited) };
+    }
     default: // valid messages (with unknown extra fields now and then)
       return { bytes: Buffer.from(r.next() < 0.3 ? text.replace(/}$/, ',"extra":{"nested":[1,2,3]},"v":1}') : text), outcome: accepted };
   }
