@@ -226,7 +226,8 @@ export function formatLlmBench(r: LlmBenchResult): string {
   return [
     '## LLM accounting',
     '',
-    `Writer ingest with the hourly/daily rollups (and budgets) on vs off: the db-writer thread alone on a real SQLite file,`,
+    `Writer ingest with the rollups (and budgets) on vs off — hourly upserts per transaction, days folded from finished hours`,
+    `(src/llm/rollups.ts): the db-writer thread alone on a real SQLite file,`,
     `${f(r.ingest.rows)} llm_usage rows (${CHANNELS} channels, each with its 2 of ${MODELS.length} models and 2 of ${FEATURES.length} features; providers, 2.5 % errors) sent`,
     'through a Link as fast as it acknowledges; runs alternate off/on (`bench/llm.ts`). The cost is measured in rows per',
     "CPU-second of the writer's thread (/proc/self/task/<tid>/stat), which a busy shared box disturbs far less than the",

@@ -12,13 +12,13 @@ import { openReadDatabase, type Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
 import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
-import { RECOMPUTE_TIMEOUT_MS, type RecomputeResult } from './llm/accounting.js';
+import type { RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
 import { PriceTable } from './llm/prices.js';
 import { usageOptions, usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
-import { Monitor, type HealthReport } from './monitor.js';
+import type { HealthReport, Monitor } from './monitor.js';
 import { loadExpected, withMissing, type StatusRow } from './alerts/expected.js';
 import { alertCommand, silenceCommand } from './alerts/commands.js';
 import { STATUS_SEVERITY } from './protocol/states.js';
@@ -99,6 +99,8 @@ program
     let monitor: Monitor | null = null;
     onFatal(log, () => monitor);
     // A failed start exits here, not at the bottom: this process has a log sink a wedged stdout may hold.
+    // Imported here, not at the top: the other commands (`usage` on 10M rows: bench/llm.ts) start without the monitor's modules.
+    const { Monitor } = await import('./monitor.js');
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
       // The operator's to fix (another monitor on the socket, a bad tokens or HTTP token file): usage; else fatal.
@@ -314,6 +316,7 @@ usage
       throw new UsageError((err as Error).message);
     }
     // Through the running monitor's writer (the one writer of the database); admin socket only.
+    const { RECOMPUTE_TIMEOUT_MS } = await import('./llm/accounting.js');
     const result = await requestControl<RecomputeResult>(clientSettings(opts).adminSocketPath, 'POST', `/usage/recompute?since=${encodeURIComponent(opts.since)}`, RECOMPUTE_TIMEOUT_MS);
     if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else process.stdout.write(`checked ${result.rows_checked} rows since ${result.since}: ${result.rows_changed} re-priced (${result.rows_priced_now} priced now, ${result.rows_unpriced_now} without a price now)\n`);

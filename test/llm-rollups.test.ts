@@ -9,9 +9,10 @@ import { after, test } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { Link } from '../src/actors/link.js';
 import type { LlmUsageRow, WriteItem } from '../src/actors/db-writer-messages.js';
-import { openReadDatabase } from '../src/db/schema.js';
 import { LLM_CALL_STATUSES } from '../src/protocol/messages.js';
 import { usageReport, type UsageFigures } from '../src/llm/report.js';
+import { DAILY_UNTIL_KEY, RollupBatch } from '../src/llm/rollups.js';
+import { openReadDatabase, openWriteDatabase } from '../src/db/schema.js';
 import { waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters } from './helpers/writer.js';
 
@@ -73,11 +74,22 @@ test('hourly and daily rollups equal the raw aggregation of random rows', async 
   after(() => db.close());
   const stored = (db.prepare('SELECT count(*) AS n FROM llm_usage').get() as { n: number }).n;
   assert.ok(stored > 5000 && stored < rows.length, `some ids repeated, the rest stored (${stored})`);
-  for (const [table, bucket] of [['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"], ['llm_usage_daily', "substr(ts, 1, 10) || 'T00:00:00.000Z'"]]) {
+  // The days hold the hours before the fold watermark; the hours after it are summed to their days here.
+  const until = (db.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`).get() as { value: string }).value;
+  assert.ok(rows.some((r) => new Date(r.at).toISOString() < until) && rows.some((r) => new Date(r.at).toISOString() >= until), `rows on both sides of ${until}`);
+  const rolledSums = `sum(calls) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, sum(tokens_cached) AS tokens_cached,
+      sum(tokens_reasoning) AS tokens_reasoning, round(total(cost_usd), 9) AS cost_usd, sum(unpriced_calls) AS unpriced_calls,
+      sum(latency_count) AS latency_count, round(total(latency_sum), 6) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max`;
+  const sources = {
+    llm_usage_hourly: 'llm_usage_hourly',
+    llm_usage_daily: `SELECT * FROM llm_usage_daily UNION ALL SELECT substr(ts, 1, 10) || 'T00:00:00.000Z' AS ts, channel, model, feature, provider, status,
+      calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd, unpriced_calls, latency_count, latency_sum, latency_min, latency_max,
+      latency_hist FROM llm_usage_hourly WHERE ts >= '${until}'`,
+  };
+  for (const [table, bucket] of [['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"], ['llm_usage_daily', "substr(ts, 1, 10) || 'T00:00:00.000Z'"]] as const) {
     const raw = db.prepare(`SELECT ${bucket} AS ts, ${KEY}, ${SUMS} FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`).all();
-    const rolled = db.prepare(`SELECT ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning,
-      round(cost_usd, 9) AS cost_usd, unpriced_calls, latency_count, round(latency_sum, 6) AS latency_sum, latency_min, latency_max
-      FROM ${table} ORDER BY 1, 2, 3, 4, 5, 6`).all();
+    const rolled = db.prepare(`SELECT ts, channel, model, feature, provider, status, ${rolledSums}
+      FROM (${sources[table]}) GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`).all();
     assert.ok(raw.length > 50, `${table}: enough groups to mean something (${raw.length})`);
     assert.deepEqual(rolled, raw, table);
     // Each histogram holds exactly the calls that reported a latency.
@@ -127,5 +139,50 @@ test('retention: raw rows go after usageDays while the rollups stay; rollups hav
   const calls = (table: string) => (db.prepare(`SELECT coalesce(sum(calls), 0) AS n FROM ${table}`).get() as { n: number }).n;
   assert.equal((db.prepare('SELECT count(*) AS n FROM llm_usage').get() as { n: number }).n, 1);
   assert.equal(calls('llm_usage_hourly'), 2, 'the 40-day-old call is still in the rollups');
-  assert.equal(calls('llm_usage_daily'), 2);
+  assert.equal(calls('llm_usage_daily'), 1, "the 40-day-old call is in its day; this hour's is not folded yet");
+});
+
+test('the daily rollups are folded from finished hours as the clock moves, late rows go straight into their day', async () => {
+  const dbPath = join(dir, 'fold.db');
+  const handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  after(() => handle.db.destroy());
+  const { sqlite } = handle;
+  let now = START;
+  const batch = new RollupBatch(sqlite, () => now);
+  const rows = randomRows(3000).sort((a, b) => a.at - b.at);
+  const watermarks = new Set<string>();
+  const untilNow = () => (sqlite.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`).get() as { value: string }).value;
+  // In time order, 20 rows a transaction (~1 hour), the clock at the last row's time; then 200 late rows of the first day.
+  for (let i = 0; i < rows.length; i += 20) {
+    const slice = rows.slice(i, i + 20);
+    now = slice.at(-1)!.at;
+    sqlite.transaction(() => {
+      for (const row of slice) batch.add(row, 0.5);
+      batch.write();
+    })();
+    watermarks.add(untilNow());
+  }
+  assert.ok(watermarks.size > 48, `the watermark moved hour by hour (${watermarks.size} values)`);
+  const late = randomRows(200).map((r) => ({ ...r, at: START + (r.at % 3_600_000) }));
+  sqlite.transaction(() => {
+    for (const row of late) batch.add(row, 0.5);
+    batch.write();
+  })();
+  const until = untilNow();
+  assert.equal(until, new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString());
+  const sums = `sum(calls), sum(tokens_in), sum(tokens_out), sum(tokens_cached), sum(tokens_reasoning), round(total(cost_usd), 6), sum(unpriced_calls),
+    sum(latency_count), round(total(latency_sum), 6), min(latency_min), max(latency_max), kissmon_hist_agg(latency_hist)`;
+  const group = 'GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6';
+  const fromHours = sqlite.prepare(`SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, ${sums}
+    FROM llm_usage_hourly WHERE ts < ? ${group}`).raw().all(until);
+  const days = sqlite.prepare(`SELECT ts, channel, model, feature, provider, status, ${sums} FROM llm_usage_daily ${group}`).raw().all();
+  assert.ok(days.length > 100, `enough day keys (${days.length})`);
+  assert.deepEqual(days, fromHours, 'each day = its hours before the watermark, histograms included');
+  const calls = (q: string) => (sqlite.prepare(q).get() as { n: number }).n;
+  assert.equal(calls('SELECT sum(calls) AS n FROM llm_usage_hourly'), rows.length + late.length);
+  assert.equal(
+    calls('SELECT sum(calls) AS n FROM llm_usage_daily') + calls(`SELECT coalesce(sum(calls), 0) AS n FROM llm_usage_hourly WHERE ts >= '${until}'`),
+    rows.length + late.length,
+    'every call once: in its day, or in an hour not folded yet',
+  );
 });

@@ -1,8 +1,8 @@
 // `kissmon usage` / GET /usage: LLM calls, tokens, cost, error rate, cached share and latency
 // percentiles over a window, grouped by one or more dimensions.
 //
-// Source: the hourly/daily rollups (whole days from llm_usage_daily, the edges from
-// llm_usage_hourly), so 90 days of a busy fleet is a few thousand rows to sum, whatever the raw
+// Source: the hourly/daily rollups (whole days the writer has folded from llm_usage_daily, the
+// edges and the days after the fold watermark from llm_usage_hourly), so 90 days of a busy fleet is a few thousand rows to sum, whatever the raw
 // row count; the window is then whole UTC hours (since rounded down, until up). Percentiles: exact
 // from the raw rows when the window holds at most `exactMaxCalls` calls and every one of them is
 // still in llm_usage (retention), else estimated from the rollups' histograms (±12.5 %), and the
@@ -12,6 +12,7 @@ import type { MonitorConfig } from '../config.js';
 import { isoTime, type Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { addTo, emptyHistogram, encode, estimatePercentile } from './histogram.js';
+import { DAILY_UNTIL_KEY } from './rollups.js';
 
 export const USAGE_DIMENSIONS = ['channel', 'model', 'feature', 'provider', 'status', 'day', 'hour'] as const;
 export type UsageDimension = (typeof USAGE_DIMENSIONS)[number];
@@ -151,20 +152,29 @@ async function rawGroups(db: Kysely<Database>, since: string, until: string, by:
 const ROLLUP_COLUMNS = `ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
   unpriced_calls, latency_count, latency_sum, latency_min, latency_max, latency_hist`;
 
-/** The rollup rows of [since, until) (hour-aligned): whole UTC days from the daily table, the edges hourly. */
-function rollupSource(sinceMs: number, untilMs: number): string {
+/**
+ * The rollup rows of [since, until) (hour-aligned): whole UTC days before the daily watermark
+ * (`dailyUntilMs`, see rollups.ts) from the daily table, the edges and the rest hourly.
+ */
+function rollupSource(sinceMs: number, untilMs: number, dailyUntilMs: number): string {
   const firstDay = Math.ceil(sinceMs / DAY_MS) * DAY_MS;
-  const lastDay = Math.floor(untilMs / DAY_MS) * DAY_MS;
+  const lastDay = Math.min(Math.floor(untilMs / DAY_MS), Math.floor(dailyUntilMs / DAY_MS)) * DAY_MS;
   const range = (table: string, a: number, b: number) => `SELECT ${ROLLUP_COLUMNS} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
   if (firstDay >= lastDay) return range('llm_usage_hourly', sinceMs, untilMs);
   return [range('llm_usage_daily', firstDay, lastDay), range('llm_usage_hourly', sinceMs, firstDay), range('llm_usage_hourly', lastDay, untilMs)].join(' UNION ALL ');
+}
+
+/** The daily watermark in ms; 0 before the writer has set it (then everything is read hourly). */
+async function dailyUntil(db: Kysely<Database>): Promise<number> {
+  const row = await db.selectFrom('monitor_state').select('value').where('key', '=', DAILY_UNTIL_KEY).executeTakeFirst();
+  return row?.value ? Date.parse(row.value) : 0;
 }
 
 async function rollupGroups(db: Kysely<Database>, sinceMs: number, untilMs: number, by: UsageDimension[] | []): Promise<SummedRow[]> {
   // A day or hour dimension cannot be read from whole days when it is the hour: hourly only then.
   const from = by.includes('hour' as never)
     ? `SELECT ${ROLLUP_COLUMNS} FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'`
-    : rollupSource(sinceMs, untilMs);
+    : rollupSource(sinceMs, untilMs, await dailyUntil(db));
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const query = `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM (${from})${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
   return (await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows;
