@@ -82,6 +82,12 @@ export interface AlertView {
   lastDelivery: DeliveryResult | null;
 }
 
+/** What an alert is about, for people: its labels but alertname and severity ("bot7 reason=exited", "actor=db"). */
+export function alertSubject(labels: Record<string, string>): string {
+  const { alertname: _n, severity: _s, ...rest } = labels;
+  return Object.entries(rest).map(([k, v]) => (k === 'channel' ? v : `${k}=${v}`)).join(' ');
+}
+
 /** Exactly one of the three. `match` is a glob over the channel (`*`, `?`). */
 export interface SilenceMatcher {
   channel?: string;
