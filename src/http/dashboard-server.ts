@@ -2,15 +2,15 @@
 // (the very ControlRoute table the control sockets serve, so a route added anywhere appears here),
 // live updates at `/api/events` (SSE, src/http/live-feed.ts) and `/metrics`. docs/DASHBOARD.md.
 //
-//   request ─▶ route match ─▶ security headers ─▶ public route? ─▶ token (if configured) ─▶ admin? ─▶ query check ─▶ handler
+//   request ─▶ route match ─▶ security headers ─▶ public? ─▶ token (if set) ─▶ admin? ─▶ query check ─▶ handler
 //
 // Security model: without a token file HTTP is read-only and only for loopback (the Host header
 // must name a loopback address, so a web page elsewhere cannot reach it by DNS rebinding); with
 // one, every request needs `Authorization: Bearer <token>` except the page's own files and
 // /api/session (routes marked public; decided on the matched route, never on the raw URL, so an
 // encoded or odd path cannot slip past; no match needs the token too), and admin routes are
-// served. Fault injection (socketOnly routes) is never mounted here. Browsers send that header only from our own page (no CORS), so a token in
-// sessionStorage is safe from other sites' pages.
+// served. Fault injection (socketOnly routes) is never mounted here. Browsers send that header
+// only from our own page (no CORS), so a token in sessionStorage is safe from other sites' pages.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
