@@ -278,19 +278,25 @@ const usage = program
     }
     const columns = ['calls', 'tokens_in', 'tokens_out', 'cached_share_pct', 'cost_usd', 'unpriced_calls', 'error_rate_pct', 'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms'] as const;
     if (opts.csv) {
-      const cell = (v: unknown) => (v === null || v === undefined ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+      const cell = (v: string | number | null | undefined) => {
+        const s = v === null || v === undefined ? '' : String(v);
+        return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+      };
       const lines = [[...report.by, ...columns].join(','), ...report.rows.map((r) => [...report.by.map((d) => r[d]), ...columns.map((c) => r[c])].map(cell).join(','))];
       process.stdout.write(`${lines.join('\n')}\n`);
       return;
     }
     const table = plainTable([...report.by, 'calls', 'tokens in', 'tokens out', 'cached %', 'cost USD', 'unpriced', 'err %', 'p50 ms', 'p95 ms', 'p99 ms']);
+    // Unknown cost (every call unpriced): empty; partial (some unpriced): the priced calls' cost and `+`.
+    const cost = (r: UsageFigures) => (r.cost_usd === null ? '' : `${r.cost_usd.toFixed(6)}${r.unpriced_calls > 0 ? '+' : ''}`);
     const line = (r: UsageFigures) => [
-      r.calls, r.tokens_in, r.tokens_out, r.cached_share_pct, r.cost_usd.toFixed(6), r.unpriced_calls, r.error_rate_pct, fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms),
+      r.calls, r.tokens_in, r.tokens_out, r.cached_share_pct, cost(r), r.unpriced_calls, r.error_rate_pct, fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms),
     ];
     for (const r of report.rows) table.push([...report.by.map((d) => r[d] ?? ''), ...line(r)]);
     table.push([...report.by.map((_, i) => (i === 0 ? 'total' : '')), ...line(report.totals)]);
     process.stdout.write(`${table.toString()}\n${report.since} to ${report.until}, from ${report.source === 'raw' ? 'raw rows' : 'rollups'}; percentiles ${report.percentiles}` +
-      `${report.percentiles === 'estimated' ? ' from rollup histograms (within ±12.5 %)' : ''}\n`);
+      `${report.percentiles === 'estimated' ? ' from rollup histograms (within ±12.5 %)' : ''}\n` +
+      `${report.totals.unpriced_calls > 0 ? 'cost USD: + = without the unpriced calls (no price known); empty = no call priced\n' : ''}`);
   });
 
 usage

@@ -18,6 +18,7 @@ export type AlerterInput =
       pid: number | null;
       from: BotStatus | null;
       to: BotStatus;
+      // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents -- the contract names the known reasons; an unregister's own reason is any string
       reason: TransitionReason | string;
       /** An unregister that named its reason (e.g. "deploy"): raises nothing. */
       planned: boolean;

@@ -159,9 +159,13 @@ export function AlertsPanel({ has, alerts, admin, onChanged }: { has: (route: st
   const submit = (e: Event) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget as HTMLFormElement);
-    const target = String(form.get('target'));
-    const value = String(form.get('value') ?? '').trim();
-    const params = { [target]: target === 'all' ? '1' : value, for: String(form.get('for')), comment: String(form.get('comment') ?? ''), by: 'dashboard' };
+    const field = (name: string) => {
+      const v = form.get(name);
+      return typeof v === 'string' ? v : ''; // these inputs are text; a File would be a bug, not a value
+    };
+    const target = field('target');
+    const value = field('value').trim();
+    const params = { [target]: target === 'all' ? '1' : value, for: field('for'), comment: field('comment'), by: 'dashboard' };
     void act(`/silences${qs(params)}`, `silenced ${target === 'all' ? 'all alerts' : `${target} ${value}`} for ${params.for}`);
   };
   return html`<section class="panel" id="alerts" aria-labelledby="alerts-title">
