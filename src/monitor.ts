@@ -454,7 +454,7 @@ export class Monitor {
       ...botRoutes(this.#readPool),
       ...([['crash', 'crashed'], ['hang', 'hung']] as const).map(([kind, answer]) =>
         route({
-          method: 'POST', path: `/fault/${kind}`, admin: true, query: actorQuery,
+          method: 'POST', path: `/fault/${kind}`, admin: true, socketOnly: true, query: actorQuery,
           handler: async (q) => {
             requireFaults();
             await this.#supervisor.fault(q.actor, kind);
@@ -463,7 +463,7 @@ export class Monitor {
         }),
       ),
       route({
-        method: 'POST', path: '/fault/unhandled-rejection', admin: true, query: none,
+        method: 'POST', path: '/fault/unhandled-rejection', admin: true, socketOnly: true, query: none,
         handler: async () => {
           requireFaults();
           this.#log.warn('fault injection: a promise rejection nobody handles, on the main thread');

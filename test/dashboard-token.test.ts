@@ -7,6 +7,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { Browser } from 'playwright-core';
+import { requestControl } from '../src/http/control-client.js';
 import { dashboardUrl, launchChromium, openPage } from './helpers/browser.js';
 import { killStarted, runKissmon, startBot, startMonitor, stopMonitor, TestDirs, type MonitorProcess } from './helpers/monitor-process.js';
 
@@ -33,8 +34,19 @@ async function start(args: string[]): Promise<{ monitor: MonitorProcess; url: st
 
 const bearer = { authorization: `Bearer ${TOKEN}` };
 
+/** node:http sends the path as written (fetch() would resolve `..` and could re-encode it). */
+function rawStatus(url: string, method: string, path: string, headers: Record<string, string> = {}): Promise<number> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    http.request({ host: hostname, port, method, path, headers }, (res) => {
+      resolve(res.statusCode!);
+      res.destroy(); // /api/events stays open
+    }).on('error', reject).end();
+  });
+}
+
 test('with a token: 401 without it, the API and admin routes with it, the page after entering it', async (t) => {
-  const { monitor, url } = await start(['--http-token-file', 'TOKEN_FILE']);
+  const { monitor, url } = await start(['--http-token-file', 'TOKEN_FILE', '--enable-faults']);
   for (const path of ['api/status', 'api/health', 'api/bot?channel=x', 'metrics', 'api/events']) {
     const res = await fetch(`${url}${path}`);
     assert.equal(res.status, 401, `${path} without the token`);
@@ -45,6 +57,32 @@ test('with a token: 401 without it, the API and admin routes with it, the page a
   assert.match(await (await fetch(`${url}metrics`, { headers: bearer })).text(), /kissmon_lines_total/);
   const flush = await fetch(`${url}api/flush`, { method: 'POST', headers: bearer });
   assert.deepEqual(await flush.json(), { flushed: true }, 'admin routes are served with the token');
+
+  // Auth is decided on the matched route, not the raw URL: fastify decodes `/%61pi/status` to
+  // /api/status and serves it (200 with the token proves the path reaches the route), so without
+  // the token it must be 401 too. Paths no route matches need the token as well.
+  const reachable = ['/%61pi/status', '/%61pi/alerts', '/%6detrics', '/%61pi/events', '/api/%73tatus'];
+  for (const path of reachable) {
+    assert.equal(await rawStatus(url, 'GET', path, bearer), 200, `${path} with the token reaches its route`);
+  }
+  for (const path of [...reachable, '/%2561pi/status', '//api/status', '/api/../api/status', '/api//status',
+    '/api/status/', '/API/status', '/%61pi/%2e%2e/api/status', '/nope']) {
+    assert.equal(await rawStatus(url, 'GET', path), 401, `${path} without the token`);
+  }
+  assert.equal(await rawStatus(url, 'POST', '/%61pi/flush'), 401, 'an encoded admin route without the token');
+  // What loads without the token: the page's files and the session bootstrap, nothing else.
+  for (const path of ['/', '/app.js', '/app.css', '/favicon.ico', '/api/session']) {
+    assert.equal(await rawStatus(url, 'GET', path), 200, `${path} loads without the token`);
+  }
+
+  // Fault injection is on the admin socket only, never on HTTP, token or not.
+  const session = await (await fetch(`${url}api/session`, { headers: bearer })).json() as { routes: string[] };
+  assert.ok(session.routes.includes('POST /flush'), 'the session lists the admin routes');
+  assert.ok(!session.routes.some((r) => r.includes('/fault/')), 'no fault route is offered over HTTP');
+  assert.equal((await fetch(`${url}api/fault/crash?actor=registry`, { method: 'POST', headers: bearer })).status, 404);
+  assert.equal((await fetch(`${url}api/fault/unhandled-rejection`, { method: 'POST', headers: bearer })).status, 404);
+  await assert.rejects(requestControl(monitor.admin, 'POST', '/fault/crash?actor=nobody'), /query parameter actor/,
+    'the admin socket still serves the fault route (a bad actor is refused by its schema, nothing crashes)');
 
   browser = await launchChromium(t);
   if (!browser) return;

@@ -54,6 +54,8 @@ export interface ControlRoute<Q extends TObject = TObject> {
   path: string;
   /** Admin routes change something (flush, faults): served only on the admin socket. */
   admin: boolean;
+  /** Never mounted on the HTTP front, even with its token (fault injection): the admin socket only. */
+  socketOnly?: true;
   /** The query string, as an object of strings; anything else is a 400 naming the parameter. */
   query: Q;
   handler: (query: Static<Q>) => Promise<unknown>;

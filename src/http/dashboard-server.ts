@@ -2,13 +2,15 @@
 // (the very ControlRoute table the control sockets serve, so a route added anywhere appears here),
 // live updates at `/api/events` (SSE, src/http/live-feed.ts) and `/metrics`. docs/DASHBOARD.md.
 //
-//   request ─▶ security headers ─▶ /api or /metrics? ─▶ token (if configured) ─▶ admin? ─▶ query check ─▶ handler
+//   request ─▶ route match ─▶ security headers ─▶ public? ─▶ token (if set) ─▶ admin? ─▶ query check ─▶ handler
 //
 // Security model: without a token file HTTP is read-only and only for loopback (the Host header
 // must name a loopback address, so a web page elsewhere cannot reach it by DNS rebinding); with
-// one, every /api and /metrics request needs `Authorization: Bearer <token>`, and admin routes
-// are served. Browsers send that header only from our own page (no CORS), so a token in
-// sessionStorage is safe from other sites' pages.
+// one, every request needs `Authorization: Bearer <token>` except the page's own files and
+// /api/session (routes marked public; decided on the matched route, never on the raw URL, so an
+// encoded or odd path cannot slip past; no match needs the token too), and admin routes are
+// served. Fault injection (socketOnly routes) is never mounted here. Browsers send that header
+// only from our own page (no CORS), so a token in sessionStorage is safe from other sites' pages.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +27,8 @@ import { LiveFeed, type LiveFeedSources } from './live-feed.js';
 export const DASHBOARD_ASSETS = fileURLToPath(new URL('../../dashboard/', import.meta.url));
 export const EVENTS_PATH = '/api/events';
 const SESSION_PATH = '/api/session';
+/** Route config of what loads without the token: the page's files and the session bootstrap. */
+const PUBLIC = { public: true };
 
 /** Open event streams beyond this get 503: each holds a socket and a share of every broadcast. */
 const MAX_EVENT_STREAMS = 64;
@@ -69,13 +73,16 @@ export class DashboardServer {
   readonly #tokenDigest: Buffer | null;
   readonly #feed: LiveFeed;
   readonly #log: Logger;
+  /** The control routes served here: all but the socket-only ones. */
+  readonly #routes: ControlRoute[];
   #allowedHosts = new Set<string>();
 
   constructor(options: DashboardServerOptions) {
     this.#options = options;
     this.#log = options.log.child({ component: 'http' });
     this.#tokenDigest = options.tokenFile ? digest(readToken(options.tokenFile)) : null;
-    const byPath = new Map(options.routes.filter((r) => r.method === 'GET').map((r) => [r.path, r]));
+    this.#routes = options.routes.filter((r) => !r.socketOnly);
+    const byPath = new Map(this.#routes.filter((r) => r.method === 'GET').map((r) => [r.path, r]));
     const source = (path: string) => {
       const r = byPath.get(path);
       return r ? () => r.handler({}) : null;
@@ -139,7 +146,7 @@ export class DashboardServer {
 
   #registerRoutes(): void {
     const app = this.#app;
-    for (const r of this.#options.routes) {
+    for (const r of this.#routes) {
       const handler = async (req: FastifyRequest, reply: FastifyReply) => {
         if (r.admin && !this.#admin(req)) {
           throw new HttpError(403, `${r.method} ${r.path} changes something: over HTTP it needs the bearer token, `
@@ -153,13 +160,13 @@ export class DashboardServer {
       const urls = r.path === METRICS_PATH ? [`/api${r.path}`, METRICS_PATH] : [`/api${r.path}`];
       for (const url of urls) app.route({ method: r.method, url, schema: { querystring: r.query }, handler });
     }
-    app.get(SESSION_PATH, async (req): Promise<DashboardSession> => {
+    app.get(SESSION_PATH, { config: PUBLIC }, async (req): Promise<DashboardSession> => {
       const authorised = this.#tokenDigest === null || this.#authorised(req);
       return {
         token_required: this.#tokenDigest !== null,
         authorised,
         admin: this.#admin(req),
-        routes: authorised ? this.#options.routes.map((r) => `${r.method} ${r.path}`) : [],
+        routes: authorised ? this.#routes.map((r) => `${r.method} ${r.path}`) : [],
       };
     });
     app.get(EVENTS_PATH, (_req, reply) => {
@@ -170,17 +177,21 @@ export class DashboardServer {
       for (const [name, value] of Object.entries(SECURITY_HEADERS)) reply.raw.setHeader(name, value);
       this.#feed.attach(reply.raw);
     });
-    if (existsSync(`${DASHBOARD_ASSETS}/index.html`)) {
-      // wildcard: false registers a route per file found now: no file-system lookup for unknown paths.
-      void app.register(fastifyStatic, {
-        root: DASHBOARD_ASSETS, wildcard: false, index: 'index.html', cacheControl: false,
-        setHeaders: (reply) => void reply.header('cache-control', 'no-cache'),
-      });
-      app.get('/favicon.ico', (_req, reply) => reply.sendFile('favicon.svg'));
-    } else {
-      app.get('/', (_req, reply) => reply.code(503).type('text/plain')
-        .send('the dashboard is not built (npm run build); the API is under /api/\n'));
-    }
+    // The page's files load without the token: every route registered in this context is public.
+    void app.register(async (page) => {
+      page.addHook('onRoute', (options) => void (options.config = { ...options.config, ...PUBLIC }));
+      if (existsSync(`${DASHBOARD_ASSETS}/index.html`)) {
+        // wildcard: false registers a route per file found now: no file-system lookup for unknown paths.
+        await page.register(fastifyStatic, {
+          root: DASHBOARD_ASSETS, wildcard: false, index: 'index.html', cacheControl: false,
+          setHeaders: (reply) => void reply.header('cache-control', 'no-cache'),
+        });
+        page.get('/favicon.ico', (_req, reply) => reply.sendFile('favicon.svg'));
+      } else {
+        page.get('/', (_req, reply) => reply.code(503).type('text/plain')
+          .send('the dashboard is not built (npm run build); the API is under /api/\n'));
+      }
+    });
   }
 
   async #guard(req: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -192,9 +203,9 @@ export class DashboardServer {
       }
       return;
     }
-    const path = req.url.split('?')[0];
-    const protectedPath = (path.startsWith('/api/') && path !== SESSION_PATH) || path === METRICS_PATH;
-    if (protectedPath && !this.#authorised(req)) {
+    // The matched route decides (fastify has decoded the path to match it); no route: not public.
+    const isPublic = (req.routeOptions.config as { public?: boolean } | undefined)?.public === true;
+    if (!isPublic && !this.#authorised(req)) {
       await reply.code(401).header('www-authenticate', 'Bearer realm="kissmon"')
         .send({ error: 'this monitor needs a bearer token (Authorization: Bearer <token>)' });
     }
