@@ -10,8 +10,8 @@ import type { Notification } from '../src/alerts/model.js';
 const DAY = 86_400_000;
 const settings = { groupWaitMs: 100, groupIntervalMs: 100, repeatIntervalMs: 10 * DAY, flapWindowMs: 60_000, flapMaxTransitions: 4, missingGraceMs: 1_000, staleAfterMs: 1_000 };
 
-function budget(level: 'ok' | 'warning' | 'critical', periodStart: number, at: number): AlerterInput {
-  return { type: 'budget', at, budget: 'daily', period: 'day', periodStart, level, spentUsd: level === 'ok' ? 1 : 9, limitUsd: 10, pct: level === 'ok' ? 10 : 90 };
+function budget(level: 'ok' | 'warning' | 'critical', periodStart: number, at: number, periodEnd = periodStart + DAY): AlerterInput {
+  return { type: 'budget', at, budget: 'daily', period: 'day', periodStart, periodEnd, level, spentUsd: level === 'ok' ? 1 : 9, limitUsd: 10, pct: level === 'ok' ? 10 : 90 };
 }
 
 describe('LlmBudgetExceeded', () => {
