@@ -70,7 +70,7 @@ const pct = (xs: number[], p: number) => {
 async function startReceiver(): Promise<{ child: ChildProcess; port: number; posts: Post[] }> {
   const child = spawn(process.execPath, ['-e', RECEIVER], { stdio: ['ignore', 'pipe', 'inherit'] });
   const posts: Post[] = [];
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const port = await new Promise<number>((resolve) => {
     lines.on('line', (l) => {
       const msg = JSON.parse(l) as Post & { port?: number };

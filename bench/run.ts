@@ -765,7 +765,7 @@ function render(r: Results, minutes: number): string {
 try {
   await main();
 } catch (err) {
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
   killAll();
   process.exitCode = 1;
 }

@@ -278,7 +278,10 @@ const usage = program
     }
     const columns = ['calls', 'tokens_in', 'tokens_out', 'cached_share_pct', 'cost_usd', 'unpriced_calls', 'error_rate_pct', 'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms'] as const;
     if (opts.csv) {
-      const cell = (v: unknown) => (v === null || v === undefined ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+      const cell = (v: string | number | null | undefined) => {
+        const s = v === null || v === undefined ? '' : String(v);
+        return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+      };
       const lines = [[...report.by, ...columns].join(','), ...report.rows.map((r) => [...report.by.map((d) => r[d]), ...columns.map((c) => r[c])].map(cell).join(','))];
       process.stdout.write(`${lines.join('\n')}\n`);
       return;

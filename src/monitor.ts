@@ -117,7 +117,7 @@ export class Monitor {
     this.#supervisor = new Supervisor({
       config,
       log,
-      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink } as Partial<Record<ActorName, Link<unknown, never>>>,
+      mainLinks: { registry: this.#registryLink, db: this.#writerLink, alerter: this.#alerterLink },
       onFatal: (err) => {
         if (err instanceof SupervisorError) this.#gaveUpOn = err.actor;
         void this.stop(1);

@@ -20,7 +20,9 @@ after(() => {
   if (childPid !== undefined) {
     try {
       process.kill(childPid, 'SIGKILL');
-    } catch {}
+    } catch {
+      // already gone
+    }
   }
   rmSync(dir, { recursive: true, force: true });
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { requireResource } from './helpers/resources.js';
 import { botStatus, flush, killStarted, query, startMonitor, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 const crate = fileURLToPath(new URL('../../clients/rust/', import.meta.url));
@@ -30,10 +31,7 @@ after(async () => {
 
 /** True when the test must not run: cargo absent outside CI. Under CI a missing cargo fails. */
 function noCargo(t: TestContext): boolean {
-  if (hasCargo) return false;
-  assert.ok(!process.env.CI, 'cargo is required under CI (the Rust client is part of the suite)');
-  t.skip('cargo not installed: the Rust client (clients/rust) is NOT tested');
-  return true;
+  return !requireResource(t, 'cargo', hasCargo ? undefined : 'cargo not installed: the Rust client (clients/rust) is NOT tested');
 }
 
 // The example bot is built once, by the first test that needs it, so a test run alone never uses a stale binary.
@@ -111,10 +109,7 @@ describe('Rust client (clients/rust)', { concurrency: false }, () => {
 
   test('cargo clippy -- -D warnings is clean', async (t) => {
     if (noCargo(t)) return;
-    if (!hasClippy) {
-      t.skip('clippy not installed');
-      return;
-    }
+    if (!requireResource(t, 'cargo clippy', hasClippy ? undefined : 'clippy not installed')) return;
     const r = await cargo(['clippy', '--all-targets', '--', '-D', 'warnings']);
     t.diagnostic(`cargo clippy took ${r.ms} ms`);
     assert.equal(r.code, 0, r.output);

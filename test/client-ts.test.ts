@@ -32,7 +32,9 @@ after(async () => {
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
-    } catch {}
+    } catch {
+      // already gone
+    }
   }
   rmSync(dir, { recursive: true, force: true });
 });

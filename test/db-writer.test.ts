@@ -302,6 +302,7 @@ test('migrations are idempotent across restarts and threads starting at once, an
   const again = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
   const tables = (await again.db.introspection.getTables()).map((t) => t.name).sort();
   assert.deepEqual(tables, [
+    'alert_deliveries', 'alert_groups', 'alert_silences', 'alerts',
     'bot_events', 'bot_metrics', 'bot_metrics_features', 'bot_status', 'delivery_cursor', 'llm_budget_state', 'llm_usage', 'llm_usage_daily', 'llm_usage_hourly',
     'monitor_state', 'worker_health',
   ]);

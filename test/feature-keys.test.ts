@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MonitorClient } from 'kissbot-monitor-client';
 import { counters, json, oneShot } from './fixtures/socket-tools.js';
+import { requireResource } from './helpers/resources.js';
 import { status, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
 
 const CASES: { what: string; key: string; accepted: boolean }[] = [
@@ -73,7 +74,7 @@ describe('feature keys: at most 64 characters, the same verdict everywhere', () 
 
   it('the Python client flags exactly those keys as ones the monitor will refuse', async (t) => {
     const python = ['python3', 'python'].find((cmd) => spawnSync(cmd, ['--version']).status === 0);
-    if (!python) return t.skip('python3 not installed');
+    if (!requireResource(t, 'python3', python ? undefined : 'python3 not installed') || !python) return;
     // The client's own check (it warns and sends anyway: its register() never raises), fed the keys as JSON.
     const script = [
       'import json, sys',

@@ -48,7 +48,7 @@ const PRICES: ConfigOverrides = {
       { from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 },
       { from: '2026-01-15T12:00:00Z', input: 1, output: 4 }, // cachedInput → input, reasoning → output
     ],
-  } as never,
+  },
 };
 
 const call = (at: number, model: string, extra: Partial<LlmUsageRow> = {}): LlmUsageRow => ({
@@ -104,7 +104,7 @@ test('recompute re-prices exactly the rows a price fix affects, and their rollup
   await writer.stop();
   // The fix: output after Jan 15 was 5, not 4; and other-model gets a price at last.
   writer = await startWriter(dbPath, new Link<WriteItem>('ingest-2'), {
-    prices: { ...(PRICES.prices as object), 'test-model*': [{ from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 }, { from: '2026-01-15T12:00:00Z', input: 1, output: 5 }], 'other-model': { input: 3, output: 3 } } as never,
+    prices: { ...(PRICES.prices as object), 'test-model*': [{ from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 }, { from: '2026-01-15T12:00:00Z', input: 1, output: 5 }], 'other-model': { input: 3, output: 3 } },
   });
   const before = readRows<{ rowid: number; cost: number | null }>(dbPath, 'SELECT rowid, cost_usd AS cost FROM llm_usage ORDER BY rowid');
   const result = await recompute(writer, Date.UTC(2025, 11, 1));
@@ -128,7 +128,7 @@ async function recompute(writer: RunningWriter, sinceMs: number) {
 test('a budget crossing 80 % then 100 % signals warning then critical, once per period, also across a writer restart', async () => {
   const dbPath = tempDb();
   const budgets: ConfigOverrides = {
-    prices: { 'budget-model': { input: 1, output: 0 } } as never, // 1 USD per 1M input tokens
+    prices: { 'budget-model': { input: 1, output: 0 } }, // 1 USD per 1M input tokens
     budgets: [
       { name: 'fleet-daily', period: 'day', limitUsd: 1, warnAtPct: 80 },
       { name: 'other-channel', channel: 'nobody_*', period: 'month', limitUsd: 0.1, warnAtPct: 80 },
@@ -210,11 +210,11 @@ test('protocol: the new llm_usage fields are optional and checked; a part above 
 });
 
 test('config: prices in today\'s form or dated lists, budgets and digest validated with clear errors', () => {
-  const config = resolveConfig({ prices: { 'my-model': { input: 1, output: 2 }, 'gpt-4o*': [{ from: '2024-08-06', input: 2.5, cachedInput: 1.25, output: 10 }, { from: '2024-05-13', input: 5, output: 15 }] } as never });
+  const config = resolveConfig({ prices: { 'my-model': { input: 1, output: 2 }, 'gpt-4o*': [{ from: '2024-08-06', input: 2.5, cachedInput: 1.25, output: 10 }, { from: '2024-05-13', input: 5, output: 15 }] } });
   assert.deepEqual(config.prices['my-model'], { input: 1, output: 2 });
   assert.deepEqual((config.prices['gpt-4o*'] as { from: string }[]).map((p) => p.from), ['2024-05-13', '2024-08-06'], 'sorted by date');
   assert.ok(config.prices['claude-sonnet-4*'], 'built-in entries stay');
-  const bad = (overrides: object, message: RegExp) => assert.throws(() => resolveConfig(overrides as ConfigOverrides), { name: 'TypeError', message });
+  const bad = (overrides: object, message: RegExp) => assert.throws(() => resolveConfig(overrides), { name: 'TypeError', message });
   bad({ prices: { x: { input: -1, output: 1 } } }, /config\.prices\["x"\]\.input must be a number >= 0/);
   bad({ prices: { x: [{ from: 'yesterday', input: 1, output: 1 }] } }, /config\.prices\["x"\]\[0\]\.from must be a date/);
   bad({ prices: { x: [{ from: '2025-01-01', input: 1, output: 1 }, { from: '2025-01-01', input: 2, output: 2 }] } }, /two prices from the same date/);
@@ -231,7 +231,7 @@ test('the daily digest goes out once per day through the alerter link, with yest
   const day = 86_400_000;
   const yesterdayNoon = Math.floor(Date.now() / day) * day - day / 2;
   const link = new Link<WriteItem>('ingest');
-  let writer = await startWriter(dbPath, link, { prices: { 'digest-model': { input: 1, output: 0 } } as never });
+  let writer = await startWriter(dbPath, link, { prices: { 'digest-model': { input: 1, output: 0 } } });
   await send(link, [
     { type: 'llm_usage', at: yesterdayNoon, channel: 'big', model: 'digest-model', feature: 'f', tokens_in: 2_000_000, tokens_out: 0, latency_ms: 900 },
     { type: 'llm_usage', at: yesterdayNoon, channel: 'small', model: 'digest-model', feature: 'f', tokens_in: 500_000, tokens_out: 0, latency_ms: 100, status: 'error' },

@@ -106,7 +106,7 @@ test('hourly and daily rollups equal the raw aggregation of random rows', async 
     for (const [i, row] of estimated.rows.entries()) {
       for (const p of ['latency_p50_ms', 'latency_p95_ms'] as const) {
         const exact = fromRaw.rows[i][p]!;
-        assert.ok(Math.abs(row[p]! - exact) <= 0.25 * exact + 1, `${by}/${row.key} ${p}: ${row[p]} vs ${exact}`);
+        assert.ok(Math.abs(row[p]! - exact) <= 0.25 * exact + 1, `${by.join(',')}/${row.key} ${p}: ${row[p]} vs ${exact}`);
       }
     }
   }

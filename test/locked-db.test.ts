@@ -3,10 +3,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
-import { flush, killStarted, line, query, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+import { flush, killStarted, line, lockDatabase, query, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 describe('write-locked database', () => {
   const dir = new TestDir();
@@ -17,9 +16,8 @@ describe('write-locked database', () => {
 
   it('keeps every row while another connection holds BEGIN IMMEDIATE, then commits them all', async () => {
     const monitor = await startMonitor(dir);
-    const locker = new Database(dir.db);
+    const locker = lockDatabase(dir.db);
     try {
-      locker.exec('BEGIN IMMEDIATE');
       const rows = 10_000;
       await new Promise<void>((resolve, reject) => {
         const c = net.connect(monitor.socket, () => c.end(Array.from({ length: rows }, (_, i) => `${line({ type: 'llm_usage', channel: 'locked', model: 'gpt-4', feature: 'lock', tokens_in: i, tokens_out: 0 })}\n`).join(''), resolve));
@@ -38,8 +36,7 @@ describe('write-locked database', () => {
       assert.ok(writer.queue_depth > 0, `rows held while locked: ${writer.queue_depth}`);
       assert.equal(query<{ n: number }>(dir.db, 'SELECT count(*) n FROM llm_usage')[0].n, 0);
     } finally {
-      locker.exec('ROLLBACK');
-      locker.close();
+      locker.release();
     }
     await flush(monitor);
     assert.equal(query<{ n: number; s: number }>(dir.db, 'SELECT count(*) n FROM llm_usage')[0].n, 10_000);

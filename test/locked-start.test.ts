@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
-import { botStatus, killStarted, line, query, sendLines, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { botStatus, killStarted, line, lockDatabase, type MonitorProcess, query, sendLines, startBot, startMonitor, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 const usage = (i: number) => line({ type: 'llm_usage', id: `start-${i}`, channel: 'early', model: 'gpt-4o', feature: 'locked_start', tokens_in: i, tokens_out: 1 });
 
@@ -30,8 +29,7 @@ describe('database not writable at start-up', () => {
     const config = join(dir.path, 'config.json');
     // A small bound so part of the rows takes the spool path while the lock is held.
     writeFileSync(config, JSON.stringify({ writer: { maxHeldRows: 1_000 } }));
-    const locker = new Database(dir.db);
-    locker.exec('BEGIN IMMEDIATE');
+    const locker = lockDatabase(dir.db);
     let monitor: MonitorProcess;
     const rows = 3_000;
     try {
@@ -50,8 +48,7 @@ describe('database not writable at start-up', () => {
       assert.match(monitor.output(), /database not writable yet/);
       process.kill(bot.pid, 'SIGKILL');
     } finally {
-      locker.exec('ROLLBACK');
-      locker.close();
+      locker.release();
     }
     await waitFor('rows committed after the lock', () => query<{ n: number }>(dir.db, "SELECT count(*) n FROM llm_usage WHERE feature = 'locked_start'")[0].n === rows, 20_000);
     const [stats] = query<{ n: number; ids: number }>(dir.db, "SELECT count(*) n, count(DISTINCT tokens_in) ids FROM llm_usage WHERE feature = 'locked_start'");

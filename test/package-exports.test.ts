@@ -75,9 +75,7 @@ test('every package.json export resolves by package name to an existing file wit
   const client = (await import('kissbot-monitor-client')) as Record<string, unknown>;
   assert.equal(viaDaemon.MonitorClient, client.MonitorClient);
   // The root entry's config helpers work, not just exist.
-  const { defaultConfig, resolveConfig, PROTOCOL_VERSION } = (await import(
-    'kissbot-monitor'
-  )) as typeof import('../src/index.js');
+  const { defaultConfig, resolveConfig, PROTOCOL_VERSION } = await import('kissbot-monitor');
   assert.equal(PROTOCOL_VERSION, 1);
   assert.equal(resolveConfig({ staleAfterMs: 5_000 }).staleAfterMs, 5_000);
   assert.equal(defaultConfig().limits.maxJsonDepth, 32);

@@ -35,7 +35,9 @@ after(async () => {
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
-    } catch {}
+    } catch {
+      // already gone
+    }
   }
   await monitor?.close();
   if (real) await stopMonitor(real);
@@ -81,10 +83,10 @@ async function assertRanAgainstMonitor(lang: string, command: string, args: stri
   const lines = mine();
   assert.equal(lines.length, 4, `exactly four lines from ${channel}`);
   assert.equal(new Set(lines.map((l) => l.conn)).size, 1, 'one connection');
-  const messages = lines.map((l) => {
+  const messages = lines.map((l): Record<string, unknown> => {
     const decoded = decodeLine(Buffer.from(l.line), 32);
     assert.ok(decoded.ok, `the monitor would reject ${l.line}: ${decoded.ok ? '' : decoded.detail}`);
-    return decoded.message as unknown as Record<string, unknown>;
+    return decoded.message;
   });
   assert.deepEqual(messages.map((m) => m.type), ['register', 'heartbeat', 'llm_usage', 'unregister']);
   assert.equal(messages[0].pid, result.pid, 'registers its own pid');

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
-import { actorDetail, actorHealth, flush, killStarted, line, query, sendLines, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+import { actorDetail, actorHealth, flush, killStarted, line, lockDatabase, query, sendLines, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 const BOTS = 200;
 const channel = (i: number) => `locked_${i}`;
@@ -27,8 +26,7 @@ describe('registry crash while the database is locked', () => {
     // The rows must still be held (not spooled) when the registry dies: no spooling for a minute.
     writeFileSync(config, JSON.stringify({ writer: { maxHeldMs: 60_000 } }));
     const monitor = await startMonitor(dir, ['--enable-faults', '--config', config]);
-    const locker = new Database(dir.db);
-    locker.exec('BEGIN IMMEDIATE');
+    const locker = lockDatabase(dir.db);
     try {
       const pid = process.pid; // a live pid: no register is refused or turned dead
       // Four connections; a bot's register and unregister go on the same one, in order.
@@ -52,8 +50,7 @@ describe('registry crash while the database is locked', () => {
       // The restarted registry knows the bots only from the re-sent ingest batches (the database has nothing).
       await waitFor('the burst applied again by the restarted registry', applied, 20_000);
     } finally {
-      locker.exec('ROLLBACK');
-      locker.close();
+      locker.release();
     }
     await flush(monitor);
 

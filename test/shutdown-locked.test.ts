@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
-import { killStarted, line, query, sendLines, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import { killStarted, line, lockDatabase, type MonitorProcess, query, sendLines, startMonitor, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
 
 const ROWS = 5_000;
 // Half the rows carry an id, half do not: exactly-once must hold without ids too (batch cursors).
@@ -23,12 +22,6 @@ async function health(m: MonitorProcess) {
 async function sendRows(m: MonitorProcess): Promise<void> {
   await Promise.all(Array.from({ length: 10 }, (_, k) => sendLines(m.socket, Array.from({ length: ROWS / 10 }, (_, j) => usage(j * 10 + k)))));
   await waitFor('all rows read', async () => (await health(m)).ingest.accepted.llm_usage === ROWS);
-}
-
-function lockDatabase(path: string): Database.Database {
-  const locker = new Database(path);
-  locker.exec('BEGIN IMMEDIATE');
-  return locker;
 }
 
 function spoolLines(path: string): number {
@@ -75,8 +68,7 @@ describe('shutdown with the database write-locked', () => {
       replayCopy = join(dir.path, 'spool.copy');
       copyFileSync(spool, replayCopy);
     } finally {
-      locker.exec('ROLLBACK');
-      locker.close();
+      locker.release();
     }
 
     const again = await startMonitor(dir, ['--config', config]);
@@ -119,8 +111,7 @@ describe('shutdown with the database write-locked', () => {
       assert.match(monitor.output(), /second signal/);
       assert.ok(spoolLines(`${dir.db}.spool`) >= ROWS);
     } finally {
-      locker.exec('ROLLBACK');
-      locker.close();
+      locker.release();
     }
     const again = await startMonitor(dir, ['--config', config]);
     await waitFor('spool replayed', () => !existsSync(`${dir.db}.spool`));

@@ -169,7 +169,7 @@ class Alerter {
     try {
       this.#store.write(changes);
     } catch (err) {
-      const busy = /^SQLITE_(BUSY|LOCKED)/.test(String((err as { code?: unknown }).code ?? ''));
+      const busy = /^SQLITE_(BUSY|LOCKED)/.test((err as { code?: string }).code ?? '');
       if (busy) this.#counters.store_busy++;
       else {
         this.#counters.store_errors++;

@@ -64,9 +64,9 @@ export interface ProcessSamplerOptions {
   /** Fault injection: every stats call first waits this long. */
   faultDelayMs?: number;
   log: Logger;
-  onRound(round: SampleRound): void;
+  onRound: (round: SampleRound) => void;
   /** One row per successful sample; false = refused (counted by the caller). */
-  onMetric(row: MetricRow): unknown;
+  onMetric: (row: MetricRow) => unknown;
   /** Defaults: /proc is used when readable; pids per stats call. */
   useProc?: boolean;
   chunkSize?: number;

@@ -18,6 +18,7 @@ export type AlerterInput =
       pid: number | null;
       from: BotStatus | null;
       to: BotStatus;
+      // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents -- the contract names the known reasons; an unregister's own reason is any string
       reason: TransitionReason | string;
       /** An unregister that named its reason (e.g. "deploy"): raises nothing. */
       planned: boolean;
@@ -82,6 +83,12 @@ export interface AlertView {
   silenced: boolean;
   silencedBy: string[];
   lastDelivery: DeliveryResult | null;
+}
+
+/** What an alert is about, for people: its labels but alertname and severity ("bot7 reason=exited", "actor=db"). */
+export function alertSubject(labels: Record<string, string>): string {
+  const { alertname: _n, severity: _s, ...rest } = labels;
+  return Object.entries(rest).map(([k, v]) => (k === 'channel' ? v : `${k}=${v}`)).join(' ');
 }
 
 /** Exactly one of the three. `match` is a glob over the channel (`*`, `?`). */

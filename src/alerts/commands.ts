@@ -2,7 +2,7 @@
 // clients of the alerter's control routes (src/alerts/routes.ts). --json prints the route's JSON.
 import { userInfo } from 'node:os';
 import { Command } from 'commander';
-import type { AlertView, ReceiverTestResult, SilenceView } from '../actors/alerter-messages.js';
+import { alertSubject, type AlertView, type ReceiverTestResult, type SilenceView } from '../actors/alerter-messages.js';
 import { clientSettings, configOption, plainTable, socketOption, UsageError } from '../cli-options.js';
 import { DURATION_PATTERN } from '../duration.js';
 import { requestControl } from '../http/control-client.js';
@@ -28,10 +28,8 @@ export function alertCommand(): Command {
       if (opts.json) return write(JSON.stringify(body, null, 2));
       const table = plainTable(['alert', 'subject', 'severity', 'state', 'since', 'silenced', 'last delivery', 'summary']);
       for (const a of body.alerts) {
-        const { alertname: _n, severity: _s, ...rest } = a.labels;
-        const subject = Object.entries(rest).map(([k, v]) => (k === 'channel' ? v : `${k}=${v}`)).join(' ');
         const delivery = a.lastDelivery ? `${a.lastDelivery.ok ? 'ok' : `FAILED (${a.lastDelivery.error ?? '?'})`} ${a.lastDelivery.receiver} ${since(a.lastDelivery.at)}` : '-';
-        table.push([a.alertname, subject, a.severity, a.state, since(a.state === 'resolved' && a.endsAt ? a.endsAt : a.startsAt),
+        table.push([a.alertname, alertSubject(a.labels), a.severity, a.state, since(a.state === 'resolved' && a.endsAt ? a.endsAt : a.startsAt),
           a.silenced ? `yes (${a.silencedBy.length})` : 'no', delivery, a.annotations.summary.slice(0, 80)]);
       }
       const firing = body.alerts.filter((a) => a.state === 'firing').length;

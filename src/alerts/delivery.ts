@@ -149,16 +149,16 @@ function execReceiver(spec: Extract<ReceiverConfig, { command: string[] }>, time
           }
           done({ ok: false, status: null, error: `killed: still running after ${timeoutMs} ms` });
         }, timeoutMs);
-        child.stderr!.on('data', (c: Buffer) => {
+        child.stderr.on('data', (c: Buffer) => {
           if (stderr.length < EXEC_STDERR_BYTES) stderr += c.toString('utf8');
         });
-        child.stdin!.on('error', () => {}); // a script that does not read its stdin is not a failure by itself
+        child.stdin.on('error', () => {}); // a script that does not read its stdin is not a failure by itself
         child.on('error', (err) => done({ ok: false, status: null, error: err.message }));
         child.on('close', (code, signal) => {
           if (code === 0) done({ ok: true, status: 0 });
           else done({ ok: false, status: code, error: `exit ${code ?? signal}${stderr ? `: ${stderr.trim().slice(0, 300)}` : ''}` });
         });
-        child.stdin!.end(body);
+        child.stdin.end(body);
       });
     },
   };

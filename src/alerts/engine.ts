@@ -180,7 +180,7 @@ export class AlertEngine {
         return;
       }
       default:
-        throw new TypeError(`unknown alerter input type ${(input as { type?: unknown }).type}`);
+        throw new TypeError(`unknown alerter input type ${String((input as { type?: string }).type)}`);
     }
   }
 

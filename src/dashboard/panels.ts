@@ -2,21 +2,16 @@
 // a panel whose route the monitor does not have says "not available" instead of failing.
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { alertSubject, type AlertView, type SilenceView } from '../actors/alerter-messages.js';
 import type { FeedBot } from '../http/feed-format.js';
 import type { BotDetail } from '../db/queries.js';
 import { api, qs } from './api.js';
 import { TimeChart } from './chart.js';
 import { StatusBadge } from './fleet.js';
 
-export interface Alert {
-  fingerprint: string; alertname: string; severity: string; labels: Record<string, string>;
-  annotations: { summary: string; description?: string }; state: 'pending' | 'firing' | 'resolved';
-  startsAt: string; endsAt: string | null; silenced: boolean; silencedBy: string[];
-}
-export interface Silence {
-  id: string; matcher: { channel?: string; match?: string; all?: true }; startsAt: string; endsAt: string;
-  comment: string; createdBy: string; active: boolean;
-}
+/** GET /alerts and GET /silences rows: the alerter's own types, so the page cannot drift from the routes. */
+export type Alert = AlertView;
+export type Silence = SilenceView;
 export interface Budget { name: string; period: string; spent_usd: number; limit_usd: number; pct: number; projected_usd: number; level: string }
 export interface UsageRow { key: string; calls: number; tokens_in: number; tokens_out: number; cost_usd: number }
 export interface ActorHealth {
@@ -164,16 +159,20 @@ export function AlertsPanel({ has, alerts, admin, onChanged }: { has: (route: st
   const submit = (e: Event) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget as HTMLFormElement);
-    const target = String(form.get('target'));
-    const value = String(form.get('value') ?? '').trim();
-    const params = { [target]: target === 'all' ? '1' : value, for: String(form.get('for')), comment: String(form.get('comment') ?? ''), by: 'dashboard' };
+    const field = (name: string) => {
+      const v = form.get(name);
+      return typeof v === 'string' ? v : ''; // these inputs are text; a File would be a bug, not a value
+    };
+    const target = field('target');
+    const value = field('value').trim();
+    const params = { [target]: target === 'all' ? '1' : value, for: field('for'), comment: field('comment'), by: 'dashboard' };
     void act(`/silences${qs(params)}`, `silenced ${target === 'all' ? 'all alerts' : `${target} ${value}`} for ${params.for}`);
   };
   return html`<section class="panel" id="alerts" aria-labelledby="alerts-title">
     <h2 id="alerts-title">Alerts</h2>
     ${!has('GET /alerts') ? html`<${NotAvailable} what="Alerts" />` : !alerts ? html`<p class="muted">Loading…</p>` : alerts.length === 0 ? html`<p class="muted">No alerts.</p>` : html`
-      <table class="compact" id="alerts-table"><thead><tr><th scope="col">alert</th><th scope="col">severity</th><th scope="col">channel</th><th scope="col">state</th><th scope="col">since (UTC)</th><th scope="col">summary</th><th scope="col">silenced</th>${canSilence && html`<th scope="col"><span class="sr-only">actions</span></th>`}</tr></thead>
-      <tbody>${alerts.map((a) => html`<tr data-fingerprint=${a.fingerprint}><td>${a.alertname}</td><td><span class=${`level level-${a.severity}`}>${a.severity}</span></td><td>${a.labels.channel ?? '–'}</td>
+      <table class="compact" id="alerts-table"><thead><tr><th scope="col">alert</th><th scope="col">severity</th><th scope="col">subject</th><th scope="col">state</th><th scope="col">since (UTC)</th><th scope="col">summary</th><th scope="col">silenced</th>${canSilence && html`<th scope="col"><span class="sr-only">actions</span></th>`}</tr></thead>
+      <tbody>${alerts.map((a) => html`<tr data-fingerprint=${a.fingerprint}><td>${a.alertname}</td><td><span class=${`level level-${a.severity}`}>${a.severity}</span></td><td>${alertSubject(a.labels) || '–'}</td>
         <td>${a.state}</td><td>${time(a.startsAt)}</td><td>${a.annotations.summary}</td><td>${a.silenced ? `yes (${a.silencedBy.join(', ')})` : 'no'}</td>
         ${canSilence && html`<td>${a.labels.channel && !a.silenced && html`<button type="button" onClick=${() => void act(`/silences${qs({ channel: a.labels.channel, for: '1h', comment: `from the dashboard: ${a.alertname}`, by: 'dashboard' })}`, `silenced channel ${a.labels.channel} for 1h`)}>Silence 1h</button>`}</td>`}</tr>`)}</tbody></table>`}
     <h3>Silences</h3>

@@ -434,7 +434,7 @@ export class OpenDatabaseError extends MonitorError {
   }
 }
 
-const isBusy = (err: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((err as { code?: unknown } | null)?.code ?? ''));
+const isBusy = (err: unknown) => /^SQLITE_(BUSY|LOCKED)/.test((err as { code?: string } | null)?.code ?? '');
 
 /**
  * Opens the one writable connection: WAL (readers never block the writer), synchronous=NORMAL
@@ -491,7 +491,7 @@ async function migrate({ sqlite, db }: DatabaseHandle): Promise<void> {
   sqlite.exec('BEGIN IMMEDIATE');
   try {
     const { error } = await migrator.migrateToLatest();
-    if (error) throw error;
+    if (error) throw error instanceof Error ? error : new Error('migration failed', { cause: error });
     sqlite.exec('COMMIT');
   } catch (err) {
     if (sqlite.inTransaction) sqlite.exec('ROLLBACK');

@@ -126,14 +126,14 @@ export class LiveFeed {
     if (this.#ticking) return; // one registry call at a time, in order (see the top of the file)
     this.#ticking = true;
     try {
-      do {
+      for (;;) {
         const round = this.#round++;
         await this.#readChanges(round % SLOW_EVERY === 0);
         const served = this.#pending.size > 0 && (await this.#sendSnapshots());
         if (round % SIDE_EVERY === 0) await this.#readSide();
         // Clients that came while the snapshot was read: serve them now, not an interval later.
         if (!served || this.#pending.size === 0 || !this.#timer) break;
-      } while (true);
+      }
     } catch (err) {
       this.#stats.read_failures++;
       this.#log.warn({ err }, 'live feed: read failed; trying again next interval');

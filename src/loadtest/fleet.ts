@@ -123,7 +123,7 @@ async function within<T>(promise: Promise<T>, ms: number, onTimeout: () => T): P
         try {
           resolve(onTimeout());
         } catch (err) {
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         }
       }, ms);
     });

@@ -89,7 +89,7 @@ export function decodeLine(line: Buffer, maxDepth: number): DecodeResult {
   }
   if (!checker.Check(value)) {
     const first = checker.Errors(value).First();
-    return { ok: false, reason: 'invalid_fields', detail: first ? `${type}: ${first.path || '/'} ${first.message}` : `${type}: invalid` };
+    return { ok: false, reason: 'invalid_fields', detail: `${type as MessageType}: ${first ? `${first.path || '/'} ${first.message}` : 'invalid'}` };
   }
   const message = value as BotMessage;
   if (message.type === 'llm_usage') {

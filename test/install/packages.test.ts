@@ -51,9 +51,9 @@ const children = new Set<ChildProcess>();
 after(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await Promise.all(
-    [...children].map((c) =>
-      c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null,
-    ),
+    [...children]
+      .filter((c) => c.exitCode === null && c.signalCode === null)
+      .map((c) => new Promise((r) => c.once('exit', r))),
   );
   await killStarted();
   dir.remove();
@@ -67,7 +67,7 @@ function run(command: string, args: string[], options: SpawnSyncOptions = {}): s
     ...options,
     env: { ...process.env, ...options.env },
   });
-  const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  const output = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`;
   assert.equal(
     r.status,
     0,
