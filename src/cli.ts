@@ -287,13 +287,16 @@ const usage = program
       return;
     }
     const table = plainTable([...report.by, 'calls', 'tokens in', 'tokens out', 'cached %', 'cost USD', 'unpriced', 'err %', 'p50 ms', 'p95 ms', 'p99 ms']);
+    // Unknown cost (every call unpriced): empty; partial (some unpriced): the priced calls' cost and `+`.
+    const cost = (r: UsageFigures) => (r.cost_usd === null ? '' : `${r.cost_usd.toFixed(6)}${r.unpriced_calls > 0 ? '+' : ''}`);
     const line = (r: UsageFigures) => [
-      r.calls, r.tokens_in, r.tokens_out, r.cached_share_pct, r.cost_usd.toFixed(6), r.unpriced_calls, r.error_rate_pct, fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms),
+      r.calls, r.tokens_in, r.tokens_out, r.cached_share_pct, cost(r), r.unpriced_calls, r.error_rate_pct, fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms),
     ];
     for (const r of report.rows) table.push([...report.by.map((d) => r[d] ?? ''), ...line(r)]);
     table.push([...report.by.map((_, i) => (i === 0 ? 'total' : '')), ...line(report.totals)]);
     process.stdout.write(`${table.toString()}\n${report.since} to ${report.until}, from ${report.source === 'raw' ? 'raw rows' : 'rollups'}; percentiles ${report.percentiles}` +
-      `${report.percentiles === 'estimated' ? ' from rollup histograms (within ±12.5 %)' : ''}\n`);
+      `${report.percentiles === 'estimated' ? ' from rollup histograms (within ±12.5 %)' : ''}\n` +
+      `${report.totals.unpriced_calls > 0 ? 'cost USD: + = without the unpriced calls (no price known); empty = no call priced\n' : ''}`);
   });
 
 usage

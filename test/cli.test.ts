@@ -14,32 +14,40 @@ const USAGE_ROWS = [
   { channel: 'usage_a', model: 'gpt-4o', feature: 'jokes', tokens_in: 1000, tokens_out: 500, latency_ms: 200 },
   { channel: 'usage_a', model: 'gpt-4o-mini', feature: 'jokes', tokens_in: 3000, tokens_out: 1000, latency_ms: 600 },
   { channel: 'usage_b', model: 'gpt-4o', feature: 'chat', tokens_in: 10, tokens_out: 20 }, // no latency
+  // o1-pro has no price (it is not o1): usage_c's cost is unknown, usage_d's is partial.
+  { channel: 'usage_c', model: 'o1-pro', feature: 'vision', tokens_in: 100, tokens_out: 100 },
+  { channel: 'usage_d', model: 'o1-pro', feature: 'vision', tokens_in: 100, tokens_out: 100 },
+  { channel: 'usage_d', model: 'gpt-4o', feature: 'vision', tokens_in: 100, tokens_out: 100 },
 ];
 // Prices per 1M tokens (in/out): gpt-4o 2.50/10, gpt-4o-mini 0.15/0.60. Costs in µUSD per row:
-// 250+500=750, 30+6=36, 2500+5000=7500, 450+600=1050, 25+200=225. Latency percentiles are
+// 250+500=750, 30+6=36, 2500+5000=7500, 450+600=1050, 25+200=225, none, none, 250+1000=1250. Latency percentiles are
 // linear between the nearest ranks (p50 of [100, 300] is 200; p95 100 + 0.95 × 200 = 290).
-type Expected = { calls: number; tokens_in: number; tokens_out: number; micro_usd: number; p50: number | null; p95: number | null };
+type Expected = { calls: number; tokens_in: number; tokens_out: number; micro_usd: number | null; p50: number | null; p95: number | null };
 const EXPECTED_USAGE: Record<'channel' | 'model' | 'feature', Record<string, Expected>> = {
   channel: {
     cli_bot: { calls: 2, tokens_in: 300, tokens_out: 60, micro_usd: 786, p50: 200, p95: 290 },
     usage_a: { calls: 2, tokens_in: 4000, tokens_out: 1500, micro_usd: 8550, p50: 400, p95: 580 },
     usage_b: { calls: 1, tokens_in: 10, tokens_out: 20, micro_usd: 225, p50: null, p95: null },
+    usage_c: { calls: 1, tokens_in: 100, tokens_out: 100, micro_usd: null, p50: null, p95: null },
+    usage_d: { calls: 2, tokens_in: 200, tokens_out: 200, micro_usd: 1250, p50: null, p95: null },
   },
   model: {
-    'gpt-4o': { calls: 3, tokens_in: 1110, tokens_out: 570, micro_usd: 8475, p50: 150, p95: 195 },
+    'gpt-4o': { calls: 4, tokens_in: 1210, tokens_out: 670, micro_usd: 9725, p50: 150, p95: 195 },
+    'o1-pro': { calls: 2, tokens_in: 200, tokens_out: 200, micro_usd: null, p50: null, p95: null },
     'gpt-4o-mini': { calls: 2, tokens_in: 3200, tokens_out: 1010, micro_usd: 1086, p50: 450, p95: 585 },
   },
   feature: {
     jokes: { calls: 3, tokens_in: 4100, tokens_out: 1550, micro_usd: 9300, p50: 200, p95: 560 },
     chat: { calls: 2, tokens_in: 210, tokens_out: 30, micro_usd: 261, p50: 300, p95: 300 },
+    vision: { calls: 3, tokens_in: 300, tokens_out: 300, micro_usd: 1250, p50: null, p95: null },
   },
 };
 
-interface UsageReportRow { key: string; calls: number; tokens_in: number; tokens_out: number; cost_usd: number; latency_p50_ms: number | null; latency_p95_ms: number | null }
+interface UsageReportRow { key: string; calls: number; tokens_in: number; tokens_out: number; cost_usd: number | null; latency_p50_ms: number | null; latency_p95_ms: number | null }
 
 function assertUsage(rows: UsageReportRow[], by: keyof typeof EXPECTED_USAGE, source: string): void {
   const got = Object.fromEntries(rows.map((r) => [r.key, {
-    calls: r.calls, tokens_in: r.tokens_in, tokens_out: r.tokens_out, micro_usd: Math.round(r.cost_usd * 1e6 * 1e6) / 1e6, p50: r.latency_p50_ms, p95: r.latency_p95_ms,
+    calls: r.calls, tokens_in: r.tokens_in, tokens_out: r.tokens_out, micro_usd: r.cost_usd === null ? null : Math.round(r.cost_usd * 1e6 * 1e6) / 1e6, p50: r.latency_p50_ms, p95: r.latency_p95_ms,
   }]));
   assert.deepEqual(got, EXPECTED_USAGE[by], `${source} by ${by}`);
 }
@@ -110,6 +118,18 @@ describe('kissmon CLI', () => {
     const table = await kissmon(['usage', '--db', dir.db, '--by', 'feature']);
     assert.match(table.stdout, /jokes/);
     assert.match(table.stdout, /0\.009300/, 'the table shows the jokes cost');
+    // Unknown cost is shown as unknown, not $0; a partial cost is marked.
+    const byChannel = await kissmon(['usage', '--db', dir.db, '--by', 'channel']);
+    const cells = (name: string) => byChannel.stdout.split('\n').find((l) => l.includes(name))?.split('│').map((c) => c.trim());
+    assert.equal(cells('usage_c')?.[6], '', 'no call of usage_c is priced: cost empty');
+    assert.equal(cells('usage_d')?.[6], '0.001250+', 'one of usage_d\'s two calls is priced');
+    assert.equal(cells('usage_b')?.[6], '0.000225', 'all priced: no mark');
+    assert.match(byChannel.stdout, /\+ = without the unpriced calls/);
+    const csv = (await kissmon(['usage', '--db', dir.db, '--by', 'channel', '--csv'])).stdout.split('\n');
+    const header = csv[0].split(',');
+    const csvRow = (name: string) => Object.fromEntries(csv.find((l) => l.startsWith(`${name},`))!.split(',').map((v, i) => [header[i], v]));
+    assert.deepEqual([csvRow('usage_c').cost_usd, csvRow('usage_c').unpriced_calls], ['', '1']);
+    assert.deepEqual([csvRow('usage_d').cost_usd, csvRow('usage_d').unpriced_calls], ['0.00125', '1']);
   });
 
   it('the /usage control route answers the same report, and refuses a bad grouping or window', async () => {

@@ -13,7 +13,9 @@ import type { AlerterInput } from '../src/actors/alerter-messages.js';
 import type { LlmUsageRow, WriteItem } from '../src/actors/db-writer-messages.js';
 import { resolveConfig, type ConfigOverrides } from '../src/config.js';
 import { openWriteDatabase } from '../src/db/schema.js';
+import { silenceMatches } from '../src/alerts/model.js';
 import { BudgetTracker } from '../src/llm/budgets.js';
+import { BUILTIN_PRICES, PriceTable } from '../src/llm/prices.js';
 import { decodeLine } from '../src/protocol/decode.js';
 import { waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters, type RunningWriter } from './helpers/writer.js';
@@ -91,12 +93,44 @@ test('costs per token type, a price change mid-period, an unknown model, an old-
   assert.deepEqual(hour, { cost: 13_500, unpriced: 1, calls: 4 });
 });
 
+test('built-in prices: a plain key prices itself and its dated snapshots, never a variant name', async () => {
+  const dbPath = tempDb();
+  const link = new Link<WriteItem>('ingest');
+  const writer = await startWriter(dbPath, link, {});
+  const priced: [string, number][] = [
+    // 1000 in, 500 out at the key's price (USD per 1M): in·input + out·output µUSD
+    ['o1', 1000 * 15 + 500 * 60], ['o1-2024-12-17', 1000 * 15 + 500 * 60],
+    ['gpt-4o-mini-2024-07-18', 1000 * 0.15 + 500 * 0.6], ['claude-sonnet-4-20250514', 1000 * 3 + 500 * 15],
+    ['claude-sonnet-4@20250514', 1000 * 3 + 500 * 15], ['claude-opus-4-1-20250805', 1000 * 15 + 500 * 75],
+  ];
+  const unpriced = ['o1-pro', 'o3-pro', 'gpt-5-pro', 'gpt-4-32k', 'gpt-4o-realtime-preview', 'claude-opus-4-5', 'claude-opus-4-5-20251101',
+    'gemini-2.5-pro-preview-tts', 'mistral-large-latest'];
+  await send(link, [...priced.map(([m]) => call(JAN_20, m)), ...unpriced.map((m) => call(JAN_20, m))]);
+  const rows = readRows<{ model: string; cost: number | null }>(dbPath, 'SELECT model, round(cost_usd * 1e6, 6) AS cost FROM llm_usage ORDER BY rowid');
+  assert.deepEqual(rows, [...priced.map(([model, cost]) => ({ model, cost })), ...unpriced.map((model) => ({ model, cost: null }))]);
+  assert.equal((await writer.control.health()).detail.llm_unpriced, unpriced.length, 'each unpriced call counted');
+});
+
+test('price keys are picomatch globs, the same engine as silences: most specific wins, `*` stops at `/`', () => {
+  const table = new PriceTable({
+    ...BUILTIN_PRICES, 'team-{a,b}-*': { input: 1, output: 1 }, 'team-a-big*': { input: 2, output: 2 }, 'router/**': { input: 3, output: 3 },
+    'gpt-4o-2024-05-13': { input: 5, output: 15 },
+  });
+  const input = (model: string) => table.priceAt(model, JAN_20)?.input ?? null;
+  assert.deepEqual(['team-a-x', 'team-b-x', 'team-c-x', 'team-a-bigger', 'router/gpt-4o', 'router/a/b', 'team-a-x/y'].map(input), [1, 1, null, 2, 3, 3, null]);
+  assert.deepEqual(['gpt-4o-2024-05-13', 'gpt-4o-2024-08-06', 'gpt-4o-20240806', 'gpt-4o-0613', 'gpt-4o-2024-08-06-x'].map(input), [5, 2.5, 2.5, null, null]);
+  const silence = silenceMatches({ match: 'team-{a,b}-*' });
+  assert.deepEqual(['team-a-x', 'team-c-x', 'team-a-x/y'].map((channel) => silence({ channel })), [true, false, false]);
+});
+
 test('recompute re-prices exactly the rows a price fix affects, and their rollups with them', async () => {
   const dbPath = tempDb();
   const link = new Link<WriteItem>('ingest');
   let writer = await startWriter(dbPath, link, PRICES);
+  // Inserted before the window's oldest row but dated inside it (what a spool replay does): the
+  // Jan 20 row has a lower rowid than the Jan 10 one, and recompute must still visit it.
   const rows = [
-    call(JAN_10, 'test-model-a', parts), call(JAN_20, 'test-model-a', parts), call(JAN_20, 'test-model-b'),
+    call(JAN_20, 'test-model-a', parts), call(JAN_10, 'test-model-a', parts), call(JAN_20, 'test-model-b'),
     call(JAN_20, 'other-model'), call(JAN_20, 'gpt-4o-mini'),
   ];
   await send(link, rows);
@@ -111,7 +145,9 @@ test('recompute re-prices exactly the rows a price fix affects, and their rollup
   assert.deepEqual({ ...result, since: undefined }, { since: undefined, rows_checked: 5, rows_changed: 3, rows_priced_now: 1, rows_unpriced_now: 0 });
   const after = readRows<{ rowid: number; cost: number | null }>(dbPath, 'SELECT rowid, round(cost_usd * 1e6, 6) AS cost FROM llm_usage ORDER BY rowid');
   // Jan 10 row and gpt-4o-mini untouched; (600+400)·1 + (300+200)·5 = 3500; 1000 + 2500; other-model 3·1500.
-  assert.deepEqual(after.map((r) => r.cost), [5800, 3500, 3500, 4500, Math.round(before[4].cost! * 1e12) / 1e6]);
+  assert.deepEqual(readRows(dbPath, 'SELECT ts FROM llm_usage ORDER BY rowid LIMIT 2').map((r) => (r as { ts: string }).ts.slice(0, 10)),
+    ['2026-01-20', '2026-01-10'], 'the row dated inside the window has the lower rowid');
+  assert.deepEqual(after.map((r) => r.cost), [3500, 5800, 3500, 4500, Math.round(before[4].cost! * 1e12) / 1e6]);
   // Run again: nothing left to change.
   assert.equal((await recompute(writer, Date.UTC(2025, 11, 1))).rows_changed, 0);
   // The rollups moved with the rows: raw and rolled-up cost agree per hour.
@@ -213,7 +249,7 @@ test('config: prices in today\'s form or dated lists, budgets and digest validat
   const config = resolveConfig({ prices: { 'my-model': { input: 1, output: 2 }, 'gpt-4o*': [{ from: '2024-08-06', input: 2.5, cachedInput: 1.25, output: 10 }, { from: '2024-05-13', input: 5, output: 15 }] } });
   assert.deepEqual(config.prices['my-model'], { input: 1, output: 2 });
   assert.deepEqual((config.prices['gpt-4o*'] as { from: string }[]).map((p) => p.from), ['2024-05-13', '2024-08-06'], 'sorted by date');
-  assert.ok(config.prices['claude-sonnet-4*'], 'built-in entries stay');
+  assert.ok(config.prices['claude-sonnet-4'], 'built-in entries stay');
   const bad = (overrides: object, message: RegExp) => assert.throws(() => resolveConfig(overrides), { name: 'TypeError', message });
   bad({ prices: { x: { input: -1, output: 1 } } }, /config\.prices\["x"\]\.input must be a number >= 0/);
   bad({ prices: { x: [{ from: 'yesterday', input: 1, output: 1 }] } }, /config\.prices\["x"\]\[0\]\.from must be a date/);

@@ -1,7 +1,7 @@
 // What the alerter keeps and sends: alerts (identified by the hash of their labels, like
 // Alertmanager's fingerprint), silences, and notifications (one per group flush).
 import { createHash } from 'node:crypto';
-import picomatch from 'picomatch';
+import { globMatcher } from '../glob.js';
 import type { AlertName, AlertState, DeliveryResult, Severity, SilenceMatcher, SilenceView } from '../actors/alerter-messages.js';
 
 export interface Alert {
@@ -84,7 +84,7 @@ export function silenceMatches(matcher: SilenceMatcher): (labels: Record<string,
     const channel = matcher.channel;
     return (labels) => labels.channel === channel;
   }
-  const glob = picomatch(matcher.match ?? '', { nocase: false, dot: true });
+  const glob = globMatcher(matcher.match ?? '');
   return (labels) => labels.channel !== undefined && glob(labels.channel);
 }
 

@@ -56,8 +56,11 @@ export class UsageAccounting {
     this.#rollups = config.llm.rollups ? new RollupBatch(sqlite) : null;
     this.#budgets = new BudgetTracker(sqlite, config);
     this.#selectChunk = sqlite.prepare(`SELECT rowid, ts, channel, model, feature, tokens_in, tokens_out, tokens_cached, tokens_reasoning, latency_ms, provider, status, cost_usd
-      FROM llm_usage WHERE rowid >= ? AND ts >= ? ORDER BY rowid LIMIT ${RECOMPUTE_CHUNK_ROWS}`);
-    this.#firstRowid = sqlite.prepare('SELECT min(rowid) AS rowid FROM (SELECT rowid FROM llm_usage WHERE ts >= ? ORDER BY ts LIMIT 1)');
+      FROM llm_usage WHERE rowid >= ? AND +ts >= ? ORDER BY rowid LIMIT ${RECOMPUTE_CHUNK_ROWS}`);
+    // Rowid order is not ts order (spool replay inserts old rows late, a clock step dates rows back):
+    // the walk starts at the lowest rowid of any row in the window and filters ts in each chunk
+    // (`+ts`: walk the rowid range, not the ts index).
+    this.#firstRowid = sqlite.prepare('SELECT min(rowid) AS rowid FROM llm_usage WHERE ts >= ?');
     this.#setCost = sqlite.prepare('UPDATE llm_usage SET cost_usd = ? WHERE rowid = ?');
   }
 
@@ -111,7 +114,7 @@ export class UsageAccounting {
     return { unpriced: this.#unpriced, budget_signals: this.#signals };
   }
 
-  /** Where a recompute starts: the first rowid at or after `sinceMs` (null: no such row). */
+  /** Where a recompute starts: the lowest rowid of a row dated at or after `sinceMs` (null: no such row). */
   recomputeStart(sinceMs: number): number | null {
     return (this.#firstRowid.get(isoTime(sinceMs)) as { rowid: number | null }).rowid;
   }

@@ -11,7 +11,7 @@ import type { AlerterInput } from '../actors/alerter-messages.js';
 import type { MonitorConfig } from '../config.js';
 import { isoTime } from '../db/schema.js';
 import { nextPeriodStart, periodStart } from './periods.js';
-import { globRegex } from './prices.js';
+import { globMatcher } from '../glob.js';
 
 export type BudgetLevel = 'ok' | 'warning' | 'critical';
 export type BudgetConfig = MonitorConfig['budgets'][number];
@@ -23,12 +23,8 @@ import type { BudgetStatus } from '../actors/db-writer-messages.js';
 
 export type { BudgetStatus };
 
-/** Absent or `*`: matches all. */
-export function globMatcher(glob: string | undefined): (value: string) => boolean {
-  if (glob === undefined || glob === '*') return () => true;
-  const re = globRegex(glob);
-  return (value) => re.test(value);
-}
+/** A budget's channel/model/feature filter: absent matches all, else the glob (src/glob.ts). */
+const filterMatcher = (glob: string | undefined): ((value: string) => boolean) => (glob === undefined ? () => true : globMatcher(glob));
 
 interface Tracked {
   config: BudgetConfig;
@@ -66,7 +62,7 @@ export class BudgetTracker {
     this.#saveState = sqlite.prepare(`INSERT INTO llm_budget_state (name, period_start, level, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`);
     this.#budgets = config.budgets.map((b) => {
-      const [channel, model, feature] = [globMatcher(b.channel), globMatcher(b.model), globMatcher(b.feature)];
+      const [channel, model, feature] = [filterMatcher(b.channel), filterMatcher(b.model), filterMatcher(b.feature)];
       const timeZone = b.timeZone ?? config.llm.timeZone;
       return { config: b, timeZone, matches: (c, m, f) => channel(c) && model(m) && feature(f), start: 0, end: 0, spent: 0, signalled: 'ok', pending: 0 };
     });

@@ -7,9 +7,13 @@
 //                                  { "from": "2024-08-06", "input": 2.5, "cachedInput": 1.25, "output": 10 }],
 //                      "my-model": { "input": 1, "output": 2 } }      (one object: in force always)
 //
-// Which key prices a model (most specific wins): the exact key; else of the globs that match, the
+// Which key prices a model (most specific wins): the exact key; else of the keys that match, the
 // one with the longest literal prefix (then the most literal characters, then the key's order). A
-// plain key `k` also matches `k-*` (dated and variant names: `gpt-4o-2024-08-06` → `gpt-4o`).
+// plain key `k` matches itself and its dated snapshots only (`k-2024-08-06`, `k-20240806`,
+// `k@20240806`): `gpt-4o-2024-08-06` → `gpt-4o`, but `o1-pro` is not `o1` and stays unpriced.
+// Globs are picomatch globs (src/glob.ts, the same engine as silences and budgets).
+
+import { globMatcher, isGlob } from '../glob.js';
 
 /** One price as written in the config (USD per 1M tokens). */
 export interface PriceInput {
@@ -50,6 +54,14 @@ export interface PricedTokens {
 // mistral-7b-instruct is 0/0: the fleet runs it on its own hardware (DESIGN.md).
 // Prices change: override or extend them in the config file (`prices`), then re-price stored rows
 // with `kissmon usage recompute --since 30d`.
+const OPUS_4: PriceInput = { from: '2025-05-22', input: 15, cachedInput: 1.5, output: 75 };
+const OPUS_4_1: PriceInput = { from: '2025-08-05', input: 15, cachedInput: 1.5, output: 75 };
+const SONNET_4: PriceInput = { from: '2025-05-22', input: 3, cachedInput: 0.3, output: 15 };
+const SONNET_4_5: PriceInput = { from: '2025-09-29', input: 3, cachedInput: 0.3, output: 15 };
+const SONNET_3_7: PriceInput = { from: '2025-02-24', input: 3, cachedInput: 0.3, output: 15 };
+const SONNET_3_5: PriceInput = { from: '2024-06-20', input: 3, cachedInput: 0.3, output: 15 };
+const HAIKU_3_5: PriceInput = { from: '2024-11-04', input: 0.8, cachedInput: 0.08, output: 4 };
+
 export const BUILTIN_PRICES: PriceConfig = {
   // OpenAI
   'gpt-5': { from: '2025-08-07', input: 1.25, cachedInput: 0.125, output: 10 },
@@ -74,25 +86,33 @@ export const BUILTIN_PRICES: PriceConfig = {
   'gpt-4-turbo': { input: 10, output: 30 },
   'gpt-4': { input: 30, output: 60 },
   'gpt-3.5-turbo': { input: 0.5, output: 1.5 },
-  // Anthropic
-  'claude-opus-4*': { from: '2025-05-22', input: 15, cachedInput: 1.5, output: 75 },
-  'claude-sonnet-4*': { from: '2025-05-22', input: 3, cachedInput: 0.3, output: 15 },
-  'claude-haiku-4-5*': { from: '2025-10-15', input: 1, cachedInput: 0.1, output: 5 },
-  'claude-3-7-sonnet*': { from: '2025-02-24', input: 3, cachedInput: 0.3, output: 15 },
-  'claude-3-5-sonnet*': { from: '2024-06-20', input: 3, cachedInput: 0.3, output: 15 },
-  'claude-3-5-haiku*': { from: '2024-11-04', input: 0.8, cachedInput: 0.08, output: 4 },
-  'claude-3-haiku*': { from: '2024-03-13', input: 0.25, cachedInput: 0.03, output: 1.25 },
+  // Anthropic (aliases such as `claude-opus-4-0` are keys of their own; claude-opus-4-5 and later
+  // are not in this table: unpriced until the config names them)
+  'claude-opus-4': OPUS_4,
+  'claude-opus-4-0': OPUS_4,
+  'claude-opus-4-1': OPUS_4_1,
+  'claude-sonnet-4': SONNET_4,
+  'claude-sonnet-4-0': SONNET_4,
+  'claude-sonnet-4-5': SONNET_4_5,
+  'claude-haiku-4-5': { from: '2025-10-15', input: 1, cachedInput: 0.1, output: 5 },
+  'claude-3-7-sonnet': SONNET_3_7,
+  'claude-3-7-sonnet-latest': SONNET_3_7,
+  'claude-3-5-sonnet': SONNET_3_5,
+  'claude-3-5-sonnet-latest': SONNET_3_5,
+  'claude-3-5-haiku': HAIKU_3_5,
+  'claude-3-5-haiku-latest': HAIKU_3_5,
+  'claude-3-haiku': { from: '2024-03-13', input: 0.25, cachedInput: 0.03, output: 1.25 },
   // Google
-  'gemini-2.5-pro*': { from: '2025-06-17', input: 1.25, cachedInput: 0.31, output: 10 },
+  'gemini-2.5-pro': { from: '2025-06-17', input: 1.25, cachedInput: 0.31, output: 10 },
   'gemini-2.5-flash': { from: '2025-06-17', input: 0.3, cachedInput: 0.075, output: 2.5 },
-  'gemini-2.5-flash-lite*': { from: '2025-07-22', input: 0.1, cachedInput: 0.025, output: 0.4 },
+  'gemini-2.5-flash-lite': { from: '2025-07-22', input: 0.1, cachedInput: 0.025, output: 0.4 },
   'gemini-2.0-flash': { from: '2025-02-05', input: 0.1, cachedInput: 0.025, output: 0.4 },
   'gemini-2.0-flash-lite': { from: '2025-02-25', input: 0.075, output: 0.3 },
-  // Mistral
-  'mistral-large*': { from: '2024-11-18', input: 2, output: 6 },
-  'mistral-medium*': { from: '2025-05-07', input: 0.4, output: 2 },
-  'mistral-small*': { from: '2025-03-17', input: 0.1, output: 0.3 },
-  'codestral*': { from: '2025-01-13', input: 0.3, output: 0.9 },
+  // Mistral (the versioned names; `-latest` aliases move to new models with new prices)
+  'mistral-large-2411': { from: '2024-11-18', input: 2, output: 6 },
+  'mistral-medium-2505': { from: '2025-05-07', input: 0.4, output: 2 },
+  'mistral-small-2503': { from: '2025-03-17', input: 0.1, output: 0.3 },
+  'codestral-2501': { from: '2025-01-13', input: 0.3, output: 0.9 },
   'mistral-7b-instruct': { input: 0, output: 0 },
 };
 
@@ -162,16 +182,27 @@ export function costUsd(price: Price, t: PricedTokens): number {
 
 interface Pattern {
   key: string;
-  regex: RegExp;
+  matches: (model: string) => boolean;
   literalPrefix: number;
   literals: number;
   prices: Price[];
 }
 
-const escape = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-/** A glob (`*` any run, `?` one character, the rest literal) as an anchored RegExp; prices and budgets match with it. */
-export const globRegex = (glob: string) => new RegExp(`^${glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escape(c))).join('')}$`, 's');
-const isGlob = (key: string) => /[*?]/.test(key);
+/** What a plain key's dated snapshots append: `-2024-08-06`, `-20240806`, `@20240806` (Vertex AI). */
+const SNAPSHOT = /^(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$/;
+/** Characters that can start glob syntax; the literal prefix of a glob ends at the first. */
+const GLOB_SYNTAX = /[*?[\]{}()!+@|\\]/;
+
+function pattern(key: string, prices: Price[]): Pattern {
+  if (!isGlob(key)) {
+    const matches = (model: string) => model.startsWith(key) && SNAPSHOT.test(model.slice(key.length));
+    // A snapshot of `k` is more specific than any glob sharing the prefix `k`.
+    return { key, matches, literalPrefix: key.length + 1, literals: key.length + 1, prices };
+  }
+  const literalPrefix = key.search(GLOB_SYNTAX);
+  const literals = key.split('').filter((c) => !GLOB_SYNTAX.test(c)).length;
+  return { key, matches: globMatcher(key), literalPrefix, literals, prices };
+}
 
 function resolvePrices(entry: PriceInput | PriceInput[]): Price[] {
   return (Array.isArray(entry) ? entry : [entry])
@@ -204,9 +235,7 @@ export class PriceTable {
     for (const [key, entry] of Object.entries(config)) {
       const prices = resolvePrices(entry);
       if (!isGlob(key)) this.#exact.set(key, prices);
-      const glob = isGlob(key) ? key : `${key}-*`;
-      const literalPrefix = glob.search(/[*?]/);
-      this.#patterns.push({ key, regex: globRegex(glob), literalPrefix, literals: glob.replace(/[*?]/g, '').length, prices });
+      this.#patterns.push(pattern(key, prices));
     }
     this.#patterns.sort((a, b) => b.literalPrefix - a.literalPrefix || b.literals - a.literals || (a.key < b.key ? -1 : 1));
   }
@@ -215,7 +244,7 @@ export class PriceTable {
   pricesFor(model: string): Price[] | null {
     let prices = this.#memo.get(model);
     if (prices === undefined) {
-      prices = this.#exact.get(model) ?? this.#patterns.find((p) => p.regex.test(model))?.prices ?? null;
+      prices = this.#exact.get(model) ?? this.#patterns.find((p) => p.matches(model))?.prices ?? null;
       if (this.#memo.size < 10_000) this.#memo.set(model, prices);
     }
     return prices;

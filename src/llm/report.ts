@@ -36,7 +36,11 @@ export interface UsageFigures {
   tokens_out: number;
   tokens_cached: number;
   tokens_reasoning: number;
-  cost_usd: number;
+  /**
+   * USD of the priced calls; null when every call of the group is unpriced (the cost is unknown,
+   * not 0). Below unpriced_calls > 0 it is a lower bound.
+   */
+  cost_usd: number | null;
   /** Calls with no price (their cost is not in cost_usd). */
   unpriced_calls: number;
   /** Calls whose status is not ok, and their share in %. */
@@ -112,7 +116,7 @@ const round = (n: number, d: number) => Math.round(n * 10 ** d) / 10 ** d;
 function figures(r: SummedRow, percentiles: [number | null, number | null, number | null]): UsageFigures {
   return {
     calls: r.calls, tokens_in: r.tokens_in, tokens_out: r.tokens_out, tokens_cached: r.tokens_cached, tokens_reasoning: r.tokens_reasoning,
-    cost_usd: round(r.cost_usd, 9), unpriced_calls: r.unpriced_calls, errors: r.errors,
+    cost_usd: r.calls > 0 && r.unpriced_calls === r.calls ? null : round(r.cost_usd, 9), unpriced_calls: r.unpriced_calls, errors: r.errors,
     error_rate_pct: r.calls > 0 ? round((100 * r.errors) / r.calls, 2) : 0,
     cached_share_pct: r.tokens_in > 0 ? round((100 * r.tokens_cached) / r.tokens_in, 2) : 0,
     latency_mean_ms: r.latency_count > 0 ? round(r.latency_sum / r.latency_count, 2) : null,
