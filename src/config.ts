@@ -254,6 +254,10 @@ const ConfigSchema = Type.Object({
     retryMaxMs: positive(60_000),
     /** Notifications queued per receiver (kept across restarts); past it the oldest is dropped and counted. */
     maxQueuedPerReceiver: positiveInt(1_000),
+    /** A notification the receiver answered with a failure (5xx, exit != 0) this often is dropped and counted. */
+    maxDeliveryAttempts: positiveInt(10),
+    /** A notification not delivered this long after it was made (even to a receiver that is down) is dropped. */
+    maxDeliveryAgeMs: positive(24 * 3_600_000),
   }),
   /** Fault injection for drills and tests; off unless --enable-faults. */
   faults: section({

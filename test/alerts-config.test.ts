@@ -19,6 +19,7 @@ describe('alert settings', () => {
       receivers: undefined, webhooks: undefined, groupWaitMs: 10_000, groupIntervalMs: 60_000, repeatIntervalMs: 14_400_000,
       flap: { windowMs: 600_000, maxTransitions: 4 }, missingGraceMs: null, ingestPausedAfterMs: 60_000,
       deliveryTimeoutMs: 10_000, retryInitialMs: 1_000, retryMaxMs: 60_000, maxQueuedPerReceiver: 1_000,
+      maxDeliveryAttempts: 10, maxDeliveryAgeMs: 86_400_000,
     });
     assert.deepEqual([alerts.receivers, alerts.webhooks, expected, metricsPerBot], [[], [], [], false]);
   });

@@ -2,7 +2,8 @@
 // validated against their documented incoming-webhook shape (Slack: `text` + mrkdwn section
 // blocks of at most 3000 characters, at most 50; Discord: `content` of at most 2000 characters);
 // the exec receiver is run with the notification's JSON on stdin; a script that hangs is killed at
-// its timeout. `kissmon alerts test` reports every receiver.
+// its timeout together with what it started in the background (its process group), and it sees only
+// PATH, HOME, LANG and KISSMON_* of the monitor's environment. `kissmon alerts test` reports every receiver.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,15 @@ import { botStatus, runKissmon, startBot, waitFor } from './helpers/monitor-proc
 
 const EXEC_FIXTURE = fileURLToPath(new URL('./fixtures/exec-receiver.js', import.meta.url));
 const BOTS = 40;
+
+/** A process exists and is not a zombie (a killed orphan may wait for its reaper a moment). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 const SLACK = {
   type: 'object', required: ['text', 'blocks'], additionalProperties: false,
@@ -49,7 +59,8 @@ describe('receiver formats', () => {
         { url: receiver.url('/discord'), format: 'discord' },
         { url: receiver.url('/json'), format: 'json', name: 'raw' },
         { command: [process.execPath, EXEC_FIXTURE, join(dir.path, 'exec.jsonl')], name: 'restart_script' },
-        { command: ['sleep', '30'], name: 'hanging_script', timeoutMs: 500 },
+        // Records its pid (= its process group) and its background child's, then hangs.
+        { command: ['sh', '-c', `sleep 60 & echo $$ $! >> ${join(dir.path, 'hang.pids')}; sleep 60`], name: 'hanging_script', timeoutMs: 500 },
       ],
     },
     other: { staleAfterMs: 10_000 },
@@ -81,7 +92,8 @@ describe('receiver formats', () => {
     assert.match(firstDiscord.content, /\*\*\[FIRING:\d+\] BotDead\*\*/);
     assert.match(firstDiscord.content, /a\\_rather\\_long/, 'underscores escaped, not italics');
 
-    const runs = readFileSync(execOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { stdin: { type: string; status: string; alerts: { labels: Record<string, string> }[] }; env: Record<string, string> });
+    const runs = readFileSync(execOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { stdin: { type: string; status: string; alerts: { labels: Record<string, string> }[] }; env: Record<string, string>;
+      envKeys: string[] });
     assert.equal(runs[0].stdin.type, 'alerts');
     assert.equal(runs[0].stdin.status, 'firing');
     assert.equal(runs[0].env.KISSMON_ALERT_STATUS, 'firing');
@@ -89,6 +101,8 @@ describe('receiver formats', () => {
     const onStdin = runs.flatMap((r) => r.stdin.alerts.map((a) => a.labels.channel));
     assert.deepEqual(new Set(onStdin), new Set(bots.map((_, i) => `a_rather_long_channel_name_number_${i}`)));
     assert.deepEqual(new Set(runs.flatMap((r) => r.env.KISSMON_CHANNELS.split(' '))), new Set(onStdin));
+    const foreign = runs[0].envKeys.filter((k) => !['PATH', 'HOME', 'LANG'].includes(k) && !k.startsWith('KISSMON_'));
+    assert.deepEqual(foreign, [], 'only PATH, HOME, LANG and KISSMON_* are passed');
 
     const test = await runKissmon(['alerts', 'test', '--socket', monitor.socket, '--json']);
     assert.equal(test.code, 1, 'one receiver (the hanging script) failed');
@@ -97,6 +111,9 @@ describe('receiver formats', () => {
     assert.deepEqual(Object.keys(byName).sort(), ['discord:127.0.0.1:' + new URL(receiver.url()).port, 'hanging_script', 'raw', 'restart_script', 'slack:127.0.0.1:' + new URL(receiver.url()).port].sort());
     assert.equal(byName.hanging_script.ok, false);
     assert.match(byName.hanging_script.error ?? '', /killed: still running after 500 ms/);
+    const hangPids = readFileSync(join(ctx.dir.path, 'hang.pids'), 'utf8').trim().split(/\s+/).map(Number);
+    assert.ok(hangPids.length >= 2 && hangPids.every((p) => p > 0), `the hanging script ran (${hangPids.join(' ')})`);
+    await waitFor('the hanging scripts and their background sleeps are gone', () => hangPids.every((p) => !running(p)), 15_000);
     for (const name of ['raw', 'restart_script']) assert.equal(byName[name].ok, true, name);
     const testSlack = receiver.received.filter((r) => r.path === '/slack').at(-1)!.body as { text: string };
     assert.match(testSlack.text, /^\[TEST\]/);

@@ -201,13 +201,14 @@ class Alerter {
     return {
       processed: this.#counters.processed,
       queue_depth: receivers.reduce((n, r) => n + r.queued, 0),
-      dropped: receivers.reduce((n, r) => n + r.dropped, 0),
+      dropped: receivers.reduce((n, r) => n + r.dropped + r.abandoned, 0),
       detail: {
         alerts_firing: firing,
         alerts_pending: pending,
         receivers: receivers.length,
         delivered: receivers.reduce((n, r) => n + r.delivered, 0),
         delivery_failures: receivers.reduce((n, r) => n + r.failed, 0),
+        delivery_abandoned: receivers.reduce((n, r) => n + r.abandoned, 0),
         ...this.#counters,
         unacked_batches: this.#pendingAcks.length,
         store: this.#storeProblem ?? 'open',

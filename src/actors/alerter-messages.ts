@@ -30,6 +30,8 @@ export type AlerterInput =
       period: 'day' | 'week' | 'month';
       /** Start of the period this level belongs to: a new period resolves the old one's alert. */
       periodStart: number;
+      /** Where the period ends (the budget's time zone decides): its alert resolves then if no word came. */
+      periodEnd: number;
       level: 'ok' | 'warning' | 'critical';
       spentUsd: number;
       limitUsd: number;
@@ -125,7 +127,8 @@ export interface ReceiverTestResult {
 /** What GET /metrics exports about alerts (kissmon_alerts, kissmon_alert_notifications_total, ...). */
 export interface AlerterMetrics {
   alerts: { alertname: string; state: string; count: number }[];
-  receivers: { receiver: string; queued: number; delivered: number; failed: number; rejected: number; dropped: number; skipped: number }[];
+  receivers: { receiver: string; queued: number; delivered: number; failed: number; rejected: number; dropped: number; skipped: number;
+    abandoned: number }[];
 }
 
 /** Actor-specific control calls of the alerter (beyond ActorControl). */

@@ -6,6 +6,10 @@
 //        ├─ ok (2xx, exit 0) ─▶ removed
 //        ├─ refused for good (HTTP 4xx but 408/425/429) ─▶ removed, counted as rejected, logged
 //        └─ failed ─▶ retried after retryInitialMs · 2^(attempts-1), capped at retryMaxMs
+//   given up ─▶ removed, counted as abandoned, logged: the receiver answered with a failure
+//        (5xx, exit ≠ 0) maxDeliveryAttempts times, or the notification is older than maxDeliveryAgeMs.
+//        A receiver that does not answer (refused, timed out) only meets the age bound, so one
+//        that comes back gets what is queued; one bad notification cannot block its queue for good.
 //
 // The queue is mirrored into SQLite by the alerter (`dirty`), so a restarted monitor resumes it:
 // a notification waits for a receiver that is down for as long as the bound allows.
@@ -29,6 +33,8 @@ export interface QueuedDelivery {
   attempts: number;
   nextAttemptAt: number;
   lastError: string | null;
+  /** Attempts the receiver answered with a failure; counted in memory only (a restart starts it over). */
+  failedAnswers?: number;
 }
 
 export interface AttemptResult {
@@ -39,6 +45,8 @@ export interface AttemptResult {
   permanent?: boolean;
   /** The format has nothing to send for it (a digest to an Alertmanager receiver). */
   skipped?: true;
+  /** The receiver did not answer (refused, timed out) or asked to come back later: not its fault. */
+  unreachable?: true;
 }
 
 interface Receiver {
@@ -53,7 +61,7 @@ interface Queue {
   items: QueuedDelivery[];
   busy: boolean;
   timer: NodeJS.Timeout | null;
-  stats: { delivered: number; failed: number; rejected: number; dropped: number; skipped: number };
+  stats: { delivered: number; failed: number; rejected: number; dropped: number; skipped: number; abandoned: number };
 }
 
 export interface DeliveryHooks {
@@ -95,12 +103,13 @@ function httpReceiver(spec: Extract<ReceiverConfig, { url: string }>, timeoutMs:
         });
         await res.arrayBuffer().catch(() => undefined); // release the connection
         if (res.ok) return { ok: true, status: res.status };
-        const permanent = res.status >= 400 && res.status < 500 && ![408, 425, 429].includes(res.status);
-        return { ok: false, status: res.status, error: `HTTP ${res.status}`, permanent };
+        const later = [408, 425, 429].includes(res.status);
+        const permanent = res.status >= 400 && res.status < 500 && !later;
+        return { ok: false, status: res.status, error: `HTTP ${res.status}`, permanent, ...(later ? { unreachable: true } : {}) };
       } catch (err) {
         const e = err as Error & { cause?: { code?: string } };
         const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : e.cause?.code ?? e.message;
-        return { ok: false, status: null, error: why };
+        return { ok: false, status: null, error: why, unreachable: true };
       }
     },
   };
@@ -112,7 +121,9 @@ function execReceiver(spec: Extract<ReceiverConfig, { command: string[] }>, time
     name: spec.name!, format: 'json', timeoutMs,
     attempt(notification) {
       const body = JSON.stringify(payloadFor('json', notification, spec.name!));
-      const env: NodeJS.ProcessEnv = { ...process.env, KISSMON_NOTIFICATION: notification.type };
+      // Not the monitor's own environment (it may hold secrets): what a script needs to run, and ours.
+      const env: NodeJS.ProcessEnv = { KISSMON_NOTIFICATION: notification.type };
+      for (const key of ['PATH', 'HOME', 'LANG']) if (process.env[key] !== undefined) env[key] = process.env[key];
       if (notification.type === 'alerts') {
         env.KISSMON_ALERT_STATUS = notification.status;
         env.KISSMON_ALERTNAME = notification.groupLabels.alertname ?? '';
@@ -128,9 +139,14 @@ function execReceiver(spec: Extract<ReceiverConfig, { command: string[] }>, time
           clearTimeout(timer);
           resolve(result);
         };
-        const child = spawn(program, args, { stdio: ['pipe', 'ignore', 'pipe'], env });
+        // Its own process group, so a timeout also ends what the script started (`sleep 60 &`).
+        const child = spawn(program, args, { stdio: ['pipe', 'ignore', 'pipe'], env, detached: true });
         const timer = setTimeout(() => {
-          child.kill('SIGKILL');
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            child.kill('SIGKILL'); // the group is gone already
+          }
           done({ ok: false, status: null, error: `killed: still running after ${timeoutMs} ms` });
         }, timeoutMs);
         child.stderr.on('data', (c: Buffer) => {
@@ -164,7 +180,8 @@ export class Deliveries {
       const timeoutMs = spec.timeoutMs ?? config.alerts.deliveryTimeoutMs;
       const receiver = 'command' in spec ? execReceiver(spec, timeoutMs) : httpReceiver(spec, timeoutMs);
       this.#queues.set(receiver.name, {
-        receiver, items: [], busy: false, timer: null, stats: { delivered: 0, failed: 0, rejected: 0, dropped: 0, skipped: 0 },
+        receiver, items: [], busy: false, timer: null,
+        stats: { delivered: 0, failed: 0, rejected: 0, dropped: 0, skipped: 0, abandoned: 0 },
       });
     }
   }
@@ -222,6 +239,11 @@ export class Deliveries {
       }, wait);
       return;
     }
+    if (Date.now() - head.notification.createdAt > this.#settings.maxDeliveryAgeMs) {
+      this.#abandon(queue, `not delivered within maxDeliveryAgeMs (${this.#settings.maxDeliveryAgeMs} ms)`);
+      this.#pump(queue);
+      return;
+    }
     queue.busy = true;
     void queue.receiver.attempt(head.notification).then((result) => {
       queue.busy = false;
@@ -240,6 +262,12 @@ export class Deliveries {
       } else {
         queue.stats.failed++;
         head.lastError = result.error ?? 'failed';
+        if (!result.unreachable) head.failedAnswers = (head.failedAnswers ?? 0) + 1;
+        if ((head.failedAnswers ?? 0) >= this.#settings.maxDeliveryAttempts) {
+          this.#abandon(queue, `the receiver answered with a failure ${head.failedAnswers} times (maxDeliveryAttempts)`);
+          this.#pump(queue);
+          return;
+        }
         const backoff = Math.min(this.#settings.retryMaxMs, this.#settings.retryInitialMs * 2 ** Math.min(30, head.attempts - 1));
         head.nextAttemptAt = now + backoff;
         this.#hooks.changed(head.id, head);
@@ -248,6 +276,14 @@ export class Deliveries {
       }
       this.#pump(queue);
     });
+  }
+
+  /** Gives up on the head of the queue: removed, counted and logged. */
+  #abandon(queue: Queue, why: string): void {
+    const head = queue.items.shift()!;
+    queue.stats.abandoned++;
+    this.#hooks.changed(head.id, null);
+    this.#log.error({ receiver: queue.receiver.name, notification: head.notification.id, attempts: head.attempts, error: head.lastError, abandoned: queue.stats.abandoned }, `notification dropped: ${why}`);
   }
 
   /** One test notification to every receiver, now, outside the queues. */
@@ -295,7 +331,8 @@ export class Deliveries {
     for (const q of this.#queues.values()) if (q.timer) clearTimeout(q.timer);
   }
 
-  stats(): { receiver: string; queued: number; delivered: number; failed: number; rejected: number; dropped: number; skipped: number }[] {
+  stats(): { receiver: string; queued: number; delivered: number; failed: number; rejected: number; dropped: number; skipped: number;
+    abandoned: number; }[] {
     return [...this.#queues.values()].map((q) => ({ receiver: q.receiver.name, queued: q.items.length, ...q.stats }));
   }
 }

@@ -75,13 +75,6 @@ const DEAD_REASONS: Record<string, string> = {
   exited_before_register: 'exited before its register was read',
 };
 
-function periodEnd(period: string, start: number): number {
-  const d = new Date(start);
-  if (period === 'day') return start + 86_400_000;
-  if (period === 'week') return start + 7 * 86_400_000;
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes());
-}
-
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 
 export class AlertEngine {
@@ -270,9 +263,10 @@ export class AlertEngine {
       return;
     }
     const start = new Date(b.periodStart).toISOString();
+    const end = new Date(b.periodEnd).toISOString();
     const pct = Math.round(b.pct * 10) / 10;
     this.#fire(key, {
-      alertname: 'LlmBudgetExceeded', severity: b.level, labels: { ...labelsOf, period_start: start }, startsAt: b.at,
+      alertname: 'LlmBudgetExceeded', severity: b.level, labels: { ...labelsOf, period_start: start, period_end: end }, startsAt: b.at,
       summary: `LLM budget ${b.budget} (${b.period}): $${b.spentUsd.toFixed(2)} of $${b.limitUsd.toFixed(2)} spent (${pct} %)`,
     }, now);
   }
@@ -384,7 +378,7 @@ export class AlertEngine {
     this.#nextHousekeeping = now + HOUSEKEEPING_MS;
     for (const [key, fp] of this.#active) {
       const alert = this.#alerts.get(fp)!;
-      if (alert.alertname === 'LlmBudgetExceeded' && now >= periodEnd(alert.labels.period, Date.parse(alert.labels.period_start))) this.#resolve(key, now);
+      if (alert.alertname === 'LlmBudgetExceeded' && now >= Date.parse(alert.labels.period_end)) this.#resolve(key, now);
     }
     for (const [id, s] of this.#silences) {
       if (s.endsAt < now - EXPIRED_SILENCE_KEEP_MS) {

@@ -111,8 +111,8 @@ export function createMetrics(sources: MetricsSources): client.Registry {
   };
   gauge('kissmon_alerts', 'Alerts the alerter holds, by alertname and state (pending, firing, resolved)', ['alertname', 'state'], async () =>
     ((await alerter())?.alerts ?? []).map((a) => [{ alertname: a.alertname, state: a.state }, a.count]));
-  mirroredCounter('kissmon_alert_notifications_total', 'Notification delivery attempts per receiver, by result (delivered, failed, rejected, dropped, skipped)', ['receiver', 'result'], async () =>
-    ((await alerter())?.receivers ?? []).flatMap((r) => (['delivered', 'failed', 'rejected', 'dropped', 'skipped'] as const).map((result): [Record<string, string>, number] => [{ receiver: r.receiver, result }, r[result]])));
+  mirroredCounter('kissmon_alert_notifications_total', 'Notification delivery attempts per receiver, by result (delivered, failed, rejected, dropped, skipped, abandoned)', ['receiver', 'result'], async () =>
+    ((await alerter())?.receivers ?? []).flatMap((r) => (['delivered', 'failed', 'rejected', 'dropped', 'skipped', 'abandoned'] as const).map((result): [Record<string, string>, number] => [{ receiver: r.receiver, result }, r[result]])));
   gauge('kissmon_alert_queue_length', 'Notifications waiting for a receiver (it is down or slow)', ['receiver'], async () =>
     ((await alerter())?.receivers ?? []).map((r) => [{ receiver: r.receiver }, r.queued]));
 

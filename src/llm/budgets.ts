@@ -7,26 +7,17 @@
 // only signalled once that transaction commits: each level is signalled once per period, also
 // across writer restarts (the stored level is where a restarted writer starts from).
 import type BetterSqlite3 from 'better-sqlite3';
+import type { AlerterInput } from '../actors/alerter-messages.js';
 import type { MonitorConfig } from '../config.js';
 import { isoTime } from '../db/schema.js';
-import { nextPeriodStart, periodStart, type Period } from './periods.js';
+import { nextPeriodStart, periodStart } from './periods.js';
 import { globMatcher } from '../glob.js';
 
 export type BudgetLevel = 'ok' | 'warning' | 'critical';
 export type BudgetConfig = MonitorConfig['budgets'][number];
 
 /** What the writer sends the alerter (AlerterInput `budget`, contract in the brief). */
-export interface BudgetSignal {
-  type: 'budget';
-  at: number;
-  budget: string;
-  period: Period;
-  periodStart: number;
-  level: BudgetLevel;
-  spentUsd: number;
-  limitUsd: number;
-  pct: number;
-}
+export type BudgetSignal = Extract<AlerterInput, { type: 'budget' }>;
 
 import type { BudgetStatus } from '../actors/db-writer-messages.js';
 
@@ -141,7 +132,7 @@ export class BudgetTracker {
       if (level === b.signalled) continue;
       this.#saveState.run(b.config.name, isoTime(b.start), level, isoTime(now));
       this.#staged.push({
-        type: 'budget', at: now, budget: b.config.name, period: b.config.period, periodStart: b.start, level,
+        type: 'budget', at: now, budget: b.config.name, period: b.config.period, periodStart: b.start, periodEnd: b.end, level,
         spentUsd: round(spent, 6), limitUsd: b.config.limitUsd, pct: round(pct, 2),
       });
     }

@@ -11,6 +11,8 @@ export interface Received {
   path: string;
   body: unknown;
   at: number;
+  /** What the receiver answered. */
+  status: number;
 }
 
 /** One Alertmanager v4 notification, boiled down to what the tests compare. */
@@ -21,6 +23,9 @@ export interface Seen {
 
 export class TestReceiver {
   readonly received: Received[] = [];
+  /** Answer 500 to the first body received and to every repeat of it, forever (a poisoned notification). */
+  refuseFirstPayload = false;
+  #refused: string | null = null;
   #server: http.Server | null = null;
   #port = 0;
 
@@ -37,8 +42,9 @@ export class TestReceiver {
         } catch {
           // kept as text: the test fails on it
         }
-        this.received.push({ path: req.url ?? '', body, at: Date.now() });
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+        const status = this.refuseFirstPayload && (this.#refused ??= text) === text ? 500 : 200;
+        this.received.push({ path: req.url ?? '', body, at: Date.now(), status });
+        res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : 'no');
       });
     });
     await new Promise<void>((resolve, reject) => {
