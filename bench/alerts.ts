@@ -57,8 +57,27 @@ interface Post {
 }
 
 export interface AlertBenchResult {
-  churn: { bots: number; seconds: number; transitions: number; notifications: number; posts: number; cpu_pct: number; latency_p50_ms: number; latency_p99_ms: number; heap_mb: number };
-  fleet: { label: string; groupWaitMs: number; bots: number; posts: number; bytes: number; alerts_listed: number; seconds_to_last_post: number; engine_ms: number }[];
+  churn: {
+    bots: number;
+    seconds: number;
+    transitions: number;
+    notifications: number;
+    posts: number;
+    cpu_pct: number;
+    latency_p50_ms: number;
+    latency_p99_ms: number;
+    heap_mb: number;
+  };
+  fleet: {
+    label: string;
+    groupWaitMs: number;
+    bots: number;
+    posts: number;
+    bytes: number;
+    alerts_listed: number;
+    seconds_to_last_post: number;
+    engine_ms: number;
+  }[];
 }
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
@@ -87,20 +106,42 @@ function harness(port: number, settings: Partial<EngineSettings>) {
   const log = createLogger('error');
   let notifications = 0;
   const deliveries = new Deliveries(config, { attempted: () => {}, changed: () => {} }, log);
-  const engine = new AlertEngine({
-    groupWaitMs: base.groupWaitMs, groupIntervalMs: base.groupIntervalMs, repeatIntervalMs: base.repeatIntervalMs,
-    flapWindowMs: base.flap.windowMs, flapMaxTransitions: base.flap.maxTransitions, missingGraceMs: 120_000, staleAfterMs: 120_000, ...settings,
-  }, (n) => {
-    notifications++;
-    deliveries.enqueue(n, Date.now());
-  });
+  const engine = new AlertEngine(
+    {
+      groupWaitMs: base.groupWaitMs,
+      groupIntervalMs: base.groupIntervalMs,
+      repeatIntervalMs: base.repeatIntervalMs,
+      flapWindowMs: base.flap.windowMs,
+      flapMaxTransitions: base.flap.maxTransitions,
+      missingGraceMs: 120_000,
+      staleAfterMs: 120_000,
+      ...settings,
+    },
+    (n) => {
+      notifications++;
+      deliveries.enqueue(n, Date.now());
+    },
+  );
   const timer = setInterval(() => engine.tick(Date.now()), TICK_MS);
-  return { engine, deliveries, notifications: () => notifications, stop: () => { clearInterval(timer); deliveries.stop(); } };
+  return {
+    engine,
+    deliveries,
+    notifications: () => notifications,
+    stop: () => {
+      clearInterval(timer);
+      deliveries.stop();
+    },
+  };
 }
 
 type Transition = Extract<AlerterInput, { type: 'transition' }>;
-const transition = (channel: string, from: Transition['from'], to: 'online' | 'stale', at: number, reason = to === 'stale' ? 'no_heartbeat' : 'heartbeat_resumed'): Transition =>
-  ({ type: 'transition', at, channel, pid: 1, from, to, reason, planned: false });
+const transition = (
+  channel: string,
+  from: Transition['from'],
+  to: 'online' | 'stale',
+  at: number,
+  reason = to === 'stale' ? 'no_heartbeat' : 'heartbeat_resumed',
+): Transition => ({ type: 'transition', at, channel, pid: 1, from, to, reason, planned: false });
 
 async function churn(port: number, posts: Post[]): Promise<AlertBenchResult['churn']> {
   const h = harness(port, { groupWaitMs: 1, groupIntervalMs: 1 });
@@ -135,14 +176,24 @@ async function churn(port: number, posts: Post[]): Promise<AlertBenchResult['chu
   h.stop();
   const ages = posts.slice(first).flatMap((p) => p.ages);
   return {
-    bots: BOTS, seconds: round1(seconds), transitions, notifications: h.notifications(), posts: posts.length - first,
+    bots: BOTS,
+    seconds: round1(seconds),
+    transitions,
+    notifications: h.notifications(),
+    posts: posts.length - first,
     cpu_pct: round1(((used.user + used.system) / 1000 / (seconds * 1000)) * 100),
-    latency_p50_ms: pct(ages, 50), latency_p99_ms: pct(ages, 99),
+    latency_p50_ms: pct(ages, 50),
+    latency_p99_ms: pct(ages, 99),
     heap_mb: round1(process.memoryUsage().heapUsed / 1048576),
   };
 }
 
-async function fleet(port: number, posts: Post[], label: string, groupWaitMs: number): Promise<AlertBenchResult['fleet'][number]> {
+async function fleet(
+  port: number,
+  posts: Post[],
+  label: string,
+  groupWaitMs: number,
+): Promise<AlertBenchResult['fleet'][number]> {
   const h = harness(port, { groupWaitMs });
   const channels = Array.from({ length: BOTS }, (_, i) => `fleet_bot_${i}`);
   for (const c of channels) h.engine.apply(transition(c, null, 'online', Date.now(), 'registered'), Date.now());
@@ -157,8 +208,14 @@ async function fleet(port: number, posts: Post[], label: string, groupWaitMs: nu
   h.stop();
   const mine = posts.slice(first);
   return {
-    label, groupWaitMs, bots: BOTS, posts: mine.length, bytes: mine.reduce((n, p) => n + p.bytes, 0), alerts_listed: listed(),
-    seconds_to_last_post: round1(((mine.at(-1)?.at ?? Date.now()) - t0) / 1000) , engine_ms: round1(engineMs),
+    label,
+    groupWaitMs,
+    bots: BOTS,
+    posts: mine.length,
+    bytes: mine.reduce((n, p) => n + p.bytes, 0),
+    alerts_listed: listed(),
+    seconds_to_last_post: round1(((mine.at(-1)?.at ?? Date.now()) - t0) / 1000),
+    engine_ms: round1(engineMs),
   };
 }
 
@@ -183,7 +240,10 @@ export function formatAlertBench(r: AlertBenchResult): string {
     '',
     '| 10,000 bots stale at once | POSTs | bytes | alerts listed | transitions → last POST s | engine ms for the 10,000 transitions |',
     '| --- | --- | --- | --- | --- | --- |',
-    ...r.fleet.map((f) => `| ${f.label} (groupWaitMs ${f.groupWaitMs}) | ${f.posts} | ${f.bytes.toLocaleString('en')} | ${f.alerts_listed.toLocaleString('en')} | ${f.seconds_to_last_post} | ${f.engine_ms} |`),
+    ...r.fleet.map(
+      (f) =>
+        `| ${f.label} (groupWaitMs ${f.groupWaitMs}) | ${f.posts} | ${f.bytes.toLocaleString('en')} | ${f.alerts_listed.toLocaleString('en')} | ${f.seconds_to_last_post} | ${f.engine_ms} |`,
+    ),
   ].join('\n');
 }
 

@@ -87,12 +87,26 @@ export async function benchDashboard(log: (msg: string) => void): Promise<Dashbo
   const dir = new TestDir();
   const port = await freePort();
   const monitor = await startMonitor(dir, ['--http-port', String(port)]);
-  const fleet = await Fleet.start({ socket: monitor.socket, prefix: 'bot', bots: BOTS, mode: 'persistent', processes: 4, heartbeatMs: 30_000 });
+  const fleet = await Fleet.start({
+    socket: monitor.socket,
+    prefix: 'bot',
+    bots: BOTS,
+    mode: 'persistent',
+    processes: 4,
+    heartbeatMs: 30_000,
+  });
   try {
     await fleet.waitConnected(60_000);
-    await waitFor(`${BOTS} bots registered`, async () => (await requestControl<unknown[]>(monitor.control, 'GET', '/status')).length === BOTS, 60_000, 500);
+    await waitFor(
+      `${BOTS} bots registered`,
+      async () => (await requestControl<unknown[]>(monitor.control, 'GET', '/status')).length === BOTS,
+      60_000,
+      500,
+    );
     await sleep(5_000); // registration done, heartbeats spread over their interval
-    log(`  ${BOTS} bots registered; alternating ${WINDOW_MS / 1000} s windows without and with ${DASHBOARDS} event streams`);
+    log(
+      `  ${BOTS} bots registered; alternating ${WINDOW_MS / 1000} s windows without and with ${DASHBOARDS} event streams`,
+    );
     const without = [await monitorCpuPct(monitor.pid, WINDOW_MS)];
     const withDash: { pct: number; other: number }[] = [];
     let bytes = 0;
@@ -111,7 +125,9 @@ export async function benchDashboard(log: (msg: string) => void): Promise<Dashbo
       for (const s of streams) s.close();
       await sleep(2_000);
       without.push(await monitorCpuPct(monitor.pid, WINDOW_MS));
-      log(`  pair ${pair + 1}: with ${withDash.at(-1)!.pct} %, without ${without.at(-2)!.pct} / ${without.at(-1)!.pct} %`);
+      log(
+        `  pair ${pair + 1}: with ${withDash.at(-1)!.pct} %, without ${without.at(-2)!.pct} / ${without.at(-1)!.pct} %`,
+      );
     }
     const mean = (xs: { pct: number }[]) => Math.round((xs.reduce((n, x) => n + x.pct, 0) / xs.length) * 10) / 10;
     const seconds = (PAIRS * WINDOW_MS) / 1000;

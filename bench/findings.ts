@@ -51,7 +51,7 @@ and better-sqlite3 in the registry thread just to rebuild from \`bot_status\`.
 **5. Latency resolution — fixed in bfb9185.** The registry took \`Date.now() − ts\` in whole milliseconds, so
 sub-millisecond latencies read as 0; it now uses \`performance.timeOrigin + performance.now()\`, and the loadtest's
 bots send \`ts\` on that clock with microsecond decimals.
-`
+`;
 
 /**
  * Measured figures behind single code choices (each code site points here). Measured by hand or
@@ -71,7 +71,7 @@ Not re-measured by \`npm run bench\`: each says how it was measured. Refresh a l
 | \`isoTime\` reuses the text of the same millisecond | \`src/db/schema.ts\` | without it \`toISOString\` was ~12 % of the writer's CPU at 150k rows/s (commit 8fe92ca) |
 | The sampler reads cpu and rss from its one \`/proc/<pid>/stat\` read; pidusage only without \`/proc\` | \`workers/sampler.ts\`, \`src/proc.ts\` | \`node dist/bench/sampler.js 100 1000 10000\` (2026-12-01, box shared with other test runs): a steady 10,000-pid round 322 ms wall, 164 ms CPU, no fd held, against 329 ms wall, 382 ms CPU for the earlier design (pidusage reading through fds we seeded into its private history, the Sampler table above) and 183 ms for plain pidusage, which keeps 10,000 fds open; the reads alone 148 ms (≈ 15 µs per \`/proc/<pid>/stat\`) |
 | No per-bot labels in \`/metrics\` | \`src/http/metrics.ts\` | not measured here: the product brief's figure for 10,000 series is 45 ms and 0.5 MB per scrape |
-`
+`;
 
 /**
  * The monitor guarding itself (issue 9). Measured by hand, not by `npm run bench`: the commands are

@@ -32,10 +32,12 @@ process.on('exit', killAll);
 
 function track(child: ChildProcess): Promise<number | null> {
   started.add(child);
-  return new Promise((resolve) => child.once('exit', (code) => {
-    started.delete(child);
-    resolve(code);
-  }));
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      started.delete(child);
+      resolve(code);
+    }),
+  );
 }
 
 /** A server under test: the monitor or the raw baseline. */
@@ -48,12 +50,25 @@ export interface Server {
 }
 
 /** `kissmon start` as a child process; `cpuProfDir` runs it under `node --cpu-prof` (every thread). */
-export async function startMonitor(dir: TestDir, args: string[] = [], cpuProfDir?: string): Promise<Server & { control: string }> {
+export async function startMonitor(
+  dir: TestDir,
+  args: string[] = [],
+  cpuProfDir?: string,
+): Promise<Server & { control: string }> {
   const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn', ...args],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   const exited = track(child);
   const control = controlSocketFor(dir.socket);
-  const answered = await waitFor('the monitor to answer', () => child.exitCode !== null ? 'exited' : requestControl(control, 'GET', '/status', 1_000).then(() => 'up'), 30_000, 100);
+  const answered = await waitFor(
+    'the monitor to answer',
+    () => (child.exitCode !== null ? 'exited' : requestControl(control, 'GET', '/status', 1_000).then(() => 'up')),
+    30_000,
+    100,
+  );
   if (answered === 'exited') throw new Error(`monitor exited with ${child.exitCode} during start-up`);
   return {
     name: 'monitor',
@@ -112,7 +127,9 @@ export class RowCounter {
 }
 
 /** `kissmon loadtest … --json` through the real CLI; the exit code is returned, not thrown. */
-export async function runLoadtestCli(args: string[]): Promise<{ code: number | null; report: LoadtestReport; command: string }> {
+export async function runLoadtestCli(
+  args: string[],
+): Promise<{ code: number | null; report: LoadtestReport; command: string }> {
   const child = spawn(process.execPath, [CLI, 'loadtest', ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = track(child);
   let stdout = '';

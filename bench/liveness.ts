@@ -44,8 +44,25 @@ async function until<T>(what: string, fn: () => Promise<T | false>, timeoutMs: n
 try {
   // Long enough for every drill plus the pauses between them.
   const durationS = ACTORS.length * repeats * 10 + 10;
-  const loadtest = runLoadtestCli(['--socket', dir.socket, '--db', dir.db, '--bots', String(bots), '--duration', String(durationS), '--heartbeat-interval', '1', '--llm-rate', '200']);
-  await until('bots online', async () => (await requestControl<unknown[]>(monitor.control, 'GET', '/status')).length >= bots || false, 60_000);
+  const loadtest = runLoadtestCli([
+    '--socket',
+    dir.socket,
+    '--db',
+    dir.db,
+    '--bots',
+    String(bots),
+    '--duration',
+    String(durationS),
+    '--heartbeat-interval',
+    '1',
+    '--llm-rate',
+    '200',
+  ]);
+  await until(
+    'bots online',
+    async () => (await requestControl<unknown[]>(monitor.control, 'GET', '/status')).length >= bots || false,
+    60_000,
+  );
   await sleep(2_000);
   const rows: { actor: string; run: number; detectedMs: number; readyMs: number }[] = [];
   for (let run = 1; run <= repeats; run++) {
@@ -53,26 +70,44 @@ try {
       const before = await health(actor);
       const t0 = performance.now();
       await requestControl(adminSocketFor(dir.socket), 'POST', `/fault/hang?actor=${actor}`);
-      const detectedMs = await until(`${actor} detected`, async () => {
-        const h = await health(actor);
-        return (h.restarts > before.restarts || (!h.up && h.detail.state !== 'not answering')) && performance.now() - t0;
-      }, 30_000);
-      const readyMs = await until(`${actor} ready`, async () => {
-        const h = await health(actor);
-        return (h.up && h.restarts > before.restarts) && performance.now() - t0;
-      }, 30_000);
+      const detectedMs = await until(
+        `${actor} detected`,
+        async () => {
+          const h = await health(actor);
+          return (
+            (h.restarts > before.restarts || (!h.up && h.detail.state !== 'not answering')) && performance.now() - t0
+          );
+        },
+        30_000,
+      );
+      const readyMs = await until(
+        `${actor} ready`,
+        async () => {
+          const h = await health(actor);
+          return h.up && h.restarts > before.restarts && performance.now() - t0;
+        },
+        30_000,
+      );
       rows.push({ actor, run, detectedMs: Math.round(detectedMs), readyMs: Math.round(readyMs) });
-      process.stderr.write(`[liveness] ${actor} run ${run}: detected ${Math.round(detectedMs)} ms, ready ${Math.round(readyMs)} ms\n`);
+      process.stderr.write(
+        `[liveness] ${actor} run ${run}: detected ${Math.round(detectedMs)} ms, ready ${Math.round(readyMs)} ms\n`,
+      );
       await sleep(2_000);
     }
   }
   const { report, command } = await loadtest;
-  process.stdout.write('| actor | detected after fault hang, ms (each run) | restarted and ready, ms (each run) |\n| --- | --- | --- |\n');
+  process.stdout.write(
+    '| actor | detected after fault hang, ms (each run) | restarted and ready, ms (each run) |\n| --- | --- | --- |\n',
+  );
   for (const actor of ACTORS) {
     const mine = rows.filter((r) => r.actor === actor);
-    process.stdout.write(`| ${actor} | ${mine.map((r) => r.detectedMs).join(', ')} | ${mine.map((r) => r.readyMs).join(', ')} |\n`);
+    process.stdout.write(
+      `| ${actor} | ${mine.map((r) => r.detectedMs).join(', ')} | ${mine.map((r) => r.readyMs).join(', ')} |\n`,
+    );
   }
-  process.stdout.write(`\nunder \`${command}\`: ${report.llm_rows_expected} llm_usage rows written, ${report.lost} lost, ${report.false_stale} false stale, ${report.ok ? 'PASS' : `FAIL: ${report.problems.join('; ')}`}\n`);
+  process.stdout.write(
+    `\nunder \`${command}\`: ${report.llm_rows_expected} llm_usage rows written, ${report.lost} lost, ${report.false_stale} false stale, ${report.ok ? 'PASS' : `FAIL: ${report.problems.join('; ')}`}\n`,
+  );
 } finally {
   await monitor.stop();
   dir.remove();

@@ -58,7 +58,14 @@ export interface LlmBenchResult {
   };
 }
 
-const MODELS = ['gpt-4o', 'gpt-4o-mini', 'gpt-4.1-mini', 'claude-sonnet-4-20250514', 'gemini-2.5-flash', 'mistral-small-latest'];
+const MODELS = [
+  'gpt-4o',
+  'gpt-4o-mini',
+  'gpt-4.1-mini',
+  'claude-sonnet-4-20250514',
+  'gemini-2.5-flash',
+  'mistral-small-latest',
+];
 const PROVIDERS = ['openai', 'openai', 'openai', 'anthropic', 'google', 'mistral'];
 const FEATURES = ['chat', 'jokes', 'tts'];
 const CHANNELS = 200;
@@ -74,8 +81,16 @@ function fleetCall(i: number, at: number): LlmUsageRow {
   const c = k % CHANNELS;
   const m = (c + ((k >>> 12) & 1)) % MODELS.length;
   const row: LlmUsageRow = {
-    type: 'llm_usage', at, channel: `ch_${c}`, model: MODELS[m], feature: (k >>> 13) & 1 ? 'chat' : FEATURES[1 + (c % 2)], provider: PROVIDERS[m],
-    tokens_in: 200 + (i % 1800), tokens_out: 20 + (i % 400), tokens_cached: i % 3 === 0 ? 100 : 0, latency_ms: 150 + ((i * 37) % 4000),
+    type: 'llm_usage',
+    at,
+    channel: `ch_${c}`,
+    model: MODELS[m],
+    feature: (k >>> 13) & 1 ? 'chat' : FEATURES[1 + (c % 2)],
+    provider: PROVIDERS[m],
+    tokens_in: 200 + (i % 1800),
+    tokens_out: 20 + (i % 400),
+    tokens_cached: i % 3 === 0 ? 100 : 0,
+    latency_ms: 150 + ((i * 37) % 4000),
   };
   if (i % 40 === 0) row.status = i % 80 === 0 ? 'rate_limited' : 'error';
   return row;
@@ -134,7 +149,8 @@ async function generate(dbPath: string, rows: number, days: number): Promise<num
   const { sqlite } = handle;
   sqlite.pragma('synchronous = OFF'); // bench data only
   const prices = new PriceTable(BUILTIN_PRICES);
-  const insert = sqlite.prepare(`INSERT INTO llm_usage (ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd, tokens_cached, provider, status)
+  const insert =
+    sqlite.prepare(`INSERT INTO llm_usage (ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd, tokens_cached, provider, status)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const rollups = new RollupBatch(sqlite);
   const end = Date.now() - 60_000;
@@ -147,7 +163,19 @@ async function generate(dbPath: string, rows: number, days: number): Promise<num
         const at = Math.floor(start + i * step);
         const row = fleetCall(i, at);
         const cost = prices.cost(row.model, at, row);
-        insert.run(isoTime(at), row.channel, row.model, row.feature, row.tokens_in, row.tokens_out, row.latency_ms, cost, row.tokens_cached ?? null, row.provider ?? null, row.status ?? null);
+        insert.run(
+          isoTime(at),
+          row.channel,
+          row.model,
+          row.feature,
+          row.tokens_in,
+          row.tokens_out,
+          row.latency_ms,
+          cost,
+          row.tokens_cached ?? null,
+          row.provider ?? null,
+          row.status ?? null,
+        );
         rollups.add(row, cost);
       }
       rollups.write();
@@ -158,7 +186,9 @@ async function generate(dbPath: string, rows: number, days: number): Promise<num
   return (performance.now() - started) / 1000;
 }
 
-export async function benchLlm(options: { rows?: number; ingestRows?: number; reps?: number } = {}): Promise<LlmBenchResult> {
+export async function benchLlm(
+  options: { rows?: number; ingestRows?: number; reps?: number } = {},
+): Promise<LlmBenchResult> {
   const ingestRows = options.ingestRows ?? 300_000;
   const reps = options.reps ?? 3;
   const on: { wall: number; cpu: number }[] = [];
@@ -167,7 +197,9 @@ export async function benchLlm(options: { rows?: number; ingestRows?: number; re
     for (const rollups of [false, true]) {
       const rate = await ingestRun(rollups, ingestRows);
       (rollups ? on : off).push(rate);
-      log(`ingest ${rollups ? 'rollups on ' : 'rollups off'} (${rep}/${reps}): ${rate.wall.toLocaleString('en')} rows/s, ${rate.cpu.toLocaleString('en')} rows per writer CPU-second`);
+      log(
+        `ingest ${rollups ? 'rollups on ' : 'rollups off'} (${rep}/${reps}): ${rate.wall.toLocaleString('en')} rows/s, ${rate.cpu.toLocaleString('en')} rows per writer CPU-second`,
+      );
     }
   }
   await stopWriters();
@@ -180,7 +212,14 @@ export async function benchLlm(options: { rows?: number; ingestRows?: number; re
     const generateS = await generate(dir.db, rows, days);
     const read = openReadDatabase(dir.db);
     const count = async (table: 'llm_usage_hourly' | 'llm_usage_daily') =>
-      Number((await read.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+      Number(
+        (
+          await read
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
     const [hourly, daily] = [await count('llm_usage_hourly'), await count('llm_usage_daily')];
     const queryMs: number[] = [];
     let groups = 0;
@@ -197,21 +236,46 @@ export async function benchLlm(options: { rows?: number; ingestRows?: number; re
     const cliMs: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();
-      execFileSync(process.execPath, [CLI, 'usage', '--db', dir.db, '--since', '90d', '--by', 'channel,model', '--json'], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 64 * 1024 * 1024 });
+      execFileSync(
+        process.execPath,
+        [CLI, 'usage', '--db', dir.db, '--since', '90d', '--by', 'channel,model', '--json'],
+        { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 64 * 1024 * 1024 },
+      );
       cliMs.push(Math.round(performance.now() - t));
     }
     const result: LlmBenchResult['report'] = {
-      rows, days, channels: CHANNELS, models: MODELS.length, features: FEATURES.length, generate_s: Math.round(generateS),
-      db_mb: Math.round(statSync(dir.db).size / 1048576), hourly_rows: hourly, daily_rows: daily, load_average: loadAverage,
-      query_ms: queryMs, query_median_ms: median(queryMs), cli_ms: cliMs, cli_median_ms: median(cliMs), groups, percentiles,
+      rows,
+      days,
+      channels: CHANNELS,
+      models: MODELS.length,
+      features: FEATURES.length,
+      generate_s: Math.round(generateS),
+      db_mb: Math.round(statSync(dir.db).size / 1048576),
+      hourly_rows: hourly,
+      daily_rows: daily,
+      load_average: loadAverage,
+      query_ms: queryMs,
+      query_median_ms: median(queryMs),
+      cli_ms: cliMs,
+      cli_median_ms: median(cliMs),
+      groups,
+      percentiles,
     };
-    log(`usage --since 90d --by channel,model: query ${result.query_median_ms} ms, CLI ${result.cli_median_ms} ms (${groups} groups, percentiles ${percentiles})`);
+    log(
+      `usage --since 90d --by channel,model: query ${result.query_median_ms} ms, CLI ${result.cli_median_ms} ms (${groups} groups, percentiles ${percentiles})`,
+    );
     const onMedian = median(on.map((r) => r.cpu));
     const offMedian = median(off.map((r) => r.cpu));
     return {
       ingest: {
-        rows: ingestRows, on_rows_per_s: on.map((r) => r.wall), off_rows_per_s: off.map((r) => r.wall), on_rows_per_cpu_s: on.map((r) => r.cpu),
-        off_rows_per_cpu_s: off.map((r) => r.cpu), on_median: onMedian, off_median: offMedian, cost_pct: Math.round(((offMedian - onMedian) / offMedian) * 1000) / 10,
+        rows: ingestRows,
+        on_rows_per_s: on.map((r) => r.wall),
+        off_rows_per_s: off.map((r) => r.wall),
+        on_rows_per_cpu_s: on.map((r) => r.cpu),
+        off_rows_per_cpu_s: off.map((r) => r.cpu),
+        on_median: onMedian,
+        off_median: offMedian,
+        cost_pct: Math.round(((offMedian - onMedian) / offMedian) * 1000) / 10,
       },
       report: result,
     };

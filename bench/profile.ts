@@ -69,7 +69,12 @@ export function summariseDir(dir: string, top = 15): ProfileSummary[] {
 
 export function formatSummaries(summaries: ProfileSummary[]): string {
   return summaries
-    .map((s) => [`${s.file}: ${s.busyMs} ms busy of ${s.totalMs} ms`, ...s.top.map((t) => `  ${String(t.pct).padStart(5)} %  ${String(t.selfMs).padStart(6)} ms  ${t.fn}`)].join('\n'))
+    .map((s) =>
+      [
+        `${s.file}: ${s.busyMs} ms busy of ${s.totalMs} ms`,
+        ...s.top.map((t) => `  ${String(t.pct).padStart(5)} %  ${String(t.selfMs).padStart(6)} ms  ${t.fn}`),
+      ].join('\n'),
+    )
     .join('\n\n');
 }
 

@@ -25,7 +25,9 @@ db.pragma('synchronous = NORMAL');
 db.exec(`CREATE TABLE IF NOT EXISTS llm_usage (ts TEXT NOT NULL, channel TEXT NOT NULL, model TEXT NOT NULL, feature TEXT NOT NULL,
   tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL, latency_ms REAL, cost_usd REAL NOT NULL);
   CREATE INDEX IF NOT EXISTS llm_usage_ts ON llm_usage (ts);`);
-const insert = db.prepare('INSERT INTO llm_usage (ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+const insert = db.prepare(
+  'INSERT INTO llm_usage (ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+);
 
 /** Trusted, not validated: the baseline skips what the monitor spends on checking. */
 type Usage = LlmUsageMessage;
@@ -34,7 +36,17 @@ let batch: Usage[] = [];
 const commit = db.transaction((rows: Usage[]) => {
   const ts = new Date().toISOString();
   // gpt-4o-mini's price (USD per 1M tokens), like the monitor's table lookup.
-  for (const r of rows) insert.run(ts, r.channel, r.model, r.feature, r.tokens_in, r.tokens_out, r.latency_ms ?? null, (r.tokens_in * 0.15 + r.tokens_out * 0.6) / 1e6);
+  for (const r of rows)
+    insert.run(
+      ts,
+      r.channel,
+      r.model,
+      r.feature,
+      r.tokens_in,
+      r.tokens_out,
+      r.latency_ms ?? null,
+      (r.tokens_in * 0.15 + r.tokens_out * 0.6) / 1e6,
+    );
 });
 const flush = () => {
   if (batch.length === 0) return;
@@ -72,7 +84,8 @@ const server = net.createServer((socket) => {
       start = nl + 1;
       nl = chunk.indexOf(10, start);
     }
-    if (start < chunk.length) partial = partial ? Buffer.concat([partial, chunk.subarray(start)]) : Buffer.from(chunk.subarray(start));
+    if (start < chunk.length)
+      partial = partial ? Buffer.concat([partial, chunk.subarray(start)]) : Buffer.from(chunk.subarray(start));
   });
   socket.on('end', () => {
     if (partial) onLine(partial);

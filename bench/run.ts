@@ -21,7 +21,17 @@ import { Fleet, type FleetMode } from '../src/loadtest/fleet.js';
 import type { LoadtestReport } from '../src/loadtest/run.js';
 import { TestDir } from '../test/helpers/monitor-process.js';
 import { sleep } from '../test/helpers/wait.js';
-import { cpuSnapshot, killAll, otherWorkPct, procStats, RowCounter, runLoadtestCli, startBaseline, startMonitor, type Server } from './harness.js';
+import {
+  cpuSnapshot,
+  killAll,
+  otherWorkPct,
+  procStats,
+  RowCounter,
+  runLoadtestCli,
+  startBaseline,
+  startMonitor,
+  type Server,
+} from './harness.js';
 import { formatSummaries, summariseDir } from './profile.js';
 import { CODE_CHOICES, FINDINGS, SELF_PROTECTION } from './findings.js';
 import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sampler.js';
@@ -96,10 +106,24 @@ interface ThroughputResult {
 const THROUGHPUT_CASES: ThroughputCase[] = [
   { label: '1,000 persistent bots', bots: 1_000, mode: 'persistent', processes: 2, rows: 400_000, concurrency: 64 },
   { label: '10,000 persistent bots', bots: 10_000, mode: 'persistent', processes: 4, rows: 400_000, concurrency: 64 },
-  { label: 'one-shot (1 connection per row)', bots: 1_000, mode: 'oneshot', processes: 2, rows: 60_000, concurrency: 64 },
+  {
+    label: 'one-shot (1 connection per row)',
+    bots: 1_000,
+    mode: 'oneshot',
+    processes: 2,
+    rows: 60_000,
+    concurrency: 64,
+  },
 ];
 /** More lines at once than the monitor's writer queue holds: what happens to the excess. */
-const OVERLOAD_CASE: ThroughputCase = { label: '1,000 persistent bots, one 1,000,000-line burst', bots: 1_000, mode: 'persistent', processes: 2, rows: 1_000_000, concurrency: 64 };
+const OVERLOAD_CASE: ThroughputCase = {
+  label: '1,000 persistent bots, one 1,000,000-line burst',
+  bots: 1_000,
+  mode: 'persistent',
+  processes: 2,
+  rows: 1_000_000,
+  concurrency: 64,
+};
 /** Lines sent while another connection holds the database's write lock: more than the writer queue holds. */
 const LOCKED_ROWS = 600_000;
 
@@ -139,8 +163,20 @@ async function lockedDbOverload(): Promise<LockedDbResult> {
     await settle('locked database');
     monitor = await startMonitor(dir);
     const control = monitor.control;
-    const health = () => requestControl<{ ingest: IngestHealth; actors: { actor: string; queue_depth: number }[] }>(control, 'GET', '/health');
-    fleet = await Fleet.start({ socket: monitor.socket, prefix: 'bench', bots: 1_000, mode: 'persistent', processes: 2, heartbeatMs: 30_000 });
+    const health = () =>
+      requestControl<{ ingest: IngestHealth; actors: { actor: string; queue_depth: number }[] }>(
+        control,
+        'GET',
+        '/health',
+      );
+    fleet = await Fleet.start({
+      socket: monitor.socket,
+      prefix: 'bench',
+      bots: 1_000,
+      mode: 'persistent',
+      processes: 2,
+      heartbeatMs: 30_000,
+    });
     if (!(await fleet.waitConnected(60_000))) throw new Error('locked database: the fleet did not connect within 60 s');
     await sleep(1_000);
     counter = new RowCounter(monitor.db);
@@ -203,7 +239,15 @@ async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase): Prom
   try {
     await settle(`${c.label}, ${kind}`);
     server = kind === 'monitor' ? await startMonitor(dir, [], prof) : await startBaseline(dir);
-    fleet = await Fleet.start({ socket: server.socket, prefix: 'bench', bots: c.bots, mode: c.mode, processes: c.processes, heartbeatMs: 30_000, oneshotConcurrency: c.concurrency });
+    fleet = await Fleet.start({
+      socket: server.socket,
+      prefix: 'bench',
+      bots: c.bots,
+      mode: c.mode,
+      processes: c.processes,
+      heartbeatMs: 30_000,
+      oneshotConcurrency: c.concurrency,
+    });
     if (!(await fleet.waitConnected(60_000))) throw new Error(`${c.label}: the fleet did not connect within 60 s`);
     await sleep(1_000); // registrations applied, connect burst over
     counter = new RowCounter(server.db);
@@ -213,7 +257,10 @@ async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase): Prom
     const cpu0 = cpuSnapshot();
     const t0 = performance.now();
     let burstOver = false;
-    void fleet.burst(c.rows, 300_000).then(() => (burstOver = true), () => (burstOver = true));
+    void fleet.burst(c.rows, 300_000).then(
+      () => (burstOver = true),
+      () => (burstOver = true),
+    );
     let landed = 0;
     let lastChangeAt = t0;
     let rssPeak = s0.rssMb;
@@ -238,9 +285,11 @@ async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase): Prom
     const g1 = fleet.counters();
     const other = otherWorkPct(cpu0, cpuSnapshot());
     noteOtherWork(`${c.label}, ${kind}`, other);
-    const ingest = 'control' in server
-      ? (await requestControl<{ ingest: IngestHealth }>((server as { control: string }).control, 'GET', '/health')).ingest
-      : null;
+    const ingest =
+      'control' in server
+        ? (await requestControl<{ ingest: IngestHealth }>((server as { control: string }).control, 'GET', '/health'))
+            .ingest
+        : null;
     const seconds = (lastChangeAt - t0) / 1000;
     const wallMs = lastChangeAt - t0;
     return {
@@ -304,7 +353,11 @@ async function loadtestRun(label: string, monitorArgs: string[], loadtestArgs: s
   const sampler = { watched: 0, rounds: 0, abandoned: 0, round_ms_max: 0, round_ms_last: 0 };
   let first: SamplerDetail | null = null;
   const readSampler = async () => {
-    const health = await requestControl<{ actors: { actor: string; detail: SamplerDetail }[] }>(monitor.control, 'GET', '/health');
+    const health = await requestControl<{ actors: { actor: string; detail: SamplerDetail }[] }>(
+      monitor.control,
+      'GET',
+      '/health',
+    );
     const d = health.actors.find((a) => a.actor === 'sampler')?.detail;
     if (!d) return;
     first ??= d;
@@ -319,10 +372,23 @@ async function loadtestRun(label: string, monitorArgs: string[], loadtestArgs: s
   const poll = setInterval(() => void readSampler().catch(() => {}), 1_000);
   try {
     const cpu0 = cpuSnapshot();
-    const { code, report, command } = await runLoadtestCli(['--socket', monitor.socket, '--db', monitor.db, ...loadtestArgs]);
+    const { code, report, command } = await runLoadtestCli([
+      '--socket',
+      monitor.socket,
+      '--db',
+      monitor.db,
+      ...loadtestArgs,
+    ]);
     const other = otherWorkPct(cpu0, cpuSnapshot());
     noteOtherWork(label, other);
-    return { report, code, command: command.replace(`--socket ${monitor.socket} --db ${monitor.db} `, ''), monitorArgs, sampler, otherWorkPct: other };
+    return {
+      report,
+      code,
+      command: command.replace(`--socket ${monitor.socket} --db ${monitor.db} `, ''),
+      monitorArgs,
+      sampler,
+      otherWorkPct: other,
+    };
   } finally {
     clearInterval(poll);
     await monitor.stop();
@@ -335,7 +401,15 @@ async function loadtestRun(label: string, monitorArgs: string[], loadtestArgs: s
 
 interface Results {
   /** Per case, REPS pairs (baseline then monitor, back to back); `baseline`/`monitor` are the median runs. */
-  throughput: { case: ThroughputCase; baseline: ThroughputResult; monitor: ThroughputResult; baselineRuns: number[]; monitorRuns: number[]; ratio: number; ratios: number[] }[];
+  throughput: {
+    case: ThroughputCase;
+    baseline: ThroughputResult;
+    monitor: ThroughputResult;
+    baselineRuns: number[];
+    monitorRuns: number[];
+    ratio: number;
+    ratios: number[];
+  }[];
   overload?: ThroughputResult;
   lockedDb?: LockedDbResult;
   latency: { bots: number; run: LoadtestRun }[];
@@ -362,7 +436,9 @@ async function main(): Promise<void> {
         log(`throughput: ${c.label}, monitor (${rep}/${REPS})`);
         const m = await throughput('monitor', c);
         monitors.push(m);
-        log(`  ${fmt(m.rows_per_s)} rows/s (${fmt(m.rows_landed)}/${fmt(m.rows_written)} landed, ${m.dropped_overflow} dropped on overflow)`);
+        log(
+          `  ${fmt(m.rows_per_s)} rows/s (${fmt(m.rows_landed)}/${fmt(m.rows_written)} landed, ${m.dropped_overflow} dropped on overflow)`,
+        );
       }
       const ratios = monitors.map((m, i) => m.rows_per_s / baselines[i].rows_per_s);
       results.throughput.push({
@@ -377,22 +453,38 @@ async function main(): Promise<void> {
     }
     log(`overload: ${OVERLOAD_CASE.label}, monitor`);
     results.overload = await throughput('monitor', OVERLOAD_CASE);
-    log(`  ${fmt(results.overload.rows_landed)}/${fmt(results.overload.rows_written)} landed, ${results.overload.dropped_overflow} dropped on overflow`);
+    log(
+      `  ${fmt(results.overload.rows_landed)}/${fmt(results.overload.rows_written)} landed, ${results.overload.dropped_overflow} dropped on overflow`,
+    );
     log(`overload: ${fmt(LOCKED_ROWS)} lines while another connection holds the database's write lock`);
     results.lockedDb = await lockedDbOverload();
-    log(`  ${fmt(results.lockedDb.rows_landed)}/${fmt(results.lockedDb.rows_written)} landed, ${results.lockedDb.dropped_overflow} dropped on overflow`);
+    log(
+      `  ${fmt(results.lockedDb.rows_landed)}/${fmt(results.lockedDb.rows_written)} landed, ${results.lockedDb.dropped_overflow} dropped on overflow`,
+    );
   }
   if (only.has('latency')) {
     for (const bots of [1_000, 10_000]) {
       log(`heartbeat latency: ${fmt(bots)} bots heartbeating every second`);
-      const run = await loadtestRun(`latency-${bots}`, [], ['--bots', String(bots), '--duration', '15', '--heartbeat-interval', '1', '--llm-rate', '500']);
-      log(`  p50 ${run.report.latency_ms.p50} ms, p99 ${run.report.latency_ms.p99} ms, lost ${run.report.lost}, false_stale ${run.report.false_stale}`);
+      const run = await loadtestRun(
+        `latency-${bots}`,
+        [],
+        ['--bots', String(bots), '--duration', '15', '--heartbeat-interval', '1', '--llm-rate', '500'],
+      );
+      log(
+        `  p50 ${run.report.latency_ms.p50} ms, p99 ${run.report.latency_ms.p99} ms, lost ${run.report.lost}, false_stale ${run.report.false_stale}`,
+      );
       results.latency.push({ bots, run });
     }
   }
   if (only.has('idle')) {
-    log('idle: 10,000 bots, one real pid each, heartbeating every 30 s (the client default), sampled every 15 s (the default)');
-    results.idle = await loadtestRun('idle-10000', [], ['--bots', '10000', '--duration', '45', '--heartbeat-interval', '30', '--llm-rate', '0', '--pid-per-bot']);
+    log(
+      'idle: 10,000 bots, one real pid each, heartbeating every 30 s (the client default), sampled every 15 s (the default)',
+    );
+    results.idle = await loadtestRun(
+      'idle-10000',
+      [],
+      ['--bots', '10000', '--duration', '45', '--heartbeat-interval', '30', '--llm-rate', '0', '--pid-per-bot'],
+    );
     log(`  cpu ${results.idle.report.monitor.cpu_pct} %, rss ${results.idle.report.monitor.rss_mb} MB`);
   }
   if (only.has('sampler')) {
@@ -402,15 +494,23 @@ async function main(): Promise<void> {
     results.samplerRounds = await benchSampler([100, 1_000, 10_000]);
     noteOtherWork('sampler rounds', otherWorkPct(cpu0, cpuSnapshot()));
     log('heartbeat latency while 10,000-pid sample rounds run every 2 s');
-    results.samplerLatency = await loadtestRun('sampler-latency-10000', ['--sample-interval', '2'], ['--bots', '10000', '--duration', '20', '--heartbeat-interval', '1', '--llm-rate', '0', '--pid-per-bot']);
-    log(`  p99 ${results.samplerLatency.report.latency_ms.p99} ms, sampler ${JSON.stringify(results.samplerLatency.sampler)}`);
+    results.samplerLatency = await loadtestRun(
+      'sampler-latency-10000',
+      ['--sample-interval', '2'],
+      ['--bots', '10000', '--duration', '20', '--heartbeat-interval', '1', '--llm-rate', '0', '--pid-per-bot'],
+    );
+    log(
+      `  p99 ${results.samplerLatency.report.latency_ms.p99} ms, sampler ${JSON.stringify(results.samplerLatency.sampler)}`,
+    );
   }
   if (only.has('dashboard')) {
     log('dashboard: 10,000 bots, monitor CPU without and with 5 live event streams (bench/dashboard.ts)');
     await settle('dashboard');
     results.dashboard = await benchDashboard(log);
     noteOtherWork('dashboard', results.dashboard.other_work_pct);
-    log(`  added ${results.dashboard.cpu_added_pct} % of a core (${results.dashboard.cpu_without_pct} → ${results.dashboard.cpu_with_pct} %)`);
+    log(
+      `  added ${results.dashboard.cpu_added_pct} % of a core (${results.dashboard.cpu_without_pct} → ${results.dashboard.cpu_with_pct} %)`,
+    );
   }
 
   if (only.has('llm')) {
@@ -424,7 +524,9 @@ async function main(): Promise<void> {
     const cpu0 = cpuSnapshot();
     results.alerts = await benchAlerts();
     noteOtherWork('alerter', otherWorkPct(cpu0, cpuSnapshot()));
-    log(`  cpu ${results.alerts.churn.cpu_pct} %, p99 ${results.alerts.churn.latency_p99_ms} ms, fleet-wide ${results.alerts.fleet.map((f) => `${f.posts} POST(s) in ${f.seconds_to_last_post} s`).join(', ')}`);
+    log(
+      `  cpu ${results.alerts.churn.cpu_pct} %, p99 ${results.alerts.churn.latency_p99_ms} ms, fleet-wide ${results.alerts.fleet.map((f) => `${f.posts} POST(s) in ${f.seconds_to_last_post} s`).join(', ')}`,
+    );
   }
 
   const minutes = round1((performance.now() - started) / 60_000);
@@ -444,8 +546,14 @@ function machine(): string {
   const cpus = os.cpus();
   let commit = 'unknown';
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     if (dirty) commit += ' + uncommitted changes';
   } catch {
     // not a git checkout
@@ -550,14 +658,17 @@ function render(r: Results, minutes: number): string {
     '',
     '**Read every number with this in mind:** the machine has 2 cores, and the server under test (the monitor or the raw',
     'baseline), the load generator (separate bot processes, see `src/loadtest/`) and this driver all share them. CPU is',
-    'attributed per process (from `/proc/<pid>/stat` or the monitor\'s own `/health`), so the monitor\'s CPU figures are its',
-    'own, but the generator\'s work competes with it for the same two cores, and the throughput figures are what the',
+    "attributed per process (from `/proc/<pid>/stat` or the monitor's own `/health`), so the monitor's CPU figures are its",
+    "own, but the generator's work competes with it for the same two cores, and the throughput figures are what the",
     'monitor achieves while a generator runs beside it. The raw baseline runs under exactly the same conditions.',
     '',
   );
 
   out.push('## Targets', '');
-  const targets: string[] = ['| target | measured | | other work during it (% of a core) |', '| --- | --- | --- | --- |'];
+  const targets: string[] = [
+    '| target | measured | | other work during it (% of a core) |',
+    '| --- | --- | --- | --- |',
+  ];
   const shared = (...pcts: number[]) => {
     const max = Math.max(...pcts);
     return max >= OTHER_WORK_FLAG_PCT ? `⚠ ${max}` : String(max);
@@ -566,24 +677,40 @@ function render(r: Results, minutes: number): string {
     const ratio = t.ratio;
     const other = shared(t.baseline.other_work_pct, t.monitor.other_work_pct);
     if (t.case.mode === 'oneshot') {
-      targets.push(`| one-shot connections ≥ 5,000/s | ${fmt(t.monitor.connects_per_s)}/s | ${verdict(t.monitor.connects_per_s >= 5_000)} | ${shared(t.monitor.other_work_pct)} |`);
-      targets.push(`| one-shot rows ≥ 0.7× raw baseline | ${ratio.toFixed(2)}× | ${verdict(ratio >= 0.7)} | ${other} |`);
+      targets.push(
+        `| one-shot connections ≥ 5,000/s | ${fmt(t.monitor.connects_per_s)}/s | ${verdict(t.monitor.connects_per_s >= 5_000)} | ${shared(t.monitor.other_work_pct)} |`,
+      );
+      targets.push(
+        `| one-shot rows ≥ 0.7× raw baseline | ${ratio.toFixed(2)}× | ${verdict(ratio >= 0.7)} | ${other} |`,
+      );
     } else {
-      targets.push(`| ${t.case.label}: ≥ 100k llm_usage rows/s end to end | ${fmt(t.monitor.rows_per_s)}/s | ${verdict(t.monitor.rows_per_s >= 100_000)} | ${shared(t.monitor.other_work_pct)} |`);
-      targets.push(`| ${t.case.label}: ≥ 0.7× raw baseline | ${ratio.toFixed(2)}× | ${verdict(ratio >= 0.7)} | ${other} |`);
+      targets.push(
+        `| ${t.case.label}: ≥ 100k llm_usage rows/s end to end | ${fmt(t.monitor.rows_per_s)}/s | ${verdict(t.monitor.rows_per_s >= 100_000)} | ${shared(t.monitor.other_work_pct)} |`,
+      );
+      targets.push(
+        `| ${t.case.label}: ≥ 0.7× raw baseline | ${ratio.toFixed(2)}× | ${verdict(ratio >= 0.7)} | ${other} |`,
+      );
     }
   }
   if (r.idle) {
     const m = r.idle.report.monitor;
-    targets.push(`| 10,000 idle bots: monitor CPU < 25 % of one core | ${m.cpu_pct} % | ${verdict(m.cpu_pct < 25)} | ${shared(r.idle.otherWorkPct)} |`);
-    targets.push(`| 10,000 idle bots: monitor RSS < 250 MB | ${m.rss_mb} MB (peak ${m.rss_peak_mb}) | ${verdict(m.rss_peak_mb < 250)} | ${shared(r.idle.otherWorkPct)} |`);
+    targets.push(
+      `| 10,000 idle bots: monitor CPU < 25 % of one core | ${m.cpu_pct} % | ${verdict(m.cpu_pct < 25)} | ${shared(r.idle.otherWorkPct)} |`,
+    );
+    targets.push(
+      `| 10,000 idle bots: monitor RSS < 250 MB | ${m.rss_mb} MB (peak ${m.rss_peak_mb}) | ${verdict(m.rss_peak_mb < 250)} | ${shared(r.idle.otherWorkPct)} |`,
+    );
   }
   if (r.dashboard) {
     const d = r.dashboard;
-    targets.push(`| 10,000 bots, 5 dashboards open: monitor CPU added < 5 % of one core | ${d.cpu_added_pct} % | ${verdict(d.cpu_added_pct < 5)} | ${shared(d.other_work_pct)} |`);
+    targets.push(
+      `| 10,000 bots, 5 dashboards open: monitor CPU added < 5 % of one core | ${d.cpu_added_pct} % | ${verdict(d.cpu_added_pct < 5)} | ${shared(d.other_work_pct)} |`,
+    );
   }
   for (const { bots, run } of r.latency) {
-    targets.push(`| ${fmt(bots)} bots × 1 heartbeat/s: lost 0, false stale 0 | lost ${run.report.lost}, false stale ${run.report.false_stale}, exit ${run.code} | ${verdict(run.report.ok && run.code === 0)} | ${shared(run.otherWorkPct)} |`);
+    targets.push(
+      `| ${fmt(bots)} bots × 1 heartbeat/s: lost 0, false stale 0 | lost ${run.report.lost}, false stale ${run.report.false_stale}, exit ${run.code} | ${verdict(run.report.ok && run.code === 0)} | ${shared(run.otherWorkPct)} |`,
+    );
   }
   out.push(...targets, '');
 
@@ -592,7 +719,7 @@ function render(r: Results, minutes: number): string {
       '## End-to-end llm_usage rows/s (socket → SQLite rows)',
       '',
       'A burst of llm_usage lines written by the bot processes as fast as the server reads them (backpressure honoured,',
-      'up to 64 lines per write), timed from the burst command until the last row is visible in the server\'s database',
+      "up to 64 lines per write), timed from the burst command until the last row is visible in the server's database",
       '(polled every 10 ms on a read-only connection). Only llm_usage rows are counted; the persistent bots are registered',
       `first and heartbeat (every 30 s) throughout. Each case ran ${REPS} times, baseline and monitor back to back; the table`,
       'shows the median run (all runs in the last column) and the ratio is the median of the back-to-back ratios.',
@@ -611,7 +738,9 @@ function render(r: Results, minutes: number): string {
         const monitor = x === t.monitor;
         const ratio = monitor ? `**${t.ratio.toFixed(2)}×** (${t.ratios.map((q) => q.toFixed(2)).join(', ')})` : '1×';
         const runs = (monitor ? t.monitorRuns : t.baselineRuns).map(fmt).join(', ');
-        out.push(`| ${t.case.label} | ${x.server} | ${fmt(x.rows_landed)} / ${fmt(x.rows_written)} | ${x.seconds} | ${fmt(x.rows_per_s)} | ${ratio} | ${t.case.mode === 'oneshot' ? fmt(x.connects_per_s) : '-'} | ${x.server_cpu_pct} | ${x.server_rss_peak_mb} | ${x.generator_cpu_pct} | ${x.other_work_pct} | ${runs} |`);
+        out.push(
+          `| ${t.case.label} | ${x.server} | ${fmt(x.rows_landed)} / ${fmt(x.rows_written)} | ${x.seconds} | ${fmt(x.rows_per_s)} | ${ratio} | ${t.case.mode === 'oneshot' ? fmt(x.connects_per_s) : '-'} | ${x.server_cpu_pct} | ${x.server_rss_peak_mb} | ${x.generator_cpu_pct} | ${x.other_work_pct} | ${runs} |`,
+        );
       }
     }
     out.push(
@@ -636,9 +765,15 @@ function render(r: Results, minutes: number): string {
         '| --- | --- | --- | --- | --- | --- | --- |',
       );
       const o = r.overload;
-      if (o) out.push(`| ${OVERLOAD_CASE.label} | ${fmt(o.rows_written)} | ${fmt(o.rows_landed)} | ${fmt(o.dropped_overflow ?? 0)} | ${o.backpressure_pauses ?? '-'}, ${fmt(o.backpressure_ms ?? 0)} | - | ${o.seconds} |`);
+      if (o)
+        out.push(
+          `| ${OVERLOAD_CASE.label} | ${fmt(o.rows_written)} | ${fmt(o.rows_landed)} | ${fmt(o.dropped_overflow ?? 0)} | ${o.backpressure_pauses ?? '-'}, ${fmt(o.backpressure_ms ?? 0)} | - | ${o.seconds} |`,
+        );
       const l = r.lockedDb;
-      if (l) out.push(`| 1,000 persistent bots, ${fmt(LOCKED_ROWS)} lines, database write-locked for the first ${LOCK_MS / 1000} s | ${fmt(l.rows_written)} | ${fmt(l.rows_landed)} | ${fmt(l.dropped_overflow)} | ${l.backpressure_pauses}, ${fmt(l.backpressure_ms)} | ${fmt(l.max_pending)} | ${l.seconds} |`);
+      if (l)
+        out.push(
+          `| 1,000 persistent bots, ${fmt(LOCKED_ROWS)} lines, database write-locked for the first ${LOCK_MS / 1000} s | ${fmt(l.rows_written)} | ${fmt(l.rows_landed)} | ${fmt(l.dropped_overflow)} | ${l.backpressure_pauses}, ${fmt(l.backpressure_ms)} | ${fmt(l.max_pending)} | ${l.seconds} |`,
+        );
       out.push('', 'See "Findings" below.', '');
     }
   }
@@ -648,7 +783,7 @@ function render(r: Results, minutes: number): string {
       '## Heartbeat send → registry-visible latency',
       '',
       'Client `ts` (stamped when the line is handed to the socket) → the heartbeat applied in the registry actor, from the',
-      'registry\'s own histogram (`GET /latency`, reset when the measured window starts). Bots heartbeat every second with',
+      "registry's own histogram (`GET /latency`, reset when the measured window starts). Bots heartbeat every second with",
       '±10 % jitter, 500 llm_usage lines/s on top, over 15 s, through the real CLI against a fresh monitor with defaults:',
       '',
       '| bots | heartbeats measured | p50 ms | p95 ms | p99 ms | max ms | lost | false stale | monitor CPU % | monitor RSS MB (peak) | other work % | command |',
@@ -656,7 +791,9 @@ function render(r: Results, minutes: number): string {
     );
     for (const { bots, run } of r.latency) {
       const x = run.report;
-      out.push(`| ${fmt(bots)} | ${fmt(x.latency_ms.count)} | ${x.latency_ms.p50} | ${x.latency_ms.p95} | ${x.latency_ms.p99} | ${x.latency_ms.max} | ${x.lost} of ${fmt(x.llm_rows_expected)} | ${x.false_stale} | ${x.monitor.cpu_pct} | ${x.monitor.rss_mb} (${x.monitor.rss_peak_mb}) | ${run.otherWorkPct} | \`${run.command}\` |`);
+      out.push(
+        `| ${fmt(bots)} | ${fmt(x.latency_ms.count)} | ${x.latency_ms.p50} | ${x.latency_ms.p95} | ${x.latency_ms.p99} | ${x.latency_ms.max} | ${x.lost} of ${fmt(x.llm_rows_expected)} | ${x.false_stale} | ${x.monitor.cpu_pct} | ${x.monitor.rss_mb} (${x.monitor.rss_peak_mb}) | ${run.otherWorkPct} | \`${run.command}\` |`,
+      );
     }
     out.push(
       '',
@@ -668,7 +805,7 @@ function render(r: Results, minutes: number): string {
   if (r.idle) {
     const x = r.idle.report;
     out.push(
-      '## 10,000 idle-but-heartbeating bots: the monitor\'s CPU and RSS',
+      "## 10,000 idle-but-heartbeating bots: the monitor's CPU and RSS",
       '',
       `10,000 persistent bots, each registered with its own real (idle) process (\`--pid-per-bot\`), heartbeating every 30 s`,
       `(the client default), no llm_usage, the sampler at its default 15 s interval (${fmt(r.idle.sampler.watched)} pids watched, ${r.idle.sampler.rounds} rounds`,
@@ -680,7 +817,11 @@ function render(r: Results, minutes: number): string {
       '',
     );
     const busy = r.latency.find((l) => l.bots === 10_000);
-    if (busy) out.push(`For comparison, the same 10,000 bots heartbeating every **second** (previous section): ${busy.run.report.monitor.cpu_pct} % CPU, ${busy.run.report.monitor.rss_peak_mb} MB RSS peak.`, '');
+    if (busy)
+      out.push(
+        `For comparison, the same 10,000 bots heartbeating every **second** (previous section): ${busy.run.report.monitor.cpu_pct} % CPU, ${busy.run.report.monitor.rss_peak_mb} MB RSS peak.`,
+        '',
+      );
   }
 
   if (r.samplerRounds || r.samplerLatency) {
@@ -706,7 +847,11 @@ function render(r: Results, minutes: number): string {
         '| sampler | heartbeats measured | p50 ms | p99 ms | max ms | false stale | monitor CPU % | other work % | command |',
         '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
         `| 10,000-pid rounds every 2 s | ${fmt(x.latency_ms.count)} | ${x.latency_ms.p50} | ${x.latency_ms.p99} | ${x.latency_ms.max} | ${x.false_stale} | ${x.monitor.cpu_pct} | ${r.samplerLatency.otherWorkPct} | \`kissmon start --sample-interval 2\` + \`${r.samplerLatency.command}\` |`,
-        ...(busy ? [`| 4 pids (bots share their bot processes' pids), every 15 s | ${fmt(busy.report.latency_ms.count)} | ${busy.report.latency_ms.p50} | ${busy.report.latency_ms.p99} | ${busy.report.latency_ms.max} | ${busy.report.false_stale} | ${busy.report.monitor.cpu_pct} | ${busy.otherWorkPct} | (10,000-bot row above) |`] : []),
+        ...(busy
+          ? [
+              `| 4 pids (bots share their bot processes' pids), every 15 s | ${fmt(busy.report.latency_ms.count)} | ${busy.report.latency_ms.p50} | ${busy.report.latency_ms.p99} | ${busy.report.latency_ms.max} | ${busy.report.false_stale} | ${busy.report.monitor.cpu_pct} | ${busy.otherWorkPct} | (10,000-bot row above) |`,
+            ]
+          : []),
         '',
       );
     }
@@ -718,15 +863,15 @@ function render(r: Results, minutes: number): string {
     out.push(
       '## Alerter',
       '',
-      'The alerter\'s rules, grouping and delivery (`bench/alerts.ts`: the AlertEngine and Deliveries classes the actor runs,',
+      "The alerter's rules, grouping and delivery (`bench/alerts.ts`: the AlertEngine and Deliveries classes the actor runs,",
       'in-process, posting Alertmanager payloads to a receiver in another process on 127.0.0.1). Churn: 10,000 bots, 1 % of',
       'them changing state every second (half hang, half recover), groupWait/groupInterval 1 ms so the latency is the',
-      'machinery\'s alone (a real notification waits groupWaitMs, 10 s by default, on top). Latency is from the',
+      "machinery's alone (a real notification waits groupWaitMs, 10 s by default, on top). Latency is from the",
       'transition to the receiver holding the POST that first lists it; CPU % is of one core.',
       '',
       formatAlertBench(r.alerts),
       '',
-      'Every notification lists all of its group\'s firing alerts (as Alertmanager does), so under churn a POST carries',
+      "Every notification lists all of its group's firing alerts (as Alertmanager does), so under churn a POST carries",
       'the ~100 bots stale at that moment; the fleet-wide case is one POST of all 10,000.',
       '',
     );

@@ -74,11 +74,14 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
         onMetric: () => true,
       });
       await sampler.init();
-      sampler.apply(fleet.pids.map((pid, i) => ({ type: 'watch' as const, channel: `bot_${i}`, pid, start_time: null })));
+      sampler.apply(
+        fleet.pids.map((pid, i) => ({ type: 'watch' as const, channel: `bot_${i}`, pid, start_time: null })),
+      );
       const first = await timed(() => sampler.sampleNow());
-      const steady: Awaited<ReturnType<typeof timed<Awaited<ReturnType<ProcessSampler["sampleNow"]>>>>>[] = [];
+      const steady: Awaited<ReturnType<typeof timed<Awaited<ReturnType<ProcessSampler['sampleNow']>>>>>[] = [];
       for (let i = 0; i < 5; i++) steady.push(await timed(() => sampler.sampleNow()));
-      for (const r of [first, ...steady]) if (r.value.status !== 'published') throw new Error(`round ${r.value.status} at ${n} pids`);
+      for (const r of [first, ...steady])
+        if (r.value.status !== 'published') throw new Error(`round ${r.value.status} at ${n} pids`);
       // Peak fds, in an untimed round: poll the fd table whenever the thread is free.
       const idle = openFds();
       let peak = idle;
@@ -130,7 +133,14 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
 }
 
 export function formatSamplerBench(rows: SamplerBenchRow[]): string {
-  const header = ['pids', 'first round ms (cpu)', 'steady round ms (cpu)', 'peak fds', 'plain pidusage warm ms (cpu), fds held', 'raw /proc ms (cpu)'];
+  const header = [
+    'pids',
+    'first round ms (cpu)',
+    'steady round ms (cpu)',
+    'peak fds',
+    'plain pidusage warm ms (cpu), fds held',
+    'raw /proc ms (cpu)',
+  ];
   const lines = [
     `| ${header.join(' | ')} |`,
     `| ${header.map(() => '---').join(' | ')} |`,
@@ -145,7 +155,10 @@ export function formatSamplerBench(rows: SamplerBenchRow[]): string {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130)); // runs the 'exit' clean-up
-  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
   const rows = await benchSampler(sizes.length > 0 ? sizes : undefined);
   console.log(formatSamplerBench(rows));
 }

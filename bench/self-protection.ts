@@ -31,7 +31,10 @@ process.on('exit', () => {
 });
 
 /** `kissmon start`; stdout 'unread' is a pipe that is never read. */
-async function start(dir: TestDir, stdout: 'unread' | 'ignore'): Promise<{ child: ChildProcess; exit: Promise<{ code: number | null; signal: string | null }> }> {
+async function start(
+  dir: TestDir,
+  stdout: 'unread' | 'ignore',
+): Promise<{ child: ChildProcess; exit: Promise<{ code: number | null; signal: string | null }> }> {
   const child = spawn(process.execPath, [CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'info'], {
     stdio: ['ignore', stdout === 'unread' ? 'pipe' : 'ignore', 'ignore'],
   });
@@ -43,7 +46,12 @@ async function start(dir: TestDir, stdout: 'unread' | 'ignore'): Promise<{ child
       resolve({ code, signal });
     }),
   );
-  await waitFor('the monitor to answer', () => requestControl(controlSocketFor(dir.socket), 'GET', '/status', 1_000).then(() => true), 30_000, 100);
+  await waitFor(
+    'the monitor to answer',
+    () => requestControl(controlSocketFor(dir.socket), 'GET', '/status', 1_000).then(() => true),
+    30_000,
+    100,
+  );
   return { child, exit };
 }
 
@@ -53,14 +61,28 @@ async function shutdownWithLockHeld(): Promise<Record<string, unknown>> {
     let monitor = await start(dir, 'ignore');
     const lock = new Database(dir.db);
     lock.exec('BEGIN IMMEDIATE');
-    const lines = Array.from({ length: ROWS }, (_, i) =>
-      `${JSON.stringify({ type: 'llm_usage', id: `bench-${i}`, channel: 'bench', model: 'gpt-4o', feature: 'shutdown', tokens_in: i, tokens_out: 1 })}\n`).join('');
+    const lines = Array.from(
+      { length: ROWS },
+      (_, i) =>
+        `${JSON.stringify({ type: 'llm_usage', id: `bench-${i}`, channel: 'bench', model: 'gpt-4o', feature: 'shutdown', tokens_in: i, tokens_out: 1 })}\n`,
+    ).join('');
     await new Promise<void>((resolve, reject) => {
       const socket = net.connect(dir.socket, () => socket.end(lines, resolve));
       socket.once('error', reject);
     });
-    await waitFor('every line read', async () =>
-      (await requestControl<{ ingest: { accepted: { llm_usage: number } } }>(controlSocketFor(dir.socket), 'GET', '/health')).ingest.accepted.llm_usage >= ROWS, 60_000, 100);
+    await waitFor(
+      'every line read',
+      async () =>
+        (
+          await requestControl<{ ingest: { accepted: { llm_usage: number } } }>(
+            controlSocketFor(dir.socket),
+            'GET',
+            '/health',
+          )
+        ).ingest.accepted.llm_usage >= ROWS,
+      60_000,
+      100,
+    );
     const stopAt = performance.now();
     monitor.child.kill('SIGTERM');
     const exit = await monitor.exit;
@@ -72,16 +94,32 @@ async function shutdownWithLockHeld(): Promise<Record<string, unknown>> {
     const restartAt = performance.now();
     monitor = await start(dir, 'ignore');
     const db = new Database(dir.db, { readonly: true });
-    const count = db.prepare("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM llm_usage WHERE feature = 'shutdown'");
-    const stored = await waitFor('the spool replayed', () => {
-      const row = count.get() as { n: number; ids: number };
-      return row.n >= ROWS && row;
-    }, 120_000, 50);
+    const count = db.prepare(
+      "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM llm_usage WHERE feature = 'shutdown'",
+    );
+    const stored = await waitFor(
+      'the spool replayed',
+      () => {
+        const row = count.get() as { n: number; ids: number };
+        return row.n >= ROWS && row;
+      },
+      120_000,
+      50,
+    );
     const replayMs = Math.round(performance.now() - restartAt);
     db.close();
     monitor.child.kill('SIGTERM');
     await monitor.exit;
-    return { rows: ROWS, exit_code: exit.code, exit_signal: exit.signal, stop_ms: stopMs, spooled_lines: spooledLines, restart_to_all_stored_ms: replayMs, stored: stored.n, distinct_ids: stored.ids };
+    return {
+      rows: ROWS,
+      exit_code: exit.code,
+      exit_signal: exit.signal,
+      stop_ms: stopMs,
+      spooled_lines: spooledLines,
+      restart_to_all_stored_ms: replayMs,
+      stored: stored.n,
+      distinct_ids: stored.ids,
+    };
   } finally {
     dir.remove();
   }
@@ -91,14 +129,36 @@ async function heartbeatsWith(stdout: 'unread' | 'ignore'): Promise<Record<strin
   const dir = new TestDir();
   try {
     const monitor = await start(dir, stdout);
-    const { report, command } = await runLoadtestCli(['--socket', dir.socket, '--db', dir.db, '--bots', String(BOTS), '--duration', '15', '--heartbeat-interval', '1', '--llm-rate', '500']);
-    const health = await requestControl<{ log: { lines_dropped: number } }>(controlSocketFor(dir.socket), 'GET', '/health');
+    const { report, command } = await runLoadtestCli([
+      '--socket',
+      dir.socket,
+      '--db',
+      dir.db,
+      '--bots',
+      String(BOTS),
+      '--duration',
+      '15',
+      '--heartbeat-interval',
+      '1',
+      '--llm-rate',
+      '500',
+    ]);
+    const health = await requestControl<{ log: { lines_dropped: number } }>(
+      controlSocketFor(dir.socket),
+      'GET',
+      '/health',
+    );
     monitor.child.kill('SIGTERM');
     const exit = await monitor.exit;
     return {
-      stdout: stdout === 'unread' ? 'a pipe nobody reads' : '/dev/null', command,
-      heartbeat_p50_ms: report.latency_ms.p50, heartbeat_p99_ms: report.latency_ms.p99, lost: report.lost, false_stale: report.false_stale,
-      log_lines_dropped: health.log.lines_dropped, exit_code_after_sigterm: exit.code,
+      stdout: stdout === 'unread' ? 'a pipe nobody reads' : '/dev/null',
+      command,
+      heartbeat_p50_ms: report.latency_ms.p50,
+      heartbeat_p99_ms: report.latency_ms.p99,
+      lost: report.lost,
+      false_stale: report.false_stale,
+      log_lines_dropped: health.log.lines_dropped,
+      exit_code_after_sigterm: exit.code,
     };
   } finally {
     dir.remove();

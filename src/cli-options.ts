@@ -3,7 +3,14 @@
 import Table from 'cli-table3';
 import { InvalidArgumentError, Option } from 'commander';
 import { MonitorError } from './errors.js';
-import { CONFIG_FILE_ENV, envOverrides, readConfigFile, resolveConfig, type ConfigOverrides, type MonitorConfig } from './config.js';
+import {
+  CONFIG_FILE_ENV,
+  envOverrides,
+  readConfigFile,
+  resolveConfig,
+  type ConfigOverrides,
+  type MonitorConfig,
+} from './config.js';
 
 /** Bad usage: the CLI prints the message and exits 2. */
 export class UsageError extends MonitorError {
@@ -12,29 +19,46 @@ export class UsageError extends MonitorError {
   }
 }
 
-export const integerOption = (name: string, min: number, max: number) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
-  return n;
-};
+export const integerOption =
+  (name: string, min: number, max: number) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
 
 /** Seconds, fractions allowed (`--stale-after 2`, `--sample-interval 0.5`). */
-export const secondsOption = (name: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number of seconds (fractions allowed)`);
-  return n;
-};
+export const secondsOption =
+  (name: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${name} must be a positive number of seconds (fractions allowed)`);
+    return n;
+  };
 
-export const fractionOption = (name: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
-  return n;
-};
+export const fractionOption =
+  (name: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
+    return n;
+  };
 
 // No option defaults here: a flag overrides the config file and env only when it is given.
-export const socketOption = () => new Option('--socket <path>', 'bot socket path (config socketPath, env KISSBOT_MONITOR_SOCKET; default /tmp/kissbot_monitor.sock)');
-export const dbOption = () => new Option('--db <path>', 'SQLite database file (config dbPath, env KISSBOT_MONITOR_DB; default ./kissbot_monitor.db)');
-export const configOption = () => new Option('--config <file>', `JSON config file, any subset of the settings (env ${CONFIG_FILE_ENV})`);
+export const socketOption = () =>
+  new Option(
+    '--socket <path>',
+    'bot socket path (config socketPath, env KISSBOT_MONITOR_SOCKET; default /tmp/kissbot_monitor.sock)',
+  );
+export const dbOption = () =>
+  new Option(
+    '--db <path>',
+    'SQLite database file (config dbPath, env KISSBOT_MONITOR_DB; default ./kissbot_monitor.db)',
+  );
+export const configOption = () =>
+  new Option('--config <file>', `JSON config file, any subset of the settings (env ${CONFIG_FILE_ENV})`);
 
 /**
  * defaults < config file < env < flags given. Bad settings are usage errors (exit 2) naming the

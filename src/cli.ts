@@ -5,7 +5,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Kysely } from 'kysely';
-import { clientSettings, configOption, dbOption, fractionOption, integerOption, plainTable, resolveSettings, secondsOption, socketOption, UsageError } from './cli-options.js';
+import {
+  clientSettings,
+  configOption,
+  dbOption,
+  fractionOption,
+  integerOption,
+  plainTable,
+  resolveSettings,
+  secondsOption,
+  socketOption,
+  UsageError,
+} from './cli-options.js';
 import type { ConfigOverrides } from './config.js';
 import { statusRows } from './db/queries.js';
 import { openReadDatabase, type Database } from './db/schema.js';
@@ -15,7 +26,13 @@ import { ControlUnavailableError, requestControl } from './http/control-client.j
 import type { RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
 import { PriceTable } from './llm/prices.js';
-import { usageOptions, usageReport, USAGE_DIMENSIONS, type UsageFigures, type UsageReportOptions } from './llm/report.js';
+import {
+  usageOptions,
+  usageReport,
+  USAGE_DIMENSIONS,
+  type UsageFigures,
+  type UsageReportOptions,
+} from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import type { HealthReport, Monitor } from './monitor.js';
@@ -34,7 +51,8 @@ const fileMode = (value: string) => {
 const EXIT_FATAL = 1;
 /** Repeatable --alert-webhook: each one an http(s) URL. */
 const collectUrl = (value: string, previous: string[] | undefined): string[] => {
-  if (!/^https?:\/\/\S+$/.test(value)) throw new InvalidArgumentError('--alert-webhook must be an http:// or https:// URL');
+  if (!/^https?:\/\/\S+$/.test(value))
+    throw new InvalidArgumentError('--alert-webhook must be an http:// or https:// URL');
   return [...(previous ?? []), value];
 };
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
@@ -52,27 +70,75 @@ const program = new Command('kissmon')
 
 program
   .command('start')
-  .description('run the monitor in the foreground (stop with SIGTERM/SIGINT; SIGHUP reloads auth tokens and the expected fleet file)')
+  .description(
+    'run the monitor in the foreground (stop with SIGTERM/SIGINT; SIGHUP reloads auth tokens and the expected fleet file)',
+  )
   .addOption(socketOption())
   .addOption(dbOption())
   .addOption(configOption())
   .option('--print-config', 'print the resolved settings (defaults < config file < env < flags) as JSON and exit')
-  .option('--stale-after <sec>', 'mark a bot stale after this long without a heartbeat (default 120)', seconds('--stale-after'))
-  .option('--sample-interval <sec>', 'sample every bot\'s cpu/memory this often (default 15)', seconds('--sample-interval'))
-  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+  .option(
+    '--stale-after <sec>',
+    'mark a bot stale after this long without a heartbeat (default 120)',
+    seconds('--stale-after'),
+  )
+  .option(
+    '--sample-interval <sec>',
+    "sample every bot's cpu/memory this often (default 15)",
+    seconds('--sample-interval'),
+  )
+  .addOption(
+    new Option('--log-level <level>', 'log level').choices([
+      'trace',
+      'debug',
+      'info',
+      'warn',
+      'error',
+      'fatal',
+      'silent',
+    ]),
+  )
   .option('--socket-mode <mode>', 'file mode of the sockets (default 0660)', fileMode)
   .option('--socket-group <group>', 'group owning the sockets (name or gid)')
   .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
-  .option('--metrics-port <port>', 'also serve GET /metrics (Prometheus) on 127.0.0.1:PORT', integerOption('--metrics-port', 0, 65535))
-  .option('--http-port <port>', 'serve the dashboard and JSON API over HTTP on this port (docs/DASHBOARD.md)', integerOption('--http-port', 0, 65535))
+  .option(
+    '--metrics-port <port>',
+    'also serve GET /metrics (Prometheus) on 127.0.0.1:PORT',
+    integerOption('--metrics-port', 0, 65535),
+  )
+  .option(
+    '--http-port <port>',
+    'serve the dashboard and JSON API over HTTP on this port (docs/DASHBOARD.md)',
+    integerOption('--http-port', 0, 65535),
+  )
   .option('--http-host <address>', 'address the dashboard binds (default 127.0.0.1; any other needs --http-token-file)')
   .option('--http-token-file <file>', 'file holding the bearer token for the dashboard and API (admin actions need it)')
-  .option('--max-connections <n>', 'refuse connections beyond this many (default 20000)', integerOption('--max-connections', 1, 1_000_000))
-  .option('--alert-webhook <url>', 'send alert notifications (Alertmanager webhook format) to this URL; repeatable', collectUrl, undefined)
-  .option('--metrics-per-bot', 'also export kissmon_bot_up{channel} and kissmon_bot_last_heartbeat_seconds{channel} (one series per bot)')
+  .option(
+    '--max-connections <n>',
+    'refuse connections beyond this many (default 20000)',
+    integerOption('--max-connections', 1, 1_000_000),
+  )
+  .option(
+    '--alert-webhook <url>',
+    'send alert notifications (Alertmanager webhook format) to this URL; repeatable',
+    collectUrl,
+    undefined,
+  )
+  .option(
+    '--metrics-per-bot',
+    'also export kissmon_bot_up{channel} and kissmon_bot_last_heartbeat_seconds{channel} (one series per bot)',
+  )
   .option('--enable-faults', 'allow fault injection (tests and drills only)')
-  .option('--fault-sampler-delay <ms>', 'with --enable-faults: every stats call takes this long', integerOption('--fault-sampler-delay', 0, 3_600_000))
-  .option('--fault-writer-drop <ratio>', 'with --enable-faults: the writer loses this fraction of llm_usage rows', fractionOption('--fault-writer-drop'))
+  .option(
+    '--fault-sampler-delay <ms>',
+    'with --enable-faults: every stats call takes this long',
+    integerOption('--fault-sampler-delay', 0, 3_600_000),
+  )
+  .option(
+    '--fault-writer-drop <ratio>',
+    'with --enable-faults: the writer loses this fraction of llm_usage rows',
+    fractionOption('--fault-writer-drop'),
+  )
   .action(async (opts) => {
     const flags: ConfigOverrides = {
       socketPath: opts.socket,
@@ -88,7 +154,11 @@ program
       limits: { maxConnections: opts.maxConnections },
       metricsPerBot: opts.metricsPerBot,
       alerts: { webhooks: opts.alertWebhook },
-      faults: { enabled: opts.enableFaults, samplerDelayMs: opts.faultSamplerDelay, writerDropRatio: opts.faultWriterDrop },
+      faults: {
+        enabled: opts.enableFaults,
+        samplerDelayMs: opts.faultSamplerDelay,
+        writerDropRatio: opts.faultWriterDrop,
+      },
     };
     const config = resolveSettings(opts.config, flags);
     if (opts.printConfig) {
@@ -104,7 +174,8 @@ program
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
       // The operator's to fix (another monitor on the socket, a bad tokens or HTTP token file): usage; else fatal.
-      const usage = err instanceof SocketInUseError || err instanceof AuthFileError || err instanceof HttpTokenFileError;
+      const usage =
+        err instanceof SocketInUseError || err instanceof AuthFileError || err instanceof HttpTokenFileError;
       return exit(usage ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
@@ -125,7 +196,10 @@ program
       // Node joins every worker thread at exit, and one stuck in a system call never returns:
       // leave by signal instead (SIGTERM counts as a clean stop for systemd, SIGKILL as a failure).
       const signal = code === 0 ? 'SIGTERM' : 'SIGKILL';
-      log.error({ abandoned_threads: running.abandonedThreads, signal }, 'actor threads are stuck and cannot be joined: exiting by signal');
+      log.error(
+        { abandoned_threads: running.abandonedThreads, signal },
+        'actor threads are stuck and cannot be joined: exiting by signal',
+      );
       await drainLogs(LOG_DRAIN_AT_EXIT_MS);
       process.removeAllListeners('SIGTERM');
       process.kill(process.pid, signal);
@@ -144,7 +218,10 @@ function onFatal(log: Logger, monitor: () => Monitor | null): void {
     fatals++;
     const running = monitor();
     const now = fatals > 1 || running === null;
-    log.fatal({ err, kind, fatals }, now ? `${kind}: exiting now` : `${kind}: shutting down (flush, then exit ${EXIT_FATAL})`);
+    log.fatal(
+      { err, kind, fatals },
+      now ? `${kind}: exiting now` : `${kind}: shutting down (flush, then exit ${EXIT_FATAL})`,
+    );
     if (now) void exit(EXIT_FATAL);
     else void running.stop(EXIT_FATAL);
   };
@@ -182,10 +259,18 @@ program
       bots = withMissing(await withReadDatabase(dbPath, statusRows), loadExpected(settings.expected));
     }
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify(bots.map((b) => ({ ...b, source })), null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify(
+          bots.map((b) => ({ ...b, source })),
+          null,
+          2,
+        )}\n`,
+      );
       return;
     }
-    process.stdout.write(`${statusTable(bots.sort((a, b) => a.channel.localeCompare(b.channel)))}\n${statusSummary(bots)} — source: ${source}. cpu % (core) is % of one core and can exceed 100; cpu % (machine) is of all cores.\n`);
+    process.stdout.write(
+      `${statusTable(bots.sort((a, b) => a.channel.localeCompare(b.channel)))}\n${statusSummary(bots)} — source: ${source}. cpu % (core) is % of one core and can exceed 100; cpu % (machine) is of all cores.\n`,
+    );
   });
 
 /** Every WATCH_INTERVAL_MS: the live registry, worst bots first, as many as the terminal has rows for. */
@@ -193,7 +278,9 @@ const WATCH_INTERVAL_MS = 2_000;
 
 async function watchStatus(controlSocketPath: string): Promise<void> {
   if (!process.stdout.isTTY) {
-    throw new UsageError('--watch redraws the terminal every 2 s, and stdout is not a terminal; use `kissmon status` (prints once) or `--json`');
+    throw new UsageError(
+      '--watch redraws the terminal every 2 s, and stdout is not a terminal; use `kissmon status` (prints once) or `--json`',
+    );
   }
   const out = process.stdout;
   let stop = false;
@@ -213,12 +300,18 @@ async function watchStatus(controlSocketPath: string): Promise<void> {
         requestControl<{ actors: HealthReport }>(controlSocketPath, 'GET', '/health'),
       ]);
       const down = health.actors.filter((h) => !h.up).map((h) => h.actor);
-      const worst = bots.sort((a, b) => statusRank(a.status) - statusRank(b.status) || (b.heartbeat_age_s ?? 0) - (a.heartbeat_age_s ?? 0) || a.channel.localeCompare(b.channel));
+      const worst = bots.sort(
+        (a, b) =>
+          statusRank(a.status) - statusRank(b.status) ||
+          (b.heartbeat_age_s ?? 0) - (a.heartbeat_age_s ?? 0) ||
+          a.channel.localeCompare(b.channel),
+      );
       // The table takes 4 lines of frame and 2 per row (cli-table3 draws a line between rows).
       const fit = Math.max(1, Math.floor(((out.rows || 24) - 8) / 2));
       const shown = worst.slice(0, fit);
-      screen = `${statusSummary(bots)} · monitor ${down.length ? `DEGRADED (${down.join(', ')} down)` : 'ok'} · ${new Date().toISOString().slice(11, 19)} UTC · Ctrl-C quits\n`
-        + `${statusTable(shown)}\n${bots.length > shown.length ? `${bots.length - shown.length} more (healthier) not shown\n` : ''}`;
+      screen =
+        `${statusSummary(bots)} · monitor ${down.length ? `DEGRADED (${down.join(', ')} down)` : 'ok'} · ${new Date().toISOString().slice(11, 19)} UTC · Ctrl-C quits\n` +
+        `${statusTable(shown)}\n${bots.length > shown.length ? `${bots.length - shown.length} more (healthier) not shown\n` : ''}`;
     } catch (err) {
       screen = `kissmon status --watch: ${(err as Error).message}; trying again every ${WATCH_INTERVAL_MS / 1000} s\n`;
     }
@@ -234,26 +327,59 @@ function statusRank(status: StatusRow['status']): number {
 }
 
 function statusTable(bots: StatusRow[]): string {
-  const table = plainTable(['channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'cpu % (machine)', 'rss MB', 'sampled', 'features']);
+  const table = plainTable([
+    'channel',
+    'pid',
+    'status',
+    'last hb',
+    'cpu % (core)',
+    'cpu % (machine)',
+    'rss MB',
+    'sampled',
+    'features',
+  ]);
   for (const bot of bots) {
     table.push([
-      bot.channel, bot.pid ?? '-', bot.status,
-      bot.heartbeat_age_s !== null ? `${bot.heartbeat_age_s.toFixed(1)}s ago` : bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
-      fmt(bot.cpu_pct), fmt(bot.cpu_pct_machine), fmt(bot.rss_mb), bot.sampled_at ? ago(bot.sampled_at) : '-',
-      bot.features ? Object.entries(bot.features).filter(([, on]) => on).map(([k]) => k).join(',') : '',
+      bot.channel,
+      bot.pid ?? '-',
+      bot.status,
+      bot.heartbeat_age_s !== null
+        ? `${bot.heartbeat_age_s.toFixed(1)}s ago`
+        : bot.last_heartbeat
+          ? ago(bot.last_heartbeat)
+          : '-',
+      fmt(bot.cpu_pct),
+      fmt(bot.cpu_pct_machine),
+      fmt(bot.rss_mb),
+      bot.sampled_at ? ago(bot.sampled_at) : '-',
+      bot.features
+        ? Object.entries(bot.features)
+            .filter(([, on]) => on)
+            .map(([k]) => k)
+            .join(',')
+        : '',
     ]);
   }
   return table.toString();
 }
 
 function statusSummary(bots: StatusRow[]): string {
-  const counts = bots.reduce<Record<string, number>>((acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }), {});
-  return `${bots.length} bots (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'})`;
+  const counts = bots.reduce<Record<string, number>>(
+    (acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }),
+    {},
+  );
+  return `${bots.length} bots (${
+    Object.entries(counts)
+      .map(([s, n]) => `${n} ${s}`)
+      .join(', ') || 'none'
+  })`;
 }
 
 const usage = program
   .command('usage')
-  .description('LLM usage from the database: calls, tokens, cost, error rate, cached share, latency percentiles (docs/LLM_USAGE.md)')
+  .description(
+    'LLM usage from the database: calls, tokens, cost, error rate, cached share, latency percentiles (docs/LLM_USAGE.md)',
+  )
   .addOption(dbOption())
   .addOption(configOption())
   .option('--since <when>', 'window start: a duration before now (7d, 24h, 30m) or an ISO time', '7d')
@@ -268,7 +394,12 @@ const usage = program
     const config = clientSettings(opts);
     let options: UsageReportOptions;
     try {
-      options = usageOptions(config, { since: opts.since, until: opts.until, by: opts.by, ...(opts.top !== undefined && { top: String(opts.top) }) });
+      options = usageOptions(config, {
+        since: opts.since,
+        until: opts.until,
+        by: opts.by,
+        ...(opts.top !== undefined && { top: String(opts.top) }),
+      });
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
@@ -278,32 +409,72 @@ const usage = program
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
     }
-    const columns = ['calls', 'tokens_in', 'tokens_out', 'cached_share_pct', 'cost_usd', 'unpriced_calls', 'error_rate_pct', 'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms'] as const;
+    const columns = [
+      'calls',
+      'tokens_in',
+      'tokens_out',
+      'cached_share_pct',
+      'cost_usd',
+      'unpriced_calls',
+      'error_rate_pct',
+      'latency_p50_ms',
+      'latency_p95_ms',
+      'latency_p99_ms',
+    ] as const;
     if (opts.csv) {
       const cell = (v: string | number | null | undefined) => {
         const s = v === null || v === undefined ? '' : String(v);
         return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
       };
-      const lines = [[...report.by, ...columns].join(','), ...report.rows.map((r) => [...report.by.map((d) => r[d]), ...columns.map((c) => r[c])].map(cell).join(','))];
+      const lines = [
+        [...report.by, ...columns].join(','),
+        ...report.rows.map((r) => [...report.by.map((d) => r[d]), ...columns.map((c) => r[c])].map(cell).join(',')),
+      ];
       process.stdout.write(`${lines.join('\n')}\n`);
       return;
     }
-    const table = plainTable([...report.by, 'calls', 'tokens in', 'tokens out', 'cached %', 'cost USD', 'unpriced', 'err %', 'p50 ms', 'p95 ms', 'p99 ms']);
+    const table = plainTable([
+      ...report.by,
+      'calls',
+      'tokens in',
+      'tokens out',
+      'cached %',
+      'cost USD',
+      'unpriced',
+      'err %',
+      'p50 ms',
+      'p95 ms',
+      'p99 ms',
+    ]);
     // Unknown cost (every call unpriced): empty; partial (some unpriced): the priced calls' cost and `+`.
-    const cost = (r: UsageFigures) => (r.cost_usd === null ? '' : `${r.cost_usd.toFixed(6)}${r.unpriced_calls > 0 ? '+' : ''}`);
+    const cost = (r: UsageFigures) =>
+      r.cost_usd === null ? '' : `${r.cost_usd.toFixed(6)}${r.unpriced_calls > 0 ? '+' : ''}`;
     const line = (r: UsageFigures) => [
-      r.calls, r.tokens_in, r.tokens_out, r.cached_share_pct, cost(r), r.unpriced_calls, r.error_rate_pct, fmt(r.latency_p50_ms), fmt(r.latency_p95_ms), fmt(r.latency_p99_ms),
+      r.calls,
+      r.tokens_in,
+      r.tokens_out,
+      r.cached_share_pct,
+      cost(r),
+      r.unpriced_calls,
+      r.error_rate_pct,
+      fmt(r.latency_p50_ms),
+      fmt(r.latency_p95_ms),
+      fmt(r.latency_p99_ms),
     ];
     for (const r of report.rows) table.push([...report.by.map((d) => r[d] ?? ''), ...line(r)]);
     table.push([...report.by.map((_, i) => (i === 0 ? 'total' : '')), ...line(report.totals)]);
-    process.stdout.write(`${table.toString()}\n${report.since} to ${report.until}, from ${report.source === 'raw' ? 'raw rows' : 'rollups'}; percentiles ${report.percentiles}` +
-      `${report.percentiles === 'estimated' ? ' from rollup histograms (within ±12.5 %)' : ''}\n` +
-      `${report.totals.unpriced_calls > 0 ? 'cost USD: + = without the unpriced calls (no price known); empty = no call priced\n' : ''}`);
+    process.stdout.write(
+      `${table.toString()}\n${report.since} to ${report.until}, from ${report.source === 'raw' ? 'raw rows' : 'rollups'}; percentiles ${report.percentiles}` +
+        `${report.percentiles === 'estimated' ? ' from rollup histograms (within ±12.5 %)' : ''}\n` +
+        `${report.totals.unpriced_calls > 0 ? 'cost USD: + = without the unpriced calls (no price known); empty = no call priced\n' : ''}`,
+    );
   });
 
 usage
   .command('recompute')
-  .description('re-price stored llm_usage rows with the prices in force now (after a price fix); reports how many changed')
+  .description(
+    're-price stored llm_usage rows with the prices in force now (after a price fix); reports how many changed',
+  )
   .addOption(socketOption())
   .addOption(dbOption())
   .addOption(configOption())
@@ -317,9 +488,17 @@ usage
     }
     // Through the running monitor's writer (the one writer of the database); admin socket only.
     const { RECOMPUTE_TIMEOUT_MS } = await import('./llm/accounting.js');
-    const result = await requestControl<RecomputeResult>(clientSettings(opts).adminSocketPath, 'POST', `/usage/recompute?since=${encodeURIComponent(opts.since)}`, RECOMPUTE_TIMEOUT_MS);
+    const result = await requestControl<RecomputeResult>(
+      clientSettings(opts).adminSocketPath,
+      'POST',
+      `/usage/recompute?since=${encodeURIComponent(opts.since)}`,
+      RECOMPUTE_TIMEOUT_MS,
+    );
     if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    else process.stdout.write(`checked ${result.rows_checked} rows since ${result.since}: ${result.rows_changed} re-priced (${result.rows_priced_now} priced now, ${result.rows_unpriced_now} without a price now)\n`);
+    else
+      process.stdout.write(
+        `checked ${result.rows_checked} rows since ${result.since}: ${result.rows_changed} re-priced (${result.rows_priced_now} priced now, ${result.rows_unpriced_now} without a price now)\n`,
+      );
   });
 
 program
@@ -334,8 +513,20 @@ program
       return;
     }
     const table = plainTable(['model', 'from', 'in force', 'input', 'cached input', 'output', 'reasoning', 'source']);
-    for (const p of prices) table.push([p.model, p.from ?? 'always', p.current ? 'yes' : '', p.input, p.cached_input, p.output, p.reasoning, p.source]);
-    process.stdout.write(`${table.toString()}\nUSD per 1M tokens; a model no key matches has no price (cost NULL, counted as unpriced)\n`);
+    for (const p of prices)
+      table.push([
+        p.model,
+        p.from ?? 'always',
+        p.current ? 'yes' : '',
+        p.input,
+        p.cached_input,
+        p.output,
+        p.reasoning,
+        p.source,
+      ]);
+    process.stdout.write(
+      `${table.toString()}\nUSD per 1M tokens; a model no key matches has no price (cost NULL, counted as unpriced)\n`,
+    );
   });
 
 program
@@ -345,14 +536,30 @@ program
   .addOption(configOption())
   .option('--json', 'print JSON (the same as GET /budgets)')
   .action(async (opts) => {
-    const { budgets } = await requestControl<{ budgets: BudgetStatus[] }>(clientSettings(opts).controlSocketPath, 'GET', '/budgets');
+    const { budgets } = await requestControl<{ budgets: BudgetStatus[] }>(
+      clientSettings(opts).controlSocketPath,
+      'GET',
+      '/budgets',
+    );
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ budgets }, null, 2)}\n`);
       return;
     }
     const table = plainTable(['name', 'period', 'since', 'spent USD', 'limit USD', 'pct', 'projected USD', 'level']);
-    for (const b of budgets) table.push([b.name, b.period, b.period_start, b.spent_usd.toFixed(4), b.limit_usd, b.pct, b.projected_usd.toFixed(4), b.level]);
-    process.stdout.write(`${table.toString()}\n${budgets.length === 0 ? 'no budgets configured (config "budgets")\n' : ''}`);
+    for (const b of budgets)
+      table.push([
+        b.name,
+        b.period,
+        b.period_start,
+        b.spent_usd.toFixed(4),
+        b.limit_usd,
+        b.pct,
+        b.projected_usd.toFixed(4),
+        b.level,
+      ]);
+    process.stdout.write(
+      `${table.toString()}\n${budgets.length === 0 ? 'no budgets configured (config "budgets")\n' : ''}`,
+    );
   });
 
 program
@@ -362,21 +569,53 @@ program
   .addOption(configOption())
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    const { actors } = await requestControl<{ actors: HealthReport }>(clientSettings(opts).controlSocketPath, 'GET', '/health');
+    const { actors } = await requestControl<{ actors: HealthReport }>(
+      clientSettings(opts).controlSocketPath,
+      'GET',
+      '/health',
+    );
     // Scripts and systemd ExecStartPost= checks read the exit code, not the table.
     if (actors.some((h) => !h.up)) process.exitCode = 1;
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(actors, null, 2)}\n`);
       return;
     }
-    const table = plainTable(['actor', 'up', 'last answer', 'restarts', 'last restart', 'processed', 'queue', 'dropped', 'lag p99 ms', 'lag max ms', 'heap MB', 'uptime s']);
+    const table = plainTable([
+      'actor',
+      'up',
+      'last answer',
+      'restarts',
+      'last restart',
+      'processed',
+      'queue',
+      'dropped',
+      'lag p99 ms',
+      'lag max ms',
+      'heap MB',
+      'uptime s',
+    ]);
     for (const h of actors) {
       table.push([
-        h.actor, h.up ? 'yes' : 'NO', h.last_answer_ms_ago === null ? '-' : `${(h.last_answer_ms_ago / 1000).toFixed(1)}s ago`,
-        h.restarts, h.last_restart_reason ?? '-', h.processed, h.queue_depth, h.dropped, h.loop_lag_p99_ms, h.loop_lag_max_ms, h.heap_used_mb, h.uptime_s,
+        h.actor,
+        h.up ? 'yes' : 'NO',
+        h.last_answer_ms_ago === null ? '-' : `${(h.last_answer_ms_ago / 1000).toFixed(1)}s ago`,
+        h.restarts,
+        h.last_restart_reason ?? '-',
+        h.processed,
+        h.queue_depth,
+        h.dropped,
+        h.loop_lag_p99_ms,
+        h.loop_lag_max_ms,
+        h.heap_used_mb,
+        h.uptime_s,
       ]);
     }
-    const details = actors.map((h) => `  ${h.actor}: ${Object.entries(h.detail).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    const details = actors.map(
+      (h) =>
+        `  ${h.actor}: ${Object.entries(h.detail)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
+    );
     process.stdout.write(`${table.toString()}\n${details.join('\n')}\n`);
   });
 
@@ -388,13 +627,17 @@ program
   .addOption(socketOption())
   .addOption(configOption())
   .action(async (action: string, actor: string, opts) => {
-    if (action !== 'crash' && action !== 'hang') throw new UsageError(`unknown fault action ${action}; use "crash" or "hang"`);
-    if (!['registry', 'db', 'sampler', 'alerter'].includes(actor)) throw new UsageError('actor must be registry, db, sampler or alerter');
+    if (action !== 'crash' && action !== 'hang')
+      throw new UsageError(`unknown fault action ${action}; use "crash" or "hang"`);
+    if (!['registry', 'db', 'sampler', 'alerter'].includes(actor))
+      throw new UsageError('actor must be registry, db, sampler or alerter');
     // Admin route: only the monitor's own user can reach the admin socket (mode 0600).
     await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/fault/${action}?actor=${actor}`);
-    process.stdout.write(action === 'crash'
-      ? `asked ${actor} to crash; the supervisor restarts it (see kissmon health)\n`
-      : `asked ${actor} to hang; the supervisor finds it not answering and restarts it (see kissmon health)\n`);
+    process.stdout.write(
+      action === 'crash'
+        ? `asked ${actor} to crash; the supervisor restarts it (see kissmon health)\n`
+        : `asked ${actor} to hang; the supervisor finds it not answering and restarts it (see kissmon health)\n`,
+    );
   });
 
 program.addCommand(alertCommand());
@@ -424,7 +667,8 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     // Help and version are not errors; everything else commander rejects is bad usage.
-    process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : EXIT_USAGE;
+    process.exitCode =
+      err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : EXIT_USAGE;
   } else if (err instanceof UsageError) {
     process.stderr.write(`kissmon: ${err.message}\n`);
     process.exitCode = EXIT_USAGE;

@@ -122,7 +122,10 @@ function stdoutSink(): StdoutSink {
  */
 export function createLogger(level: string, bindings: Record<string, unknown> = {}, channel?: LogChannel): Logger {
   const destination = channel ? new WorkerLines(channel) : stdoutSink();
-  return pino({ level, base: { pid: process.pid, ...bindings }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  return pino(
+    { level, base: { pid: process.pid, ...bindings }, timestamp: pino.stdTimeFunctions.isoTime },
+    destination,
+  );
 }
 
 /** Main thread: a new channel into the stdout sink, for one worker (transfer `port` to it). */

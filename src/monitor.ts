@@ -111,7 +111,10 @@ export class Monitor {
       this.#resolveExit = resolve;
     });
     const maxPending = config.limits.maxPendingPerLink;
-    this.#registryLink = new Link('ingest-to-registry', { maxPending, onSignal: (body) => this.#ingest.markKnown(body as KnownConnections) });
+    this.#registryLink = new Link('ingest-to-registry', {
+      maxPending,
+      onSignal: (body) => this.#ingest.markKnown(body as KnownConnections),
+    });
     this.#writerLink = new Link('ingest-to-db', { maxPending });
     this.#alerterLink = new Link('ingest-to-alerter', { maxPending: 10_000 });
     this.#supervisor = new Supervisor({
@@ -126,20 +129,32 @@ export class Monitor {
     this.#monitorAlerts = new MonitorAlerts((input) => this.#alerterLink.send(input));
     this.#expected = loadExpected(config.expected);
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
-    this.#ingest = new IngestServer({ config, registry: this.#registryLink, writer: this.#writerLink, log, auth: this.#auth });
+    this.#ingest = new IngestServer({
+      config,
+      registry: this.#registryLink,
+      writer: this.#writerLink,
+      log,
+      auth: this.#auth,
+    });
     this.#readPool = new ReadPool(config.dbPath);
     const routes = this.#routes();
     this.#control = new ControlServer(routes, log);
     const { http } = config;
-    this.#dashboard = http.port === null ? null
-      : new DashboardServer({
-        routes,
-        feed: {
-          changes: (reset) => this.#supervisor.call('registry', (c) => c.feedChanges(reset)),
-          snapshot: () => this.#supervisor.call('registry', (c) => c.feedSnapshot()),
-        },
-        host: http.host, port: http.port, tokenFile: http.tokenFile, feedIntervalMs: http.feedIntervalMs, log,
-      });
+    this.#dashboard =
+      http.port === null
+        ? null
+        : new DashboardServer({
+            routes,
+            feed: {
+              changes: (reset) => this.#supervisor.call('registry', (c) => c.feedChanges(reset)),
+              snapshot: () => this.#supervisor.call('registry', (c) => c.feedSnapshot()),
+            },
+            host: http.host,
+            port: http.port,
+            tokenFile: http.tokenFile,
+            feedIntervalMs: http.feedIntervalMs,
+            log,
+          });
   }
 
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
@@ -150,9 +165,13 @@ export class Monitor {
     await monitor.#ingest.listen();
     try {
       await monitor.#supervisor.start();
-      await monitor.#control.listen('read', { path: config.controlSocketPath, access: { mode: config.socketMode, group: config.socketGroup } });
+      await monitor.#control.listen('read', {
+        path: config.controlSocketPath,
+        access: { mode: config.socketMode, group: config.socketGroup },
+      });
       await monitor.#control.listen('admin', { path: config.adminSocketPath, access: ADMIN_SOCKET_ACCESS });
-      if (config.metricsPort !== null) await monitor.#control.listen('metrics', { port: config.metricsPort, host: '127.0.0.1' });
+      if (config.metricsPort !== null)
+        await monitor.#control.listen('metrics', { port: config.metricsPort, host: '127.0.0.1' });
       await monitor.#dashboard?.listen();
     } catch (err) {
       // Whatever bots sent meanwhile is drained to the actors that did start, then everything closes.
@@ -168,7 +187,17 @@ export class Monitor {
     }, PULSE_MS);
     monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
     monitor.#timers.push(setInterval(() => monitor.#judgeMonitorAlerts(), MONITOR_ALERTS_MS));
-    log.info({ socket: config.socketPath, db: config.dbPath, control: config.controlSocketPath, admin: config.adminSocketPath, stale_after_s: config.staleAfterMs / 1000, sample_interval_s: config.sampleIntervalMs / 1000 }, 'kissbot-monitor started');
+    log.info(
+      {
+        socket: config.socketPath,
+        db: config.dbPath,
+        control: config.controlSocketPath,
+        admin: config.adminSocketPath,
+        stale_after_s: config.staleAfterMs / 1000,
+        sample_interval_s: config.sampleIntervalMs / 1000,
+      },
+      'kissbot-monitor started',
+    );
     await monitor.#notifyReady();
     return monitor;
   }
@@ -181,7 +210,10 @@ export class Monitor {
     systemd.ready(statusLine(await this.health()));
     const { hungAfterMs, backoffMaxMs } = this.config.supervisor;
     if (systemd.watchdogMs !== null && systemd.watchdogMs < hungAfterMs + backoffMaxMs) {
-      this.#log.warn({ watchdog_ms: systemd.watchdogMs, hung_after_ms: hungAfterMs, backoff_max_ms: backoffMaxMs }, 'WatchdogSec is shorter than hungAfterMs + backoffMaxMs: a hung actor may get the whole monitor restarted by systemd before the supervisor restarts the actor');
+      this.#log.warn(
+        { watchdog_ms: systemd.watchdogMs, hung_after_ms: hungAfterMs, backoff_max_ms: backoffMaxMs },
+        'WatchdogSec is shorter than hungAfterMs + backoffMaxMs: a hung actor may get the whole monitor restarted by systemd before the supervisor restarts the actor',
+      );
     }
     // Shutdown has its own deadline; withholding the watchdog then would only turn it into a kill.
     systemd.startWatchdog(() => (this.#stopping ? { alive: true, failing: [] } : this.#supervisor.liveness()));
@@ -224,29 +256,48 @@ export class Monitor {
       // 2.1 s") is the supervisor's to judge (it restarts a hung actor), not a page.
       if (!/^\w+: down for /.test(failing)) continue;
       const actor = failing.slice(0, failing.indexOf(':'));
-      if (actor !== this.#gaveUpOn) holding.push({ alertname: 'MonitorActorDown', labels: { actor }, summary: `monitor actor ${failing}` });
+      if (actor !== this.#gaveUpOn)
+        holding.push({ alertname: 'MonitorActorDown', labels: { actor }, summary: `monitor actor ${failing}` });
     }
     if (this.#gaveUpOn !== null) {
-      holding.push({ alertname: 'MonitorActorDown', labels: { actor: this.#gaveUpOn }, summary: `monitor actor ${this.#gaveUpOn} restarted past the intensity limit: the monitor exits for the service manager to restart it` });
+      holding.push({
+        alertname: 'MonitorActorDown',
+        labels: { actor: this.#gaveUpOn },
+        summary: `monitor actor ${this.#gaveUpOn} restarted past the intensity limit: the monitor exits for the service manager to restart it`,
+      });
     }
     const pausedAfter = this.config.alerts.ingestPausedAfterMs;
     if (this.#ingest.backpressured) this.#backpressuredSince ??= now;
     else this.#backpressuredSince = null;
     if (this.#backpressuredSince !== null && now - this.#backpressuredSince >= pausedAfter) {
-      holding.push({ alertname: 'MonitorIngestPaused', labels: { cause: 'backpressure' }, summary: `reading from bots paused by backpressure for ${Math.round((now - this.#backpressuredSince) / 1000)} s` });
+      holding.push({
+        alertname: 'MonitorIngestPaused',
+        labels: { cause: 'backpressure' },
+        summary: `reading from bots paused by backpressure for ${Math.round((now - this.#backpressuredSince) / 1000)} s`,
+      });
     }
     const writer = this.#lastHealth.find((h) => h.actor === 'db')?.detail;
     if (typeof writer?.waiting === 'string' && Number(writer.waiting_s) * 1000 >= pausedAfter) {
-      holding.push({ alertname: 'MonitorIngestPaused', labels: { cause: `database_${writer.waiting}` }, summary: `database writer waiting (${writer.waiting}) for ${writer.waiting_s} s: rows are held and spooled` });
+      holding.push({
+        alertname: 'MonitorIngestPaused',
+        labels: { cause: `database_${writer.waiting}` },
+        summary: `database writer waiting (${writer.waiting}) for ${writer.waiting_s} s: rows are held and spooled`,
+      });
     } else if (typeof writer?.blocked_s === 'number' && writer.blocked_s * 1000 >= pausedAfter) {
-      holding.push({ alertname: 'MonitorIngestPaused', labels: { cause: 'database_locked' }, summary: `every commit has found the database locked for ${writer.blocked_s} s: rows are held and spooled` });
+      holding.push({
+        alertname: 'MonitorIngestPaused',
+        labels: { cause: 'database_locked' },
+        summary: `every commit has found the database locked for ${writer.blocked_s} s: rows are held and spooled`,
+      });
     }
     this.#monitorAlerts.update(holding, now);
   }
 
   /** Everything received so far, committed: resolves true once it is in the database. */
   async flush(timeoutMs = 10_000): Promise<boolean> {
-    const ingestDone = (await Promise.all([this.#registryLink.drained(timeoutMs), this.#writerLink.drained(timeoutMs)])).every(Boolean);
+    const ingestDone = (
+      await Promise.all([this.#registryLink.drained(timeoutMs), this.#writerLink.drained(timeoutMs)])
+    ).every(Boolean);
     const registryDone = await this.#supervisor.call('registry', (c) => c.flush().then(() => true), timeoutMs);
     const writerDone = await this.#supervisor.call('db', (c) => c.flush().then(() => true), timeoutMs);
     return ingestDone && registryDone === true && writerDone === true;
@@ -289,18 +340,39 @@ export class Monitor {
       clearInterval(this.#pulseTimer ?? undefined);
       const flushed =
         (await this.#registryLink.drained(untilActors(linksDueAt))) &&
-        (await this.#supervisor.call('registry', (c) => c.flush().then(() => true), Math.max(1, untilActors(linksDueAt)))) === true &&
+        (await this.#supervisor.call(
+          'registry',
+          (c) => c.flush().then(() => true),
+          Math.max(1, untilActors(linksDueAt)),
+        )) === true &&
         (await this.#writerLink.drained(untilActors(linksDueAt)));
-      if (!flushed) this.#log.error({ pending_registry: this.#registryLink.pending, pending_writer: this.#writerLink.pending }, 'shutdown: the actors did not take everything in time; spooling what is left here');
-      if (!this.#hurried && Date.now() < this.#spoolAt!) await this.#unlessHurried(this.#reportHealth(), until(this.#spoolAt!));
+      if (!flushed)
+        this.#log.error(
+          { pending_registry: this.#registryLink.pending, pending_writer: this.#writerLink.pending },
+          'shutdown: the actors did not take everything in time; spooling what is left here',
+        );
+      if (!this.#hurried && Date.now() < this.#spoolAt!)
+        await this.#unlessHurried(this.#reportHealth(), until(this.#spoolAt!));
       await this.#writerLink.drained(Math.min(500, untilActors(linksDueAt)));
       await this.#supervisor.stop(deadlineAt - 500);
       const spooled = spoolUnacknowledged(this.#writerLink, this.config, this.#log);
       // Bot messages the registry never acknowledged: it did not answer, so they became no row.
       const lostSignals = this.#registryLink.pending;
-      if (lostSignals > 0) this.#log.error({ signals_lost: lostSignals }, 'shutdown: register/heartbeat/unregister messages the registry never handled');
+      if (lostSignals > 0)
+        this.#log.error(
+          { signals_lost: lostSignals },
+          'shutdown: register/heartbeat/unregister messages the registry never handled',
+        );
       await this.#teardown();
-      this.#log.info({ ingest: this.#ingest.stats(), stop_ms: Date.now() - stopStartedAt, main_spooled_rows: spooled.spooled, rows_lost: spooled.lost }, 'stopped');
+      this.#log.info(
+        {
+          ingest: this.#ingest.stats(),
+          stop_ms: Date.now() - stopStartedAt,
+          main_spooled_rows: spooled.spooled,
+          rows_lost: spooled.lost,
+        },
+        'stopped',
+      );
       this.#resolveExit(exitCode);
     })();
     return this.#stopping;
@@ -331,7 +403,9 @@ export class Monitor {
   /** Waits for `work`, at most `ms`, less if a second signal comes (work goes on in the background). */
   #unlessHurried(work: Promise<unknown>, ms: number): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
-    return Promise.race([work, this.#hurriedSignal, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+    return Promise.race([work, this.#hurriedSignal, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() =>
+      clearTimeout(timer),
+    );
   }
 
   async #teardown(): Promise<void> {
@@ -394,7 +468,11 @@ export class Monitor {
       const level = !h.up || h.dropped > 0 || h.loop_lag_p99_ms > 1_000 ? 'warn' : 'info';
       this.#log[level](h, 'worker health');
       // worker_health has no columns for these: they go into detail_json.
-      const supervision = { up: h.up, last_answer_ms_ago: h.last_answer_ms_ago, last_restart_reason: h.last_restart_reason };
+      const supervision = {
+        up: h.up,
+        last_answer_ms_ago: h.last_answer_ms_ago,
+        last_restart_reason: h.last_restart_reason,
+      };
       this.#writerLink.send({ type: 'health', at, health: { ...h, detail: { ...h.detail, ...supervision } } });
     }
   }
@@ -406,9 +484,15 @@ export class Monitor {
   #routes(): ControlRoute[] {
     const faults = this.config.faults.enabled;
     const none = Type.Object({}, { additionalProperties: false });
-    const actorQuery = Type.Object({
-      actor: Type.Union(FAULT_ACTORS.map((a) => Type.Literal(a)), { must: FAULT_ACTORS.join(', ') }),
-    }, { additionalProperties: false });
+    const actorQuery = Type.Object(
+      {
+        actor: Type.Union(
+          FAULT_ACTORS.map((a) => Type.Literal(a)),
+          { must: FAULT_ACTORS.join(', ') },
+        ),
+      },
+      { additionalProperties: false },
+    );
     const metrics = createMetrics({
       ingest: () => this.#ingest.counters,
       links: () => this.#linkStats(),
@@ -422,9 +506,18 @@ export class Monitor {
       if (!faults) throw new HttpError(403, 'fault injection is off (start the monitor with --enable-faults)');
     };
     return [
-      route({ method: 'GET', path: METRICS_PATH, admin: false, query: none, handler: async () => new TextBody(metrics.contentType, await metrics.metrics()) }),
       route({
-        method: 'GET', path: '/status', admin: false, query: none,
+        method: 'GET',
+        path: METRICS_PATH,
+        admin: false,
+        query: none,
+        handler: async () => new TextBody(metrics.contentType, await metrics.metrics()),
+      }),
+      route({
+        method: 'GET',
+        path: '/status',
+        admin: false,
+        query: none,
         handler: async () => {
           const bots = await this.#supervisor.call('registry', (c) => c.snapshot());
           if (bots === null) throw new HttpError(503, 'registry is restarting; try again');
@@ -432,29 +525,64 @@ export class Monitor {
         },
       }),
       route({
-        method: 'GET', path: '/health', admin: false, query: none,
-        handler: async () => ({ actors: await this.health(), ingest: this.#ingest.stats(), control: { rejected: this.#control.rejected() }, log: { lines_dropped: logLinesDropped() }, process: processStats() }),
+        method: 'GET',
+        path: '/health',
+        admin: false,
+        query: none,
+        handler: async () => ({
+          actors: await this.health(),
+          ingest: this.#ingest.stats(),
+          control: { rejected: this.#control.rejected() },
+          log: { lines_dropped: logLinesDropped() },
+          process: processStats(),
+        }),
       }),
-      route({ method: 'GET', path: '/latency', admin: false, query: none, handler: async () => this.#supervisor.call('registry', (c) => c.latency()) }),
+      route({
+        method: 'GET',
+        path: '/latency',
+        admin: false,
+        query: none,
+        handler: async () => this.#supervisor.call('registry', (c) => c.latency()),
+      }),
       ...llmRoutes({
         config: this.config,
         usage: (options) => this.#readPool.usage(options),
         budgets: async () => (await this.#supervisor.call('db', (c) => c.budgets())) ?? null,
         recompute: (sinceMs) => this.#supervisor.call('db', (c) => c.recompute(sinceMs), RECOMPUTE_TIMEOUT_MS),
       }),
-      ...alertRoutes((fn) => this.#supervisor.call('alerter', fn, this.config.alerts.deliveryTimeoutMs + CONTROL_SLACK_MS)),
-      route({ method: 'POST', path: '/flush', admin: true, query: none, handler: async () => ({ flushed: await this.flush() }) }),
+      ...alertRoutes((fn) =>
+        this.#supervisor.call('alerter', fn, this.config.alerts.deliveryTimeoutMs + CONTROL_SLACK_MS),
+      ),
       route({
-        method: 'POST', path: '/latency/reset', admin: true, query: none,
+        method: 'POST',
+        path: '/flush',
+        admin: true,
+        query: none,
+        handler: async () => ({ flushed: await this.flush() }),
+      }),
+      route({
+        method: 'POST',
+        path: '/latency/reset',
+        admin: true,
+        query: none,
         handler: async () => {
           await this.#supervisor.call('registry', (c) => c.resetLatency());
           return { reset: true };
         },
       }),
       ...botRoutes(this.#readPool),
-      ...([['crash', 'crashed'], ['hang', 'hung']] as const).map(([kind, answer]) =>
+      ...(
+        [
+          ['crash', 'crashed'],
+          ['hang', 'hung'],
+        ] as const
+      ).map(([kind, answer]) =>
         route({
-          method: 'POST', path: `/fault/${kind}`, admin: true, socketOnly: true, query: actorQuery,
+          method: 'POST',
+          path: `/fault/${kind}`,
+          admin: true,
+          socketOnly: true,
+          query: actorQuery,
           handler: async (q) => {
             requireFaults();
             await this.#supervisor.fault(q.actor, kind);
@@ -463,7 +591,11 @@ export class Monitor {
         }),
       ),
       route({
-        method: 'POST', path: '/fault/unhandled-rejection', admin: true, socketOnly: true, query: none,
+        method: 'POST',
+        path: '/fault/unhandled-rejection',
+        admin: true,
+        socketOnly: true,
+        query: none,
         handler: async () => {
           requireFaults();
           this.#log.warn('fault injection: a promise rejection nobody handles, on the main thread');

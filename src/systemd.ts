@@ -52,7 +52,10 @@ export class SystemdNotifier {
     const path = env.NOTIFY_SOCKET;
     if (!path) return null;
     if (path.startsWith('@')) {
-      log.warn({ notify_socket: path }, 'NOTIFY_SOCKET is an abstract socket name, which unix-dgram cannot address: no READY/WATCHDOG/STATUS is sent');
+      log.warn(
+        { notify_socket: path },
+        'NOTIFY_SOCKET is an abstract socket name, which unix-dgram cannot address: no READY/WATCHDOG/STATUS is sent',
+      );
       return null;
     }
     const usec = Number(env.WATCHDOG_USEC);
@@ -85,7 +88,10 @@ export class SystemdNotifier {
         this.#send('WATCHDOG=1');
       } else if (!this.#withheld) {
         this.#withheld = true;
-        this.#log.warn({ failing: liveness.failing, watchdog_ms: this.watchdogMs }, 'watchdog withheld: an actor does not prove liveness (systemd restarts the monitor if this lasts WatchdogSec)');
+        this.#log.warn(
+          { failing: liveness.failing, watchdog_ms: this.watchdogMs },
+          'watchdog withheld: an actor does not prove liveness (systemd restarts the monitor if this lasts WatchdogSec)',
+        );
       }
     };
     tick();

@@ -29,9 +29,11 @@ describe('MonitorActorDown', () => {
     await crash();
     assert.equal(await monitor.exited, 1, 'exit code after giving up');
     assert.match(monitor.output(), /actor sampler restarted more than 1 times/);
-    assert.deepEqual(receiver.seen('/am'), [
-      { status: 'firing', alerts: [{ status: 'firing', alertname: 'MonitorActorDown' }] },
-    ], 'exactly one notification, received before the exit');
+    assert.deepEqual(
+      receiver.seen('/am'),
+      [{ status: 'firing', alerts: [{ status: 'firing', alertname: 'MonitorActorDown' }] }],
+      'exactly one notification, received before the exit',
+    );
     const body = receiver.received[0].body as Notification;
     assert.deepEqual(body.alerts[0].labels, { alertname: 'MonitorActorDown', severity: 'critical', actor: 'sampler' });
     assert.match(body.alerts[0].annotations.summary, /sampler restarted past the intensity limit/);
@@ -42,8 +44,10 @@ describe('MonitorActorDown', () => {
     ctx.config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }] });
     ctx.monitor = await startMonitor(dir, ['--config', ctx.config]);
     await waitFor('resolved notification', () => receiver.seen('/am').length >= 2, 30_000);
-    assert.deepEqual(receiver.seen('/am')[1],
-      { status: 'resolved', alerts: [{ status: 'resolved', alertname: 'MonitorActorDown' }] });
+    assert.deepEqual(receiver.seen('/am')[1], {
+      status: 'resolved',
+      alerts: [{ status: 'resolved', alertname: 'MonitorActorDown' }],
+    });
     const resolved = (receiver.received[1].body as Notification).alerts[0];
     assert.deepEqual(resolved.labels, { alertname: 'MonitorActorDown', severity: 'critical', actor: 'sampler' });
     assert.ok(Date.parse(resolved.endsAt) > 0, `endsAt set: ${resolved.endsAt}`);

@@ -17,11 +17,25 @@ describe('LlmBudgetExceeded end to end', () => {
 
   it('sends a warning, then a critical notification, once each', async () => {
     const { monitor, receiver } = ctx;
-    const usage = (n: number) => Array.from({ length: n }, () =>
-      line({ type: 'llm_usage', channel: 'spender_bot', model: 'tiny-model', feature: 'chat', tokens_in: 1, tokens_out: 0 }));
-    const firing = () => receiver.received.flatMap((r) => (r.body as { alerts: { status: string; labels: Record<string, string> }[] }).alerts)
-      .filter((a) => a.status === 'firing' && a.labels.alertname === 'LlmBudgetExceeded');
-    await sendLines(monitor.socket, [line({ type: 'register', channel: 'spender_bot', pid: process.pid, features: { llm: true } }), ...usage(6)]);
+    const usage = (n: number) =>
+      Array.from({ length: n }, () =>
+        line({
+          type: 'llm_usage',
+          channel: 'spender_bot',
+          model: 'tiny-model',
+          feature: 'chat',
+          tokens_in: 1,
+          tokens_out: 0,
+        }),
+      );
+    const firing = () =>
+      receiver.received
+        .flatMap((r) => (r.body as { alerts: { status: string; labels: Record<string, string> }[] }).alerts)
+        .filter((a) => a.status === 'firing' && a.labels.alertname === 'LlmBudgetExceeded');
+    await sendLines(monitor.socket, [
+      line({ type: 'register', channel: 'spender_bot', pid: process.pid, features: { llm: true } }),
+      ...usage(6),
+    ]);
     await waitFor('registered', () => botStatus(monitor, 'spender_bot'));
     await flush(monitor);
     await waitFor('warning notification', () => firing().length >= 1, 30_000);
@@ -29,6 +43,12 @@ describe('LlmBudgetExceeded end to end', () => {
     await flush(monitor);
     await waitFor('critical notification', () => firing().length >= 2, 30_000);
     await sleep(2_000); // past a group interval: anything sent twice would be here
-    assert.deepEqual(firing().map((a) => [a.labels.severity, a.labels.budget, a.labels.period]), [['warning', 'tiny', 'day'], ['critical', 'tiny', 'day']]);
+    assert.deepEqual(
+      firing().map((a) => [a.labels.severity, a.labels.budget, a.labels.period]),
+      [
+        ['warning', 'tiny', 'day'],
+        ['critical', 'tiny', 'day'],
+      ],
+    );
   });
 });

@@ -11,10 +11,34 @@ import type { Notification } from '../src/alerts/model.js';
 import { nextPeriodStart, periodStart } from '../src/llm/periods.js';
 
 const DAY = 86_400_000;
-const settings = { groupWaitMs: 100, groupIntervalMs: 100, repeatIntervalMs: 10 * DAY, flapWindowMs: 60_000, flapMaxTransitions: 4, missingGraceMs: 1_000, staleAfterMs: 1_000 };
+const settings = {
+  groupWaitMs: 100,
+  groupIntervalMs: 100,
+  repeatIntervalMs: 10 * DAY,
+  flapWindowMs: 60_000,
+  flapMaxTransitions: 4,
+  missingGraceMs: 1_000,
+  staleAfterMs: 1_000,
+};
 
-function budget(level: 'ok' | 'warning' | 'critical', periodStart: number, at: number, periodEnd = periodStart + DAY): AlerterInput {
-  return { type: 'budget', at, budget: 'daily', period: 'day', periodStart, periodEnd, level, spentUsd: level === 'ok' ? 1 : 9, limitUsd: 10, pct: level === 'ok' ? 10 : 90 };
+function budget(
+  level: 'ok' | 'warning' | 'critical',
+  periodStart: number,
+  at: number,
+  periodEnd = periodStart + DAY,
+): AlerterInput {
+  return {
+    type: 'budget',
+    at,
+    budget: 'daily',
+    period: 'day',
+    periodStart,
+    periodEnd,
+    level,
+    spentUsd: level === 'ok' ? 1 : 9,
+    limitUsd: 10,
+    pct: level === 'ok' ? 10 : 90,
+  };
 }
 
 describe('LlmBudgetExceeded', () => {
@@ -28,16 +52,29 @@ describe('LlmBudgetExceeded', () => {
       now += 1_000;
       engine.tick(now);
     };
-    const seen = () => sent.map((n) => (n.type === 'alerts' ? n.alerts.map((a) => `${a.status}:${a.labels.severity}:${a.labels.period_start}`) : []));
+    const seen = () =>
+      sent.map((n) =>
+        n.type === 'alerts' ? n.alerts.map((a) => `${a.status}:${a.labels.severity}:${a.labels.period_start}`) : [],
+      );
 
     step(budget('warning', day0, now));
     step(budget('critical', day0, now));
     step(budget('ok', day0, now));
     const start = new Date(day0).toISOString();
-    assert.deepEqual(seen(), [[`firing:warning:${start}`], [`firing:critical:${start}`, `resolved:warning:${start}`], [`resolved:critical:${start}`]]);
+    assert.deepEqual(seen(), [
+      [`firing:warning:${start}`],
+      [`firing:critical:${start}`, `resolved:warning:${start}`],
+      [`resolved:critical:${start}`],
+    ]);
     const labels = (sent[0] as Extract<Notification, { type: 'alerts' }>).alerts[0].labels;
-    assert.deepEqual(labels, { alertname: 'LlmBudgetExceeded', severity: 'warning', budget: 'daily', period: 'day', period_start: start,
-      period_end: new Date(day0 + DAY).toISOString() });
+    assert.deepEqual(labels, {
+      alertname: 'LlmBudgetExceeded',
+      severity: 'warning',
+      budget: 'daily',
+      period: 'day',
+      period_start: start,
+      period_end: new Date(day0 + DAY).toISOString(),
+    });
 
     sent.length = 0;
     step(budget('critical', day0, now));
@@ -65,7 +102,9 @@ describe('LlmBudgetExceeded', () => {
     assert.equal(sent.length, 1, 'not resolved before the period ends');
     engine.tick(end + 10_000);
     engine.tick(end + 20_000);
-    const resolved = sent.slice(1).flatMap((n) => (n.type === 'alerts' ? n.alerts.map((a) => `${a.status}:${a.labels.period_end}`) : []));
+    const resolved = sent
+      .slice(1)
+      .flatMap((n) => (n.type === 'alerts' ? n.alerts.map((a) => `${a.status}:${a.labels.period_end}`) : []));
     assert.deepEqual(resolved, [`resolved:${new Date(end).toISOString()}`]);
   });
 });

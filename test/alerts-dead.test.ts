@@ -6,7 +6,10 @@ import { alertMonitor } from './helpers/alerts.js';
 import { botStatus, sleep, startBot, waitFor } from './helpers/monitor-process.js';
 
 describe('BotDead', () => {
-  const ctx = alertMonitor((_dir, receiver) => ({ alerts: { receivers: [{ url: receiver.url('/am') }] }, other: { staleAfterMs: 10_000 } }));
+  const ctx = alertMonitor((_dir, receiver) => ({
+    alerts: { receivers: [{ url: receiver.url('/am') }] },
+    other: { staleAfterMs: 10_000 },
+  }));
 
   it('fires for a killed bot with reason process_exited, and not for planned or clean stops', async () => {
     const { monitor, receiver } = ctx;
@@ -21,12 +24,18 @@ describe('BotDead', () => {
     await Promise.all([deployed.exited, stopped.exited]);
     killed.child.kill('SIGKILL');
     await waitFor('BotDead notification', () => receiver.seen('/am').length >= 1, 30_000);
-    for (const channel of ['deployed_bot', 'stopped_bot']) assert.equal((await botStatus(monitor, channel))?.status, 'offline', `${channel} went offline`);
+    for (const channel of ['deployed_bot', 'stopped_bot'])
+      assert.equal((await botStatus(monitor, channel))?.status, 'offline', `${channel} went offline`);
     await sleep(2_000);
     assert.deepEqual(receiver.seen('/am'), [
-      { status: 'firing', alerts: [{ status: 'firing', alertname: 'BotDead', channel: 'killed_bot', reason: 'process_exited' }] },
+      {
+        status: 'firing',
+        alerts: [{ status: 'firing', alertname: 'BotDead', channel: 'killed_bot', reason: 'process_exited' }],
+      },
     ]);
-    const alert = (receiver.received[0].body as { alerts: { labels: Record<string, string>; annotations: { summary: string } }[] }).alerts[0];
+    const alert = (
+      receiver.received[0].body as { alerts: { labels: Record<string, string>; annotations: { summary: string } }[] }
+    ).alerts[0];
     assert.equal(alert.labels.severity, 'critical');
     assert.match(alert.annotations.summary, /killed_bot.*exited/);
   });

@@ -10,7 +10,12 @@ import { botStatus, sleep, startBot, waitFor } from './helpers/monitor-process.j
 
 describe('BotFlapping', () => {
   const ctx = alertMonitor((_dir, receiver) => ({
-    alerts: { receivers: [{ url: receiver.url('/am') }], groupWaitMs: 200, groupIntervalMs: 400, flap: { windowMs: 120_000, maxTransitions: 4 } },
+    alerts: {
+      receivers: [{ url: receiver.url('/am') }],
+      groupWaitMs: 200,
+      groupIntervalMs: 400,
+      flap: { windowMs: 120_000, maxTransitions: 4 },
+    },
     other: { staleAfterMs: 1_500 },
   }));
 
@@ -19,7 +24,8 @@ describe('BotFlapping', () => {
     const bot = startBot(monitor.socket, 'flappy', 200);
     const state = async () => (await botStatus(monitor, 'flappy'))?.status;
     await waitFor('bot online', async () => (await state()) === 'online');
-    const alerts = async () => (await requestControl<{ alerts: AlertView[] }>(monitor.control, 'GET', '/alerts')).alerts;
+    const alerts = async () =>
+      (await requestControl<{ alerts: AlertView[] }>(monitor.control, 'GET', '/alerts')).alerts;
     // Four hang/recover cycles: eight transitions, flapping from the fifth on.
     for (let cycle = 0; cycle < 4; cycle++) {
       process.kill(bot.pid, 'SIGSTOP');
@@ -37,9 +43,14 @@ describe('BotFlapping', () => {
     await sleep(1_500);
     const seen = receiver.seen('/am');
     const flapping = seen.filter((n) => n.alerts.some((a) => a.alertname === 'BotFlapping'));
-    assert.deepEqual(flapping, [{ status: 'firing', alerts: [{ status: 'firing', alertname: 'BotFlapping', channel: 'flappy' }] }]);
+    assert.deepEqual(flapping, [
+      { status: 'firing', alerts: [{ status: 'firing', alertname: 'BotFlapping', channel: 'flappy' }] },
+    ]);
     const stale = seen.filter((n) => n.alerts.some((a) => a.alertname === 'BotStale'));
-    assert.ok(stale.length >= 1 && stale.length <= 4, `${stale.length} BotStale notifications: ${JSON.stringify(stale)}`);
+    assert.ok(
+      stale.length >= 1 && stale.length <= 4,
+      `${stale.length} BotStale notifications: ${JSON.stringify(stale)}`,
+    );
     assert.equal(seen.length, flapping.length + stale.length, 'nothing else was sent');
     const firing = (await alerts()).filter((a) => a.state === 'firing').map((a) => a.alertname);
     assert.deepEqual(firing, ['BotFlapping'], 'still flapping: it resolves only after a stable window');

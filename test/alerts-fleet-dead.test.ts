@@ -6,7 +6,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { alertConfig, TestReceiver } from './helpers/alerts.js';
-import { line, sleep, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  line,
+  sleep,
+  startMonitor,
+  status,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const BOTS = 30;
 
@@ -21,7 +30,11 @@ describe('fleet-wide BotDead', () => {
   before(async () => {
     await receiver.listen();
     // groupWait 2 s: the sampler reports every 0.5 s, so all 30 deaths fall into the first flush or two.
-    const config = alertConfig(dir, { receivers: [{ url: receiver.url('/am') }], groupWaitMs: 2_000, groupIntervalMs: 2_000 }, { staleAfterMs: 30_000 });
+    const config = alertConfig(
+      dir,
+      { receivers: [{ url: receiver.url('/am') }], groupWaitMs: 2_000, groupIntervalMs: 2_000 },
+      { staleAfterMs: 30_000 },
+    );
     monitor = await startMonitor(dir, ['--config', config]);
   });
   after(async () => {
@@ -39,16 +52,32 @@ describe('fleet-wide BotDead', () => {
     conn = net.connect(monitor.socket);
     await new Promise((resolve) => conn!.once('connect', resolve));
     conn.write(sleepers.map((s, i) => `${line({ type: 'register', channel: channels[i], pid: s.pid })}\n`).join(''));
-    heartbeats = setInterval(() => conn?.write(sleepers.map((s, i) => `${line({ type: 'heartbeat', channel: channels[i], pid: s.pid })}\n`).join('')), 500);
-    await waitFor('30 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === BOTS);
+    heartbeats = setInterval(
+      () =>
+        conn?.write(
+          sleepers.map((s, i) => `${line({ type: 'heartbeat', channel: channels[i], pid: s.pid })}\n`).join(''),
+        ),
+      500,
+    );
+    await waitFor(
+      '30 bots online',
+      async () => (await status(monitor)).filter((b) => b.status === 'online').length === BOTS,
+    );
     for (const s of sleepers) s.kill('SIGKILL');
-    await waitFor('all 30 reported dead', async () => (await status(monitor)).filter((b) => b.status === 'dead').length === BOTS, 30_000);
+    await waitFor(
+      'all 30 reported dead',
+      async () => (await status(monitor)).filter((b) => b.status === 'dead').length === BOTS,
+      30_000,
+    );
     await waitFor('30 alerts notified', () => receiver.seen('/am').flatMap((n) => n.alerts).length >= BOTS, 30_000);
     await sleep(3_000);
     const seen = receiver.seen('/am');
     assert.ok(seen.length >= 1 && seen.length <= 3, `${seen.length} notifications`);
     const listed = seen.flatMap((n) => n.alerts);
-    assert.ok(listed.every((a) => a.alertname === 'BotDead' && a.status === 'firing' && a.reason === 'process_exited'), JSON.stringify(listed));
+    assert.ok(
+      listed.every((a) => a.alertname === 'BotDead' && a.status === 'firing' && a.reason === 'process_exited'),
+      JSON.stringify(listed),
+    );
     assert.deepEqual(new Set(listed.map((a) => a.channel)), new Set(channels), 'every dead bot listed');
     assert.equal(listed.length, BOTS, 'none listed twice');
   });

@@ -8,7 +8,10 @@ import { alertMonitor } from './helpers/alerts.js';
 import { actorDetail, waitFor } from './helpers/monitor-process.js';
 
 describe('MonitorIngestPaused', () => {
-  const ctx = alertMonitor((_dir, receiver) => ({ alerts: { receivers: [{ url: receiver.url('/am') }], ingestPausedAfterMs: 2_000 }, other: { healthIntervalMs: 500 } }));
+  const ctx = alertMonitor((_dir, receiver) => ({
+    alerts: { receivers: [{ url: receiver.url('/am') }], ingestPausedAfterMs: 2_000 },
+    other: { healthIntervalMs: 500 },
+  }));
 
   it('fires while the database stays locked and resolves when it is released', async () => {
     const { monitor, receiver, dir } = ctx;
@@ -18,14 +21,23 @@ describe('MonitorIngestPaused', () => {
       // worker_health rows every 500 ms make the writer try (and fail) to commit.
       await waitFor('writer blocked', async () => (await actorDetail(monitor, 'db', 'busy_retries')) > 0, 30_000);
       await waitFor('MonitorIngestPaused firing', () => receiver.seen('/am').length >= 1, 30_000);
-      assert.deepEqual(receiver.seen('/am'), [{ status: 'firing', alerts: [{ status: 'firing', alertname: 'MonitorIngestPaused' }] }]);
+      assert.deepEqual(receiver.seen('/am'), [
+        { status: 'firing', alerts: [{ status: 'firing', alertname: 'MonitorIngestPaused' }] },
+      ]);
       const alert = (receiver.received[0].body as { alerts: { labels: Record<string, string> }[] }).alerts[0];
-      assert.deepEqual(alert.labels, { alertname: 'MonitorIngestPaused', severity: 'warning', cause: 'database_locked' });
+      assert.deepEqual(alert.labels, {
+        alertname: 'MonitorIngestPaused',
+        severity: 'warning',
+        cause: 'database_locked',
+      });
     } finally {
       locker.exec('ROLLBACK');
       locker.close();
     }
     await waitFor('resolved after the lock is gone', () => receiver.seen('/am').length >= 2, 30_000);
-    assert.deepEqual(receiver.seen('/am')[1], { status: 'resolved', alerts: [{ status: 'resolved', alertname: 'MonitorIngestPaused' }] });
+    assert.deepEqual(receiver.seen('/am')[1], {
+      status: 'resolved',
+      alerts: [{ status: 'resolved', alertname: 'MonitorIngestPaused' }],
+    });
   });
 });

@@ -9,12 +9,20 @@ import { actorDetail, botStatus, startBot, waitFor } from './helpers/monitor-pro
 describe('poisoned notification', () => {
   const ctx = alertMonitor((_dir, receiver) => {
     receiver.refuseFirstPayload = true;
-    return { alerts: { receivers: [{ url: receiver.url('/am') }], retryInitialMs: 200, retryMaxMs: 500, maxDeliveryAttempts: 3 } };
+    return {
+      alerts: {
+        receivers: [{ url: receiver.url('/am') }],
+        retryInitialMs: 200,
+        retryMaxMs: 500,
+        maxDeliveryAttempts: 3,
+      },
+    };
   });
 
   it('gives up on it after maxDeliveryAttempts and delivers the next one', async () => {
     const { monitor, receiver } = ctx;
-    const channels = (body: unknown) => (body as { alerts: { labels: Record<string, string> }[] }).alerts.map((a) => a.labels.channel);
+    const channels = (body: unknown) =>
+      (body as { alerts: { labels: Record<string, string> }[] }).alerts.map((a) => a.labels.channel);
     const poison = startBot(monitor.socket, 'poison_bot', 200);
     await waitFor('poison_bot online', async () => (await botStatus(monitor, 'poison_bot'))?.status === 'online');
     poison.child.kill('SIGKILL');
@@ -22,12 +30,19 @@ describe('poisoned notification', () => {
     const good = startBot(monitor.socket, 'good_bot', 200);
     await waitFor('good_bot online', async () => (await botStatus(monitor, 'good_bot'))?.status === 'online');
     good.child.kill('SIGKILL');
-    const delivered = await waitFor('the next notification arrives', () =>
-      receiver.received.find((r) => r.status === 200 && channels(r.body).includes('good_bot')), 30_000);
+    const delivered = await waitFor(
+      'the next notification arrives',
+      () => receiver.received.find((r) => r.status === 200 && channels(r.body).includes('good_bot')),
+      30_000,
+    );
     assert.equal(delivered.path, '/am');
     const refused = receiver.received.filter((r) => r.status === 500);
     assert.equal(refused.length, 3, 'tried exactly maxDeliveryAttempts times');
     assert.deepEqual(channels(refused[0].body), ['poison_bot']);
-    await waitFor('given up and counted', async () => (await actorDetail(monitor, 'alerter', 'delivery_abandoned')) === 1, 10_000);
+    await waitFor(
+      'given up and counted',
+      async () => (await actorDetail(monitor, 'alerter', 'delivery_abandoned')) === 1,
+      10_000,
+    );
   });
 });

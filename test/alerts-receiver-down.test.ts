@@ -9,7 +9,13 @@ import { actorDetail, botStatus, sleep, startBot, waitFor } from './helpers/moni
 
 describe('receiver down', () => {
   const ctx = alertMonitor((_dir, receiver) => ({
-    alerts: { receivers: [{ url: receiver.url('/am') }], retryInitialMs: 200, retryMaxMs: 1_000, deliveryTimeoutMs: 2_000 }, other: { staleAfterMs: 2_000 },
+    alerts: {
+      receivers: [{ url: receiver.url('/am') }],
+      retryInitialMs: 200,
+      retryMaxMs: 1_000,
+      deliveryTimeoutMs: 2_000,
+    },
+    other: { staleAfterMs: 2_000 },
   }));
 
   it('delivers the notification after the receiver is back', async () => {
@@ -18,10 +24,14 @@ describe('receiver down', () => {
     await waitFor('bot online', async () => (await botStatus(monitor, 'lonely_bot'))?.status === 'online');
     await receiver.close();
     process.kill(bot.pid, 'SIGSTOP');
-    const failed = await waitFor('a failed attempt shown', async () => {
-      const alert = (await requestControl<{ alerts: AlertView[] }>(monitor.control, 'GET', '/alerts')).alerts[0];
-      return alert?.lastDelivery?.ok === false && alert;
-    }, 30_000);
+    const failed = await waitFor(
+      'a failed attempt shown',
+      async () => {
+        const alert = (await requestControl<{ alerts: AlertView[] }>(monitor.control, 'GET', '/alerts')).alerts[0];
+        return alert?.lastDelivery?.ok === false && alert;
+      },
+      30_000,
+    );
     assert.ok(failed.lastDelivery!.error, 'the error is shown');
     await sleep(10_000);
     const failures = await actorDetail(monitor, 'alerter', 'delivery_failures');
@@ -30,7 +40,9 @@ describe('receiver down', () => {
     await receiver.listen(); // same port
     await waitFor('notification arrives', () => receiver.seen('/am').length >= 1, 30_000);
     await sleep(1_500);
-    assert.deepEqual(receiver.seen('/am'), [{ status: 'firing', alerts: [{ status: 'firing', alertname: 'BotStale', channel: 'lonely_bot' }] }]);
+    assert.deepEqual(receiver.seen('/am'), [
+      { status: 'firing', alerts: [{ status: 'firing', alertname: 'BotStale', channel: 'lonely_bot' }] },
+    ]);
     const alert = (await requestControl<{ alerts: AlertView[] }>(monitor.control, 'GET', '/alerts')).alerts[0];
     assert.equal(alert.lastDelivery?.ok, true);
   });

@@ -26,23 +26,36 @@ function running(pid: number): boolean {
 }
 
 const SLACK = {
-  type: 'object', required: ['text', 'blocks'], additionalProperties: false,
+  type: 'object',
+  required: ['text', 'blocks'],
+  additionalProperties: false,
   properties: {
     text: { type: 'string', minLength: 1, maxLength: 40_000 },
     blocks: {
-      type: 'array', minItems: 1, maxItems: 50,
+      type: 'array',
+      minItems: 1,
+      maxItems: 50,
       items: {
-        type: 'object', required: ['type', 'text'], additionalProperties: false,
+        type: 'object',
+        required: ['type', 'text'],
+        additionalProperties: false,
         properties: {
           type: { const: 'section' },
-          text: { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'mrkdwn' }, text: { type: 'string', minLength: 1, maxLength: 3_000 } } },
+          text: {
+            type: 'object',
+            required: ['type', 'text'],
+            additionalProperties: false,
+            properties: { type: { const: 'mrkdwn' }, text: { type: 'string', minLength: 1, maxLength: 3_000 } },
+          },
         },
       },
     },
   },
 };
 const DISCORD = {
-  type: 'object', required: ['content'], additionalProperties: false,
+  type: 'object',
+  required: ['content'],
+  additionalProperties: false,
   properties: {
     content: { type: 'string', minLength: 1, maxLength: 2_000 },
     username: { type: 'string', minLength: 1, maxLength: 80 },
@@ -51,7 +64,7 @@ const DISCORD = {
 };
 
 describe('receiver formats', () => {
-    const ctx = alertMonitor((dir, receiver) => ({
+  const ctx = alertMonitor((dir, receiver) => ({
     alerts: {
       groupWaitMs: 1_500,
       receivers: [
@@ -60,7 +73,11 @@ describe('receiver formats', () => {
         { url: receiver.url('/json'), format: 'json', name: 'raw' },
         { command: [process.execPath, EXEC_FIXTURE, join(dir.path, 'exec.jsonl')], name: 'restart_script' },
         // Records its pid (= its process group) and its background child's, then hangs.
-        { command: ['sh', '-c', `sleep 60 & echo $$ $! >> ${join(dir.path, 'hang.pids')}; sleep 60`], name: 'hanging_script', timeoutMs: 500 },
+        {
+          command: ['sh', '-c', `sleep 60 & echo $$ $! >> ${join(dir.path, 'hang.pids')}; sleep 60`],
+          name: 'hanging_script',
+          timeoutMs: 500,
+        },
       ],
     },
     other: { staleAfterMs: 10_000 },
@@ -70,13 +87,33 @@ describe('receiver formats', () => {
     const { monitor, receiver } = ctx;
     const execOut = join(ctx.dir.path, 'exec.jsonl');
     // 40 bots with long names die at once: one notification big enough to need splitting.
-    const bots = Array.from({ length: BOTS }, (_, i) => startBot(monitor.socket, `a_rather_long_channel_name_number_${i}`, 500));
-    await waitFor('bots online', async () => (await Promise.all(bots.map((_, i) => botStatus(monitor, `a_rather_long_channel_name_number_${i}`)))).every((b) => b?.status === 'online'), 60_000);
+    const bots = Array.from({ length: BOTS }, (_, i) =>
+      startBot(monitor.socket, `a_rather_long_channel_name_number_${i}`, 500),
+    );
+    await waitFor(
+      'bots online',
+      async () =>
+        (await Promise.all(bots.map((_, i) => botStatus(monitor, `a_rather_long_channel_name_number_${i}`)))).every(
+          (b) => b?.status === 'online',
+        ),
+      60_000,
+    );
     for (const bot of bots) bot.child.kill('SIGKILL');
-    await waitFor('all 40 listed on the json receiver', () =>
-      receiver.received.filter((r) => r.path === '/json').flatMap((r) => (r.body as { alerts: unknown[] }).alerts).length >= BOTS, 30_000);
-    await waitFor('slack, discord and exec got it too', () =>
-      receiver.received.some((r) => r.path === '/slack') && receiver.received.some((r) => r.path === '/discord') && existsSync(execOut), 30_000);
+    await waitFor(
+      'all 40 listed on the json receiver',
+      () =>
+        receiver.received.filter((r) => r.path === '/json').flatMap((r) => (r.body as { alerts: unknown[] }).alerts)
+          .length >= BOTS,
+      30_000,
+    );
+    await waitFor(
+      'slack, discord and exec got it too',
+      () =>
+        receiver.received.some((r) => r.path === '/slack') &&
+        receiver.received.some((r) => r.path === '/discord') &&
+        existsSync(execOut),
+      30_000,
+    );
 
     const ajv = new Ajv({ allErrors: true });
     const slack = ajv.compile(SLACK);
@@ -85,15 +122,30 @@ describe('receiver formats', () => {
       if (r.path === '/slack') assert.ok(slack(r.body), JSON.stringify(slack.errors));
       if (r.path === '/discord') assert.ok(discord(r.body), JSON.stringify(discord.errors));
     }
-    const firstSlack = receiver.received.find((r) => r.path === '/slack')!.body as { text: string; blocks: { text: { text: string } }[] };
+    const firstSlack = receiver.received.find((r) => r.path === '/slack')!.body as {
+      text: string;
+      blocks: { text: { text: string } }[];
+    };
     assert.match(firstSlack.text, /^\[FIRING:\d+\] BotDead$/);
-    assert.match(firstSlack.blocks.map((b) => b.text.text).join('\n'), /a_rather_long_channel_name_number_\d+: process \(pid \d+\) exited/);
+    assert.match(
+      firstSlack.blocks.map((b) => b.text.text).join('\n'),
+      /a_rather_long_channel_name_number_\d+: process \(pid \d+\) exited/,
+    );
     const firstDiscord = receiver.received.find((r) => r.path === '/discord')!.body as { content: string };
     assert.match(firstDiscord.content, /\*\*\[FIRING:\d+\] BotDead\*\*/);
     assert.match(firstDiscord.content, /a\\_rather\\_long/, 'underscores escaped, not italics');
 
-    const runs = readFileSync(execOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { stdin: { type: string; status: string; alerts: { labels: Record<string, string> }[] }; env: Record<string, string>;
-      envKeys: string[] });
+    const runs = readFileSync(execOut, 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            stdin: { type: string; status: string; alerts: { labels: Record<string, string> }[] };
+            env: Record<string, string>;
+            envKeys: string[];
+          },
+      );
     assert.equal(runs[0].stdin.type, 'alerts');
     assert.equal(runs[0].stdin.status, 'firing');
     assert.equal(runs[0].env.KISSMON_ALERT_STATUS, 'firing');
@@ -106,14 +158,28 @@ describe('receiver formats', () => {
 
     const test = await runKissmon(['alerts', 'test', '--socket', monitor.socket, '--json']);
     assert.equal(test.code, 1, 'one receiver (the hanging script) failed');
-    const results = (JSON.parse(test.stdout) as { results: { receiver: string; ok: boolean; error?: string }[] }).results;
+    const results = (JSON.parse(test.stdout) as { results: { receiver: string; ok: boolean; error?: string }[] })
+      .results;
     const byName = Object.fromEntries(results.map((r) => [r.receiver, r]));
-    assert.deepEqual(Object.keys(byName).sort(), ['discord:127.0.0.1:' + new URL(receiver.url()).port, 'hanging_script', 'raw', 'restart_script', 'slack:127.0.0.1:' + new URL(receiver.url()).port].sort());
+    assert.deepEqual(
+      Object.keys(byName).sort(),
+      [
+        'discord:127.0.0.1:' + new URL(receiver.url()).port,
+        'hanging_script',
+        'raw',
+        'restart_script',
+        'slack:127.0.0.1:' + new URL(receiver.url()).port,
+      ].sort(),
+    );
     assert.equal(byName.hanging_script.ok, false);
     assert.match(byName.hanging_script.error ?? '', /killed: still running after 500 ms/);
     const hangPids = readFileSync(join(ctx.dir.path, 'hang.pids'), 'utf8').trim().split(/\s+/).map(Number);
     assert.ok(hangPids.length >= 2 && hangPids.every((p) => p > 0), `the hanging script ran (${hangPids.join(' ')})`);
-    await waitFor('the hanging scripts and their background sleeps are gone', () => hangPids.every((p) => !running(p)), 15_000);
+    await waitFor(
+      'the hanging scripts and their background sleeps are gone',
+      () => hangPids.every((p) => !running(p)),
+      15_000,
+    );
     for (const name of ['raw', 'restart_script']) assert.equal(byName[name].ok, true, name);
     const testSlack = receiver.received.filter((r) => r.path === '/slack').at(-1)!.body as { text: string };
     assert.match(testSlack.text, /^\[TEST\]/);

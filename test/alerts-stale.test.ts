@@ -8,7 +8,10 @@ import { alertMonitor } from './helpers/alerts.js';
 import { botStatus, sleep, startBot, waitFor } from './helpers/monitor-process.js';
 
 describe('BotStale', () => {
-  const ctx = alertMonitor((_dir, receiver) => ({ alerts: { receivers: [{ url: receiver.url('/am') }] }, other: { staleAfterMs: 2_000 } }));
+  const ctx = alertMonitor((_dir, receiver) => ({
+    alerts: { receivers: [{ url: receiver.url('/am') }] },
+    other: { staleAfterMs: 2_000 },
+  }));
 
   it('fires once when a bot hangs and resolves once when it is back', async () => {
     const { monitor, receiver } = ctx;
@@ -17,7 +20,10 @@ describe('BotStale', () => {
     process.kill(bot.pid, 'SIGSTOP');
     await waitFor('firing notification', () => receiver.seen('/am').length >= 1, 30_000);
     const firing = (await requestControl<{ alerts: AlertView[] }>(monitor.control, 'GET', '/alerts')).alerts;
-    assert.deepEqual(firing.map((a) => [a.alertname, a.labels.channel, a.state, a.severity]), [['BotStale', 'hung_bot', 'firing', 'warning']]);
+    assert.deepEqual(
+      firing.map((a) => [a.alertname, a.labels.channel, a.state, a.severity]),
+      [['BotStale', 'hung_bot', 'firing', 'warning']],
+    );
     assert.equal(firing[0].lastDelivery?.ok, true, 'the delivery result is shown');
     process.kill(bot.pid, 'SIGCONT');
     await waitFor('resolved notification', () => receiver.seen('/am').length >= 2, 30_000);
@@ -30,7 +36,12 @@ describe('BotStale', () => {
     assert.equal(body.version, '4');
     assert.deepEqual(body.groupLabels, { alertname: 'BotStale' });
     assert.match(String(body.groupKey), /alertname="BotStale"/);
-    const [alert] = body.alerts as { endsAt: string; startsAt: string; fingerprint: string; annotations: { summary: string } }[];
+    const [alert] = body.alerts as {
+      endsAt: string;
+      startsAt: string;
+      fingerprint: string;
+      annotations: { summary: string };
+    }[];
     assert.equal(alert.endsAt, '0001-01-01T00:00:00Z', 'a firing alert has no end (Alertmanager zero time)');
     assert.ok(Date.parse(alert.startsAt) > 0 && /^[0-9a-f]{16}$/.test(alert.fingerprint));
     assert.match(alert.annotations.summary, /hung_bot/);

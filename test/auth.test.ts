@@ -10,7 +10,18 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import { closedWithin, connect, counters, json, oneShot, type RawConnection } from './fixtures/socket-tools.js';
-import { botStatus, flush, killStarted, query, sleep, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  flush,
+  killStarted,
+  query,
+  sleep,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const pid = process.pid; // a live pid: this test process stands in for the bots
 const TOKEN_A = 'tokA-7f3c9e1d-SECRET';
@@ -25,10 +36,16 @@ const SECRETS = [TOKEN_A, TOKEN_B, FLEET, TOKEN_NEW, TOKEN_A2, WRONG];
 const tokensFile = (lines: string[]) => `# kissbot-monitor tokens (test)\n${lines.join('\n')}\n`;
 
 type MessageType = 'register' | 'heartbeat' | 'unregister' | 'llm_usage';
-function message(type: MessageType, channel: string, token: string | undefined, extra: Record<string, unknown> = {}): string {
-  const base: Record<string, unknown> = type === 'llm_usage'
-    ? { type, channel, model: 'gpt-4o-mini', feature: 'auth', tokens_in: 10, tokens_out: 5 }
-    : { type, channel, pid };
+function message(
+  type: MessageType,
+  channel: string,
+  token: string | undefined,
+  extra: Record<string, unknown> = {},
+): string {
+  const base: Record<string, unknown> =
+    type === 'llm_usage'
+      ? { type, channel, model: 'gpt-4o-mini', feature: 'auth', tokens_in: 10, tokens_out: 5 }
+      : { type, channel, pid };
   return json({ ...base, ...(token === undefined ? {} : { token }), ...extra });
 }
 
@@ -60,7 +77,16 @@ describe('token auth (--auth-tokens)', () => {
   it('a missing or wrong token is refused for every message type: nothing changes, auth_failed counts it', async () => {
     const before = (await counters(monitor.control)).ingest;
     const a = (await botStatus(monitor, 'auth_a'))!;
-    const bad: (string | undefined)[] = [undefined, WRONG, TOKEN_B, '', TOKEN_A.toLowerCase(), `${TOKEN_A} `, TOKEN_A.slice(0, -1), `${FLEET}x`];
+    const bad: (string | undefined)[] = [
+      undefined,
+      WRONG,
+      TOKEN_B,
+      '',
+      TOKEN_A.toLowerCase(),
+      `${TOKEN_A} `,
+      TOKEN_A.slice(0, -1),
+      `${FLEET}x`,
+    ];
     const sends: string[] = [];
     for (const token of bad) {
       sends.push(
@@ -90,12 +116,14 @@ describe('token auth (--auth-tokens)', () => {
     const now = (await botStatus(monitor, 'auth_a'))!;
     assert.equal(now.status, 'online', 'an unauthenticated unregister did not take auth_a offline');
     assert.equal(now.last_heartbeat, a.last_heartbeat, 'unauthenticated heartbeats did not refresh auth_a');
-    assert.deepEqual(query(monitor.db, "SELECT feature FROM llm_usage WHERE channel = 'auth_a'"), [{ feature: 'sentinel' }]);
+    assert.deepEqual(query(monitor.db, "SELECT feature FROM llm_usage WHERE channel = 'auth_a'"), [
+      { feature: 'sentinel' },
+    ]);
     const metrics = await requestControl<string>(monitor.control, 'GET', '/metrics');
     assert.match(metrics, new RegExp(`kissmon_auth_failed_total ${after.auth_failed}`));
   });
 
-  it('the right token is accepted for every message type: the channel\'s own, and the fleet token (*:)', async () => {
+  it("the right token is accepted for every message type: the channel's own, and the fleet token (*:)", async () => {
     // Per-channel token, one persistent connection, every type.
     const b = await connect(monitor.socket);
     open.push(b);
@@ -104,7 +132,10 @@ describe('token auth (--auth-tokens)', () => {
     const first = (await botStatus(monitor, 'auth_b'))!.last_heartbeat!;
     await sleep(5); // a later millisecond for the heartbeat's timestamp
     await b.write(message('heartbeat', 'auth_b', TOKEN_B));
-    await waitFor('auth_b heartbeat applied', async () => (await botStatus(monitor, 'auth_b'))!.last_heartbeat! > first);
+    await waitFor(
+      'auth_b heartbeat applied',
+      async () => (await botStatus(monitor, 'auth_b'))!.last_heartbeat! > first,
+    );
     await b.write(message('llm_usage', 'auth_b', TOKEN_B, { feature: 'own_token' }));
     await b.write(message('unregister', 'auth_b', TOKEN_B));
     await waitFor('auth_b offline', async () => (await botStatus(monitor, 'auth_b'))?.status === 'offline');
@@ -115,7 +146,10 @@ describe('token auth (--auth-tokens)', () => {
     await oneShot(monitor.socket, message('llm_usage', 'auth_a', FLEET, { feature: 'fleet_on_own_channel' }));
     await waitFor('fleet_bot online', async () => (await botStatus(monitor, 'fleet_bot'))?.status === 'online');
     await flush(monitor);
-    const rows = query<{ channel: string; feature: string }>(monitor.db, "SELECT channel, feature FROM llm_usage WHERE feature IN ('own_token', 'fleet_token', 'fleet_on_own_channel') ORDER BY rowid");
+    const rows = query<{ channel: string; feature: string }>(
+      monitor.db,
+      "SELECT channel, feature FROM llm_usage WHERE feature IN ('own_token', 'fleet_token', 'fleet_on_own_channel') ORDER BY rowid",
+    );
     assert.deepEqual(rows, [
       { channel: 'auth_b', feature: 'own_token' },
       { channel: 'fleet_bot', feature: 'fleet_token' },
@@ -131,13 +165,24 @@ describe('token auth (--auth-tokens)', () => {
     // certain: the refusals are counted first, which takes far longer than 1 ms).
     const registered = (await botStatus(monitor, 'auth_b'))!.last_heartbeat!;
     const before = (await counters(monitor.control)).ingest.auth_failed;
-    for (const token of [undefined, WRONG, TOKEN_A]) await oneShot(monitor.socket, message('unregister', 'auth_b', token));
+    for (const token of [undefined, WRONG, TOKEN_A])
+      await oneShot(monitor.socket, message('unregister', 'auth_b', token));
     await authFailuresReach(monitor, before, 3);
     await oneShot(monitor.socket, message('heartbeat', 'auth_b', TOKEN_B)); // processed after the three
-    await waitFor('heartbeat after the refused unregisters applied', async () => (await botStatus(monitor, 'auth_b'))!.last_heartbeat! > registered);
-    assert.equal((await botStatus(monitor, 'auth_b'))?.status, 'online', 'the refused unregisters did not take auth_b offline');
+    await waitFor(
+      'heartbeat after the refused unregisters applied',
+      async () => (await botStatus(monitor, 'auth_b'))!.last_heartbeat! > registered,
+    );
+    assert.equal(
+      (await botStatus(monitor, 'auth_b'))?.status,
+      'online',
+      'the refused unregisters did not take auth_b offline',
+    );
     await oneShot(monitor.socket, message('unregister', 'auth_b', TOKEN_B));
-    await waitFor('offline with the right token', async () => (await botStatus(monitor, 'auth_b'))?.status === 'offline');
+    await waitFor(
+      'offline with the right token',
+      async () => (await botStatus(monitor, 'auth_b'))?.status === 'offline',
+    );
   });
 
   it('closes a connection after 5 failures and ignores whatever follows on it; fewer failures keep it open', async () => {
@@ -150,14 +195,20 @@ describe('token auth (--auth-tokens)', () => {
     // Five failures and a good line in the same write: closed at the fifth, the good line ignored.
     const hostile = await connect(monitor.socket);
     open.push(hostile);
-    await hostile.write(Array.from({ length: 5 }, () => message('heartbeat', 'auth_a', WRONG)).join('') + message('llm_usage', 'auth_a', TOKEN_A, { feature: 'after_close' }));
+    await hostile.write(
+      Array.from({ length: 5 }, () => message('heartbeat', 'auth_a', WRONG)).join('') +
+        message('llm_usage', 'auth_a', TOKEN_A, { feature: 'after_close' }),
+    );
     assert.ok(await closedWithin(hostile, 20_000), 'closed after repeated failures');
     await flush(monitor);
     const after = (await counters(monitor.control)).ingest;
     assert.equal(after.auth_closed - before.auth_closed, 1);
     assert.equal(after.auth_failed - before.auth_failed, 9);
     assert.equal(tolerant.isClosed(), false, 'four failures do not close a connection');
-    const features = query<{ feature: string }>(monitor.db, "SELECT feature FROM llm_usage WHERE feature IN ('after_four_failures', 'after_close')").map((r) => r.feature);
+    const features = query<{ feature: string }>(
+      monitor.db,
+      "SELECT feature FROM llm_usage WHERE feature IN ('after_four_failures', 'after_close')",
+    ).map((r) => r.feature);
     assert.deepEqual(features, ['after_four_failures']);
   });
 
@@ -178,7 +229,10 @@ describe('token auth (--auth-tokens)', () => {
     await waitFor('reload logged', () => reloads() > reloadsBefore);
 
     await persistent.write(message('register', 'auth_new', TOKEN_NEW));
-    await waitFor('auth_new accepted after the reload', async () => (await botStatus(monitor, 'auth_new'))?.status === 'online');
+    await waitFor(
+      'auth_new accepted after the reload',
+      async () => (await botStatus(monitor, 'auth_new'))?.status === 'online',
+    );
     const failed = (await counters(monitor.control)).ingest.auth_failed;
     await oneShot(monitor.socket, message('register', 'auth_b', TOKEN_B));
     await authFailuresReach(monitor, failed, 1);
@@ -195,7 +249,10 @@ describe('token auth (--auth-tokens)', () => {
     await flush(monitor);
 
     assert.equal(persistent.isClosed(), false, 'the connection stayed open across both reloads');
-    const features = query<{ feature: string }>(monitor.db, "SELECT feature FROM llm_usage WHERE feature IN ('before_reload', 'after_reload', 'rotated_token', 'after_failed_reload') ORDER BY rowid").map((r) => r.feature);
+    const features = query<{ feature: string }>(
+      monitor.db,
+      "SELECT feature FROM llm_usage WHERE feature IN ('before_reload', 'after_reload', 'rotated_token', 'after_failed_reload') ORDER BY rowid",
+    ).map((r) => r.feature);
     assert.deepEqual(features, ['before_reload', 'after_reload', 'rotated_token', 'after_failed_reload']);
     assert.equal(monitor.child.exitCode, null, 'SIGHUP does not stop the monitor');
   });
@@ -210,7 +267,8 @@ describe('token auth (--auth-tokens)', () => {
       `{"type":"ping","channel":"auth_a","token":"${TOKEN_A}"}\n`, // unknown type
       `{"type":"register","channel":"auth_a","pid":${pid},"token":"${TOKEN_A}${'x'.repeat(300)}"}\n`, // token too long
       message('register', 'auth_a', WRONG),
-    ]) await oneShot(monitor.socket, line);
+    ])
+      await oneShot(monitor.socket, line);
     await waitFor('lines counted', async () => (await counters(monitor.control)).ingest.lines - before.lines >= 7);
     const output = monitor.output();
     assert.match(output, /bad line skipped|message refused/, 'the refusals were logged');
@@ -241,7 +299,10 @@ describe('pid honesty: a register whose pid is not a live process is stored dead
     const exitedPid = child.pid!;
     await new Promise((r) => child.once('exit', r));
     const before = (await counters(monitor.control)).registry;
-    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_exited', pid: exitedPid, features: { short: true } }));
+    await oneShot(
+      monitor.socket,
+      json({ type: 'register', channel: 'pid_exited', pid: exitedPid, features: { short: true } }),
+    );
     await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_never', pid: 2_147_483_647 }));
     await oneShot(monitor.socket, json({ type: 'heartbeat', channel: 'pid_never_hb', pid: 2_147_483_647 }));
     await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_alive', pid })); // after them: processed after them
@@ -252,16 +313,25 @@ describe('pid honesty: a register whose pid is not a live process is stored dead
     const exited = await botStatus(monitor, 'pid_exited');
     assert.deepEqual([exited?.status, exited?.pid, exited?.features], ['dead', exitedPid, { short: true }]);
     assert.equal((await botStatus(monitor, 'pid_never'))?.status, 'dead');
-    assert.equal(await botStatus(monitor, 'pid_never_hb'), undefined, 'a heartbeat alone from a dead pid registers nothing');
+    assert.equal(
+      await botStatus(monitor, 'pid_never_hb'),
+      undefined,
+      'a heartbeat alone from a dead pid registers nothing',
+    );
     assert.equal((await botStatus(monitor, 'pid_alive'))?.status, 'online');
     await flush(monitor);
     const events = query<{ channel: string; from_status: string | null; to_status: string; reason: string }>(
-      monitor.db, "SELECT channel, from_status, to_status, reason FROM bot_events WHERE channel IN ('pid_exited', 'pid_never') ORDER BY id");
+      monitor.db,
+      "SELECT channel, from_status, to_status, reason FROM bot_events WHERE channel IN ('pid_exited', 'pid_never') ORDER BY id",
+    );
     assert.deepEqual(events, [
       { channel: 'pid_exited', from_status: null, to_status: 'dead', reason: 'exited_before_register' },
       { channel: 'pid_never', from_status: null, to_status: 'dead', reason: 'exited_before_register' },
     ]);
-    const [row] = query<{ status: string; features_json: string }>(monitor.db, "SELECT status, features_json FROM bot_status WHERE channel = 'pid_exited'");
+    const [row] = query<{ status: string; features_json: string }>(
+      monitor.db,
+      "SELECT status, features_json FROM bot_status WHERE channel = 'pid_exited'",
+    );
     assert.deepEqual(row, { status: 'dead', features_json: '{"short":true}' });
   });
 
@@ -275,20 +345,34 @@ describe('pid honesty: a register whose pid is not a live process is stored dead
     await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_relaunch', pid: child.pid }));
     await waitFor('dead', async () => (await botStatus(monitor, 'pid_relaunch'))?.status === 'dead');
     await flush(monitor);
-    assert.deepEqual(query(monitor.db, "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'pid_relaunch' ORDER BY id"), [
-      { from_status: null, to_status: 'online', reason: 'registered' },
-      { from_status: 'online', to_status: 'dead', reason: 'process_exited' },
-    ]);
+    assert.deepEqual(
+      query(
+        monitor.db,
+        "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'pid_relaunch' ORDER BY id",
+      ),
+      [
+        { from_status: null, to_status: 'online', reason: 'registered' },
+        { from_status: 'online', to_status: 'dead', reason: 'process_exited' },
+      ],
+    );
   });
 
-  it("a script that exited before its lines were read, and said goodbye: dead, then offline by its own unregister", async () => {
+  it('a script that exited before its lines were read, and said goodbye: dead, then offline by its own unregister', async () => {
     const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
     await new Promise((r) => child.once('exit', r));
     const script = child.pid!;
-    await oneShot(monitor.socket, json({ type: 'register', channel: 'pid_script', pid: script }) + json({ type: 'unregister', channel: 'pid_script', pid: script + 1 }) + json({ type: 'unregister', channel: 'pid_script', pid: script }));
+    await oneShot(
+      monitor.socket,
+      json({ type: 'register', channel: 'pid_script', pid: script }) +
+        json({ type: 'unregister', channel: 'pid_script', pid: script + 1 }) +
+        json({ type: 'unregister', channel: 'pid_script', pid: script }),
+    );
     await waitFor('offline', async () => (await botStatus(monitor, 'pid_script'))?.status === 'offline');
     await flush(monitor);
-    const events = query(monitor.db, "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'pid_script' ORDER BY id");
+    const events = query(
+      monitor.db,
+      "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'pid_script' ORDER BY id",
+    );
     assert.deepEqual(events, [
       { from_status: null, to_status: 'dead', reason: 'exited_before_register' },
       { from_status: 'dead', to_status: 'offline', reason: 'unregistered' }, // the other pid's unregister changed nothing

@@ -11,7 +11,19 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
 import type { IngestCounters } from '../src/server/ingest-server.js';
-import { flush, killStarted, line, query, sendOneShot, sleep, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+import {
+  flush,
+  killStarted,
+  line,
+  query,
+  sendOneShot,
+  sleep,
+  startMonitor,
+  status,
+  stopMonitor,
+  TestDir,
+  waitFor,
+} from './helpers/monitor-process.js';
 
 const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
 const MAX_PENDING = 2_000;
@@ -30,7 +42,11 @@ describe('backpressure', () => {
     const monitor = await startMonitor(dir, ['--config', config, '--stale-after', '4', '--sample-interval', '0.5']);
     const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'bp', '20', '300'], { stdio: 'ignore' });
     try {
-      await waitFor('20 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === 20, 30_000);
+      await waitFor(
+        '20 bots online',
+        async () => (await status(monitor)).filter((b) => b.status === 'online').length === 20,
+        30_000,
+      );
       const locker = new Database(dir.db);
       const rows = 10 * MAX_PENDING;
       const writers: net.Socket[] = [];
@@ -39,10 +55,21 @@ describe('backpressure', () => {
         for (let k = 0; k < 4; k++) {
           const c = net.connect(monitor.socket);
           c.on('error', () => {});
-          c.write(Array.from({ length: rows / 4 }, (_, i) => `${line({ type: 'llm_usage', channel: `bp_${k}`, model: 'gpt-4o', feature: 'bp', tokens_in: i, tokens_out: 1 })}\n`).join(''));
+          c.write(
+            Array.from(
+              { length: rows / 4 },
+              (_, i) =>
+                `${line({ type: 'llm_usage', channel: `bp_${k}`, model: 'gpt-4o', feature: 'bp', tokens_in: i, tokens_out: 1 })}\n`,
+            ).join(''),
+          );
           writers.push(c);
         }
-        await waitFor('reading paused', async () => (await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health')).ingest.backpressure_pauses >= 1);
+        await waitFor(
+          'reading paused',
+          async () =>
+            (await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health')).ingest
+              .backpressure_pauses >= 1,
+        );
         // A one-shot client arriving now waits unread longer than idleTimeoutMs: not idle, not cut.
         await sendOneShot(monitor.socket, line({ type: 'register', channel: 'bp_oneshot', pid: process.pid }));
         await sleep(5_000); // the stimulus: the lock held longer than the stale window and the idle timeout
@@ -53,18 +80,30 @@ describe('backpressure', () => {
         locker.exec('ROLLBACK');
         locker.close();
       }
-      const landed = await waitFor('every row landed', async () => {
-        await flush(monitor);
-        const [{ n }] = query<{ n: number }>(dir.db, "SELECT count(*) n FROM llm_usage WHERE feature = 'bp'");
-        return n === rows && n;
-      }, 60_000, 250);
+      const landed = await waitFor(
+        'every row landed',
+        async () => {
+          await flush(monitor);
+          const [{ n }] = query<{ n: number }>(dir.db, "SELECT count(*) n FROM llm_usage WHERE feature = 'bp'");
+          return n === rows && n;
+        },
+        60_000,
+        250,
+      );
       assert.equal(landed, rows);
       for (const c of writers) c.destroy();
       const { ingest } = await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health');
       assert.equal(ingest.dropped_overflow, 0);
       assert.ok(ingest.backpressure_ms > 0);
-      assert.equal((await status(monitor)).filter((b) => b.status === 'online' && b.channel.startsWith('bp_') && b.channel !== 'bp_oneshot').length, 20);
-      await waitFor('the one-shot register that waited is applied', async () => (await status(monitor)).some((b) => b.channel === 'bp_oneshot' && b.status === 'online'));
+      assert.equal(
+        (await status(monitor)).filter(
+          (b) => b.status === 'online' && b.channel.startsWith('bp_') && b.channel !== 'bp_oneshot',
+        ).length,
+        20,
+      );
+      await waitFor('the one-shot register that waited is applied', async () =>
+        (await status(monitor)).some((b) => b.channel === 'bp_oneshot' && b.status === 'online'),
+      );
       assert.deepEqual(query(dir.db, "SELECT channel FROM bot_events WHERE to_status = 'stale'"), []);
     } finally {
       fleet.kill('SIGKILL');

@@ -5,7 +5,20 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
-import { flush, runKissmon as kissmon, killStarted, line, query, sendLines, startMonitor, stopMonitor, TestDir, waitFor, botStatus, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  flush,
+  runKissmon as kissmon,
+  killStarted,
+  line,
+  query,
+  sendLines,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  botStatus,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 /** The llm_usage rows this file sends; the expected reports below are summed from them by hand. */
 const USAGE_ROWS = [
@@ -22,7 +35,14 @@ const USAGE_ROWS = [
 // Prices per 1M tokens (in/out): gpt-4o 2.50/10, gpt-4o-mini 0.15/0.60. Costs in µUSD per row:
 // 250+500=750, 30+6=36, 2500+5000=7500, 450+600=1050, 25+200=225, none, none, 250+1000=1250. Latency percentiles are
 // linear between the nearest ranks (p50 of [100, 300] is 200; p95 100 + 0.95 × 200 = 290).
-type Expected = { calls: number; tokens_in: number; tokens_out: number; micro_usd: number | null; p50: number | null; p95: number | null };
+type Expected = {
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  micro_usd: number | null;
+  p50: number | null;
+  p95: number | null;
+};
 const EXPECTED_USAGE: Record<'channel' | 'model' | 'feature', Record<string, Expected>> = {
   channel: {
     cli_bot: { calls: 2, tokens_in: 300, tokens_out: 60, micro_usd: 786, p50: 200, p95: 290 },
@@ -43,12 +63,30 @@ const EXPECTED_USAGE: Record<'channel' | 'model' | 'feature', Record<string, Exp
   },
 };
 
-interface UsageReportRow { key: string; calls: number; tokens_in: number; tokens_out: number; cost_usd: number | null; latency_p50_ms: number | null; latency_p95_ms: number | null }
+interface UsageReportRow {
+  key: string;
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number | null;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+}
 
 function assertUsage(rows: UsageReportRow[], by: keyof typeof EXPECTED_USAGE, source: string): void {
-  const got = Object.fromEntries(rows.map((r) => [r.key, {
-    calls: r.calls, tokens_in: r.tokens_in, tokens_out: r.tokens_out, micro_usd: r.cost_usd === null ? null : Math.round(r.cost_usd * 1e6 * 1e6) / 1e6, p50: r.latency_p50_ms, p95: r.latency_p95_ms,
-  }]));
+  const got = Object.fromEntries(
+    rows.map((r) => [
+      r.key,
+      {
+        calls: r.calls,
+        tokens_in: r.tokens_in,
+        tokens_out: r.tokens_out,
+        micro_usd: r.cost_usd === null ? null : Math.round(r.cost_usd * 1e6 * 1e6) / 1e6,
+        p50: r.latency_p50_ms,
+        p95: r.latency_p95_ms,
+      },
+    ]),
+  );
   assert.deepEqual(got, EXPECTED_USAGE[by], `${source} by ${by}`);
 }
 
@@ -75,7 +113,14 @@ describe('kissmon CLI', () => {
   });
 
   it('unknown flags and bad values exit 2 with a clear message', async () => {
-    for (const args of [['start', '--bogus'], ['start', '--stale-after', 'soon'], ['start', '--socket-mode', '999'], ['usage', '--since', '3x', '--db', dir.db], ['usage', '--by', 'planet'], ['frobnicate']]) {
+    for (const args of [
+      ['start', '--bogus'],
+      ['start', '--stale-after', 'soon'],
+      ['start', '--socket-mode', '999'],
+      ['usage', '--since', '3x', '--db', dir.db],
+      ['usage', '--by', 'planet'],
+      ['frobnicate'],
+    ]) {
       const r = await kissmon(args);
       assert.equal(r.code, 2, `${args.join(' ')} → ${r.code}: ${r.stderr}`);
       assert.match(r.stderr, /error|must|unknown|allowed|invalid/i, args.join(' '));
@@ -83,9 +128,12 @@ describe('kissmon CLI', () => {
   });
 
   it('--version and -V print the version from package.json, exit 0', async () => {
-    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     assert.match(version, /^\d+\.\d+\.\d+/);
-    for (const flag of ['--version', '-V']) assert.deepEqual(await kissmon([flag]), { code: 0, stdout: `${version}\n`, stderr: '' });
+    for (const flag of ['--version', '-V'])
+      assert.deepEqual(await kissmon([flag]), { code: 0, stdout: `${version}\n`, stderr: '' });
   });
 
   it('a second monitor on a socket that a running monitor answers on is refused (exit 2), not stolen', async () => {
@@ -120,24 +168,46 @@ describe('kissmon CLI', () => {
     assert.match(table.stdout, /0\.009300/, 'the table shows the jokes cost');
     // Unknown cost is shown as unknown, not $0; a partial cost is marked.
     const byChannel = await kissmon(['usage', '--db', dir.db, '--by', 'channel']);
-    const cells = (name: string) => byChannel.stdout.split('\n').find((l) => l.includes(name))?.split('│').map((c) => c.trim());
+    const cells = (name: string) =>
+      byChannel.stdout
+        .split('\n')
+        .find((l) => l.includes(name))
+        ?.split('│')
+        .map((c) => c.trim());
     assert.equal(cells('usage_c')?.[6], '', 'no call of usage_c is priced: cost empty');
-    assert.equal(cells('usage_d')?.[6], '0.001250+', 'one of usage_d\'s two calls is priced');
+    assert.equal(cells('usage_d')?.[6], '0.001250+', "one of usage_d's two calls is priced");
     assert.equal(cells('usage_b')?.[6], '0.000225', 'all priced: no mark');
     assert.match(byChannel.stdout, /\+ = without the unpriced calls/);
     const csv = (await kissmon(['usage', '--db', dir.db, '--by', 'channel', '--csv'])).stdout.split('\n');
     const header = csv[0].split(',');
-    const csvRow = (name: string) => Object.fromEntries(csv.find((l) => l.startsWith(`${name},`))!.split(',').map((v, i) => [header[i], v]));
+    const csvRow = (name: string) =>
+      Object.fromEntries(
+        csv
+          .find((l) => l.startsWith(`${name},`))!
+          .split(',')
+          .map((v, i) => [header[i], v]),
+      );
     assert.deepEqual([csvRow('usage_c').cost_usd, csvRow('usage_c').unpriced_calls], ['', '1']);
     assert.deepEqual([csvRow('usage_d').cost_usd, csvRow('usage_d').unpriced_calls], ['0.00125', '1']);
   });
 
   it('the /usage control route answers the same report, and refuses a bad grouping or window', async () => {
     for (const by of ['channel', 'model', 'feature'] as const) {
-      assertUsage((await requestControl<{ rows: UsageReportRow[] }>(monitor.control, 'GET', `/usage?by=${by}&since=1h`)).rows, by, 'GET /usage');
+      assertUsage(
+        (await requestControl<{ rows: UsageReportRow[] }>(monitor.control, 'GET', `/usage?by=${by}&since=1h`)).rows,
+        by,
+        'GET /usage',
+      );
     }
-    assertUsage((await requestControl<{ rows: UsageReportRow[] }>(monitor.control, 'GET', '/usage')).rows, 'channel', 'GET /usage (defaults: by channel, 7 days)');
-    await assert.rejects(requestControl(monitor.control, 'GET', '/usage?by=planet'), /query parameter by must be comma-separated dimensions from channel, model, feature/);
+    assertUsage(
+      (await requestControl<{ rows: UsageReportRow[] }>(monitor.control, 'GET', '/usage')).rows,
+      'channel',
+      'GET /usage (defaults: by channel, 7 days)',
+    );
+    await assert.rejects(
+      requestControl(monitor.control, 'GET', '/usage?by=planet'),
+      /query parameter by must be comma-separated dimensions from channel, model, feature/,
+    );
     await assert.rejects(requestControl(monitor.control, 'GET', '/usage?since=3x'), /since/);
   });
 
@@ -184,15 +254,29 @@ describe('kissmon health exit code', () => {
     assert.equal((await kissmon(['health', '--socket', dir.socket])).code, 0, 'all up before the crash');
     const crash = await kissmon(['fault', 'crash', 'sampler', '--socket', dir.socket]);
     assert.equal(crash.code, 0, crash.stderr);
-    const down = await waitFor('kissmon health to report the sampler down', async () => {
-      const r = await kissmon(['health', '--socket', dir.socket, '--json']);
-      return r.code === 1 && r;
-    }, 20_000, 100);
+    const down = await waitFor(
+      'kissmon health to report the sampler down',
+      async () => {
+        const r = await kissmon(['health', '--socket', dir.socket, '--json']);
+        return r.code === 1 && r;
+      },
+      20_000,
+      100,
+    );
     const actors = JSON.parse(down.stdout) as { actor: string; up: boolean }[];
-    assert.deepEqual(actors.filter((a) => !a.up).map((a) => a.actor), ['sampler'], 'the crashed actor is the one reported down');
+    assert.deepEqual(
+      actors.filter((a) => !a.up).map((a) => a.actor),
+      ['sampler'],
+      'the crashed actor is the one reported down',
+    );
     const table = await kissmon(['health', '--socket', dir.socket]);
     if (table.code === 1) assert.match(table.stdout, /sampler\s*│\s*NO/, 'the table says which');
-    await waitFor('kissmon health to exit 0 after the restart', async () => (await kissmon(['health', '--socket', dir.socket])).code === 0, 30_000, 250);
+    await waitFor(
+      'kissmon health to exit 0 after the restart',
+      async () => (await kissmon(['health', '--socket', dir.socket])).code === 0,
+      30_000,
+      250,
+    );
   });
 
   it('exits 1 when no monitor answers', async () => {

@@ -31,7 +31,9 @@ const python = 'python3';
 
 test('python client: unittest suite passes and every line it sent is valid protocol v1', async (t) => {
   if (!requireResource(t, 'python3', commandMissing(python))) return;
-  const version = spawnSync(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])']).stdout.toString().trim();
+  const version = spawnSync(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'])
+    .stdout.toString()
+    .trim();
   const [major, minor] = version.split('.').map(Number);
   assert.ok(major === 3 && minor >= 9, `the client needs Python >= 3.9, found ${version}`);
 
@@ -60,13 +62,19 @@ test('python client: unittest suite passes and every line it sent is valid proto
   assert.match(output, /^OK/m);
   t.diagnostic(`Python ${version}: ${ran[1]} tests`);
 
-  const lines = readFileSync(dump).toString('utf8').split('\n').filter((l) => l.length > 0);
+  const lines = readFileSync(dump)
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
   assert.ok(lines.length >= 20, `only ${lines.length} lines were dumped`);
   t.diagnostic(`${lines.length} lines from the Python client validated with decodeLine`);
   const types = new Set<string>();
   for (const line of lines) {
     const decoded = decodeLine(Buffer.from(line), 32);
-    assert.ok(decoded.ok, `the monitor would reject a line the Python client sent: ${line} (${decoded.ok ? '' : decoded.detail})`);
+    assert.ok(
+      decoded.ok,
+      `the monitor would reject a line the Python client sent: ${line} (${decoded.ok ? '' : decoded.detail})`,
+    );
     types.add(decoded.message.type);
   }
   assert.deepEqual([...types].sort(), ['heartbeat', 'llm_usage', 'register', 'unregister']);

@@ -9,9 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
-import { HeartbeatTask, MonitorClient, registerWithMonitor, sendHeartbeat, unregisterFromMonitor } from 'kissbot-monitor-client';
+import {
+  HeartbeatTask,
+  MonitorClient,
+  registerWithMonitor,
+  sendHeartbeat,
+  unregisterFromMonitor,
+} from 'kissbot-monitor-client';
 import { decodeLine } from '../src/protocol/decode.js';
-import { spawnLineListener, startLineListener, type ChildListener, type LineListener } from './fixtures/line-listener.js';
+import {
+  spawnLineListener,
+  startLineListener,
+  type ChildListener,
+  type LineListener,
+} from './fixtures/line-listener.js';
 import { sleep, stopProcess, waitFor } from './helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kbm-client-ts-'));
@@ -87,19 +98,40 @@ describe('wire format', () => {
     assert.equal(await c.heartbeat(), true);
     assert.equal(await c.logLlmUsage(usage), true);
     assert.equal(await c.logLlmUsage({ model: 'gpt-4o-mini', feature: 'chat', tokensIn: 0, tokensOut: 1 }), true);
-    const accounted = { ...usage, tokensCached: 100, tokensReasoning: 20, provider: 'openai', status: 'rate_limited', errorType: '429', requestId: 'chatcmpl-9' } as const;
+    const accounted = {
+      ...usage,
+      tokensCached: 100,
+      tokensReasoning: 20,
+      provider: 'openai',
+      status: 'rate_limited',
+      errorType: '429',
+      requestId: 'chatcmpl-9',
+    } as const;
     assert.equal(await c.logLlmUsage(accounted), true);
     assert.equal(await c.unregister(), true);
     await c.close();
     await waitFor('six lines', () => l.lines.length === 6, 10_000, 5);
     const msgs = l.lines.map((r) => assertValid(r.line));
-    assert.deepEqual(msgs.map((m) => m.type), ['register', 'heartbeat', 'llm_usage', 'llm_usage', 'llm_usage', 'unregister']);
     assert.deepEqual(
-      [msgs[4].tokens_cached, msgs[4].tokens_reasoning, msgs[4].provider, msgs[4].status, msgs[4].error_type, msgs[4].request_id],
+      msgs.map((m) => m.type),
+      ['register', 'heartbeat', 'llm_usage', 'llm_usage', 'llm_usage', 'unregister'],
+    );
+    assert.deepEqual(
+      [
+        msgs[4].tokens_cached,
+        msgs[4].tokens_reasoning,
+        msgs[4].provider,
+        msgs[4].status,
+        msgs[4].error_type,
+        msgs[4].request_id,
+      ],
       [100, 20, 'openai', 'rate_limited', '429', 'chatcmpl-9'],
     );
     assert.equal('tokens_cached' in msgs[2], false, 'the accounting fields are optional');
-    assert.ok(l.lines.every((r) => r.conn === 1), 'one persistent connection');
+    assert.ok(
+      l.lines.every((r) => r.conn === 1),
+      'one persistent connection',
+    );
     for (const m of msgs) {
       assert.equal(m.channel, 'el_serda');
       assert.equal(m.v, 1);
@@ -109,7 +141,13 @@ describe('wire format', () => {
     assert.equal(msgs[0].pid, process.pid);
     assert.deepEqual(msgs[0].features, { llm: true, translator: false });
     assert.deepEqual(
-      { model: msgs[2].model, feature: msgs[2].feature, tokens_in: msgs[2].tokens_in, tokens_out: msgs[2].tokens_out, latency_ms: msgs[2].latency_ms },
+      {
+        model: msgs[2].model,
+        feature: msgs[2].feature,
+        tokens_in: msgs[2].tokens_in,
+        tokens_out: msgs[2].tokens_out,
+        latency_ms: msgs[2].latency_ms,
+      },
       { model: 'gpt-4o', feature: 'jokes', tokens_in: 145, tokens_out: 87, latency_ms: 1850 },
     );
     assert.equal('latency_ms' in msgs[3], false, 'latency_ms is optional');
@@ -137,7 +175,8 @@ describe('wire format', () => {
     for (const channel of ['', 'has-dash', 'x'.repeat(65), 'é', 42]) {
       assert.throws(() => new MonitorClient({ channel: channel as string }), TypeError, `channel ${String(channel)}`);
     }
-    for (const pid of [0, -1, 1.5, 2 ** 31]) assert.throws(() => new MonitorClient({ channel: 'ok', pid }), TypeError, `pid ${pid}`);
+    for (const pid of [0, -1, 1.5, 2 ** 31])
+      assert.throws(() => new MonitorClient({ channel: 'ok', pid }), TypeError, `pid ${pid}`);
     assert.throws(() => new MonitorClient({ channel: 'ok', socketPath: '' }), TypeError);
     assert.throws(() => new MonitorClient({ channel: 'ok', socketPath: '/tmp/' + 'x'.repeat(120) }), TypeError);
     assert.throws(() => new MonitorClient({ channel: 'ok', heartbeatIntervalMs: 0 }), TypeError);
@@ -167,7 +206,11 @@ describe('wire format', () => {
     assert.equal(await c.heartbeat(), true);
     await c.close();
     await waitFor('the heartbeat after the refused calls', () => l.ofType('heartbeat').length === 1, 10_000, 5);
-    assert.deepEqual(l.lines.map((r) => JSON.parse(r.line).type), ['register', 'heartbeat'], 'nothing invalid reached the socket');
+    assert.deepEqual(
+      l.lines.map((r) => JSON.parse(r.line).type),
+      ['register', 'heartbeat'],
+      'nothing invalid reached the socket',
+    );
   });
 });
 
@@ -175,10 +218,19 @@ describe('reconnect', () => {
   test('monitor absent: calls return false at once; when it appears the client connects and registers first', async () => {
     const path = socketPath();
     // A long connectTimeoutMs, so that "did not wait for it" has a bound no loaded box reaches.
-    const c = client({ channel: 'early_bot', socketPath: path, backoffInitialMs: 20, backoffMaxMs: 100, connectTimeoutMs: 60_000 });
+    const c = client({
+      channel: 'early_bot',
+      socketPath: path,
+      backoffInitialMs: 20,
+      backoffMaxMs: 100,
+      connectTimeoutMs: 60_000,
+    });
     const t0 = performance.now();
     assert.equal(await c.register({ llm: true }), false);
-    assert.ok(performance.now() - t0 < 10_000, 'register does not wait for an absent monitor (connectTimeoutMs is 60 s)');
+    assert.ok(
+      performance.now() - t0 < 10_000,
+      'register does not wait for an absent monitor (connectTimeoutMs is 60 s)',
+    );
     assert.equal(await c.heartbeat(), false);
     for (let i = 0; i < 3; i++) assert.equal(await c.logLlmUsage({ ...usage, tokensIn: i }), false);
     let s = c.stats();
@@ -192,7 +244,10 @@ describe('reconnect', () => {
     await waitFor('register, 3 usages and the heartbeat', () => l.lines.length === 5, 10_000, 5);
     const types = l.lines.map((r) => assertValid(r.line).type);
     assert.deepEqual(types, ['register', 'llm_usage', 'llm_usage', 'llm_usage', 'heartbeat']);
-    assert.deepEqual(l.ofType('llm_usage').map((m) => m.tokens_in), [0, 1, 2]);
+    assert.deepEqual(
+      l.ofType('llm_usage').map((m) => m.tokens_in),
+      [0, 1, 2],
+    );
     s = c.stats();
     assert.equal(s.state, 'connected');
     assert.equal(s.buffered, 0);
@@ -214,11 +269,19 @@ describe('reconnect', () => {
     assert.match(String(c.stats().lastError), /ECONNREFUSED|ENOENT/);
 
     const second = await listenChild(path);
-    await waitFor('the bot to come back', () => second.ofType('heartbeat').length >= 1 && second.ofType('llm_usage').length === 5, 10_000, 5);
+    await waitFor(
+      'the bot to come back',
+      () => second.ofType('heartbeat').length >= 1 && second.ofType('llm_usage').length === 5,
+      10_000,
+      5,
+    );
     const firstLine = assertValid(second.lines[0].line);
     assert.equal(firstLine.type, 'register', 'register goes first after a reconnect');
     assert.deepEqual(firstLine.features, { llm: true }, 'with the features given to register()');
-    assert.deepEqual(second.ofType('llm_usage').map((m) => m.tokens_in), [100, 101, 102, 103, 104]);
+    assert.deepEqual(
+      second.ofType('llm_usage').map((m) => m.tokens_in),
+      [100, 101, 102, 103, 104],
+    );
     assert.ok(c.stats().reconnects >= 1);
     await c.stopHeartbeat();
   });
@@ -320,8 +383,14 @@ describe('frozen monitor (SIGSTOP)', () => {
     t.diagnostic(
       `usage handed to socket ${usageTrue}, buffered ${s.bufferedUsage}, dropped ${s.droppedUsage}; heartbeats coalesced ${s.coalesced}; socket buffer ${s.socketBufferedBytes} B`,
     );
-    assert.ok(settledMax < settledBound, `a call took ${settledMax.toFixed(3)} ms on every attempt (bound ${settledBound.toFixed(1)} ms)`);
-    assert.ok(percentile(wallSorted, 99) < p99Bound, `p99 of first attempts ${percentile(wallSorted, 99).toFixed(3)} ms (bound ${p99Bound.toFixed(1)} ms)`);
+    assert.ok(
+      settledMax < settledBound,
+      `a call took ${settledMax.toFixed(3)} ms on every attempt (bound ${settledBound.toFixed(1)} ms)`,
+    );
+    assert.ok(
+      percentile(wallSorted, 99) < p99Bound,
+      `p99 of first attempts ${percentile(wallSorted, 99).toFixed(3)} ms (bound ${p99Bound.toFixed(1)} ms)`,
+    );
 
     // Bounded: our buffer holds at most maxBufferedUsage lines + one heartbeat; Node's socket
     // buffer at most its high-water mark plus one line. Every call is accounted for.
@@ -329,8 +398,16 @@ describe('frozen monitor (SIGSTOP)', () => {
     assert.ok(s.bufferedUsage <= maxBufferedUsage);
     assert.ok(s.buffered <= maxBufferedUsage + 2);
     assert.ok(s.socketBufferedBytes <= 16 * 1024 + 512, `socket buffer ${s.socketBufferedBytes}`);
-    assert.equal(usageTrue + s.bufferedUsage + s.droppedUsage, usageCalls, 'every llm_usage sent, buffered or counted as dropped');
-    assert.equal(hbTrue + s.coalesced + (s.heartbeatPending ? 1 : 0), hbCalls, 'every heartbeat sent or coalesced into the pending one');
+    assert.equal(
+      usageTrue + s.bufferedUsage + s.droppedUsage,
+      usageCalls,
+      'every llm_usage sent, buffered or counted as dropped',
+    );
+    assert.equal(
+      hbTrue + s.coalesced + (s.heartbeatPending ? 1 : 0),
+      hbCalls,
+      'every heartbeat sent or coalesced into the pending one',
+    );
     assert.ok(s.droppedUsage > 0, 'the frozen monitor did fill the buffer');
 
     // Five times more calls change nothing: memory does not grow with the length of the freeze.
@@ -343,12 +420,19 @@ describe('frozen monitor (SIGSTOP)', () => {
     assert.equal(s2.bufferedUsage, s.bufferedUsage);
     assert.equal(s2.socketBufferedBytes, s.socketBufferedBytes);
     assert.equal(s2.droppedUsage, s.droppedUsage + 5 * N);
-    t.diagnostic(`after ${10 * N} more calls: buffered ${s2.bufferedUsage}, heap delta ${((process.memoryUsage().heapUsed - heapBefore) / 1e6).toFixed(1)} MB (garbage, not retained)`);
+    t.diagnostic(
+      `after ${10 * N} more calls: buffered ${s2.bufferedUsage}, heap delta ${((process.memoryUsage().heapUsed - heapBefore) / 1e6).toFixed(1)} MB (garbage, not retained)`,
+    );
 
     // Thaw: everything that was not counted as dropped arrives, register first.
     process.kill(monitor.child.pid!, 'SIGCONT');
     const expectedUsage = usageTrue + s2.bufferedUsage;
-    await waitFor(`${expectedUsage} usage lines after SIGCONT`, () => monitor.ofType('llm_usage').length === expectedUsage && monitor.ofType('heartbeat').length === hbTrue + 1, 10_000, 5);
+    await waitFor(
+      `${expectedUsage} usage lines after SIGCONT`,
+      () => monitor.ofType('llm_usage').length === expectedUsage && monitor.ofType('heartbeat').length === hbTrue + 1,
+      10_000,
+      5,
+    );
     assert.equal(assertValid(monitor.lines[0].line).type, 'register');
     assert.equal(c.stats().buffered, 0);
     assert.equal(c.stats().stalls, 0);
@@ -436,7 +520,9 @@ describe('shutdown', () => {
       console.log(await c.register());
       c.startHeartbeat(60000);
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     pids.push(child.pid!);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -469,7 +555,10 @@ describe('heartbeat timers and the legacy API', () => {
     assert.equal(await unregisterFromMonitor('legacy_bot', 4242, l.path, { token: 'tok' }), true);
     await waitFor('three lines', () => l.lines.length === 3, 10_000, 5);
     const msgs = l.lines.map((r) => assertValid(r.line));
-    assert.deepEqual(msgs.map((m) => m.type), ['register', 'heartbeat', 'unregister']);
+    assert.deepEqual(
+      msgs.map((m) => m.type),
+      ['register', 'heartbeat', 'unregister'],
+    );
     assert.deepEqual(new Set(l.lines.map((r) => r.conn)).size, 3, 'one connection per call');
     assert.equal(msgs[2].token, 'tok');
     // Never throws: invalid arguments and an absent monitor both resolve false.
@@ -502,7 +591,10 @@ describe('heartbeat timers and the legacy API', () => {
     }
     assert.ok(results.includes(false), 'a full backlog refuses new connections');
     // A call that waited would take timeoutMs (60 s); 10 s is far above any scheduling delay.
-    assert.ok(slowest < 10_000, `slowest legacy call ${slowest.toFixed(1)} ms (timeoutMs 60 s; the old module waited up to 2 s)`);
+    assert.ok(
+      slowest < 10_000,
+      `slowest legacy call ${slowest.toFixed(1)} ms (timeoutMs 60 s; the old module waited up to 2 s)`,
+    );
   });
 
   test('HeartbeatTask start/stop', async () => {

@@ -10,7 +10,15 @@ import type { Browser, Page } from 'playwright-core';
 import { alertConfig } from './helpers/alerts.js';
 import { dashboardUrl, launchChromium, openPage, type WatchedPage } from './helpers/browser.js';
 import {
-  botStatus, killStarted, runKissmon, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess,
+  botStatus,
+  killStarted,
+  runKissmon,
+  startBot,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
 } from './helpers/monitor-process.js';
 
 const TOKEN = 'alerts-test-token-0123456789';
@@ -26,7 +34,11 @@ before(async () => {
   const config = alertConfig(dir, {}, { staleAfterMs: 10_000 });
   monitor = await startMonitor(dir, ['--http-port', '0', '--http-token-file', tokenFile, '--config', config]);
   url = await dashboardUrl(monitor.output);
-  routes = ((await (await fetch(`${url}api/session`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { routes: string[] }).routes;
+  routes = (
+    (await (await fetch(`${url}api/session`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+      routes: string[];
+    }
+  ).routes;
   // The alerter is part of this build: a missing route is a failure, not a reason to skip.
   for (const r of ['GET /alerts', 'GET /silences', 'POST /silences', 'POST /silences/remove']) {
     assert.ok(routes.includes(r), `route ${r}`);
@@ -48,7 +60,9 @@ async function signedIn(b: Browser): Promise<WatchedPage> {
   return watched;
 }
 
-interface SilenceList { silences: { id: string; matcher: { channel?: string }; comment: string; createdBy: string; active: boolean }[] }
+interface SilenceList {
+  silences: { id: string; matcher: { channel?: string }; comment: string; createdBy: string; active: boolean }[];
+}
 async function silenceList(): Promise<SilenceList> {
   const r = await runKissmon(['silence', 'list', '--json', '--socket', dir.socket]);
   assert.equal(r.code, 0, r.stderr);
@@ -57,7 +71,10 @@ async function silenceList(): Promise<SilenceList> {
 
 interface AlertList {
   alerts: {
-    alertname: string; labels: Record<string, string>; state: string; silenced: boolean;
+    alertname: string;
+    labels: Record<string, string>;
+    state: string;
+    silenced: boolean;
     silencedBy: string[];
   }[];
 }
@@ -87,8 +104,10 @@ test('a firing alert silenced in the page: in `kissmon silence list`, shown sile
   await row.waitFor({ timeout: 20_000 });
   const cells = () => row.locator('td').allTextContents();
   // alert, severity, subject, state, since, summary, silenced, actions
-  assert.deepEqual((await cells()).filter((_, i) => [0, 1, 2, 3, 6].includes(i)),
-    ['BotDead', 'critical', 'quiet_bot reason=process_exited', 'firing', 'no']);
+  assert.deepEqual(
+    (await cells()).filter((_, i) => [0, 1, 2, 3, 6].includes(i)),
+    ['BotDead', 'critical', 'quiet_bot reason=process_exited', 'firing', 'no'],
+  );
   const summary = () => page.locator('#summary-alerts').textContent();
   await waitFor('summary counts the firing alert', async () => (await summary()) === '1');
 
@@ -102,13 +121,22 @@ test('a firing alert silenced in the page: in `kissmon silence list`, shown sile
   assert.equal(made.createdBy, 'dashboard');
   assert.equal(made.active, true);
   const dead = (await alertList()).alerts.find((a) => a.alertname === 'BotDead' && a.labels.channel === 'quiet_bot');
-  assert.deepEqual(dead && { state: dead.state, silenced: dead.silenced, silencedBy: dead.silencedBy },
-    { state: 'firing', silenced: true, silencedBy: [made.id] });
+  assert.deepEqual(dead && { state: dead.state, silenced: dead.silenced, silencedBy: dead.silencedBy }, {
+    state: 'firing',
+    silenced: true,
+    silencedBy: [made.id],
+  });
   await waitFor('the page shows it silenced', async () => (await cells())[6] === `yes (${made.id})`);
   assert.equal(await summary(), '0', 'a silenced alert is not counted active');
 
-  await page.locator(`#silences-table tr[data-silence="${made.id}"]`).getByRole('button', { name: 'Unsilence' }).click();
-  await page.getByRole('status').filter({ hasText: `removed silence ${made.id}` }).waitFor({ timeout: 10_000 });
+  await page
+    .locator(`#silences-table tr[data-silence="${made.id}"]`)
+    .getByRole('button', { name: 'Unsilence' })
+    .click();
+  await page
+    .getByRole('status')
+    .filter({ hasText: `removed silence ${made.id}` })
+    .waitFor({ timeout: 10_000 });
   const stillActive = async () => (await silenceList()).silences.some((s) => s.id === made.id && s.active);
   await waitFor('the silence gone or inactive', async () => !(await stillActive()));
   await waitFor('the page shows it unsilenced', async () => (await cells())[6] === 'no');

@@ -6,7 +6,17 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { dashboardUrl, launchChromium, openPage, seriesPixels } from './helpers/browser.js';
-import { killStarted, line, sendLines, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  killStarted,
+  line,
+  sendLines,
+  startBot,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 import { stopProcess } from './helpers/wait.js';
 
 const IMG = (name: string) => fileURLToPath(new URL(`../../docs/img/${name}`, import.meta.url));
@@ -33,26 +43,53 @@ test('bots appear as rows, a hung one turns stale live, the detail view charts i
   if (!browser) return;
   const channels = ['alpha_bot', 'beta_bot', 'gamma_bot'];
   const bots = channels.map((c) => startBot(monitor.socket, c, 200));
-  await sendLines(monitor.socket, channels.flatMap((channel, i) => Array.from({ length: 5 }, (_, k) =>
-    line({ type: 'llm_usage', channel, model: i === 0 ? 'gpt-4o' : 'gpt-4o-mini', feature: 'chat', tokens_in: 1000 * (k + 1), tokens_out: 300, latency_ms: 400 }))));
+  await sendLines(
+    monitor.socket,
+    channels.flatMap((channel, i) =>
+      Array.from({ length: 5 }, (_, k) =>
+        line({
+          type: 'llm_usage',
+          channel,
+          model: i === 0 ? 'gpt-4o' : 'gpt-4o-mini',
+          feature: 'chat',
+          tokens_in: 1000 * (k + 1),
+          tokens_out: 300,
+          latency_ms: 400,
+        }),
+      ),
+    ),
+  );
   const url = await dashboardUrl(monitor.output);
   const { page, problems, responses } = await openPage(browser, url);
 
-  for (const c of channels) await page.locator(`tr.bot[data-channel="${c}"][data-status="online"]`).waitFor({ timeout: 20_000 });
+  for (const c of channels)
+    await page.locator(`tr.bot[data-channel="${c}"][data-status="online"]`).waitFor({ timeout: 20_000 });
   assert.equal(await page.locator('#summary-online').textContent(), '3');
-  assert.match((await page.locator('tr.bot[data-channel="beta_bot"] td').nth(1).textContent()) ?? '', /online/, 'status is shown as text, not colour alone');
+  assert.match(
+    (await page.locator('tr.bot[data-channel="beta_bot"] td').nth(1).textContent()) ?? '',
+    /online/,
+    'status is shown as text, not colour alone',
+  );
 
   // A reload would lose this marker: the row must change in place.
   await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
   await stopProcess(bots[1].pid);
-  const staleAt = await waitFor('the registry to call beta_bot stale', async () => {
-    const res = await fetch(`${url}api/status`);
-    const bot = ((await res.json()) as { channel: string; status: string }[]).find((b) => b.channel === 'beta_bot');
-    return bot?.status === 'stale' && Date.now();
-  }, 20_000, 20);
+  const staleAt = await waitFor(
+    'the registry to call beta_bot stale',
+    async () => {
+      const res = await fetch(`${url}api/status`);
+      const bot = ((await res.json()) as { channel: string; status: string }[]).find((b) => b.channel === 'beta_bot');
+      return bot?.status === 'stale' && Date.now();
+    },
+    20_000,
+    20,
+  );
   await page.locator('tr.bot[data-channel="beta_bot"][data-status="stale"]').waitFor({ timeout: 20_000 });
   const visibleAfter = Date.now() - staleAt;
-  assert.ok(visibleAfter < STALE_VISIBLE_MS, `the row turned stale ${visibleAfter} ms after the registry did (bound ${STALE_VISIBLE_MS} ms)`);
+  assert.ok(
+    visibleAfter < STALE_VISIBLE_MS,
+    `the row turned stale ${visibleAfter} ms after the registry did (bound ${STALE_VISIBLE_MS} ms)`,
+  );
   assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42, 'no reload');
   assert.match((await page.locator('tr.bot[data-channel="beta_bot"]').textContent()) ?? '', /stale/);
   process.kill(bots[1].pid, 'SIGCONT');
@@ -65,11 +102,16 @@ test('bots appear as rows, a hung one turns stale live, the detail view charts i
   // Detail view: history from bot_metrics and bot_events, drawn on a canvas.
   await page.locator('tr.bot[data-channel="alpha_bot"] button').click();
   await page.locator('#detail-title').filter({ hasText: 'alpha_bot' }).waitFor();
-  await waitFor('samples in the detail view', async () => {
-    const caption = (await page.locator('#rss-chart').locator('xpath=..').locator('figcaption').textContent()) ?? '';
-    const points = Number(/\((\d+) points/.exec(caption)?.[1] ?? 0);
-    return points >= 2;
-  }, 30_000, 500);
+  await waitFor(
+    'samples in the detail view',
+    async () => {
+      const caption = (await page.locator('#rss-chart').locator('xpath=..').locator('figcaption').textContent()) ?? '';
+      const points = Number(/\((\d+) points/.exec(caption)?.[1] ?? 0);
+      return points >= 2;
+    },
+    30_000,
+    500,
+  );
   await waitFor('the RSS line drawn', async () => (await seriesPixels(page, '#rss-chart canvas')) > 50, 15_000, 200);
   assert.ok((await page.locator('#detail-events tbody tr').count()) >= 1, 'the events timeline lists the register');
   assert.match((await page.locator('#detail-events').textContent()) ?? '', /registered/);
@@ -87,15 +129,32 @@ test('bots appear as rows, a hung one turns stale live, the detail view charts i
 
   await page.locator('tr.bot[data-channel="alpha_bot"] button').click();
   await page.locator('#rss-chart canvas').waitFor();
-  await waitFor('the RSS line drawn again', async () => (await seriesPixels(page, '#rss-chart canvas')) > 50, 15_000, 200);
+  await waitFor(
+    'the RSS line drawn again',
+    async () => (await seriesPixels(page, '#rss-chart canvas')) > 50,
+    15_000,
+    200,
+  );
   await page.screenshot({ path: IMG('dashboard-light.png'), fullPage: true });
   const dark = await openPage(browser, url, { colorScheme: 'dark' });
   await dark.page.locator('tr.bot[data-channel="alpha_bot"] button').click();
-  await waitFor('the dark RSS line drawn', async () => (await seriesPixels(dark.page, '#rss-chart canvas')) > 50, 30_000, 200);
-  assert.notEqual(await dark.page.evaluate(() => getComputedStyle(document.body).backgroundColor), await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'dark differs from light');
+  await waitFor(
+    'the dark RSS line drawn',
+    async () => (await seriesPixels(dark.page, '#rss-chart canvas')) > 50,
+    30_000,
+    200,
+  );
+  assert.notEqual(
+    await dark.page.evaluate(() => getComputedStyle(document.body).backgroundColor),
+    await page.evaluate(() => getComputedStyle(document.body).backgroundColor),
+    'dark differs from light',
+  );
   await dark.page.screenshot({ path: IMG('dashboard-dark.png'), fullPage: true });
 
-  assert.ok(responses.some((r) => r.includes('/api/bot?')), 'the watcher saw the page\'s requests');
+  assert.ok(
+    responses.some((r) => r.includes('/api/bot?')),
+    "the watcher saw the page's requests",
+  );
   assert.deepEqual(problems, []);
   assert.deepEqual(dark.problems, []);
 });

@@ -6,7 +6,16 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { dashboardUrl, launchChromium, openPage } from './helpers/browser.js';
-import { killStarted, startMonitor, startProcess, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  killStarted,
+  startMonitor,
+  startProcess,
+  status,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const BOTS = 10_000;
 const INTERACTIVE_MS = 2_000;
@@ -35,10 +44,16 @@ test('10,000 bots: interactive in < 2 s, windowed rows, search finds bot9999', a
   const url = await dashboardUrl(monitor.output);
   const { page, problems } = await openPage(browser, url);
 
-  await page.locator('#summary-total').filter({ hasText: String(BOTS) }).waitFor({ timeout: 30_000 });
+  await page
+    .locator('#summary-total')
+    .filter({ hasText: String(BOTS) })
+    .waitFor({ timeout: 30_000 });
   const readyMs = await page.evaluate(() => performance.getEntriesByName('fleet-ready')[0]?.startTime ?? -1);
   assert.ok(readyMs > 0, 'the page marks its first fleet render');
-  assert.ok(readyMs < INTERACTIVE_MS, `the fleet of ${BOTS} was rendered ${Math.round(readyMs)} ms after navigation (bound ${INTERACTIVE_MS} ms)`);
+  assert.ok(
+    readyMs < INTERACTIVE_MS,
+    `the fleet of ${BOTS} was rendered ${Math.round(readyMs)} ms after navigation (bound ${INTERACTIVE_MS} ms)`,
+  );
   const rowsInDom = await page.locator('tr.bot').count();
   assert.ok(rowsInDom > 10 && rowsInDom < 100, `only the rows in view are rendered (${rowsInDom} of ${BOTS})`);
 
@@ -49,10 +64,19 @@ test('10,000 bots: interactive in < 2 s, windowed rows, search finds bot9999', a
   assert.equal(await page.locator('tr.bot').count(), 1);
   assert.equal(await page.locator('#shown').textContent(), `1 of ${BOTS} shown`);
   assert.ok(searchMs < INTERACTIVE_MS, `search answered in ${searchMs} ms`);
-  const marks = await page.evaluate(() => ['responseEnd', 'domContentLoadedEventEnd'].map((k) => `${k} ${Math.round((performance.getEntriesByType('navigation')[0] as unknown as Record<string, number>)[k])}`)
-    .concat(performance.getEntriesByType('mark').map((m) => `${m.name} ${Math.round(m.startTime)}`)).join(', '));
+  const marks = await page.evaluate(() =>
+    ['responseEnd', 'domContentLoadedEventEnd']
+      .map(
+        (k) =>
+          `${k} ${Math.round((performance.getEntriesByType('navigation')[0] as unknown as Record<string, number>)[k])}`,
+      )
+      .concat(performance.getEntriesByType('mark').map((m) => `${m.name} ${Math.round(m.startTime)}`))
+      .join(', '),
+  );
   t.diagnostic(`page timeline (ms): ${marks}`);
-  t.diagnostic(`fleet rendered ${Math.round(readyMs)} ms after navigation; search for bot9999 answered in ${searchMs} ms`);
+  t.diagnostic(
+    `fleet rendered ${Math.round(readyMs)} ms after navigation; search for bot9999 answered in ${searchMs} ms`,
+  );
 
   // Windowing keeps every row reachable: the last one by channel is there after scrolling down.
   await page.locator('#search').fill('');

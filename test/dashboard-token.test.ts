@@ -9,7 +9,15 @@ import { after, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { requestControl } from '../src/http/control-client.js';
 import { dashboardUrl, launchChromium, openPage } from './helpers/browser.js';
-import { killStarted, runKissmon, startBot, startMonitor, stopMonitor, TestDirs, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  killStarted,
+  runKissmon,
+  startBot,
+  startMonitor,
+  stopMonitor,
+  TestDirs,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const dirs = new TestDirs();
@@ -27,7 +35,11 @@ async function start(args: string[]): Promise<{ monitor: MonitorProcess; url: st
   const dir = dirs.create();
   const tokenFile = join(dir.path, 'http-token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-  const monitor = await startMonitor(dir, ['--http-port', '0', ...args.map((a) => (a === 'TOKEN_FILE' ? tokenFile : a))]);
+  const monitor = await startMonitor(dir, [
+    '--http-port',
+    '0',
+    ...args.map((a) => (a === 'TOKEN_FILE' ? tokenFile : a)),
+  ]);
   monitors.push(monitor);
   return { monitor, url: await dashboardUrl(monitor.output) };
 }
@@ -38,10 +50,13 @@ const bearer = { authorization: `Bearer ${TOKEN}` };
 function rawStatus(url: string, method: string, path: string, headers: Record<string, string> = {}): Promise<number> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    http.request({ host: hostname, port, method, path, headers }, (res) => {
-      resolve(res.statusCode!);
-      res.destroy(); // /api/events stays open
-    }).on('error', reject).end();
+    http
+      .request({ host: hostname, port, method, path, headers }, (res) => {
+        resolve(res.statusCode!);
+        res.destroy(); // /api/events stays open
+      })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -52,7 +67,10 @@ test('with a token: 401 without it, the API and admin routes with it, the page a
     assert.equal(res.status, 401, `${path} without the token`);
     assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/);
   }
-  assert.equal((await fetch(`${url}api/status`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status, 401);
+  assert.equal(
+    (await fetch(`${url}api/status`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status,
+    401,
+  );
   assert.equal((await fetch(`${url}api/status`, { headers: bearer })).status, 200);
   assert.match(await (await fetch(`${url}metrics`, { headers: bearer })).text(), /kissmon_lines_total/);
   const flush = await fetch(`${url}api/flush`, { method: 'POST', headers: bearer });
@@ -65,8 +83,17 @@ test('with a token: 401 without it, the API and admin routes with it, the page a
   for (const path of reachable) {
     assert.equal(await rawStatus(url, 'GET', path, bearer), 200, `${path} with the token reaches its route`);
   }
-  for (const path of [...reachable, '/%2561pi/status', '//api/status', '/api/../api/status', '/api//status',
-    '/api/status/', '/API/status', '/%61pi/%2e%2e/api/status', '/nope']) {
+  for (const path of [
+    ...reachable,
+    '/%2561pi/status',
+    '//api/status',
+    '/api/../api/status',
+    '/api//status',
+    '/api/status/',
+    '/API/status',
+    '/%61pi/%2e%2e/api/status',
+    '/nope',
+  ]) {
     assert.equal(await rawStatus(url, 'GET', path), 401, `${path} without the token`);
   }
   assert.equal(await rawStatus(url, 'POST', '/%61pi/flush'), 401, 'an encoded admin route without the token');
@@ -76,13 +103,16 @@ test('with a token: 401 without it, the API and admin routes with it, the page a
   }
 
   // Fault injection is on the admin socket only, never on HTTP, token or not.
-  const session = await (await fetch(`${url}api/session`, { headers: bearer })).json() as { routes: string[] };
+  const session = (await (await fetch(`${url}api/session`, { headers: bearer })).json()) as { routes: string[] };
   assert.ok(session.routes.includes('POST /flush'), 'the session lists the admin routes');
   assert.ok(!session.routes.some((r) => r.includes('/fault/')), 'no fault route is offered over HTTP');
   assert.equal((await fetch(`${url}api/fault/crash?actor=registry`, { method: 'POST', headers: bearer })).status, 404);
   assert.equal((await fetch(`${url}api/fault/unhandled-rejection`, { method: 'POST', headers: bearer })).status, 404);
-  await assert.rejects(requestControl(monitor.admin, 'POST', '/fault/crash?actor=nobody'), /query parameter actor/,
-    'the admin socket still serves the fault route (a bad actor is refused by its schema, nothing crashes)');
+  await assert.rejects(
+    requestControl(monitor.admin, 'POST', '/fault/crash?actor=nobody'),
+    /query parameter actor/,
+    'the admin socket still serves the fault route (a bad actor is refused by its schema, nothing crashes)',
+  );
 
   browser = await launchChromium(t);
   if (!browser) return;
@@ -121,7 +151,9 @@ test('no token: read-only, loopback Host only, security headers, a clear error f
   assert.match(((await flush.json()) as { error: string }).error, /--http-token-file/);
   // fetch() will not send another Host; node:http will.
   const rebinding = await new Promise<number>((resolve, reject) => {
-    http.get(`${url}api/status`, { headers: { host: 'attacker.example' } }, (res) => resolve(res.resume().statusCode!)).on('error', reject);
+    http
+      .get(`${url}api/status`, { headers: { host: 'attacker.example' } }, (res) => resolve(res.resume().statusCode!))
+      .on('error', reject);
   });
   assert.equal(rebinding, 403, 'a Host that is not loopback (DNS rebinding) is refused');
   const bad = await fetch(`${url}api/bot?channel=no-dashes`);
@@ -132,12 +164,32 @@ test('no token: read-only, loopback Host only, security headers, a clear error f
 
 test('off loopback without a token file the monitor refuses to start; a short token is refused', async () => {
   const dir = dirs.create();
-  const open = await runKissmon(['start', '--socket', dir.socket, '--db', dir.db, '--http-port', '0', '--http-host', '0.0.0.0']);
+  const open = await runKissmon([
+    'start',
+    '--socket',
+    dir.socket,
+    '--db',
+    dir.db,
+    '--http-port',
+    '0',
+    '--http-host',
+    '0.0.0.0',
+  ]);
   assert.equal(open.code, 2);
   assert.match(open.stderr, /http\.tokenFile must be set \(--http-token-file\) to serve HTTP on 0\.0\.0\.0/);
   const short = join(dir.path, 'short-token');
   writeFileSync(short, 'abc\n');
-  const weak = await runKissmon(['start', '--socket', dir.socket, '--db', dir.db, '--http-port', '0', '--http-token-file', short]);
+  const weak = await runKissmon([
+    'start',
+    '--socket',
+    dir.socket,
+    '--db',
+    dir.db,
+    '--http-port',
+    '0',
+    '--http-token-file',
+    short,
+  ]);
   assert.equal(weak.code, 2);
   assert.match(weak.stderr, /must hold one token of at least 16 characters/);
 });

@@ -16,7 +16,6 @@ import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters } from './helpers/writer.js';
 
-
 const dirs: string[] = [];
 after(async () => {
   await stopWriters();
@@ -35,11 +34,19 @@ function reader(dbPath: string): BetterSqlite3.Database {
   return db;
 }
 
-const count = (db: BetterSqlite3.Database, table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+const count = (db: BetterSqlite3.Database, table: string) =>
+  (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
 
 /** An llm_usage row whose tokens_in is its unique id. */
 const usage = (id: number, at = Date.now()): WriteItem => ({
-  type: 'llm_usage', at, channel: `ch_${id % 50}`, model: 'gpt-4o-mini', feature: 'chat', tokens_in: id, tokens_out: 1, latency_ms: 100,
+  type: 'llm_usage',
+  at,
+  channel: `ch_${id % 50}`,
+  model: 'gpt-4o-mini',
+  feature: 'chat',
+  tokens_in: id,
+  tokens_out: 1,
+  latency_ms: 100,
 });
 
 test('rows of every item type land with the right columns and cost', async () => {
@@ -48,51 +55,167 @@ test('rows of every item type land with the right columns and cost', async () =>
   const writer = await startWriter(dbPath, link);
   const t0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
   const items: WriteItem[] = [
-    { type: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5 },
-    { type: 'llm_usage', at: t0, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null },
-    { type: 'llm_usage', at: t0, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3 },
-    { type: 'status', channel: 'alpha', pid: 41, status: 'online', features_json: '{"tts":true}', registered_at: t0, last_seen: t0, last_heartbeat: null, start_time: null },
-    { type: 'status', channel: 'alpha', pid: 42, status: 'stale', features_json: null, registered_at: t0 + 1, last_seen: t0 + 2, last_heartbeat: t0 + 3, start_time: 123_456 },
+    {
+      type: 'llm_usage',
+      at: t0,
+      channel: 'alpha',
+      model: 'gpt-4o',
+      feature: 'chat',
+      tokens_in: 1000,
+      tokens_out: 500,
+      latency_ms: 812.5,
+    },
+    {
+      type: 'llm_usage',
+      at: t0,
+      channel: 'alpha',
+      model: 'gpt-4o-2024-08-06',
+      feature: 'chat',
+      tokens_in: 1000,
+      tokens_out: 500,
+      latency_ms: null,
+    },
+    {
+      type: 'llm_usage',
+      at: t0,
+      channel: 'beta',
+      model: 'some-new-model',
+      feature: 'summary',
+      tokens_in: 1_000_000,
+      tokens_out: 1_000_000,
+      latency_ms: 3,
+    },
+    {
+      type: 'status',
+      channel: 'alpha',
+      pid: 41,
+      status: 'online',
+      features_json: '{"tts":true}',
+      registered_at: t0,
+      last_seen: t0,
+      last_heartbeat: null,
+      start_time: null,
+    },
+    {
+      type: 'status',
+      channel: 'alpha',
+      pid: 42,
+      status: 'stale',
+      features_json: null,
+      registered_at: t0 + 1,
+      last_seen: t0 + 2,
+      last_heartbeat: t0 + 3,
+      start_time: 123_456,
+    },
     { type: 'event', at: t0, channel: 'alpha', pid: 42, from: 'online', to: 'stale', reason: 'no_heartbeat' },
     { type: 'event', at: t0, channel: 'beta', pid: 7, from: null, to: 'online', reason: 'registered' },
     { type: 'metric', at: t0, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, cpu_pct_machine: 75 },
     {
-      type: 'health', at: t0,
-      health: { actor: 'registry', processed: 10, queue_depth: 2, dropped: 0, loop_lag_p99_ms: 1.5, loop_lag_max_ms: 3, heap_used_mb: 12.3, uptime_s: 60, restarts: 1, detail: { bots_online: 3 } },
+      type: 'health',
+      at: t0,
+      health: {
+        actor: 'registry',
+        processed: 10,
+        queue_depth: 2,
+        dropped: 0,
+        loop_lag_p99_ms: 1.5,
+        loop_lag_max_ms: 3,
+        heap_used_mb: 12.3,
+        uptime_s: 60,
+        restarts: 1,
+        detail: { bots_online: 3 },
+      },
     },
   ];
   for (const item of items) link.send(item);
   // A row SQLite cannot take and an unknown item type: each is dropped and counted, never fatal.
-  link.send({ type: 'event', at: Number.NaN, channel: 'alpha', pid: 42, from: null, to: 'online', reason: 'registered' });
+  link.send({
+    type: 'event',
+    at: Number.NaN,
+    channel: 'alpha',
+    pid: 42,
+    from: null,
+    to: 'online',
+    reason: 'registered',
+  });
   link.send({ type: 'no_such_table', at: t0 } as never);
   await waitFor('acks', () => link.pending === 0);
 
   const db = reader(dbPath);
   const iso = new Date(t0).toISOString();
-  const usageRows = db.prepare('SELECT ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd FROM llm_usage ORDER BY rowid').all();
+  const usageRows = db
+    .prepare(
+      'SELECT ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd FROM llm_usage ORDER BY rowid',
+    )
+    .all();
   assert.deepEqual(usageRows, [
-    { ts: iso, channel: 'alpha', model: 'gpt-4o', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 812.5, cost_usd: 0.0075 },
-    { ts: iso, channel: 'alpha', model: 'gpt-4o-2024-08-06', feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: null, cost_usd: 0.0075 },
-    { ts: iso, channel: 'beta', model: 'some-new-model', feature: 'summary', tokens_in: 1_000_000, tokens_out: 1_000_000, latency_ms: 3, cost_usd: null }, // no price: no made-up cost
+    {
+      ts: iso,
+      channel: 'alpha',
+      model: 'gpt-4o',
+      feature: 'chat',
+      tokens_in: 1000,
+      tokens_out: 500,
+      latency_ms: 812.5,
+      cost_usd: 0.0075,
+    },
+    {
+      ts: iso,
+      channel: 'alpha',
+      model: 'gpt-4o-2024-08-06',
+      feature: 'chat',
+      tokens_in: 1000,
+      tokens_out: 500,
+      latency_ms: null,
+      cost_usd: 0.0075,
+    },
+    {
+      ts: iso,
+      channel: 'beta',
+      model: 'some-new-model',
+      feature: 'summary',
+      tokens_in: 1_000_000,
+      tokens_out: 1_000_000,
+      latency_ms: 3,
+      cost_usd: null,
+    }, // no price: no made-up cost
   ]);
   // Two upserts of one channel leave one row holding the second.
   assert.deepEqual(db.prepare('SELECT * FROM bot_status').all(), [
     {
-      channel: 'alpha', pid: 42, status: 'stale', features_json: null,
-      registered_at: new Date(t0 + 1).toISOString(), last_seen: new Date(t0 + 2).toISOString(), last_heartbeat: new Date(t0 + 3).toISOString(), start_time: 123_456,
+      channel: 'alpha',
+      pid: 42,
+      status: 'stale',
+      features_json: null,
+      registered_at: new Date(t0 + 1).toISOString(),
+      last_seen: new Date(t0 + 2).toISOString(),
+      last_heartbeat: new Date(t0 + 3).toISOString(),
+      start_time: 123_456,
     },
   ]);
-  assert.deepEqual(db.prepare('SELECT ts, channel, pid, from_status, to_status, reason FROM bot_events ORDER BY id').all(), [
-    { ts: iso, channel: 'alpha', pid: 42, from_status: 'online', to_status: 'stale', reason: 'no_heartbeat' },
-    { ts: iso, channel: 'beta', pid: 7, from_status: null, to_status: 'online', reason: 'registered' },
-  ]);
+  assert.deepEqual(
+    db.prepare('SELECT ts, channel, pid, from_status, to_status, reason FROM bot_events ORDER BY id').all(),
+    [
+      { ts: iso, channel: 'alpha', pid: 42, from_status: 'online', to_status: 'stale', reason: 'no_heartbeat' },
+      { ts: iso, channel: 'beta', pid: 7, from_status: null, to_status: 'online', reason: 'registered' },
+    ],
+  );
   assert.deepEqual(db.prepare('SELECT * FROM bot_metrics').all(), [
     { ts: iso, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, features_json: null, cpu_pct_machine: 75 },
   ]);
   assert.deepEqual(db.prepare('SELECT * FROM worker_health').all(), [
     {
-      ts: iso, actor: 'registry', processed: 10, queue_depth: 2, dropped: 0, loop_lag_p99_ms: 1.5, loop_lag_max_ms: 3, heap_used_mb: 12.3,
-      uptime_s: 60, restarts: 1, detail_json: '{"bots_online":3}',
+      ts: iso,
+      actor: 'registry',
+      processed: 10,
+      queue_depth: 2,
+      dropped: 0,
+      loop_lag_p99_ms: 1.5,
+      loop_lag_max_ms: 3,
+      heap_used_mb: 12.3,
+      uptime_s: 60,
+      restarts: 1,
+      detail_json: '{"bots_online":3}',
     },
   ]);
   assert.deepEqual(db.prepare('SELECT sender, seq FROM delivery_cursor').all(), [{ sender: link.sender, seq: 1 }]);
@@ -103,7 +226,13 @@ test('rows of every item type land with the right columns and cost', async () =>
   assert.equal(health.queue_depth, 0);
   assert.equal(health.dropped, 2);
   assert.deepEqual(
-    [health.detail.rows_llm_usage, health.detail.rows_status, health.detail.rows_events, health.detail.rows_metrics, health.detail.rows_health],
+    [
+      health.detail.rows_llm_usage,
+      health.detail.rows_status,
+      health.detail.rows_events,
+      health.detail.rows_metrics,
+      health.detail.rows_health,
+    ],
     [3, 2, 2, 1, 1],
   );
   await writer.control.shutdown();
@@ -114,20 +243,30 @@ test('many rows go into each transaction; flush() commits what is held', async (
   const dbPath = tempDb();
   const link = new Link<WriteItem>('ingest');
   // A flush interval longer than the test: only the row threshold or flush() can commit.
-  const writer = await startWriter(dbPath, link, { writer: { flushIntervalMs: 600_000, maxRowsPerTransaction: 10_000 } });
+  const writer = await startWriter(dbPath, link, {
+    writer: { flushIntervalMs: 600_000, maxRowsPerTransaction: 10_000 },
+  });
   for (let i = 0; i < 30_000; i++) link.send(usage(i));
   // Settled: everything received, less than a transaction's worth still held.
-  let health = await waitFor('30k rows received', async () => {
-    const h = await writer.control.health();
-    return h.processed + h.queue_depth === 30_000 && h.queue_depth < 10_000 && h;
-  }, 30_000, 10);
+  let health = await waitFor(
+    '30k rows received',
+    async () => {
+      const h = await writer.control.health();
+      return h.processed + h.queue_depth === 30_000 && h.queue_depth < 10_000 && h;
+    },
+    30_000,
+    10,
+  );
   assert.ok(health.processed >= 20_000, 'full transactions commit without waiting for the interval');
   assert.ok(health.queue_depth > 0, 'the remainder waits for the interval (10 min)');
   await writer.control.flush();
   health = await writer.control.health();
   assert.equal(health.processed, 30_000);
   assert.equal(health.queue_depth, 0);
-  assert.ok(Number(health.detail.commits) >= 3 && Number(health.detail.commits) <= 6, `30k rows took ${health.detail.commits} commits`);
+  assert.ok(
+    Number(health.detail.commits) >= 3 && Number(health.detail.commits) <= 6,
+    `30k rows took ${health.detail.commits} commits`,
+  );
   await waitFor('acks', () => link.pending === 0);
   assert.equal(count(reader(dbPath), 'llm_usage'), 30_000);
 });
@@ -198,7 +337,10 @@ test('a writer restart loses no row and inserts none twice', async (t) => {
     for (let i = 5_000; i < 10_000; i++) link.send(usage(i));
     const second = await startWriter(dbPath, link, {}, 2); // re-sends all 10k
     await waitFor('acks', () => link.pending === 0);
-    assert.deepEqual(db.prepare('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage').get(), { n: 10_000, ids: 10_000 });
+    assert.deepEqual(db.prepare('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage').get(), {
+      n: 10_000,
+      ids: 10_000,
+    });
     assert.equal((await second.control.health()).detail.rows_llm_usage, 5_000);
   });
 
@@ -220,13 +362,21 @@ test('a writer restart loses no row and inserts none twice', async (t) => {
       await waitFor('rows sent while the writer is down', () => sent >= sentAtStop + 2_000, 30_000, 5);
       first = await startWriter(dbPath, link, {}, 2);
       const committed = count(db, 'llm_usage');
-      await waitFor('rows committed by the second writer', () => count(db, 'llm_usage') >= committed + 2_000, 30_000, 5);
+      await waitFor(
+        'rows committed by the second writer',
+        () => count(db, 'llm_usage') >= committed + 2_000,
+        30_000,
+        5,
+      );
     } finally {
       clearInterval(pump);
     }
     await waitFor('acks', () => link.pending === 0, 30_000, 10);
     assert.equal(link.stats().dropped, 0);
-    assert.deepEqual(db.prepare('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage').get(), { n: sent, ids: sent });
+    assert.deepEqual(db.prepare('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage').get(), {
+      n: sent,
+      ids: sent,
+    });
   });
 });
 
@@ -245,31 +395,98 @@ test('retention deletes old rows only, in chunks, and keeps tables set to 0 days
   const now = Date.now();
   const daysAgo = (d: number) => new Date(now - d * 86_400_000).toISOString();
   const { db } = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
-  const metric = (ts: string) => ({ ts, channel: 'a', pid: 1, rss_mb: 1, cpu_pct: 1, cpu_pct_machine: 0.5, features_json: null });
-  for (let chunk = 0; chunk < 12; chunk++) await db.insertInto('bot_metrics').values(Array.from({ length: 1_000 }, () => metric(daysAgo(8)))).execute();
-  await db.insertInto('bot_metrics').values([metric(daysAgo(6)), metric(daysAgo(0))]).execute();
-  const call = (ts: string) => ({ ts, channel: 'a', model: 'm', feature: 'f', tokens_in: 1, tokens_out: 1, latency_ms: 1, cost_usd: 0 });
-  await db.insertInto('llm_usage').values([call(daysAgo(31)), call(daysAgo(29))]).execute();
-  const event = (ts: string) => ({ ts, channel: 'a', pid: 1, from_status: null, to_status: 'online', reason: 'registered' });
-  await db.insertInto('bot_events').values([event(daysAgo(400)), event(daysAgo(1))]).execute();
-  const health = (ts: string) => ({
-    ts, actor: 'db', processed: 0, queue_depth: 0, dropped: 0, loop_lag_p99_ms: 0, loop_lag_max_ms: 0, heap_used_mb: 0, uptime_s: 0, restarts: 0, detail_json: '{}',
+  const metric = (ts: string) => ({
+    ts,
+    channel: 'a',
+    pid: 1,
+    rss_mb: 1,
+    cpu_pct: 1,
+    cpu_pct_machine: 0.5,
+    features_json: null,
   });
-  await db.insertInto('worker_health').values([health(daysAgo(7.5)), health(daysAgo(6.5))]).execute();
-  await db.insertInto('delivery_cursor').values([{ sender: 'gone', seq: 9, updated_at: daysAgo(2) }, { sender: 'recent', seq: 3, updated_at: daysAgo(0.1) }]).execute();
+  for (let chunk = 0; chunk < 12; chunk++)
+    await db
+      .insertInto('bot_metrics')
+      .values(Array.from({ length: 1_000 }, () => metric(daysAgo(8))))
+      .execute();
+  await db
+    .insertInto('bot_metrics')
+    .values([metric(daysAgo(6)), metric(daysAgo(0))])
+    .execute();
+  const call = (ts: string) => ({
+    ts,
+    channel: 'a',
+    model: 'm',
+    feature: 'f',
+    tokens_in: 1,
+    tokens_out: 1,
+    latency_ms: 1,
+    cost_usd: 0,
+  });
+  await db
+    .insertInto('llm_usage')
+    .values([call(daysAgo(31)), call(daysAgo(29))])
+    .execute();
+  const event = (ts: string) => ({
+    ts,
+    channel: 'a',
+    pid: 1,
+    from_status: null,
+    to_status: 'online',
+    reason: 'registered',
+  });
+  await db
+    .insertInto('bot_events')
+    .values([event(daysAgo(400)), event(daysAgo(1))])
+    .execute();
+  const health = (ts: string) => ({
+    ts,
+    actor: 'db',
+    processed: 0,
+    queue_depth: 0,
+    dropped: 0,
+    loop_lag_p99_ms: 0,
+    loop_lag_max_ms: 0,
+    heap_used_mb: 0,
+    uptime_s: 0,
+    restarts: 0,
+    detail_json: '{}',
+  });
+  await db
+    .insertInto('worker_health')
+    .values([health(daysAgo(7.5)), health(daysAgo(6.5))])
+    .execute();
+  await db
+    .insertInto('delivery_cursor')
+    .values([
+      { sender: 'gone', seq: 9, updated_at: daysAgo(2) },
+      { sender: 'recent', seq: 3, updated_at: daysAgo(0.1) },
+    ])
+    .execute();
   await db.destroy();
 
-  const writer = await startWriter(dbPath, new Link<WriteItem>('ingest'), { retention: { metricsDays: 7, usageDays: 30, eventsDays: 0, healthDays: 7 } });
+  const writer = await startWriter(dbPath, new Link<WriteItem>('ingest'), {
+    retention: { metricsDays: 7, usageDays: 30, eventsDays: 0, healthDays: 7 },
+  });
   const result = await writer.control.prune();
   assert.deepEqual(result, { bot_metrics: 12_000, llm_usage: 1, worker_health: 1, delivery_cursor: 1 });
   const rows = reader(dbPath);
-  const remaining = (table: string, column = 'ts') => rows.prepare(`SELECT ${column} AS v FROM ${table} ORDER BY 1`).all().map((r) => (r as { v: string }).v);
+  const remaining = (table: string, column = 'ts') =>
+    rows
+      .prepare(`SELECT ${column} AS v FROM ${table} ORDER BY 1`)
+      .all()
+      .map((r) => (r as { v: string }).v);
   assert.deepEqual(remaining('bot_metrics'), [daysAgo(6), daysAgo(0)]);
   assert.deepEqual(remaining('llm_usage'), [daysAgo(29)]);
   assert.deepEqual(remaining('bot_events'), [daysAgo(400), daysAgo(1)]);
   assert.deepEqual(remaining('worker_health'), [daysAgo(6.5)]);
   assert.deepEqual(remaining('delivery_cursor', 'sender'), ['recent']);
-  assert.deepEqual(await writer.control.prune(), { bot_metrics: 0, llm_usage: 0, worker_health: 0, delivery_cursor: 0 });
+  assert.deepEqual(await writer.control.prune(), {
+    bot_metrics: 0,
+    llm_usage: 0,
+    worker_health: 0,
+    delivery_cursor: 0,
+  });
 });
 
 test('migrations are idempotent across restarts and threads starting at once, and adopt an old database', async () => {
@@ -302,9 +519,21 @@ test('migrations are idempotent across restarts and threads starting at once, an
   const again = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
   const tables = (await again.db.introspection.getTables()).map((t) => t.name).sort();
   assert.deepEqual(tables, [
-    'alert_deliveries', 'alert_groups', 'alert_silences', 'alerts',
-    'bot_events', 'bot_metrics', 'bot_metrics_features', 'bot_status', 'delivery_cursor', 'llm_budget_state', 'llm_usage', 'llm_usage_daily', 'llm_usage_hourly',
-    'monitor_state', 'worker_health',
+    'alert_deliveries',
+    'alert_groups',
+    'alert_silences',
+    'alerts',
+    'bot_events',
+    'bot_metrics',
+    'bot_metrics_features',
+    'bot_status',
+    'delivery_cursor',
+    'llm_budget_state',
+    'llm_usage',
+    'llm_usage_daily',
+    'llm_usage_hourly',
+    'monitor_state',
+    'worker_health',
   ]);
   assert.equal(again.sqlite.pragma('journal_mode', { simple: true }), 'wal');
   await again.db.destroy();
@@ -318,7 +547,9 @@ test('migrations are idempotent across restarts and threads starting at once, an
     INSERT INTO bot_metrics VALUES ('2024-01-01T00:00:00', 'old', 1, 10, 5, NULL);`);
   legacy.close();
   const adopted = await openWriteDatabase(legacyPath, { busyTimeoutMs: 20 });
-  assert.deepEqual(adopted.sqlite.prepare('SELECT channel, cpu_pct_machine FROM bot_metrics').all(), [{ channel: 'old', cpu_pct_machine: null }]);
+  assert.deepEqual(adopted.sqlite.prepare('SELECT channel, cpu_pct_machine FROM bot_metrics').all(), [
+    { channel: 'old', cpu_pct_machine: null },
+  ]);
   await adopted.db.destroy();
 });
 
@@ -341,12 +572,28 @@ test('rows a sender spooled itself (writer not answering) are replayed once; the
 
 /** A registry's 'caused' item: the rows ingest batch `seq` of `sender` caused (one 'online' event for `channel`). */
 const caused = (sender: string, seq: number, channel: string): WriteItem => ({
-  type: 'caused', sender, seq, items: [{ type: 'event', at: Date.now(), channel, pid: 1, from: null, to: 'online', reason: 'registered' } satisfies RowItem],
+  type: 'caused',
+  sender,
+  seq,
+  items: [
+    {
+      type: 'event',
+      at: Date.now(),
+      channel,
+      pid: 1,
+      from: null,
+      to: 'online',
+      reason: 'registered',
+    } satisfies RowItem,
+  ],
 });
 
-const eventChannels = (dbPath: string) => (reader(dbPath).prepare('SELECT channel FROM bot_events ORDER BY id').all() as { channel: string }[]).map((r) => r.channel);
+const eventChannels = (dbPath: string) =>
+  (reader(dbPath).prepare('SELECT channel FROM bot_events ORDER BY id').all() as { channel: string }[]).map(
+    (r) => r.channel,
+  );
 
-test("rows of an ingest batch applied twice are stored once: the copy held in the same transaction, and the one after the commit", async () => {
+test('rows of an ingest batch applied twice are stored once: the copy held in the same transaction, and the one after the commit', async () => {
   const dbPath = tempDb();
   const link = new Link<WriteItem>('registry');
   const writer = await startWriter(dbPath, link);
@@ -359,7 +606,10 @@ test("rows of an ingest batch applied twice are stored once: the copy held in th
     link.flush();
     for (const item of [caused('ingest:a', 2, 'two again'), caused('ingest:a', 3, 'three')]) link.send(item);
     link.flush();
-    await waitFor('both batches held by the locked writer', async () => (await writer.control.health()).queue_depth === 4);
+    await waitFor(
+      'both batches held by the locked writer',
+      async () => (await writer.control.health()).queue_depth === 4,
+    );
   } finally {
     locker.exec('ROLLBACK');
   }
@@ -367,7 +617,9 @@ test("rows of an ingest batch applied twice are stored once: the copy held in th
   for (const item of [caused('ingest:a', 3, 'three again'), caused('ingest:a', 4, 'four')]) link.send(item);
   await waitFor('acks', () => link.pending === 0);
   assert.deepEqual(eventChannels(dbPath), ['one', 'two', 'three', 'four']);
-  assert.deepEqual(reader(dbPath).prepare("SELECT seq FROM delivery_cursor WHERE sender = 'ingest:a'").all(), [{ seq: 4 }]);
+  assert.deepEqual(reader(dbPath).prepare("SELECT seq FROM delivery_cursor WHERE sender = 'ingest:a'").all(), [
+    { seq: 4 },
+  ]);
   assert.equal((await writer.control.health()).detail.reapplied, 2);
 });
 
@@ -375,10 +627,16 @@ test('spool replay skips the rows of an ingest batch spooled twice (by a registr
   const dbPath = tempDb();
   const config = resolveConfig({ dbPath, logLevel: 'error' });
   const spool = new Spool<WriteItem>(spoolPathFor(config), config.spool.maxBytes);
-  assert.ok(spool.append([
-    { from: 'registry:old', seq: 1, items: [caused('ingest:a', 1, 'one'), caused('ingest:a', 2, 'two')] },
-    { from: 'registry:new', seq: 1, items: [caused('ingest:a', 1, 'one again'), caused('ingest:a', 2, 'two again'), caused('ingest:a', 3, 'three')] },
-  ]));
+  assert.ok(
+    spool.append([
+      { from: 'registry:old', seq: 1, items: [caused('ingest:a', 1, 'one'), caused('ingest:a', 2, 'two')] },
+      {
+        from: 'registry:new',
+        seq: 1,
+        items: [caused('ingest:a', 1, 'one again'), caused('ingest:a', 2, 'two again'), caused('ingest:a', 3, 'three')],
+      },
+    ]),
+  );
   const writer = await startWriter(dbPath, new Link<WriteItem>('ingest'));
   await waitFor('spool replayed', async () => (await writer.control.health()).detail.spool_pending === 0);
   assert.deepEqual(eventChannels(dbPath), ['one', 'two', 'three']);

@@ -32,14 +32,20 @@ function sources(): { file: string; text: string }[] {
 
 test('every error class extends MonitorError, and OPERATIONS.md lists exactly the codes in the code', () => {
   const classes = sources().flatMap(({ file, text }) =>
-    [...text.matchAll(/class (\w+) extends (\w*Error|\w+Interrupted)\b/g)].map((m) => ({ file, name: m[1], base: m[2] })),
+    [...text.matchAll(/class (\w+) extends (\w*Error|\w+Interrupted)\b/g)].map((m) => ({
+      file,
+      name: m[1],
+      base: m[2],
+    })),
   );
   const ours = new Set(classes.map((c) => c.name));
   const strays = classes.filter((c) => c.name !== 'MonitorError' && !ours.has(c.base));
   assert.deepEqual(strays, [], 'error classes that do not extend MonitorError');
   assert.ok(classes.length >= 10, `found only ${classes.length} error classes`);
 
-  const inCode = new Set(sources().flatMap(({ text }) => [...text.matchAll(/super\('(ERR_[A-Z_]+)'/g)].map((m) => m[1])));
+  const inCode = new Set(
+    sources().flatMap(({ text }) => [...text.matchAll(/super\('(ERR_[A-Z_]+)'/g)].map((m) => m[1])),
+  );
   const doc = readFileSync(path.join(ROOT, 'docs/OPERATIONS.md'), 'utf8');
   const section = doc.slice(doc.indexOf('## Error codes'), doc.indexOf('\n## ', doc.indexOf('## Error codes') + 1));
   const inDoc = new Set([...section.matchAll(/^\| `(ERR_[A-Z_]+)` +\|/gm)].map((m) => m[1]));

@@ -8,7 +8,17 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { requestControl } from '../src/http/control-client.js';
 import type { IngestCounters } from '../src/server/ingest-server.js';
-import { killStarted, line, query, sendLines, startMonitor, TestDir, TestDirs, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  killStarted,
+  line,
+  query,
+  sendLines,
+  startMonitor,
+  TestDir,
+  TestDirs,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const ROWS = 200;
 
@@ -20,11 +30,22 @@ function configFile(dir: TestDir, extra: Record<string, unknown> = {}): string {
 }
 
 async function sendUsage(monitor: MonitorProcess): Promise<void> {
-  await sendLines(monitor.socket, Array.from({ length: ROWS }, (_, i) => line({ type: 'llm_usage', channel: 'fatal_bot', model: 'gpt-4', feature: 'f', tokens_in: i, tokens_out: 1 })));
-  await waitFor('rows accepted', async () => (await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health')).ingest.accepted.llm_usage >= ROWS);
+  await sendLines(
+    monitor.socket,
+    Array.from({ length: ROWS }, (_, i) =>
+      line({ type: 'llm_usage', channel: 'fatal_bot', model: 'gpt-4', feature: 'f', tokens_in: i, tokens_out: 1 }),
+    ),
+  );
+  await waitFor(
+    'rows accepted',
+    async () =>
+      (await requestControl<{ ingest: IngestCounters }>(monitor.control, 'GET', '/health')).ingest.accepted.llm_usage >=
+      ROWS,
+  );
 }
 
-const usageRows = (db: string) => query<{ n: number }>(db, "SELECT count(*) n FROM llm_usage WHERE channel = 'fatal_bot'")[0].n;
+const usageRows = (db: string) =>
+  query<{ n: number }>(db, "SELECT count(*) n FROM llm_usage WHERE channel = 'fatal_bot'")[0].n;
 
 describe('process-level fatal policy', () => {
   const dirs = new TestDirs();
@@ -48,7 +69,11 @@ describe('process-level fatal policy', () => {
   it('a second fatal while the shutdown is stuck on a locked database ends the process at once', async () => {
     const dir = newDir();
     // Without the second fatal, this shutdown would wait up to a minute for the lock.
-    const monitor = await startMonitor(dir, ['--enable-faults', '--config', configFile(dir, { supervisor: { shutdownMs: 60_000 } })]);
+    const monitor = await startMonitor(dir, [
+      '--enable-faults',
+      '--config',
+      configFile(dir, { supervisor: { shutdownMs: 60_000 } }),
+    ]);
     const locker = new Database(dir.db);
     try {
       locker.exec('BEGIN IMMEDIATE');

@@ -40,7 +40,11 @@ describe('feature keys: at most 64 characters, the same verdict everywhere', () 
 
   it('the monitor accepts a 64-character key and refuses a 65-character one (invalid_fields)', async () => {
     const before = (await counters(monitor.control)).ingest.rejected.invalid_fields;
-    for (const [i, c] of CASES.entries()) await oneShot(monitor.socket, json({ type: 'register', channel: `fk_${i}`, pid: process.pid, features: { [c.key]: true } }));
+    for (const [i, c] of CASES.entries())
+      await oneShot(
+        monitor.socket,
+        json({ type: 'register', channel: `fk_${i}`, pid: process.pid, features: { [c.key]: true } }),
+      );
     await oneShot(monitor.socket, json({ type: 'register', channel: 'fk_last', pid: process.pid })); // processed after the others
     const bots = await waitFor('the last register applied', async () => {
       const all = await status(monitor);

@@ -15,7 +15,20 @@ import { requestControl } from '../src/http/control-client.js';
 import { REJECT_REASONS, type RejectReason } from '../src/protocol/decode.js';
 import type { IngestCounters } from '../src/server/ingest-server.js';
 import { closedWithin, connect, counters, json, oneShot } from './fixtures/socket-tools.js';
-import { botStatus, flush, killStarted, sleep, startBot, startMonitor, status, stopMonitor, TestDir, waitFor, vmRssMb, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  flush,
+  killStarted,
+  sleep,
+  startBot,
+  startMonitor,
+  status,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  vmRssMb,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const SEED = Number(process.env.KISSMON_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
 const CASES = 10_000;
@@ -60,20 +73,86 @@ function validMessage(r: Rng): Record<string, unknown> {
     case 'unregister':
       return { type: 'unregister', channel, pid: DEAD_PID }; // never takes a fuzz bot down for real: pid mismatch
     default:
-      return { type: 'llm_usage', channel, model: 'gpt-4o-mini', feature: 'fuzz', tokens_in: r.int(0, 5000), tokens_out: r.int(0, 5000), latency_ms: r.int(0, 10_000) };
+      return {
+        type: 'llm_usage',
+        channel,
+        model: 'gpt-4o-mini',
+        feature: 'fuzz',
+        tokens_in: r.int(0, 5000),
+        tokens_out: r.int(0, 5000),
+        latency_ms: r.int(0, 10_000),
+      };
   }
 }
 
 const HUGE_NUMBERS = [
-  '1e309', '-1e309', '123456789012345678901234567890', '9007199254740993', '2147483648', '-1', '0', '-0', '1.5', '1e-400',
-  '4294967297', '1e21', '0.0000001', '00', '1E2', '-2147483648', '1000000001', '86400001', '1e400000000',
+  '1e309',
+  '-1e309',
+  '123456789012345678901234567890',
+  '9007199254740993',
+  '2147483648',
+  '-1',
+  '0',
+  '-0',
+  '1.5',
+  '1e-400',
+  '4294967297',
+  '1e21',
+  '0.0000001',
+  '00',
+  '1E2',
+  '-2147483648',
+  '1000000001',
+  '86400001',
+  '1e400000000',
 ];
-const WRONG_VALUES = ['"x"', '""', '1', '-5', 'true', 'false', 'null', '[]', '{}', '[1,2]', '{"a":1}', '"1"', '"\\u0000"', '1.0e0'];
-const TYPE_VALUES = ['1', 'null', '[]', '{}', '"REGISTER"', '"register "', '"__proto__"', '"constructor"', '"toString"', '"hasOwnProperty"', '""', '"llm_usage\\u0000"'];
+const WRONG_VALUES = [
+  '"x"',
+  '""',
+  '1',
+  '-5',
+  'true',
+  'false',
+  'null',
+  '[]',
+  '{}',
+  '[1,2]',
+  '{"a":1}',
+  '"1"',
+  '"\\u0000"',
+  '1.0e0',
+];
+const TYPE_VALUES = [
+  '1',
+  'null',
+  '[]',
+  '{}',
+  '"REGISTER"',
+  '"register "',
+  '"__proto__"',
+  '"constructor"',
+  '"toString"',
+  '"hasOwnProperty"',
+  '""',
+  '"llm_usage\\u0000"',
+];
 /** Broken UTF-8: truncated sequences, overlong encodings, surrogates, beyond U+10FFFF, bytes that never occur. */
 const BAD_UTF8 = [
-  [0xc3], [0xe2, 0x82], [0xf0, 0x9f, 0x98], [0xc0, 0xaf], [0xc1, 0xbf], [0xe0, 0x80, 0xaf], [0xf0, 0x80, 0x80, 0xaf],
-  [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xff], [0xfe], [0x80], [0xbf],
+  [0xc3],
+  [0xe2, 0x82],
+  [0xf0, 0x9f, 0x98],
+  [0xc0, 0xaf],
+  [0xc1, 0xbf],
+  [0xe0, 0x80, 0xaf],
+  [0xf0, 0x80, 0x80, 0xaf],
+  [0xed, 0xa0, 0x80],
+  [0xed, 0xbf, 0xbf],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0xf8, 0x88, 0x80, 0x80, 0x80],
+  [0xff],
+  [0xfe],
+  [0x80],
+  [0xbf],
 ];
 
 // ---- what each case must do, decided when it is generated -----------------------------------
@@ -94,7 +173,10 @@ const MAX_DEPTH = 32; // PROTOCOL.md: "A JSON nesting depth above 32 is rejected
 const FIELD_RULES: Record<string, (v: unknown) => boolean> = {
   channel: (v) => typeof v === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(v),
   pid: (v) => integerIn(v, 1, 2_147_483_647),
-  features: (v) => isPlainObject(v) && Object.keys(v).length <= 64 && Object.entries(v).every(([k, on]) => k.length <= 64 && typeof on === 'boolean'),
+  features: (v) =>
+    isPlainObject(v) &&
+    Object.keys(v).length <= 64 &&
+    Object.entries(v).every(([k, on]) => k.length <= 64 && typeof on === 'boolean'),
   model: (v) => typeof v === 'string' && v.length >= 1 && v.length <= 128,
   feature: (v) => typeof v === 'string' && v.length >= 1 && v.length <= 64,
   tokens_in: (v) => integerIn(v, 0, 1_000_000_000),
@@ -112,7 +194,10 @@ const TYPE_FIELDS: Record<MessageKind, { required: string[]; optional: string[] 
   register: { required: ['channel', 'pid'], optional: ['features', ...EXTENSIONS] },
   heartbeat: { required: ['channel', 'pid'], optional: EXTENSIONS },
   unregister: { required: ['channel', 'pid'], optional: EXTENSIONS },
-  llm_usage: { required: ['channel', 'model', 'feature', 'tokens_in', 'tokens_out'], optional: ['latency_ms', 'tokens_cached', 'tokens_reasoning', ...EXTENSIONS] },
+  llm_usage: {
+    required: ['channel', 'model', 'feature', 'tokens_in', 'tokens_out'],
+    optional: ['latency_ms', 'tokens_cached', 'tokens_reasoning', ...EXTENSIONS],
+  },
 };
 
 function integerIn(v: unknown, lo: number, hi: number): boolean {
@@ -128,11 +213,14 @@ function judge(value: unknown): Outcome {
   const type = Object.hasOwn(value, 'type') ? value.type : undefined;
   if (typeof type !== 'string' || !Object.hasOwn(TYPE_FIELDS, type)) return { rejected: 'unknown_type' };
   const fields = TYPE_FIELDS[type as MessageKind];
-  for (const f of fields.required) if (!Object.hasOwn(value, f) || !FIELD_RULES[f](value[f])) return { rejected: 'invalid_fields' };
-  for (const f of fields.optional) if (Object.hasOwn(value, f) && !FIELD_RULES[f](value[f])) return { rejected: 'invalid_fields' };
+  for (const f of fields.required)
+    if (!Object.hasOwn(value, f) || !FIELD_RULES[f](value[f])) return { rejected: 'invalid_fields' };
+  for (const f of fields.optional)
+    if (Object.hasOwn(value, f) && !FIELD_RULES[f](value[f])) return { rejected: 'invalid_fields' };
   // Cached input and reasoning output are parts of tokens_in / tokens_out.
   const part = (f: string, whole: string) => Object.hasOwn(value, f) && (value[f] as number) > (value[whole] as number);
-  if (type === 'llm_usage' && (part('tokens_cached', 'tokens_in') || part('tokens_reasoning', 'tokens_out'))) return { rejected: 'invalid_token_parts' };
+  if (type === 'llm_usage' && (part('tokens_cached', 'tokens_in') || part('tokens_reasoning', 'tokens_out')))
+    return { rejected: 'invalid_token_parts' };
   return { accepted: type as MessageKind };
 }
 
@@ -168,17 +256,21 @@ function generateCase(r: Rng): FuzzCase {
   const text = JSON.stringify(valid);
   const accepted: Outcome = { accepted: valid.type as MessageKind };
   switch (r.int(0, 14)) {
-    case 0: { // random bytes: with a 0xFF somewhere (never valid UTF-8), or printable ASCII no JSON starts with
+    case 0: {
+      // random bytes: with a 0xFF somewhere (never valid UTF-8), or printable ASCII no JSON starts with
       if (r.next() < 0.5) {
         const bytes = Buffer.from(Array.from({ length: r.int(1, 600) }, () => r.pick(NOT_NEWLINE_BYTES)));
         bytes[r.int(0, bytes.length - 1)] = 0xff;
         return { bytes, outcome: { rejected: 'invalid_utf8' } };
       }
       // No bracket or quote (no nesting, no strings), first a character no JSON value starts with.
-      const ascii = Array.from({ length: r.int(0, 600) }, () => String.fromCharCode(r.int(0x20, 0x7e))).join('').replace(/[[{"]/g, '.');
+      const ascii = Array.from({ length: r.int(0, 600) }, () => String.fromCharCode(r.int(0x20, 0x7e)))
+        .join('')
+        .replace(/[[{"]/g, '.');
       return { bytes: Buffer.from(`#${ascii}`), outcome: { rejected: 'invalid_json' } };
     }
-    case 1: { // random JSON-ish characters after one no JSON value starts with (no [ or {: never too deep)
+    case 1: {
+      // random JSON-ish characters after one no JSON value starts with (no [ or {: never too deep)
       const alphabet = '}]":,0123456789.eE+-truefalsnul \\\t\r/type';
       const body = Array.from({ length: r.int(0, 400) }, () => r.pick([...alphabet])).join('');
       return { bytes: Buffer.from(`${r.pick(['}', ']', ':', ','])}${body}`), outcome: { rejected: 'invalid_json' } };
@@ -186,10 +278,18 @@ function generateCase(r: Rng): FuzzCase {
     case 2: // truncated / overlong UTF-8, surrogates, beyond U+10FFFF inside a string
       return { bytes: withNote(text, Buffer.from(r.pick(BAD_UTF8))), outcome: { rejected: 'invalid_utf8' } };
     case 3: // valid multi-byte UTF-8 (incl. a real U+FFFD) inside a string: must be accepted as UTF-8
-      return { bytes: withNote(text, Buffer.from(r.pick(['é', '€', '😀', '\uFFFD', '日本', '\u2028']))), outcome: accepted };
+      return {
+        bytes: withNote(text, Buffer.from(r.pick(['é', '€', '😀', '\uFFFD', '日本', '\u2028']))),
+        outcome: accepted,
+      };
     case 4: // huge / out-of-range numbers in numeric fields (which a type may not have: then ignored)
-      return rawFieldCase(valid, r.pick(['pid', 'tokens_in', 'tokens_out', 'latency_ms', 'ts', 'v']), r.pick(HUGE_NUMBERS));
-    case 5: { // deep nesting, closed or not, in a field or as the whole line
+      return rawFieldCase(
+        valid,
+        r.pick(['pid', 'tokens_in', 'tokens_out', 'latency_ms', 'ts', 'v']),
+        r.pick(HUGE_NUMBERS),
+      );
+    case 5: {
+      // deep nesting, closed or not, in a field or as the whole line
       const depth = r.pick([20, 31, 32, 33, 40, 100, 1000, 30_000]);
       const array = r.next() < 0.5;
       const closed = r.next() < 0.8;
@@ -205,53 +305,107 @@ function generateCase(r: Rng): FuzzCase {
     }
     case 6: // nesting characters inside strings only: not deep at all
       return { bytes: Buffer.from(text.replace(/}$/, `,"s":"${'[{'.repeat(r.int(20, 2000))}"}`)), outcome: accepted };
-    case 7: { // wrong types
+    case 7: {
+      // wrong types
       const field = r.pick(Object.keys(valid));
       return rawFieldCase(valid, field, field === 'type' ? r.pick(TYPE_VALUES) : r.pick(WRONG_VALUES));
     }
-    case 8: { // missing fields
+    case 8: {
+      // missing fields
       const copy: Record<string, unknown> = { ...valid };
       for (const field of Object.keys(copy)) if (r.next() < 0.4) delete copy[field];
       return { bytes: Buffer.from(JSON.stringify(copy)), outcome: judge(copy) };
     }
-    case 9: { // boundaries of strings, features, channel
+    case 9: {
+      // boundaries of strings, features, channel
       const edits: Record<string, unknown>[] = [
-        { channel: 'c'.repeat(64) }, { channel: 'c'.repeat(65) }, { channel: '' }, { channel: 'bad-channel' }, { channel: 'ünï' },
-        { model: 'm'.repeat(128) }, { model: 'm'.repeat(129) }, { feature: 'f'.repeat(65) },
+        { channel: 'c'.repeat(64) },
+        { channel: 'c'.repeat(65) },
+        { channel: '' },
+        { channel: 'bad-channel' },
+        { channel: 'ünï' },
+        { model: 'm'.repeat(128) },
+        { model: 'm'.repeat(129) },
+        { feature: 'f'.repeat(65) },
         { features: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, true])) },
-        { features: { ['k'.repeat(64)]: true } }, { features: { ['k'.repeat(65)]: true } }, { features: { a: 1 } }, { features: [] }, { token: 't'.repeat(257) }, { v: 0 },
+        { features: { ['k'.repeat(64)]: true } },
+        { features: { ['k'.repeat(65)]: true } },
+        { features: { a: 1 } },
+        { features: [] },
+        { token: 't'.repeat(257) },
+        { v: 0 },
       ];
       const edited = { ...valid, ...r.pick(edits) };
       return { bytes: Buffer.from(JSON.stringify(edited)), outcome: judge(edited) };
     }
-    case 10: { // around the line length limit (padding in an unknown field)
-      const target = r.pick([LIMITS.maxLineBytes - 1, LIMITS.maxLineBytes, LIMITS.maxLineBytes + 1, LIMITS.maxLineBytes * 2 - 7, 300_000]);
+    case 10: {
+      // around the line length limit (padding in an unknown field)
+      const target = r.pick([
+        LIMITS.maxLineBytes - 1,
+        LIMITS.maxLineBytes,
+        LIMITS.maxLineBytes + 1,
+        LIMITS.maxLineBytes * 2 - 7,
+        300_000,
+      ]);
       const padded = text.replace(/}$/, ',"pad":"');
       const bytes = Buffer.from(`${padded}${'p'.repeat(Math.max(0, target - padded.length - 2))}"}`);
       return { bytes, outcome: bytes.length > LIMITS.maxLineBytes ? 'too_long' : accepted };
     }
-    case 11: { // control characters, CR, BOM, whitespace, NUL, two objects on a line, non-objects
+    case 11: {
+      // control characters, CR, BOM, whitespace, NUL, two objects on a line, non-objects
       const dup = `{"type":"heartbeat","type":"register","channel":"fz_1","pid":${process.pid}}`; // the last key wins
       const cases: [string, Outcome][] = [
-        ['', 'empty'], ['\r', 'empty'], // a trailing \r is dropped: nothing left
-        [' ', { rejected: 'invalid_json' }], ['\t\t', { rejected: 'invalid_json' }], ['\u0000', { rejected: 'invalid_json' }],
-        [`\uFEFF${text}`, { rejected: 'invalid_json' }], [`${text}\r`, accepted], [`${text}${text}`, { rejected: 'invalid_json' }],
-        [`${text} `, accepted], [` ${text}`, accepted], [`${text}\u0000`, { rejected: 'invalid_json' }], [dup, { accepted: 'register' }],
-        [`"${text}"`, { rejected: 'invalid_json' }], ['null', { rejected: 'not_an_object' }], ['[]', { rejected: 'not_an_object' }],
-        ['42', { rejected: 'not_an_object' }], ['true', { rejected: 'not_an_object' }],
+        ['', 'empty'],
+        ['\r', 'empty'], // a trailing \r is dropped: nothing left
+        [' ', { rejected: 'invalid_json' }],
+        ['\t\t', { rejected: 'invalid_json' }],
+        ['\u0000', { rejected: 'invalid_json' }],
+        [`\uFEFF${text}`, { rejected: 'invalid_json' }],
+        [`${text}\r`, accepted],
+        [`${text}${text}`, { rejected: 'invalid_json' }],
+        [`${text} `, accepted],
+        [` ${text}`, accepted],
+        [`${text}\u0000`, { rejected: 'invalid_json' }],
+        [dup, { accepted: 'register' }],
+        [`"${text}"`, { rejected: 'invalid_json' }],
+        ['null', { rejected: 'not_an_object' }],
+        ['[]', { rejected: 'not_an_object' }],
+        ['42', { rejected: 'not_an_object' }],
+        ['true', { rejected: 'not_an_object' }],
       ];
       const [line, outcome] = r.pick(cases);
       return { bytes: Buffer.from(line), outcome };
     }
     case 12: // prototype games: own __proto__ / constructor keys survive JSON.parse and change nothing
-      return { bytes: Buffer.from(text.replace(/}$/, r.pick([',"__proto__":{"type":"register"}}', ',"constructor":{"prototype":{}}}', ',"features":{"__proto__":true}}']))), outcome: accepted };
-    case 13: { // token parts: cached/reasoning counts around their totals (only llm_usage has them)
+      return {
+        bytes: Buffer.from(
+          text.replace(
+            /}$/,
+            r.pick([
+              ',"__proto__":{"type":"register"}}',
+              ',"constructor":{"prototype":{}}}',
+              ',"features":{"__proto__":true}}',
+            ]),
+          ),
+        ),
+        outcome: accepted,
+      };
+    case 13: {
+      // token parts: cached/reasoning counts around their totals (only llm_usage has them)
       const whole = r.int(0, 5000);
-      const edited = { ...valid, tokens_in: whole, tokens_out: whole, [r.pick(['tokens_cached', 'tokens_reasoning'])]: whole + r.int(-1, 1) };
+      const edited = {
+        ...valid,
+        tokens_in: whole,
+        tokens_out: whole,
+        [r.pick(['tokens_cached', 'tokens_reasoning'])]: whole + r.int(-1, 1),
+      };
       return { bytes: Buffer.from(JSON.stringify(edited)), outcome: judge(edited) };
     }
     default: // valid messages (with unknown extra fields now and then)
-      return { bytes: Buffer.from(r.next() < 0.3 ? text.replace(/}$/, ',"extra":{"nested":[1,2,3]},"v":1}') : text), outcome: accepted };
+      return {
+        bytes: Buffer.from(r.next() < 0.3 ? text.replace(/}$/, ',"extra":{"nested":[1,2,3]},"v":1}') : text),
+        outcome: accepted,
+      };
   }
 }
 
@@ -314,7 +468,8 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
   async function round(r: Rng, label: string): Promise<{ rssHeld: number }> {
     const { ingest: before, registry: beforeRegistry } = await counters(monitor.control);
     const expected: Expected = {
-      lines: 0, line_too_long: 0,
+      lines: 0,
+      line_too_long: 0,
       rejected: Object.fromEntries(REJECT_REASONS.map((k) => [k, 0])) as Record<RejectReason, number>,
       accepted: { register: 0, heartbeat: 0, unregister: 0, llm_usage: 0 },
     };
@@ -326,20 +481,27 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
       expect(expected, c.outcome);
     }
     const persistent = streams.map((parts) => Buffer.concat(parts));
-    await Promise.all(persistent.map(async (stream) => {
-      const conn = await connect(monitor.socket);
-      await writeInPieces(prng(r.int(0, 2 ** 31)), conn, stream);
-      conn.socket.end();
-      assert.ok(await closedWithin(conn, 20_000), 'the monitor closes a persistent connection after its client ended it');
-    }));
+    await Promise.all(
+      persistent.map(async (stream) => {
+        const conn = await connect(monitor.socket);
+        await writeInPieces(prng(r.int(0, 2 ** 31)), conn, stream);
+        conn.socket.end();
+        assert.ok(
+          await closedWithin(conn, 20_000),
+          'the monitor closes a persistent connection after its client ended it',
+        );
+      }),
+    );
 
     // 2. The rest one-shot, half of them without a final newline (end of stream ends the line).
     for (let i = 0; i < ONE_SHOT_CASES; i += 30) {
-      await Promise.all(cases.slice(i, i + 30).map((c) => {
-        const payload = r.next() < 0.5 ? c.bytes : Buffer.concat([c.bytes, Buffer.from('\n')]);
-        expect(expected, c.outcome);
-        return oneShot(monitor.socket, payload);
-      }));
+      await Promise.all(
+        cases.slice(i, i + 30).map((c) => {
+          const payload = r.next() < 0.5 ? c.bytes : Buffer.concat([c.bytes, Buffer.from('\n')]);
+          expect(expected, c.outcome);
+          return oneShot(monitor.socket, payload);
+        }),
+      );
     }
 
     // 3. A register dripped in one byte per write: framing across many tiny reads.
@@ -357,7 +519,10 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     const held = await Promise.all(Array.from({ length: HELD_PARTIALS }, () => connect(monitor.socket)));
     const partialLine = Buffer.concat([heldStart, Buffer.alloc(LIMITS.maxLineBytes - heldStart.length - 100, 0x61)]);
     await Promise.all(held.map((c) => c.write(partialLine)));
-    await waitFor('held partial lines read', async () => (await counters(monitor.control)).ingest.connections_open >= HELD_PARTIALS);
+    await waitFor(
+      'held partial lines read',
+      async () => (await counters(monitor.control)).ingest.connections_open >= HELD_PARTIALS,
+    );
     await sleep(300); // lets the reads land before measuring: a measurement settle, no assert depends on it being long enough
     const rssHeld = vmRssMb(monitor.pid);
     // Closing ends the stream, and the end of a stream ends its last line (one-shot clients rely on
@@ -380,14 +545,21 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
       }
     }
     assert.ok(await closedWithin(huge, 10_000), 'the monitor closed the 64 MB line connection');
-    assert.ok(written < 64 * 1024 * 1024, `the monitor closed it before all 64 MB were sent (${written} bytes written)`);
+    assert.ok(
+      written < 64 * 1024 * 1024,
+      `the monitor closed it before all 64 MB were sent (${written} bytes written)`,
+    );
     expected.line_too_long++; // it passed maxLineBytes on the way to maxUnterminatedBytes
 
     // Everything arrived and was accounted for.
     dripConn.socket.end();
     await closedWithin(dripConn, 20_000);
     // Wait for the count to be reached; if it never is, the deepEqual below shows which counts differ.
-    await waitFor('every line counted', async () => (await counters(monitor.control)).ingest.lines - before.lines >= expected.lines, 20_000).catch(() => {});
+    await waitFor(
+      'every line counted',
+      async () => (await counters(monitor.control)).ingest.lines - before.lines >= expected.lines,
+      20_000,
+    ).catch(() => {});
     await flush(monitor);
     const { ingest: afterCounters, registry } = await counters(monitor.control);
     const got = delta(afterCounters, before);
@@ -395,13 +567,24 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     assert.deepEqual(got, expected, `counters match what the generator says each case must do (${note})`);
     for (const reason of REJECT_REASONS) assert.ok(got.rejected[reason] > 0, `rejected.${reason} moved (${note})`);
     assert.ok(got.line_too_long > 0, `line_too_long moved (${note})`);
-    assert.equal(afterCounters.unterminated_closed - before.unterminated_closed, 1, 'the 64 MB line was closed as unterminated');
+    assert.equal(
+      afterCounters.unterminated_closed - before.unterminated_closed,
+      1,
+      'the 64 MB line was closed as unterminated',
+    );
     assert.equal(afterCounters.dropped_overflow, 0, 'nothing dropped');
-    assert.ok(registry.exited_before_register > (beforeRegistry.exited_before_register ?? 0), 'registers with a dead pid were counted (and stored dead)');
+    assert.ok(
+      registry.exited_before_register > (beforeRegistry.exited_before_register ?? 0),
+      'registers with a dead pid were counted (and stored dead)',
+    );
 
     // Still up, every actor healthy, nothing restarted; the registry only holds well-formed channels.
     assert.equal(monitor.child.exitCode, null, 'monitor still running');
-    const health = await requestControl<{ actors: { actor: string; up: boolean; restarts: number }[] }>(monitor.control, 'GET', '/health');
+    const health = await requestControl<{ actors: { actor: string; up: boolean; restarts: number }[] }>(
+      monitor.control,
+      'GET',
+      '/health',
+    );
     for (const a of health.actors) {
       assert.ok(a.up, `${a.actor} up (${note})`);
       assert.equal(a.restarts, 0, `${a.actor} not restarted (${note})`);
@@ -417,7 +600,12 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     // bot's spawn → online is the baseline for the bot started after the fuzz.
     const warmSpawnedAt = Date.now();
     const warm = startBot(monitor.socket, 'fz_warmup', 200);
-    await waitFor('warm-up bot online', async () => (await botStatus(monitor, 'fz_warmup'))?.status === 'online', 30_000, 10);
+    await waitFor(
+      'warm-up bot online',
+      async () => (await botStatus(monitor, 'fz_warmup'))?.status === 'online',
+      30_000,
+      10,
+    );
     const baselineRegisterMs = Date.now() - warmSpawnedAt;
     warm.child.kill('SIGTERM'); // it unregisters: from here on every line the monitor sees is ours
     await warm.exited;
@@ -439,12 +627,25 @@ describe(`fuzz: hostile input against the real daemon (seed ${SEED})`, () => {
     const registerBoundMs = Math.max(3_000, 3 * baselineRegisterMs);
     const spawnedAt = Date.now();
     startBot(monitor.socket, 'fz_after', 200);
-    await waitFor('a real bot online after the fuzz', async () => (await botStatus(monitor, 'fz_after'))?.status === 'online', 30_000, 10);
+    await waitFor(
+      'a real bot online after the fuzz',
+      async () => (await botStatus(monitor, 'fz_after'))?.status === 'online',
+      30_000,
+      10,
+    );
     const registerMs = Date.now() - spawnedAt;
 
     const peak = Math.max(...held, ...rss);
-    t.diagnostic(`VmRSS MiB: before ${rssBefore}; per round, while holding ${HELD_PARTIALS} partial lines / after: ${held.map((h, i) => `${h}/${rss[i]}`).join(', ')}; bot process start → online ${registerMs} ms (before the fuzz ${baselineRegisterMs} ms)`);
-    assert.ok(registerMs < registerBoundMs, `a real bot registered ${registerMs} ms after it was started (bound ${registerBoundMs} ms: 3 × the ${baselineRegisterMs} ms before the fuzz, at least 3 s)`);
-    assert.ok(peak - rssBefore < RSS_GROWTH_BOUND_MB, `RSS grew by ${peak - rssBefore} MiB at its peak (bound ${RSS_GROWTH_BOUND_MB} MiB)`);
+    t.diagnostic(
+      `VmRSS MiB: before ${rssBefore}; per round, while holding ${HELD_PARTIALS} partial lines / after: ${held.map((h, i) => `${h}/${rss[i]}`).join(', ')}; bot process start → online ${registerMs} ms (before the fuzz ${baselineRegisterMs} ms)`,
+    );
+    assert.ok(
+      registerMs < registerBoundMs,
+      `a real bot registered ${registerMs} ms after it was started (bound ${registerBoundMs} ms: 3 × the ${baselineRegisterMs} ms before the fuzz, at least 3 s)`,
+    );
+    assert.ok(
+      peak - rssBefore < RSS_GROWTH_BOUND_MB,
+      `RSS grew by ${peak - rssBefore} MiB at its peak (bound ${RSS_GROWTH_BOUND_MB} MiB)`,
+    );
   });
 });

@@ -7,7 +7,14 @@ import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import { closedWithin, connect } from './fixtures/socket-tools.js';
-import { killStarted, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  killStarted,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 type Target = string | { port: number };
 
@@ -18,11 +25,16 @@ async function rawRequest(target: Target, bytes: string | Buffer, timeoutMs = 10
   conn.socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
   try {
     await conn.write(bytes).catch(() => {}); // the monitor may close before taking it all
-    const status = await waitFor('an answer or a close', () => {
-      const match = /^HTTP\/1\.[01] (\d{3})/.exec(received);
-      if (match) return Number(match[1]);
-      return conn.isClosed() ? 'closed' : null;
-    }, timeoutMs, 10);
+    const status = await waitFor(
+      'an answer or a close',
+      () => {
+        const match = /^HTTP\/1\.[01] (\d{3})/.exec(received);
+        if (match) return Number(match[1]);
+        return conn.isClosed() ? 'closed' : null;
+      },
+      timeoutMs,
+      10,
+    );
     return status;
   } finally {
     conn.socket.destroy();
@@ -39,7 +51,11 @@ function hostileRequests(): [string, string | Buffer, (number | 'closed')[]][] {
     ['invalid UTF-8 percent-encoding in the query', 'GET /usage?since=%E0%A4%A HTTP/1.1\r\nHost: x\r\n\r\n', [400]],
     ['a 20 KB header', `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, [431]],
     ['absurd Content-Length', 'POST /flush HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n', [400, 413]],
-    ['a chunked 4 KB body', `GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n${'b'.repeat(4096)}\r\n0\r\n\r\n`, [413]],
+    [
+      'a chunked 4 KB body',
+      `GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n${'b'.repeat(4096)}\r\n0\r\n\r\n`,
+      [413],
+    ],
     ['TLS ClientHello', TLS_CLIENT_HELLO, [400, 'closed']],
     ['unknown route', 'GET /nope HTTP/1.1\r\nHost: x\r\n\r\n', [404]],
     ['unknown method on a route', 'DELETE /health HTTP/1.1\r\nHost: x\r\n\r\n', [404, 405]],
@@ -64,7 +80,9 @@ describe('hostile control requests', () => {
     dir.remove();
   });
 
-  const rejected = async () => (await requestControl<{ control: { rejected: Record<string, number> } }>(monitor.control, 'GET', '/health')).control.rejected;
+  const rejected = async () =>
+    (await requestControl<{ control: { rejected: Record<string, number> } }>(monitor.control, 'GET', '/health')).control
+      .rejected;
 
   for (const listener of ['control socket', 'metrics port'] as const) {
     it(`on the ${listener}: every bad request gets a 4xx or a close, and the monitor stays up`, async () => {
@@ -76,12 +94,21 @@ describe('hostile control requests', () => {
         assert.equal(monitor.child.exitCode, null, `the monitor died after: ${what}`);
       }
       if (listener === 'control socket') {
-        assert.equal(await rawRequest(target, 'GET /usage?by=planet HTTP/1.1\r\nHost: x\r\n\r\n'), 400, 'bad query value');
-        assert.equal(await rawRequest(target, 'GET /status?limit=5 HTTP/1.1\r\nHost: x\r\n\r\n'), 400, 'unknown query parameter');
+        assert.equal(
+          await rawRequest(target, 'GET /usage?by=planet HTTP/1.1\r\nHost: x\r\n\r\n'),
+          400,
+          'bad query value',
+        );
+        assert.equal(
+          await rawRequest(target, 'GET /status?limit=5 HTTP/1.1\r\nHost: x\r\n\r\n'),
+          400,
+          'unknown query parameter',
+        );
       }
       const after = await rejected();
       const grew = (reason: string) => (after[reason] ?? 0) - (before[reason] ?? 0);
-      for (const reason of ['bad_url', 'bad_request', 'header_too_large', 'body_too_large', 'not_found']) assert.ok(grew(reason) >= 1, `${reason} counted (${JSON.stringify(after)})`);
+      for (const reason of ['bad_url', 'bad_request', 'header_too_large', 'body_too_large', 'not_found'])
+        assert.ok(grew(reason) >= 1, `${reason} counted (${JSON.stringify(after)})`);
       if (listener === 'control socket') assert.ok(grew('bad_query') >= 2, 'bad query values counted');
       // Still answering, on both listeners.
       assert.ok(Array.isArray(await requestControl(monitor.control, 'GET', '/status')));
@@ -111,8 +138,14 @@ describe('hostile control requests', () => {
 
   it('the rejections are logged, rate-limited, with their reason', async () => {
     await waitFor('a rejection log line', () => /"msg":"control request rejected"/.test(monitor.output()));
-    const lines = monitor.output().split('\n').filter((l) => l.includes('"msg":"control request rejected"'));
-    assert.ok(lines.some((l) => l.includes('"kind":"control_bad_url"')), 'the reason is in the line');
+    const lines = monitor
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"control request rejected"'));
+    assert.ok(
+      lines.some((l) => l.includes('"kind":"control_bad_url"')),
+      'the reason is in the line',
+    );
     const total = Object.values(await rejected()).reduce((a, b) => a + b, 0);
     assert.ok(lines.length < total, `rate-limited: ${lines.length} lines for ${total} rejections`);
   });
@@ -120,14 +153,25 @@ describe('hostile control requests', () => {
   it('admin routes: refused on the read socket, served on the 0600 admin socket', async () => {
     const before = (await rejected()).admin_only ?? 0;
     for (const path of ['/flush', '/latency/reset', '/fault/crash?actor=sampler']) {
-      await assert.rejects(requestControl(monitor.control, 'POST', path), /admin route/, `POST ${path} on the read socket`);
+      await assert.rejects(
+        requestControl(monitor.control, 'POST', path),
+        /admin route/,
+        `POST ${path} on the read socket`,
+      );
     }
     assert.equal((await rejected()).admin_only, before + 3, 'counted as admin_only');
     assert.equal(statSync(monitor.admin).mode & 0o777, 0o600, 'admin socket mode');
-    assert.equal(statSync(monitor.admin).uid, process.getuid!(), 'admin socket owned by the monitor\'s uid');
+    assert.equal(statSync(monitor.admin).uid, process.getuid!(), "admin socket owned by the monitor's uid");
     assert.deepEqual(await requestControl(monitor.admin, 'POST', '/flush'), { flushed: true });
-    const health = await requestControl<{ actors: { actor: string; up: boolean }[] }>(monitor.control, 'GET', '/health');
-    assert.ok(health.actors.every((a) => a.up), 'no actor was crashed through the read socket');
+    const health = await requestControl<{ actors: { actor: string; up: boolean }[] }>(
+      monitor.control,
+      'GET',
+      '/health',
+    );
+    assert.ok(
+      health.actors.every((a) => a.up),
+      'no actor was crashed through the read socket',
+    );
     assert.equal(await stopMonitor(monitor), 0);
   });
 });

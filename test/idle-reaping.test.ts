@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { closedWithin, connect, counters, json, type RawConnection } from './fixtures/socket-tools.js';
-import { botStatus, flush, sleep, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  flush,
+  sleep,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const IDLE_TIMEOUT_MS = 1_000;
 /** Time to see a connection reaped: idle timeout plus a loaded box's scheduling, generously. */
@@ -58,7 +67,11 @@ describe(`idle reaping (idleTimeoutMs ${IDLE_TIMEOUT_MS})`, () => {
     const deadPid = await sut.conn();
     await deadPid.write(json({ type: 'register', channel: 'reap_dead', pid: await exitedPid() }));
     assert.ok(await closedWithin(deadPid, REAP_WITHIN_MS), 'the connection of the dead-pid register was reaped');
-    assert.equal((await botStatus(sut.monitor, 'reap_dead'))?.status, 'dead', 'its register was processed: stored dead');
+    assert.equal(
+      (await botStatus(sut.monitor, 'reap_dead'))?.status,
+      'dead',
+      'its register was processed: stored dead',
+    );
     // Opened before the reaped one and just as silent since: only its accepted register spares it.
     assert.equal(accepted.isClosed(), false, 'the accepted connection is still open');
     assert.equal((await botStatus(sut.monitor, 'reap_ok'))?.status, 'online');
@@ -76,8 +89,15 @@ describe(`idle reaping (idleTimeoutMs ${IDLE_TIMEOUT_MS})`, () => {
       locker.exec('BEGIN IMMEDIATE');
       // 150 rows held by the locked writer: over half of maxPendingPerLink, so reading pauses.
       const flood = await sut.conn();
-      await flood.write(Array.from({ length: 150 }, (_, i) => json({ type: 'llm_usage', channel: 'reap_flood', model: 'm', feature: 'f', tokens_in: i, tokens_out: 1 })).join(''));
-      await waitFor('reading paused', async () => (await counters(sut.monitor.control)).ingest.backpressure_pauses > before.backpressure_pauses);
+      await flood.write(
+        Array.from({ length: 150 }, (_, i) =>
+          json({ type: 'llm_usage', channel: 'reap_flood', model: 'm', feature: 'f', tokens_in: i, tokens_out: 1 }),
+        ).join(''),
+      );
+      await waitFor(
+        'reading paused',
+        async () => (await counters(sut.monitor.control)).ingest.backpressure_pauses > before.backpressure_pauses,
+      );
       // Hold the pause well past the idle timeout: the idle connection's timer fires meanwhile.
       await sleep(IDLE_TIMEOUT_MS * 2.5);
     } finally {
@@ -88,7 +108,10 @@ describe(`idle reaping (idleTimeoutMs ${IDLE_TIMEOUT_MS})`, () => {
     assert.ok(await closedWithin(idle, REAP_WITHIN_MS), 'the idle connection was reaped after the backpressure period');
     assert.ok(closedAt >= releasedAt, 'not before reading resumed');
     const after = (await counters(sut.monitor.control)).ingest;
-    assert.ok(after.backpressure_ms - before.backpressure_ms >= IDLE_TIMEOUT_MS, `paused ${after.backpressure_ms - before.backpressure_ms} ms: longer than the idle timeout`);
+    assert.ok(
+      after.backpressure_ms - before.backpressure_ms >= IDLE_TIMEOUT_MS,
+      `paused ${after.backpressure_ms - before.backpressure_ms} ms: longer than the idle timeout`,
+    );
     assert.ok(after.idle_timeouts - before.idle_timeouts >= 1);
     assert.equal(after.dropped_overflow, 0);
     await flush(sut.monitor);
@@ -104,7 +127,10 @@ describe('idle reaping with a full registry and a throttled connection', () => {
     await waitFor('the only room taken', () => botStatus(sut.monitor, 'full_first'));
     const refused = await sut.conn();
     await refused.write(json({ type: 'register', channel: 'full_refused', pid }));
-    await waitFor('the register refused', async () => (await counters(sut.monitor.control)).registry.refused_max_bots >= 1);
+    await waitFor(
+      'the register refused',
+      async () => (await counters(sut.monitor.control)).registry.refused_max_bots >= 1,
+    );
     assert.ok(await closedWithin(refused, REAP_WITHIN_MS), 'the refused connection was reaped');
     assert.equal(first.isClosed(), false, 'the accepted one stays');
   });

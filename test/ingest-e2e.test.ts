@@ -5,7 +5,19 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import {
-  botStatus, flush, killStarted, line, query, sendLines, sendOneShot, sleep, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess,
+  botStatus,
+  flush,
+  killStarted,
+  line,
+  query,
+  sendLines,
+  sendOneShot,
+  sleep,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
 } from './helpers/monitor-process.js';
 
 describe('ingest end to end', () => {
@@ -26,7 +38,10 @@ describe('ingest end to end', () => {
     const conn = net.connect(monitor.socket);
     await new Promise((r) => conn.once('connect', r));
     conn.write(`${line({ type: 'register', channel: 'persist_bot', pid, features: { llm: true, jokes: false } })}\n`);
-    const registered = await waitFor('registered', async () => (await botStatus(monitor, 'persist_bot'))?.status === 'online' && botStatus(monitor, 'persist_bot'));
+    const registered = await waitFor(
+      'registered',
+      async () => (await botStatus(monitor, 'persist_bot'))?.status === 'online' && botStatus(monitor, 'persist_bot'),
+    );
     assert.equal(registered.pid, pid);
     assert.deepEqual(registered.features, { llm: true, jokes: false });
 
@@ -35,39 +50,75 @@ describe('ingest end to end', () => {
     conn.write(`${line({ type: 'heartbeat', channel: 'persist_bot', pid })}\n`);
     await waitFor('heartbeat applied', async () => (await botStatus(monitor, 'persist_bot'))!.last_heartbeat! > before);
 
-    conn.write(`${line({ type: 'llm_usage', channel: 'persist_bot', model: 'gpt-4o', feature: 'jokes', tokens_in: 1000, tokens_out: 500, latency_ms: 1850 })}\n`);
+    conn.write(
+      `${line({ type: 'llm_usage', channel: 'persist_bot', model: 'gpt-4o', feature: 'jokes', tokens_in: 1000, tokens_out: 500, latency_ms: 1850 })}\n`,
+    );
     conn.write(`${line({ type: 'unregister', channel: 'persist_bot', pid })}\n`);
     await waitFor('offline', async () => (await botStatus(monitor, 'persist_bot'))?.status === 'offline');
     conn.end();
     await flush(monitor);
 
-    const [usage] = query<{ channel: string; model: string; tokens_in: number; tokens_out: number; latency_ms: number; cost_usd: number; ts: string }>(monitor.db, "SELECT * FROM llm_usage WHERE channel = 'persist_bot'");
+    const [usage] = query<{
+      channel: string;
+      model: string;
+      tokens_in: number;
+      tokens_out: number;
+      latency_ms: number;
+      cost_usd: number;
+      ts: string;
+    }>(monitor.db, "SELECT * FROM llm_usage WHERE channel = 'persist_bot'");
     assert.equal(usage.model, 'gpt-4o');
     assert.equal(usage.tokens_in, 1000);
     assert.equal(usage.latency_ms, 1850);
     assert.ok(Math.abs(usage.cost_usd - (1000 * 2.5 + 500 * 10) / 1e6) < 1e-12, `cost ${usage.cost_usd}`);
     assert.match(usage.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
-    const [row] = query<{ status: string; pid: number; features_json: string; registered_at: string; last_heartbeat: string }>(monitor.db, "SELECT * FROM bot_status WHERE channel = 'persist_bot'");
+    const [row] = query<{
+      status: string;
+      pid: number;
+      features_json: string;
+      registered_at: string;
+      last_heartbeat: string;
+    }>(monitor.db, "SELECT * FROM bot_status WHERE channel = 'persist_bot'");
     assert.equal(row.status, 'offline');
     assert.equal(row.pid, pid);
     assert.deepEqual(JSON.parse(row.features_json), { llm: true, jokes: false });
     assert.ok(Date.parse(row.last_heartbeat) >= Date.parse(row.registered_at));
 
-    const events = query<{ from_status: string | null; to_status: string; reason: string }>(monitor.db, "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'persist_bot' ORDER BY id");
-    assert.deepEqual(events.map((e) => `${e.from_status}->${e.to_status}:${e.reason}`), ['null->online:registered', 'online->offline:unregistered']);
+    const events = query<{ from_status: string | null; to_status: string; reason: string }>(
+      monitor.db,
+      "SELECT from_status, to_status, reason FROM bot_events WHERE channel = 'persist_bot' ORDER BY id",
+    );
+    assert.deepEqual(
+      events.map((e) => `${e.from_status}->${e.to_status}:${e.reason}`),
+      ['null->online:registered', 'online->offline:unregistered'],
+    );
   });
 
   it('one-shot connections (connect, one line, close) as the old Python bots send them', async () => {
-    const accepted = async () => (await requestControl<{ ingest: { accepted: Record<string, number> } }>(monitor.control, 'GET', '/health')).ingest.accepted.llm_usage;
+    const accepted = async () =>
+      (await requestControl<{ ingest: { accepted: Record<string, number> } }>(monitor.control, 'GET', '/health')).ingest
+        .accepted.llm_usage;
     const acceptedBefore = await accepted();
     await sendOneShot(monitor.socket, line({ type: 'register', channel: 'oneshot_bot', pid }));
     for (let i = 0; i < 50; i++) {
-      await sendOneShot(monitor.socket, line({ type: 'llm_usage', channel: 'oneshot_bot', model: 'gpt-4o-mini', feature: 'chat', tokens_in: i, tokens_out: 1 }));
+      await sendOneShot(
+        monitor.socket,
+        line({
+          type: 'llm_usage',
+          channel: 'oneshot_bot',
+          model: 'gpt-4o-mini',
+          feature: 'chat',
+          tokens_in: i,
+          tokens_out: 1,
+        }),
+      );
     }
     // The last line of a one-shot client may lack its newline: end of stream ends the line.
     await new Promise<void>((resolve, reject) => {
-      const c = net.connect(monitor.socket, () => c.end(line({ type: 'heartbeat', channel: 'oneshot_bot', pid }), resolve));
+      const c = net.connect(monitor.socket, () =>
+        c.end(line({ type: 'heartbeat', channel: 'oneshot_bot', pid }), resolve),
+      );
       c.on('error', reject);
     });
     await waitFor('one-shot bot online', async () => (await botStatus(monitor, 'oneshot_bot'))?.status === 'online');
@@ -75,13 +126,20 @@ describe('ingest end to end', () => {
     // it, in no set order across connections. Flush once all 50 are counted as read.
     await waitFor('the 50 one-shot lines read', async () => (await accepted()) - acceptedBefore >= 50);
     await flush(monitor);
-    const [{ n, total }] = query<{ n: number; total: number }>(monitor.db, "SELECT count(*) n, sum(tokens_in) total FROM llm_usage WHERE channel = 'oneshot_bot'");
+    const [{ n, total }] = query<{ n: number; total: number }>(
+      monitor.db,
+      "SELECT count(*) n, sum(tokens_in) total FROM llm_usage WHERE channel = 'oneshot_bot'",
+    );
     assert.equal(n, 50);
     assert.equal(total, (49 * 50) / 2);
   });
 
   it('skips bad lines, counts them by reason, and processes the next good line on the same connection', async () => {
-    const { ingest: beforeStats } = await requestControl<{ ingest: { rejected: Record<string, number> } }>(monitor.control, 'GET', '/health');
+    const { ingest: beforeStats } = await requestControl<{ ingest: { rejected: Record<string, number> } }>(
+      monitor.control,
+      'GET',
+      '/health',
+    );
     const bad = [
       'not json at all',
       '{"type":"register","channel":"bad bot!","pid":1}',
@@ -89,20 +147,31 @@ describe('ingest end to end', () => {
       '[1,2,3]',
       '{"type":"reboot","channel":"x","pid":1}',
       `{"type":"llm_usage","channel":"x","model":"m","feature":"f","tokens_in":-1,"tokens_out":0}`,
-      '{"a":' .repeat(40) + '1' + '}'.repeat(40),
+      '{"a":'.repeat(40) + '1' + '}'.repeat(40),
     ];
-    const invalidUtf8 = Buffer.concat([Buffer.from('{"type":"register","channel":"'), Buffer.from([0xc3, 0x28]), Buffer.from('","pid":1}\n')]);
+    const invalidUtf8 = Buffer.concat([
+      Buffer.from('{"type":"register","channel":"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('","pid":1}\n'),
+    ]);
     await new Promise<void>((resolve, reject) => {
       const c = net.connect(monitor.socket, () => {
         c.write(bad.map((l) => `${l}\n`).join(''));
         c.write(invalidUtf8);
-        c.end(`${line({ type: 'llm_usage', channel: 'after_bad', model: 'gpt-4', feature: 'f', tokens_in: 7, tokens_out: 7 })}\n`, resolve);
+        c.end(
+          `${line({ type: 'llm_usage', channel: 'after_bad', model: 'gpt-4', feature: 'f', tokens_in: 7, tokens_out: 7 })}\n`,
+          resolve,
+        );
       });
       c.on('error', reject);
     });
     await flush(monitor);
     assert.equal(query(monitor.db, "SELECT * FROM llm_usage WHERE channel = 'after_bad'").length, 1);
-    const { ingest } = await requestControl<{ ingest: { rejected: Record<string, number> } }>(monitor.control, 'GET', '/health');
+    const { ingest } = await requestControl<{ ingest: { rejected: Record<string, number> } }>(
+      monitor.control,
+      'GET',
+      '/health',
+    );
     const delta = (reason: string) => ingest.rejected[reason] - beforeStats.rejected[reason];
     assert.equal(delta('invalid_json'), 1);
     assert.equal(delta('invalid_fields'), 3);
@@ -114,11 +183,16 @@ describe('ingest end to end', () => {
   });
 
   it('a heartbeat from an unknown channel with a live pid registers it implicitly; a dead pid does not', async () => {
-    await sendLines(monitor.socket, [line({ type: 'heartbeat', channel: 'implicit_bot', pid }), line({ type: 'heartbeat', channel: 'ghost_bot', pid: 2_000_000_000 })]);
+    await sendLines(monitor.socket, [
+      line({ type: 'heartbeat', channel: 'implicit_bot', pid }),
+      line({ type: 'heartbeat', channel: 'ghost_bot', pid: 2_000_000_000 }),
+    ]);
     const bot = await waitFor('implicit register', () => botStatus(monitor, 'implicit_bot'));
     assert.equal(bot.status, 'online');
     await flush(monitor);
-    assert.deepEqual(query(monitor.db, "SELECT reason FROM bot_events WHERE channel = 'implicit_bot'"), [{ reason: 'implicit_register' }]);
+    assert.deepEqual(query(monitor.db, "SELECT reason FROM bot_events WHERE channel = 'implicit_bot'"), [
+      { reason: 'implicit_register' },
+    ]);
     assert.equal(await botStatus(monitor, 'ghost_bot'), undefined);
   });
 
@@ -128,7 +202,11 @@ describe('ingest end to end', () => {
     const ppid = process.ppid; // another live pid
     await sendLines(monitor.socket, [line({ type: 'heartbeat', channel: 'mismatch_bot', pid: ppid })]);
     const health = await waitFor('pid_mismatch counted', async () => {
-      const { actors } = await requestControl<{ actors: { actor: string; detail: Record<string, number> }[] }>(monitor.control, 'GET', '/health');
+      const { actors } = await requestControl<{ actors: { actor: string; detail: Record<string, number> }[] }>(
+        monitor.control,
+        'GET',
+        '/health',
+      );
       const registry = actors.find((a) => a.actor === 'registry')!;
       return registry.detail.pid_mismatch >= 1 && registry;
     });
@@ -139,11 +217,18 @@ describe('ingest end to end', () => {
   });
 
   it('a heartbeat that raced its own unregister does not bring the bot back', async () => {
-    await sendLines(monitor.socket, [line({ type: 'register', channel: 'goodbye_bot', pid }), line({ type: 'unregister', channel: 'goodbye_bot', pid }), line({ type: 'heartbeat', channel: 'goodbye_bot', pid })]);
+    await sendLines(monitor.socket, [
+      line({ type: 'register', channel: 'goodbye_bot', pid }),
+      line({ type: 'unregister', channel: 'goodbye_bot', pid }),
+      line({ type: 'heartbeat', channel: 'goodbye_bot', pid }),
+    ]);
     await waitFor('offline', async () => (await botStatus(monitor, 'goodbye_bot'))?.status === 'offline');
     await flush(monitor);
     assert.equal((await botStatus(monitor, 'goodbye_bot'))?.status, 'offline');
     await sendLines(monitor.socket, [line({ type: 'register', channel: 'goodbye_bot', pid })]);
-    await waitFor('online after a new register', async () => (await botStatus(monitor, 'goodbye_bot'))?.status === 'online');
+    await waitFor(
+      'online after a new register',
+      async () => (await botStatus(monitor, 'goodbye_bot'))?.status === 'online',
+    );
   });
 });

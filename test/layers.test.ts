@@ -107,8 +107,14 @@ test('every import in src/, workers/, test/ and bench/ follows the layer rules',
   assert.ok(edges.length > 200, `only ${edges.length} references found`);
   const startsThreads = edges.some((e) => e.from === STARTS_THREADS && e.to.startsWith('workers/') && e.how === 'url');
   assert.ok(startsThreads, 'the supervisor names workers/ files');
-  assert.ok(edges.some((e) => is(CONTRACTS, e.from) && is(BOTTOM, e.to)), 'contracts import the bottom layer');
-  assert.ok(edges.some((e) => e.from.startsWith('workers/') && e.to.startsWith('src/')), 'workers import src/');
+  assert.ok(
+    edges.some((e) => is(CONTRACTS, e.from) && is(BOTTOM, e.to)),
+    'contracts import the bottom layer',
+  );
+  assert.ok(
+    edges.some((e) => e.from.startsWith('workers/') && e.to.startsWith('src/')),
+    'workers import src/',
+  );
   assert.deepEqual(violations(edges), []);
 });
 
@@ -116,11 +122,15 @@ test('the checker reports one broken edge per rule (and accepts the allowed ones
   const tree: Record<string, string> = {
     'src/config.ts': "import { Link } from './actors/link.js';\nimport { BUILTIN_PRICES } from './llm/prices.js';",
     'src/protocol/messages.ts': "import type { Logger } from '../log.js';",
-    'src/actors/registry-messages.ts': "import type { Features } from '../protocol/messages.js';\nexport type X = import('../db/queries.js').UsageRow;",
+    'src/actors/registry-messages.ts':
+      "import type { Features } from '../protocol/messages.js';\nexport type X = import('../db/queries.js').UsageRow;",
     'src/actors/db-writer-messages.ts': "import type { ActorHealth } from './health.js';",
-    'src/monitor.ts': "import { ProcessSampler } from '../workers/sampler.js';\nimport { sleep } from '../test/helpers/wait.js';",
-    'src/db/read-pool.ts': "const file = new URL('./read-task.js', import.meta.url);\nconst w = new URL(`../../workers/${n}.js`, import.meta.url);",
-    'src/supervisor/supervisor.ts': 'const file = (name: string) => new URL(`../../workers/${name}.js`, import.meta.url);',
+    'src/monitor.ts':
+      "import { ProcessSampler } from '../workers/sampler.js';\nimport { sleep } from '../test/helpers/wait.js';",
+    'src/db/read-pool.ts':
+      "const file = new URL('./read-task.js', import.meta.url);\nconst w = new URL(`../../workers/${n}.js`, import.meta.url);",
+    'src/supervisor/supervisor.ts':
+      'const file = (name: string) => new URL(`../../workers/${name}.js`, import.meta.url);',
     'workers/registry.ts': "import { Link } from '../src/actors/link.js';\nconst m = await import('./sampler.js');",
     'workers/sampler.ts': "const h = require('../bench/harness.js');",
     'test/x.test.ts': "import '../workers/registry.js';\nimport '../bench/harness.js';",

@@ -1,7 +1,19 @@
 // stale → online → dead → offline with real child processes as bots.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { botStatus, flush, actorDetail, killStarted, query, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  flush,
+  actorDetail,
+  killStarted,
+  query,
+  startBot,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 describe('bot lifecycle with real processes', () => {
   const dir = new TestDir();
@@ -23,10 +35,14 @@ describe('bot lifecycle with real processes', () => {
     await waitFor('online', async () => (await botStatus(monitor, 'life_hung'))?.status === 'online');
 
     process.kill(bot.pid, 'SIGSTOP'); // alive but silent: hung
-    const stale = await waitFor('stale', async () => {
-      const b = await botStatus(monitor, 'life_hung');
-      return b?.status === 'stale' && b;
-    }, 30_000);
+    const stale = await waitFor(
+      'stale',
+      async () => {
+        const b = await botStatus(monitor, 'life_hung');
+        return b?.status === 'stale' && b;
+      },
+      30_000,
+    );
     assert.equal(stale.pid, bot.pid);
 
     process.kill(bot.pid, 'SIGCONT');
@@ -38,15 +54,23 @@ describe('bot lifecycle with real processes', () => {
     // Found by the sampler, not by the stale window: the events say online->dead, not via stale.
 
     await flush(monitor);
-    const events = query<{ transition: string }>(monitor.db,
-      "SELECT coalesce(from_status, '-') || '->' || to_status || ':' || reason AS transition FROM bot_events WHERE channel = 'life_hung' ORDER BY id");
-    assert.deepEqual(events.map((e) => e.transition), [
-      '-->online:registered',
-      'online->stale:no_heartbeat',
-      'stale->online:heartbeat_resumed',
-      'online->dead:process_exited',
-    ]);
-    assert.equal(query<{ status: string }>(monitor.db, "SELECT status FROM bot_status WHERE channel = 'life_hung'")[0].status, 'dead');
+    const events = query<{ transition: string }>(
+      monitor.db,
+      "SELECT coalesce(from_status, '-') || '->' || to_status || ':' || reason AS transition FROM bot_events WHERE channel = 'life_hung' ORDER BY id",
+    );
+    assert.deepEqual(
+      events.map((e) => e.transition),
+      [
+        '-->online:registered',
+        'online->stale:no_heartbeat',
+        'stale->online:heartbeat_resumed',
+        'online->dead:process_exited',
+      ],
+    );
+    assert.equal(
+      query<{ status: string }>(monitor.db, "SELECT status FROM bot_status WHERE channel = 'life_hung'")[0].status,
+      'dead',
+    );
   });
 
   it('a bot that unregisters cleanly is offline, not dead', async () => {
@@ -57,7 +81,11 @@ describe('bot lifecycle with real processes', () => {
     await waitFor('offline', async () => (await botStatus(monitor, 'life_clean'))?.status === 'offline');
     // Two more sample rounds (the sampler's own count): the exited pid must not turn it dead.
     const rounds = await actorDetail(monitor, 'sampler', 'rounds');
-    await waitFor('two sample rounds', async () => (await actorDetail(monitor, 'sampler', 'rounds')) >= rounds + 2, 30_000);
+    await waitFor(
+      'two sample rounds',
+      async () => (await actorDetail(monitor, 'sampler', 'rounds')) >= rounds + 2,
+      30_000,
+    );
     assert.equal((await botStatus(monitor, 'life_clean'))?.status, 'offline');
   });
 

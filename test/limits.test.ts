@@ -13,7 +13,20 @@ import { requestControl } from '../src/http/control-client.js';
 import type { RegistryLatency } from '../src/actors/registry-messages.js';
 import { closedWithin, connect, counters, json, type RawConnection } from './fixtures/socket-tools.js';
 import { openFilesMissing, requireResource, withOpenFiles } from './helpers/resources.js';
-import { botStatus, flush, killStarted, query, sleep, startBot, startMonitor, stopMonitor, TestDir, waitFor, vmRssMb, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  flush,
+  killStarted,
+  query,
+  sleep,
+  startBot,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  vmRssMb,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const FLOOD = fileURLToPath(new URL('./fixtures/flood.js', import.meta.url));
 const IDLE_HOLDER = fileURLToPath(new URL('./fixtures/idle-connections.js', import.meta.url));
@@ -50,8 +63,11 @@ describe(`limits: idle timeout ${IDLE_TIMEOUT_MS} ms, line length, unterminated 
     const garbage = await conn();
     await garbage.write('not json\n{"type":"register"}\n'); // activity, but never a valid register
     const usageOnly = await conn();
-    await usageOnly.write(json({ type: 'llm_usage', channel: 'idle_usage', model: 'm', feature: 'f', tokens_in: 1, tokens_out: 1 }));
-    for (const c of [silent, garbage, usageOnly]) assert.ok(await closedWithin(c, 20_000), 'closed by the idle timeout');
+    await usageOnly.write(
+      json({ type: 'llm_usage', channel: 'idle_usage', model: 'm', feature: 'f', tokens_in: 1, tokens_out: 1 }),
+    );
+    for (const c of [silent, garbage, usageOnly])
+      assert.ok(await closedWithin(c, 20_000), 'closed by the idle timeout');
     const tookMs = Date.now() - openedAt;
     assert.ok(tookMs >= IDLE_TIMEOUT_MS * 0.8, `not closed before the timeout (${tookMs} ms)`);
     const after = (await counters(monitor.control)).ingest;
@@ -63,12 +79,22 @@ describe(`limits: idle timeout ${IDLE_TIMEOUT_MS} ms, line length, unterminated 
     await registered.write(json({ type: 'register', channel: 'idle_registered', pid }));
     const heartbeatOnly = await conn();
     await heartbeatOnly.write(json({ type: 'heartbeat', channel: 'idle_heartbeat', pid }));
-    await waitFor('both known', async () => (await botStatus(monitor, 'idle_registered')) && (await botStatus(monitor, 'idle_heartbeat')));
-    assert.equal(await closedWithin(registered, IDLE_TIMEOUT_MS * 5), false, 'registered connection still open after 5 × idleTimeoutMs');
+    await waitFor(
+      'both known',
+      async () => (await botStatus(monitor, 'idle_registered')) && (await botStatus(monitor, 'idle_heartbeat')),
+    );
+    assert.equal(
+      await closedWithin(registered, IDLE_TIMEOUT_MS * 5),
+      false,
+      'registered connection still open after 5 × idleTimeoutMs',
+    );
     assert.equal(heartbeatOnly.isClosed(), false, 'heartbeat-only connection still open');
     const last = (await botStatus(monitor, 'idle_registered'))!.last_heartbeat!;
     await registered.write(json({ type: 'heartbeat', channel: 'idle_registered', pid }));
-    await waitFor('heartbeat after the long idle applied', async () => (await botStatus(monitor, 'idle_registered'))!.last_heartbeat! > last);
+    await waitFor(
+      'heartbeat after the long idle applied',
+      async () => (await botStatus(monitor, 'idle_registered'))!.last_heartbeat! > last,
+    );
     registered.socket.destroy();
     heartbeatOnly.socket.destroy();
   });
@@ -79,17 +105,42 @@ describe(`limits: idle timeout ${IDLE_TIMEOUT_MS} ms, line length, unterminated 
     await c.write(json({ type: 'register', channel: 'long_lines', pid }));
     // (a) 200 KB in one write: longer than any read, so it is dropped while it streams in.
     const pad = (n: number) => 'p'.repeat(n);
-    await c.write(`${json({ type: 'llm_usage', channel: 'long_lines', model: 'm', feature: 'too_long_a', tokens_in: 1, tokens_out: 1, pad: pad(200_000) })}`);
+    await c.write(
+      `${json({ type: 'llm_usage', channel: 'long_lines', model: 'm', feature: 'too_long_a', tokens_in: 1, tokens_out: 1, pad: pad(200_000) })}`,
+    );
     // (b) 60 KB, a pause (the monitor holds it), then 60 KB more and the newline: the completed
     //     line is 120 KB and must be discarded too, although each piece alone is under the limit.
-    const straddling = json({ type: 'llm_usage', channel: 'long_lines', model: 'm', feature: 'too_long_b', tokens_in: 1, tokens_out: 1, pad: pad(120_000) });
+    const straddling = json({
+      type: 'llm_usage',
+      channel: 'long_lines',
+      model: 'm',
+      feature: 'too_long_b',
+      tokens_in: 1,
+      tokens_out: 1,
+      pad: pad(120_000),
+    });
     await c.write(straddling.slice(0, 60_000));
     await sleep(100); // the stimulus: the halves arrive in separate reads
     await c.write(straddling.slice(60_000));
-    await c.write(json({ type: 'llm_usage', channel: 'long_lines', model: 'm', feature: 'after_long', tokens_in: 1, tokens_out: 1 }));
-    await waitFor('line after the long ones processed', async () => (await counters(monitor.control)).ingest.accepted.llm_usage > before.accepted.llm_usage);
+    await c.write(
+      json({
+        type: 'llm_usage',
+        channel: 'long_lines',
+        model: 'm',
+        feature: 'after_long',
+        tokens_in: 1,
+        tokens_out: 1,
+      }),
+    );
+    await waitFor(
+      'line after the long ones processed',
+      async () => (await counters(monitor.control)).ingest.accepted.llm_usage > before.accepted.llm_usage,
+    );
     await flush(monitor);
-    const features = query<{ feature: string }>(monitor.db, "SELECT feature FROM llm_usage WHERE channel = 'long_lines'").map((r) => r.feature);
+    const features = query<{ feature: string }>(
+      monitor.db,
+      "SELECT feature FROM llm_usage WHERE channel = 'long_lines'",
+    ).map((r) => r.feature);
     assert.deepEqual(features, ['after_long'], 'only the line after the over-long ones landed');
     const after = (await counters(monitor.control)).ingest;
     assert.equal(after.line_too_long - before.line_too_long, 2);
@@ -114,7 +165,10 @@ describe(`limits: idle timeout ${IDLE_TIMEOUT_MS} ms, line length, unterminated 
 
   it(`refuses connections beyond maxConnections (${MAX_CONNECTIONS}), counts them, and accepts again once below`, async () => {
     for (const c of open) c.socket.destroy(); // whatever earlier tests left open
-    await waitFor('earlier connections gone', async () => (await counters(monitor.control)).ingest.connections_open === 0);
+    await waitFor(
+      'earlier connections gone',
+      async () => (await counters(monitor.control)).ingest.connections_open === 0,
+    );
     const before = (await counters(monitor.control)).ingest;
     // Registered connections: the idle timeout must not be what frees the slots.
     const fill: RawConnection[] = [];
@@ -123,18 +177,27 @@ describe(`limits: idle timeout ${IDLE_TIMEOUT_MS} ms, line length, unterminated 
       await c.write(json({ type: 'register', channel: `maxconn_${i}`, pid }));
       fill.push(c);
     }
-    await waitFor('all slots taken', async () => (await counters(monitor.control)).ingest.connections_open === MAX_CONNECTIONS);
+    await waitFor(
+      'all slots taken',
+      async () => (await counters(monitor.control)).ingest.connections_open === MAX_CONNECTIONS,
+    );
     const extra = await Promise.all(Array.from({ length: 5 }, () => conn()));
     for (const c of extra) assert.ok(await closedWithin(c, 20_000), 'a connection over the limit is closed');
     const after = (await counters(monitor.control)).ingest;
     assert.equal(after.connections_refused - before.connections_refused, 5);
     assert.equal(after.connections_open, MAX_CONNECTIONS);
     const metrics = await requestControl<string>(monitor.control, 'GET', '/metrics');
-    assert.match(metrics, new RegExp(`kissmon_limit_hits_total\\{limit="max_connections"\\} ${after.connections_refused}`));
+    assert.match(
+      metrics,
+      new RegExp(`kissmon_limit_hits_total\\{limit="max_connections"\\} ${after.connections_refused}`),
+    );
     assert.equal(fill.filter((c) => c.isClosed()).length, 0, 'the connections inside the limit are untouched');
 
     fill[0].socket.destroy();
-    await waitFor('a slot freed', async () => (await counters(monitor.control)).ingest.connections_open < MAX_CONNECTIONS);
+    await waitFor(
+      'a slot freed',
+      async () => (await counters(monitor.control)).ingest.connections_open < MAX_CONNECTIONS,
+    );
     const again = await conn();
     await again.write(json({ type: 'register', channel: 'maxconn_again', pid }));
     await waitFor('accepted again below the limit', () => botStatus(monitor, 'maxconn_again'));
@@ -162,7 +225,11 @@ describe('limits: maxBots', () => {
       c.socket.end();
     };
     for (const channel of ['cap_a', 'cap_b', 'cap_c']) await send('register', channel);
-    await waitFor('three bots online', async () => (await Promise.all(['cap_a', 'cap_b', 'cap_c'].map((c) => botStatus(monitor, c)))).every((b) => b?.status === 'online'));
+    await waitFor('three bots online', async () =>
+      (await Promise.all(['cap_a', 'cap_b', 'cap_c'].map((c) => botStatus(monitor, c)))).every(
+        (b) => b?.status === 'online',
+      ),
+    );
     await send('register', 'cap_d');
     await waitFor('refused and counted', async () => (await counters(monitor.control)).registry.refused_max_bots === 1);
     assert.equal(await botStatus(monitor, 'cap_d'), undefined);
@@ -173,7 +240,11 @@ describe('limits: maxBots', () => {
     await waitFor('cap_d online', async () => (await botStatus(monitor, 'cap_d'))?.status === 'online');
     assert.equal(await botStatus(monitor, 'cap_a'), undefined, 'the offline bot was forgotten by the registry');
     await flush(monitor);
-    assert.equal(query<{ status: string }>(dir.db, "SELECT status FROM bot_status WHERE channel = 'cap_a'")[0].status, 'offline', 'its row stays');
+    assert.equal(
+      query<{ status: string }>(dir.db, "SELECT status FROM bot_status WHERE channel = 'cap_a'")[0].status,
+      'offline',
+      'its row stays',
+    );
   });
 });
 
@@ -244,10 +315,15 @@ describe(`${IDLE_CONNECTIONS} idle connections and one flooding client vs the he
     /** Resets the histogram, waits for WINDOW_HEARTBEATS heartbeats in it, returns it. */
     const window = async (what: string) => {
       await requestControl(m.admin, 'POST', '/latency/reset');
-      return waitFor(what, async () => {
-        const l = await latency();
-        return l.count >= WINDOW_HEARTBEATS && l;
-      }, 30_000, 100);
+      return waitFor(
+        what,
+        async () => {
+          const l = await latency();
+          return l.count >= WINDOW_HEARTBEATS && l;
+        },
+        30_000,
+        100,
+      );
     };
     const baseline = await window('baseline heartbeats');
     const rssBefore = vmRssMb(m.pid);
@@ -257,7 +333,11 @@ describe(`${IDLE_CONNECTIONS} idle connections and one flooding client vs the he
     let held = '';
     holder.stdout!.on('data', (c: Buffer) => (held += c.toString()));
     await waitFor('idle connections opened', () => held.includes(`open ${IDLE_CONNECTIONS}`), 60_000);
-    await waitFor('idle connections accepted', async () => (await counters(m.control)).ingest.connections_open >= IDLE_CONNECTIONS + WELL_BEHAVED_BOTS, 20_000);
+    await waitFor(
+      'idle connections accepted',
+      async () => (await counters(m.control)).ingest.connections_open >= IDLE_CONNECTIONS + WELL_BEHAVED_BOTS,
+      20_000,
+    );
     const rssIdle = vmRssMb(m.pid);
     const before = (await counters(m.control)).ingest;
 
@@ -266,32 +346,58 @@ describe(`${IDLE_CONNECTIONS} idle connections and one flooding client vs the he
     let report = '';
     flooder.stdout!.on('data', (c: Buffer) => (report += c.toString()));
     const flooderExited = new Promise((r) => flooder!.once('exit', r));
-    await waitFor('the flood throttled', async () => (await counters(m.control)).ingest.throttled > before.throttled, 20_000);
+    await waitFor(
+      'the flood throttled',
+      async () => (await counters(m.control)).ingest.throttled > before.throttled,
+      20_000,
+    );
     const schedBefore = schedstat(m.pid);
     const during = await window('heartbeats during the flood');
     const schedAfter = schedstat(m.pid);
     const ranNs = schedAfter.runNs - schedBefore.runNs;
     const starvation = (ranNs + schedAfter.waitNs - schedBefore.waitNs) / Math.max(1, ranNs);
     assert.equal(flooder.exitCode, null, 'the flood still ran when the window was read');
-    const health = await requestControl<{ actors: { actor: string; loop_lag_p99_ms: number }[] }>(m.control, 'GET', '/health');
+    const health = await requestControl<{ actors: { actor: string; loop_lag_p99_ms: number }[] }>(
+      m.control,
+      'GET',
+      '/health',
+    );
     flooder.kill('SIGTERM');
     await flooderExited;
     const flood = JSON.parse(report) as { bytes: number; lines: number; oneShots: number };
     const after = (await counters(m.control)).ingest;
 
     const starved = starvation > STARVED_AT;
-    const p99Bound = starved ? STALE_HARM_BOUND_MS : Math.round(Math.max(P99_FLOOR_MS, SLOWDOWN_FACTOR * baseline.p99_ms) * starvation);
-    const p50Bound = starved ? STALE_HARM_BOUND_MS : Math.round(Math.max(P50_FLOOR_MS, SLOWDOWN_FACTOR * baseline.p50_ms) * starvation);
-    t.diagnostic(`baseline heartbeat send→visible: p50 ${baseline.p50_ms} ms, p99 ${baseline.p99_ms} ms, max ${baseline.max_ms} ms (${baseline.count} heartbeats)`);
-    t.diagnostic(`during flood: p50 ${during.p50_ms} ms, p95 ${during.p95_ms} ms, p99 ${during.p99_ms} ms, max ${during.max_ms} ms (${during.count} heartbeats); main-thread loop lag p99 ${health.actors.find((a) => a.actor === 'ingest')?.loop_lag_p99_ms} ms; main thread (ran + waited for a CPU) / ran = ${starvation.toFixed(2)}${starved ? ` > ${STARVED_AT}: the box starves the monitor, only the stale-window bound applies` : ''}; bounds p99 ${p99Bound} ms, p50 ${p50Bound} ms`);
-    t.diagnostic(`flooder wrote ${(flood.bytes / 1048576).toFixed(1)} MiB / ${flood.lines} lines (empty ones included) on two connections + ${flood.oneShots} one-shot connections; monitor read ${after.lines - before.lines} lines, throttled ${after.throttled - before.throttled}×`);
-    t.diagnostic(`monitor VmRSS ${rssBefore} MiB → ${rssIdle} MiB with ${IDLE_CONNECTIONS} idle connections (≈ ${Math.round(((rssIdle - rssBefore) * 1024) / IDLE_CONNECTIONS)} KiB each)`);
+    const p99Bound = starved
+      ? STALE_HARM_BOUND_MS
+      : Math.round(Math.max(P99_FLOOR_MS, SLOWDOWN_FACTOR * baseline.p99_ms) * starvation);
+    const p50Bound = starved
+      ? STALE_HARM_BOUND_MS
+      : Math.round(Math.max(P50_FLOOR_MS, SLOWDOWN_FACTOR * baseline.p50_ms) * starvation);
+    t.diagnostic(
+      `baseline heartbeat send→visible: p50 ${baseline.p50_ms} ms, p99 ${baseline.p99_ms} ms, max ${baseline.max_ms} ms (${baseline.count} heartbeats)`,
+    );
+    t.diagnostic(
+      `during flood: p50 ${during.p50_ms} ms, p95 ${during.p95_ms} ms, p99 ${during.p99_ms} ms, max ${during.max_ms} ms (${during.count} heartbeats); main-thread loop lag p99 ${health.actors.find((a) => a.actor === 'ingest')?.loop_lag_p99_ms} ms; main thread (ran + waited for a CPU) / ran = ${starvation.toFixed(2)}${starved ? ` > ${STARVED_AT}: the box starves the monitor, only the stale-window bound applies` : ''}; bounds p99 ${p99Bound} ms, p50 ${p50Bound} ms`,
+    );
+    t.diagnostic(
+      `flooder wrote ${(flood.bytes / 1048576).toFixed(1)} MiB / ${flood.lines} lines (empty ones included) on two connections + ${flood.oneShots} one-shot connections; monitor read ${after.lines - before.lines} lines, throttled ${after.throttled - before.throttled}×`,
+    );
+    t.diagnostic(
+      `monitor VmRSS ${rssBefore} MiB → ${rssIdle} MiB with ${IDLE_CONNECTIONS} idle connections (≈ ${Math.round(((rssIdle - rssBefore) * 1024) / IDLE_CONNECTIONS)} KiB each)`,
+    );
 
     assert.ok(during.p99_ms < p99Bound, `heartbeat p99 ${during.p99_ms} ms during the flood (bound ${p99Bound} ms)`);
     assert.ok(during.p50_ms < p50Bound, `heartbeat p50 ${during.p50_ms} ms during the flood (bound ${p50Bound} ms)`);
-    assert.ok(after.throttled > before.throttled, 'the flooding connection was throttled (read more slowly, not dropped)');
+    assert.ok(
+      after.throttled > before.throttled,
+      'the flooding connection was throttled (read more slowly, not dropped)',
+    );
     assert.equal(after.dropped_overflow, 0, 'nothing dropped');
-    assert.ok(after.connections_open >= IDLE_CONNECTIONS, 'the idle connections are still open (60 s idle timeout by default)');
+    assert.ok(
+      after.connections_open >= IDLE_CONNECTIONS,
+      'the idle connections are still open (60 s idle timeout by default)',
+    );
     for (let i = 0; i < WELL_BEHAVED_BOTS; i++) assert.equal((await botStatus(m, `calm_${i}`))?.status, 'online');
   });
 });

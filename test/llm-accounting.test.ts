@@ -54,7 +54,15 @@ const PRICES: ConfigOverrides = {
 };
 
 const call = (at: number, model: string, extra: Partial<LlmUsageRow> = {}): LlmUsageRow => ({
-  type: 'llm_usage', at, channel: 'acct', model, feature: 'chat', tokens_in: 1000, tokens_out: 500, latency_ms: 100, ...extra,
+  type: 'llm_usage',
+  at,
+  channel: 'acct',
+  model,
+  feature: 'chat',
+  tokens_in: 1000,
+  tokens_out: 500,
+  latency_ms: 100,
+  ...extra,
 });
 const parts = { tokens_cached: 400, tokens_reasoning: 200 };
 
@@ -78,18 +86,37 @@ test('costs per token type, a price change mid-period, an unknown model, an old-
     call(Date.UTC(2025, 11, 31), 'test-model-v1', parts),
     call(JAN_20, 'mystery-model', parts),
     // An old client's row (protocol v1 without the new fields) with a built-in price: gpt-4o 2.50/10
-    { type: 'llm_usage', at: JAN_20, channel: 'old_bot', model: 'gpt-4o', feature: 'jokes', tokens_in: 1000, tokens_out: 500, latency_ms: null },
+    {
+      type: 'llm_usage',
+      at: JAN_20,
+      channel: 'old_bot',
+      model: 'gpt-4o',
+      feature: 'jokes',
+      tokens_in: 1000,
+      tokens_out: 500,
+      latency_ms: null,
+    },
   ]);
-  const rows = readRows<{ model: string; cost: number | null; cached: number | null; provider: string | null }>(dbPath,
-    'SELECT model, round(cost_usd * 1e6, 6) AS cost, tokens_cached AS cached, provider FROM llm_usage ORDER BY rowid');
-  assert.deepEqual(rows.map((r) => r.cost), [5800, 3000, 3000, null, null, 7500]);
-  assert.deepEqual(rows.map((r) => r.cached), [400, 400, null, 400, 400, null]);
+  const rows = readRows<{ model: string; cost: number | null; cached: number | null; provider: string | null }>(
+    dbPath,
+    'SELECT model, round(cost_usd * 1e6, 6) AS cost, tokens_cached AS cached, provider FROM llm_usage ORDER BY rowid',
+  );
+  assert.deepEqual(
+    rows.map((r) => r.cost),
+    [5800, 3000, 3000, null, null, 7500],
+  );
+  assert.deepEqual(
+    rows.map((r) => r.cached),
+    [400, 400, null, 400, 400, null],
+  );
   // Counted where an operator sees it: the writer's health detail.
   const health = await writer.control.health();
   assert.equal(health.detail.llm_unpriced, 2);
   // The rollups carry the same: cost of the priced calls, the unpriced ones counted apart.
-  const [hour] = readRows<{ cost: number; unpriced: number; calls: number }>(dbPath,
-    "SELECT round(total(cost_usd) * 1e6, 6) AS cost, sum(unpriced_calls) AS unpriced, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= '2026-01-20'");
+  const [hour] = readRows<{ cost: number; unpriced: number; calls: number }>(
+    dbPath,
+    "SELECT round(total(cost_usd) * 1e6, 6) AS cost, sum(unpriced_calls) AS unpriced, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= '2026-01-20'",
+  );
   assert.deepEqual(hour, { cost: 13_500, unpriced: 1, calls: 4 });
 });
 
@@ -99,28 +126,58 @@ test('built-in prices: a plain key prices itself and its dated snapshots, never 
   const writer = await startWriter(dbPath, link, {});
   const priced: [string, number][] = [
     // 1000 in, 500 out at the key's price (USD per 1M): in·input + out·output µUSD
-    ['o1', 1000 * 15 + 500 * 60], ['o1-2024-12-17', 1000 * 15 + 500 * 60],
-    ['gpt-4o-mini-2024-07-18', 1000 * 0.15 + 500 * 0.6], ['claude-sonnet-4-20250514', 1000 * 3 + 500 * 15],
-    ['claude-sonnet-4@20250514', 1000 * 3 + 500 * 15], ['claude-opus-4-1-20250805', 1000 * 15 + 500 * 75],
+    ['o1', 1000 * 15 + 500 * 60],
+    ['o1-2024-12-17', 1000 * 15 + 500 * 60],
+    ['gpt-4o-mini-2024-07-18', 1000 * 0.15 + 500 * 0.6],
+    ['claude-sonnet-4-20250514', 1000 * 3 + 500 * 15],
+    ['claude-sonnet-4@20250514', 1000 * 3 + 500 * 15],
+    ['claude-opus-4-1-20250805', 1000 * 15 + 500 * 75],
   ];
-  const unpriced = ['o1-pro', 'o3-pro', 'gpt-5-pro', 'gpt-4-32k', 'gpt-4o-realtime-preview', 'claude-opus-4-5', 'claude-opus-4-5-20251101',
-    'gemini-2.5-pro-preview-tts', 'mistral-large-latest'];
+  const unpriced = [
+    'o1-pro',
+    'o3-pro',
+    'gpt-5-pro',
+    'gpt-4-32k',
+    'gpt-4o-realtime-preview',
+    'claude-opus-4-5',
+    'claude-opus-4-5-20251101',
+    'gemini-2.5-pro-preview-tts',
+    'mistral-large-latest',
+  ];
   await send(link, [...priced.map(([m]) => call(JAN_20, m)), ...unpriced.map((m) => call(JAN_20, m))]);
-  const rows = readRows<{ model: string; cost: number | null }>(dbPath, 'SELECT model, round(cost_usd * 1e6, 6) AS cost FROM llm_usage ORDER BY rowid');
-  assert.deepEqual(rows, [...priced.map(([model, cost]) => ({ model, cost })), ...unpriced.map((model) => ({ model, cost: null }))]);
+  const rows = readRows<{ model: string; cost: number | null }>(
+    dbPath,
+    'SELECT model, round(cost_usd * 1e6, 6) AS cost FROM llm_usage ORDER BY rowid',
+  );
+  assert.deepEqual(rows, [
+    ...priced.map(([model, cost]) => ({ model, cost })),
+    ...unpriced.map((model) => ({ model, cost: null })),
+  ]);
   assert.equal((await writer.control.health()).detail.llm_unpriced, unpriced.length, 'each unpriced call counted');
 });
 
 test('price keys are picomatch globs, the same engine as silences: most specific wins, `*` stops at `/`', () => {
   const table = new PriceTable({
-    ...BUILTIN_PRICES, 'team-{a,b}-*': { input: 1, output: 1 }, 'team-a-big*': { input: 2, output: 2 }, 'router/**': { input: 3, output: 3 },
+    ...BUILTIN_PRICES,
+    'team-{a,b}-*': { input: 1, output: 1 },
+    'team-a-big*': { input: 2, output: 2 },
+    'router/**': { input: 3, output: 3 },
     'gpt-4o-2024-05-13': { input: 5, output: 15 },
   });
   const input = (model: string) => table.priceAt(model, JAN_20)?.input ?? null;
-  assert.deepEqual(['team-a-x', 'team-b-x', 'team-c-x', 'team-a-bigger', 'router/gpt-4o', 'router/a/b', 'team-a-x/y'].map(input), [1, 1, null, 2, 3, 3, null]);
-  assert.deepEqual(['gpt-4o-2024-05-13', 'gpt-4o-2024-08-06', 'gpt-4o-20240806', 'gpt-4o-0613', 'gpt-4o-2024-08-06-x'].map(input), [5, 2.5, 2.5, null, null]);
+  assert.deepEqual(
+    ['team-a-x', 'team-b-x', 'team-c-x', 'team-a-bigger', 'router/gpt-4o', 'router/a/b', 'team-a-x/y'].map(input),
+    [1, 1, null, 2, 3, 3, null],
+  );
+  assert.deepEqual(
+    ['gpt-4o-2024-05-13', 'gpt-4o-2024-08-06', 'gpt-4o-20240806', 'gpt-4o-0613', 'gpt-4o-2024-08-06-x'].map(input),
+    [5, 2.5, 2.5, null, null],
+  );
   const silence = silenceMatches({ match: 'team-{a,b}-*' });
-  assert.deepEqual(['team-a-x', 'team-c-x', 'team-a-x/y'].map((channel) => silence({ channel })), [true, false, false]);
+  assert.deepEqual(
+    ['team-a-x', 'team-c-x', 'team-a-x/y'].map((channel) => silence({ channel })),
+    [true, false, false],
+  );
 });
 
 test('recompute re-prices exactly the rows a price fix affects, and their rollups with them', async () => {
@@ -130,30 +187,60 @@ test('recompute re-prices exactly the rows a price fix affects, and their rollup
   // Inserted before the window's oldest row but dated inside it (what a spool replay does): the
   // Jan 20 row has a lower rowid than the Jan 10 one, and recompute must still visit it.
   const rows = [
-    call(JAN_20, 'test-model-a', parts), call(JAN_10, 'test-model-a', parts), call(JAN_20, 'test-model-b'),
-    call(JAN_20, 'other-model'), call(JAN_20, 'gpt-4o-mini'),
+    call(JAN_20, 'test-model-a', parts),
+    call(JAN_10, 'test-model-a', parts),
+    call(JAN_20, 'test-model-b'),
+    call(JAN_20, 'other-model'),
+    call(JAN_20, 'gpt-4o-mini'),
   ];
   await send(link, rows);
   await writer.control.shutdown();
   await writer.stop();
   // The fix: output after Jan 15 was 5, not 4; and other-model gets a price at last.
   writer = await startWriter(dbPath, new Link<WriteItem>('ingest-2'), {
-    prices: { ...(PRICES.prices as object), 'test-model*': [{ from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 }, { from: '2026-01-15T12:00:00Z', input: 1, output: 5 }], 'other-model': { input: 3, output: 3 } },
+    prices: {
+      ...(PRICES.prices as object),
+      'test-model*': [
+        { from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 },
+        { from: '2026-01-15T12:00:00Z', input: 1, output: 5 },
+      ],
+      'other-model': { input: 3, output: 3 },
+    },
   });
-  const before = readRows<{ rowid: number; cost: number | null }>(dbPath, 'SELECT rowid, cost_usd AS cost FROM llm_usage ORDER BY rowid');
+  const before = readRows<{ rowid: number; cost: number | null }>(
+    dbPath,
+    'SELECT rowid, cost_usd AS cost FROM llm_usage ORDER BY rowid',
+  );
   const result = await recompute(writer, Date.UTC(2025, 11, 1));
-  assert.deepEqual({ ...result, since: undefined }, { since: undefined, rows_checked: 5, rows_changed: 3, rows_priced_now: 1, rows_unpriced_now: 0 });
-  const after = readRows<{ rowid: number; cost: number | null }>(dbPath, 'SELECT rowid, round(cost_usd * 1e6, 6) AS cost FROM llm_usage ORDER BY rowid');
+  assert.deepEqual(
+    { ...result, since: undefined },
+    { since: undefined, rows_checked: 5, rows_changed: 3, rows_priced_now: 1, rows_unpriced_now: 0 },
+  );
+  const after = readRows<{ rowid: number; cost: number | null }>(
+    dbPath,
+    'SELECT rowid, round(cost_usd * 1e6, 6) AS cost FROM llm_usage ORDER BY rowid',
+  );
   // Jan 10 row and gpt-4o-mini untouched; (600+400)·1 + (300+200)·5 = 3500; 1000 + 2500; other-model 3·1500.
-  assert.deepEqual(readRows(dbPath, 'SELECT ts FROM llm_usage ORDER BY rowid LIMIT 2').map((r) => (r as { ts: string }).ts.slice(0, 10)),
-    ['2026-01-20', '2026-01-10'], 'the row dated inside the window has the lower rowid');
-  assert.deepEqual(after.map((r) => r.cost), [3500, 5800, 3500, 4500, Math.round(before[4].cost! * 1e12) / 1e6]);
+  assert.deepEqual(
+    readRows(dbPath, 'SELECT ts FROM llm_usage ORDER BY rowid LIMIT 2').map((r) =>
+      (r as { ts: string }).ts.slice(0, 10),
+    ),
+    ['2026-01-20', '2026-01-10'],
+    'the row dated inside the window has the lower rowid',
+  );
+  assert.deepEqual(
+    after.map((r) => r.cost),
+    [3500, 5800, 3500, 4500, Math.round(before[4].cost! * 1e12) / 1e6],
+  );
   // Run again: nothing left to change.
   assert.equal((await recompute(writer, Date.UTC(2025, 11, 1))).rows_changed, 0);
   // The rollups moved with the rows: raw and rolled-up cost agree per hour.
-  const mismatch = readRows(dbPath, `SELECT h.ts FROM llm_usage_hourly h
+  const mismatch = readRows(
+    dbPath,
+    `SELECT h.ts FROM llm_usage_hourly h
     JOIN (SELECT substr(ts, 1, 13) || ':00:00.000Z' AS hour, total(cost_usd) AS cost, count(*) - count(cost_usd) AS unpriced FROM llm_usage GROUP BY 1) r ON r.hour = h.ts
-    GROUP BY h.ts HAVING abs(total(h.cost_usd) - max(r.cost)) > 1e-12 OR sum(h.unpriced_calls) != max(r.unpriced)`);
+    GROUP BY h.ts HAVING abs(total(h.cost_usd) - max(r.cost)) > 1e-12 OR sum(h.unpriced_calls) != max(r.unpriced)`,
+  );
   assert.deepEqual(mismatch, []);
 });
 
@@ -173,14 +260,29 @@ test('a budget crossing 80 % then 100 % signals warning then critical, once per 
   const received: AlerterInput[] = [];
   const alerterEnd = () => {
     const channel = new MessageChannel();
-    const link = new Link<never, AlerterInput>('alerter', { onBatch: (items, ack) => { received.push(...items); ack(); } });
+    const link = new Link<never, AlerterInput>('alerter', {
+      onBatch: (items, ack) => {
+        received.push(...items);
+        ack();
+      },
+    });
     link.attach(channel.port1);
     return channel.port2;
   };
   const link = new Link<WriteItem>('ingest');
   let writer = await startWriter(dbPath, link, budgets, 1, alerterEnd());
-  const spend = (usd: number): LlmUsageRow => ({ type: 'llm_usage', at: Date.now(), channel: 'bud', model: 'budget-model', feature: 'f', tokens_in: Math.round(usd * 1e6), tokens_out: 0, latency_ms: 1 });
-  const levels = () => received.filter((r) => r.type === 'budget').map((r) => r.type === 'budget' && `${r.budget}:${r.level}:${r.pct}`);
+  const spend = (usd: number): LlmUsageRow => ({
+    type: 'llm_usage',
+    at: Date.now(),
+    channel: 'bud',
+    model: 'budget-model',
+    feature: 'f',
+    tokens_in: Math.round(usd * 1e6),
+    tokens_out: 0,
+    latency_ms: 1,
+  });
+  const levels = () =>
+    received.filter((r) => r.type === 'budget').map((r) => r.type === 'budget' && `${r.budget}:${r.level}:${r.pct}`);
 
   await send(link, [spend(0.5)]);
   await send(link, [spend(0.35)]); // 85 %
@@ -213,7 +315,10 @@ test('a new period starts at ok (signalled once, resolving the old alert) and cr
   const dbPath = tempDb();
   const handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 20 });
   after(() => handle.db.destroy());
-  const config = resolveConfig({ dbPath, budgets: [{ name: 'daily', period: 'day', limitUsd: 10, warnAtPct: 50, timeZone: 'Europe/Berlin' }] as never });
+  const config = resolveConfig({
+    dbPath,
+    budgets: [{ name: 'daily', period: 'day', limitUsd: 10, warnAtPct: 50, timeZone: 'Europe/Berlin' }] as never,
+  });
   const day1 = Date.UTC(2026, 5, 1, 10); // 12:00 in Berlin (CEST)
   const tracker = new BudgetTracker(handle.sqlite, config, day1);
   const step = (at: number, usd: number) => {
@@ -232,34 +337,103 @@ test('a new period starts at ok (signalled once, resolving the old alert) and cr
   assert.deepEqual(step(day2 + 2000, 4), ['2026-06-01T22:00:00.000Z warning']);
   // A row of the old period (a late spool replay) counts for no current budget.
   assert.deepEqual(step(day1, 100), []);
-  assert.deepEqual(tracker.status(day2 + 3000).map((b) => [b.spent_usd, b.level]), [[6, 'warning']]);
+  assert.deepEqual(
+    tracker.status(day2 + 3000).map((b) => [b.spent_usd, b.level]),
+    [[6, 'warning']],
+  );
 });
 
 test('protocol: the new llm_usage fields are optional and checked; a part above its total is refused, counted by reason', () => {
-  const line = (fields: object) => Buffer.from(JSON.stringify({ type: 'llm_usage', channel: 'c', model: 'm', feature: 'f', tokens_in: 10, tokens_out: 5, ...fields }));
+  const line = (fields: object) =>
+    Buffer.from(
+      JSON.stringify({
+        type: 'llm_usage',
+        channel: 'c',
+        model: 'm',
+        feature: 'f',
+        tokens_in: 10,
+        tokens_out: 5,
+        ...fields,
+      }),
+    );
   assert.equal(decodeLine(line({}), 32).ok, true, 'an old client');
-  const full = decodeLine(line({ tokens_cached: 10, tokens_reasoning: 5, provider: 'openai', status: 'rate_limited', error_type: '429', request_id: 'chatcmpl-1' }), 32);
+  const full = decodeLine(
+    line({
+      tokens_cached: 10,
+      tokens_reasoning: 5,
+      provider: 'openai',
+      status: 'rate_limited',
+      error_type: '429',
+      request_id: 'chatcmpl-1',
+    }),
+    32,
+  );
   assert.equal(full.ok, true);
-  assert.deepEqual(decodeLine(line({ tokens_cached: 11 }), 32), { ok: false, reason: 'invalid_token_parts', detail: 'llm_usage: tokens_cached must be at most tokens_in (cached tokens are part of the input)' });
+  assert.deepEqual(decodeLine(line({ tokens_cached: 11 }), 32), {
+    ok: false,
+    reason: 'invalid_token_parts',
+    detail: 'llm_usage: tokens_cached must be at most tokens_in (cached tokens are part of the input)',
+  });
   assert.equal((decodeLine(line({ tokens_reasoning: 6 }), 32) as { reason: string }).reason, 'invalid_token_parts');
   assert.equal((decodeLine(line({ status: 'exploded' }), 32) as { reason: string }).reason, 'invalid_fields');
 });
 
-test('config: prices in today\'s form or dated lists, budgets and digest validated with clear errors', () => {
-  const config = resolveConfig({ prices: { 'my-model': { input: 1, output: 2 }, 'gpt-4o*': [{ from: '2024-08-06', input: 2.5, cachedInput: 1.25, output: 10 }, { from: '2024-05-13', input: 5, output: 15 }] } });
+test("config: prices in today's form or dated lists, budgets and digest validated with clear errors", () => {
+  const config = resolveConfig({
+    prices: {
+      'my-model': { input: 1, output: 2 },
+      'gpt-4o*': [
+        { from: '2024-08-06', input: 2.5, cachedInput: 1.25, output: 10 },
+        { from: '2024-05-13', input: 5, output: 15 },
+      ],
+    },
+  });
   assert.deepEqual(config.prices['my-model'], { input: 1, output: 2 });
-  assert.deepEqual((config.prices['gpt-4o*'] as { from: string }[]).map((p) => p.from), ['2024-05-13', '2024-08-06'], 'sorted by date');
+  assert.deepEqual(
+    (config.prices['gpt-4o*'] as { from: string }[]).map((p) => p.from),
+    ['2024-05-13', '2024-08-06'],
+    'sorted by date',
+  );
   assert.ok(config.prices['claude-sonnet-4'], 'built-in entries stay');
-  const bad = (overrides: object, message: RegExp) => assert.throws(() => resolveConfig(overrides), { name: 'TypeError', message });
+  const bad = (overrides: object, message: RegExp) =>
+    assert.throws(() => resolveConfig(overrides), { name: 'TypeError', message });
   bad({ prices: { x: { input: -1, output: 1 } } }, /config\.prices\["x"\]\.input must be a number >= 0/);
-  bad({ prices: { x: [{ from: 'yesterday', input: 1, output: 1 }] } }, /config\.prices\["x"\]\[0\]\.from must be a date/);
-  bad({ prices: { x: [{ from: '2025-01-01', input: 1, output: 1 }, { from: '2025-01-01', input: 2, output: 2 }] } }, /two prices from the same date/);
+  bad(
+    { prices: { x: [{ from: 'yesterday', input: 1, output: 1 }] } },
+    /config\.prices\["x"\]\[0\]\.from must be a date/,
+  );
+  bad(
+    {
+      prices: {
+        x: [
+          { from: '2025-01-01', input: 1, output: 1 },
+          { from: '2025-01-01', input: 2, output: 2 },
+        ],
+      },
+    },
+    /two prices from the same date/,
+  );
   bad({ prices: { x: { input: 1, output: 1, cached: 1 } } }, /config\.prices\["x"\]\.cached is not a price field/);
   bad({ budgets: [{ name: 'a', period: 'year', limitUsd: 1 }] }, /config\.budgets must be an array of/);
-  bad({ budgets: [{ name: 'a', period: 'day', limitUsd: 1 }, { name: 'a', period: 'week', limitUsd: 2 }] }, /config\.budgets\[1\]\.name must be unique/);
-  bad({ budgets: [{ name: 'a', period: 'day', limitUsd: 1, timeZone: 'Mars/Olympus' }] }, /config\.budgets\[0\]\.timeZone must be an IANA time zone/);
+  bad(
+    {
+      budgets: [
+        { name: 'a', period: 'day', limitUsd: 1 },
+        { name: 'a', period: 'week', limitUsd: 2 },
+      ],
+    },
+    /config\.budgets\[1\]\.name must be unique/,
+  );
+  bad(
+    { budgets: [{ name: 'a', period: 'day', limitUsd: 1, timeZone: 'Mars/Olympus' }] },
+    /config\.budgets\[0\]\.timeZone must be an IANA time zone/,
+  );
   bad({ digest: { hour: 25 } }, /config\.digest must be null or/);
-  assert.equal(resolveConfig({ budgets: [{ name: 'a', period: 'day', limitUsd: 1 }] as never }).budgets[0].warnAtPct, 80, 'warnAtPct defaults to 80');
+  assert.equal(
+    resolveConfig({ budgets: [{ name: 'a', period: 'day', limitUsd: 1 }] as never }).budgets[0].warnAtPct,
+    80,
+    'warnAtPct defaults to 80',
+  );
 });
 
 test('the daily digest goes out once per day through the alerter link, with yesterday against the day before', async () => {
@@ -269,9 +443,37 @@ test('the daily digest goes out once per day through the alerter link, with yest
   const link = new Link<WriteItem>('ingest');
   let writer = await startWriter(dbPath, link, { prices: { 'digest-model': { input: 1, output: 0 } } });
   await send(link, [
-    { type: 'llm_usage', at: yesterdayNoon, channel: 'big', model: 'digest-model', feature: 'f', tokens_in: 2_000_000, tokens_out: 0, latency_ms: 900 },
-    { type: 'llm_usage', at: yesterdayNoon, channel: 'small', model: 'digest-model', feature: 'f', tokens_in: 500_000, tokens_out: 0, latency_ms: 100, status: 'error' },
-    { type: 'llm_usage', at: yesterdayNoon - day, channel: 'big', model: 'digest-model', feature: 'f', tokens_in: 1_000_000, tokens_out: 0, latency_ms: 100 },
+    {
+      type: 'llm_usage',
+      at: yesterdayNoon,
+      channel: 'big',
+      model: 'digest-model',
+      feature: 'f',
+      tokens_in: 2_000_000,
+      tokens_out: 0,
+      latency_ms: 900,
+    },
+    {
+      type: 'llm_usage',
+      at: yesterdayNoon,
+      channel: 'small',
+      model: 'digest-model',
+      feature: 'f',
+      tokens_in: 500_000,
+      tokens_out: 0,
+      latency_ms: 100,
+      status: 'error',
+    },
+    {
+      type: 'llm_usage',
+      at: yesterdayNoon - day,
+      channel: 'big',
+      model: 'digest-model',
+      feature: 'f',
+      tokens_in: 1_000_000,
+      tokens_out: 0,
+      latency_ms: 100,
+    },
     { type: 'event', at: yesterdayNoon, channel: 'big', pid: 5, from: 'online', to: 'dead', reason: 'process_exited' },
   ]);
   await writer.control.shutdown();
@@ -279,7 +481,12 @@ test('the daily digest goes out once per day through the alerter link, with yest
   const received: AlerterInput[] = [];
   const alerterEnd = () => {
     const channel = new MessageChannel();
-    const end = new Link<never, AlerterInput>('alerter', { onBatch: (items, ack) => { received.push(...items); ack(); } });
+    const end = new Link<never, AlerterInput>('alerter', {
+      onBatch: (items, ack) => {
+        received.push(...items);
+        ack();
+      },
+    });
     end.attach(channel.port1);
     return channel.port2;
   };
@@ -292,13 +499,26 @@ test('the daily digest goes out once per day through the alerter link, with yest
   }
   assert.equal(received.length, 1, 'once per day, also across a restart');
   const digest = received[0] as Extract<AlerterInput, { type: 'digest' }>;
-  const data = digest.data as { spent_usd: number; previous_day_usd: number; change_pct: number; top_channels: { channel: string }[]; failing_models: { model: string; error_rate_pct: number }[]; bots_restarted_or_flapping: { channel: string; dead: number }[] };
+  const data = digest.data as {
+    spent_usd: number;
+    previous_day_usd: number;
+    change_pct: number;
+    top_channels: { channel: string }[];
+    failing_models: { model: string; error_rate_pct: number }[];
+    bots_restarted_or_flapping: { channel: string; dead: number }[];
+  };
   assert.equal(data.spent_usd, 2.5);
   assert.equal(data.previous_day_usd, 1);
   assert.equal(data.change_pct, 150);
-  assert.deepEqual(data.top_channels.map((c) => c.channel), ['big', 'small']);
+  assert.deepEqual(
+    data.top_channels.map((c) => c.channel),
+    ['big', 'small'],
+  );
   assert.deepEqual(data.failing_models, [{ model: 'digest-model', failed: 1, calls: 2, error_rate_pct: 50 }]);
-  assert.deepEqual(data.bots_restarted_or_flapping.map((b) => [b.channel, b.dead]), [['big', 1]]);
+  assert.deepEqual(
+    data.bots_restarted_or_flapping.map((b) => [b.channel, b.dead]),
+    [['big', 1]],
+  );
   assert.match(digest.title, /^LLM digest \d{4}-\d\d-\d\d: 2\.50 USD$/);
   assert.match(digest.text, /over 2 calls; day before 1\.00 USD \(\+150 %\)/);
 });

@@ -43,9 +43,14 @@ function randomRows(n: number): LlmUsageRow[] {
     const tokens_in = Math.floor(r() * 5000);
     const tokens_out = Math.floor(r() * 2000);
     const row: LlmUsageRow = {
-      type: 'llm_usage', at: START + Math.floor(r() * SPAN_MS), channel: pick(['alpha', 'beta', 'gamma', 'delta']),
-      model: pick(['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4-20250514', 'unknown-model']), feature: pick(['chat', 'jokes', 'tts']),
-      tokens_in, tokens_out, latency_ms: r() < 0.1 ? null : Math.round(r() * r() * 20_000 * 100) / 100,
+      type: 'llm_usage',
+      at: START + Math.floor(r() * SPAN_MS),
+      channel: pick(['alpha', 'beta', 'gamma', 'delta']),
+      model: pick(['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4-20250514', 'unknown-model']),
+      feature: pick(['chat', 'jokes', 'tts']),
+      tokens_in,
+      tokens_out,
+      latency_ms: r() < 0.1 ? null : Math.round(r() * r() * 20_000 * 100) / 100,
     };
     if (r() < 0.7) row.tokens_cached = Math.floor(r() * tokens_in);
     if (r() < 0.3) row.tokens_reasoning = Math.floor(r() * tokens_out);
@@ -75,8 +80,13 @@ test('hourly and daily rollups equal the raw aggregation of random rows', async 
   const stored = (db.prepare('SELECT count(*) AS n FROM llm_usage').get() as { n: number }).n;
   assert.ok(stored > 5000 && stored < rows.length, `some ids repeated, the rest stored (${stored})`);
   // The days hold the hours before the fold watermark; the hours after it are summed to their days here.
-  const until = (db.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`).get() as { value: string }).value;
-  assert.ok(rows.some((r) => new Date(r.at).toISOString() < until) && rows.some((r) => new Date(r.at).toISOString() >= until), `rows on both sides of ${until}`);
+  const until = (
+    db.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`).get() as { value: string }
+  ).value;
+  assert.ok(
+    rows.some((r) => new Date(r.at).toISOString() < until) && rows.some((r) => new Date(r.at).toISOString() >= until),
+    `rows on both sides of ${until}`,
+  );
   const rolledSums = `sum(calls) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, sum(tokens_cached) AS tokens_cached,
       sum(tokens_reasoning) AS tokens_reasoning, round(total(cost_usd), 9) AS cost_usd, sum(unpriced_calls) AS unpriced_calls,
       sum(latency_count) AS latency_count, round(total(latency_sum), 6) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max`;
@@ -86,14 +96,28 @@ test('hourly and daily rollups equal the raw aggregation of random rows', async 
       calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd, unpriced_calls, latency_count, latency_sum, latency_min, latency_max,
       latency_hist FROM llm_usage_hourly WHERE ts >= '${until}'`,
   };
-  for (const [table, bucket] of [['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"], ['llm_usage_daily', "substr(ts, 1, 10) || 'T00:00:00.000Z'"]] as const) {
-    const raw = db.prepare(`SELECT ${bucket} AS ts, ${KEY}, ${SUMS} FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`).all();
-    const rolled = db.prepare(`SELECT ts, channel, model, feature, provider, status, ${rolledSums}
-      FROM (${sources[table]}) GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`).all();
+  for (const [table, bucket] of [
+    ['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"],
+    ['llm_usage_daily', "substr(ts, 1, 10) || 'T00:00:00.000Z'"],
+  ] as const) {
+    const raw = db
+      .prepare(
+        `SELECT ${bucket} AS ts, ${KEY}, ${SUMS} FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+      )
+      .all();
+    const rolled = db
+      .prepare(
+        `SELECT ts, channel, model, feature, provider, status, ${rolledSums}
+      FROM (${sources[table]}) GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+      )
+      .all();
     assert.ok(raw.length > 50, `${table}: enough groups to mean something (${raw.length})`);
     assert.deepEqual(rolled, raw, table);
     // Each histogram holds exactly the calls that reported a latency.
-    const counts = db.prepare(`SELECT latency_count, latency_hist FROM ${table}`).all() as { latency_count: number; latency_hist: Buffer | null }[];
+    const counts = db.prepare(`SELECT latency_count, latency_hist FROM ${table}`).all() as {
+      latency_count: number;
+      latency_hist: Buffer | null;
+    }[];
     for (const c of counts) {
       let n = 0;
       for (let i = 0; c.latency_hist && i < c.latency_hist.length; i += 5) n += c.latency_hist.readUInt32LE(i + 1);
@@ -118,7 +142,10 @@ test('hourly and daily rollups equal the raw aggregation of random rows', async 
     for (const [i, row] of estimated.rows.entries()) {
       for (const p of ['latency_p50_ms', 'latency_p95_ms'] as const) {
         const exact = fromRaw.rows[i][p]!;
-        assert.ok(Math.abs(row[p]! - exact) <= 0.25 * exact + 1, `${by.join(',')}/${row.key} ${p}: ${row[p]} vs ${exact}`);
+        assert.ok(
+          Math.abs(row[p]! - exact) <= 0.25 * exact + 1,
+          `${by.join(',')}/${row.key} ${p}: ${row[p]} vs ${exact}`,
+        );
       }
     }
   }
@@ -130,13 +157,24 @@ test('retention: raw rows go after usageDays while the rollups stay; rollups hav
   const old = Date.now() - 40 * 86_400_000;
   const ancient = Date.now() - 400 * 86_400_000;
   const writer = await startWriter(dbPath, link, { retention: { usageDays: 30, usageRollupDays: 365 } });
-  for (const at of [ancient, old, Date.now()]) link.send({ type: 'llm_usage', at, channel: 'r', model: 'gpt-4o', feature: 'f', tokens_in: 1, tokens_out: 1, latency_ms: 5 });
+  for (const at of [ancient, old, Date.now()])
+    link.send({
+      type: 'llm_usage',
+      at,
+      channel: 'r',
+      model: 'gpt-4o',
+      feature: 'f',
+      tokens_in: 1,
+      tokens_out: 1,
+      latency_ms: 5,
+    });
   await waitFor('rows committed', () => link.pending === 0);
   const result = await writer.control.prune();
   assert.deepEqual([result.llm_usage, result.llm_usage_hourly, result.llm_usage_daily], [2, 1, 1]);
   const db = new BetterSqlite3(dbPath, { readonly: true });
   after(() => db.close());
-  const calls = (table: string) => (db.prepare(`SELECT coalesce(sum(calls), 0) AS n FROM ${table}`).get() as { n: number }).n;
+  const calls = (table: string) =>
+    (db.prepare(`SELECT coalesce(sum(calls), 0) AS n FROM ${table}`).get() as { n: number }).n;
   assert.equal((db.prepare('SELECT count(*) AS n FROM llm_usage').get() as { n: number }).n, 1);
   assert.equal(calls('llm_usage_hourly'), 2, 'the 40-day-old call is still in the rollups');
   assert.equal(calls('llm_usage_daily'), 1, "the 40-day-old call is in its day; this hour's is not folded yet");
@@ -151,7 +189,9 @@ test('the daily rollups are folded from finished hours as the clock moves, late 
   const batch = new RollupBatch(sqlite, () => now);
   const rows = randomRows(3000).sort((a, b) => a.at - b.at);
   const watermarks = new Set<string>();
-  const untilNow = () => (sqlite.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`).get() as { value: string }).value;
+  const untilNow = () =>
+    (sqlite.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`).get() as { value: string })
+      .value;
   // In time order, 20 rows a transaction (~1 hour), the clock at the last row's time; then 200 late rows of the first day.
   for (let i = 0; i < rows.length; i += 20) {
     const slice = rows.slice(i, i + 20);
@@ -173,15 +213,24 @@ test('the daily rollups are folded from finished hours as the clock moves, late 
   const sums = `sum(calls), sum(tokens_in), sum(tokens_out), sum(tokens_cached), sum(tokens_reasoning), round(total(cost_usd), 6), sum(unpriced_calls),
     sum(latency_count), round(total(latency_sum), 6), min(latency_min), max(latency_max), kissmon_hist_agg(latency_hist)`;
   const group = 'GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6';
-  const fromHours = sqlite.prepare(`SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, ${sums}
-    FROM llm_usage_hourly WHERE ts < ? ${group}`).raw().all(until);
-  const days = sqlite.prepare(`SELECT ts, channel, model, feature, provider, status, ${sums} FROM llm_usage_daily ${group}`).raw().all();
+  const fromHours = sqlite
+    .prepare(
+      `SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, ${sums}
+    FROM llm_usage_hourly WHERE ts < ? ${group}`,
+    )
+    .raw()
+    .all(until);
+  const days = sqlite
+    .prepare(`SELECT ts, channel, model, feature, provider, status, ${sums} FROM llm_usage_daily ${group}`)
+    .raw()
+    .all();
   assert.ok(days.length > 100, `enough day keys (${days.length})`);
   assert.deepEqual(days, fromHours, 'each day = its hours before the watermark, histograms included');
   const calls = (q: string) => (sqlite.prepare(q).get() as { n: number }).n;
   assert.equal(calls('SELECT sum(calls) AS n FROM llm_usage_hourly'), rows.length + late.length);
   assert.equal(
-    calls('SELECT sum(calls) AS n FROM llm_usage_daily') + calls(`SELECT coalesce(sum(calls), 0) AS n FROM llm_usage_hourly WHERE ts >= '${until}'`),
+    calls('SELECT sum(calls) AS n FROM llm_usage_daily') +
+      calls(`SELECT coalesce(sum(calls), 0) AS n FROM llm_usage_hourly WHERE ts >= '${until}'`),
     rows.length + late.length,
     'every call once: in its day, or in an hour not folded yet',
   );

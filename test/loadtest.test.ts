@@ -7,13 +7,26 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LoadtestReport } from '../src/loadtest/run.js';
-import { CLI, killStarted, startMonitor, stopMonitor, TestDir, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  CLI,
+  killStarted,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const runs = new Set<ChildProcess>();
 
 /** Runs `kissmon loadtest … --json` (by default with the monitor's paths as flags); resolves with its exit code, parsed report and stderr. */
-function loadtest(m: MonitorProcess, args: string[], paths = ['--socket', m.socket, '--db', m.db]): Promise<{ code: number | null; report: LoadtestReport; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, 'loadtest', ...paths, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function loadtest(
+  m: MonitorProcess,
+  args: string[],
+  paths = ['--socket', m.socket, '--db', m.db],
+): Promise<{ code: number | null; report: LoadtestReport; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'loadtest', ...paths, '--json', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   runs.add(child);
   let stdout = '';
   let stderr = '';
@@ -71,7 +84,20 @@ describe('kissmon loadtest', () => {
   });
 
   it('200 bots, mixed persistent and one-shot, 3 processes: nothing lost, nobody falsely stale, exit 0', async () => {
-    const { code, report, stderr } = await loadtest(healthy, ['--bots', '200', '--duration', '8', '--processes', '3', '--mode', 'mixed', '--heartbeat-interval', '0.5', '--llm-rate', '300']);
+    const { code, report, stderr } = await loadtest(healthy, [
+      '--bots',
+      '200',
+      '--duration',
+      '8',
+      '--processes',
+      '3',
+      '--mode',
+      'mixed',
+      '--heartbeat-interval',
+      '0.5',
+      '--llm-rate',
+      '300',
+    ]);
     assert.equal(code, 0, `${JSON.stringify(report.problems)}\n${stderr}`);
     assert.equal(report.ok, true);
     assert.equal(report.bots, 200);
@@ -95,10 +121,17 @@ describe('kissmon loadtest', () => {
     // The monitor's socket and database named only in a config file, as `kissmon start` reads it.
     const config = join(faultyDir.path, 'loadtest.json');
     writeFileSync(config, JSON.stringify({ socketPath: faulty.socket, dbPath: faulty.db }));
-    const { code, report } = await loadtest(faulty, ['--bots', '50', '--duration', '2', '--heartbeat-interval', '1', '--llm-rate', '500'], ['--config', config]);
+    const { code, report } = await loadtest(
+      faulty,
+      ['--bots', '50', '--duration', '2', '--heartbeat-interval', '1', '--llm-rate', '500'],
+      ['--config', config],
+    );
     assert.equal(report.ok, false);
     assert.ok(report.lost > 0, `lost ${report.lost}`);
-    assert.ok(report.lost < report.llm_rows_expected / 2, `lost ${report.lost} of ${report.llm_rows_expected}: about a fifth, not everything`);
+    assert.ok(
+      report.lost < report.llm_rows_expected / 2,
+      `lost ${report.lost} of ${report.llm_rows_expected}: about a fifth, not everything`,
+    );
     assert.equal(report.llm_rows_landed + report.lost, report.llm_rows_expected);
     assert.match(report.problems.join('\n'), /never landed/);
     assert.equal(code, 3);

@@ -5,7 +5,18 @@ import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
-import { flush, killStarted, line, lockDatabase, query, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+import {
+  flush,
+  killStarted,
+  line,
+  lockDatabase,
+  query,
+  startMonitor,
+  status,
+  stopMonitor,
+  TestDir,
+  waitFor,
+} from './helpers/monitor-process.js';
 
 describe('write-locked database', () => {
   const dir = new TestDir();
@@ -20,19 +31,35 @@ describe('write-locked database', () => {
     try {
       const rows = 10_000;
       await new Promise<void>((resolve, reject) => {
-        const c = net.connect(monitor.socket, () => c.end(Array.from({ length: rows }, (_, i) => `${line({ type: 'llm_usage', channel: 'locked', model: 'gpt-4', feature: 'lock', tokens_in: i, tokens_out: 0 })}\n`).join(''), resolve));
+        const c = net.connect(monitor.socket, () =>
+          c.end(
+            Array.from(
+              { length: rows },
+              (_, i) =>
+                `${line({ type: 'llm_usage', channel: 'locked', model: 'gpt-4', feature: 'lock', tokens_in: i, tokens_out: 0 })}\n`,
+            ).join(''),
+            resolve,
+          ),
+        );
         c.on('error', reject);
       });
-      const writer = await waitFor('busy retries counted', async () => {
-        const { actors } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');
-        const db = actors.find((a) => a.actor === 'db')!;
-        return Number(db.detail.busy_retries) > 0 && db;
-      }, 30_000);
+      const writer = await waitFor(
+        'busy retries counted',
+        async () => {
+          const { actors } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');
+          const db = actors.find((a) => a.actor === 'db')!;
+          return Number(db.detail.busy_retries) > 0 && db;
+        },
+        30_000,
+      );
       // The monitor keeps answering while its writer waits for the lock. A status call that
       // waited on the writer would wait as long as the lock is held (until this test ends it).
       const started = Date.now();
       await status(monitor);
-      assert.ok(Date.now() - started < 10_000, `status answered in ${Date.now() - started} ms while the database is locked`);
+      assert.ok(
+        Date.now() - started < 10_000,
+        `status answered in ${Date.now() - started} ms while the database is locked`,
+      );
       assert.ok(writer.queue_depth > 0, `rows held while locked: ${writer.queue_depth}`);
       assert.equal(query<{ n: number }>(dir.db, 'SELECT count(*) n FROM llm_usage')[0].n, 0);
     } finally {

@@ -3,7 +3,19 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { actorDetail, flush, killStarted, query, sleep, startMonitor, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  actorDetail,
+  flush,
+  killStarted,
+  query,
+  sleep,
+  startMonitor,
+  status,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const FLEET = fileURLToPath(new URL('./fixtures/fleet.js', import.meta.url));
 
@@ -27,7 +39,11 @@ describe('monitor pause', () => {
   it('SIGSTOP of the monitor for 6 s with a 4 s stale window turns no bot stale', async () => {
     const fleet = spawn(process.execPath, [FLEET, monitor.socket, 'paused', '50', '500'], { stdio: 'ignore' });
     fleetPid = fleet.pid!;
-    await waitFor('50 bots online', async () => (await status(monitor)).filter((b) => b.status === 'online').length === 50, 30_000);
+    await waitFor(
+      '50 bots online',
+      async () => (await status(monitor)).filter((b) => b.status === 'online').length === 50,
+      30_000,
+    );
     const pausesBefore = await actorDetail(monitor, 'registry', 'pauses_detected');
 
     process.kill(monitor.pid, 'SIGSTOP');
@@ -38,18 +54,34 @@ describe('monitor pause', () => {
     // then looks 6 s old; the checks run every 0.5 s). Once the registry has noticed the pause and
     // every bot has been heard more than a check interval after the resume, such a check has run,
     // and a stale it decided would be in bot_events below.
-    await waitFor('the pause detected', async () => (await actorDetail(monitor, 'registry', 'pauses_detected')) > pausesBefore, 30_000);
-    await waitFor('every bot heard after the resume', async () => (await status(monitor)).filter((b) => b.last_heartbeat! > resumedAt + 1_000).length === 50, 30_000);
+    await waitFor(
+      'the pause detected',
+      async () => (await actorDetail(monitor, 'registry', 'pauses_detected')) > pausesBefore,
+      30_000,
+    );
+    await waitFor(
+      'every bot heard after the resume',
+      async () => (await status(monitor)).filter((b) => b.last_heartbeat! > resumedAt + 1_000).length === 50,
+      30_000,
+    );
 
     const bots = await status(monitor);
-    assert.equal(bots.filter((b) => b.status === 'online').length, 50, JSON.stringify(bots.filter((b) => b.status !== 'online')));
+    assert.equal(
+      bots.filter((b) => b.status === 'online').length,
+      50,
+      JSON.stringify(bots.filter((b) => b.status !== 'online')),
+    );
     await flush(monitor);
     assert.deepEqual(query(monitor.db, "SELECT channel, reason FROM bot_events WHERE to_status = 'stale'"), []);
     assert.match(monitor.output(), /monitor pause detected/);
 
     // The window is still enforced afterwards: a bot that really goes silent does turn stale.
     process.kill(fleet.pid!, 'SIGSTOP');
-    await waitFor('stale after the fleet hangs', async () => (await status(monitor)).every((b) => b.status === 'stale'), 30_000);
+    await waitFor(
+      'stale after the fleet hangs',
+      async () => (await status(monitor)).every((b) => b.status === 'stale'),
+      30_000,
+    );
     process.kill(fleet.pid!, 'SIGCONT');
   });
 });

@@ -11,7 +11,20 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { readProcStat } from '../src/proc.js';
-import { botStatus, flush, killStarted, query, startBot, startMonitor, startProcess, status, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  flush,
+  killStarted,
+  query,
+  startBot,
+  startMonitor,
+  startProcess,
+  status,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const startTimeOf = (pid: number) => (readProcStat(pid) as { startTime: number }).startTime;
 
@@ -55,22 +68,47 @@ describe('bot identity across a monitor restart', () => {
     } finally {
       db.close();
     }
-    assert.notEqual(startTimeOf(other.pid), query<{ start_time: number }>(dir.db, "SELECT start_time FROM bot_status WHERE channel = 'id_reused'")[0].start_time);
+    assert.notEqual(
+      startTimeOf(other.pid),
+      query<{ start_time: number }>(dir.db, "SELECT start_time FROM bot_status WHERE channel = 'id_reused'")[0]
+        .start_time,
+    );
 
     const restartedAt = new Date().toISOString();
     monitor = await startMonitor(dir, args);
-    await waitFor('id_gone and id_reused dead', async () => (await botStatus(monitor!, 'id_gone'))?.status === 'dead' && (await botStatus(monitor!, 'id_reused'))?.status === 'dead');
+    await waitFor(
+      'id_gone and id_reused dead',
+      async () =>
+        (await botStatus(monitor!, 'id_gone'))?.status === 'dead' &&
+        (await botStatus(monitor!, 'id_reused'))?.status === 'dead',
+    );
     assert.equal((await botStatus(monitor, 'id_kept'))?.status, 'online');
     // The sampler runs: id_kept (same process, same start time) gets new rows. Two rows: the
     // first round after a watch is a baseline only, so by then every watched pid was judged.
-    await waitFor('id_kept sampled twice after the restart', async () => {
-      await flush(monitor!);
-      return query(dir.db, "SELECT 1 FROM bot_metrics WHERE channel = 'id_kept' AND ts > ?", restartedAt).length >= 2;
-    }, 15_000, 200);
-    assert.deepEqual(query(dir.db, "SELECT ts FROM bot_metrics WHERE channel IN ('id_gone', 'id_reused') AND ts > ?", restartedAt), [], 'no sample recorded under a dead bot');
-    assert.deepEqual(query(dir.db, 'SELECT ts FROM bot_metrics WHERE pid = ?', other.pid), [], "the other process's CPU/RSS is not recorded");
+    await waitFor(
+      'id_kept sampled twice after the restart',
+      async () => {
+        await flush(monitor!);
+        return query(dir.db, "SELECT 1 FROM bot_metrics WHERE channel = 'id_kept' AND ts > ?", restartedAt).length >= 2;
+      },
+      15_000,
+      200,
+    );
+    assert.deepEqual(
+      query(dir.db, "SELECT ts FROM bot_metrics WHERE channel IN ('id_gone', 'id_reused') AND ts > ?", restartedAt),
+      [],
+      'no sample recorded under a dead bot',
+    );
+    assert.deepEqual(
+      query(dir.db, 'SELECT ts FROM bot_metrics WHERE pid = ?', other.pid),
+      [],
+      "the other process's CPU/RSS is not recorded",
+    );
     const events = query<{ channel: string; from_status: string; to_status: string; reason: string; pid: number }>(
-      dir.db, "SELECT channel, pid, from_status, to_status, reason FROM bot_events WHERE channel IN ('id_gone', 'id_reused') AND ts > ? ORDER BY channel", restartedAt);
+      dir.db,
+      "SELECT channel, pid, from_status, to_status, reason FROM bot_events WHERE channel IN ('id_gone', 'id_reused') AND ts > ? ORDER BY channel",
+      restartedAt,
+    );
     assert.deepEqual(events, [
       { channel: 'id_gone', pid: gone.pid, from_status: 'online', to_status: 'dead', reason: 'process_exited' },
       { channel: 'id_reused', pid: other.pid, from_status: 'online', to_status: 'dead', reason: 'pid_reused' },

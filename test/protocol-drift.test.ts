@@ -214,15 +214,17 @@ describe('protocol drift: everything that restates src/protocol agrees with it',
         '| `pid` | number | yes | 1–2147483647 |',
         /unregister\.pid: the doc says type number/,
       ],
-      ['an enum value dropped', '`timeout` or `rate_limited`', '`timeout`', /llm_usage\.status: the doc names the values/],
+      [
+        'an enum value dropped',
+        '`timeout` or `rate_limited`',
+        '`timeout`',
+        /llm_usage\.status: the doc names the values/,
+      ],
     ];
     // Table cells without the padding a formatter aligns them with, so the breaks above can be spelled plainly.
     const doc = protocolDoc.replace(/^\|.*\|$/gm, (row) => row.replace(/ *\| */g, ' | ').trim());
     for (const [what, original, replacement, reported] of breaks) {
-      assert.ok(
-        doc.includes(original),
-        `the doc no longer contains ${JSON.stringify(original)}: update this test`,
-      );
+      assert.ok(doc.includes(original), `the doc no longer contains ${JSON.stringify(original)}: update this test`);
       const problems = docProblems(doc.replace(original, replacement), schemaFile.$defs);
       assert.ok(
         problems.some((p) => reported.test(p)),

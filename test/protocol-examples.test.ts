@@ -13,7 +13,15 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeLine } from '../src/protocol/decode.js';
 import { startLineListener, type LineListener } from './fixtures/line-listener.js';
-import { botStatus, flush, query, startMonitor, stopMonitor, TestDir, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  flush,
+  query,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 import { commandMissing, requireResource } from './helpers/resources.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -76,7 +84,11 @@ async function run(command: string, args: string[], socketPath: string, timeoutM
 /** The example's exact lines (against the listener), then what a real monitor makes of them. */
 async function assertRanAgainstMonitor(lang: string, command: string, args: string[]): Promise<void> {
   const result = await run(command, args, monitor.path);
-  assert.equal(result.code, 0, `example:${lang} exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  assert.equal(
+    result.code,
+    0,
+    `example:${lang} exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+  );
   const channel = `example_${lang}`;
   const mine = () => monitor.lines.filter((l) => (JSON.parse(l.line) as { channel?: string }).channel === channel);
   await waitFor(`four lines from ${channel}`, () => mine().length >= 4, 10_000, 5);
@@ -88,7 +100,10 @@ async function assertRanAgainstMonitor(lang: string, command: string, args: stri
     assert.ok(decoded.ok, `the monitor would reject ${l.line}: ${decoded.ok ? '' : decoded.detail}`);
     return decoded.message;
   });
-  assert.deepEqual(messages.map((m) => m.type), ['register', 'heartbeat', 'llm_usage', 'unregister']);
+  assert.deepEqual(
+    messages.map((m) => m.type),
+    ['register', 'heartbeat', 'llm_usage', 'unregister'],
+  );
   assert.equal(messages[0].pid, result.pid, 'registers its own pid');
   assert.equal(messages[1].pid, result.pid);
   assert.equal(messages[3].pid, result.pid);
@@ -112,12 +127,23 @@ async function assertRanAgainstMonitor(lang: string, command: string, args: stri
   assert.equal(shown.pid, again.pid);
   assert.deepEqual(shown.features, { llm: true });
   await flush(real);
-  const events = query<{ from_status: string | null; to_status: string; reason: string }>(real.db, 'SELECT from_status, to_status, reason FROM bot_events WHERE channel = ? ORDER BY id', channel);
+  const events = query<{ from_status: string | null; to_status: string; reason: string }>(
+    real.db,
+    'SELECT from_status, to_status, reason FROM bot_events WHERE channel = ? ORDER BY id',
+    channel,
+  );
   // online (read while it ran) or dead (read after it exited), then its unregister.
-  assert.ok(['null->online:registered', 'null->dead:exited_before_register'].includes(`${events[0]?.from_status}->${events[0]?.to_status}:${events[0]?.reason}`), JSON.stringify(events));
+  assert.ok(
+    ['null->online:registered', 'null->dead:exited_before_register'].includes(
+      `${events[0]?.from_status}->${events[0]?.to_status}:${events[0]?.reason}`,
+    ),
+    JSON.stringify(events),
+  );
   assert.deepEqual(events.at(-1), { from_status: events[0].to_status, to_status: 'offline', reason: 'unregistered' });
   assert.equal(events.length, 2, JSON.stringify(events));
-  assert.deepEqual(query(real.db, 'SELECT feature, tokens_in, tokens_out FROM llm_usage WHERE channel = ?', channel), [{ feature: 'example', tokens_in: 145, tokens_out: 87 }]);
+  assert.deepEqual(query(real.db, 'SELECT feature, tokens_in, tokens_out FROM llm_usage WHERE channel = ?', channel), [
+    { feature: 'example', tokens_in: 145, tokens_out: 87 },
+  ]);
 }
 
 describe('docs/PROTOCOL.md examples', () => {

@@ -14,10 +14,21 @@ import { SCHEMA_FILE } from '../src/protocol/generate-schema.js';
 const checkedIn = readFileSync(SCHEMA_FILE, 'utf8');
 const schema = JSON.parse(checkedIn) as Record<string, unknown>;
 // strict: an unknown keyword in the generated schema is an error, except our three annotations.
-const validate = new Ajv2020({ strict: true, allErrors: true, keywords: ['x-limits', 'x-defaults', 'x-protocol-version'] }).compile(schema);
+const validate = new Ajv2020({
+  strict: true,
+  allErrors: true,
+  keywords: ['x-limits', 'x-defaults', 'x-protocol-version'],
+}).compile(schema);
 
 const base = { channel: 'el_serda', pid: 4242 };
-const usage = { type: 'llm_usage', channel: 'el_serda', model: 'gpt-4o', feature: 'jokes', tokens_in: 145, tokens_out: 87 };
+const usage = {
+  type: 'llm_usage',
+  channel: 'el_serda',
+  model: 'gpt-4o',
+  feature: 'jokes',
+  tokens_in: 145,
+  tokens_out: 87,
+};
 const manyFeatures = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, true]));
 
 const valid: Record<string, unknown>[] = [
@@ -74,8 +85,12 @@ describe('docs/protocol.schema.json', () => {
     assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
     const defs = schema.$defs as Record<string, { properties: Record<string, { const?: string }> }>;
     assert.deepEqual(Object.keys(defs).sort(), ['heartbeat', 'llm_usage', 'register', 'unregister']);
-    for (const [type, def] of Object.entries(defs)) assert.equal(def.properties.type.const, type, `$defs.${type} is discriminated by type`);
-    assert.deepEqual(schema.oneOf, Object.keys(defs).map((type) => ({ $ref: `#/$defs/${type}` })));
+    for (const [type, def] of Object.entries(defs))
+      assert.equal(def.properties.type.const, type, `$defs.${type} is discriminated by type`);
+    assert.deepEqual(
+      schema.oneOf,
+      Object.keys(defs).map((type) => ({ $ref: `#/$defs/${type}` })),
+    );
     assert.deepEqual(schema['x-limits'], { ...LIMITS, featureKeyPattern: FEATURE_KEY_PATTERN });
   });
 
@@ -99,12 +114,23 @@ describe('docs/protocol.schema.json', () => {
     assert.equal(monitorAccepts(JSON.stringify(message)), false);
     assert.match(String(schema.description), /UTF-16 code units/);
     // ajv told to count like JavaScript does agrees with the monitor.
-    const utf16 = new Ajv2020({ strict: true, unicode: false, logger: false, keywords: ['x-limits', 'x-defaults', 'x-protocol-version'] }).compile(schema);
+    const utf16 = new Ajv2020({
+      strict: true,
+      unicode: false,
+      logger: false,
+      keywords: ['x-limits', 'x-defaults', 'x-protocol-version'],
+    }).compile(schema);
     assert.equal(utf16(message), false);
   });
 
   test('encodeLine and stampedLine write one line the monitor decodes back to the message', () => {
-    const register = { type: 'register', channel: 'el_serda', pid: 4242, features: { llm: true }, token: 't "quoted"' } as const;
+    const register = {
+      type: 'register',
+      channel: 'el_serda',
+      pid: 4242,
+      features: { llm: true },
+      token: 't "quoted"',
+    } as const;
     const usageMessage = { ...usage, type: 'llm_usage', latency_ms: 12.5, ts: 99 } as const;
     for (const message of [register, usageMessage]) {
       const line = encodeLine(message);

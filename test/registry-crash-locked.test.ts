@@ -8,7 +8,21 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
-import { actorDetail, actorHealth, flush, killStarted, line, lockDatabase, query, sendLines, startMonitor, status, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+import {
+  actorDetail,
+  actorHealth,
+  flush,
+  killStarted,
+  line,
+  lockDatabase,
+  query,
+  sendLines,
+  startMonitor,
+  status,
+  stopMonitor,
+  TestDir,
+  waitFor,
+} from './helpers/monitor-process.js';
 
 const BOTS = 200;
 const channel = (i: number) => `locked_${i}`;
@@ -38,15 +52,26 @@ describe('registry crash while the database is locked', () => {
       await Promise.all(lines.map((connection) => sendLines(monitor.socket, connection)));
       const applied = async () => {
         const bots = (await status(monitor)).filter((b) => b.channel.startsWith('locked_'));
-        return bots.length === BOTS && bots.every((b) => b.status === (gone(Number(b.channel.slice(7))) ? 'offline' : 'online'));
+        return (
+          bots.length === BOTS &&
+          bots.every((b) => b.status === (gone(Number(b.channel.slice(7))) ? 'offline' : 'online'))
+        );
       };
       await waitFor('the burst applied by the registry', applied, 20_000);
-      assert.equal(query<{ n: number }>(dir.db, 'SELECT count(*) n FROM bot_events')[0].n, 0, 'nothing committed while locked');
+      assert.equal(
+        query<{ n: number }>(dir.db, 'SELECT count(*) n FROM bot_events')[0].n,
+        0,
+        'nothing committed while locked',
+      );
       await requestControl(monitor.admin, 'POST', '/fault/crash?actor=registry');
-      await waitFor('registry restarted', async () => {
-        const registry = await actorHealth(monitor, 'registry');
-        return registry.up && registry.restarts >= 1;
-      }, 20_000);
+      await waitFor(
+        'registry restarted',
+        async () => {
+          const registry = await actorHealth(monitor, 'registry');
+          return registry.up && registry.restarts >= 1;
+        },
+        20_000,
+      );
       // The restarted registry knows the bots only from the re-sent ingest batches (the database has nothing).
       await waitFor('the burst applied again by the restarted registry', applied, 20_000);
     } finally {
@@ -54,16 +79,25 @@ describe('registry crash while the database is locked', () => {
     }
     await flush(monitor);
 
-    const events = query<{ channel: string; to_status: string; n: number }>(dir.db, "SELECT channel, to_status, count(*) n FROM bot_events WHERE channel LIKE 'locked_%' GROUP BY channel, to_status");
+    const events = query<{ channel: string; to_status: string; n: number }>(
+      dir.db,
+      "SELECT channel, to_status, count(*) n FROM bot_events WHERE channel LIKE 'locked_%' GROUP BY channel, to_status",
+    );
     const eventCount = new Map(events.map((e) => [`${e.channel}:${e.to_status}`, e.n]));
-    const rows = new Map(query<{ channel: string; status: string }>(dir.db, "SELECT channel, status FROM bot_status WHERE channel LIKE 'locked_%'").map((r) => [r.channel, r.status]));
+    const rows = new Map(
+      query<{ channel: string; status: string }>(
+        dir.db,
+        "SELECT channel, status FROM bot_status WHERE channel LIKE 'locked_%'",
+      ).map((r) => [r.channel, r.status]),
+    );
     const wrong: string[] = [];
     for (let i = 0; i < BOTS; i++) {
       const online = eventCount.get(`${channel(i)}:online`) ?? 0;
       const offline = eventCount.get(`${channel(i)}:offline`) ?? 0;
       if (online !== 1) wrong.push(`${channel(i)}: ${online} online events`);
       if (offline !== (gone(i) ? 1 : 0)) wrong.push(`${channel(i)}: ${offline} offline events`);
-      if (rows.get(channel(i)) !== (gone(i) ? 'offline' : 'online')) wrong.push(`${channel(i)}: status ${rows.get(channel(i))}`);
+      if (rows.get(channel(i)) !== (gone(i) ? 'offline' : 'online'))
+        wrong.push(`${channel(i)}: status ${rows.get(channel(i))}`);
     }
     assert.deepEqual(wrong.slice(0, 20), [], `${wrong.length} problems`);
     // The scenario really happened: the writer saw the re-applied rows and skipped them.

@@ -6,7 +6,16 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { commandMissing, requireResource } from './helpers/resources.js';
-import { botStatus, flush, killStarted, query, startMonitor, stopMonitor, TestDir, waitFor } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  flush,
+  killStarted,
+  query,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+} from './helpers/monitor-process.js';
 
 const TS_BOT = fileURLToPath(new URL('./fixtures/client-bot.js', import.meta.url));
 const PY_BOT = fileURLToPath(new URL('../../test/fixtures/python_bot.py', import.meta.url));
@@ -38,19 +47,33 @@ describe('monitor killed with SIGKILL and restarted', () => {
 
     first.child.kill('SIGKILL');
     await first.exited;
-    assert.ok(existsSync(dir.socket) && existsSync(`${dir.socket}.ctl`), 'a killed monitor leaves its socket files behind');
+    assert.ok(
+      existsSync(dir.socket) && existsSync(`${dir.socket}.ctl`),
+      'a killed monitor leaves its socket files behind',
+    );
 
     const second = await startMonitor(dir, ['--stale-after', '5', '--sample-interval', '0.5']);
     const since = Date.now();
-    for (const [channel, pid] of [['restart_ts', tsBot.pid], ['restart_py', pyBot.pid]] as const) {
-      const bot = await waitFor(`${channel} online after restart`, async () => {
-        const b = await botStatus(second, channel);
-        return b?.status === 'online' && b.last_heartbeat! > since && b;
-      }, 30_000);
+    for (const [channel, pid] of [
+      ['restart_ts', tsBot.pid],
+      ['restart_py', pyBot.pid],
+    ] as const) {
+      const bot = await waitFor(
+        `${channel} online after restart`,
+        async () => {
+          const b = await botStatus(second, channel);
+          return b?.status === 'online' && b.last_heartbeat! > since && b;
+        },
+        30_000,
+      );
       assert.equal(bot.pid, pid);
     }
     await flush(second);
-    const [{ n }] = query<{ n: number }>(dir.db, "SELECT count(*) n FROM llm_usage WHERE feature = 'ts_bot' AND ts > ?", new Date(since).toISOString());
+    const [{ n }] = query<{ n: number }>(
+      dir.db,
+      "SELECT count(*) n FROM llm_usage WHERE feature = 'ts_bot' AND ts > ?",
+      new Date(since).toISOString(),
+    );
     assert.ok(n > 0, 'the TS bot logs usage to the new monitor');
 
     tsBot.kill('SIGTERM');

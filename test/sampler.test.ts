@@ -26,7 +26,6 @@ import { sleep, waitFor } from './helpers/wait.js';
 const SAMPLER = fileURLToPath(new URL('../workers/sampler.js', import.meta.url));
 const INTERVAL_MS = 300;
 
-
 // ---- children, all killed by pid in after() ----------------------------------------------------
 
 const children: ChildProcess[] = [];
@@ -47,7 +46,9 @@ function kill(pid: number): void {
 
 /** A node child that prints "ready" once running; resolves with it then. */
 async function startChild(body: string): Promise<ChildProcess & { pid: number }> {
-  const child = spawn(process.execPath, ['-e', `process.stdout.write('ready\\n'); ${body}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', `process.stdout.write('ready\\n'); ${body}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(child);
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject);
@@ -57,7 +58,8 @@ async function startChild(body: string): Promise<ChildProcess & { pid: number }>
 }
 
 // Two spinning threads (~200 % on an idle 2-core box; what they get on a loaded one is measured).
-const busyChild = () => startChild("new (require('node:worker_threads').Worker)('for (;;) {}', { eval: true }); for (;;) {}");
+const busyChild = () =>
+  startChild("new (require('node:worker_threads').Worker)('for (;;) {}', { eval: true }); for (;;) {}");
 const sleepingChild = () => startChild('setInterval(() => {}, 1e9);');
 
 const openFds = () => readdirSync('/proc/self/fd').length;
@@ -94,12 +96,24 @@ class SamplerUnderTest {
     const registry = new MessageChannel();
     const db = new MessageChannel();
     const ready = new Promise<void>((resolve, reject) => {
-      worker.once('message', (msg: ActorToSupervisor) => (msg.type === 'ready' ? resolve() : reject(new Error(`sampler failed to start: ${msg.type === 'init_failed' ? msg.error : msg.type}`))));
+      worker.once('message', (msg: ActorToSupervisor) =>
+        msg.type === 'ready'
+          ? resolve()
+          : reject(new Error(`sampler failed to start: ${msg.type === 'init_failed' ? msg.error : msg.type}`)),
+      );
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`sampler exited during start-up (${code})`)));
     });
     const log = openLogChannel();
-    const init: SupervisorToActor = { type: 'init', name: 'sampler', config, incarnation: 1, control: control.port2, log, links: { registry: registry.port2, db: db.port2 } };
+    const init: SupervisorToActor = {
+      type: 'init',
+      name: 'sampler',
+      config,
+      incarnation: 1,
+      control: control.port2,
+      log,
+      links: { registry: registry.port2, db: db.port2 },
+    };
     worker.postMessage(init, [control.port2, log.port, registry.port2, db.port2]);
     await ready;
     worker.removeAllListeners('exit');
@@ -120,7 +134,9 @@ class SamplerUnderTest {
   /** Re-wires the registry link the way the supervisor does after a registry restart. */
   relinkRegistry(): void {
     const channel = new MessageChannel();
-    this.#worker.postMessage({ type: 'link', peer: 'registry', port: channel.port2 } satisfies SupervisorToActor, [channel.port2]);
+    this.#worker.postMessage({ type: 'link', peer: 'registry', port: channel.port2 } satisfies SupervisorToActor, [
+      channel.port2,
+    ]);
     this.registry.attach(channel.port1);
   }
 
@@ -167,14 +183,19 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     sut.watch('busy', busy.pid);
     const first = await waitFor('a cpu sample of the busy child', () => sut.firstSample(busy.pid, from), 30_000);
     const measured = meter();
-    t.diagnostic(`busy child: first sample ${first.sample.cpu_pct.toFixed(0)} % of a core, its /proc ticks since spawn ${measured.toFixed(0)} %`);
+    t.diagnostic(
+      `busy child: first sample ${first.sample.cpu_pct.toFixed(0)} % of a core, its /proc ticks since spawn ${measured.toFixed(0)} %`,
+    );
     // Counted in the sampler's own rounds, not in ms: round 1 after the watch takes the baseline,
     // round 2 reports; one more if the watch landed mid-round.
     assert.ok(first.round <= 3, `first sample came in round ${first.round} after the watch`);
     // Against what the child really got on this box (its /proc ticks): at least a third of it
     // (the two windows differ under a fluctuating load); a fake first 0 or an idle figure is below.
     assert.ok(measured > 10, `the busy child ran (${measured.toFixed(0)} % of a core)`);
-    assert.ok(first.sample.cpu_pct >= measured / 3, `busy child cpu_pct ${first.sample.cpu_pct} vs ${measured.toFixed(0)} % measured`);
+    assert.ok(
+      first.sample.cpu_pct >= measured / 3,
+      `busy child cpu_pct ${first.sample.cpu_pct} vs ${measured.toFixed(0)} % measured`,
+    );
     assert.equal(first.sample.start_time, (readProcStat(busy.pid) as { startTime: number }).startTime);
   });
 
@@ -187,7 +208,11 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     assert.ok(Math.abs(row.cpu_pct_machine - row.cpu_pct / os.availableParallelism()) < 0.02);
     assert.ok(Math.abs(row.at - Date.now()) < 60_000);
     const samples = sut.samplesFor(busyPid).filter((s) => 'cpu_pct' in s).length;
-    await waitFor('rows caught up with samples', () => sut.rows.filter((r) => r.pid === busyPid).length >= samples, 20_000);
+    await waitFor(
+      'rows caught up with samples',
+      () => sut.rows.filter((r) => r.pid === busyPid).length >= samples,
+      20_000,
+    );
   });
 
   test('a sleeping child shows ~0 cpu and a real rss_mb', async () => {
@@ -209,12 +234,19 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     await waitFor('process_exited', () => sut.goneFor(child.pid), 30_000);
     // Counted in rounds, not ms (a loaded box delays rounds, not the count): the round under way
     // when the kill happened, or the next one.
-    const goneRound = sut.rounds.findIndex((r, i) => i >= roundsAtKill && r.samples.some((x) => x.pid === child.pid && 'gone' in x)) - roundsAtKill + 1;
+    const goneRound =
+      sut.rounds.findIndex((r, i) => i >= roundsAtKill && r.samples.some((x) => x.pid === child.pid && 'gone' in x)) -
+      roundsAtKill +
+      1;
     assert.ok(goneRound >= 1 && goneRound <= 2, `gone reported in round ${goneRound} after the kill`);
     assert.deepEqual(sut.goneFor(child.pid), { channel: 'doomed', pid: child.pid, gone: 'process_exited' });
     const roundsThen = sut.rounds.length;
     await waitFor('three more rounds', () => sut.rounds.length >= roundsThen + 3);
-    assert.equal(sut.samplesFor(child.pid).length, sut.samplesFor(child.pid).findIndex((s) => 'gone' in s) + 1, 'nothing after gone');
+    assert.equal(
+      sut.samplesFor(child.pid).length,
+      sut.samplesFor(child.pid).findIndex((s) => 'gone' in s) + 1,
+      'nothing after gone',
+    );
   });
 
   test('a zombie (exited, not reaped; pidusage thinks it alive) is process_exited', async () => {
@@ -224,7 +256,9 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     for (let attempt = 1; !zombie; attempt++) {
       const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 600'], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(parent);
-      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))));
+      const pid = Number(
+        await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))),
+      );
       const state = await waitFor('the background child to exit', () => {
         const stat = readProcStat(pid);
         return stat === 'gone' ? 'gone' : typeof stat === 'object' && stat.state === 'Z' && 'Z';
@@ -233,14 +267,22 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
       else if (attempt === 5) assert.fail('sh reaped its background child before exec 5 times: no zombie to test with');
     }
     sut.watch('zombie', zombie);
-    assert.deepEqual(await waitFor('gone', () => sut.goneFor(zombie)), { channel: 'zombie', pid: zombie, gone: 'process_exited' });
+    assert.deepEqual(await waitFor('gone', () => sut.goneFor(zombie)), {
+      channel: 'zombie',
+      pid: zombie,
+      gone: 'process_exited',
+    });
   });
 
   test('a start time other than the one in the watch item is pid_reused', async () => {
     const child = await sleepingChild();
     const real = (readProcStat(child.pid) as { startTime: number }).startTime;
     sut.watch('reused', child.pid, real - 1);
-    assert.deepEqual(await waitFor('gone', () => sut.goneFor(child.pid)), { channel: 'reused', pid: child.pid, gone: 'pid_reused' });
+    assert.deepEqual(await waitFor('gone', () => sut.goneFor(child.pid)), {
+      channel: 'reused',
+      pid: child.pid,
+      gone: 'pid_reused',
+    });
     // The item with the right start time is watched again and sampled.
     const from = sut.rounds.length;
     sut.watch('reused', child.pid, real);
@@ -265,7 +307,10 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     assert.ok((health.detail.rounds as number) >= 5);
     // Not 0 for sure: on a loaded machine a 250 ms time box can be missed now and then; but the
     // samples above came from completed rounds.
-    assert.ok((health.detail.rounds_abandoned as number) < (health.detail.rounds as number), `rounds_abandoned ${health.detail.rounds_abandoned} of ${health.detail.rounds}`);
+    assert.ok(
+      (health.detail.rounds_abandoned as number) < (health.detail.rounds as number),
+      `rounds_abandoned ${health.detail.rounds_abandoned} of ${health.detail.rounds}`,
+    );
     assert.equal(typeof health.detail.last_round_ms, 'number');
     assert.equal(typeof health.detail.last_round_at, 'number');
     assert.equal(health.detail.usage_source, 'proc');
@@ -279,11 +324,17 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     const from = sut.rounds.length;
     pids.forEach((pid, i) => sut.watch(`sleeper_${i}`, pid));
     let peak = 0;
-    await waitFor('samples of every sleeper', () => {
-      peak = Math.max(peak, openFds());
-      const sampled = new Set(sut.rounds.slice(from).flatMap((r) => r.samples.filter((s) => 'cpu_pct' in s).map((s) => s.pid)));
-      return pids.every((pid) => sampled.has(pid));
-    }, 60_000);
+    await waitFor(
+      'samples of every sleeper',
+      () => {
+        peak = Math.max(peak, openFds());
+        const sampled = new Set(
+          sut.rounds.slice(from).flatMap((r) => r.samples.filter((s) => 'cpu_pct' in s).map((s) => s.pid)),
+        );
+        return pids.every((pid) => sampled.has(pid));
+      },
+      60_000,
+    );
     let low = Infinity;
     // Over two whole rounds (the sampler's count, not a fixed time): the lowest is between rounds.
     const roundsNow = sut.rounds.length;
@@ -313,7 +364,11 @@ describe('sampler: hung stats calls (fault injection)', { timeout: 120_000 }, as
     sut.watch('slow', child.pid);
     await waitFor('the watch applied', async () => (await sut.health()).detail.watched === 1, 10_000);
     const published = sut.rounds.length; // rounds with nothing to sample complete (and are signalled) at once
-    await waitFor('two abandoned rounds', async () => ((await sut.health()).detail.rounds_abandoned as number) >= 2, 30_000);
+    await waitFor(
+      'two abandoned rounds',
+      async () => ((await sut.health()).detail.rounds_abandoned as number) >= 2,
+      30_000,
+    );
     // A health() queued behind the hung stats call would wait its 60 s: 10 s tells them apart.
     const asked = Date.now();
     const health = await sut.health();
@@ -328,6 +383,10 @@ describe('sampler: hung stats calls (fault injection)', { timeout: 120_000 }, as
     assert.equal(sut.registry.pending, 0, 'watch batches acknowledged');
     // Rounds keep coming on schedule and keep being abandoned.
     const abandoned = health.detail.rounds_abandoned as number;
-    await waitFor('more abandoned rounds', async () => ((await sut.health()).detail.rounds_abandoned as number) >= abandoned + 2, 30_000);
+    await waitFor(
+      'more abandoned rounds',
+      async () => ((await sut.health()).detail.rounds_abandoned as number) >= abandoned + 2,
+      30_000,
+    );
   });
 });

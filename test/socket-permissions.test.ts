@@ -10,7 +10,17 @@ import { after, describe, it } from 'node:test';
 import { controlSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
 import { json } from './fixtures/socket-tools.js';
-import { botStatus, CLI, killStarted, sendLines, startMonitor, stopMonitor, TestDirs, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  botStatus,
+  CLI,
+  killStarted,
+  sendLines,
+  startMonitor,
+  stopMonitor,
+  TestDirs,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const pid = process.pid;
 const modeOf = (path: string) => statSync(path).mode & 0o777;
@@ -19,17 +29,25 @@ const octal = (mode: number) => `0${mode.toString(8)}`;
 const children = new Set<ChildProcess>();
 
 /** Starts `kissmon ARGS`, optionally under a given umask (sh sets it, then execs node: same pid). */
-function spawnKissmon(args: string[], umask?: string): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string }> } {
-  const child = umask === undefined
-    ? spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+function spawnKissmon(
+  args: string[],
+  umask?: string,
+): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string }> } {
+  const child =
+    umask === undefined
+      ? spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, CLI, ...args], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
   children.add(child);
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('exit', (code) => {
-    children.delete(child);
-    resolve({ code, stderr });
-  }));
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.on('exit', (code) => {
+      children.delete(child);
+      resolve({ code, stderr });
+    }),
+  );
   return { child, done };
 }
 const kissmon = (args: string[]) => spawnKissmon(args).done;
@@ -38,7 +56,10 @@ const kissmon = (args: string[]) => spawnKissmon(args).done;
 function otherGroup(): { name: string; gid: number } | null {
   const gid = process.getgid!();
   const mine = (process.getgroups?.() ?? []).filter((g) => g !== gid);
-  const groups = readFileSync('/etc/group', 'utf8').split('\n').map((l) => l.split(':')).filter((f) => f.length >= 3);
+  const groups = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter((f) => f.length >= 3);
   const byGid = (g: number) => groups.find((f) => Number(f[2]) === g);
   if (mine.length > 0 && byGid(mine[0])) return { name: byGid(mine[0])![0], gid: mine[0] };
   if (process.getuid!() === 0) {
@@ -85,7 +106,10 @@ describe('socket permissions and ownership of the socket path', () => {
   it('the mode is the one asked for whatever the umask (000 and 077)', async () => {
     for (const umask of ['000', '077']) {
       const dir = newDir();
-      const { child, done } = spawnKissmon(['start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn'], umask);
+      const { child, done } = spawnKissmon(
+        ['start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn'],
+        umask,
+      );
       const control = controlSocketFor(dir.socket);
       await waitFor('monitor up', () => requestControl(control, 'GET', '/status').then(() => true), 20_000);
       assert.equal(octal(modeOf(dir.socket)), '0660', `bot socket under umask ${umask}`);
@@ -106,21 +130,29 @@ describe('socket permissions and ownership of the socket path', () => {
 
   const group = otherGroup();
   let grouped: MonitorProcess | null = null;
-  it('--socket-group hands the bot socket to that group', { skip: group ? false : 'no other group this user may chown to' }, async () => {
-    grouped = await startMonitor(newDir(), ['--socket-group', group!.name]);
-    assert.equal(statSync(grouped.socket).gid, group!.gid);
-    assert.equal(octal(modeOf(grouped.socket)), '0660');
-  });
+  it(
+    '--socket-group hands the bot socket to that group',
+    { skip: group ? false : 'no other group this user may chown to' },
+    async () => {
+      grouped = await startMonitor(newDir(), ['--socket-group', group!.name]);
+      assert.equal(statSync(grouped.socket).gid, group!.gid);
+      assert.equal(octal(modeOf(grouped.socket)), '0660');
+    },
+  );
 
-  it('--socket-group also applies to the control socket (so group members can run kissmon status)', {
-    skip: group ? false : 'no other group this user may chown to',
-  }, async () => {
-    try {
-      assert.equal(statSync(grouped!.control).gid, group!.gid);
-    } finally {
-      await stopMonitor(grouped!);
-    }
-  });
+  it(
+    '--socket-group also applies to the control socket (so group members can run kissmon status)',
+    {
+      skip: group ? false : 'no other group this user may chown to',
+    },
+    async () => {
+      try {
+        assert.equal(statSync(grouped!.control).gid, group!.gid);
+      } finally {
+        await stopMonitor(grouped!);
+      }
+    },
+  );
 
   it('--metrics-port serves GET /metrics on loopback and nothing else of the control API', async () => {
     const monitor = await startMonitor(newDir(), ['--metrics-port', '0']);
@@ -130,7 +162,11 @@ describe('socket permissions and ownership of the socket path', () => {
       const metrics = await fetch(`${where}/metrics`);
       assert.equal(metrics.status, 200);
       assert.match(await metrics.text(), /kissmon_connections_open/);
-      for (const [method, path] of [['GET', '/status'], ['GET', '/health'], ['POST', '/flush']]) {
+      for (const [method, path] of [
+        ['GET', '/status'],
+        ['GET', '/health'],
+        ['POST', '/flush'],
+      ]) {
         const res: Response = await fetch(`${where}${path}`, { method });
         assert.equal(res.status, 404, `${method} ${path} must not be served on the TCP port`);
         await res.body?.cancel();
@@ -190,7 +226,10 @@ describe('socket permissions and ownership of the socket path', () => {
     const first = await startMonitor(dir);
     first.child.kill('SIGKILL');
     await first.exited;
-    assert.ok(statSync(dir.socket).isSocket() && statSync(controlSocketFor(dir.socket)).isSocket(), 'the killed monitor left both socket files');
+    assert.ok(
+      statSync(dir.socket).isSocket() && statSync(controlSocketFor(dir.socket)).isSocket(),
+      'the killed monitor left both socket files',
+    );
     const second = await startMonitor(dir);
     assert.equal(octal(modeOf(second.socket)), '0660');
     assert.equal(octal(modeOf(second.control)), '0660');

@@ -12,7 +12,11 @@ interface Row {
   type: string;
   i: number;
 }
-const batch = (from: string, seq: number, n: number) => ({ from, seq, items: Array.from({ length: n }, (_, i) => ({ type: 'llm_usage', i: seq * 100 + i })) });
+const batch = (from: string, seq: number, n: number) => ({
+  from,
+  seq,
+  items: Array.from({ length: n }, (_, i) => ({ type: 'llm_usage', i: seq * 100 + i })),
+});
 
 const dir = new TestDir();
 after(() => dir.remove());
@@ -31,11 +35,20 @@ test('batches come back whole and in file order, whoever spooled them; repeats a
   const spool = new Spool<Row>(join(dir.path, 'a.spool'), 1 << 20);
   assert.equal(spool.append([batch('writer', 3, 2), batch('writer', 4, 1)]), true);
   // The sender spooling what it has not seen acknowledged, which the writer had spooled too.
-  assert.equal(spool.append([batch('writer', 3, 2), batch('writer', 4, 1), batch('writer', 5, 4), batch('registry', 7, 2)]), true);
+  assert.equal(
+    spool.append([batch('writer', 3, 2), batch('writer', 4, 1), batch('writer', 5, 4), batch('registry', 7, 2)]),
+    true,
+  );
   const replay = replayAll(spool)!;
   assert.equal(replay.skippedLines, 0);
-  assert.deepEqual(replay.batches.map((b) => `${b.from}:${b.seq}:${b.items.length}`), ['writer:3:2', 'writer:4:1', 'writer:3:2', 'writer:4:1', 'writer:5:4', 'registry:7:2']);
-  assert.deepEqual(replay.batches[0].items.map((r) => r.i), [300, 301]);
+  assert.deepEqual(
+    replay.batches.map((b) => `${b.from}:${b.seq}:${b.items.length}`),
+    ['writer:3:2', 'writer:4:1', 'writer:3:2', 'writer:4:1', 'writer:5:4', 'registry:7:2'],
+  );
+  assert.deepEqual(
+    replay.batches[0].items.map((r) => r.i),
+    [300, 301],
+  );
   spool.removeReplayed();
   assert.equal(spool.pending(), false);
   assert.equal(replayAll(spool), null);
@@ -48,14 +61,23 @@ test('a replay reads a renamed file: appends meanwhile start a new spool, and an
   const reader = spool.openReplay()!;
   assert.equal(existsSync(path), false);
   assert.equal(spool.append([batch('s', 2, 1)]), true, 'a sender at shutdown, mid-replay');
-  assert.deepEqual(reader.next(10).map((b) => b.seq), [1]);
+  assert.deepEqual(
+    reader.next(10).map((b) => b.seq),
+    [1],
+  );
   assert.deepEqual(reader.next(10), []);
   reader.close();
   // Not removed (a crash): the next replay reads it again before the new spool.
-  assert.deepEqual(replayAll(spool)!.batches.map((b) => b.seq), [1]);
+  assert.deepEqual(
+    replayAll(spool)!.batches.map((b) => b.seq),
+    [1],
+  );
   spool.removeReplayed();
   assert.equal(spool.pending(), true);
-  assert.deepEqual(replayAll(spool)!.batches.map((b) => b.seq), [2]);
+  assert.deepEqual(
+    replayAll(spool)!.batches.map((b) => b.seq),
+    [2],
+  );
   spool.removeReplayed();
   assert.equal(spool.pending(), false);
 });
@@ -72,7 +94,10 @@ test('a batch torn by a crash is skipped, and the next append still parses', () 
   appendFileSync(path, tornText.slice(0, tornText.indexOf('\n') + 20));
   assert.equal(spool.append([batch('s', 3, 1)]), true);
   const { batches, skippedLines } = replayAll(spool)!;
-  assert.deepEqual(batches.map((b) => b.seq), [1, 3]);
+  assert.deepEqual(
+    batches.map((b) => b.seq),
+    [1, 3],
+  );
   assert.equal(skippedLines, 2, 'the torn batch: one whole line, one cut line');
   assert.ok(readFileSync(spool.replayingPath, 'utf8').startsWith(whole));
 });
@@ -84,5 +109,8 @@ test('the file never grows past maxBytes: an append that would is refused whole'
   const size = statSync(path).size;
   assert.equal(spool.append([batch('s', 2, 4)]), false);
   assert.equal(statSync(path).size, size);
-  assert.deepEqual(replayAll(spool)!.batches.map((b) => b.seq), [1]);
+  assert.deepEqual(
+    replayAll(spool)!.batches.map((b) => b.seq),
+    [1],
+  );
 });

@@ -4,7 +4,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { commandMissing, requireResource } from './helpers/resources.js';
-import { CLI, killStarted, runKissmon, startBot, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  CLI,
+  killStarted,
+  runKissmon,
+  startBot,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const dir = new TestDir();
 let monitor: MonitorProcess;
@@ -35,7 +45,9 @@ test('in a terminal it redraws with the summary, worst bots first', async (t) =>
   if (!requireResource(t, 'script (util-linux)', commandMissing('script', ['--version']))) return;
   startBot(monitor.socket, 'healthy_bot', 200);
   const doomed = startBot(monitor.socket, 'doomed_bot', 200);
-  await waitFor('both bots online', async () => (await runKissmon(['status', '--json', '--socket', dir.socket])).stdout.includes('doomed_bot'));
+  await waitFor('both bots online', async () =>
+    (await runKissmon(['status', '--json', '--socket', dir.socket])).stdout.includes('doomed_bot'),
+  );
   doomed.child.kill('SIGKILL');
   await doomed.exited;
   // `script` gives the command a pty; stty sizes it.
@@ -44,7 +56,12 @@ test('in a terminal it redraws with the summary, worst bots first', async (t) =>
   let output = '';
   watcher.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   const frames = () => output.split('\x1b[H\x1b[2J').slice(1);
-  await waitFor('three redraws, the last with doomed_bot dead', () => frames().length >= 3 && /doomed_bot\s*│\s*\d+\s*│\s*dead/.test(frames().at(-1)!), 30_000, 100);
+  await waitFor(
+    'three redraws, the last with doomed_bot dead',
+    () => frames().length >= 3 && /doomed_bot\s*│\s*\d+\s*│\s*dead/.test(frames().at(-1)!),
+    30_000,
+    100,
+  );
   const last = frames().at(-1)!;
   assert.match(last, /^2 bots \((1 dead, 1 online|1 online, 1 dead)\) · monitor ok · \d\d:\d\d:\d\d UTC/);
   assert.ok(last.indexOf('doomed_bot') < last.indexOf('healthy_bot'), 'the dead bot is listed first');

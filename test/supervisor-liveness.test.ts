@@ -42,9 +42,19 @@ async function supervise(supervisor: ConfigOverrides['supervisor'], heapMb?: num
   const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
   const config = resolveConfig({ logLevel: 'silent', supervisor });
   const sup = new Supervisor({
-    config, log, mainLinks: {},
+    config,
+    log,
+    mainLinks: {},
     onFatal: (err) => lines.push(`onFatal: ${err.message}`),
-    specs: [{ id: 'sampler', file: FIXTURE, restart: 'permanent', shutdownMs: 1_000, resourceLimits: heapMb ? { maxOldGenerationSizeMb: heapMb } : undefined }],
+    specs: [
+      {
+        id: 'sampler',
+        file: FIXTURE,
+        restart: 'permanent',
+        shutdownMs: 1_000,
+        resourceLimits: heapMb ? { maxOldGenerationSizeMb: heapMb } : undefined,
+      },
+    ],
   });
   running.add(sup);
   await sup.start();
@@ -68,12 +78,19 @@ describe('supervisor liveness', () => {
   it('restarts an actor whose thread runs out of heap (ERR_WORKER_OUT_OF_MEMORY) with reason out_of_memory', async () => {
     const h = await supervise({ backoffInitialMs: 50 }, 32);
     await h.control().leak();
-    const restarted = await waitFor('restart after out of memory', async () => {
-      const health = await h.health();
-      return health.up && health.restarts === 1 && health;
-    }, 30_000);
+    const restarted = await waitFor(
+      'restart after out of memory',
+      async () => {
+        const health = await h.health();
+        return health.up && health.restarts === 1 && health;
+      },
+      30_000,
+    );
     assert.equal(restarted.last_restart_reason, 'out_of_memory');
-    assert.ok(h.lines.some((l) => l.includes('ERR_WORKER_OUT_OF_MEMORY')), 'the out-of-memory error is logged');
+    assert.ok(
+      h.lines.some((l) => l.includes('ERR_WORKER_OUT_OF_MEMORY')),
+      'the out-of-memory error is logged',
+    );
     await h.supervisor.stop();
   });
 
@@ -81,15 +98,27 @@ describe('supervisor liveness', () => {
     const fifo = join(dir.path, 'never-written');
     execFileSync('mkfifo', [fifo]);
     fifos.push(fifo);
-    const h = await supervise({ pingIntervalMs: 100, hungAfterMs: 1_000, terminateTimeoutMs: 500, backoffInitialMs: 50 });
+    const h = await supervise({
+      pingIntervalMs: 100,
+      hungAfterMs: 1_000,
+      terminateTimeoutMs: 500,
+      backoffInitialMs: 50,
+    });
     await h.control().block(fifo);
-    const restarted = await waitFor('a new incarnation beside the stuck thread', async () => {
-      const health = await h.health();
-      return health.up && health.restarts === 1 && health;
-    }, 20_000);
+    const restarted = await waitFor(
+      'a new incarnation beside the stuck thread',
+      async () => {
+        const health = await h.health();
+        return health.up && health.restarts === 1 && health;
+      },
+      20_000,
+    );
     assert.equal(restarted.last_restart_reason, 'hung');
     assert.equal(h.supervisor.abandonedThreads, 1);
-    assert.ok(h.lines.some((l) => l.includes('abandoning it and starting a new one')), 'abandoning the thread is logged');
+    assert.ok(
+      h.lines.some((l) => l.includes('abandoning it and starting a new one')),
+      'abandoning the thread is logged',
+    );
     // Give the stuck open() its writer: the old thread returns to JavaScript, where terminate() ends it.
     assert.ok(release(fifo), 'the old thread is still blocked in open()');
     await waitFor('the abandoned thread ended', () => h.supervisor.abandonedThreads === 0, 10_000);
@@ -102,17 +131,26 @@ describe('supervisor liveness', () => {
     const callsBefore = Number((await h.health()).detail.stats_calls);
     await h.control().spin(4_000);
     let asked = 0;
-    const silent = await waitFor('health reports the actor not answering', async () => {
-      asked++;
-      const health = await h.health();
-      return !health.up && health;
-    }, 10_000, 20);
+    const silent = await waitFor(
+      'health reports the actor not answering',
+      async () => {
+        asked++;
+        const health = await h.health();
+        return !health.up && health;
+      },
+      10_000,
+      20,
+    );
     assert.equal(silent.detail.state, 'not answering');
     for (let i = 0; i < 20; i++, asked++) assert.equal((await h.health()).up, false);
-    const back = await waitFor('the actor answers again', async () => {
-      const health = await h.health();
-      return health.up && health;
-    }, 20_000);
+    const back = await waitFor(
+      'the actor answers again',
+      async () => {
+        const health = await h.health();
+        return health.up && health;
+      },
+      20_000,
+    );
     // Every health call that reached the thread ran stats() once: the one just answered, and at
     // most the few sent before its silence was noticed — not one per call made meanwhile.
     const reached = Number(back.detail.stats_calls) - callsBefore;

@@ -4,7 +4,18 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { requestControl } from '../src/http/control-client.js';
-import { actorHealth, botStatus, killStarted, line, sendLines, startMonitor, stopMonitor, TestDir, waitFor, type MonitorProcess } from './helpers/monitor-process.js';
+import {
+  actorHealth,
+  botStatus,
+  killStarted,
+  line,
+  sendLines,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+  waitFor,
+  type MonitorProcess,
+} from './helpers/monitor-process.js';
 
 const pid = process.pid;
 /** Each register/unregister is one "bot status changed" line (~200 bytes) from the registry thread. */
@@ -18,10 +29,14 @@ async function floodUntilDropped(monitor: MonitorProcess, prefix: string): Promi
     lines.push(line({ type: 'register', channel, pid }), line({ type: 'unregister', channel, pid }));
   }
   await sendLines(monitor.socket, lines);
-  return waitFor('log lines dropped', async () => {
-    const health = await requestControl<{ log: { lines_dropped: number } }>(monitor.control, 'GET', '/health');
-    return health.log.lines_dropped > 0 && health.log.lines_dropped;
-  }, 60_000);
+  return waitFor(
+    'log lines dropped',
+    async () => {
+      const health = await requestControl<{ log: { lines_dropped: number } }>(monitor.control, 'GET', '/health');
+      return health.log.lines_dropped > 0 && health.log.lines_dropped;
+    },
+    60_000,
+  );
 }
 
 describe('stdout is a full pipe nobody reads', () => {
@@ -39,13 +54,22 @@ describe('stdout is a full pipe nobody reads', () => {
 
     // The flood is behind us (the registry has applied all of it), stdout is still wedged: what
     // follows measures waiting on the pipe, not a backlog of 30,000 signals on a busy box.
-    await waitFor('the flood applied', async () => (await actorHealth(monitor, 'registry')).processed >= 2 * FLOOD_PAIRS, 60_000);
+    await waitFor(
+      'the flood applied',
+      async () => (await actorHealth(monitor, 'registry')).processed >= 2 * FLOOD_PAIRS,
+      60_000,
+    );
     // 1 s: a register takes one batch tick to the registry; with a blocking stdout it took ~6 s
     // (or never, once the registry thread sat in write(2)). The box may be fully busy: 1 s is
     // still two orders of magnitude above the unloaded time.
     const sent = Date.now();
     await sendLines(monitor.socket, [line({ type: 'register', channel: 'fresh_bot', pid })]);
-    await waitFor('fresh_bot online', async () => (await botStatus(monitor, 'fresh_bot'))?.status === 'online', 5_000, 10);
+    await waitFor(
+      'fresh_bot online',
+      async () => (await botStatus(monitor, 'fresh_bot'))?.status === 'online',
+      5_000,
+      10,
+    );
     const visibleMs = Date.now() - sent;
     assert.ok(visibleMs < 1_000, `register visible after ${visibleMs} ms (${dropped} log lines dropped)`);
 
@@ -57,7 +81,10 @@ describe('stdout is a full pipe nobody reads', () => {
     const lines = out.split('\n').filter(Boolean);
     assert.ok(lines.length > 1000, `read ${lines.length} lines`);
     for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), `a whole JSON line: ${l.slice(0, 120)}`);
-    assert.ok(lines.some((l) => l.includes('"thread":"registry"')) && lines.some((l) => l.includes('"thread":"main"')), 'lines of several threads');
+    assert.ok(
+      lines.some((l) => l.includes('"thread":"registry"')) && lines.some((l) => l.includes('"thread":"main"')),
+      'lines of several threads',
+    );
   });
 
   it('SIGTERM with stdout still wedged exits 0 without waiting on the pipe for ever', async () => {

@@ -44,26 +44,52 @@ class Alerter {
   #pendingAcks: (() => void)[] = [];
   readonly #dirtyDeliveries = new Map<string, QueuedDelivery | null>();
   readonly #timer: NodeJS.Timeout;
-  readonly #counters = { processed: 0, bad_inputs: 0, notifications: 0, store_writes: 0, store_busy: 0, store_errors: 0 };
+  readonly #counters = {
+    processed: 0,
+    bad_inputs: 0,
+    notifications: 0,
+    store_writes: 0,
+    store_busy: 0,
+    store_errors: 0,
+  };
   #stopping = false;
 
   constructor(ctx: ActorContext) {
     this.#ctx = ctx;
     this.#rateLog = new RateLimitedLog(ctx.log);
     const { alerts, staleAfterMs } = ctx.config;
-    this.#engine = new AlertEngine({
-      groupWaitMs: alerts.groupWaitMs, groupIntervalMs: alerts.groupIntervalMs, repeatIntervalMs: alerts.repeatIntervalMs,
-      flapWindowMs: alerts.flap.windowMs, flapMaxTransitions: alerts.flap.maxTransitions,
-      missingGraceMs: alerts.missingGraceMs ?? staleAfterMs, staleAfterMs,
-    }, (n) => this.#notification(n));
-    this.#deliveries = new Deliveries(ctx.config, {
-      attempted: (d, result, at) => {
-        if (d.notification.type !== 'alerts') return;
-        const outcome = { at: new Date(at).toISOString(), receiver: d.receiver, ok: result.ok, ...(result.error && !result.ok ? { error: result.error } : {}) };
-        this.#engine.delivered(d.notification.alerts.map((a) => a.fingerprint), outcome);
+    this.#engine = new AlertEngine(
+      {
+        groupWaitMs: alerts.groupWaitMs,
+        groupIntervalMs: alerts.groupIntervalMs,
+        repeatIntervalMs: alerts.repeatIntervalMs,
+        flapWindowMs: alerts.flap.windowMs,
+        flapMaxTransitions: alerts.flap.maxTransitions,
+        missingGraceMs: alerts.missingGraceMs ?? staleAfterMs,
+        staleAfterMs,
       },
-      changed: (id, d) => this.#dirtyDeliveries.set(id, d),
-    }, ctx.log);
+      (n) => this.#notification(n),
+    );
+    this.#deliveries = new Deliveries(
+      ctx.config,
+      {
+        attempted: (d, result, at) => {
+          if (d.notification.type !== 'alerts') return;
+          const outcome = {
+            at: new Date(at).toISOString(),
+            receiver: d.receiver,
+            ok: result.ok,
+            ...(result.error && !result.ok ? { error: result.error } : {}),
+          };
+          this.#engine.delivered(
+            d.notification.alerts.map((a) => a.fingerprint),
+            outcome,
+          );
+        },
+        changed: (id, d) => this.#dirtyDeliveries.set(id, d),
+      },
+      ctx.log,
+    );
     try {
       this.#engine.setExpected(loadExpected(ctx.config.expected), Date.now());
     } catch (err) {
@@ -75,7 +101,8 @@ class Alerter {
   /** First open; a locked or unmigrated database is not fatal (retried every REOPEN_MS). */
   start(): void {
     this.#open(OPEN_BUSY_MS);
-    if (this.#deliveries.receivers.length === 0) this.#ctx.log.info('no alert receivers configured: alerts are kept and shown (kissmon alerts), not sent');
+    if (this.#deliveries.receivers.length === 0)
+      this.#ctx.log.info('no alert receivers configured: alerts are kept and shown (kissmon alerts), not sent');
   }
 
   #open(busyMs: number): void {
@@ -86,7 +113,8 @@ class Alerter {
       store = AlertStore.open(this.#ctx.config.dbPath, busyMs);
     } catch (err) {
       const why = (err as Error).message;
-      if (why !== this.#storeProblem) this.#ctx.log.warn({ why }, 'alert store not available yet: alerts are kept in memory, retrying');
+      if (why !== this.#storeProblem)
+        this.#ctx.log.warn({ why }, 'alert store not available yet: alerts are kept in memory, retrying');
       this.#storeProblem = why;
       return;
     }
@@ -99,7 +127,10 @@ class Alerter {
         // A new monitor process: the last one's Monitor* alerts are over (the main thread re-raises what still holds).
         if (this.#ctx.incarnation === 1) this.#engine.resolveMonitorAlerts(now);
         this.#loaded = true;
-        this.#ctx.log.info({ alerts: state.alerts.length, silences: state.silences.length, queued: state.deliveries.length }, 'alert state loaded');
+        this.#ctx.log.info(
+          { alerts: state.alerts.length, silences: state.silences.length, queued: state.deliveries.length },
+          'alert state loaded',
+        );
       }
       store.setBusyTimeout(this.#ctx.config.writer.busyTimeoutMs);
     } catch (err) {
@@ -129,7 +160,11 @@ class Alerter {
         this.#engine.apply(item, now);
       } catch (err) {
         this.#counters.bad_inputs++;
-        this.#rateLog.warn('bad_input', { err, type: (item as { type?: unknown })?.type }, 'alerter skipped an input it cannot use');
+        this.#rateLog.warn(
+          'bad_input',
+          { err, type: (item as { type?: unknown })?.type },
+          'alerter skipped an input it cannot use',
+        );
       }
     }
     this.#pendingAcks.push(ack);
@@ -138,7 +173,10 @@ class Alerter {
   #notification(n: Notification): void {
     this.#counters.notifications++;
     if (n.type === 'alerts') {
-      this.#ctx.log.info({ group: n.groupKey, status: n.status, alerts: n.alerts.length, receivers: this.#deliveries.receivers.length }, 'alert notification');
+      this.#ctx.log.info(
+        { group: n.groupKey, status: n.status, alerts: n.alerts.length, receivers: this.#deliveries.receivers.length },
+        'alert notification',
+      );
     }
     this.#deliveries.enqueue(n, Date.now());
   }
@@ -253,7 +291,11 @@ class Alerter {
     clearInterval(this.#timer);
     this.#deliveries.stop();
     // What is still queued (or in flight) stays in the store and is sent after the next start.
-    if (!this.#persist()) this.#ctx.log.warn({ store: this.#storeProblem ?? 'locked' }, 'alert state not written at shutdown (database unavailable): the last changes are lost');
+    if (!this.#persist())
+      this.#ctx.log.warn(
+        { store: this.#storeProblem ?? 'locked' },
+        'alert state not written at shutdown (database unavailable): the last changes are lost',
+      );
     this.#store?.close();
     this.#store = null;
   }

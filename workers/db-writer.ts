@@ -28,11 +28,24 @@ import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promi
 import type { MessagePort } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Compilable } from 'kysely';
-import { runActor, type ActorContext, type ActorInstance, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
+import {
+  runActor,
+  type ActorContext,
+  type ActorInstance,
+  type ActorStats,
+  type PeerName,
+} from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import type { MonitorConfig } from '../src/config.js';
-import { isoTime, OpenDatabaseError, openWriteDatabase, type Database, type DatabaseHandle, type OpenFailure } from '../src/db/schema.js';
+import {
+  isoTime,
+  OpenDatabaseError,
+  openWriteDatabase,
+  type Database,
+  type DatabaseHandle,
+  type OpenFailure,
+} from '../src/db/schema.js';
 import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/db/spool.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { UsageAccounting, type RecomputeResult } from '../src/llm/accounting.js';
@@ -97,7 +110,17 @@ interface RowCounts {
   reapplied: number;
 }
 
-const noRows = (): RowCounts => ({ llm_usage: 0, status: 0, event: 0, metric: 0, health: 0, rejected: 0, duplicate: 0, redelivered: 0, reapplied: 0 });
+const noRows = (): RowCounts => ({
+  llm_usage: 0,
+  status: 0,
+  event: 0,
+  metric: 0,
+  health: 0,
+  rejected: 0,
+  duplicate: 0,
+  redelivered: 0,
+  reapplied: 0,
+});
 
 function sqliteCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -141,7 +164,9 @@ interface Statements {
   /** Prices, rollups and budgets of the llm_usage rows (src/llm/accounting.ts). */
   accounting: UsageAccounting;
   /** better-sqlite3's wrapper: BEGIN (IMMEDIATE via `.immediate`), the body, COMMIT, or ROLLBACK if it throws. */
-  transaction: BetterSqlite3.Transaction<(batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>) => void>;
+  transaction: BetterSqlite3.Transaction<
+    (batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>) => void
+  >;
 }
 
 class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
@@ -215,7 +240,11 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       setTimeout(() => void this.prune(), FIRST_PRUNE_DELAY_MS),
       setInterval(() => void this.prune(), PRUNE_INTERVAL_MS),
     ];
-    if (this.#dropRatio > 0) this.#log.warn({ writer_drop_ratio: this.#dropRatio }, 'fault injection: the writer silently loses this fraction of llm_usage rows');
+    if (this.#dropRatio > 0)
+      this.#log.warn(
+        { writer_drop_ratio: this.#dropRatio },
+        'fault injection: the writer silently loses this fraction of llm_usage rows',
+      );
   }
 
   /**
@@ -225,25 +254,42 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   open(): Promise<void> {
     this.#opening ??= (async () => {
       try {
-        const handle = await openWriteDatabase(this.#config.dbPath, { busyTimeoutMs: this.#writer.busyTimeoutMs, migrationBusyTimeoutMs: OPEN_BUSY_TIMEOUT_MS });
+        const handle = await openWriteDatabase(this.#config.dbPath, {
+          busyTimeoutMs: this.#writer.busyTimeoutMs,
+          migrationBusyTimeoutMs: OPEN_BUSY_TIMEOUT_MS,
+        });
         if (this.#closed) {
           await handle.db.destroy();
           return;
         }
         const cursors = await handle.db.selectFrom('delivery_cursor').select(['sender', 'seq']).execute();
-        for (const { sender, seq } of cursors) if ((this.#committed.get(sender) ?? 0) < seq) this.#committed.set(sender, seq);
+        for (const { sender, seq } of cursors)
+          if ((this.#committed.get(sender) ?? 0) < seq) this.#committed.set(sender, seq);
         this.#st = this.#prepare(handle);
         this.#startDigest();
         const waited = this.#waiting;
         this.#waiting = null;
         this.#log.info(
-          { db: this.#config.dbPath, cursors: cursors.length, spool_pending: this.#spoolPending, ...(waited && { waited_ms: Date.now() - waited.since, waited_for: waited.why }) },
+          {
+            db: this.#config.dbPath,
+            cursors: cursors.length,
+            spool_pending: this.#spoolPending,
+            ...(waited && { waited_ms: Date.now() - waited.since, waited_for: waited.why }),
+          },
           'database open for writing',
         );
       } catch (err) {
         const why: OpenFailure = err instanceof OpenDatabaseError ? err.failure : 'cannot_open';
-        this.#waiting = { why, since: this.#waiting?.since ?? Date.now(), error: (err as Error)?.message ?? String(err) };
-        this.#warn.warn(`db_open:${why}`, { db: this.#config.dbPath, why, err, held_rows: this.#heldRows, retry_in_ms: this.#writer.retryDelayMs }, 'database not writable yet; rows are held (then spooled) and it is retried');
+        this.#waiting = {
+          why,
+          since: this.#waiting?.since ?? Date.now(),
+          error: (err as Error)?.message ?? String(err),
+        };
+        this.#warn.warn(
+          `db_open:${why}`,
+          { db: this.#config.dbPath, why, err, held_rows: this.#heldRows, retry_in_ms: this.#writer.retryDelayMs },
+          'database not writable yet; rows are held (then spooled) and it is retried',
+        );
       }
     })().finally(() => {
       this.#opening = null;
@@ -256,44 +302,108 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     const { db, sqlite } = handle;
     // Deleting through a rowid sub-select (not DELETE … LIMIT, a compile-time option) bounds each chunk.
     // The rollup tables are WITHOUT ROWID: their chunk is chosen by primary key instead.
-    const key = (table: string) => ((ROLLUP_TABLES as readonly string[]).includes(table) ? 'ts, channel, model, feature, provider, status' : 'rowid');
-    const pruneSql = (table: string) => `DELETE FROM ${table} WHERE (${key(table)}) IN (SELECT ${key(table)} FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
+    const key = (table: string) =>
+      (ROLLUP_TABLES as readonly string[]).includes(table) ? 'ts, channel, model, feature, provider, status' : 'rowid';
+    const pruneSql = (table: string) =>
+      `DELETE FROM ${table} WHERE (${key(table)}) IN (SELECT ${key(table)} FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
     return {
       handle,
-      insertUsage: prepareCompiled(sqlite, db.insertInto('llm_usage')
-        .values({
-          ts: BOUND, channel: BOUND, model: BOUND, feature: BOUND, tokens_in: BOUND, tokens_out: BOUND, latency_ms: BOUND,
-          cost_usd: BOUND, id: BOUND, tokens_cached: BOUND, tokens_reasoning: BOUND, provider: BOUND, status: BOUND,
-          error_type: BOUND, request_id: BOUND,
-        })
-        .onConflict((oc) => oc.column('id').doNothing())), // a re-sent call (same id) is stored once
-      upsertStatus: prepareCompiled(sqlite, db.insertInto('bot_status')
-        .values({
-          channel: BOUND, pid: BOUND, status: BOUND, features_json: BOUND, registered_at: BOUND, last_seen: BOUND,
-          last_heartbeat: BOUND, start_time: BOUND,
-        })
-        .onConflict((oc) => oc.column('channel').doUpdateSet((eb) => ({
-          pid: eb.ref('excluded.pid'), status: eb.ref('excluded.status'), features_json: eb.ref('excluded.features_json'),
-          registered_at: eb.ref('excluded.registered_at'), last_seen: eb.ref('excluded.last_seen'),
-          last_heartbeat: eb.ref('excluded.last_heartbeat'), start_time: eb.ref('excluded.start_time'),
-        })))),
-      insertEvent: prepareCompiled(sqlite, db.insertInto('bot_events')
-        .values({ ts: BOUND, channel: BOUND, pid: BOUND, from_status: BOUND, to_status: BOUND, reason: BOUND })),
-      insertMetric: prepareCompiled(sqlite, db.insertInto('bot_metrics')
-        .values({ ts: BOUND, channel: BOUND, pid: BOUND, rss_mb: BOUND, cpu_pct: BOUND, cpu_pct_machine: BOUND })),
-      insertHealth: prepareCompiled(sqlite, db.insertInto('worker_health').values({
-        ts: BOUND, actor: BOUND, processed: BOUND, queue_depth: BOUND, dropped: BOUND, loop_lag_p99_ms: BOUND,
-        loop_lag_max_ms: BOUND, heap_used_mb: BOUND, uptime_s: BOUND, restarts: BOUND, detail_json: BOUND,
-      })),
-      upsertCursor: prepareCompiled(sqlite, db.insertInto('delivery_cursor')
-        .values({ sender: BOUND, seq: BOUND, updated_at: BOUND })
-        .onConflict((oc) =>
-          oc.column('sender').doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), updated_at: eb.ref('excluded.updated_at') })),
-        )),
-      pruneRows: Object.fromEntries(RETENTION.map(([table]) => [table, handle.sqlite.prepare(pruneSql(table))])) as Record<RetainedTable, BetterSqlite3.Statement>,
+      insertUsage: prepareCompiled(
+        sqlite,
+        db
+          .insertInto('llm_usage')
+          .values({
+            ts: BOUND,
+            channel: BOUND,
+            model: BOUND,
+            feature: BOUND,
+            tokens_in: BOUND,
+            tokens_out: BOUND,
+            latency_ms: BOUND,
+            cost_usd: BOUND,
+            id: BOUND,
+            tokens_cached: BOUND,
+            tokens_reasoning: BOUND,
+            provider: BOUND,
+            status: BOUND,
+            error_type: BOUND,
+            request_id: BOUND,
+          })
+          .onConflict((oc) => oc.column('id').doNothing()),
+      ), // a re-sent call (same id) is stored once
+      upsertStatus: prepareCompiled(
+        sqlite,
+        db
+          .insertInto('bot_status')
+          .values({
+            channel: BOUND,
+            pid: BOUND,
+            status: BOUND,
+            features_json: BOUND,
+            registered_at: BOUND,
+            last_seen: BOUND,
+            last_heartbeat: BOUND,
+            start_time: BOUND,
+          })
+          .onConflict((oc) =>
+            oc.column('channel').doUpdateSet((eb) => ({
+              pid: eb.ref('excluded.pid'),
+              status: eb.ref('excluded.status'),
+              features_json: eb.ref('excluded.features_json'),
+              registered_at: eb.ref('excluded.registered_at'),
+              last_seen: eb.ref('excluded.last_seen'),
+              last_heartbeat: eb.ref('excluded.last_heartbeat'),
+              start_time: eb.ref('excluded.start_time'),
+            })),
+          ),
+      ),
+      insertEvent: prepareCompiled(
+        sqlite,
+        db
+          .insertInto('bot_events')
+          .values({ ts: BOUND, channel: BOUND, pid: BOUND, from_status: BOUND, to_status: BOUND, reason: BOUND }),
+      ),
+      insertMetric: prepareCompiled(
+        sqlite,
+        db
+          .insertInto('bot_metrics')
+          .values({ ts: BOUND, channel: BOUND, pid: BOUND, rss_mb: BOUND, cpu_pct: BOUND, cpu_pct_machine: BOUND }),
+      ),
+      insertHealth: prepareCompiled(
+        sqlite,
+        db.insertInto('worker_health').values({
+          ts: BOUND,
+          actor: BOUND,
+          processed: BOUND,
+          queue_depth: BOUND,
+          dropped: BOUND,
+          loop_lag_p99_ms: BOUND,
+          loop_lag_max_ms: BOUND,
+          heap_used_mb: BOUND,
+          uptime_s: BOUND,
+          restarts: BOUND,
+          detail_json: BOUND,
+        }),
+      ),
+      upsertCursor: prepareCompiled(
+        sqlite,
+        db
+          .insertInto('delivery_cursor')
+          .values({ sender: BOUND, seq: BOUND, updated_at: BOUND })
+          .onConflict((oc) =>
+            oc
+              .column('sender')
+              .doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), updated_at: eb.ref('excluded.updated_at') })),
+          ),
+      ),
+      pruneRows: Object.fromEntries(
+        RETENTION.map(([table]) => [table, handle.sqlite.prepare(pruneSql(table))]),
+      ) as Record<RetainedTable, BetterSqlite3.Statement>,
       pruneCursors: handle.sqlite.prepare('DELETE FROM delivery_cursor WHERE updated_at < ?'),
       accounting: new UsageAccounting(handle.sqlite, this.#config),
-      transaction: handle.sqlite.transaction((batches, counts, cursors) => this.#writeBatches(batches, counts, cursors)),
+      transaction: handle.sqlite.transaction((batches, counts, cursors) =>
+        this.#writeBatches(batches, counts, cursors),
+      ),
     };
   }
 
@@ -369,11 +479,17 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       this.#spoolAfter(Date.now() + this.#config.supervisor.shutdownMs / 2);
       // flush() resolves once all is committed or spooled; a spool that cannot be written would
       // keep it waiting, so it is given until just after the deadline and the rest is counted lost.
-      await Promise.race([this.flush(), delay(Math.max(0, this.#spoolAt! - Date.now()) + 2 * this.#writer.retryDelayMs + 100)]);
+      await Promise.race([
+        this.flush(),
+        delay(Math.max(0, this.#spoolAt! - Date.now()) + 2 * this.#writer.retryDelayMs + 100),
+      ]);
       this.#spoolHeld(0);
       if (this.#heldRows > 0) {
         this.#spooled.lost += this.#heldRows;
-        this.#log.error({ rows_lost: this.#heldRows, spool: this.#spool.path }, 'shutdown: rows could be neither committed nor spooled');
+        this.#log.error(
+          { rows_lost: this.#heldRows, spool: this.#spool.path },
+          'shutdown: rows could be neither committed nor spooled',
+        );
       }
       this.#closed = true;
       if (this.#timer) clearTimeout(this.#timer);
@@ -404,7 +520,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#held.push({ items, ack, from, seq, serial: ++this.#receivedSerial, receivedAt: Date.now() });
     this.#heldRows += items.length;
     // The bound holds between retries too; down to half, so the next fsync is max/2 rows away.
-    if (this.#heldRows > this.#writer.maxHeldRows && (this.#blockedSince !== null || !this.#st || this.#replaying)) this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
+    if (this.#heldRows > this.#writer.maxHeldRows && (this.#blockedSince !== null || !this.#st || this.#replaying))
+      this.#spoolHeld(Math.floor(this.#writer.maxHeldRows / 2));
     this.#schedule();
   };
 
@@ -412,12 +529,15 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     if (this.#spoolAt !== null && this.#spoolAt <= at) return;
     this.#spoolAt = at;
     if (this.#spoolTimer) clearTimeout(this.#spoolTimer);
-    this.#spoolTimer = setTimeout(() => {
-      this.#spoolTimer = null;
-      // Past the deadline a commit is tried once more (unless one is waiting to retry anyway).
-      if (this.#st && !this.#backingOff && !this.#replaying) this.#attempt();
-      else this.#spoolHeld(0);
-    }, Math.max(0, at - Date.now()));
+    this.#spoolTimer = setTimeout(
+      () => {
+        this.#spoolTimer = null;
+        // Past the deadline a commit is tried once more (unless one is waiting to retry anyway).
+        if (this.#st && !this.#backingOff && !this.#replaying) this.#attempt();
+        else this.#spoolHeld(0);
+      },
+      Math.max(0, at - Date.now()),
+    );
   }
 
   #pastDeadline(): boolean {
@@ -428,7 +548,11 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #schedule(): void {
     if (this.#closed || this.#backingOff || this.#replaying) return; // a replay schedules when it ends
     if (this.#held.length === 0 && !this.#spoolPending && this.#st) return;
-    const urgent = this.#heldRows >= this.#writer.maxRowsPerTransaction || this.#flushWaiters.length > 0 || this.#pastDeadline() || !this.#st;
+    const urgent =
+      this.#heldRows >= this.#writer.maxRowsPerTransaction ||
+      this.#flushWaiters.length > 0 ||
+      this.#pastDeadline() ||
+      !this.#st;
     const delay = urgent ? 0 : this.#writer.flushIntervalMs;
     if (this.#timer) {
       if (this.#timerDelay <= delay) return;
@@ -484,7 +608,14 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#heldRows -= rows;
     this.#acknowledge(batches);
     if (this.#blockedSince !== null) {
-      this.#log.info({ blocked_ms: Date.now() - this.#blockedSince, busy_retries: this.#busyRetries, other_errors: this.#otherErrors }, 'database writable again; held rows committed');
+      this.#log.info(
+        {
+          blocked_ms: Date.now() - this.#blockedSince,
+          busy_retries: this.#busyRetries,
+          other_errors: this.#otherErrors,
+        },
+        'database writable again; held rows committed',
+      );
       this.#blockedSince = null;
     }
     this.#schedule();
@@ -587,7 +718,11 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         }
       } catch (err) {
         this.#spooled.errors++;
-        this.#warn.warn('spool_read', { err, spool: this.#spool.replayingPath }, 'spool cannot be read; retrying (rows held meanwhile)');
+        this.#warn.warn(
+          'spool_read',
+          { err, spool: this.#spool.replayingPath },
+          'spool cannot be read; retrying (rows held meanwhile)',
+        );
         replay?.reader.close();
         this.#replay = null;
         this.#retryLater(null);
@@ -612,7 +747,13 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     const skipped = replay.reader.skippedLines;
     this.#spooled.skippedLines += skipped;
     this.#log[skipped > 0 ? 'warn' : 'info'](
-      { spool: replay.reader.path, rows_replayed: replay.rows, batches: replay.batches, already_committed: replay.alreadyCommitted, skipped_lines: skipped },
+      {
+        spool: replay.reader.path,
+        rows_replayed: replay.rows,
+        batches: replay.batches,
+        already_committed: replay.alreadyCommitted,
+        skipped_lines: skipped,
+      },
       'spool replayed into the database and removed',
     );
   }
@@ -634,19 +775,36 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       written = this.#spool.append(fresh);
     } catch (err) {
       this.#spooled.errors++;
-      this.#warn.warn('spool_write', { err, spool: this.#spool.path, held_rows: this.#heldRows }, 'spool cannot be written; rows stay held');
+      this.#warn.warn(
+        'spool_write',
+        { err, spool: this.#spool.path, held_rows: this.#heldRows },
+        'spool cannot be written; rows stay held',
+      );
       return;
     }
     if (!written) {
       this.#spooled.full++;
-      this.#warn.warn('spool_full', { spool: this.#spool.path, max_bytes: this.#config.spool.maxBytes, held_rows: this.#heldRows }, 'spool is full; rows stay held (and are lost if the monitor must exit)');
+      this.#warn.warn(
+        'spool_full',
+        { spool: this.#spool.path, max_bytes: this.#config.spool.maxBytes, held_rows: this.#heldRows },
+        'spool is full; rows stay held (and are lost if the monitor must exit)',
+      );
       return;
     }
     this.#held.splice(0, n);
     this.#heldRows -= rows;
     if (freshRows > 0) this.#spoolPending = true;
     this.#spooled.rows += freshRows;
-    this.#warn.warn('spooled', { spool: this.#spool.path, rows_spooled: freshRows, held_rows: this.#heldRows, why: this.#pastDeadline() ? 'shutdown deadline' : 'database blocked past writer.maxHeldRows / maxHeldMs' }, 'rows spooled to disk; replayed once the database is writable');
+    this.#warn.warn(
+      'spooled',
+      {
+        spool: this.#spool.path,
+        rows_spooled: freshRows,
+        held_rows: this.#heldRows,
+        why: this.#pastDeadline() ? 'shutdown deadline' : 'database blocked past writer.maxHeldRows / maxHeldMs',
+      },
+      'rows spooled to disk; replayed once the database is writable',
+    );
     this.#acknowledge(batches);
   }
 
@@ -657,10 +815,18 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       const fields = { code, queued_rows: this.#heldRows, retry_in_ms: this.#writer.retryDelayMs };
       if (code?.startsWith('SQLITE_BUSY') || code?.startsWith('SQLITE_LOCKED')) {
         this.#busyRetries++;
-        this.#warn.warn('db_busy', { ...fields, busy_retries: this.#busyRetries }, 'database locked by another connection; rows kept, retrying');
+        this.#warn.warn(
+          'db_busy',
+          { ...fields, busy_retries: this.#busyRetries },
+          'database locked by another connection; rows kept, retrying',
+        );
       } else {
         this.#otherErrors++;
-        this.#warn.warn(`db_error:${code ?? 'unknown'}`, { ...fields, err, other_errors: this.#otherErrors }, 'commit failed; rows kept, retrying');
+        this.#warn.warn(
+          `db_error:${code ?? 'unknown'}`,
+          { ...fields, err, other_errors: this.#otherErrors },
+          'commit failed; rows kept, retrying',
+        );
       }
     }
     this.#blockedSince ??= Date.now();
@@ -720,8 +886,21 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         if (this.#dropRatio > 0 && Math.random() < this.#dropRatio) return; // fault injection, see config.faults
         const cost = st.accounting.cost(item);
         const { changes } = st.insertUsage.run(
-          isoTime(item.at), item.channel, item.model, item.feature, item.tokens_in, item.tokens_out, item.latency_ms ?? null, cost, item.id ?? null,
-          item.tokens_cached ?? null, item.tokens_reasoning ?? null, item.provider ?? null, item.status ?? null, item.error_type ?? null, item.request_id ?? null,
+          isoTime(item.at),
+          item.channel,
+          item.model,
+          item.feature,
+          item.tokens_in,
+          item.tokens_out,
+          item.latency_ms ?? null,
+          cost,
+          item.id ?? null,
+          item.tokens_cached ?? null,
+          item.tokens_reasoning ?? null,
+          item.provider ?? null,
+          item.status ?? null,
+          item.error_type ?? null,
+          item.request_id ?? null,
         );
         if (changes === 0) counts.duplicate++;
         else {
@@ -732,8 +911,14 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       }
       case 'status':
         st.upsertStatus.run(
-          item.channel, item.pid, item.status, item.features_json ?? null, isoTime(item.registered_at), isoTime(item.last_seen),
-          item.last_heartbeat === null ? null : isoTime(item.last_heartbeat), item.start_time ?? null,
+          item.channel,
+          item.pid,
+          item.status,
+          item.features_json ?? null,
+          isoTime(item.registered_at),
+          isoTime(item.last_seen),
+          item.last_heartbeat === null ? null : isoTime(item.last_heartbeat),
+          item.start_time ?? null,
         );
         counts.status++;
         return;
@@ -748,7 +933,16 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       case 'health': {
         const h = item.health;
         st.insertHealth.run(
-          isoTime(item.at), h.actor, h.processed, h.queue_depth, h.dropped, h.loop_lag_p99_ms, h.loop_lag_max_ms, h.heap_used_mb, h.uptime_s, h.restarts,
+          isoTime(item.at),
+          h.actor,
+          h.processed,
+          h.queue_depth,
+          h.dropped,
+          h.loop_lag_p99_ms,
+          h.loop_lag_max_ms,
+          h.heap_used_mb,
+          h.uptime_s,
+          h.restarts,
           JSON.stringify(h.detail),
         );
         counts.health++;
@@ -779,10 +973,14 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     if (!st || day === null) return;
     try {
       const sqlite = st.handle.sqlite;
-      const sent = sqlite.prepare("SELECT value FROM monitor_state WHERE key = 'digest_day'").get() as { value: string } | undefined;
+      const sent = sqlite.prepare("SELECT value FROM monitor_state WHERE key = 'digest_day'").get() as
+        { value: string } | undefined;
       if (sent?.value === isoTime(day)) return;
       const digest = buildDigest(sqlite, now, timeZone, st.accounting.budgets(now));
-      sqlite.prepare("INSERT INTO monitor_state (key, value, updated_at) VALUES ('digest_day', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
+      sqlite
+        .prepare(
+          "INSERT INTO monitor_state (key, value, updated_at) VALUES ('digest_day', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
         .run(isoTime(day), isoTime(now));
       this.#log.info({ digest: digest.data }, digest.title);
       this.#alerter.send(digest);
@@ -795,7 +993,10 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   /** Committed budget level changes go to the alerter (and the log: an operator sees them without one). */
   #signalBudgets(signals: BudgetSignal[]): void {
     for (const signal of signals) {
-      this.#log[signal.level === 'ok' ? 'info' : 'warn']({ budget_signal: signal }, `budget ${signal.budget}: ${signal.level} (${signal.pct} % of ${signal.limitUsd} USD)`);
+      this.#log[signal.level === 'ok' ? 'info' : 'warn'](
+        { budget_signal: signal },
+        `budget ${signal.budget}: ${signal.level} (${signal.pct} % of ${signal.limitUsd} USD)`,
+      );
       this.#alerter.send(signal);
     }
   }
@@ -806,12 +1007,21 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
    */
   #recompute(sinceMs: number): Promise<RecomputeResult> {
     this.#recomputing ??= (async () => {
-      const result: RecomputeResult = { since: isoTime(sinceMs), rows_checked: 0, rows_changed: 0, rows_priced_now: 0, rows_unpriced_now: 0 };
+      const result: RecomputeResult = {
+        since: isoTime(sinceMs),
+        rows_checked: 0,
+        rows_changed: 0,
+        rows_priced_now: 0,
+        rows_unpriced_now: 0,
+      };
       let st = this.#st;
       if (!st) throw new Error(`database not open for writing (${this.#waiting?.why ?? 'opening'}); try again`);
       let next = st.accounting.recomputeStart(sinceMs);
       while (next !== null) {
-        if (this.#closed || this.#st !== st) throw new Error('writer closed or reopened during the recompute; what was committed stays re-priced, run it again');
+        if (this.#closed || this.#st !== st)
+          throw new Error(
+            'writer closed or reopened during the recompute; what was committed stays re-priced, run it again',
+          );
         const from = next;
         const chunk = st.handle.sqlite.transaction(() => st!.accounting.recomputeChunk(sinceMs, from, result));
         try {

@@ -26,7 +26,16 @@ import type { Features } from '../src/protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../src/protocol/states.js';
 import type { AlerterInput } from '../src/actors/alerter-messages.js';
 import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
-import type { BotSignal, BotSnapshot, FeedChanges, IngestPulse, KnownConnections, LatencySummary, RegistryControlExtra, RegistryLatency } from '../src/actors/registry-messages.js';
+import type {
+  BotSignal,
+  BotSnapshot,
+  FeedChanges,
+  IngestPulse,
+  KnownConnections,
+  LatencySummary,
+  RegistryControlExtra,
+  RegistryLatency,
+} from '../src/actors/registry-messages.js';
 import type { SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
 import { encodeBot } from '../src/http/feed-format.js';
 
@@ -183,7 +192,10 @@ class Registry {
       },
     });
     this.#clock = new LiveClock((ms, why) =>
-      ctx.log.warn({ not_counted_ms: Math.round(ms), why }, 'monitor pause detected: the bots get this time back, nobody turns stale for it'),
+      ctx.log.warn(
+        { not_counted_ms: Math.round(ms), why },
+        'monitor pause detected: the bots get this time back, nobody turns stale for it',
+      ),
     );
     const tickMs = Math.min(1_000, Math.max(50, ctx.config.staleAfterMs / 8));
     this.#timers.push(setInterval(() => this.#markStale(), tickMs));
@@ -212,13 +224,31 @@ class Registry {
       let died = 0;
       for (const row of rows) {
         const { channel, pid, status, registered_at, last_seen, last_heartbeat } = row;
-        const bot = newBot({ channel, pid, status, registeredAt: registered_at, lastSeen: last_seen, lastHeartbeat: last_heartbeat, heartbeatLive: live }, row.features, row.start_time);
+        const bot = newBot(
+          {
+            channel,
+            pid,
+            status,
+            registeredAt: registered_at,
+            lastSeen: last_seen,
+            lastHeartbeat: last_heartbeat,
+            heartbeatLive: live,
+          },
+          row.features,
+          row.start_time,
+        );
         this.#bots.set(channel, bot);
         if (isLive(bot.status) && !this.#stillSameProcess(bot)) died++;
       }
-      this.#ctx.log.info({ bots: rows.length, died, incarnation: this.#ctx.incarnation }, 'registry rebuilt from bot_status');
+      this.#ctx.log.info(
+        { bots: rows.length, died, incarnation: this.#ctx.incarnation },
+        'registry rebuilt from bot_status',
+      );
     } catch (err) {
-      this.#ctx.log.warn({ err, db: this.#ctx.config.dbPath }, 'registry cannot read bot_status yet: starting empty; bots reappear with their next register or heartbeat');
+      this.#ctx.log.warn(
+        { err, db: this.#ctx.config.dbPath },
+        'registry cannot read bot_status yet: starting empty; bots reappear with their next register or heartbeat',
+      );
     } finally {
       await db?.destroy();
     }
@@ -289,7 +319,8 @@ class Registry {
         const bot = this.#bots.get(signal.channel);
         if (bot && bot.pid === signal.pid && isLive(bot.status)) known.push(signal.conn);
       }
-      if (signal.sent_at !== undefined) this.#sentToVisible.record(Math.max(1, Math.round((now - signal.sent_at) * 1000)));
+      if (signal.sent_at !== undefined)
+        this.#sentToVisible.record(Math.max(1, Math.round((now - signal.sent_at) * 1000)));
       this.#readToVisible.record(Math.max(1, Math.round((now - signal.at) * 1000)));
     }
     if (known.length > 0) this.#ingest.signal({ known } satisfies KnownConnections);
@@ -337,7 +368,11 @@ class Registry {
     if (bot && isLive(bot.status)) {
       if (bot.pid !== signal.pid) {
         this.#counters.pid_mismatch++;
-        this.#rateLog.warn('pid_mismatch', { channel: signal.channel, registered_pid: bot.pid, heartbeat_pid: signal.pid }, 'heartbeat ignored: pid differs from the registered one');
+        this.#rateLog.warn(
+          'pid_mismatch',
+          { channel: signal.channel, registered_pid: bot.pid, heartbeat_pid: signal.pid },
+          'heartbeat ignored: pid differs from the registered one',
+        );
         return;
       }
       this.#touch(bot, signal, live);
@@ -355,7 +390,11 @@ class Registry {
     const startTime = processStartTime(signal.pid);
     if (startTime === 'gone') {
       this.#counters.heartbeat_unknown_dead_pid++;
-      this.#rateLog.warn('heartbeat_unknown_dead_pid', { channel: signal.channel, pid: signal.pid }, 'heartbeat from an unknown channel whose pid is not alive: ignored');
+      this.#rateLog.warn(
+        'heartbeat_unknown_dead_pid',
+        { channel: signal.channel, pid: signal.pid },
+        'heartbeat from an unknown channel whose pid is not alive: ignored',
+      );
       return;
     }
     this.#counters.implicit_registers++;
@@ -373,7 +412,11 @@ class Registry {
     }
     if (bot.pid !== signal.pid) {
       this.#counters.pid_mismatch++;
-      this.#rateLog.warn('pid_mismatch', { channel: signal.channel, registered_pid: bot.pid, unregister_pid: signal.pid }, 'unregister ignored: pid differs from the registered one');
+      this.#rateLog.warn(
+        'pid_mismatch',
+        { channel: signal.channel, registered_pid: bot.pid, unregister_pid: signal.pid },
+        'unregister ignored: pid differs from the registered one',
+      );
       return;
     }
     bot.lastSeen = signal.at;
@@ -382,15 +425,38 @@ class Registry {
   }
 
   /** A new life for the channel: online and watched, or (its process already gone) dead at once. */
-  #start(signal: BotSignal, features: Features | null, live: number, to: 'online' | 'dead', reason: TransitionReason, startTime: number | null): void {
+  #start(
+    signal: BotSignal,
+    features: Features | null,
+    live: number,
+    to: 'online' | 'dead',
+    reason: TransitionReason,
+    startTime: number | null,
+  ): void {
     const previous = this.#bots.get(signal.channel);
     if (!previous && !this.#makeRoom()) {
       this.#counters.refused_max_bots++;
-      this.#rateLog.warn('refused_max_bots', { channel: signal.channel, max_bots: this.#ctx.config.limits.maxBots }, 'register refused: the registry holds maxBots live bots');
+      this.#rateLog.warn(
+        'refused_max_bots',
+        { channel: signal.channel, max_bots: this.#ctx.config.limits.maxBots },
+        'register refused: the registry holds maxBots live bots',
+      );
       return;
     }
     const { channel, pid, at } = signal;
-    const bot = newBot({ channel, pid, status: previous?.status ?? 'offline', registeredAt: at, lastSeen: at, lastHeartbeat: at, heartbeatLive: live }, features, startTime);
+    const bot = newBot(
+      {
+        channel,
+        pid,
+        status: previous?.status ?? 'offline',
+        registeredAt: at,
+        lastSeen: at,
+        lastHeartbeat: at,
+        heartbeatLive: live,
+      },
+      features,
+      startTime,
+    );
     this.#bots.set(bot.channel, bot);
     this.#transition(bot, to, reason, previous ? previous.status : null);
     if (to === 'online') this.#watch(bot);
@@ -419,9 +485,14 @@ class Registry {
     this.#dirty.add(bot);
   }
 
-
   /** `stopReason`: an unregister's own reason (a planned stop), passed to the alerter. */
-  #transition(bot: Bot, to: BotStatus, reason: TransitionReason, from: BotStatus | null = bot.status, stopReason?: string): void {
+  #transition(
+    bot: Bot,
+    to: BotStatus,
+    reason: TransitionReason,
+    from: BotStatus | null = bot.status,
+    stopReason?: string,
+  ): void {
     bot.status = to;
     this.#counters.transitions++;
     const at = Date.now();
@@ -429,8 +500,20 @@ class Registry {
     this.#dirty.delete(bot);
     this.#write(statusRow(bot));
     const planned = stopReason !== undefined;
-    this.#alerter.send({ type: 'transition', at, channel: bot.channel, pid: bot.pid, from, to, reason: stopReason ?? reason, planned });
-    this.#ctx.log.info({ channel: bot.channel, pid: bot.pid, from, to, reason, ...(planned ? { stop_reason: stopReason } : {}) }, 'bot status changed');
+    this.#alerter.send({
+      type: 'transition',
+      at,
+      channel: bot.channel,
+      pid: bot.pid,
+      from,
+      to,
+      reason: stopReason ?? reason,
+      planned,
+    });
+    this.#ctx.log.info(
+      { channel: bot.channel, pid: bot.pid, from, to, reason, ...(planned ? { stop_reason: stopReason } : {}) },
+      'bot status changed',
+    );
   }
 
   /** A row for the writer: part of the ingest batch being applied, if any. */
@@ -443,7 +526,8 @@ class Registry {
     const live = this.#clock.now();
     const staleAfter = this.#ctx.config.staleAfterMs;
     for (const bot of this.#bots.values()) {
-      if (bot.status === 'online' && live - bot.heartbeatLive > staleAfter) this.#transition(bot, 'stale', 'no_heartbeat');
+      if (bot.status === 'online' && live - bot.heartbeatLive > staleAfter)
+        this.#transition(bot, 'stale', 'no_heartbeat');
     }
   }
 
@@ -504,14 +588,26 @@ class Registry {
       const rss = shown(bot.rssMb);
       if (base) {
         // the base: recorded below, no rows answered
-      } else if (!before || before.status !== bot.status || before.pid !== bot.pid || before.features !== bot.featuresJson) {
+      } else if (
+        !before ||
+        before.status !== bot.status ||
+        before.pid !== bot.pid ||
+        before.features !== bot.featuresJson
+      ) {
         changes.status.push(this.#row(bot, live));
       } else if (before.hb !== bot.lastHeartbeat || before.cpu !== cpu || before.rss !== rss) {
         changes.numbers.push(this.#row(bot, live));
       } else {
         continue;
       }
-      sent.set(bot.channel, { status: bot.status, pid: bot.pid, features: bot.featuresJson, hb: bot.lastHeartbeat, cpu, rss });
+      sent.set(bot.channel, {
+        status: bot.status,
+        pid: bot.pid,
+        features: bot.featuresJson,
+        hb: bot.lastHeartbeat,
+        cpu,
+        rss,
+      });
     }
     if (!base) {
       for (const channel of sent.keys()) {
@@ -605,7 +701,16 @@ function newBot(
   features: Features | null,
   startTime: number | null,
 ): Bot {
-  const bot: Bot = { ...known, features: null, featuresJson: null, startTime, cpuPct: null, cpuPctMachine: null, rssMb: null, sampledAt: null };
+  const bot: Bot = {
+    ...known,
+    features: null,
+    featuresJson: null,
+    startTime,
+    cpuPct: null,
+    cpuPctMachine: null,
+    rssMb: null,
+    sampledAt: null,
+  };
   if (features) setFeatures(bot, features);
   return bot;
 }
@@ -632,7 +737,6 @@ function statusRow(bot: Bot): RowItem {
     start_time: bot.startTime,
   };
 }
-
 
 runActor<RegistryControlExtra>(async (ctx): Promise<ActorInstance<RegistryControlExtra>> => {
   const registry = new Registry(ctx);

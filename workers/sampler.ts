@@ -90,7 +90,11 @@ interface Watched {
 type Observation =
   | { type: 'gone' }
   | { type: 'unknown' }
-  | { type: 'alive'; startTime: number | null; usage: { ctimeMs: number; rssBytes: number; startS: number | null } | null };
+  | {
+      type: 'alive';
+      startTime: number | null;
+      usage: { ctimeMs: number; rssBytes: number; startS: number | null } | null;
+    };
 
 interface Round {
   at: number;
@@ -154,12 +158,15 @@ export class ProcessSampler {
 
   /** Linux: reads the units of /proc/<pid>/stat. Without /proc: warms pidusage (its first call runs `getconf` twice). */
   async init(): Promise<void> {
-    if (this.#faultDelayMs > 0) this.#log.warn({ delay_ms: this.#faultDelayMs }, 'fault injection: every stats call is delayed');
+    if (this.#faultDelayMs > 0)
+      this.#log.warn({ delay_ms: this.#faultDelayMs }, 'fault injection: every stats call is delayed');
     if (this.#useProc) {
       this.#units = await procUnits(this.#log);
       return;
     }
-    this.#log.warn('no /proc: sampling through pidusage alone; zombies are not detected and pid reuse only by start time to the second');
+    this.#log.warn(
+      'no /proc: sampling through pidusage alone; zombies are not detected and pid reuse only by start time to the second',
+    );
     await pidusage([process.pid]).catch(noop);
   }
 
@@ -183,7 +190,11 @@ export class ProcessSampler {
       switch (item.type) {
         case 'watch': {
           if (!Number.isSafeInteger(item.pid) || item.pid <= 0 || typeof item.channel !== 'string') {
-            this.#warn.warn('bad_watch_item', { channel: item.channel, pid: item.pid }, 'watch item with an invalid pid or channel ignored');
+            this.#warn.warn(
+              'bad_watch_item',
+              { channel: item.channel, pid: item.pid },
+              'watch item with an invalid pid or channel ignored',
+            );
             break;
           }
           const given = typeof item.start_time === 'number' ? item.start_time : null;
@@ -207,7 +218,11 @@ export class ProcessSampler {
           break;
         }
         default:
-          this.#warn.warn('unknown_watch_item', { type: (item as { type?: unknown }).type }, 'unknown watch item ignored');
+          this.#warn.warn(
+            'unknown_watch_item',
+            { type: (item as { type?: unknown }).type },
+            'unknown watch item ignored',
+          );
       }
     }
   }
@@ -306,7 +321,8 @@ export class ProcessSampler {
       });
       const { observed, at } = await call;
       if (round.abandoned) return; // late results of an abandoned round are not used, not even as a baseline
-      for (const [pid, observation] of observed) for (const entry of byPid.get(pid)!) this.#judge(round, entry, observation, at);
+      for (const [pid, observation] of observed)
+        for (const entry of byPid.get(pid)!) this.#judge(round, entry, observation, at);
     }
   }
 
@@ -324,13 +340,15 @@ export class ProcessSampler {
       usage = await pidusage(pids);
     } catch (err) {
       // A one-pid call rejects when that pid fails (longer calls report null instead): no data.
-      if (pids.length > 1) this.#warn.warn('pidusage_failed', { err: String(err) }, 'pidusage call failed; no data for this chunk');
+      if (pids.length > 1)
+        this.#warn.warn('pidusage_failed', { err: String(err) }, 'pidusage call failed; no data for this chunk');
     }
     const at = performance.now();
     for (const pid of pids) {
       const u = usage[pid];
       const startS = u ? Math.round((u.timestamp - u.elapsed) / 1000) : null;
-      if (u) observed.set(pid, { type: 'alive', startTime: null, usage: { ctimeMs: u.ctime, rssBytes: u.memory, startS } });
+      if (u)
+        observed.set(pid, { type: 'alive', startTime: null, usage: { ctimeMs: u.ctime, rssBytes: u.memory, startS } });
       else observed.set(pid, pidAlive(pid) ? { type: 'alive', startTime: null, usage: null } : GONE);
     }
     return { observed, at };
@@ -357,7 +375,9 @@ export class ProcessSampler {
     const startTime = this.#useProc ? o.startTime : (o.usage?.startS ?? null);
     if (startTime === null) return;
     if (entry.startTime === null) entry.startTime = startTime;
-    else if (this.#useProc ? entry.startTime !== startTime : Math.abs(entry.startTime - startTime) > PORTABLE_START_SLACK_S) {
+    else if (
+      this.#useProc ? entry.startTime !== startTime : Math.abs(entry.startTime - startTime) > PORTABLE_START_SLACK_S
+    ) {
       round.samples.push({ channel: entry.channel, pid: entry.pid, gone: 'pid_reused' });
       round.gone.push(entry);
       return;
@@ -371,7 +391,13 @@ export class ProcessSampler {
     if (!(elapsed > 0) || used < 0) return;
     const cpu = round2((used / elapsed) * 100);
     const rss = round2(o.usage.rssBytes / 1048576);
-    round.samples.push({ channel: entry.channel, pid: entry.pid, cpu_pct: cpu, rss_mb: rss, start_time: entry.startTime });
+    round.samples.push({
+      channel: entry.channel,
+      pid: entry.pid,
+      cpu_pct: cpu,
+      rss_mb: rss,
+      start_time: entry.startTime,
+    });
     round.rows.push({
       type: 'metric',
       at: round.at,
@@ -408,7 +434,11 @@ export class ProcessSampler {
     const duration = round2(performance.now() - round.startedAt);
     if (count) {
       this.#roundsAbandoned++;
-      this.#warn.warn('round_abandoned', { time_box_ms: this.#timeoutMs, watched: round.watched, abandoned: this.#roundsAbandoned }, 'sample round overran its time box and was abandoned');
+      this.#warn.warn(
+        'round_abandoned',
+        { time_box_ms: this.#timeoutMs, watched: round.watched, abandoned: this.#roundsAbandoned },
+        'sample round overran its time box and was abandoned',
+      );
     }
     round.settle({ status: 'abandoned', duration_ms: duration, samples: 0 });
   }

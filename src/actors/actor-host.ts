@@ -20,7 +20,15 @@ export type ActorName = 'registry' | 'db' | 'sampler' | 'alerter';
 export type PeerName = ActorName | 'ingest';
 
 export type SupervisorToActor =
-  | { type: 'init'; name: ActorName; config: MonitorConfig; incarnation: number; control: MessagePort; log: LogChannel; links: Partial<Record<PeerName, MessagePort>> }
+  | {
+      type: 'init';
+      name: ActorName;
+      config: MonitorConfig;
+      incarnation: number;
+      control: MessagePort;
+      log: LogChannel;
+      links: Partial<Record<PeerName, MessagePort>>;
+    }
   | { type: 'link'; peer: PeerName; port: MessagePort }
   | { type: 'ping' };
 
@@ -56,72 +64,82 @@ export interface ActorControl {
   hang(): void;
 }
 
-export function runActor<Extra extends object>(start: (ctx: ActorContext) => Promise<ActorInstance<Extra>> | ActorInstance<Extra>): void {
+export function runActor<Extra extends object>(
+  start: (ctx: ActorContext) => Promise<ActorInstance<Extra>> | ActorInstance<Extra>,
+): void {
   if (!parentPort) throw new Error('actors run in worker threads');
   const supervisor = parentPort;
   // A failed start rejects unhandled on purpose: the thread dies and the supervisor sees it exit.
-  supervisor.once('message', (init: SupervisorToActor) => void (async () => {
-    if (init.type !== 'init') return;
-    const log = createLogger(init.config.logLevel, { thread: init.name }, init.log);
-    const startedAt = Date.now();
-    const lag = loopLagMeter();
-    let instance: ActorInstance<Extra>;
-    try {
-      instance = await start({ config: init.config, log, incarnation: init.incarnation });
-    } catch (err) {
-      log.error({ err }, 'actor failed to start');
-      supervisor.postMessage({ type: 'init_failed', error: String((err as Error)?.stack ?? err) } satisfies ActorToSupervisor);
-      return;
-    }
-    const faultsAllowed = () => {
-      if (!init.config.faults.enabled) throw new Error('fault injection is off (start the monitor with --enable-faults)');
-    };
-    const control: ActorControl & Extra = {
-      ...(instance.control ?? ({} as Extra)),
-      health(): ActorHealth {
-        const loop = lag.read();
-        return {
-          actor: init.name,
-          ...instance.stats(),
-          loop_lag_p99_ms: loop.p99,
-          loop_lag_max_ms: loop.max,
-          heap_used_mb: heapUsedMb(),
-          uptime_s: Math.round((Date.now() - startedAt) / 1000),
+  supervisor.once(
+    'message',
+    (init: SupervisorToActor) =>
+      void (async () => {
+        if (init.type !== 'init') return;
+        const log = createLogger(init.config.logLevel, { thread: init.name }, init.log);
+        const startedAt = Date.now();
+        const lag = loopLagMeter();
+        let instance: ActorInstance<Extra>;
+        try {
+          instance = await start({ config: init.config, log, incarnation: init.incarnation });
+        } catch (err) {
+          log.error({ err }, 'actor failed to start');
+          supervisor.postMessage({
+            type: 'init_failed',
+            error: String((err as Error)?.stack ?? err),
+          } satisfies ActorToSupervisor);
+          return;
+        }
+        const faultsAllowed = () => {
+          if (!init.config.faults.enabled)
+            throw new Error('fault injection is off (start the monitor with --enable-faults)');
         };
-      },
-      flush: () => instance.flush(),
-      shutdown: () => instance.shutdown(),
-      crash(): void {
-        faultsAllowed();
-        log.warn('fault injection: crashing this actor');
-        setImmediate(() => {
-          throw new Error(`fault injection: ${init.name} crashed on request`);
-        });
-      },
-      hang(): void {
-        faultsAllowed();
-        log.warn('fault injection: this actor hangs now (endless loop)');
-        // After this call has been answered; only terminate() gets the thread out of here.
-        setImmediate(() => {
-          for (;;);
-        });
-      },
-    };
+        const control: ActorControl & Extra = {
+          ...(instance.control ?? ({} as Extra)),
+          health(): ActorHealth {
+            const loop = lag.read();
+            return {
+              actor: init.name,
+              ...instance.stats(),
+              loop_lag_p99_ms: loop.p99,
+              loop_lag_max_ms: loop.max,
+              heap_used_mb: heapUsedMb(),
+              uptime_s: Math.round((Date.now() - startedAt) / 1000),
+            };
+          },
+          flush: () => instance.flush(),
+          shutdown: () => instance.shutdown(),
+          crash(): void {
+            faultsAllowed();
+            log.warn('fault injection: crashing this actor');
+            setImmediate(() => {
+              throw new Error(`fault injection: ${init.name} crashed on request`);
+            });
+          },
+          hang(): void {
+            faultsAllowed();
+            log.warn('fault injection: this actor hangs now (endless loop)');
+            // After this call has been answered; only terminate() gets the thread out of here.
+            setImmediate(() => {
+              for (;;);
+            });
+          },
+        };
 
-    Comlink.expose(control, nodeEndpoint(init.control));
-    for (const [peer, port] of Object.entries(init.links)) if (port) instance.attach(peer as PeerName, port);
-    supervisor.on('message', (msg: SupervisorToActor) => {
-      switch (msg.type) {
-        case 'ping':
-          supervisor.postMessage({ type: 'pong' } satisfies ActorToSupervisor);
-          return;
-        case 'link':
-          instance.attach(msg.peer, msg.port);
-          return;
-        default:
-          log.warn({ type: msg.type }, 'unexpected message from the supervisor: ignored');
-      }
-    });
-    supervisor.postMessage({ type: 'ready' } satisfies ActorToSupervisor);
-  })());
+        Comlink.expose(control, nodeEndpoint(init.control));
+        for (const [peer, port] of Object.entries(init.links)) if (port) instance.attach(peer as PeerName, port);
+        supervisor.on('message', (msg: SupervisorToActor) => {
+          switch (msg.type) {
+            case 'ping':
+              supervisor.postMessage({ type: 'pong' } satisfies ActorToSupervisor);
+              return;
+            case 'link':
+              instance.attach(msg.peer, msg.port);
+              return;
+            default:
+              log.warn({ type: msg.type }, 'unexpected message from the supervisor: ignored');
+          }
+        });
+        supervisor.postMessage({ type: 'ready' } satisfies ActorToSupervisor);
+      })(),
+  );
 }

@@ -51,7 +51,13 @@ export type MonitorAlertName = 'MonitorActorDown' | 'MonitorIngestPaused';
 
 /** Every alert name the alerter raises (part of the contract: receivers route on them). */
 export const ALERT_NAMES = [
-  'BotStale', 'BotDead', 'BotFlapping', 'BotMissing', 'MonitorActorDown', 'MonitorIngestPaused', 'LlmBudgetExceeded',
+  'BotStale',
+  'BotDead',
+  'BotFlapping',
+  'BotMissing',
+  'MonitorActorDown',
+  'MonitorIngestPaused',
+  'LlmBudgetExceeded',
 ] as const;
 export type AlertName = (typeof ALERT_NAMES)[number];
 
@@ -88,7 +94,9 @@ export interface AlertView {
 /** What an alert is about, for people: its labels but alertname and severity ("bot7 reason=exited", "actor=db"). */
 export function alertSubject(labels: Record<string, string>): string {
   const { alertname: _n, severity: _s, ...rest } = labels;
-  return Object.entries(rest).map(([k, v]) => (k === 'channel' ? v : `${k}=${v}`)).join(' ');
+  return Object.entries(rest)
+    .map(([k, v]) => (k === 'channel' ? v : `${k}=${v}`))
+    .join(' ');
 }
 
 /** Exactly one of the three. `match` is a glob over the channel (`*`, `?`). */
@@ -127,8 +135,16 @@ export interface ReceiverTestResult {
 /** What GET /metrics exports about alerts (kissmon_alerts, kissmon_alert_notifications_total, ...). */
 export interface AlerterMetrics {
   alerts: { alertname: string; state: string; count: number }[];
-  receivers: { receiver: string; queued: number; delivered: number; failed: number; rejected: number; dropped: number; skipped: number;
-    abandoned: number }[];
+  receivers: {
+    receiver: string;
+    queued: number;
+    delivered: number;
+    failed: number;
+    rejected: number;
+    dropped: number;
+    skipped: number;
+    abandoned: number;
+  }[];
 }
 
 /** Actor-specific control calls of the alerter (beyond ActorControl). */

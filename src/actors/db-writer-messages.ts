@@ -76,7 +76,18 @@ export type WriteItem =
     };
 
 /** Rows deleted per table by one retention pass (tables that kept everything are absent). */
-export type PruneResult = Partial<Record<'bot_metrics' | 'llm_usage' | 'bot_events' | 'worker_health' | 'llm_usage_hourly' | 'llm_usage_daily' | 'delivery_cursor', number>>;
+export type PruneResult = Partial<
+  Record<
+    | 'bot_metrics'
+    | 'llm_usage'
+    | 'bot_events'
+    | 'worker_health'
+    | 'llm_usage_hourly'
+    | 'llm_usage_daily'
+    | 'delivery_cursor',
+    number
+  >
+>;
 
 /** Actor-specific control calls of the db-writer (beyond ActorControl). */
 export interface DbWriterControlExtra {

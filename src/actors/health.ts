@@ -47,7 +47,10 @@ export function loopLagMeter(): { read(): { p99: number; max: number } } {
   }, everyMs).unref();
   return {
     read() {
-      const result = histogram.count === 0 ? { p99: 0, max: 0 } : { p99: round2(histogram.percentile(99) / 1000), max: round2(histogram.max / 1000) };
+      const result =
+        histogram.count === 0
+          ? { p99: 0, max: 0 }
+          : { p99: round2(histogram.percentile(99) / 1000), max: round2(histogram.max / 1000) };
       histogram.reset();
       return result;
     },

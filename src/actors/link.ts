@@ -79,7 +79,6 @@ export class Link<Out, In = never> {
     this.#onSignal = options.onSignal;
   }
 
-
   /** Swaps in a new port (first wiring, or a restarted peer) and re-sends what was not acknowledged. */
   attach(port: MessagePort): void {
     this.detach();
@@ -128,7 +127,12 @@ export class Link<Out, In = never> {
     this.#current = [];
     this.#unacked.push(batch);
     this.#stats.sentItems += batch.items.length;
-    this.#port?.postMessage({ type: 'batch', from: this.sender, seq: batch.seq, items: batch.items } satisfies Envelope);
+    this.#port?.postMessage({
+      type: 'batch',
+      from: this.sender,
+      seq: batch.seq,
+      items: batch.items,
+    } satisfies Envelope);
   }
 
   signal(body: unknown): void {
@@ -161,10 +165,13 @@ export class Link<Out, In = never> {
     this.flush();
     return new Promise((resolve) => {
       let done = false;
-      const timer = setTimeout(() => {
-        done = true;
-        resolve(false);
-      }, Math.max(0, timeoutMs));
+      const timer = setTimeout(
+        () => {
+          done = true;
+          resolve(false);
+        },
+        Math.max(0, timeoutMs),
+      );
       this.whenAcknowledged(() => {
         if (done) return;
         clearTimeout(timer);

@@ -19,18 +19,43 @@ function since(iso: string): string {
 
 export function alertCommand(): Command {
   const alerts = new Command('alerts')
-    .description('active and recently resolved alerts: state, since, silenced, last delivery (kissmon alerts test: a test notification to every receiver)')
+    .description(
+      'active and recently resolved alerts: state, since, silenced, last delivery (kissmon alerts test: a test notification to every receiver)',
+    )
     .addOption(socketOption())
     .addOption(configOption())
     .option('--json', 'print the JSON of GET /alerts')
     .action(async (opts) => {
-      const body = await requestControl<{ alerts: AlertView[] }>(clientSettings(opts).controlSocketPath, 'GET', '/alerts');
+      const body = await requestControl<{ alerts: AlertView[] }>(
+        clientSettings(opts).controlSocketPath,
+        'GET',
+        '/alerts',
+      );
       if (opts.json) return write(JSON.stringify(body, null, 2));
-      const table = plainTable(['alert', 'subject', 'severity', 'state', 'since', 'silenced', 'last delivery', 'summary']);
+      const table = plainTable([
+        'alert',
+        'subject',
+        'severity',
+        'state',
+        'since',
+        'silenced',
+        'last delivery',
+        'summary',
+      ]);
       for (const a of body.alerts) {
-        const delivery = a.lastDelivery ? `${a.lastDelivery.ok ? 'ok' : `FAILED (${a.lastDelivery.error ?? '?'})`} ${a.lastDelivery.receiver} ${since(a.lastDelivery.at)}` : '-';
-        table.push([a.alertname, alertSubject(a.labels), a.severity, a.state, since(a.state === 'resolved' && a.endsAt ? a.endsAt : a.startsAt),
-          a.silenced ? `yes (${a.silencedBy.length})` : 'no', delivery, a.annotations.summary.slice(0, 80)]);
+        const delivery = a.lastDelivery
+          ? `${a.lastDelivery.ok ? 'ok' : `FAILED (${a.lastDelivery.error ?? '?'})`} ${a.lastDelivery.receiver} ${since(a.lastDelivery.at)}`
+          : '-';
+        table.push([
+          a.alertname,
+          alertSubject(a.labels),
+          a.severity,
+          a.state,
+          since(a.state === 'resolved' && a.endsAt ? a.endsAt : a.startsAt),
+          a.silenced ? `yes (${a.silencedBy.length})` : 'no',
+          delivery,
+          a.annotations.summary.slice(0, 80),
+        ]);
       }
       const firing = body.alerts.filter((a) => a.state === 'firing').length;
       write(`${table.toString()}\n${body.alerts.length} alerts (${firing} firing)`);
@@ -43,10 +68,16 @@ export function alertCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (_opts, cmd: Command) => {
       const opts = cmd.optsWithGlobals();
-      const { results } = await requestControl<{ results: ReceiverTestResult[] }>(clientSettings(opts).adminSocketPath, 'POST', '/alerts/test', TEST_TIMEOUT_MS);
+      const { results } = await requestControl<{ results: ReceiverTestResult[] }>(
+        clientSettings(opts).adminSocketPath,
+        'POST',
+        '/alerts/test',
+        TEST_TIMEOUT_MS,
+      );
       if (results.some((r) => !r.ok) || results.length === 0) process.exitCode = 1;
       if (opts.json) return write(JSON.stringify({ results }, null, 2));
-      if (results.length === 0) return write('no receivers configured (alerts.receivers in the config file, or --alert-webhook URL)');
+      if (results.length === 0)
+        return write('no receivers configured (alerts.receivers in the config file, or --alert-webhook URL)');
       const table = plainTable(['receiver', 'result', 'status', 'ms', 'error']);
       for (const r of results) table.push([r.receiver, r.ok ? 'ok' : 'FAILED', r.status ?? '-', r.ms, r.error ?? '']);
       write(table.toString());
@@ -55,7 +86,9 @@ export function alertCommand(): Command {
 }
 
 export function silenceCommand(): Command {
-  const silence = new Command('silence').description('silences: matching alerts are shown but not delivered (maintenance, deploys)');
+  const silence = new Command('silence').description(
+    'silences: matching alerts are shown but not delivered (maintenance, deploys)',
+  );
   silence
     .command('add')
     .description('silence alerts of one channel, of channels matching a glob, or all, for a while')
@@ -75,7 +108,11 @@ export function silenceCommand(): Command {
       if (opts.channel !== undefined) params.set('channel', opts.channel);
       if (opts.match !== undefined) params.set('match', opts.match);
       if (opts.all) params.set('all', '1');
-      const body = await requestControl<{ silence: SilenceView }>(clientSettings(opts).adminSocketPath, 'POST', `/silences?${params}`);
+      const body = await requestControl<{ silence: SilenceView }>(
+        clientSettings(opts).adminSocketPath,
+        'POST',
+        `/silences?${params}`,
+      );
       if (opts.json) return write(JSON.stringify(body, null, 2));
       write(`silence ${body.silence.id} until ${body.silence.endsAt}`);
     });
@@ -86,11 +123,19 @@ export function silenceCommand(): Command {
     .addOption(socketOption())
     .addOption(configOption())
     .action(async (opts) => {
-      const body = await requestControl<{ silences: SilenceView[] }>(clientSettings(opts).controlSocketPath, 'GET', '/silences');
+      const body = await requestControl<{ silences: SilenceView[] }>(
+        clientSettings(opts).controlSocketPath,
+        'GET',
+        '/silences',
+      );
       if (opts.json) return write(JSON.stringify(body, null, 2));
       const table = plainTable(['id', 'matches', 'active', 'ends', 'by', 'comment']);
       for (const s of body.silences) {
-        const matches = s.matcher.all ? 'all' : s.matcher.channel !== undefined ? `channel ${s.matcher.channel}` : `match ${s.matcher.match}`;
+        const matches = s.matcher.all
+          ? 'all'
+          : s.matcher.channel !== undefined
+            ? `channel ${s.matcher.channel}`
+            : `match ${s.matcher.match}`;
         table.push([s.id, matches, s.active ? 'yes' : 'no', s.endsAt, s.createdBy, s.comment]);
       }
       write(`${table.toString()}\n${body.silences.filter((s) => s.active).length} active`);
@@ -102,7 +147,11 @@ export function silenceCommand(): Command {
     .addOption(socketOption())
     .addOption(configOption())
     .action(async (id: string, opts) => {
-      await requestControl(clientSettings(opts).adminSocketPath, 'POST', `/silences/remove?id=${encodeURIComponent(id)}`);
+      await requestControl(
+        clientSettings(opts).adminSocketPath,
+        'POST',
+        `/silences/remove?id=${encodeURIComponent(id)}`,
+      );
       write(`silence ${id} removed`);
     });
   return silence;

@@ -78,7 +78,10 @@ export function receiverSpecs(config: MonitorConfig): ReceiverConfig[] {
   return specs.map((spec) => {
     if (spec.name !== undefined) return spec;
     // Never the URL itself: Slack and Discord webhook URLs carry their secret in the path.
-    const base = 'command' in spec ? `exec:${basename(spec.command[0])}` : `${spec.format ?? 'alertmanager'}:${new URL(spec.url).host}`;
+    const base =
+      'command' in spec
+        ? `exec:${basename(spec.command[0])}`
+        : `${spec.format ?? 'alertmanager'}:${new URL(spec.url).host}`;
     let name = base;
     for (let n = 2; used.has(name); n++) name = `${base}#${n}`;
     used.add(name);
@@ -90,7 +93,9 @@ function httpReceiver(spec: Extract<ReceiverConfig, { url: string }>, timeoutMs:
   const format = spec.format ?? 'alertmanager';
   const name = spec.name!;
   return {
-    name, format, timeoutMs,
+    name,
+    format,
+    timeoutMs,
     async attempt(notification) {
       const body = payloadFor(format, notification, name);
       if (body === null) return { ok: true, status: null, skipped: true };
@@ -105,10 +110,16 @@ function httpReceiver(spec: Extract<ReceiverConfig, { url: string }>, timeoutMs:
         if (res.ok) return { ok: true, status: res.status };
         const later = [408, 425, 429].includes(res.status);
         const permanent = res.status >= 400 && res.status < 500 && !later;
-        return { ok: false, status: res.status, error: `HTTP ${res.status}`, permanent, ...(later ? { unreachable: true } : {}) };
+        return {
+          ok: false,
+          status: res.status,
+          error: `HTTP ${res.status}`,
+          permanent,
+          ...(later ? { unreachable: true } : {}),
+        };
       } catch (err) {
         const e = err as Error & { cause?: { code?: string } };
-        const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : e.cause?.code ?? e.message;
+        const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message);
         return { ok: false, status: null, error: why, unreachable: true };
       }
     },
@@ -118,7 +129,9 @@ function httpReceiver(spec: Extract<ReceiverConfig, { url: string }>, timeoutMs:
 function execReceiver(spec: Extract<ReceiverConfig, { command: string[] }>, timeoutMs: number): Receiver {
   const [program, ...args] = spec.command;
   return {
-    name: spec.name!, format: 'json', timeoutMs,
+    name: spec.name!,
+    format: 'json',
+    timeoutMs,
     attempt(notification) {
       const body = JSON.stringify(payloadFor('json', notification, spec.name!));
       // Not the monitor's own environment (it may hold secrets): what a script needs to run, and ours.
@@ -128,7 +141,10 @@ function execReceiver(spec: Extract<ReceiverConfig, { command: string[] }>, time
         env.KISSMON_ALERT_STATUS = notification.status;
         env.KISSMON_ALERTNAME = notification.groupLabels.alertname ?? '';
         // The channels a remediation script acts on: those firing in this notification.
-        env.KISSMON_CHANNELS = notification.alerts.filter((a) => a.status === 'firing' && a.labels.channel).map((a) => a.labels.channel).join(' ');
+        env.KISSMON_CHANNELS = notification.alerts
+          .filter((a) => a.status === 'firing' && a.labels.channel)
+          .map((a) => a.labels.channel)
+          .join(' ');
       }
       return new Promise<AttemptResult>((resolve) => {
         let stderr = '';
@@ -156,7 +172,12 @@ function execReceiver(spec: Extract<ReceiverConfig, { command: string[] }>, time
         child.on('error', (err) => done({ ok: false, status: null, error: err.message }));
         child.on('close', (code, signal) => {
           if (code === 0) done({ ok: true, status: 0 });
-          else done({ ok: false, status: code, error: `exit ${code ?? signal}${stderr ? `: ${stderr.trim().slice(0, 300)}` : ''}` });
+          else
+            done({
+              ok: false,
+              status: code,
+              error: `exit ${code ?? signal}${stderr ? `: ${stderr.trim().slice(0, 300)}` : ''}`,
+            });
         });
         child.stdin.end(body);
       });
@@ -180,7 +201,10 @@ export class Deliveries {
       const timeoutMs = spec.timeoutMs ?? config.alerts.deliveryTimeoutMs;
       const receiver = 'command' in spec ? execReceiver(spec, timeoutMs) : httpReceiver(spec, timeoutMs);
       this.#queues.set(receiver.name, {
-        receiver, items: [], busy: false, timer: null,
+        receiver,
+        items: [],
+        busy: false,
+        timer: null,
         stats: { delivered: 0, failed: 0, rejected: 0, dropped: 0, skipped: 0, abandoned: 0 },
       });
     }
@@ -208,14 +232,28 @@ export class Deliveries {
 
   enqueue(notification: Notification, now: number): void {
     for (const queue of this.#queues.values()) {
-      const delivery: QueuedDelivery = { id: `${notification.id}/${queue.receiver.name}`, receiver: queue.receiver.name, notification, attempts: 0, nextAttemptAt: now, lastError: null };
+      const delivery: QueuedDelivery = {
+        id: `${notification.id}/${queue.receiver.name}`,
+        receiver: queue.receiver.name,
+        notification,
+        attempts: 0,
+        nextAttemptAt: now,
+        lastError: null,
+      };
       // The head may be in flight: drop the oldest one behind it.
       while (queue.items.length >= this.#settings.maxQueuedPerReceiver) {
         const at = queue.busy && queue.items.length > 1 ? 1 : 0;
         const [dropped] = queue.items.splice(at, 1);
         queue.stats.dropped++;
         this.#hooks.changed(dropped.id, null);
-        this.#log.error({ receiver: queue.receiver.name, max_queued: this.#settings.maxQueuedPerReceiver, dropped: queue.stats.dropped }, 'receiver queue full: oldest notification dropped');
+        this.#log.error(
+          {
+            receiver: queue.receiver.name,
+            max_queued: this.#settings.maxQueuedPerReceiver,
+            dropped: queue.stats.dropped,
+          },
+          'receiver queue full: oldest notification dropped',
+        );
       }
       queue.items.push(delivery);
       this.#hooks.changed(delivery.id, delivery);
@@ -256,7 +294,10 @@ export class Deliveries {
         else if (result.ok) queue.stats.delivered++;
         else {
           queue.stats.rejected++;
-          this.#log.error({ receiver: queue.receiver.name, status: result.status, error: result.error }, 'receiver refused the notification: dropped (check its URL and format)');
+          this.#log.error(
+            { receiver: queue.receiver.name, status: result.status, error: result.error },
+            'receiver refused the notification: dropped (check its URL and format)',
+          );
         }
         this.#hooks.changed(head.id, null);
       } else {
@@ -264,15 +305,30 @@ export class Deliveries {
         head.lastError = result.error ?? 'failed';
         if (!result.unreachable) head.failedAnswers = (head.failedAnswers ?? 0) + 1;
         if ((head.failedAnswers ?? 0) >= this.#settings.maxDeliveryAttempts) {
-          this.#abandon(queue, `the receiver answered with a failure ${head.failedAnswers} times (maxDeliveryAttempts)`);
+          this.#abandon(
+            queue,
+            `the receiver answered with a failure ${head.failedAnswers} times (maxDeliveryAttempts)`,
+          );
           this.#pump(queue);
           return;
         }
-        const backoff = Math.min(this.#settings.retryMaxMs, this.#settings.retryInitialMs * 2 ** Math.min(30, head.attempts - 1));
+        const backoff = Math.min(
+          this.#settings.retryMaxMs,
+          this.#settings.retryInitialMs * 2 ** Math.min(30, head.attempts - 1),
+        );
         head.nextAttemptAt = now + backoff;
         this.#hooks.changed(head.id, head);
         const level = head.attempts === 1 || head.attempts % 10 === 0 ? 'warn' : 'debug';
-        this.#log[level]({ receiver: queue.receiver.name, attempts: head.attempts, error: head.lastError, retry_in_ms: backoff, queued: queue.items.length }, 'notification delivery failed: retrying');
+        this.#log[level](
+          {
+            receiver: queue.receiver.name,
+            attempts: head.attempts,
+            error: head.lastError,
+            retry_in_ms: backoff,
+            queued: queue.items.length,
+          },
+          'notification delivery failed: retrying',
+        );
       }
       this.#pump(queue);
     });
@@ -283,24 +339,52 @@ export class Deliveries {
     const head = queue.items.shift()!;
     queue.stats.abandoned++;
     this.#hooks.changed(head.id, null);
-    this.#log.error({ receiver: queue.receiver.name, notification: head.notification.id, attempts: head.attempts, error: head.lastError, abandoned: queue.stats.abandoned }, `notification dropped: ${why}`);
+    this.#log.error(
+      {
+        receiver: queue.receiver.name,
+        notification: head.notification.id,
+        attempts: head.attempts,
+        error: head.lastError,
+        abandoned: queue.stats.abandoned,
+      },
+      `notification dropped: ${why}`,
+    );
   }
 
   /** One test notification to every receiver, now, outside the queues. */
   async test(now: number): Promise<ReceiverTestResult[]> {
     const notification: Notification = {
-      type: 'alerts', id: `test-${now}`, createdAt: now, groupKey: '{}:{alertname="KissmonTest"}', groupLabels: { alertname: 'KissmonTest' },
-      status: 'firing', test: true,
-      alerts: [{
-        fingerprint: '0000000000000000', status: 'firing', labels: { alertname: 'KissmonTest', severity: 'info' },
-        annotations: { summary: 'kissmon alerts test: this receiver is reachable' }, startsAt: now, endsAt: null,
-      }],
+      type: 'alerts',
+      id: `test-${now}`,
+      createdAt: now,
+      groupKey: '{}:{alertname="KissmonTest"}',
+      groupLabels: { alertname: 'KissmonTest' },
+      status: 'firing',
+      test: true,
+      alerts: [
+        {
+          fingerprint: '0000000000000000',
+          status: 'firing',
+          labels: { alertname: 'KissmonTest', severity: 'info' },
+          annotations: { summary: 'kissmon alerts test: this receiver is reachable' },
+          startsAt: now,
+          endsAt: null,
+        },
+      ],
     };
-    return Promise.all([...this.#queues.values()].map(async ({ receiver }) => {
-      const started = performance.now();
-      const result = await receiver.attempt(notification);
-      return { receiver: receiver.name, ok: result.ok, status: result.status, ...(result.error ? { error: result.error } : {}), ms: Math.round(performance.now() - started) };
-    }));
+    return Promise.all(
+      [...this.#queues.values()].map(async ({ receiver }) => {
+        const started = performance.now();
+        const result = await receiver.attempt(notification);
+        return {
+          receiver: receiver.name,
+          ok: result.ok,
+          status: result.status,
+          ...(result.error ? { error: result.error } : {}),
+          ms: Math.round(performance.now() - started),
+        };
+      }),
+    );
   }
 
   /** Resolves once every queue is empty or `timeoutMs` has passed; true when empty. */
@@ -331,8 +415,16 @@ export class Deliveries {
     for (const q of this.#queues.values()) if (q.timer) clearTimeout(q.timer);
   }
 
-  stats(): { receiver: string; queued: number; delivered: number; failed: number; rejected: number; dropped: number; skipped: number;
-    abandoned: number; }[] {
+  stats(): {
+    receiver: string;
+    queued: number;
+    delivered: number;
+    failed: number;
+    rejected: number;
+    dropped: number;
+    skipped: number;
+    abandoned: number;
+  }[] {
     return [...this.#queues.values()].map((q) => ({ receiver: q.receiver.name, queued: q.items.length, ...q.stats }));
   }
 }

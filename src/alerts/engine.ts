@@ -12,8 +12,25 @@
 // groupWaitMs). A silenced alert is kept and shown, never delivered. A flapping bot's stale alerts
 // are `pending` (held back) until it has been stable for flap.windowMs.
 import { randomUUID } from 'node:crypto';
-import type { AlerterInput, AlertName, AlertView, NewSilence, Severity, SilenceView } from '../actors/alerter-messages.js';
-import { checkMatcher, fingerprintOf, groupKeyOf, silenceMatches, silenceView, type Alert, type NotifiedAlert, type Notification, type Silence } from './model.js';
+import type {
+  AlerterInput,
+  AlertName,
+  AlertView,
+  NewSilence,
+  Severity,
+  SilenceView,
+} from '../actors/alerter-messages.js';
+import {
+  checkMatcher,
+  fingerprintOf,
+  groupKeyOf,
+  silenceMatches,
+  silenceView,
+  type Alert,
+  type NotifiedAlert,
+  type Notification,
+  type Silence,
+} from './model.js';
 
 /** Resolved alerts stay visible (kissmon alerts, GET /alerts) this long. */
 const RESOLVED_KEEP_MS = 3_600_000;
@@ -65,7 +82,9 @@ interface AlertSpec {
 function ruleKeyOf(alertname: string, labels: Record<string, string>): string {
   if (labels.channel !== undefined) return `${alertname}/${labels.channel}`;
   if (labels.budget !== undefined) return `${alertname}/${labels.budget}/${labels.period}`;
-  const rest = Object.keys(labels).filter((k) => k !== 'alertname' && k !== 'severity').sort();
+  const rest = Object.keys(labels)
+    .filter((k) => k !== 'alertname' && k !== 'severity')
+    .sort();
   return `${alertname}/${rest.map((k) => `${k}=${labels[k]}`).join(',')}`;
 }
 
@@ -111,7 +130,8 @@ export class AlertEngine {
    * engine already holds wins (the database may open late, after inputs were applied).
    */
   load(alerts: Alert[], groups: Map<string, number>, silences: Silence[], now: number): void {
-    for (const s of silences) if (!this.#silences.has(s.id)) this.#silences.set(s.id, { ...s, covers: silenceMatches(s.matcher) });
+    for (const s of silences)
+      if (!this.#silences.has(s.id)) this.#silences.set(s.id, { ...s, covers: silenceMatches(s.matcher) });
     this.#activeSilences = this.#activeSilenceKey(now);
     for (const alert of alerts) {
       if (this.#alerts.has(alert.fingerprint)) continue;
@@ -166,7 +186,14 @@ export class AlertEngine {
         this.#budget(input, now);
         return;
       case 'digest':
-        this.#notify({ type: 'digest', id: randomUUID(), createdAt: now, title: input.title, text: input.text, data: input.data });
+        this.#notify({
+          type: 'digest',
+          id: randomUUID(),
+          createdAt: now,
+          title: input.title,
+          text: input.text,
+          data: input.data,
+        });
         return;
       case 'monitor': {
         const labels = { ...input.labels };
@@ -176,7 +203,11 @@ export class AlertEngine {
           return;
         }
         const severity: Severity = input.alertname === 'MonitorActorDown' ? 'critical' : 'warning';
-        this.#fire(key, { alertname: input.alertname, severity, labels, summary: input.summary, startsAt: input.at }, now);
+        this.#fire(
+          key,
+          { alertname: input.alertname, severity, labels, summary: input.summary, startsAt: input.at },
+          now,
+        );
         return;
       }
       default:
@@ -192,15 +223,23 @@ export class AlertEngine {
   #transition(t: Transition, now: number): void {
     const { channel } = t;
     const pid = t.pid === null ? '' : ` (pid ${t.pid})`;
-    if ((t.from === 'stale' && t.to === 'online') || (t.from === 'online' && t.to === 'stale')) this.#recordFlap(channel, now);
+    if ((t.from === 'stale' && t.to === 'online') || (t.from === 'online' && t.to === 'stale'))
+      this.#recordFlap(channel, now);
     switch (t.to) {
       case 'stale':
         this.#present.add(channel);
-        this.#fire(`BotStale/${channel}`, {
-          alertname: 'BotStale', severity: 'warning', labels: { channel }, startsAt: t.at,
-          summary: `${channel}: no heartbeat for ${seconds(this.#settings.staleAfterMs)}${pid}; the process is still running (hung?)`,
-          pending: this.#flap.get(channel)?.flapping === true,
-        }, now);
+        this.#fire(
+          `BotStale/${channel}`,
+          {
+            alertname: 'BotStale',
+            severity: 'warning',
+            labels: { channel },
+            startsAt: t.at,
+            summary: `${channel}: no heartbeat for ${seconds(this.#settings.staleAfterMs)}${pid}; the process is still running (hung?)`,
+            pending: this.#flap.get(channel)?.flapping === true,
+          },
+          now,
+        );
         break;
       case 'online':
         this.#arrived(channel, now);
@@ -210,10 +249,17 @@ export class AlertEngine {
       case 'dead':
         this.#arrived(channel, now);
         this.#resolve(`BotStale/${channel}`, now);
-        this.#fire(`BotDead/${channel}`, {
-          alertname: 'BotDead', severity: 'critical', labels: { channel, reason: t.reason }, startsAt: t.at,
-          summary: `${channel}: process${pid} ${DEAD_REASONS[t.reason] ?? t.reason} without unregistering`,
-        }, now);
+        this.#fire(
+          `BotDead/${channel}`,
+          {
+            alertname: 'BotDead',
+            severity: 'critical',
+            labels: { channel, reason: t.reason },
+            startsAt: t.at,
+            summary: `${channel}: process${pid} ${DEAD_REASONS[t.reason] ?? t.reason} without unregistering`,
+          },
+          now,
+        );
         break;
       case 'offline':
         this.#resolve(`BotStale/${channel}`, now);
@@ -245,10 +291,17 @@ export class AlertEngine {
     while (state.times.length > 0 && state.times[0] <= now - this.#settings.flapWindowMs) state.times.shift();
     if (state.flapping || state.times.length <= this.#settings.flapMaxTransitions) return;
     state.flapping = true;
-    this.#fire(`BotFlapping/${channel}`, {
-      alertname: 'BotFlapping', severity: 'warning', labels: { channel }, startsAt: now,
-      summary: `${channel}: ${state.times.length} changes between online and stale within ${seconds(this.#settings.flapWindowMs)}; its stale alerts are held until it is stable that long`,
-    }, now);
+    this.#fire(
+      `BotFlapping/${channel}`,
+      {
+        alertname: 'BotFlapping',
+        severity: 'warning',
+        labels: { channel },
+        startsAt: now,
+        summary: `${channel}: ${state.times.length} changes between online and stale within ${seconds(this.#settings.flapWindowMs)}; its stale alerts are held until it is stable that long`,
+      },
+      now,
+    );
     const stale = this.#activeAlert(`BotStale/${channel}`);
     if (stale?.state === 'firing') this.#setState(stale, 'pending', now);
   }
@@ -265,10 +318,17 @@ export class AlertEngine {
     const start = new Date(b.periodStart).toISOString();
     const end = new Date(b.periodEnd).toISOString();
     const pct = Math.round(b.pct * 10) / 10;
-    this.#fire(key, {
-      alertname: 'LlmBudgetExceeded', severity: b.level, labels: { ...labelsOf, period_start: start, period_end: end }, startsAt: b.at,
-      summary: `LLM budget ${b.budget} (${b.period}): $${b.spentUsd.toFixed(2)} of $${b.limitUsd.toFixed(2)} spent (${pct} %)`,
-    }, now);
+    this.#fire(
+      key,
+      {
+        alertname: 'LlmBudgetExceeded',
+        severity: b.level,
+        labels: { ...labelsOf, period_start: start, period_end: end },
+        startsAt: b.at,
+        summary: `LLM budget ${b.budget} (${b.period}): $${b.spentUsd.toFixed(2)} of $${b.limitUsd.toFixed(2)} spent (${pct} %)`,
+      },
+      now,
+    );
   }
 
   #activeAlert(key: string): Alert | undefined {
@@ -283,7 +343,9 @@ export class AlertEngine {
     if (activeFp === fingerprint) return; // already active: nothing new
     if (activeFp !== undefined) this.#resolve(key, now); // a new reason or level replaces the old alert
     const state = spec.pending ? 'pending' : 'firing';
-    const annotations = spec.description ? { summary: spec.summary, description: spec.description } : { summary: spec.summary };
+    const annotations = spec.description
+      ? { summary: spec.summary, description: spec.description }
+      : { summary: spec.summary };
     const previous = this.#alerts.get(fingerprint);
     let alert: Alert;
     if (previous && !previous.resolvedNotified && previous.notifiedAt !== null) {
@@ -294,8 +356,17 @@ export class AlertEngine {
       alert.annotations = annotations;
     } else {
       alert = {
-        fingerprint, alertname: spec.alertname, severity: spec.severity, labels, annotations, state,
-        startsAt: spec.startsAt, endsAt: null, notifiedAt: null, resolvedNotified: false, lastDelivery: previous?.lastDelivery ?? null,
+        fingerprint,
+        alertname: spec.alertname,
+        severity: spec.severity,
+        labels,
+        annotations,
+        state,
+        startsAt: spec.startsAt,
+        endsAt: null,
+        notifiedAt: null,
+        resolvedNotified: false,
+        lastDelivery: previous?.lastDelivery ?? null,
       };
       this.#alerts.set(fingerprint, alert);
     }
@@ -339,7 +410,10 @@ export class AlertEngine {
 
   /** Next flush: groupWaitMs after a new group's first alert, else at most every groupIntervalMs. */
   #schedule(group: Group, now: number): void {
-    const due = group.lastFlushAt === null ? now + this.#settings.groupWaitMs : Math.max(now, group.lastFlushAt + this.#settings.groupIntervalMs);
+    const due =
+      group.lastFlushAt === null
+        ? now + this.#settings.groupWaitMs
+        : Math.max(now, group.lastFlushAt + this.#settings.groupIntervalMs);
     if (group.nextAt === null || due < group.nextAt) group.nextAt = due;
   }
 
@@ -358,10 +432,17 @@ export class AlertEngine {
     if (this.#presentLoaded) {
       for (const [channel, since] of this.#missingSince) {
         if (now - since < this.#settings.missingGraceMs || this.#active.has(`BotMissing/${channel}`)) continue;
-        this.#fire(`BotMissing/${channel}`, {
-          alertname: 'BotMissing', severity: 'warning', labels: { channel }, startsAt: now,
-          summary: `${channel} is expected but not registered (for ${seconds(now - since)})`,
-        }, now);
+        this.#fire(
+          `BotMissing/${channel}`,
+          {
+            alertname: 'BotMissing',
+            severity: 'warning',
+            labels: { channel },
+            startsAt: now,
+            summary: `${channel} is expected but not registered (for ${seconds(now - since)})`,
+          },
+          now,
+        );
       }
     }
     if (now >= this.#nextHousekeeping) this.#housekeeping(now);
@@ -371,14 +452,16 @@ export class AlertEngine {
       this.#activeSilences = silenceKey;
       for (const group of this.#groups.values()) this.#schedule(group, now);
     }
-    for (const group of [...this.#groups.values()]) if (group.nextAt !== null && group.nextAt <= now) this.#flush(group, now);
+    for (const group of [...this.#groups.values()])
+      if (group.nextAt !== null && group.nextAt <= now) this.#flush(group, now);
   }
 
   #housekeeping(now: number): void {
     this.#nextHousekeeping = now + HOUSEKEEPING_MS;
     for (const [key, fp] of this.#active) {
       const alert = this.#alerts.get(fp)!;
-      if (alert.alertname === 'LlmBudgetExceeded' && now >= Date.parse(alert.labels.period_end)) this.#resolve(key, now);
+      if (alert.alertname === 'LlmBudgetExceeded' && now >= Date.parse(alert.labels.period_end))
+        this.#resolve(key, now);
     }
     for (const [id, s] of this.#silences) {
       if (s.endsAt < now - EXPIRED_SILENCE_KEEP_MS) {
@@ -420,12 +503,25 @@ export class AlertEngine {
       }
     }
     const isNew = firing.some((a) => !group.notifiedFiring.has(a.fingerprint));
-    const repeatDue = firing.length > 0 && group.lastFlushAt !== null && now - group.lastFlushAt >= this.#settings.repeatIntervalMs;
+    const repeatDue =
+      firing.length > 0 && group.lastFlushAt !== null && now - group.lastFlushAt >= this.#settings.repeatIntervalMs;
     if (isNew || resolved.length > 0 || repeatDue) {
-      const notified = (status: NotifiedAlert['status']) => (a: Alert): NotifiedAlert =>
-        ({ fingerprint: a.fingerprint, status, labels: a.labels, annotations: a.annotations, startsAt: a.startsAt, endsAt: a.endsAt });
+      const notified =
+        (status: NotifiedAlert['status']) =>
+        (a: Alert): NotifiedAlert => ({
+          fingerprint: a.fingerprint,
+          status,
+          labels: a.labels,
+          annotations: a.annotations,
+          startsAt: a.startsAt,
+          endsAt: a.endsAt,
+        });
       this.#notify({
-        type: 'alerts', id: randomUUID(), createdAt: now, groupKey: group.key, groupLabels: group.labels,
+        type: 'alerts',
+        id: randomUUID(),
+        createdAt: now,
+        groupKey: group.key,
+        groupLabels: group.labels,
         status: firing.length > 0 ? 'firing' : 'resolved',
         alerts: [...firing.map(notified('firing')), ...resolved.map(notified('resolved'))],
       });
@@ -469,19 +565,28 @@ export class AlertEngine {
 
   #silencedBy(labels: Record<string, string>, now: number): string[] {
     const ids: string[] = [];
-    for (const s of this.#silences.values()) if (s.startsAt <= now && now < s.endsAt && s.covers(labels)) ids.push(s.id);
+    for (const s of this.#silences.values())
+      if (s.startsAt <= now && now < s.endsAt && s.covers(labels)) ids.push(s.id);
     return ids;
   }
 
   #activeSilenceKey(now: number): string {
-    return [...this.#silences.values()].filter((s) => s.startsAt <= now && now < s.endsAt).map((s) => s.id).join(',');
+    return [...this.#silences.values()]
+      .filter((s) => s.startsAt <= now && now < s.endsAt)
+      .map((s) => s.id)
+      .join(',');
   }
 
   addSilence(input: NewSilence, now: number): SilenceView {
     if (!(input.forMs > 0) || !Number.isFinite(input.forMs)) throw new TypeError('for must be a positive duration');
     const matcher = checkMatcher(input.matcher);
     const silence: Silence = {
-      id: randomUUID(), matcher, startsAt: now, endsAt: now + input.forMs, comment: input.comment.slice(0, 500), createdBy: input.createdBy.slice(0, 100),
+      id: randomUUID(),
+      matcher,
+      startsAt: now,
+      endsAt: now + input.forMs,
+      comment: input.comment.slice(0, 500),
+      createdBy: input.createdBy.slice(0, 100),
     };
     this.#silences.set(silence.id, { ...silence, covers: silenceMatches(matcher) });
     this.dirty.silences.add(silence.id);
@@ -519,9 +624,17 @@ export class AlertEngine {
       .map((a) => {
         const silencedBy = this.#silencedBy(a.labels, now);
         return {
-          fingerprint: a.fingerprint, alertname: a.alertname, severity: a.severity, labels: a.labels, annotations: a.annotations,
-          state: a.state, startsAt: iso(a.startsAt), endsAt: a.endsAt === null ? null : iso(a.endsAt),
-          silenced: silencedBy.length > 0, silencedBy, lastDelivery: a.lastDelivery,
+          fingerprint: a.fingerprint,
+          alertname: a.alertname,
+          severity: a.severity,
+          labels: a.labels,
+          annotations: a.annotations,
+          state: a.state,
+          startsAt: iso(a.startsAt),
+          endsAt: a.endsAt === null ? null : iso(a.endsAt),
+          silenced: silencedBy.length > 0,
+          silencedBy,
+          lastDelivery: a.lastDelivery,
         };
       });
   }
@@ -533,7 +646,8 @@ export class AlertEngine {
   /** Alerts by alertname and state (metrics), and how many are active. */
   counts(): { alertname: string; state: string; count: number }[] {
     const counts = new Map<string, number>();
-    for (const a of this.#alerts.values()) counts.set(`${a.alertname}\u0000${a.state}`, (counts.get(`${a.alertname}\u0000${a.state}`) ?? 0) + 1);
+    for (const a of this.#alerts.values())
+      counts.set(`${a.alertname}\u0000${a.state}`, (counts.get(`${a.alertname}\u0000${a.state}`) ?? 0) + 1);
     return [...counts].map(([k, count]) => {
       const [alertname, state] = k.split('\u0000');
       return { alertname, state, count };

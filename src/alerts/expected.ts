@@ -36,7 +36,10 @@ export function loadExpected(expected: string[] | string): string[] {
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') return;
-    if (!channel.test(line)) throw new ExpectedFileError(`${expected}:${i + 1}: ${JSON.stringify(line)} is not a channel (1-64 chars of [A-Za-z0-9_])`);
+    if (!channel.test(line))
+      throw new ExpectedFileError(
+        `${expected}:${i + 1}: ${JSON.stringify(line)} is not a channel (1-64 chars of [A-Za-z0-9_])`,
+      );
     channels.add(line);
   });
   return [...channels];
@@ -45,9 +48,22 @@ export function loadExpected(expected: string[] | string): string[] {
 /** The registry's bots, plus a `missing` row for each expected channel it does not know. */
 export function withMissing(bots: BotSnapshot[], expected: string[]): StatusRow[] {
   const known = new Set(bots.map((b) => b.channel));
-  const missing: MissingBot[] = expected.filter((c) => !known.has(c)).map((channel) => ({
-    channel, status: 'missing', pid: null, features: null, registered_at: null, last_seen: null, last_heartbeat: null, heartbeat_age_s: null,
-    start_time: null, cpu_pct: null, cpu_pct_machine: null, rss_mb: null, sampled_at: null,
-  }));
+  const missing: MissingBot[] = expected
+    .filter((c) => !known.has(c))
+    .map((channel) => ({
+      channel,
+      status: 'missing',
+      pid: null,
+      features: null,
+      registered_at: null,
+      last_seen: null,
+      last_heartbeat: null,
+      heartbeat_age_s: null,
+      start_time: null,
+      cpu_pct: null,
+      cpu_pct_machine: null,
+      rss_mb: null,
+      sampled_at: null,
+    }));
   return [...bots, ...missing];
 }

@@ -29,7 +29,13 @@ export function payloadFor(format: Format, notification: Notification, receiver:
       case 'alertmanager':
         return null;
       case 'json':
-        return { type: 'digest', title: notification.title, text: notification.text, data: notification.data, createdAt: iso(notification.createdAt) };
+        return {
+          type: 'digest',
+          title: notification.title,
+          text: notification.text,
+          data: notification.data,
+          createdAt: iso(notification.createdAt),
+        };
       case 'slack':
         return slack(`${notification.title}`, [`*${slackEscape(notification.title)}*`, slackEscape(notification.text)]);
       case 'discord':
@@ -41,14 +47,28 @@ export function payloadFor(format: Format, notification: Notification, receiver:
       return alertmanager(notification, receiver);
     case 'json':
       return {
-        type: 'alerts', status: notification.status, groupKey: notification.groupKey, groupLabels: notification.groupLabels, receiver,
+        type: 'alerts',
+        status: notification.status,
+        groupKey: notification.groupKey,
+        groupLabels: notification.groupLabels,
+        receiver,
         ...(notification.test ? { test: true } : {}),
-        alerts: notification.alerts.map((a) => ({ ...a, startsAt: iso(a.startsAt), endsAt: a.endsAt === null ? null : iso(a.endsAt) })),
+        alerts: notification.alerts.map((a) => ({
+          ...a,
+          startsAt: iso(a.startsAt),
+          endsAt: a.endsAt === null ? null : iso(a.endsAt),
+        })),
       };
     case 'slack':
-      return slack(title(notification), [`*${slackEscape(title(notification))}*`, ...notification.alerts.map((a) => slackEscape(line(a)))]);
+      return slack(title(notification), [
+        `*${slackEscape(title(notification))}*`,
+        ...notification.alerts.map((a) => slackEscape(line(a))),
+      ]);
     case 'discord':
-      return discord([`**${discordEscape(title(notification))}**`, ...notification.alerts.map((a) => discordEscape(line(a)))]);
+      return discord([
+        `**${discordEscape(title(notification))}**`,
+        ...notification.alerts.map((a) => discordEscape(line(a))),
+      ]);
   }
 }
 
@@ -94,7 +114,7 @@ function title(n: AlertsNotification): string {
 }
 
 function line(a: NotifiedAlert): string {
-  const state = a.status === 'firing' ? a.labels.severity ?? 'firing' : 'resolved';
+  const state = a.status === 'firing' ? (a.labels.severity ?? 'firing') : 'resolved';
   const when = a.status === 'firing' ? `since ${iso(a.startsAt)}` : `ended ${a.endsAt === null ? '' : iso(a.endsAt)}`;
   return `- ${state}: ${a.annotations.summary} (${when})`;
 }
@@ -116,7 +136,10 @@ function pack(lines: string[], maxChars: number, maxChunks: number): string[] {
   }
   if (left > 0) {
     const more = `…and ${left} more`;
-    current = current.length + more.length + 1 > maxChars ? `${current.slice(0, maxChars - more.length - 2)}\n${more}` : `${current}\n${more}`;
+    current =
+      current.length + more.length + 1 > maxChars
+        ? `${current.slice(0, maxChars - more.length - 2)}\n${more}`
+        : `${current}\n${more}`;
   }
   if (current) chunks.push(current);
   return chunks;
@@ -125,7 +148,10 @@ function pack(lines: string[], maxChars: number, maxChunks: number): string[] {
 function slack(fallback: string, lines: string[]): unknown {
   return {
     text: fallback,
-    blocks: pack(lines, SLACK_SECTION_CHARS, SLACK_MAX_BLOCKS).map((text) => ({ type: 'section', text: { type: 'mrkdwn', text } })),
+    blocks: pack(lines, SLACK_SECTION_CHARS, SLACK_MAX_BLOCKS).map((text) => ({
+      type: 'section',
+      text: { type: 'mrkdwn', text },
+    })),
   };
 }
 

@@ -2,7 +2,14 @@
 // Alertmanager's fingerprint), silences, and notifications (one per group flush).
 import { createHash } from 'node:crypto';
 import { globMatcher } from '../glob.js';
-import type { AlertName, AlertState, DeliveryResult, Severity, SilenceMatcher, SilenceView } from '../actors/alerter-messages.js';
+import type {
+  AlertName,
+  AlertState,
+  DeliveryResult,
+  Severity,
+  SilenceMatcher,
+  SilenceView,
+} from '../actors/alerter-messages.js';
 
 export interface Alert {
   fingerprint: string;
@@ -62,16 +69,23 @@ export function fingerprintOf(labels: Record<string, string>): string {
 
 /** `{}:{alertname="BotDead"}`, the shape Alertmanager gives groupKey. */
 export function groupKeyOf(groupLabels: Record<string, string>): string {
-  const inner = Object.keys(groupLabels).sort().map((k) => `${k}=${JSON.stringify(groupLabels[k])}`).join(', ');
+  const inner = Object.keys(groupLabels)
+    .sort()
+    .map((k) => `${k}=${JSON.stringify(groupLabels[k])}`)
+    .join(', ');
   return `{}:{${inner}}`;
 }
 
 /** Exactly one of channel, match, all; a bad matcher is a TypeError naming what is wrong. */
 export function checkMatcher(matcher: SilenceMatcher): SilenceMatcher {
-  const given = [matcher.channel !== undefined, matcher.match !== undefined, matcher.all === true].filter(Boolean).length;
+  const given = [matcher.channel !== undefined, matcher.match !== undefined, matcher.all === true].filter(
+    Boolean,
+  ).length;
   if (given !== 1) throw new TypeError('a silence needs exactly one of channel, match or all');
-  if (matcher.channel !== undefined && !/^[A-Za-z0-9_]{1,64}$/.test(matcher.channel)) throw new TypeError('channel must be 1-64 chars of [A-Za-z0-9_]');
-  if (matcher.match !== undefined && (matcher.match.length === 0 || matcher.match.length > 128)) throw new TypeError('match must be a glob of 1-128 characters');
+  if (matcher.channel !== undefined && !/^[A-Za-z0-9_]{1,64}$/.test(matcher.channel))
+    throw new TypeError('channel must be 1-64 chars of [A-Za-z0-9_]');
+  if (matcher.match !== undefined && (matcher.match.length === 0 || matcher.match.length > 128))
+    throw new TypeError('match must be a glob of 1-128 characters');
   if (matcher.channel !== undefined) return { channel: matcher.channel };
   if (matcher.match !== undefined) return { match: matcher.match };
   return { all: true };
@@ -90,7 +104,12 @@ export function silenceMatches(matcher: SilenceMatcher): (labels: Record<string,
 
 export function silenceView(s: Silence, now: number): SilenceView {
   return {
-    id: s.id, matcher: s.matcher, startsAt: new Date(s.startsAt).toISOString(), endsAt: new Date(s.endsAt).toISOString(),
-    comment: s.comment, createdBy: s.createdBy, active: s.startsAt <= now && now < s.endsAt,
+    id: s.id,
+    matcher: s.matcher,
+    startsAt: new Date(s.startsAt).toISOString(),
+    endsAt: new Date(s.endsAt).toISOString(),
+    comment: s.comment,
+    createdBy: s.createdBy,
+    active: s.startsAt <= now && now < s.endsAt,
   };
 }

@@ -29,16 +29,33 @@ export class MonitorAlerts {
       keys.add(key);
       if (this.#firing.has(key)) continue;
       this.#firing.set(key, c);
-      this.#send({ type: 'monitor', at: now, alertname: c.alertname, firing: true, labels: c.labels, summary: c.summary });
+      this.#send({
+        type: 'monitor',
+        at: now,
+        alertname: c.alertname,
+        firing: true,
+        labels: c.labels,
+        summary: c.summary,
+      });
     }
     for (const [key, c] of this.#firing) {
       if (keys.has(key)) continue;
       this.#firing.delete(key);
-      this.#send({ type: 'monitor', at: now, alertname: c.alertname, firing: false, labels: c.labels, summary: c.summary });
+      this.#send({
+        type: 'monitor',
+        at: now,
+        alertname: c.alertname,
+        firing: false,
+        labels: c.labels,
+        summary: c.summary,
+      });
     }
   }
 }
 
 function keyOf(c: MonitorCondition): string {
-  return `${c.alertname}/${Object.keys(c.labels).sort().map((k) => `${k}=${c.labels[k]}`).join(',')}`;
+  return `${c.alertname}/${Object.keys(c.labels)
+    .sort()
+    .map((k) => `${k}=${c.labels[k]}`)
+    .join(',')}`;
 }

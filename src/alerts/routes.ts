@@ -21,38 +21,71 @@ export function alertRoutes(call: AlerterCall): ControlRoute[] {
     return result;
   };
   return [
-    route({ method: 'GET', path: '/alerts', admin: false, query: none, handler: async () => ({ alerts: await answer<AlertView[]>((a) => a.alerts()) }) }),
-    route({ method: 'GET', path: '/silences', admin: false, query: none, handler: async () => ({ silences: await answer<SilenceView[]>((a) => a.silences()) }) }),
     route({
-      method: 'POST', path: '/silences', admin: true,
-      query: Type.Object({
-        channel: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$', must: 'a channel (1-64 chars of [A-Za-z0-9_])' })),
-        match: Type.Optional(Type.String({ minLength: 1, maxLength: 128, must: 'a glob of 1-128 characters, e.g. eu_*' })),
-        all: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')], { must: '1 or true' })),
-        for: Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 30m, 2h, 1d' }),
-        comment: Type.Optional(Type.String({ maxLength: 500, must: 'at most 500 characters' })),
-        by: Type.Optional(Type.String({ minLength: 1, maxLength: 100, must: 'who creates it, 1-100 characters' })),
-      }, { additionalProperties: false }),
+      method: 'GET',
+      path: '/alerts',
+      admin: false,
+      query: none,
+      handler: async () => ({ alerts: await answer<AlertView[]>((a) => a.alerts()) }),
+    }),
+    route({
+      method: 'GET',
+      path: '/silences',
+      admin: false,
+      query: none,
+      handler: async () => ({ silences: await answer<SilenceView[]>((a) => a.silences()) }),
+    }),
+    route({
+      method: 'POST',
+      path: '/silences',
+      admin: true,
+      query: Type.Object(
+        {
+          channel: Type.Optional(
+            Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$', must: 'a channel (1-64 chars of [A-Za-z0-9_])' }),
+          ),
+          match: Type.Optional(
+            Type.String({ minLength: 1, maxLength: 128, must: 'a glob of 1-128 characters, e.g. eu_*' }),
+          ),
+          all: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')], { must: '1 or true' })),
+          for: Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 30m, 2h, 1d' }),
+          comment: Type.Optional(Type.String({ maxLength: 500, must: 'at most 500 characters' })),
+          by: Type.Optional(Type.String({ minLength: 1, maxLength: 100, must: 'who creates it, 1-100 characters' })),
+        },
+        { additionalProperties: false },
+      ),
       handler: async (q) => {
         const given = [q.channel !== undefined, q.match !== undefined, q.all !== undefined].filter(Boolean).length;
         if (given !== 1) throw new HttpError(400, 'give exactly one of channel, match or all');
         const forMs = parseDuration(q.for, 'for');
-        if (!(forMs > 0) || forMs > MAX_SILENCE_MS) throw new HttpError(400, 'for must be a duration above 0 and at most 366d');
-        const matcher: SilenceMatcher = q.channel !== undefined ? { channel: q.channel } : q.match !== undefined ? { match: q.match } : { all: true };
-        const silence = await answer<SilenceView>((a) => a.addSilence({ matcher, forMs, comment: q.comment ?? '', createdBy: q.by ?? 'control-api' }));
+        if (!(forMs > 0) || forMs > MAX_SILENCE_MS)
+          throw new HttpError(400, 'for must be a duration above 0 and at most 366d');
+        const matcher: SilenceMatcher =
+          q.channel !== undefined ? { channel: q.channel } : q.match !== undefined ? { match: q.match } : { all: true };
+        const silence = await answer<SilenceView>((a) =>
+          a.addSilence({ matcher, forMs, comment: q.comment ?? '', createdBy: q.by ?? 'control-api' }),
+        );
         return { silence };
       },
     }),
     route({
-      method: 'POST', path: '/silences/remove', admin: true,
-      query: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, must: 'a silence id (kissmon silence list)' }) }, { additionalProperties: false }),
+      method: 'POST',
+      path: '/silences/remove',
+      admin: true,
+      query: Type.Object(
+        { id: Type.String({ minLength: 1, maxLength: 64, must: 'a silence id (kissmon silence list)' }) },
+        { additionalProperties: false },
+      ),
       handler: async (q) => {
         if (!(await answer<boolean>((a) => a.removeSilence(q.id)))) throw new HttpError(404, `no silence ${q.id}`);
         return { removed: q.id };
       },
     }),
     route({
-      method: 'POST', path: '/alerts/test', admin: true, query: none,
+      method: 'POST',
+      path: '/alerts/test',
+      admin: true,
+      query: none,
       handler: async () => ({ results: await answer<ReceiverTestResult[]>((a) => a.test()) }),
     }),
   ];

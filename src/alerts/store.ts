@@ -43,26 +43,41 @@ export class AlertStore {
 
   private constructor(sqlite: BetterSqlite3.Database) {
     this.#sqlite = sqlite;
-    const upsertAlert = sqlite.prepare(`INSERT INTO alerts (fingerprint, alertname, severity, labels_json, annotations_json, state, starts_at, ends_at, notified_at, resolved_notified, last_delivery_json)
+    const upsertAlert =
+      sqlite.prepare(`INSERT INTO alerts (fingerprint, alertname, severity, labels_json, annotations_json, state, starts_at, ends_at, notified_at, resolved_notified, last_delivery_json)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET
       severity = excluded.severity, annotations_json = excluded.annotations_json, state = excluded.state, starts_at = excluded.starts_at, ends_at = excluded.ends_at,
       notified_at = excluded.notified_at, resolved_notified = excluded.resolved_notified, last_delivery_json = excluded.last_delivery_json`);
     const deleteAlert = sqlite.prepare('DELETE FROM alerts WHERE fingerprint = ?');
-    const upsertGroup = sqlite.prepare('INSERT INTO alert_groups (group_key, last_flush_at) VALUES (?, ?) ON CONFLICT (group_key) DO UPDATE SET last_flush_at = excluded.last_flush_at');
+    const upsertGroup = sqlite.prepare(
+      'INSERT INTO alert_groups (group_key, last_flush_at) VALUES (?, ?) ON CONFLICT (group_key) DO UPDATE SET last_flush_at = excluded.last_flush_at',
+    );
     const deleteGroup = sqlite.prepare('DELETE FROM alert_groups WHERE group_key = ?');
-    const upsertSilence = sqlite.prepare(`INSERT INTO alert_silences (id, matcher_json, starts_at, ends_at, comment, created_by) VALUES (?, ?, ?, ?, ?, ?)
+    const upsertSilence =
+      sqlite.prepare(`INSERT INTO alert_silences (id, matcher_json, starts_at, ends_at, comment, created_by) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (id) DO UPDATE SET ends_at = excluded.ends_at`);
     const deleteSilence = sqlite.prepare('DELETE FROM alert_silences WHERE id = ?');
-    const upsertDelivery = sqlite.prepare(`INSERT INTO alert_deliveries (id, receiver, notification_json, attempts, next_attempt_at, last_error) VALUES (?, ?, ?, ?, ?, ?)
+    const upsertDelivery =
+      sqlite.prepare(`INSERT INTO alert_deliveries (id, receiver, notification_json, attempts, next_attempt_at, last_error) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (id) DO UPDATE SET attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error`);
     const deleteDelivery = sqlite.prepare('DELETE FROM alert_deliveries WHERE id = ?');
     this.#write = sqlite.transaction((changes: StoreChanges) => {
       for (const [fp, a] of changes.alerts) {
         if (!a) deleteAlert.run(fp);
         else {
-          upsertAlert.run(fp, a.alertname, a.severity, JSON.stringify(a.labels), JSON.stringify(a.annotations), a.state, isoTime(a.startsAt),
-            a.endsAt === null ? null : isoTime(a.endsAt), a.notifiedAt === null ? null : isoTime(a.notifiedAt), a.resolvedNotified ? 1 : 0,
-            a.lastDelivery ? JSON.stringify(a.lastDelivery) : null);
+          upsertAlert.run(
+            fp,
+            a.alertname,
+            a.severity,
+            JSON.stringify(a.labels),
+            JSON.stringify(a.annotations),
+            a.state,
+            isoTime(a.startsAt),
+            a.endsAt === null ? null : isoTime(a.endsAt),
+            a.notifiedAt === null ? null : isoTime(a.notifiedAt),
+            a.resolvedNotified ? 1 : 0,
+            a.lastDelivery ? JSON.stringify(a.lastDelivery) : null,
+          );
         }
       }
       for (const [key, at] of changes.groups) {
@@ -71,11 +86,27 @@ export class AlertStore {
       }
       for (const [id, s] of changes.silences) {
         if (!s) deleteSilence.run(id);
-        else upsertSilence.run(id, JSON.stringify(s.matcher), isoTime(s.startsAt), isoTime(s.endsAt), s.comment, s.createdBy);
+        else
+          upsertSilence.run(
+            id,
+            JSON.stringify(s.matcher),
+            isoTime(s.startsAt),
+            isoTime(s.endsAt),
+            s.comment,
+            s.createdBy,
+          );
       }
       for (const [id, d] of changes.deliveries) {
         if (!d) deleteDelivery.run(id);
-        else upsertDelivery.run(id, d.receiver, JSON.stringify(d.notification), d.attempts, isoTime(d.nextAttemptAt), d.lastError);
+        else
+          upsertDelivery.run(
+            id,
+            d.receiver,
+            JSON.stringify(d.notification),
+            d.attempts,
+            isoTime(d.nextAttemptAt),
+            d.lastError,
+          );
       }
     });
   }
@@ -91,8 +122,9 @@ export class AlertStore {
     try {
       sqlite.pragma(`busy_timeout = ${Math.round(busyTimeoutMs)}`);
       sqlite.pragma('synchronous = NORMAL');
-      const migrated = sqlite.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kysely_migration'").get()
-        && sqlite.prepare('SELECT 1 FROM kysely_migration WHERE name = ?').get(ALERTS_MIGRATION);
+      const migrated =
+        sqlite.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kysely_migration'").get() &&
+        sqlite.prepare('SELECT 1 FROM kysely_migration WHERE name = ?').get(ALERTS_MIGRATION);
       if (!migrated) throw new StoreUnavailableError(`migration ${ALERTS_MIGRATION} has not run yet`);
       return new AlertStore(sqlite);
     } catch (err) {
@@ -105,28 +137,50 @@ export class AlertStore {
   load(): StoredState {
     const read = this.#sqlite.transaction(() => ({
       alerts: this.#sqlite.prepare('SELECT * FROM alerts').all() as Record<string, string | number | null>[],
-      groups: this.#sqlite.prepare('SELECT group_key, last_flush_at FROM alert_groups').all() as { group_key: string; last_flush_at: string }[],
+      groups: this.#sqlite.prepare('SELECT group_key, last_flush_at FROM alert_groups').all() as {
+        group_key: string;
+        last_flush_at: string;
+      }[],
       silences: this.#sqlite.prepare('SELECT * FROM alert_silences').all() as Record<string, string>[],
-      deliveries: this.#sqlite.prepare('SELECT * FROM alert_deliveries ORDER BY rowid').all() as Record<string, string | number | null>[],
-      channels: (this.#sqlite.prepare('SELECT channel FROM bot_status').all() as { channel: string }[]).map((r) => r.channel),
+      deliveries: this.#sqlite.prepare('SELECT * FROM alert_deliveries ORDER BY rowid').all() as Record<
+        string,
+        string | number | null
+      >[],
+      channels: (this.#sqlite.prepare('SELECT channel FROM bot_status').all() as { channel: string }[]).map(
+        (r) => r.channel,
+      ),
     }));
     const raw = read();
     return {
       alerts: raw.alerts.map((r) => ({
-        fingerprint: String(r.fingerprint), alertname: r.alertname as Alert['alertname'], severity: r.severity as Alert['severity'],
-        labels: JSON.parse(String(r.labels_json)) as Record<string, string>, annotations: JSON.parse(String(r.annotations_json)) as Alert['annotations'],
-        state: r.state as Alert['state'], startsAt: Date.parse(String(r.starts_at)), endsAt: ms(r.ends_at as string | null),
-        notifiedAt: ms(r.notified_at as string | null), resolvedNotified: r.resolved_notified === 1,
+        fingerprint: String(r.fingerprint),
+        alertname: r.alertname as Alert['alertname'],
+        severity: r.severity as Alert['severity'],
+        labels: JSON.parse(String(r.labels_json)) as Record<string, string>,
+        annotations: JSON.parse(String(r.annotations_json)) as Alert['annotations'],
+        state: r.state as Alert['state'],
+        startsAt: Date.parse(String(r.starts_at)),
+        endsAt: ms(r.ends_at as string | null),
+        notifiedAt: ms(r.notified_at as string | null),
+        resolvedNotified: r.resolved_notified === 1,
         lastDelivery: r.last_delivery_json ? (JSON.parse(String(r.last_delivery_json)) as DeliveryResult) : null,
       })),
       groups: new Map(raw.groups.map((g) => [g.group_key, Date.parse(g.last_flush_at)])),
       silences: raw.silences.map((s) => ({
-        id: s.id, matcher: JSON.parse(s.matcher_json) as SilenceMatcher, startsAt: Date.parse(s.starts_at), endsAt: Date.parse(s.ends_at),
-        comment: s.comment, createdBy: s.created_by,
+        id: s.id,
+        matcher: JSON.parse(s.matcher_json) as SilenceMatcher,
+        startsAt: Date.parse(s.starts_at),
+        endsAt: Date.parse(s.ends_at),
+        comment: s.comment,
+        createdBy: s.created_by,
       })),
       deliveries: raw.deliveries.map((d) => ({
-        id: String(d.id), receiver: String(d.receiver), notification: JSON.parse(String(d.notification_json)) as Notification,
-        attempts: Number(d.attempts), nextAttemptAt: Date.parse(String(d.next_attempt_at)), lastError: d.last_error === null ? null : String(d.last_error),
+        id: String(d.id),
+        receiver: String(d.receiver),
+        notification: JSON.parse(String(d.notification_json)) as Notification,
+        attempts: Number(d.attempts),
+        nextAttemptAt: Date.parse(String(d.next_attempt_at)),
+        lastError: d.last_error === null ? null : String(d.last_error),
       })),
       channels: raw.channels,
     };

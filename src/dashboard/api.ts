@@ -14,7 +14,10 @@ export interface Session {
 
 /** The monitor answered a dashboard call with an error status (the message is its answer). */
 export class ApiError extends MonitorError {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super('ERR_DASHBOARD_API', message);
   }
 }
@@ -49,7 +52,11 @@ export function qs(params: Record<string, string | number | undefined>): string 
  * Reads /api/events until `signal` aborts, reconnecting after a drop (the server sends a fresh
  * snapshot on every connect). `onState` says whether the stream is up.
  */
-export async function streamEvents(onEvent: (name: string, data: unknown) => void, onState: (up: boolean) => void, signal: AbortSignal): Promise<void> {
+export async function streamEvents(
+  onEvent: (name: string, data: unknown) => void,
+  onState: (up: boolean) => void,
+  signal: AbortSignal,
+): Promise<void> {
   while (!signal.aborted) {
     try {
       const res = await fetch('/api/events', { headers: headers(), signal });

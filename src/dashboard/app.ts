@@ -11,13 +11,25 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { applyNumbers, decodeBot, type FeedBot } from '../http/feed-format.js';
 import { api, qs, session, streamEvents, token, type Session } from './api.js';
 import { FleetTable, hostOf, sortAndFilter, type Sort, type SortKey } from './fleet.js';
-import { AlertsPanel, BotDetailView, HealthPanel, LlmPanel, Summary, usageRows, type ActorHealth, type Alert } from './panels.js';
+import {
+  AlertsPanel,
+  BotDetailView,
+  HealthPanel,
+  LlmPanel,
+  Summary,
+  usageRows,
+  type ActorHealth,
+  type Alert,
+} from './panels.js';
 
 function TokenForm({ wrong, onToken }: { wrong: boolean; onToken: (t: string) => void }) {
   const input = useRef<HTMLInputElement>(null);
   useEffect(() => input.current?.focus(), []);
   return html`<main class="token-page">
-    <form id="token-form" class="panel" onSubmit=${(e: Event) => { e.preventDefault(); onToken(input.current!.value.trim()); }}>
+    <form id="token-form" class="panel" onSubmit=${(e: Event) => {
+      e.preventDefault();
+      onToken(input.current!.value.trim());
+    }}>
       <h1>kissbot-monitor</h1>
       <p>This monitor needs its bearer token (the content of its <code>--http-token-file</code>). It is kept for this tab only.</p>
       <label>Token <input ref=${input} type="password" name="token" autocomplete="current-password" required /></label>
@@ -44,31 +56,37 @@ function Dashboard({ s }: { s: Session }) {
 
   useEffect(() => {
     const abort = new AbortController();
-    void streamEvents((name, data) => {
-      const d = data as { at?: number };
-      if (typeof d?.at === 'number') setSkew(d.at - Date.now());
-      if (name === 'snapshot') {
-        performance.mark('snapshot-received');
-        bots.current = new Map((data as { bots: unknown[][] }).bots.map((row) => {
-          const b = decodeBot(row);
-          return [b.channel, b];
-        }));
-        setVersion((v) => v + 1);
-      } else if (name === 'bots') {
-        const { upsert, numbers, remove } = data as { upsert: unknown[][]; numbers: unknown[][]; remove: string[] };
-        for (const row of upsert) {
-          const b = decodeBot(row);
-          bots.current.set(b.channel, b);
+    void streamEvents(
+      (name, data) => {
+        const d = data as { at?: number };
+        if (typeof d?.at === 'number') setSkew(d.at - Date.now());
+        if (name === 'snapshot') {
+          performance.mark('snapshot-received');
+          bots.current = new Map(
+            (data as { bots: unknown[][] }).bots.map((row) => {
+              const b = decodeBot(row);
+              return [b.channel, b];
+            }),
+          );
+          setVersion((v) => v + 1);
+        } else if (name === 'bots') {
+          const { upsert, numbers, remove } = data as { upsert: unknown[][]; numbers: unknown[][]; remove: string[] };
+          for (const row of upsert) {
+            const b = decodeBot(row);
+            bots.current.set(b.channel, b);
+          }
+          for (const row of numbers) applyNumbers(bots.current, row);
+          for (const c of remove) bots.current.delete(c);
+          setVersion((v) => v + 1);
+        } else if (name === 'health') {
+          setHealth((data as { actors: ActorHealth[] } | null)?.actors ?? null);
+        } else if (name === 'alerts') {
+          setAlerts((data as { alerts: Alert[] }).alerts);
         }
-        for (const row of numbers) applyNumbers(bots.current, row);
-        for (const c of remove) bots.current.delete(c);
-        setVersion((v) => v + 1);
-      } else if (name === 'health') {
-        setHealth((data as { actors: ActorHealth[] } | null)?.actors ?? null);
-      } else if (name === 'alerts') {
-        setAlerts((data as { alerts: Alert[] }).alerts);
-      }
-    }, setLive, abort.signal);
+      },
+      setLive,
+      abort.signal,
+    );
     const tick = setInterval(() => setNow(Date.now()), 1_000);
     return () => {
       abort.abort();
@@ -76,11 +94,20 @@ function Dashboard({ s }: { s: Session }) {
     };
   }, []);
 
-  const loadAlerts = () => has('GET /alerts') && void api<{ alerts: Alert[] }>('/alerts').then((r) => setAlerts(r.alerts), () => {});
+  const loadAlerts = () =>
+    has('GET /alerts') &&
+    void api<{ alerts: Alert[] }>('/alerts').then(
+      (r) => setAlerts(r.alerts),
+      () => {},
+    );
   useEffect(() => {
     loadAlerts();
-    const loadSpend = () => has('GET /usage') && void api<unknown>(`/usage${qs({ since: '1d', by: 'day' })}`)
-      .then((r) => setSpend(usageRows(r).find((row) => row.key === new Date().toISOString().slice(0, 10))?.cost_usd ?? 0), () => {});
+    const loadSpend = () =>
+      has('GET /usage') &&
+      void api<unknown>(`/usage${qs({ since: '1d', by: 'day' })}`).then(
+        (r) => setSpend(usageRows(r).find((row) => row.key === new Date().toISOString().slice(0, 10))?.cost_usd ?? 0),
+        () => {},
+      );
     loadSpend();
     const timer = setInterval(loadSpend, 60_000);
     return () => clearInterval(timer);
@@ -128,15 +155,24 @@ function App() {
   const [s, setSession] = useState<Session | null>(null);
   const [wrong, setWrong] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const check = () => session().then((r) => {
-    performance.mark('session');
-    setWrong(r.token_required && !r.authorised && token.get() !== null);
-    setSession(r);
-  }, (e: Error & { status?: number }) => setError(e.status !== undefined ? e.message : `the monitor does not answer: ${e.message}`));
+  const check = () =>
+    session().then(
+      (r) => {
+        performance.mark('session');
+        setWrong(r.token_required && !r.authorised && token.get() !== null);
+        setSession(r);
+      },
+      (e: Error & { status?: number }) =>
+        setError(e.status !== undefined ? e.message : `the monitor does not answer: ${e.message}`),
+    );
   useEffect(() => void check(), []);
   if (error) return html`<p class="error" role="alert">${error}</p>`;
   if (!s) return html`<p class="loading">Connecting…</p>`;
-  if (!s.authorised) return html`<${TokenForm} wrong=${wrong} onToken=${(t: string) => { token.set(t); void check(); }} />`;
+  if (!s.authorised)
+    return html`<${TokenForm} wrong=${wrong} onToken=${(t: string) => {
+      token.set(t);
+      void check();
+    }} />`;
   return html`<${Dashboard} s=${s} />`;
 }
 

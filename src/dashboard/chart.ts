@@ -24,23 +24,34 @@ export function TimeChart({ id, title, unit, xs, ys, bars, range }: ChartProps) 
     if (!el) return;
     const style = getComputedStyle(el);
     const colour = (name: string) => style.getPropertyValue(name).trim();
-    const axis = { stroke: colour('--fg-muted'), grid: { stroke: colour('--grid') }, ticks: { stroke: colour('--grid') } };
-    const plot = new uPlot({
-      width: Math.max(240, el.clientWidth),
-      height: 180,
-      legend: { show: false },
-      cursor: { show: true, drag: { x: false, y: false } },
-      scales: { x: range ? { time: true, range: [range[0] / 1000, range[1] / 1000] } : { time: true } },
-      axes: [axis, { ...axis, label: unit, size: 60 }],
-      series: [{}, {
-        label: title,
-        stroke: colour('--series'),
-        fill: bars ? colour('--series') : colour('--series-fill'),
-        width: 2,
-        paths: bars ? uPlot.paths.bars!({ size: [0.6, 40] }) : undefined,
-        points: { show: xs.length < 3 },
-      }],
-    }, [xs.map((x) => x / 1000), ys], el);
+    const axis = {
+      stroke: colour('--fg-muted'),
+      grid: { stroke: colour('--grid') },
+      ticks: { stroke: colour('--grid') },
+    };
+    const plot = new uPlot(
+      {
+        width: Math.max(240, el.clientWidth),
+        height: 180,
+        legend: { show: false },
+        cursor: { show: true, drag: { x: false, y: false } },
+        scales: { x: range ? { time: true, range: [range[0] / 1000, range[1] / 1000] } : { time: true } },
+        axes: [axis, { ...axis, label: unit, size: 60 }],
+        series: [
+          {},
+          {
+            label: title,
+            stroke: colour('--series'),
+            fill: bars ? colour('--series') : colour('--series-fill'),
+            width: 2,
+            paths: bars ? uPlot.paths.bars!({ size: [0.6, 40] }) : undefined,
+            points: { show: xs.length < 3 },
+          },
+        ],
+      },
+      [xs.map((x) => x / 1000), ys],
+      el,
+    );
     return () => plot.destroy();
   }, [xs, ys, unit, title, bars, range?.[0]]);
   const last = ys.length ? ys[ys.length - 1] : null;

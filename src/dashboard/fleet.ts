@@ -6,7 +6,10 @@ import type { FeedBot } from '../http/feed-format.js';
 import { STATUS_SEVERITY } from '../protocol/states.js';
 
 export type SortKey = 'channel' | 'status' | 'pid' | 'heartbeat' | 'cpu' | 'rss' | 'host';
-export interface Sort { key: SortKey; dir: 1 | -1 }
+export interface Sort {
+  key: SortKey;
+  dir: 1 | -1;
+}
 
 /** Row height in px (CSS `tr.bot` has the same): the window maths depends on it. */
 const ROW_HEIGHT = 30;
@@ -20,7 +23,9 @@ export const hostOf = (b: FeedBot) => (b as FeedBot & { host?: string }).host ??
 
 const compare: Record<SortKey, (a: FeedBot, b: FeedBot) => number> = {
   channel: (a, b) => (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0),
-  status: (a, b) => (STATUS_SEVERITY[a.status] ?? 9) - (STATUS_SEVERITY[b.status] ?? 9) || (a.last_heartbeat ?? 0) - (b.last_heartbeat ?? 0),
+  status: (a, b) =>
+    (STATUS_SEVERITY[a.status] ?? 9) - (STATUS_SEVERITY[b.status] ?? 9) ||
+    (a.last_heartbeat ?? 0) - (b.last_heartbeat ?? 0),
   pid: (a, b) => a.pid - b.pid,
   // Oldest heartbeat first when ascending = largest age first.
   heartbeat: (a, b) => (a.last_heartbeat ?? 0) - (b.last_heartbeat ?? 0),
@@ -70,8 +75,14 @@ export function FleetTable({ rows, total, showHost, sort, onSort, onSelect, now 
   const visible = rows.slice(first, first + Math.ceil(VIEW_HEIGHT / ROW_HEIGHT) + 2 * MARGIN_ROWS);
   const after = rows.length - first - visible.length;
   const columns: [SortKey | null, string][] = [
-    ['channel', 'channel'], ['status', 'status'], ['pid', 'pid'], ['heartbeat', 'heartbeat age'],
-    ['cpu', 'CPU % (core)'], ['rss', 'RSS MB'], [null, 'features'], ...(showHost ? [['host', 'host'] as [SortKey, string]] : []),
+    ['channel', 'channel'],
+    ['status', 'status'],
+    ['pid', 'pid'],
+    ['heartbeat', 'heartbeat age'],
+    ['cpu', 'CPU % (core)'],
+    ['rss', 'RSS MB'],
+    [null, 'features'],
+    ...(showHost ? [['host', 'host'] as [SortKey, string]] : []),
   ];
   const header = ([key, label]: [SortKey | null, string]) => {
     if (!key) return html`<th scope="col">${label}</th>`;
@@ -85,16 +96,27 @@ export function FleetTable({ rows, total, showHost, sort, onSort, onSelect, now 
       <thead><tr aria-rowindex="1">${columns.map(header)}</tr></thead>
       <tbody>
         ${first > 0 && html`<tr class="spacer" aria-hidden="true" style=${{ height: `${first * ROW_HEIGHT}px` }}><td colspan=${columns.length}></td></tr>`}
-        ${visible.map((b, i) => html`<tr class="bot" key=${b.channel} data-channel=${b.channel} data-status=${b.status} aria-rowindex=${first + i + 2}>
+        ${visible.map(
+          (
+            b,
+            i,
+          ) => html`<tr class="bot" key=${b.channel} data-channel=${b.channel} data-status=${b.status} aria-rowindex=${first + i + 2}>
           <td><button type="button" class="link" onClick=${() => onSelect(b.channel)}>${b.channel}</button></td>
           <td><${StatusBadge} status=${b.status} /></td>
           <td class="num">${b.pid}</td>
           <td class="num">${age(b, now)}</td>
           <td class="num">${fmt(b.cpu_pct)}</td>
           <td class="num">${fmt(b.rss_mb)}</td>
-          <td>${b.features ? Object.keys(b.features).filter((k) => b.features![k]).join(', ') : ''}</td>
+          <td>${
+            b.features
+              ? Object.keys(b.features)
+                  .filter((k) => b.features![k])
+                  .join(', ')
+              : ''
+          }</td>
           ${showHost && html`<td>${hostOf(b)}</td>`}
-        </tr>`)}
+        </tr>`,
+        )}
         ${after > 0 && html`<tr class="spacer" aria-hidden="true" style=${{ height: `${after * ROW_HEIGHT}px` }}><td colspan=${columns.length}></td></tr>`}
       </tbody>
     </table>

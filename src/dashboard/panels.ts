@@ -12,15 +12,37 @@ import { StatusBadge } from './fleet.js';
 /** GET /alerts and GET /silences rows: the alerter's own types, so the page cannot drift from the routes. */
 export type Alert = AlertView;
 export type Silence = SilenceView;
-export interface Budget { name: string; period: string; spent_usd: number; limit_usd: number; pct: number; projected_usd: number; level: string }
-export interface UsageRow { key: string; calls: number; tokens_in: number; tokens_out: number; cost_usd: number }
+export interface Budget {
+  name: string;
+  period: string;
+  spent_usd: number;
+  limit_usd: number;
+  pct: number;
+  projected_usd: number;
+  level: string;
+}
+export interface UsageRow {
+  key: string;
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+}
 export interface ActorHealth {
-  actor: string; up: boolean; processed: number; queue_depth: number; dropped: number; loop_lag_p99_ms: number;
-  restarts: number; last_restart_reason: string | null; heap_used_mb: number;
+  actor: string;
+  up: boolean;
+  processed: number;
+  queue_depth: number;
+  dropped: number;
+  loop_lag_p99_ms: number;
+  restarts: number;
+  last_restart_reason: string | null;
+  heap_used_mb: number;
 }
 
 /** /usage answers an array today; the LLM room's extension answers { rows, totals }. */
-export const usageRows = (body: unknown): UsageRow[] => (Array.isArray(body) ? body : ((body as { rows?: UsageRow[] }).rows ?? [])) as UsageRow[];
+export const usageRows = (body: unknown): UsageRow[] =>
+  (Array.isArray(body) ? body : ((body as { rows?: UsageRow[] }).rows ?? [])) as UsageRow[];
 const usd = (n: number | null | undefined) => (n === null || n === undefined ? '–' : `$${n.toFixed(n < 1 ? 4 : 2)}`);
 const time = (ms: number | string) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 
@@ -28,8 +50,20 @@ function NotAvailable({ what }: { what: string }) {
   return html`<p class="muted not-available">${what}: not available on this monitor.</p>`;
 }
 
-export function Summary({ counts, total, health, alerts, spend, live }: {
-  counts: Record<string, number>; total: number; health: ActorHealth[] | null; alerts: Alert[] | null; spend: number | null; live: boolean;
+export function Summary({
+  counts,
+  total,
+  health,
+  alerts,
+  spend,
+  live,
+}: {
+  counts: Record<string, number>;
+  total: number;
+  health: ActorHealth[] | null;
+  alerts: Alert[] | null;
+  spend: number | null;
+  live: boolean;
 }) {
   const down = health?.filter((h) => !h.up) ?? [];
   const firing = alerts?.filter((a) => a.state === 'firing' && !a.silenced).length ?? null;
@@ -46,13 +80,25 @@ export function Summary({ counts, total, health, alerts, spend, live }: {
   </header>`;
 }
 
-export function BotDetailView({ channel, bot, onClose }: { channel: string; bot: FeedBot | undefined; onClose: () => void }) {
+export function BotDetailView({
+  channel,
+  bot,
+  onClose,
+}: {
+  channel: string;
+  bot: FeedBot | undefined;
+  onClose: () => void;
+}) {
   const [detail, setDetail] = useState<BotDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     let stop = false;
-    const load = () => api<BotDetail>(`/bot${qs({ channel, since: '1h' })}`).then((d) => !stop && setDetail(d), (e: Error) => !stop && setError(e.message));
+    const load = () =>
+      api<BotDetail>(`/bot${qs({ channel, since: '1h' })}`).then(
+        (d) => !stop && setDetail(d),
+        (e: Error) => !stop && setError(e.message),
+      );
     setDetail(null);
     void load();
     heading.current?.focus();
@@ -71,20 +117,31 @@ export function BotDetailView({ channel, bot, onClose }: { channel: string; bot:
     </div>
     ${error && html`<p class="error" role="alert">${error}</p>`}
     ${!detail && !error && html`<p class="muted">Loading history…</p>`}
-    ${detail && html`
+    ${
+      detail &&
+      html`
       <div class="charts">
         <${TimeChart} id="cpu-chart" title="CPU, last hour" unit="% core" xs=${xs} ys=${metrics.map((m) => m.cpu_pct)} />
         <${TimeChart} id="rss-chart" title="RSS, last hour" unit="MB" xs=${xs} ys=${metrics.map((m) => m.rss_mb)} />
       </div>
       <h3>Events</h3>
-      ${detail.events.length === 0 ? html`<p class="muted">No events stored yet.</p>` : html`
+      ${
+        detail.events.length === 0
+          ? html`<p class="muted">No events stored yet.</p>`
+          : html`
         <table class="compact" id="detail-events"><thead><tr><th scope="col">time (UTC)</th><th scope="col">pid</th><th scope="col">from</th><th scope="col">to</th><th scope="col">reason</th></tr></thead>
-        <tbody>${detail.events.map((e) => html`<tr><td>${time(e.ts)}</td><td class="num">${e.pid}</td><td>${e.from ?? '–'}</td><td><${StatusBadge} status=${e.to} /></td><td>${e.reason}</td></tr>`)}</tbody></table>`}
+        <tbody>${detail.events.map((e) => html`<tr><td>${time(e.ts)}</td><td class="num">${e.pid}</td><td>${e.from ?? '–'}</td><td><${StatusBadge} status=${e.to} /></td><td>${e.reason}</td></tr>`)}</tbody></table>`
+      }
       <h3>LLM spend, last hour</h3>
-      ${detail.usage.length === 0 ? html`<p class="muted">No LLM calls in the last hour.</p>` : html`
+      ${
+        detail.usage.length === 0
+          ? html`<p class="muted">No LLM calls in the last hour.</p>`
+          : html`
         <table class="compact"><thead><tr><th scope="col">model</th><th scope="col">calls</th><th scope="col">tokens in</th><th scope="col">tokens out</th><th scope="col">cost</th></tr></thead>
-        <tbody>${detail.usage.map((u) => html`<tr><td>${u.model}</td><td class="num">${u.calls}</td><td class="num">${u.tokens_in}</td><td class="num">${u.tokens_out}</td><td class="num">${usd(u.cost_usd)}</td></tr>`)}</tbody></table>`}
-    `}
+        <tbody>${detail.usage.map((u) => html`<tr><td>${u.model}</td><td class="num">${u.calls}</td><td class="num">${u.tokens_in}</td><td class="num">${u.tokens_out}</td><td class="num">${usd(u.cost_usd)}</td></tr>`)}</tbody></table>`
+      }
+    `
+    }
   </section>`;
 }
 
@@ -108,7 +165,9 @@ export function LlmPanel({ has }: { has: (route: string) => boolean }) {
   useEffect(() => {
     const load = async () => {
       if (has('GET /usage')) {
-        const [day, model, channel] = await Promise.all(['day', 'model', 'channel'].map((by) => api<unknown>(`/usage${qs({ since: '30d', by })}`).then(usageRows)));
+        const [day, model, channel] = await Promise.all(
+          ['day', 'model', 'channel'].map((by) => api<unknown>(`/usage${qs({ since: '30d', by })}`).then(usageRows)),
+        );
         setData({ day, model, channel: channel.slice(0, 20) });
       }
       if (has('GET /budgets')) setBudgets((await api<{ budgets: Budget[] }>('/budgets')).budgets);
@@ -119,28 +178,62 @@ export function LlmPanel({ has }: { has: (route: string) => boolean }) {
   }, []);
   return html`<section class="panel" id="llm" aria-labelledby="llm-title">
     <h2 id="llm-title">LLM spend, last 30 days</h2>
-    ${!has('GET /usage') ? html`<${NotAvailable} what="LLM usage" />` : !data ? html`<p class="muted">Loading…</p>` : html`
+    ${
+      !has('GET /usage')
+        ? html`<${NotAvailable} what="LLM usage" />`
+        : !data
+          ? html`<p class="muted">Loading…</p>`
+          : html`
       <${TimeChart} id="spend-chart" title="Spend per day" unit="USD" bars=${true} range=${spendRange()} xs=${data.day.map((r) => Date.parse(`${r.key}T00:00:00Z`))} ys=${data.day.map((r) => Math.round(r.cost_usd * 1e4) / 1e4)} />
       <div class="tables">
         <${UsageTable} id="usage-model" caption="By model" rows=${data.model} />
         <${UsageTable} id="usage-channel" caption="Top 20 by channel" rows=${data.channel} />
-      </div>`}
+      </div>`
+    }
     <h3>Budgets</h3>
-    ${!has('GET /budgets') ? html`<${NotAvailable} what="Budgets" />` : !budgets ? html`<p class="muted">Loading…</p>` : budgets.length === 0 ? html`<p class="muted">No budgets configured.</p>` : html`
+    ${
+      !has('GET /budgets')
+        ? html`<${NotAvailable} what="Budgets" />`
+        : !budgets
+          ? html`<p class="muted">Loading…</p>`
+          : budgets.length === 0
+            ? html`<p class="muted">No budgets configured.</p>`
+            : html`
       <table class="compact" id="budgets"><thead><tr><th scope="col">budget</th><th scope="col">period</th><th scope="col">spent</th><th scope="col">limit</th><th scope="col">used</th><th scope="col">projected</th><th scope="col">level</th></tr></thead>
-      <tbody>${budgets.map((b) => html`<tr><td>${b.name}</td><td>${b.period}</td><td class="num">${usd(b.spent_usd)}</td><td class="num">${usd(b.limit_usd)}</td>
+      <tbody>${budgets.map(
+        (
+          b,
+        ) => html`<tr><td>${b.name}</td><td>${b.period}</td><td class="num">${usd(b.spent_usd)}</td><td class="num">${usd(b.limit_usd)}</td>
         <td><meter min="0" max="100" value=${b.pct} aria-label=${`${b.name}: ${b.pct}% used`}></meter> ${b.pct.toFixed(0)} %</td><td class="num">${usd(b.projected_usd)}</td>
-        <td><span class=${`level level-${b.level}`}>${b.level}</span></td></tr>`)}</tbody></table>`}
+        <td><span class=${`level level-${b.level}`}>${b.level}</span></td></tr>`,
+      )}</tbody></table>`
+    }
   </section>`;
 }
 
-const matcherText = (m: Silence['matcher']) => (m.all ? 'all alerts' : m.channel ? `channel ${m.channel}` : `match ${m.match}`);
+const matcherText = (m: Silence['matcher']) =>
+  m.all ? 'all alerts' : m.channel ? `channel ${m.channel}` : `match ${m.match}`;
 
-export function AlertsPanel({ has, alerts, admin, onChanged }: { has: (route: string) => boolean; alerts: Alert[] | null; admin: boolean; onChanged: () => void }) {
+export function AlertsPanel({
+  has,
+  alerts,
+  admin,
+  onChanged,
+}: {
+  has: (route: string) => boolean;
+  alerts: Alert[] | null;
+  admin: boolean;
+  onChanged: () => void;
+}) {
   const [silences, setSilences] = useState<Silence[] | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const canSilence = admin && has('POST /silences');
-  const loadSilences = () => has('GET /silences') && void api<{ silences: Silence[] }>('/silences').then((r) => setSilences(r.silences), () => {});
+  const loadSilences = () =>
+    has('GET /silences') &&
+    void api<{ silences: Silence[] }>('/silences').then(
+      (r) => setSilences(r.silences),
+      () => {},
+    );
   useEffect(() => {
     loadSilences();
     const timer = setInterval(loadSilences, 15_000);
@@ -165,29 +258,64 @@ export function AlertsPanel({ has, alerts, admin, onChanged }: { has: (route: st
     };
     const target = field('target');
     const value = field('value').trim();
-    const params = { [target]: target === 'all' ? '1' : value, for: field('for'), comment: field('comment'), by: 'dashboard' };
-    void act(`/silences${qs(params)}`, `silenced ${target === 'all' ? 'all alerts' : `${target} ${value}`} for ${params.for}`);
+    const params = {
+      [target]: target === 'all' ? '1' : value,
+      for: field('for'),
+      comment: field('comment'),
+      by: 'dashboard',
+    };
+    void act(
+      `/silences${qs(params)}`,
+      `silenced ${target === 'all' ? 'all alerts' : `${target} ${value}`} for ${params.for}`,
+    );
   };
   return html`<section class="panel" id="alerts" aria-labelledby="alerts-title">
     <h2 id="alerts-title">Alerts</h2>
-    ${!has('GET /alerts') ? html`<${NotAvailable} what="Alerts" />` : !alerts ? html`<p class="muted">Loading…</p>` : alerts.length === 0 ? html`<p class="muted">No alerts.</p>` : html`
+    ${
+      !has('GET /alerts')
+        ? html`<${NotAvailable} what="Alerts" />`
+        : !alerts
+          ? html`<p class="muted">Loading…</p>`
+          : alerts.length === 0
+            ? html`<p class="muted">No alerts.</p>`
+            : html`
       <table class="compact" id="alerts-table"><thead><tr><th scope="col">alert</th><th scope="col">severity</th><th scope="col">subject</th><th scope="col">state</th><th scope="col">since (UTC)</th><th scope="col">summary</th><th scope="col">silenced</th>${canSilence && html`<th scope="col"><span class="sr-only">actions</span></th>`}</tr></thead>
-      <tbody>${alerts.map((a) => html`<tr data-fingerprint=${a.fingerprint}><td>${a.alertname}</td><td><span class=${`level level-${a.severity}`}>${a.severity}</span></td><td>${alertSubject(a.labels) || '–'}</td>
+      <tbody>${alerts.map(
+        (
+          a,
+        ) => html`<tr data-fingerprint=${a.fingerprint}><td>${a.alertname}</td><td><span class=${`level level-${a.severity}`}>${a.severity}</span></td><td>${alertSubject(a.labels) || '–'}</td>
         <td>${a.state}</td><td>${time(a.startsAt)}</td><td>${a.annotations.summary}</td><td>${a.silenced ? `yes (${a.silencedBy.join(', ')})` : 'no'}</td>
-        ${canSilence && html`<td>${a.labels.channel && !a.silenced && html`<button type="button" onClick=${() => void act(`/silences${qs({ channel: a.labels.channel, for: '1h', comment: `from the dashboard: ${a.alertname}`, by: 'dashboard' })}`, `silenced channel ${a.labels.channel} for 1h`)}>Silence 1h</button>`}</td>`}</tr>`)}</tbody></table>`}
+        ${canSilence && html`<td>${a.labels.channel && !a.silenced && html`<button type="button" onClick=${() => void act(`/silences${qs({ channel: a.labels.channel, for: '1h', comment: `from the dashboard: ${a.alertname}`, by: 'dashboard' })}`, `silenced channel ${a.labels.channel} for 1h`)}>Silence 1h</button>`}</td>`}</tr>`,
+      )}</tbody></table>`
+    }
     <h3>Silences</h3>
-    ${!has('GET /silences') ? html`<${NotAvailable} what="Silences" />` : !silences ? html`<p class="muted">Loading…</p>` : silences.length === 0 ? html`<p class="muted">No silences.</p>` : html`
+    ${
+      !has('GET /silences')
+        ? html`<${NotAvailable} what="Silences" />`
+        : !silences
+          ? html`<p class="muted">Loading…</p>`
+          : silences.length === 0
+            ? html`<p class="muted">No silences.</p>`
+            : html`
       <table class="compact" id="silences-table"><thead><tr><th scope="col">id</th><th scope="col">matches</th><th scope="col">until (UTC)</th><th scope="col">comment</th><th scope="col">by</th><th scope="col">active</th>${canSilence && html`<th scope="col"><span class="sr-only">actions</span></th>`}</tr></thead>
-      <tbody>${silences.map((s) => html`<tr data-silence=${s.id}><td>${s.id}</td><td>${matcherText(s.matcher)}</td><td>${time(s.endsAt)}</td><td>${s.comment}</td><td>${s.createdBy}</td><td>${s.active ? 'yes' : 'no'}</td>
-        ${canSilence && html`<td>${s.active && html`<button type="button" onClick=${() => void act(`/silences/remove${qs({ id: s.id })}`, `removed silence ${s.id}`)}>Unsilence</button>`}</td>`}</tr>`)}</tbody></table>`}
+      <tbody>${silences.map(
+        (
+          s,
+        ) => html`<tr data-silence=${s.id}><td>${s.id}</td><td>${matcherText(s.matcher)}</td><td>${time(s.endsAt)}</td><td>${s.comment}</td><td>${s.createdBy}</td><td>${s.active ? 'yes' : 'no'}</td>
+        ${canSilence && html`<td>${s.active && html`<button type="button" onClick=${() => void act(`/silences/remove${qs({ id: s.id })}`, `removed silence ${s.id}`)}>Unsilence</button>`}</td>`}</tr>`,
+      )}</tbody></table>`
+    }
     ${has('POST /silences') && !admin && html`<p class="muted">Silencing needs the bearer token: this monitor serves HTTP read-only (start it with --http-token-file).</p>`}
-    ${canSilence && html`<form id="silence-form" class="inline-form" onSubmit=${submit} aria-label="New silence">
+    ${
+      canSilence &&
+      html`<form id="silence-form" class="inline-form" onSubmit=${submit} aria-label="New silence">
       <label>Silence <select name="target"><option value="channel">channel</option><option value="match">channels matching</option><option value="all">all alerts</option></select></label>
       <label>name or glob <input name="value" autocomplete="off" /></label>
       <label>for <input name="for" value="30m" size="5" required pattern="[0-9]+[smhd]" /></label>
       <label>comment <input name="comment" autocomplete="off" /></label>
       <button type="submit">Silence</button>
-    </form>`}
+    </form>`
+    }
     ${message && html`<p class=${message.ok ? 'ok' : 'error'} role="status">${message.text}</p>`}
   </section>`;
 }
@@ -195,9 +323,17 @@ export function AlertsPanel({ has, alerts, admin, onChanged }: { has: (route: st
 export function HealthPanel({ health }: { health: ActorHealth[] | null }) {
   return html`<section class="panel" id="workers" aria-labelledby="workers-title">
     <h2 id="workers-title">Worker health</h2>
-    ${!health ? html`<p class="muted">Waiting for the first health report…</p>` : html`
+    ${
+      !health
+        ? html`<p class="muted">Waiting for the first health report…</p>`
+        : html`
       <table class="compact" id="workers-table"><thead><tr><th scope="col">actor</th><th scope="col">up</th><th scope="col">lag p99 ms</th><th scope="col">queue</th><th scope="col">dropped</th><th scope="col">processed</th><th scope="col">heap MB</th><th scope="col">restarts</th><th scope="col">last restart</th></tr></thead>
-      <tbody>${health.map((h) => html`<tr><td>${h.actor}</td><td><span class=${h.up ? 'good' : 'bad'}>${h.up ? 'yes' : 'DOWN'}</span></td><td class="num">${h.loop_lag_p99_ms}</td><td class="num">${h.queue_depth}</td>
-        <td class="num">${h.dropped}</td><td class="num">${h.processed}</td><td class="num">${h.heap_used_mb}</td><td class="num">${h.restarts}</td><td>${h.last_restart_reason ?? '–'}</td></tr>`)}</tbody></table>`}
+      <tbody>${health.map(
+        (
+          h,
+        ) => html`<tr><td>${h.actor}</td><td><span class=${h.up ? 'good' : 'bad'}>${h.up ? 'yes' : 'DOWN'}</span></td><td class="num">${h.loop_lag_p99_ms}</td><td class="num">${h.queue_depth}</td>
+        <td class="num">${h.dropped}</td><td class="num">${h.processed}</td><td class="num">${h.heap_used_mb}</td><td class="num">${h.restarts}</td><td>${h.last_restart_reason ?? '–'}</td></tr>`,
+      )}</tbody></table>`
+    }
   </section>`;
 }

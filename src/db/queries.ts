@@ -21,7 +21,8 @@ export interface UsageTotals {
  * definition: numpy's default, Excel PERCENTILE.INC), per group, ignoring calls with no latency.
  * percentile_cont is built into the SQLite bundled with better-sqlite3 (SQLITE_ENABLE_PERCENTILE).
  */
-const latencyPercentile = (fraction: number) => sql<number | null>`round(percentile_cont(latency_ms, ${sql.lit(fraction)}), 2)`;
+const latencyPercentile = (fraction: number) =>
+  sql<number | null>`round(percentile_cont(latency_ms, ${sql.lit(fraction)}), 2)`;
 
 /** Every bot in bot_status with its latest resource sample (for the same pid), sorted by channel. */
 export async function statusRows(db: Kysely<Database>): Promise<BotSnapshot[]> {
@@ -69,7 +70,8 @@ export async function usageTotals(db: Kysely<Database>, options: { sinceMs: numb
 }
 
 function usageSince(db: Kysely<Database>, sinceMs: number) {
-  if (typeof sinceMs !== 'number' || !Number.isFinite(sinceMs) || sinceMs < 0) throw new TypeError('options.sinceMs must be a time in ms since the epoch');
+  if (typeof sinceMs !== 'number' || !Number.isFinite(sinceMs) || sinceMs < 0)
+    throw new TypeError('options.sinceMs must be a time in ms since the epoch');
   return db
     .selectFrom('llm_usage')
     .where('ts', '>=', isoTime(sinceMs))
@@ -95,7 +97,9 @@ function parseFeatures(json: string | null): BotSnapshot['features'] {
   if (json === null) return null;
   try {
     const value = JSON.parse(json) as unknown;
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as BotSnapshot['features']) : null;
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as BotSnapshot['features'])
+      : null;
   } catch {
     return null; // a hand-edited or legacy value must not break `kissmon status`
   }
@@ -115,7 +119,10 @@ export interface BotDetail {
 export const BOT_DETAIL_MAX_POINTS = 5_000;
 const BOT_DETAIL_MAX_EVENTS = 200;
 
-export async function botDetail(db: Kysely<Database>, options: { channel: string; sinceMs: number }): Promise<BotDetail> {
+export async function botDetail(
+  db: Kysely<Database>,
+  options: { channel: string; sinceMs: number },
+): Promise<BotDetail> {
   const since = isoTime(options.sinceMs);
   const metrics = await db
     .selectFrom('bot_metrics')
@@ -149,8 +156,16 @@ export async function botDetail(db: Kysely<Database>, options: { channel: string
     .execute();
   return {
     channel: options.channel,
-    metrics: metrics.reverse().map((m) => ({ ts: parseTime(m.ts) ?? 0, pid: m.pid, cpu_pct: m.cpu_pct, rss_mb: m.rss_mb })),
-    events: events.map((e) => ({ ts: parseTime(e.ts) ?? 0, pid: e.pid, from: e.from_status, to: e.to_status, reason: e.reason })),
+    metrics: metrics
+      .reverse()
+      .map((m) => ({ ts: parseTime(m.ts) ?? 0, pid: m.pid, cpu_pct: m.cpu_pct, rss_mb: m.rss_mb })),
+    events: events.map((e) => ({
+      ts: parseTime(e.ts) ?? 0,
+      pid: e.pid,
+      from: e.from_status,
+      to: e.to_status,
+      reason: e.reason,
+    })),
     usage,
   };
 }

@@ -230,7 +230,12 @@ const MIGRATIONS: Record<string, Migration> = {
         await db.schema.alterTable('bot_metrics').addColumn('cpu_pct_machine', 'real').execute();
       }
       await db.schema.createIndex('bot_metrics_ts').ifNotExists().on('bot_metrics').column('ts').execute();
-      await db.schema.createIndex('bot_metrics_channel_ts').ifNotExists().on('bot_metrics').columns(['channel', 'ts']).execute();
+      await db.schema
+        .createIndex('bot_metrics_channel_ts')
+        .ifNotExists()
+        .on('bot_metrics')
+        .columns(['channel', 'ts'])
+        .execute();
       await db.schema
         .createTable('llm_usage')
         .ifNotExists()
@@ -256,7 +261,12 @@ const MIGRATIONS: Record<string, Migration> = {
         .addColumn('reason', 'text', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('bot_events_ts').ifNotExists().on('bot_events').column('ts').execute();
-      await db.schema.createIndex('bot_events_channel_ts').ifNotExists().on('bot_events').columns(['channel', 'ts']).execute();
+      await db.schema
+        .createIndex('bot_events_channel_ts')
+        .ifNotExists()
+        .on('bot_events')
+        .columns(['channel', 'ts'])
+        .execute();
       await db.schema
         .createTable('worker_health')
         .ifNotExists()
@@ -313,7 +323,12 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004_llm_accounting': {
     async up(db: Kysely<any>): Promise<void> {
       for (const [column, type] of [
-        ['tokens_cached', 'integer'], ['tokens_reasoning', 'integer'], ['provider', 'text'], ['status', 'text'], ['error_type', 'text'], ['request_id', 'text'],
+        ['tokens_cached', 'integer'],
+        ['tokens_reasoning', 'integer'],
+        ['provider', 'text'],
+        ['status', 'text'],
+        ['error_type', 'text'],
+        ['request_id', 'text'],
       ] as const) {
         await db.schema.alterTable('llm_usage').addColumn(column, type).execute();
       }
@@ -361,7 +376,10 @@ const MIGRATIONS: Record<string, Migration> = {
         .execute();
       // Rows written before 0004 get their rollups here, so reports over old data stay whole.
       // Their latency histogram is left NULL (percentiles of those hours come from raw rows).
-      for (const [table, bucket] of [['llm_usage_hourly', `substr(ts, 1, 13) || ':00:00.000Z'`], ['llm_usage_daily', `substr(ts, 1, 10) || 'T00:00:00.000Z'`]] as const) {
+      for (const [table, bucket] of [
+        ['llm_usage_hourly', `substr(ts, 1, 13) || ':00:00.000Z'`],
+        ['llm_usage_daily', `substr(ts, 1, 10) || 'T00:00:00.000Z'`],
+      ] as const) {
         await sql`INSERT INTO ${sql.table(table)}
           SELECT ${sql.raw(bucket)}, channel, coalesce(model, ''), coalesce(feature, ''), '', 'ok', count(*),
                  coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), 0, 0, total(cost_usd), count(*) - count(cost_usd),
@@ -442,7 +460,10 @@ const isBusy = (err: unknown) => /^SQLITE_(BUSY|LOCKED)/.test((err as { code?: s
  * Afterwards busy_timeout is `busyTimeoutMs`, so a locked database costs the writer thread at most
  * that long per attempt.
  */
-export async function openWriteDatabase(path: string, options: { busyTimeoutMs: number; migrationBusyTimeoutMs?: number }): Promise<DatabaseHandle> {
+export async function openWriteDatabase(
+  path: string,
+  options: { busyTimeoutMs: number; migrationBusyTimeoutMs?: number },
+): Promise<DatabaseHandle> {
   let sqlite: BetterSqlite3.Database;
   try {
     sqlite = new BetterSqlite3(path);
@@ -451,7 +472,9 @@ export async function openWriteDatabase(path: string, options: { busyTimeoutMs: 
   }
   let stage: OpenFailure = 'locked';
   try {
-    sqlite.pragma(`busy_timeout = ${Math.max(options.busyTimeoutMs, options.migrationBusyTimeoutMs ?? MIGRATION_BUSY_TIMEOUT_MS)}`);
+    sqlite.pragma(
+      `busy_timeout = ${Math.max(options.busyTimeoutMs, options.migrationBusyTimeoutMs ?? MIGRATION_BUSY_TIMEOUT_MS)}`,
+    );
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     // A burst (or a long reader blocking checkpoints) can grow the WAL; truncate it back afterwards.

@@ -17,7 +17,17 @@
 // batches oldest first, and a sender spools everything it has not seen acknowledged (a suffix).
 // Replay first renames the file to `<spool>.replaying` and removes only that name, so rows spooled
 // while it runs (a sender at shutdown, the writer while the database is blocked) go to a new file.
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import type { Link } from '../actors/link.js';
 import type { MonitorConfig } from '../config.js';
@@ -59,7 +69,8 @@ export class Spool<Row> {
   append(batches: SpoolBatch<Row>[]): boolean {
     let text = '';
     for (const { from, seq, items } of batches) {
-      for (const row of items) text += `${JSON.stringify({ from, seq, n: items.length, row } satisfies SpoolLine<Row>)}\n`;
+      for (const row of items)
+        text += `${JSON.stringify({ from, seq, n: items.length, row } satisfies SpoolLine<Row>)}\n`;
     }
     if (text.length === 0) return true;
     const isNew = !existsSync(this.path);
@@ -213,17 +224,27 @@ export class SpoolReader<Row> {
  * holds. Harmless if the writer spooled or committed the same batches after all: replay keeps
  * each (sender, seq) once and skips what delivery_cursor says is committed.
  */
-export function spoolUnacknowledged<Row>(link: Link<Row>, config: Pick<MonitorConfig, 'dbPath' | 'spool'>, log: Logger): { spooled: number; lost: number } {
+export function spoolUnacknowledged<Row>(
+  link: Link<Row>,
+  config: Pick<MonitorConfig, 'dbPath' | 'spool'>,
+  log: Logger,
+): { spooled: number; lost: number } {
   const batches = link.unacknowledged();
   const rows = batches.reduce((sum, b) => sum + b.items.length, 0);
   if (rows === 0) return { spooled: 0, lost: 0 };
   const path = spoolPathFor(config);
   try {
     if (new Spool<Row>(path, config.spool.maxBytes).append(batches)) {
-      log.warn({ link: link.name, rows_spooled: rows, spool: path }, 'the writer did not acknowledge these rows in time: spooled by this thread');
+      log.warn(
+        { link: link.name, rows_spooled: rows, spool: path },
+        'the writer did not acknowledge these rows in time: spooled by this thread',
+      );
       return { spooled: rows, lost: 0 };
     }
-    log.error({ link: link.name, rows_lost: rows, spool: path, max_bytes: config.spool.maxBytes }, 'spool full: rows lost');
+    log.error(
+      { link: link.name, rows_lost: rows, spool: path, max_bytes: config.spool.maxBytes },
+      'spool full: rows lost',
+    );
   } catch (err) {
     log.error({ link: link.name, rows_lost: rows, spool: path, err }, 'spool cannot be written: rows lost');
   }
@@ -233,7 +254,13 @@ export function spoolUnacknowledged<Row>(link: Link<Row>, config: Pick<MonitorCo
 function parseLine<Row>(text: string): SpoolLine<Row> | null {
   try {
     const line = JSON.parse(text) as SpoolLine<Row>;
-    const ok = typeof line?.from === 'string' && Number.isInteger(line.seq) && Number.isInteger(line.n) && line.n > 0 && typeof line.row === 'object' && line.row !== null;
+    const ok =
+      typeof line?.from === 'string' &&
+      Number.isInteger(line.seq) &&
+      Number.isInteger(line.n) &&
+      line.n > 0 &&
+      typeof line.row === 'object' &&
+      line.row !== null;
     if (!ok) return null;
     upgradeLegacyRow(line.row as Record<string, unknown>);
     return line;
@@ -247,7 +274,9 @@ function upgradeLegacyRow(row: Record<string, unknown>): void {
   if (!('t' in row) || 'type' in row) return;
   row.type = row.t;
   delete row.t;
-  if (Array.isArray(row.items)) for (const item of row.items) if (typeof item === 'object' && item !== null) upgradeLegacyRow(item as Record<string, unknown>);
+  if (Array.isArray(row.items))
+    for (const item of row.items)
+      if (typeof item === 'object' && item !== null) upgradeLegacyRow(item as Record<string, unknown>);
 }
 
 function fsyncDirectory(path: string): void {

@@ -9,11 +9,16 @@ import { route, type ControlRoute } from './control-server.js';
 export function botRoutes(readPool: ReadPool): ControlRoute[] {
   return [
     route({
-      method: 'GET', path: '/bot', admin: false,
-      query: Type.Object({
-        channel: Type.String({ pattern: LIMITS.channelPattern, must: '1-64 characters of A-Z, a-z, 0-9, _' }),
-        since: Type.Optional(Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 1h, 24h, 7d' })),
-      }, { additionalProperties: false }),
+      method: 'GET',
+      path: '/bot',
+      admin: false,
+      query: Type.Object(
+        {
+          channel: Type.String({ pattern: LIMITS.channelPattern, must: '1-64 characters of A-Z, a-z, 0-9, _' }),
+          since: Type.Optional(Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 1h, 24h, 7d' })),
+        },
+        { additionalProperties: false },
+      ),
       handler: async (q) => {
         const sinceMs = Date.now() - parseDuration(q.since ?? '1h', 'since');
         return readPool.bot({ channel: q.channel, sinceMs });

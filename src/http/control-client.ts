@@ -9,7 +9,12 @@ export class ControlUnavailableError extends MonitorError {
 }
 
 /** One request to a monitor's control socket; JSON in, JSON (or text for /metrics) out. */
-export function requestControl<T = unknown>(controlSocketPath: string, method: 'GET' | 'POST', path: string, timeoutMs = 5_000): Promise<T> {
+export function requestControl<T = unknown>(
+  controlSocketPath: string,
+  method: 'GET' | 'POST',
+  path: string,
+  timeoutMs = 5_000,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: controlSocketPath, method, path, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
@@ -32,10 +37,13 @@ export function requestControl<T = unknown>(controlSocketPath: string, method: '
         resolve(body as T);
       });
     });
-    req.on('timeout', () => req.destroy(new ControlUnavailableError(`monitor did not answer on ${controlSocketPath} within ${timeoutMs} ms`)));
+    req.on('timeout', () =>
+      req.destroy(new ControlUnavailableError(`monitor did not answer on ${controlSocketPath} within ${timeoutMs} ms`)),
+    );
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof ControlUnavailableError) reject(err);
-      else reject(new ControlUnavailableError(`no monitor answers on ${controlSocketPath} (${err.code ?? err.message})`));
+      else
+        reject(new ControlUnavailableError(`no monitor answers on ${controlSocketPath} (${err.code ?? err.message})`));
     });
     req.end();
   });

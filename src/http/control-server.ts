@@ -46,7 +46,10 @@ export class HttpError extends MonitorError {
 
 /** A handler's answer that is sent as is (e.g. Prometheus text) instead of as JSON. */
 export class TextBody {
-  constructor(readonly contentType: string, readonly text: string) {}
+  constructor(
+    readonly contentType: string,
+    readonly text: string,
+  ) {}
 }
 
 export interface ControlRoute<Q extends TObject = TObject> {
@@ -70,8 +73,17 @@ export type ListenerKind = 'read' | 'admin' | 'metrics';
 
 /** Why a request was refused; each is a counter. */
 type ControlRejectReason =
-  | 'bad_request' | 'header_too_large' | 'timeout' | 'too_many_connections' | 'bad_url' | 'bad_query'
-  | 'not_found' | 'method_not_allowed' | 'body_too_large' | 'admin_only' | 'refused';
+  | 'bad_request'
+  | 'header_too_large'
+  | 'timeout'
+  | 'too_many_connections'
+  | 'bad_url'
+  | 'bad_query'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'body_too_large'
+  | 'admin_only'
+  | 'refused';
 
 interface CompiledRoute {
   route: ControlRoute;
@@ -101,14 +113,20 @@ export class ControlServer {
     return { ...this.#rejected };
   }
 
-  async listen(kind: ListenerKind, target: { path: string; access: SocketAccess } | { port: number; host: string }): Promise<string> {
-    const server = http.createServer({
-      maxHeaderSize: MAX_HEADER_BYTES,
-      headersTimeout: HEADERS_TIMEOUT_MS,
-      requestTimeout: REQUEST_TIMEOUT_MS,
-      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
-      keepAliveTimeout: 1_000,
-    }, (req, res) => void this.#handle(kind, req, res));
+  async listen(
+    kind: ListenerKind,
+    target: { path: string; access: SocketAccess } | { port: number; host: string },
+  ): Promise<string> {
+    const server = http.createServer(
+      {
+        maxHeaderSize: MAX_HEADER_BYTES,
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+        keepAliveTimeout: 1_000,
+      },
+      (req, res) => void this.#handle(kind, req, res),
+    );
     server.maxConnections = MAX_CONNECTIONS;
     server.maxRequestsPerSocket = 100;
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(kind, err, socket));
@@ -130,10 +148,13 @@ export class ControlServer {
 
   async close(): Promise<void> {
     await Promise.all(
-      this.#servers.map((server) => new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      })),
+      this.#servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
     );
   }
 
@@ -149,8 +170,10 @@ export class ControlServer {
       return;
     }
     const [status, reason]: [string, ControlRejectReason] =
-      err.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'header_too_large']
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'timeout']
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? ['431 Request Header Fields Too Large', 'header_too_large']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['408 Request Timeout', 'timeout']
           : ['400 Bad Request', 'bad_request'];
     this.#reject(kind, reason, { code: err.code });
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -164,36 +187,68 @@ export class ControlServer {
       if (typeof target === 'string') return this.#refuse(kind, req, res, 400, 'bad_url', target);
       path = target.pathname;
       const body = await readSmallBody(req);
-      if (!body) return this.#refuse(kind, req, res, 413, 'body_too_large', `no route takes a body (at most ${MAX_BODY_BYTES} bytes are ignored)`);
+      if (!body)
+        return this.#refuse(
+          kind,
+          req,
+          res,
+          413,
+          'body_too_large',
+          `no route takes a body (at most ${MAX_BODY_BYTES} bytes are ignored)`,
+        );
 
       const byMethod = this.#routes.get(path);
       if (!byMethod || (kind === 'metrics' && path !== METRICS_PATH)) {
-        const hint = kind === 'metrics' ? '; this port serves GET /metrics only, the control API is on the control socket' : '';
+        const hint =
+          kind === 'metrics' ? '; this port serves GET /metrics only, the control API is on the control socket' : '';
         return this.#refuse(kind, req, res, 404, 'not_found', `no route ${path}${hint}`);
       }
       const compiled = byMethod.get(req.method ?? '');
       if (!compiled) {
         res.setHeader('allow', [...byMethod.keys()].join(', '));
-        return this.#refuse(kind, req, res, 405, 'method_not_allowed', `${path} answers ${[...byMethod.keys()].join(', ')}`);
+        return this.#refuse(
+          kind,
+          req,
+          res,
+          405,
+          'method_not_allowed',
+          `${path} answers ${[...byMethod.keys()].join(', ')}`,
+        );
       }
       if (compiled.route.admin && kind !== 'admin') {
-        return this.#refuse(kind, req, res, 403, 'admin_only', `${req.method} ${path} is an admin route: it is served only on the admin socket (mode 0600, the monitor's own user)`);
+        return this.#refuse(
+          kind,
+          req,
+          res,
+          403,
+          'admin_only',
+          `${req.method} ${path} is an admin route: it is served only on the admin socket (mode 0600, the monitor's own user)`,
+        );
       }
       const query = Object.fromEntries(target.searchParams);
-      if (!compiled.check.Check(query)) return this.#refuse(kind, req, res, 400, 'bad_query', queryError(compiled.route, compiled.check, query));
+      if (!compiled.check.Check(query))
+        return this.#refuse(kind, req, res, 400, 'bad_query', queryError(compiled.route, compiled.check, query));
 
       const result = await compiled.route.handler(query);
       if (result instanceof TextBody) res.writeHead(200, { 'content-type': result.contentType }).end(result.text);
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result));
     } catch (err) {
-      if (err instanceof HttpError && err.status < 500) return this.#refuse(kind, req, res, err.status, 'refused', err.message);
+      if (err instanceof HttpError && err.status < 500)
+        return this.#refuse(kind, req, res, err.status, 'refused', err.message);
       const status = err instanceof HttpError ? err.status : 500;
       if (status === 500) this.#log.error({ err, path }, 'control request failed');
       sendJson(res, status, { error: (err as Error).message });
     }
   }
 
-  #refuse(kind: ListenerKind, req: http.IncomingMessage, res: http.ServerResponse, status: number, reason: ControlRejectReason, message: string): void {
+  #refuse(
+    kind: ListenerKind,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    status: number,
+    reason: ControlRejectReason,
+    message: string,
+  ): void {
     this.#reject(kind, reason, { method: req.method, url: req.url?.slice(0, 200), status });
     // An unread body or a parse we do not trust: do not keep the connection for another request.
     if (status === 400 || status === 413) res.setHeader('connection', 'close');
@@ -241,7 +296,11 @@ function readSmallBody(req: http.IncomingMessage): Promise<boolean> {
 }
 
 /** What is wrong with a query string, in the words of the route's schema (`must`); the HTTP front uses it too. */
-export function queryError(route: Pick<ControlRoute, 'path' | 'query'>, check: TypeCheck<TObject>, query: Record<string, unknown>): string {
+export function queryError(
+  route: Pick<ControlRoute, 'path' | 'query'>,
+  check: TypeCheck<TObject>,
+  query: Record<string, unknown>,
+): string {
   const error = check.Errors(query).First();
   if (!error) return 'bad query string';
   const name = error.path.replace(/^\//, '');

@@ -37,8 +37,9 @@ const MIN_TOKEN_LENGTH = 16;
 
 // 'self' only: no inline script or style (uPlot and Preact set styles through the CSSOM, which CSP allows).
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    + "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
@@ -105,9 +106,10 @@ export class DashboardServer {
     this.#app.setValidatorCompiler(({ schema, url }) => {
       const route = { path: url.replace(/^\/api/, ''), query: schema as TObject };
       const check = TypeCompiler.Compile(route.query);
-      return (value: unknown) => check.Check(value)
-        ? { value }
-        : { error: new HttpError(400, queryError(route, check, value as Record<string, unknown>)) };
+      return (value: unknown) =>
+        check.Check(value)
+          ? { value }
+          : { error: new HttpError(400, queryError(route, check, value as Record<string, unknown>)) };
     });
     this.#app.addHook('onRequest', async (req, reply) => this.#guard(req, reply));
     this.#app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
@@ -149,9 +151,12 @@ export class DashboardServer {
     for (const r of this.#routes) {
       const handler = async (req: FastifyRequest, reply: FastifyReply) => {
         if (r.admin && !this.#admin(req)) {
-          throw new HttpError(403, `${r.method} ${r.path} changes something: over HTTP it needs the bearer token, `
-            + 'and the monitor has none '
-            + '(start it with --http-token-file); the admin socket serves it to the monitor\'s own user');
+          throw new HttpError(
+            403,
+            `${r.method} ${r.path} changes something: over HTTP it needs the bearer token, ` +
+              'and the monitor has none ' +
+              "(start it with --http-token-file); the admin socket serves it to the monitor's own user",
+          );
         }
         const result = await r.handler(req.query as Record<string, string>);
         if (result instanceof TextBody) return reply.type(result.contentType).send(result.text);
@@ -183,13 +188,20 @@ export class DashboardServer {
       if (existsSync(`${DASHBOARD_ASSETS}/index.html`)) {
         // wildcard: false registers a route per file found now: no file-system lookup for unknown paths.
         await page.register(fastifyStatic, {
-          root: DASHBOARD_ASSETS, wildcard: false, index: 'index.html', cacheControl: false,
+          root: DASHBOARD_ASSETS,
+          wildcard: false,
+          index: 'index.html',
+          cacheControl: false,
           setHeaders: (reply) => void reply.header('cache-control', 'no-cache'),
         });
         page.get('/favicon.ico', (_req, reply) => reply.sendFile('favicon.svg'));
       } else {
-        page.get('/', (_req, reply) => reply.code(503).type('text/plain')
-          .send('the dashboard is not built (npm run build); the API is under /api/\n'));
+        page.get('/', (_req, reply) =>
+          reply
+            .code(503)
+            .type('text/plain')
+            .send('the dashboard is not built (npm run build); the API is under /api/\n'),
+        );
       }
     });
   }
@@ -199,14 +211,16 @@ export class DashboardServer {
     if (this.#tokenDigest === null) {
       // Loopback and no token: only a Host naming this machine (DNS rebinding would bring another name).
       if (!this.#allowedHosts.has(req.headers.host ?? '')) {
-        await reply.code(403).send({ error: 'the Host header must name this machine\'s loopback address' });
+        await reply.code(403).send({ error: "the Host header must name this machine's loopback address" });
       }
       return;
     }
     // The matched route decides (fastify has decoded the path to match it); no route: not public.
     const isPublic = (req.routeOptions.config as { public?: boolean } | undefined)?.public === true;
     if (!isPublic && !this.#authorised(req)) {
-      await reply.code(401).header('www-authenticate', 'Bearer realm="kissmon"')
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="kissmon"')
         .send({ error: 'this monitor needs a bearer token (Authorization: Bearer <token>)' });
     }
   }

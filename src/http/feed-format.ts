@@ -8,13 +8,27 @@ export type FeedBot = Omit<BotSnapshot, 'heartbeat_age_s'>;
 
 /** Column order of a full row (`snapshot.bots`, `bots.upsert`). */
 export const BOT_COLUMNS = [
-  'channel', 'pid', 'status', 'features', 'registered_at', 'last_seen', 'last_heartbeat', 'start_time',
-  'cpu_pct', 'cpu_pct_machine', 'rss_mb', 'sampled_at',
+  'channel',
+  'pid',
+  'status',
+  'features',
+  'registered_at',
+  'last_seen',
+  'last_heartbeat',
+  'start_time',
+  'cpu_pct',
+  'cpu_pct_machine',
+  'rss_mb',
+  'sampled_at',
 ] as const satisfies readonly (keyof FeedBot)[];
 
 /** Column order of a numbers-only change (`bots.numbers`): what the page shows that moves without a status change. */
-export const NUMBER_COLUMNS = ['channel', 'last_heartbeat', 'cpu_pct', 'rss_mb'] as const satisfies
-  readonly (keyof FeedBot)[];
+export const NUMBER_COLUMNS = [
+  'channel',
+  'last_heartbeat',
+  'cpu_pct',
+  'rss_mb',
+] as const satisfies readonly (keyof FeedBot)[];
 
 export const encodeBot = (bot: FeedBot): unknown[] => BOT_COLUMNS.map((c) => bot[c]);
 export const encodeNumbers = (bot: FeedBot): unknown[] => NUMBER_COLUMNS.map((c) => bot[c]);

@@ -181,7 +181,10 @@ export class LiveFeed {
     if (json === null) return false;
     this.#stats.snapshots++;
     const meta = JSON.stringify({
-      at: Date.now(), interval_ms: this.#intervalMs, columns: BOT_COLUMNS, number_columns: NUMBER_COLUMNS,
+      at: Date.now(),
+      interval_ms: this.#intervalMs,
+      columns: BOT_COLUMNS,
+      number_columns: NUMBER_COLUMNS,
     });
     // The rows are already JSON (made in the registry's thread): spliced in, not parsed and re-serialised.
     const text = `event: snapshot\ndata: ${meta.slice(0, -1)},"bots":${json}}\n\n`;

@@ -36,7 +36,8 @@ interface StoredRow {
   cost_usd: number | null;
 }
 
-const sameCost = (a: number | null, b: number | null) => (a === null || b === null ? a === b : Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(a)));
+const sameCost = (a: number | null, b: number | null) =>
+  a === null || b === null ? a === b : Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(a));
 
 export class UsageAccounting {
   readonly prices: PriceTable;
@@ -55,7 +56,8 @@ export class UsageAccounting {
     this.#rollupsOn = config.llm.rollups;
     this.#rollups = config.llm.rollups ? new RollupBatch(sqlite) : null;
     this.#budgets = new BudgetTracker(sqlite, config);
-    this.#selectChunk = sqlite.prepare(`SELECT rowid, ts, channel, model, feature, tokens_in, tokens_out, tokens_cached, tokens_reasoning, latency_ms, provider, status, cost_usd
+    this.#selectChunk =
+      sqlite.prepare(`SELECT rowid, ts, channel, model, feature, tokens_in, tokens_out, tokens_cached, tokens_reasoning, latency_ms, provider, status, cost_usd
       FROM llm_usage WHERE rowid >= ? AND +ts >= ? ORDER BY rowid LIMIT ${RECOMPUTE_CHUNK_ROWS}`);
     // Rowid order is not ts order (spool replay inserts old rows late, a clock step dates rows back):
     // the walk starts at the lowest rowid of any row in the window and filters ts in each chunk
@@ -128,7 +130,12 @@ export class UsageAccounting {
     for (const r of rows) {
       result.rows_checked++;
       const at = Date.parse(r.ts);
-      const tokens = { tokens_in: r.tokens_in ?? 0, tokens_out: r.tokens_out ?? 0, tokens_cached: r.tokens_cached, tokens_reasoning: r.tokens_reasoning };
+      const tokens = {
+        tokens_in: r.tokens_in ?? 0,
+        tokens_out: r.tokens_out ?? 0,
+        tokens_cached: r.tokens_cached,
+        tokens_reasoning: r.tokens_reasoning,
+      };
       const cost = r.model === null || Number.isNaN(at) ? null : this.prices.cost(r.model, at, tokens);
       if (sameCost(r.cost_usd, cost)) continue;
       this.#setCost.run(cost, r.rowid);
@@ -136,8 +143,14 @@ export class UsageAccounting {
       if (r.cost_usd === null) result.rows_priced_now++;
       if (cost === null) result.rows_unpriced_now++;
       const input: RollupInput = {
-        at, channel: r.channel, model: r.model ?? '', feature: r.feature ?? '', latency_ms: r.latency_ms, provider: r.provider ?? undefined,
-        status: (r.status ?? undefined) as RollupInput['status'], ...tokens,
+        at,
+        channel: r.channel,
+        model: r.model ?? '',
+        feature: r.feature ?? '',
+        latency_ms: r.latency_ms,
+        provider: r.provider ?? undefined,
+        status: (r.status ?? undefined) as RollupInput['status'],
+        ...tokens,
       } as RollupInput;
       this.#rollups?.reprice(input, r.cost_usd, cost);
     }

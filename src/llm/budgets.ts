@@ -24,7 +24,8 @@ import type { BudgetStatus } from '../actors/db-writer-messages.js';
 export type { BudgetStatus };
 
 /** A budget's channel/model/feature filter: absent matches all, else the glob (src/glob.ts). */
-const filterMatcher = (glob: string | undefined): ((value: string) => boolean) => (glob === undefined ? () => true : globMatcher(glob));
+const filterMatcher = (glob: string | undefined): ((value: string) => boolean) =>
+  glob === undefined ? () => true : globMatcher(glob);
 
 interface Tracked {
   config: BudgetConfig;
@@ -59,12 +60,22 @@ export class BudgetTracker {
 
   constructor(sqlite: BetterSqlite3.Database, config: MonitorConfig, now = Date.now()) {
     this.#sqlite = sqlite;
-    this.#saveState = sqlite.prepare(`INSERT INTO llm_budget_state (name, period_start, level, updated_at) VALUES (?, ?, ?, ?)
+    this.#saveState =
+      sqlite.prepare(`INSERT INTO llm_budget_state (name, period_start, level, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`);
     this.#budgets = config.budgets.map((b) => {
       const [channel, model, feature] = [filterMatcher(b.channel), filterMatcher(b.model), filterMatcher(b.feature)];
       const timeZone = b.timeZone ?? config.llm.timeZone;
-      return { config: b, timeZone, matches: (c, m, f) => channel(c) && model(m) && feature(f), start: 0, end: 0, spent: 0, signalled: 'ok', pending: 0 };
+      return {
+        config: b,
+        timeZone,
+        matches: (c, m, f) => channel(c) && model(m) && feature(f),
+        start: 0,
+        end: 0,
+        spent: 0,
+        signalled: 'ok',
+        pending: 0,
+      };
     });
     this.reload(config.llm.rollups ? 'llm_usage_hourly' : 'llm_usage', now);
   }
@@ -79,14 +90,28 @@ export class BudgetTracker {
    */
   reload(source: 'llm_usage_hourly' | 'llm_usage', now = Date.now()): void {
     if (this.#budgets.length === 0) return;
-    const states = new Map((this.#sqlite.prepare('SELECT name, period_start, level FROM llm_budget_state').all() as { name: string; period_start: string; level: BudgetLevel }[])
-      .map((s) => [s.name, s]));
-    const spendSince = this.#sqlite.prepare(`SELECT channel, model, feature, total(cost_usd) AS cost FROM ${source} WHERE ts >= ? AND ts < ? GROUP BY channel, model, feature`);
+    const states = new Map(
+      (
+        this.#sqlite.prepare('SELECT name, period_start, level FROM llm_budget_state').all() as {
+          name: string;
+          period_start: string;
+          level: BudgetLevel;
+        }[]
+      ).map((s) => [s.name, s]),
+    );
+    const spendSince = this.#sqlite.prepare(
+      `SELECT channel, model, feature, total(cost_usd) AS cost FROM ${source} WHERE ts >= ? AND ts < ? GROUP BY channel, model, feature`,
+    );
     for (const b of this.#budgets) {
       b.start = periodStart(b.config.period, now, b.timeZone);
       b.end = nextPeriodStart(b.config.period, b.start, b.timeZone);
       b.spent = 0;
-      for (const r of spendSince.all(isoTime(b.start), isoTime(b.end)) as { channel: string; model: string; feature: string; cost: number }[]) {
+      for (const r of spendSince.all(isoTime(b.start), isoTime(b.end)) as {
+        channel: string;
+        model: string;
+        feature: string;
+        cost: number;
+      }[]) {
         if (b.matches(r.channel, r.model, r.feature)) b.spent += r.cost;
       }
       const stored = states.get(b.config.name);
@@ -132,8 +157,16 @@ export class BudgetTracker {
       if (level === b.signalled) continue;
       this.#saveState.run(b.config.name, isoTime(b.start), level, isoTime(now));
       this.#staged.push({
-        type: 'budget', at: now, budget: b.config.name, period: b.config.period, periodStart: b.start, periodEnd: b.end, level,
-        spentUsd: round(spent, 6), limitUsd: b.config.limitUsd, pct: round(pct, 2),
+        type: 'budget',
+        at: now,
+        budget: b.config.name,
+        period: b.config.period,
+        periodStart: b.start,
+        periodEnd: b.end,
+        level,
+        spentUsd: round(spent, 6),
+        limitUsd: b.config.limitUsd,
+        pct: round(pct, 2),
       });
     }
   }
@@ -174,8 +207,14 @@ export class BudgetTracker {
       const elapsed = Math.max(now - start, 60_000);
       const pct = (spent / b.config.limitUsd) * 100;
       return {
-        name: b.config.name, period: b.config.period, period_start: new Date(start).toISOString(), spent_usd: round(spent, 6), limit_usd: b.config.limitUsd,
-        pct: round(pct, 2), projected_usd: round(Math.max(spent, (spent * (end - start)) / elapsed), 6), level: levelOf(pct, b.config.warnAtPct),
+        name: b.config.name,
+        period: b.config.period,
+        period_start: new Date(start).toISOString(),
+        spent_usd: round(spent, 6),
+        limit_usd: b.config.limitUsd,
+        pct: round(pct, 2),
+        projected_usd: round(Math.max(spent, (spent * (end - start)) / elapsed), 6),
+        level: levelOf(pct, b.config.warnAtPct),
       };
     });
   }

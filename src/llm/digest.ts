@@ -35,26 +35,52 @@ export interface DigestData {
 const round = (n: number, d = 6) => Math.round(n * 10 ** d) / 10 ** d;
 
 /** Yesterday (the local day before `now`'s) in figures, from the rollups and bot_events. */
-export function buildDigest(sqlite: BetterSqlite3.Database, now: number, timeZone: string, budgets: BudgetStatus[]): DigestInput {
+export function buildDigest(
+  sqlite: BetterSqlite3.Database,
+  now: number,
+  timeZone: string,
+  budgets: BudgetStatus[],
+): DigestInput {
   const today = periodStart('day', now, timeZone);
   const yesterday = periodStart('day', today - 1, timeZone);
   const before = periodStart('day', yesterday - 1, timeZone);
   const [t, y, b] = [isoTime(today), isoTime(yesterday), isoTime(before)];
-  const total = sqlite.prepare('SELECT total(cost_usd) AS cost, total(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ?');
+  const total = sqlite.prepare(
+    'SELECT total(cost_usd) AS cost, total(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ?',
+  );
   const day = total.get(y, t) as { cost: number; calls: number };
   const prev = total.get(b, y) as { cost: number; calls: number };
-  const top = (column: 'channel' | 'model') => sqlite.prepare(`SELECT ${column}, round(total(cost_usd), 6) AS cost_usd, sum(calls) AS calls FROM llm_usage_hourly
-    WHERE ts >= ? AND ts < ? GROUP BY ${column} ORDER BY cost_usd DESC, ${column} LIMIT 5`).all(y, t);
-  const slowest = sqlite.prepare(`SELECT model, round(total(latency_sum) / sum(latency_count), 1) AS mean_latency_ms, max(latency_max) AS max_latency_ms, sum(calls) AS calls
-    FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY model HAVING sum(latency_count) > 0 ORDER BY mean_latency_ms DESC LIMIT 3`).all(y, t) as DigestData['slowest_models'];
-  const failing = sqlite.prepare(`SELECT model, sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END) AS failed, sum(calls) AS calls,
+  const top = (column: 'channel' | 'model') =>
+    sqlite
+      .prepare(
+        `SELECT ${column}, round(total(cost_usd), 6) AS cost_usd, sum(calls) AS calls FROM llm_usage_hourly
+    WHERE ts >= ? AND ts < ? GROUP BY ${column} ORDER BY cost_usd DESC, ${column} LIMIT 5`,
+      )
+      .all(y, t);
+  const slowest = sqlite
+    .prepare(
+      `SELECT model, round(total(latency_sum) / sum(latency_count), 1) AS mean_latency_ms, max(latency_max) AS max_latency_ms, sum(calls) AS calls
+    FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY model HAVING sum(latency_count) > 0 ORDER BY mean_latency_ms DESC LIMIT 3`,
+    )
+    .all(y, t) as DigestData['slowest_models'];
+  const failing = sqlite
+    .prepare(
+      `SELECT model, sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END) AS failed, sum(calls) AS calls,
       round(100.0 * sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END) / sum(calls), 2) AS error_rate_pct
-    FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY model HAVING failed > 0 ORDER BY error_rate_pct DESC, failed DESC LIMIT 3`).all(y, t) as DigestData['failing_models'];
+    FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY model HAVING failed > 0 ORDER BY error_rate_pct DESC, failed DESC LIMIT 3`,
+    )
+    .all(y, t) as DigestData['failing_models'];
   // A bot that registered more than once, died, or went stale three times or more in the day.
-  const bots = sqlite.prepare(`SELECT channel, sum(reason IN ('registered', 'implicit_register')) AS registers, sum(to_status = 'dead') AS dead, sum(to_status = 'stale') AS stale
-    FROM bot_events WHERE ts >= ? AND ts < ? GROUP BY channel HAVING registers > 1 OR dead > 0 OR stale >= 3 ORDER BY dead + stale + registers DESC LIMIT 10`).all(y, t) as DigestData['bots_restarted_or_flapping'];
+  const bots = sqlite
+    .prepare(
+      `SELECT channel, sum(reason IN ('registered', 'implicit_register')) AS registers, sum(to_status = 'dead') AS dead, sum(to_status = 'stale') AS stale
+    FROM bot_events WHERE ts >= ? AND ts < ? GROUP BY channel HAVING registers > 1 OR dead > 0 OR stale >= 3 ORDER BY dead + stale + registers DESC LIMIT 10`,
+    )
+    .all(y, t) as DigestData['bots_restarted_or_flapping'];
   const data: DigestData = {
-    day: new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(yesterday),
+    day: new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(
+      yesterday,
+    ),
     time_zone: timeZone,
     spent_usd: round(day.cost),
     previous_day_usd: round(prev.cost),
@@ -67,7 +93,13 @@ export function buildDigest(sqlite: BetterSqlite3.Database, now: number, timeZon
     budgets_near_limit: budgets.filter((s) => s.level !== 'ok'),
     bots_restarted_or_flapping: bots,
   };
-  return { type: 'digest', at: now, title: `LLM digest ${data.day}: ${data.spent_usd.toFixed(2)} USD`, text: digestText(data), data };
+  return {
+    type: 'digest',
+    at: now,
+    title: `LLM digest ${data.day}: ${data.spent_usd.toFixed(2)} USD`,
+    text: digestText(data),
+    data,
+  };
 }
 
 export function digestText(d: DigestData): string {
@@ -108,10 +140,13 @@ export class DigestSchedule {
     this.stop();
     const next = nextLocalHour(this.#hour, now + 1, this.#timeZone);
     // setTimeout caps at 2^31-1 ms; a day is well under it.
-    this.#timer = setTimeout(() => {
-      this.#run();
-      this.start();
-    }, Math.min(next - now, 2 ** 31 - 1));
+    this.#timer = setTimeout(
+      () => {
+        this.#run();
+        this.start();
+      },
+      Math.min(next - now, 2 ** 31 - 1),
+    );
     this.#timer.unref();
   }
 

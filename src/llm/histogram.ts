@@ -53,7 +53,12 @@ export function encode(dense: DenseHistogram): Buffer | null {
  * The `fraction` percentile (0..1), linear between the nearest ranks like the exact report, with
  * values inside a bucket taken as evenly spread; clamped to [min, max]. null for no calls.
  */
-export function estimatePercentile(dense: DenseHistogram, fraction: number, min: number | null, max: number | null): number | null {
+export function estimatePercentile(
+  dense: DenseHistogram,
+  fraction: number,
+  min: number | null,
+  max: number | null,
+): number | null {
   let total = 0;
   for (const count of dense) total += count;
   if (total === 0) return null;
@@ -116,7 +121,8 @@ export function registerHistogramFunctions(sqlite: BetterSqlite3.Database): void
     step: (dense: DenseHistogram, h: unknown) => {
       if (h === null) return dense;
       const b = h as Buffer;
-      for (let i = 0; i + ENTRY <= b.length; i += ENTRY) dense[b[i]] += b[i + 1] + b[i + 2] * 0x100 + b[i + 3] * 0x10000 + b[i + 4] * 0x1000000;
+      for (let i = 0; i + ENTRY <= b.length; i += ENTRY)
+        dense[b[i]] += b[i + 1] + b[i + 2] * 0x100 + b[i + 3] * 0x10000 + b[i + 4] * 0x1000000;
       return dense;
     },
     result: (dense: DenseHistogram) => encode(dense),

@@ -3,16 +3,38 @@ export type Period = 'day' | 'week' | 'month';
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
-function wallClock(ms: number, timeZone: string): { y: number; m: number; d: number; h: number; min: number; s: number; weekday: number } {
+function wallClock(
+  ms: number,
+  timeZone: string,
+): { y: number; m: number; d: number; h: number; min: number; s: number; weekday: number } {
   let f = formatters.get(timeZone);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
     formatters.set(timeZone, f);
   }
   const parts: Record<string, number> = {};
   for (const p of f.formatToParts(ms)) if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  const y = parts.year, m = parts.month, d = parts.day;
-  return { y, m, d, h: parts.hour, min: parts.minute, s: parts.second, weekday: (new Date(Date.UTC(y, m - 1, d)).getUTCDay() + 6) % 7 };
+  const y = parts.year,
+    m = parts.month,
+    d = parts.day;
+  return {
+    y,
+    m,
+    d,
+    h: parts.hour,
+    min: parts.minute,
+    s: parts.second,
+    weekday: (new Date(Date.UTC(y, m - 1, d)).getUTCDay() + 6) % 7,
+  };
 }
 
 /** Offset of `timeZone` from UTC at `ms`, in ms (wall clock minus UTC). */

@@ -75,9 +75,9 @@ export const BUILTIN_PRICES: PriceConfig = {
     { from: '2024-08-06', input: 2.5, cachedInput: 1.25, output: 10 },
   ],
   'gpt-4o-mini': { from: '2024-07-18', input: 0.15, cachedInput: 0.075, output: 0.6 },
-  'o1': { from: '2024-12-17', input: 15, cachedInput: 7.5, output: 60 },
+  o1: { from: '2024-12-17', input: 15, cachedInput: 7.5, output: 60 },
   'o1-mini': { from: '2024-09-12', input: 1.1, cachedInput: 0.55, output: 4.4 },
-  'o3': [
+  o3: [
     { from: '2025-04-16', input: 10, cachedInput: 2.5, output: 40 },
     { from: '2025-06-10', input: 2, cachedInput: 0.5, output: 8 },
   ],
@@ -131,9 +131,12 @@ const isPrice = (n: unknown): n is number => typeof n === 'number' && Number.isF
  * it must be. Returns it as given, each list sorted by `from`.
  */
 export function parsePriceConfig(value: unknown, source = 'config'): PriceConfig {
-  const shape = '{ "input": n, "output": n, "cachedInput"?: n, "reasoning"?: n, "from"?: "YYYY-MM-DD" } (USD per 1M tokens)';
+  const shape =
+    '{ "input": n, "output": n, "cachedInput"?: n, "reasoning"?: n, "from"?: "YYYY-MM-DD" } (USD per 1M tokens)';
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`${source}.prices must be an object mapping a model name or glob to ${shape} or an array of them`);
+    throw new TypeError(
+      `${source}.prices must be an object mapping a model name or glob to ${shape} or an array of them`,
+    );
   }
   const table: PriceConfig = {};
   for (const [model, entry] of Object.entries(value)) {
@@ -147,12 +150,20 @@ export function parsePriceConfig(value: unknown, source = 'config'): PriceConfig
       if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new TypeError(`${at} must be ${shape}`);
       const { from, input, cachedInput, output, reasoning, ...rest } = p as Record<string, unknown>;
       const unknown = Object.keys(rest);
-      if (unknown.length > 0) throw new TypeError(`${at}.${unknown[0]} is not a price field (input, cachedInput, output, reasoning, from)`);
-      for (const [field, v] of [['input', input], ['output', output]] as const) {
+      if (unknown.length > 0)
+        throw new TypeError(`${at}.${unknown[0]} is not a price field (input, cachedInput, output, reasoning, from)`);
+      for (const [field, v] of [
+        ['input', input],
+        ['output', output],
+      ] as const) {
         if (!isPrice(v)) throw new TypeError(`${at}.${field} must be a number >= 0 (USD per 1M tokens)`);
       }
-      for (const [field, v] of [['cachedInput', cachedInput], ['reasoning', reasoning]] as const) {
-        if (v !== undefined && !isPrice(v)) throw new TypeError(`${at}.${field} must be a number >= 0 (USD per 1M tokens) or absent`);
+      for (const [field, v] of [
+        ['cachedInput', cachedInput],
+        ['reasoning', reasoning],
+      ] as const) {
+        if (v !== undefined && !isPrice(v))
+          throw new TypeError(`${at}.${field} must be a number >= 0 (USD per 1M tokens) or absent`);
       }
       if (from !== undefined && (typeof from !== 'string' || Number.isNaN(fromMs(from)))) {
         throw new TypeError(`${at}.from must be a date such as "2024-08-06" (UTC) or an ISO time`);
@@ -177,7 +188,13 @@ export function mergePrices(config: PriceConfig | undefined): PriceConfig {
 export function costUsd(price: Price, t: PricedTokens): number {
   const cached = t.tokens_cached ?? 0;
   const reasoning = t.tokens_reasoning ?? 0;
-  return ((t.tokens_in - cached) * price.input + cached * price.cachedInput + (t.tokens_out - reasoning) * price.output + reasoning * price.reasoning) / 1_000_000;
+  return (
+    ((t.tokens_in - cached) * price.input +
+      cached * price.cachedInput +
+      (t.tokens_out - reasoning) * price.output +
+      reasoning * price.reasoning) /
+    1_000_000
+  );
 }
 
 interface Pattern {
@@ -206,7 +223,13 @@ function pattern(key: string, prices: Price[]): Pattern {
 
 function resolvePrices(entry: PriceInput | PriceInput[]): Price[] {
   return (Array.isArray(entry) ? entry : [entry])
-    .map((p) => ({ fromMs: fromMs(p.from), input: p.input, cachedInput: p.cachedInput ?? p.input, output: p.output, reasoning: p.reasoning ?? p.output }))
+    .map((p) => ({
+      fromMs: fromMs(p.from),
+      input: p.input,
+      cachedInput: p.cachedInput ?? p.input,
+      output: p.output,
+      reasoning: p.reasoning ?? p.output,
+    }))
     .sort((a, b) => a.fromMs - b.fromMs);
 }
 
@@ -237,7 +260,9 @@ export class PriceTable {
       if (!isGlob(key)) this.#exact.set(key, prices);
       this.#patterns.push(pattern(key, prices));
     }
-    this.#patterns.sort((a, b) => b.literalPrefix - a.literalPrefix || b.literals - a.literals || (a.key < b.key ? -1 : 1));
+    this.#patterns.sort(
+      (a, b) => b.literalPrefix - a.literalPrefix || b.literals - a.literals || (a.key < b.key ? -1 : 1),
+    );
   }
 
   /** The dated prices for `model` (most specific key), or null when none matches. */
@@ -274,11 +299,20 @@ export class PriceTable {
         if (p.fromMs <= nowMs) current = i;
       });
       const builtin = BUILTIN_PRICES[key];
-      const source = builtin !== undefined && JSON.stringify(builtin) === JSON.stringify(this.#config[key]) ? 'built-in' : 'config';
-      prices.forEach((p, i) => rows.push({
-        model: key, from: p.fromMs === 0 ? null : new Date(p.fromMs).toISOString().slice(0, 10), current: i === current,
-        input: p.input, cached_input: p.cachedInput, output: p.output, reasoning: p.reasoning, source,
-      }));
+      const source =
+        builtin !== undefined && JSON.stringify(builtin) === JSON.stringify(this.#config[key]) ? 'built-in' : 'config';
+      prices.forEach((p, i) =>
+        rows.push({
+          model: key,
+          from: p.fromMs === 0 ? null : new Date(p.fromMs).toISOString().slice(0, 10),
+          current: i === current,
+          input: p.input,
+          cached_input: p.cachedInput,
+          output: p.output,
+          reasoning: p.reasoning,
+          source,
+        }),
+      );
     }
     return rows;
   }

@@ -55,10 +55,11 @@ export interface UsageFigures {
   latency_p99_ms: number | null;
 }
 
-export type UsageRow = UsageFigures & Partial<Record<UsageDimension, string>> & {
-  /** The group's dimension values joined by '/'. */
-  key: string;
-};
+export type UsageRow = UsageFigures &
+  Partial<Record<UsageDimension, string>> & {
+    /** The group's dimension values joined by '/'. */
+    key: string;
+  };
 
 export interface UsageReport {
   since: string;
@@ -104,31 +105,51 @@ interface SummedRow {
 }
 
 function checkOptions(o: UsageReportOptions): void {
-  if (typeof o?.sinceMs !== 'number' || !Number.isFinite(o.sinceMs) || o.sinceMs < 0) throw new TypeError('options.sinceMs must be a time in ms since the epoch');
-  if (o.untilMs !== undefined && !(Number.isFinite(o.untilMs) && o.untilMs > o.sinceMs)) throw new TypeError('options.untilMs must be a time after options.sinceMs');
-  if (!Array.isArray(o.by) || o.by.length === 0 || o.by.some((d) => !(USAGE_DIMENSIONS as readonly string[]).includes(d)) || new Set(o.by).size !== o.by.length) {
+  if (typeof o?.sinceMs !== 'number' || !Number.isFinite(o.sinceMs) || o.sinceMs < 0)
+    throw new TypeError('options.sinceMs must be a time in ms since the epoch');
+  if (o.untilMs !== undefined && !(Number.isFinite(o.untilMs) && o.untilMs > o.sinceMs))
+    throw new TypeError('options.untilMs must be a time after options.sinceMs');
+  if (
+    !Array.isArray(o.by) ||
+    o.by.length === 0 ||
+    o.by.some((d) => !(USAGE_DIMENSIONS as readonly string[]).includes(d)) ||
+    new Set(o.by).size !== o.by.length
+  ) {
     throw new TypeError(`options.by must be a list of distinct dimensions from ${USAGE_DIMENSIONS.join(', ')}`);
   }
-  if (o.top !== undefined && !(Number.isInteger(o.top) && o.top > 0)) throw new TypeError('options.top must be a positive integer');
+  if (o.top !== undefined && !(Number.isInteger(o.top) && o.top > 0))
+    throw new TypeError('options.top must be a positive integer');
 }
 
 const round = (n: number, d: number) => Math.round(n * 10 ** d) / 10 ** d;
 
 function figures(r: SummedRow, percentiles: [number | null, number | null, number | null]): UsageFigures {
   return {
-    calls: r.calls, tokens_in: r.tokens_in, tokens_out: r.tokens_out, tokens_cached: r.tokens_cached, tokens_reasoning: r.tokens_reasoning,
-    cost_usd: r.calls > 0 && r.unpriced_calls === r.calls ? null : round(r.cost_usd, 9), unpriced_calls: r.unpriced_calls, errors: r.errors,
+    calls: r.calls,
+    tokens_in: r.tokens_in,
+    tokens_out: r.tokens_out,
+    tokens_cached: r.tokens_cached,
+    tokens_reasoning: r.tokens_reasoning,
+    cost_usd: r.calls > 0 && r.unpriced_calls === r.calls ? null : round(r.cost_usd, 9),
+    unpriced_calls: r.unpriced_calls,
+    errors: r.errors,
     error_rate_pct: r.calls > 0 ? round((100 * r.errors) / r.calls, 2) : 0,
     cached_share_pct: r.tokens_in > 0 ? round((100 * r.tokens_cached) / r.tokens_in, 2) : 0,
     latency_mean_ms: r.latency_count > 0 ? round(r.latency_sum / r.latency_count, 2) : null,
-    latency_p50_ms: percentiles[0], latency_p95_ms: percentiles[1], latency_p99_ms: percentiles[2],
+    latency_p50_ms: percentiles[0],
+    latency_p95_ms: percentiles[1],
+    latency_p99_ms: percentiles[2],
   };
 }
 
 function estimated(r: SummedRow): [number | null, number | null, number | null] {
   const dense = emptyHistogram();
   addTo(dense, r.hist ?? null);
-  return [0.5, 0.95, 0.99].map((f) => estimatePercentile(dense, f, r.latency_min, r.latency_max)) as [number | null, number | null, number | null];
+  return [0.5, 0.95, 0.99].map((f) => estimatePercentile(dense, f, r.latency_min, r.latency_max)) as [
+    number | null,
+    number | null,
+    number | null,
+  ];
 }
 
 const RAW_SUMS = `count(*) AS calls, coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
@@ -143,10 +164,16 @@ const ROLLUP_SUMS = `coalesce(sum(calls), 0) AS calls, coalesce(sum(tokens_in), 
   coalesce(sum(latency_count), 0) AS latency_count, total(latency_sum) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max,
   kissmon_hist_agg(latency_hist) AS hist`;
 
-async function rawGroups(db: Kysely<Database>, since: string, until: string, by: UsageDimension[] | []): Promise<SummedRow[]> {
+async function rawGroups(
+  db: Kysely<Database>,
+  since: string,
+  until: string,
+  by: UsageDimension[] | [],
+): Promise<SummedRow[]> {
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const query = `SELECT ${[...dims, RAW_SUMS].join(', ')} FROM llm_usage WHERE ts >= ? AND ts < ?${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
-  return (await sql<SummedRow>`${sql.raw(query.replace('?', `'${since}'`).replace('?', `'${until}'`))}`.execute(db)).rows;
+  return (await sql<SummedRow>`${sql.raw(query.replace('?', `'${since}'`).replace('?', `'${until}'`))}`.execute(db))
+    .rows;
 }
 
 const ROLLUP_COLUMNS = `ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
@@ -159,18 +186,32 @@ const ROLLUP_COLUMNS = `ts, channel, model, feature, provider, status, calls, to
 function rollupSource(sinceMs: number, untilMs: number, dailyUntilMs: number): string {
   const firstDay = Math.ceil(sinceMs / DAY_MS) * DAY_MS;
   const lastDay = Math.min(Math.floor(untilMs / DAY_MS), Math.floor(dailyUntilMs / DAY_MS)) * DAY_MS;
-  const range = (table: string, a: number, b: number) => `SELECT ${ROLLUP_COLUMNS} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
+  const range = (table: string, a: number, b: number) =>
+    `SELECT ${ROLLUP_COLUMNS} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
   if (firstDay >= lastDay) return range('llm_usage_hourly', sinceMs, untilMs);
-  return [range('llm_usage_daily', firstDay, lastDay), range('llm_usage_hourly', sinceMs, firstDay), range('llm_usage_hourly', lastDay, untilMs)].join(' UNION ALL ');
+  return [
+    range('llm_usage_daily', firstDay, lastDay),
+    range('llm_usage_hourly', sinceMs, firstDay),
+    range('llm_usage_hourly', lastDay, untilMs),
+  ].join(' UNION ALL ');
 }
 
 /** The daily watermark in ms; 0 before the writer has set it (then everything is read hourly). */
 async function dailyUntil(db: Kysely<Database>): Promise<number> {
-  const row = await db.selectFrom('monitor_state').select('value').where('key', '=', DAILY_UNTIL_KEY).executeTakeFirst();
+  const row = await db
+    .selectFrom('monitor_state')
+    .select('value')
+    .where('key', '=', DAILY_UNTIL_KEY)
+    .executeTakeFirst();
   return row?.value ? Date.parse(row.value) : 0;
 }
 
-async function rollupGroups(db: Kysely<Database>, sinceMs: number, untilMs: number, by: UsageDimension[] | []): Promise<SummedRow[]> {
+async function rollupGroups(
+  db: Kysely<Database>,
+  sinceMs: number,
+  untilMs: number,
+  by: UsageDimension[] | [],
+): Promise<SummedRow[]> {
   // A day or hour dimension cannot be read from whole days when it is the hour: hourly only then.
   const from = by.includes('hour' as never)
     ? `SELECT ${ROLLUP_COLUMNS} FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'`
@@ -183,14 +224,38 @@ async function rollupGroups(db: Kysely<Database>, sinceMs: number, untilMs: numb
 /** The groups of a rollup query added up (sums, min/max, histograms merged). */
 function sumGroups(groups: SummedRow[]): SummedRow {
   const total: SummedRow = {
-    calls: 0, tokens_in: 0, tokens_out: 0, tokens_cached: 0, tokens_reasoning: 0, cost_usd: 0, unpriced_calls: 0, errors: 0,
-    latency_count: 0, latency_sum: 0, latency_min: null, latency_max: null,
+    calls: 0,
+    tokens_in: 0,
+    tokens_out: 0,
+    tokens_cached: 0,
+    tokens_reasoning: 0,
+    cost_usd: 0,
+    unpriced_calls: 0,
+    errors: 0,
+    latency_count: 0,
+    latency_sum: 0,
+    latency_min: null,
+    latency_max: null,
   };
   const dense = emptyHistogram();
   for (const g of groups) {
-    for (const k of ['calls', 'tokens_in', 'tokens_out', 'tokens_cached', 'tokens_reasoning', 'cost_usd', 'unpriced_calls', 'errors', 'latency_count', 'latency_sum'] as const) total[k] += g[k];
-    if (g.latency_min !== null && (total.latency_min === null || g.latency_min < total.latency_min)) total.latency_min = g.latency_min;
-    if (g.latency_max !== null && (total.latency_max === null || g.latency_max > total.latency_max)) total.latency_max = g.latency_max;
+    for (const k of [
+      'calls',
+      'tokens_in',
+      'tokens_out',
+      'tokens_cached',
+      'tokens_reasoning',
+      'cost_usd',
+      'unpriced_calls',
+      'errors',
+      'latency_count',
+      'latency_sum',
+    ] as const)
+      total[k] += g[k];
+    if (g.latency_min !== null && (total.latency_min === null || g.latency_min < total.latency_min))
+      total.latency_min = g.latency_min;
+    if (g.latency_max !== null && (total.latency_max === null || g.latency_max > total.latency_max))
+      total.latency_max = g.latency_max;
     addTo(dense, g.hist ?? null);
   }
   total.hist = encode(dense);
@@ -208,7 +273,10 @@ export async function usageReport(db: Kysely<Database>, options: UsageReportOpti
   let exact: Map<string, SummedRow> | null = null;
   const keyOf = (r: SummedRow) => by.map((d) => String(r[d])).join('/');
   if (source === 'raw') {
-    [groups, [total]] = await Promise.all([rawGroups(db, isoTime(sinceMs), isoTime(untilMs), by), rawGroups(db, isoTime(sinceMs), isoTime(untilMs), [])]);
+    [groups, [total]] = await Promise.all([
+      rawGroups(db, isoTime(sinceMs), isoTime(untilMs), by),
+      rawGroups(db, isoTime(sinceMs), isoTime(untilMs), []),
+    ]);
   } else {
     sinceMs = Math.floor(sinceMs / HOUR_MS) * HOUR_MS;
     untilMs = Math.ceil(untilMs / HOUR_MS) * HOUR_MS;
@@ -230,7 +298,13 @@ export async function usageReport(db: Kysely<Database>, options: UsageReportOpti
     return e ? [e.p50 ?? null, e.p95 ?? null, e.p99 ?? null] : estimated(r);
   };
   const timeOrdered = by[0] === 'day' || by[0] === 'hour';
-  groups.sort((a, b) => (timeOrdered ? (keyOf(a) < keyOf(b) ? -1 : 1) : b.cost_usd - a.cost_usd || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0)));
+  groups.sort((a, b) =>
+    timeOrdered
+      ? keyOf(a) < keyOf(b)
+        ? -1
+        : 1
+      : b.cost_usd - a.cost_usd || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0),
+  );
   const shown = options.top === undefined ? groups : groups.slice(0, options.top);
   return {
     since: isoTime(sinceMs),
@@ -250,22 +324,33 @@ export async function usageReport(db: Kysely<Database>, options: UsageReportOpti
 export function parseWindowTime(text: string, what: string, now = Date.now()): number {
   if (new RegExp(DURATION_PATTERN).test(text.trim())) return now - parseDuration(text, what);
   const ms = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : Number.NaN;
-  if (Number.isNaN(ms)) throw new TypeError(`${what} must be a duration before now (7d, 12h, 30m) or an ISO time (2026-12-01T00:00:00Z); got ${JSON.stringify(text)}`);
+  if (Number.isNaN(ms))
+    throw new TypeError(
+      `${what} must be a duration before now (7d, 12h, 30m) or an ISO time (2026-12-01T00:00:00Z); got ${JSON.stringify(text)}`,
+    );
   return ms;
 }
 
 /** `channel,model` → the dimensions; TypeError naming a bad one. */
 export function parseDimensions(text: string, what = 'by'): UsageDimension[] {
-  const by = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const by = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = by.find((d) => !(USAGE_DIMENSIONS as readonly string[]).includes(d));
   if (bad !== undefined || by.length === 0 || new Set(by).size !== by.length) {
-    throw new TypeError(`${what} must be distinct dimensions from ${USAGE_DIMENSIONS.join(', ')}, comma-separated${bad ? `; got ${JSON.stringify(bad)}` : ''}`);
+    throw new TypeError(
+      `${what} must be distinct dimensions from ${USAGE_DIMENSIONS.join(', ')}, comma-separated${bad ? `; got ${JSON.stringify(bad)}` : ''}`,
+    );
   }
   return by as UsageDimension[];
 }
 
 /** GET /usage query → report options (shared with the CLI's flags). */
-export function usageOptions(config: MonitorConfig, q: { since?: string; until?: string; by?: string; top?: string }): UsageReportOptions {
+export function usageOptions(
+  config: MonitorConfig,
+  q: { since?: string; until?: string; by?: string; top?: string },
+): UsageReportOptions {
   const now = Date.now();
   return {
     sinceMs: parseWindowTime(q.since ?? '7d', 'since', now),

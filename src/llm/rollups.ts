@@ -40,7 +40,10 @@ const isoHour = bucketText(HOUR_MS);
 export const DAILY_UNTIL_KEY = 'llm_daily_until';
 
 /** The part of a row the rollups sum (the ingest row, or a stored row being re-priced). */
-export type RollupInput = Pick<LlmUsageRow, 'at' | 'channel' | 'model' | 'feature' | 'tokens_in' | 'tokens_out' | 'latency_ms'> &
+export type RollupInput = Pick<
+  LlmUsageRow,
+  'at' | 'channel' | 'model' | 'feature' | 'tokens_in' | 'tokens_out' | 'latency_ms'
+> &
   Pick<LlmUsageRow, 'tokens_cached' | 'tokens_reasoning' | 'provider' | 'status'>;
 
 interface Sums {
@@ -65,11 +68,37 @@ interface Sums {
 }
 
 const COLUMNS = [
-  'ts', 'channel', 'model', 'feature', 'provider', 'status', 'calls', 'tokens_in', 'tokens_out', 'tokens_cached', 'tokens_reasoning',
-  'cost_usd', 'unpriced_calls', 'latency_count', 'latency_sum', 'latency_min', 'latency_max', 'latency_hist',
+  'ts',
+  'channel',
+  'model',
+  'feature',
+  'provider',
+  'status',
+  'calls',
+  'tokens_in',
+  'tokens_out',
+  'tokens_cached',
+  'tokens_reasoning',
+  'cost_usd',
+  'unpriced_calls',
+  'latency_count',
+  'latency_sum',
+  'latency_min',
+  'latency_max',
+  'latency_hist',
 ] as const;
 const KEY = COLUMNS.slice(0, 6);
-const ADDED = ['calls', 'tokens_in', 'tokens_out', 'tokens_cached', 'tokens_reasoning', 'cost_usd', 'unpriced_calls', 'latency_count', 'latency_sum'];
+const ADDED = [
+  'calls',
+  'tokens_in',
+  'tokens_out',
+  'tokens_cached',
+  'tokens_reasoning',
+  'cost_usd',
+  'unpriced_calls',
+  'latency_count',
+  'latency_sum',
+];
 
 function upsertSql(table: RollupTable): string {
   const set = [
@@ -95,7 +124,8 @@ function foldSql(): string {
     ON CONFLICT${upsertSql('llm_usage_daily').split(' ON CONFLICT')[1]}`;
 }
 
-const groupKey = (row: RollupInput) => `\0${row.channel}\0${row.model}\0${row.feature}\0${row.provider ?? ''}\0${row.status ?? 'ok'}`;
+const groupKey = (row: RollupInput) =>
+  `\0${row.channel}\0${row.model}\0${row.feature}\0${row.provider ?? ''}\0${row.status ?? 'ok'}`;
 
 /** One transaction's worth of rollup changes; `write` adds them to the tables. */
 export class RollupBatch {
@@ -109,13 +139,19 @@ export class RollupBatch {
 
   /** `now`: the wall clock that says which hours are finished (tests move it). */
   constructor(sqlite: BetterSqlite3.Database, now: () => number = Date.now) {
-    this.#upserts = { llm_usage_hourly: sqlite.prepare(upsertSql('llm_usage_hourly')), llm_usage_daily: sqlite.prepare(upsertSql('llm_usage_daily')) };
+    this.#upserts = {
+      llm_usage_hourly: sqlite.prepare(upsertSql('llm_usage_hourly')),
+      llm_usage_daily: sqlite.prepare(upsertSql('llm_usage_daily')),
+    };
     this.#fold = sqlite.prepare(foldSql());
     this.#readUntil = sqlite.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`);
-    this.#setUntil = sqlite.prepare(`INSERT INTO monitor_state (key, value, updated_at) VALUES ('${DAILY_UNTIL_KEY}', ?, ?)
+    this.#setUntil =
+      sqlite.prepare(`INSERT INTO monitor_state (key, value, updated_at) VALUES ('${DAILY_UNTIL_KEY}', ?, ?)
       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
     // A database from before the watermark has every hour in its days already: the hour after the last one.
-    this.#firstUntil = sqlite.prepare(`SELECT coalesce(strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour'), '') AS value FROM llm_usage_hourly`);
+    this.#firstUntil = sqlite.prepare(
+      `SELECT coalesce(strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour'), '') AS value FROM llm_usage_hourly`,
+    );
     this.#now = now;
   }
 
@@ -162,8 +198,24 @@ export class RollupBatch {
       const provider = row.provider ?? '';
       const status = row.status ?? 'ok';
       s = {
-        ts, channel: row.channel, model: row.model, feature: row.feature, provider, status, calls: 0, tokens_in: 0, tokens_out: 0, tokens_cached: 0,
-        tokens_reasoning: 0, cost_usd: 0, unpriced_calls: 0, latency_count: 0, latency_sum: 0, latency_min: null, latency_max: null, hist: null,
+        ts,
+        channel: row.channel,
+        model: row.model,
+        feature: row.feature,
+        provider,
+        status,
+        calls: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        tokens_cached: 0,
+        tokens_reasoning: 0,
+        cost_usd: 0,
+        unpriced_calls: 0,
+        latency_count: 0,
+        latency_sum: 0,
+        latency_min: null,
+        latency_max: null,
+        hist: null,
       };
       map.set(key, s);
     }
@@ -180,8 +232,23 @@ export class RollupBatch {
     for (const s of this.#hourly.values()) {
       const hist = s.hist && encode(s.hist);
       const values = [
-        s.channel, s.model, s.feature, s.provider, s.status, s.calls, s.tokens_in, s.tokens_out, s.tokens_cached, s.tokens_reasoning,
-        s.cost_usd, s.unpriced_calls, s.latency_count, s.latency_sum, s.latency_min, s.latency_max, hist,
+        s.channel,
+        s.model,
+        s.feature,
+        s.provider,
+        s.status,
+        s.calls,
+        s.tokens_in,
+        s.tokens_out,
+        s.tokens_cached,
+        s.tokens_reasoning,
+        s.cost_usd,
+        s.unpriced_calls,
+        s.latency_count,
+        s.latency_sum,
+        s.latency_min,
+        s.latency_max,
+        hist,
       ];
       hourly.run(s.ts, ...values);
       if (s.ts < until) daily.run(dayOf(s.ts), ...values);
@@ -200,4 +267,3 @@ export class RollupBatch {
     return finished;
   }
 }
-

@@ -18,7 +18,11 @@ export interface LlmRouteDeps {
   recompute: (sinceMs: number) => Promise<RecomputeResult | null>;
 }
 
-const windowTime = Type.String({ minLength: 1, maxLength: 40, must: 'a duration such as 7d, 12h, 30m, or an ISO time' });
+const windowTime = Type.String({
+  minLength: 1,
+  maxLength: 40,
+  must: 'a duration such as 7d, 12h, 30m, or an ISO time',
+});
 
 function badQuery<T>(fn: () => T): T {
   try {
@@ -34,30 +38,59 @@ export function llmRoutes(deps: LlmRouteDeps): ControlRoute[] {
   const none = Type.Object({}, { additionalProperties: false });
   return [
     route({
-      method: 'GET', path: '/usage', admin: false,
-      query: Type.Object({
-        since: Type.Optional(windowTime),
-        until: Type.Optional(windowTime),
-        by: Type.Optional(Type.String({ pattern: `^(${USAGE_DIMENSIONS.join('|')})(,(${USAGE_DIMENSIONS.join('|')}))*$`, must: `comma-separated dimensions from ${USAGE_DIMENSIONS.join(', ')}` })),
-        top: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,5}$', must: 'a positive integer' })),
-      }, { additionalProperties: false }),
+      method: 'GET',
+      path: '/usage',
+      admin: false,
+      query: Type.Object(
+        {
+          since: Type.Optional(windowTime),
+          until: Type.Optional(windowTime),
+          by: Type.Optional(
+            Type.String({
+              pattern: `^(${USAGE_DIMENSIONS.join('|')})(,(${USAGE_DIMENSIONS.join('|')}))*$`,
+              must: `comma-separated dimensions from ${USAGE_DIMENSIONS.join(', ')}`,
+            }),
+          ),
+          top: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,5}$', must: 'a positive integer' })),
+        },
+        { additionalProperties: false },
+      ),
       handler: async (q) => deps.usage(badQuery(() => usageOptions(deps.config, q))),
     }),
     route({
-      method: 'GET', path: '/budgets', admin: false, query: none,
+      method: 'GET',
+      path: '/budgets',
+      admin: false,
+      query: none,
       handler: async () => {
         const budgets = await deps.budgets();
-        if (budgets === null) throw new HttpError(503, 'database writer is restarting or the database is not open; try again');
+        if (budgets === null)
+          throw new HttpError(503, 'database writer is restarting or the database is not open; try again');
         return { budgets };
       },
     }),
-    route({ method: 'GET', path: '/prices', admin: false, query: none, handler: async () => ({ prices: new PriceTable(deps.config.prices).list() }) }),
     route({
-      method: 'POST', path: '/usage/recompute', admin: true,
-      query: Type.Object({ since: Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 30d' }) }, { additionalProperties: false }),
+      method: 'GET',
+      path: '/prices',
+      admin: false,
+      query: none,
+      handler: async () => ({ prices: new PriceTable(deps.config.prices).list() }),
+    }),
+    route({
+      method: 'POST',
+      path: '/usage/recompute',
+      admin: true,
+      query: Type.Object(
+        { since: Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 30d' }) },
+        { additionalProperties: false },
+      ),
       handler: async (q) => {
         const result = await deps.recompute(Date.now() - parseDuration(q.since, 'since'));
-        if (result === null) throw new HttpError(503, 'database writer is down or did not finish in time; what it committed stays re-priced, run it again');
+        if (result === null)
+          throw new HttpError(
+            503,
+            'database writer is down or did not finish in time; what it committed stays re-priced, run it again',
+          );
         return result;
       },
     }),

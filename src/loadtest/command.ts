@@ -5,7 +5,14 @@
 // 3 the monitor failed a check (lost rows, false stale, bots that could not register) · 130 interrupted.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { clientSettings, configOption, dbOption, integerOption, secondsOption, socketOption } from '../cli-options.js';
-import { BOTS_PER_PROCESS, defaultProcesses, LoadtestInterrupted, LoadtestLimitError, runLoadtest, type LoadtestReport } from './run.js';
+import {
+  BOTS_PER_PROCESS,
+  defaultProcesses,
+  LoadtestInterrupted,
+  LoadtestLimitError,
+  runLoadtest,
+  type LoadtestReport,
+} from './run.js';
 
 const EXIT_USAGE = 2;
 const EXIT_CHECK_FAILED = 3;
@@ -13,25 +20,52 @@ const EXIT_INTERRUPTED = 130;
 
 const rate = (value: string) => {
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--llm-rate must be a number of lines per second, 0 or more');
+  if (!Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError('--llm-rate must be a number of lines per second, 0 or more');
   return n;
 };
 
 export function loadtestCommand(): Command {
   return new Command('loadtest')
-    .description('simulate a fleet of bots against a running monitor, then check its database and registry: lost rows, false stale, latency, cpu/rss')
+    .description(
+      'simulate a fleet of bots against a running monitor, then check its database and registry: lost rows, false stale, latency, cpu/rss',
+    )
     .addOption(socketOption())
     .addOption(dbOption())
     .addOption(configOption())
     .requiredOption('--bots <n>', 'simulated bots', integerOption('--bots', 1, 1_000_000))
     .requiredOption('--duration <sec>', 'measured window, after every bot has connected', secondsOption('--duration'))
-    .option('--heartbeat-interval <sec>', 'each bot heartbeats this often, ±10 % jitter', secondsOption('--heartbeat-interval'), 30)
+    .option(
+      '--heartbeat-interval <sec>',
+      'each bot heartbeats this often, ±10 % jitter',
+      secondsOption('--heartbeat-interval'),
+      30,
+    )
     .option('--llm-rate <per_sec>', 'llm_usage lines per second, whole fleet', rate, 100)
-    .addOption(new Option('--mode <mode>', 'persistent: one connection per bot; oneshot: one per message (old Python bots); mixed: half each').choices(['persistent', 'oneshot', 'mixed']).default('persistent'))
-    .option('--processes <k>', `bot processes (real pids); default one per ${BOTS_PER_PROCESS} bots, at least 2`, integerOption('--processes', 1, 1_000))
-    .option('--pid-per-bot', 'also start one idle process per bot and register each bot with its own pid, so the sampler watches N distinct processes')
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        'persistent: one connection per bot; oneshot: one per message (old Python bots); mixed: half each',
+      )
+        .choices(['persistent', 'oneshot', 'mixed'])
+        .default('persistent'),
+    )
+    .option(
+      '--processes <k>',
+      `bot processes (real pids); default one per ${BOTS_PER_PROCESS} bots, at least 2`,
+      integerOption('--processes', 1, 1_000),
+    )
+    .option(
+      '--pid-per-bot',
+      'also start one idle process per bot and register each bot with its own pid, so the sampler watches N distinct processes',
+    )
     .option('--token <token>', 'auth token for every message (monitor started with --auth-tokens)')
-    .option('--connect-timeout <sec>', 'how long the fleet may take to connect and register', secondsOption('--connect-timeout'), 60)
+    .option(
+      '--connect-timeout <sec>',
+      'how long the fleet may take to connect and register',
+      secondsOption('--connect-timeout'),
+      60,
+    )
     .option('--json', 'print one JSON object instead of the summary')
     .showHelpAfterError()
     .exitOverride()
@@ -40,14 +74,20 @@ export function loadtestCommand(): Command {
       // database is only read, to count what landed.
       const monitor = clientSettings(opts);
       const processes: number = opts.processes ?? defaultProcesses(opts.bots);
-      if (processes > opts.bots) this.error(`error: --processes (${processes}) cannot exceed --bots (${opts.bots})`, { exitCode: EXIT_USAGE, code: 'kissmon.usage' });
+      if (processes > opts.bots)
+        this.error(`error: --processes (${processes}) cannot exceed --bots (${opts.bots})`, {
+          exitCode: EXIT_USAGE,
+          code: 'kissmon.usage',
+        });
 
       const controller = new AbortController();
       const interrupt = () => controller.abort();
       process.on('SIGINT', interrupt);
       process.on('SIGTERM', interrupt);
       const tty = process.stderr.isTTY;
-      const progress = tty ? (line: string) => process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns || 200) - 1)}`) : undefined;
+      const progress = tty
+        ? (line: string) => process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns || 200) - 1)}`)
+        : undefined;
       const note = (message: string) => process.stderr.write(`${tty ? '\r\x1b[2K' : ''}kissmon loadtest: ${message}\n`);
       let report: LoadtestReport;
       try {

@@ -13,7 +13,13 @@
 import net from 'node:net';
 import { encodeLine, stampedLine } from '../protocol/encode.js';
 import { openFilesLimit } from './limits.js';
-import { emptyCounters, type ChildConfig, type ChildCounters, type ChildReport, type ParentCommand } from './fleet-messages.js';
+import {
+  emptyCounters,
+  type ChildConfig,
+  type ChildCounters,
+  type ChildReport,
+  type ParentCommand,
+} from './fleet-messages.js';
 
 /**
  * Persistent connects started per second by one process. A Unix-socket connect completes as soon as
@@ -91,7 +97,17 @@ function makeBot(index: number, persistent: boolean): Bot {
     latency_ms: 350,
     ...auth,
   });
-  return { index, pid, persistent, socket: null, registered: false, failed: false, heartbeatTimer: null, lines, llmLine };
+  return {
+    index,
+    pid,
+    persistent,
+    socket: null,
+    registered: false,
+    failed: false,
+    heartbeatTimer: null,
+    lines,
+    llmLine,
+  };
 }
 
 /**
@@ -163,7 +179,10 @@ function queueConnect(bot: Bot): void {
 
 function pumpConnects(): void {
   const now = performance.now();
-  connectTokens = Math.min(CONNECTS_PER_SECOND / 50, connectTokens + ((now - connectRefilledAt) * CONNECTS_PER_SECOND) / 1000);
+  connectTokens = Math.min(
+    CONNECTS_PER_SECOND / 50,
+    connectTokens + ((now - connectRefilledAt) * CONNECTS_PER_SECOND) / 1000,
+  );
   connectRefilledAt = now;
   while (connectTokens >= 1 && connectHead < connectQueue.length && !ending) {
     connectTokens--;
@@ -243,7 +262,8 @@ function pumpOneShots(): void {
       break;
     }
   }
-  if (oneshotInFlight === 0 && oneshotHead >= oneshotQueue.length && burstOneshotRemaining === 0 && onOneshotIdle) onOneshotIdle();
+  if (oneshotInFlight === 0 && oneshotHead >= oneshotQueue.length && burstOneshotRemaining === 0 && onOneshotIdle)
+    onOneshotIdle();
 }
 
 let burstCursor = 0;
@@ -342,7 +362,9 @@ function writeLlm(bot: Bot, n: number): boolean {
     failed('llm', bot, n);
     return true;
   }
-  return socket.write(n === 1 ? bot.llmLine : bot.llmLine.repeat(n), (err) => (err ? failed('llm', bot, n) : written('llm', bot, n)));
+  return socket.write(n === 1 ? bot.llmLine : bot.llmLine.repeat(n), (err) =>
+    err ? failed('llm', bot, n) : written('llm', bot, n),
+  );
 }
 
 function stopLlm(): Promise<void> {
@@ -364,7 +386,8 @@ function llmSettled(): Promise<void> {
 /** Benchmarks: `rows` lines as fast as the sockets take them, honouring backpressure ('drain'). */
 async function burst(rows: number): Promise<void> {
   const persistent = bots.filter((b) => b.persistent && b.socket);
-  const toOneshot = config.oneshot === 0 ? 0 : persistent.length === 0 ? rows : Math.round((rows * config.oneshot) / bots.length);
+  const toOneshot =
+    config.oneshot === 0 ? 0 : persistent.length === 0 ? rows : Math.round((rows * config.oneshot) / bots.length);
   const toPersistent = rows - toOneshot;
   llmOutstanding += rows;
   const settled = llmSettled();
@@ -418,10 +441,12 @@ async function end(): Promise<void> {
       enqueueOneShot('unregister', bot);
     }
   }
-  closed.push(new Promise<void>((resolve) => {
-    onOneshotIdle = resolve;
-    pumpOneShots();
-  }));
+  closed.push(
+    new Promise<void>((resolve) => {
+      onOneshotIdle = resolve;
+      pumpOneShots();
+    }),
+  );
   await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, END_TIMEOUT_MS))]);
   report({ type: 'ended', counters, failed_bots: bots.filter((b) => b.failed || !b.registered).map((b) => b.index) });
   process.exit(0);

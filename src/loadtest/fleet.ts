@@ -4,7 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { raisedLimitCommand } from './limits.js';
-import { emptyCounters, type ChildConfig, type ChildCounters, type ChildReport, type ParentCommand } from './fleet-messages.js';
+import {
+  emptyCounters,
+  type ChildConfig,
+  type ChildCounters,
+  type ChildReport,
+  type ParentCommand,
+} from './fleet-messages.js';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./fleet-child.js', import.meta.url));
 
@@ -23,7 +29,6 @@ export interface FleetOptions {
   /** Per process; default 128. */
   oneshotConcurrency?: number;
 }
-
 
 function sum(all: ChildCounters[]): ChildCounters {
   const total = emptyCounters();
@@ -56,7 +61,9 @@ class BotProcess {
 
   constructor(config: ChildConfig) {
     this.bots = config.persistent + config.oneshot;
-    this.child = spawn('sh', ['-c', raisedLimitCommand(), process.execPath, CHILD_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = spawn('sh', ['-c', raisedLimitCommand(), process.execPath, CHILD_SCRIPT], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     this.child.stdin!.on('error', () => {}); // a child that died: its exit is reported, not EPIPE
     this.child.stdin!.write(`${JSON.stringify(config)}\n`);
     let text = '';
@@ -71,8 +78,12 @@ class BotProcess {
       }
     });
     this.child.once('exit', (code, signal) => {
-      if (!this.#seen.has('ended')) this.#exitError = new Error(`loadtest bot process ${this.child.pid} exited (${signal ?? `code ${code}`}) before it was told to`);
-      for (const [, list] of this.#waiters) for (const w of list) w.reject(this.#exitError ?? new Error('bot process ended'));
+      if (!this.#seen.has('ended'))
+        this.#exitError = new Error(
+          `loadtest bot process ${this.child.pid} exited (${signal ?? `code ${code}`}) before it was told to`,
+        );
+      for (const [, list] of this.#waiters)
+        for (const w of list) w.reject(this.#exitError ?? new Error('bot process ended'));
       this.#waiters.clear();
     });
   }
@@ -152,17 +163,19 @@ export class Fleet {
     let firstIndex = 0;
     for (let i = 0; i < k; i++) {
       const count = persistentShares[i] + oneshotShares[i];
-      processes.push(new BotProcess({
-        socket: options.socket,
-        prefix: options.prefix,
-        firstIndex,
-        persistent: persistentShares[i],
-        oneshot: oneshotShares[i],
-        heartbeatMs: options.heartbeatMs,
-        pids: options.pids?.slice(firstIndex, firstIndex + count),
-        token: options.token,
-        oneshotConcurrency: options.oneshotConcurrency ?? 128,
-      }));
+      processes.push(
+        new BotProcess({
+          socket: options.socket,
+          prefix: options.prefix,
+          firstIndex,
+          persistent: persistentShares[i],
+          oneshot: oneshotShares[i],
+          heartbeatMs: options.heartbeatMs,
+          pids: options.pids?.slice(firstIndex, firstIndex + count),
+          token: options.token,
+          oneshotConcurrency: options.oneshotConcurrency ?? 128,
+        }),
+      );
       firstIndex += count;
     }
     const fleet = new Fleet(processes);
@@ -193,7 +206,11 @@ export class Fleet {
 
   /** True once every bot has connected (persistent) and its register line is written. */
   async waitConnected(timeoutMs: number): Promise<boolean> {
-    return within(Promise.all(this.#processes.map((p) => p.wait('connected'))).then(() => true), timeoutMs, () => false);
+    return within(
+      Promise.all(this.#processes.map((p) => p.wait('connected'))).then(() => true),
+      timeoutMs,
+      () => false,
+    );
   }
 
   /** Starts llm_usage at `rate` lines/s in total, split by each process's share of the bots. */
@@ -207,13 +224,21 @@ export class Fleet {
     const parts = shares(rows, this.#processes.length);
     for (const p of this.#processes) p.forget('burst_done');
     this.#processes.forEach((p, i) => p.send({ cmd: 'burst', rows: parts[i] }));
-    return within(Promise.all(this.#processes.map((p) => p.wait('burst_done'))).then(() => true), timeoutMs, () => false);
+    return within(
+      Promise.all(this.#processes.map((p) => p.wait('burst_done'))).then(() => true),
+      timeoutMs,
+      () => false,
+    );
   }
 
   /** Stops llm_usage; true once every line in flight is written or failed (counts are then final). */
   async stopLlm(timeoutMs: number): Promise<boolean> {
     for (const p of this.#processes) p.send({ cmd: 'stop_llm' });
-    return within(Promise.all(this.#processes.map((p) => p.wait('llm_stopped'))).then(() => true), timeoutMs, () => false);
+    return within(
+      Promise.all(this.#processes.map((p) => p.wait('llm_stopped'))).then(() => true),
+      timeoutMs,
+      () => false,
+    );
   }
 
   /**
@@ -222,8 +247,14 @@ export class Fleet {
    */
   async end(timeoutMs = 8_000): Promise<number[]> {
     for (const p of this.#processes) p.send({ cmd: 'end' });
-    const exits = this.#processes.map((p) => (p.exited ? Promise.resolve() : new Promise<void>((resolve) => p.child.once('exit', () => resolve()))));
-    await within(Promise.all(exits).then(() => true), timeoutMs, () => false);
+    const exits = this.#processes.map((p) =>
+      p.exited ? Promise.resolve() : new Promise<void>((resolve) => p.child.once('exit', () => resolve())),
+    );
+    await within(
+      Promise.all(exits).then(() => true),
+      timeoutMs,
+      () => false,
+    );
     this.kill();
     await Promise.all(exits);
     process.off('exit', this.#killOnExit);

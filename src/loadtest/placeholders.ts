@@ -15,9 +15,18 @@ export interface Placeholders {
 }
 
 export async function startPlaceholders(n: number): Promise<Placeholders> {
-  const sh = spawn('sh', ['-c', 'i=0; while [ $i -lt "$1" ]; do cat <&3 >/dev/null & echo $!; i=$((i+1)); done; echo done; wait', 'sh', String(n)], {
-    stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
-  });
+  const sh = spawn(
+    'sh',
+    [
+      '-c',
+      'i=0; while [ $i -lt "$1" ]; do cat <&3 >/dev/null & echo $!; i=$((i+1)); done; echo done; wait',
+      'sh',
+      String(n),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+    },
+  );
   const lifeline = sh.stdio[3] as Writable;
   lifeline.on('error', () => {});
   const pids: number[] = [];
@@ -40,7 +49,9 @@ export async function startPlaceholders(n: number): Promise<Placeholders> {
   try {
     await new Promise<void>((resolve, reject) => {
       sh.once('error', reject);
-      sh.once('exit', () => reject(new Error(`the shell starting ${n} placeholder processes exited after ${pids.length}`)));
+      sh.once('exit', () =>
+        reject(new Error(`the shell starting ${n} placeholder processes exited after ${pids.length}`)),
+      );
       sh.stdout!.setEncoding('utf8');
       sh.stdout!.on('data', (chunk: string) => {
         text += chunk;

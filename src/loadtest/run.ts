@@ -75,7 +75,14 @@ export interface LoadtestReport {
   llm_rows_failed: number;
   llm_rate_achieved: number;
   false_stale: number;
-  false_stale_detail: { stale_events: number; dead_events: number; offline_events: number; not_online_at_end: number; excluded_bots: number; examples: string[] };
+  false_stale_detail: {
+    stale_events: number;
+    dead_events: number;
+    offline_events: number;
+    not_online_at_end: number;
+    excluded_bots: number;
+    examples: string[];
+  };
   /** Heartbeat send (client `ts`) → applied in the registry. */
   latency_ms: LatencyMs;
   /** Monitor read the line → applied in the registry (the monitor's own share of the above). */
@@ -86,7 +93,15 @@ export interface LoadtestReport {
   connect_retries_at_start: number;
   reconnects: number;
   oneshot_connections: number;
-  monitor: { pid: number; cpu_pct: number; rss_mb: number; rss_peak_mb: number; refused_connections: number; dropped: number; flushed: boolean };
+  monitor: {
+    pid: number;
+    cpu_pct: number;
+    rss_mb: number;
+    rss_peak_mb: number;
+    refused_connections: number;
+    dropped: number;
+    flushed: boolean;
+  };
   generator: { pids: number[]; cpu_pct: number };
   started_at: string;
 }
@@ -154,7 +169,8 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
   const note = hooks.note ?? (() => {});
   const signal = hooks.signal;
   const checkAbort = () => {
-    if (signal?.aborted) throw new LoadtestInterrupted('interrupted: every bot was unregistered and every bot process ended');
+    if (signal?.aborted)
+      throw new LoadtestInterrupted('interrupted: every bot was unregistered and every bot process ended');
   };
   const startedAt = new Date();
   const prefix = `lt${randomBytes(4).toString('hex')}`;
@@ -163,7 +179,8 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
 
   // ---- preflight: is there a monitor, a database, and room for this many sockets? ----
   const health0 = await requestControl<HealthBody>(control, 'GET', '/health');
-  if (!existsSync(options.db)) throw new Error(`no database at ${options.db}: pass the monitor's --db (the loadtest counts rows in it)`);
+  if (!existsSync(options.db))
+    throw new Error(`no database at ${options.db}: pass the monitor's --db (the loadtest counts rows in it)`);
   checkLimits(options, persistent, processes, health0, note);
 
   let placeholders: Placeholders | null = null;
@@ -190,7 +207,9 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
     const childLimit = fleet.openFilesLimit;
     const perChild = Math.ceil(persistent / processes) + ONESHOT_CONCURRENCY + FD_OVERHEAD;
     if (childLimit !== null && childLimit < perChild) {
-      throw new LoadtestLimitError(`the bot processes could only raise their open-file limit to ${childLimit}, but ${Math.ceil(persistent / processes)} connections each need about ${perChild}: use --processes ${Math.ceil(persistent / Math.max(1, childLimit - ONESHOT_CONCURRENCY - FD_OVERHEAD))} or more`);
+      throw new LoadtestLimitError(
+        `the bot processes could only raise their open-file limit to ${childLimit}, but ${Math.ceil(persistent / processes)} connections each need about ${perChild}: use --processes ${Math.ceil(persistent / Math.max(1, childLimit - ONESHOT_CONCURRENCY - FD_OVERHEAD))} or more`,
+      );
     }
 
     // ---- connect and register ----
@@ -198,16 +217,24 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
     const connectDeadline = connectStart + options.connectTimeoutS * 1000;
     const connected = fleet.waitConnected(options.connectTimeoutS * 1000);
     let allConnected = false;
-    void connected.then((ok) => (allConnected = ok), () => {});
+    void connected.then(
+      (ok) => (allConnected = ok),
+      () => {},
+    );
     while (!allConnected && performance.now() < connectDeadline && !signal?.aborted) {
       const c = fleet.counters();
-      hooks.progress?.(`connecting: ${c.registered.toLocaleString('en')}/${options.bots.toLocaleString('en')} bots registered, ${c.connect_failures} connect failures`);
+      hooks.progress?.(
+        `connecting: ${c.registered.toLocaleString('en')}/${options.bots.toLocaleString('en')} bots registered, ${c.connect_failures} connect failures`,
+      );
       await Promise.race([connected, sleep(500, signal)]);
     }
     allConnected = await Promise.race([connected, Promise.resolve(allConnected)]);
     checkAbort();
     const connectS = round1((performance.now() - connectStart) / 1000);
-    if (!allConnected) note(`only ${fleet.counters().registered} of ${options.bots} bots registered within --connect-timeout ${options.connectTimeoutS} s; running with those`);
+    if (!allConnected)
+      note(
+        `only ${fleet.counters().registered} of ${options.bots} bots registered within --connect-timeout ${options.connectTimeoutS} s; running with those`,
+      );
     // Let the registry apply the registrations before measuring, so the connect burst is not in
     // the latency figures: wait until it lists what the bots wrote (or 10 s).
     const registeredWritten = fleet.counters().registered;
@@ -255,7 +282,8 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
     }
     checkAbort();
     hooks.progress?.('stopping llm_usage, waiting for every line in flight…');
-    if (!(await fleet.stopLlm(30_000))) note('some bot processes did not settle their llm_usage lines within 30 s; counts may be short');
+    if (!(await fleet.stopLlm(30_000)))
+      note('some bot processes did not settle their llm_usage lines within 30 s; counts may be short');
     const windowEnd = performance.now();
     const [latency, healthEnd] = await Promise.all([
       requestControl<RegistryLatency>(control, 'GET', '/latency'),
@@ -268,9 +296,21 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
     const { flushed } = await requestControl<{ flushed: boolean }>(admin, 'POST', '/flush', 60_000);
     if (!flushed) note('the monitor answered /flush with flushed=false: it could not commit everything in time');
     const since = new Date(startedAt.getTime() - 2_000).toISOString();
-    const landed = (db.prepare(`SELECT count(*) AS n FROM llm_usage WHERE ts >= ? AND channel >= ? AND channel < ?`).get(since, `${prefix}_`, `${prefix}\``) as { n: number }).n;
-    const statusRows = (db.prepare('SELECT count(*) AS n FROM bot_status WHERE channel >= ? AND channel < ?').get(`${prefix}_`, `${prefix}\``) as { n: number }).n;
-    const events = db.prepare(`SELECT channel, to_status, reason FROM bot_events WHERE channel >= ? AND channel < ? AND to_status <> 'online'`).all(`${prefix}_`, `${prefix}\``) as { channel: string; to_status: string; reason: string }[];
+    const landed = (
+      db
+        .prepare(`SELECT count(*) AS n FROM llm_usage WHERE ts >= ? AND channel >= ? AND channel < ?`)
+        .get(since, `${prefix}_`, `${prefix}\``) as { n: number }
+    ).n;
+    const statusRows = (
+      db
+        .prepare('SELECT count(*) AS n FROM bot_status WHERE channel >= ? AND channel < ?')
+        .get(`${prefix}_`, `${prefix}\``) as { n: number }
+    ).n;
+    const events = db
+      .prepare(
+        `SELECT channel, to_status, reason FROM bot_events WHERE channel >= ? AND channel < ? AND to_status <> 'online'`,
+      )
+      .all(`${prefix}_`, `${prefix}\``) as { channel: string; to_status: string; reason: string }[];
     const live = ourBots(await requestControl<BotSnapshot[]>(control, 'GET', '/status', 30_000), prefix);
 
     // ---- end: unregister, exit ----
@@ -345,20 +385,38 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
         dropped: totalDropped(healthEnd) - totalDropped(healthStart),
         flushed,
       },
-      generator: { pids: generatorPids, cpu_pct: round1(((llmCounters.cpu_ms - countersStart.cpu_ms) / (windowEnd - windowStart)) * 100) },
+      generator: {
+        pids: generatorPids,
+        cpu_pct: round1(((llmCounters.cpu_ms - countersStart.cpu_ms) / (windowEnd - windowStart)) * 100),
+      },
       started_at: startedAt.toISOString(),
     };
-    if (healthEnd.process.pid !== health0.process.pid) report.problems.push(`the monitor restarted during the run (pid ${health0.process.pid} → ${healthEnd.process.pid})`);
-    if (report.lost > 0) report.problems.push(`${report.lost} llm_usage rows written by the bots never landed in ${options.db}`);
-    if (report.lost < 0) report.problems.push(`${-report.lost} more llm_usage rows landed than the bots wrote: rows counted twice`);
-    if (statusRows === 0 && final.registered > 0) report.problems.push(`${options.db} has no bot_status row of this run: is it the database this monitor writes (--db)?`);
-    if (report.false_stale > 0) report.problems.push(`${report.false_stale} heartbeating bots were not kept online (e.g. ${report.false_stale_detail.examples[0]})`);
-    if (final.registered < options.bots) report.problems.push(`only ${final.registered} of ${options.bots} bots could register (${final.connect_failures} connect failures)`);
+    if (healthEnd.process.pid !== health0.process.pid)
+      report.problems.push(
+        `the monitor restarted during the run (pid ${health0.process.pid} → ${healthEnd.process.pid})`,
+      );
+    if (report.lost > 0)
+      report.problems.push(`${report.lost} llm_usage rows written by the bots never landed in ${options.db}`);
+    if (report.lost < 0)
+      report.problems.push(`${-report.lost} more llm_usage rows landed than the bots wrote: rows counted twice`);
+    if (statusRows === 0 && final.registered > 0)
+      report.problems.push(
+        `${options.db} has no bot_status row of this run: is it the database this monitor writes (--db)?`,
+      );
+    if (report.false_stale > 0)
+      report.problems.push(
+        `${report.false_stale} heartbeating bots were not kept online (e.g. ${report.false_stale_detail.examples[0]})`,
+      );
+    if (final.registered < options.bots)
+      report.problems.push(
+        `only ${final.registered} of ${options.bots} bots could register (${final.connect_failures} connect failures)`,
+      );
     if (!flushed) report.problems.push('the monitor could not flush everything it received');
     report.ok = report.problems.length === 0;
     return report;
   } catch (err) {
-    if (signal?.aborted && !(err instanceof LoadtestInterrupted)) throw new LoadtestInterrupted('interrupted: every bot process was ended');
+    if (signal?.aborted && !(err instanceof LoadtestInterrupted))
+      throw new LoadtestInterrupted('interrupted: every bot process was ended');
     throw err;
   } finally {
     db.close();
@@ -391,12 +449,19 @@ function totalDropped(h: HealthBody): number {
  * Refuses, with what to change, a fleet the OS will not allow: the bot processes' and the
  * monitor's open-file limits, the system-wide file table, and (with --pid-per-bot) the process limit.
  */
-function checkLimits(options: LoadtestOptions, persistent: number, processes: number, health: HealthBody, note: (m: string) => void): void {
+function checkLimits(
+  options: LoadtestOptions,
+  persistent: number,
+  processes: number,
+  health: HealthBody,
+  note: (m: string) => void,
+): void {
   const monitorPid = health.process.pid;
   const monitor = openFilesLimit(monitorPid);
   if (monitor) {
     const open = health.ingest.connections_open;
-    const needed = persistent + open + (options.mode === 'persistent' ? 0 : ONESHOT_CONCURRENCY * processes) + MONITOR_FD_OVERHEAD;
+    const needed =
+      persistent + open + (options.mode === 'persistent' ? 0 : ONESHOT_CONCURRENCY * processes) + MONITOR_FD_OVERHEAD;
     if (needed > monitor.soft) {
       throw new LoadtestLimitError(
         `the monitor (pid ${monitorPid}) may open at most ${monitor.soft} files (its soft limit), but ${persistent.toLocaleString('en')} persistent bots ` +
@@ -421,7 +486,10 @@ function checkLimits(options: LoadtestOptions, persistent: number, processes: nu
   try {
     const [allocated, , max] = readFileSync('/proc/sys/fs/file-nr', 'utf8').trim().split(/\s+/).map(Number);
     const needed = 2 * persistent + 2 * ONESHOT_CONCURRENCY * processes;
-    if (allocated + needed > max) throw new LoadtestLimitError(`the system-wide file table (fs.file-max ${max}, ${allocated} in use) has no room for ${needed.toLocaleString('en')} more socket ends`);
+    if (allocated + needed > max)
+      throw new LoadtestLimitError(
+        `the system-wide file table (fs.file-max ${max}, ${allocated} in use) has no room for ${needed.toLocaleString('en')} more socket ends`,
+      );
   } catch (err) {
     if (err instanceof LoadtestLimitError) throw err;
   }
@@ -436,7 +504,9 @@ function checkLimits(options: LoadtestOptions, persistent: number, processes: nu
       // no /proc: the limit check below is all we have
     }
     if (running + options.bots + processes + 100 > limit) {
-      throw new LoadtestLimitError(`--pid-per-bot needs ${options.bots.toLocaleString('en')} more processes next to the ${running.toLocaleString('en')} running, but at most ${limit} may exist (ulimit -u / kernel.pid_max)`);
+      throw new LoadtestLimitError(
+        `--pid-per-bot needs ${options.bots.toLocaleString('en')} more processes next to the ${running.toLocaleString('en')} running, but at most ${limit} may exist (ulimit -u / kernel.pid_max)`,
+      );
     }
   }
 }
@@ -448,4 +518,3 @@ function safeRead(path: string): string {
     return '';
   }
 }
-

@@ -14,12 +14,16 @@ export type RejectReason =
   | 'invalid_token_parts';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
-  'invalid_utf8', 'invalid_json', 'too_deep', 'not_an_object', 'unknown_type', 'invalid_fields', 'invalid_token_parts',
+  'invalid_utf8',
+  'invalid_json',
+  'too_deep',
+  'not_an_object',
+  'unknown_type',
+  'invalid_fields',
+  'invalid_token_parts',
 ];
 
-export type DecodeResult =
-  | { ok: true; message: BotMessage }
-  | { ok: false; reason: RejectReason; detail: string };
+export type DecodeResult = { ok: true; message: BotMessage } | { ok: false; reason: RejectReason; detail: string };
 
 const checkers: Record<MessageType, TypeCheck<TSchema>> = {
   register: TypeCompiler.Compile(MESSAGE_SCHEMAS.register),
@@ -37,7 +41,8 @@ export function jsonDepthExceeds(line: Buffer, limit: number): boolean {
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped byte
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
@@ -55,7 +60,9 @@ function jsonErrorDetail(err: unknown): string {
   const message = err instanceof Error ? err.message : '';
   const position = / at position (\d+)/.exec(message)?.[1];
   if (position !== undefined) return `not valid JSON at position ${position}`;
-  return message.startsWith('Unexpected end of JSON input') ? 'not valid JSON: unexpected end of input' : 'not valid JSON';
+  return message.startsWith('Unexpected end of JSON input')
+    ? 'not valid JSON: unexpected end of input'
+    : 'not valid JSON';
 }
 
 export function decodeLine(line: Buffer, maxDepth: number): DecodeResult {
@@ -89,16 +96,28 @@ export function decodeLine(line: Buffer, maxDepth: number): DecodeResult {
   }
   if (!checker.Check(value)) {
     const first = checker.Errors(value).First();
-    return { ok: false, reason: 'invalid_fields', detail: `${type as MessageType}: ${first ? `${first.path || '/'} ${first.message}` : 'invalid'}` };
+    return {
+      ok: false,
+      reason: 'invalid_fields',
+      detail: `${type as MessageType}: ${first ? `${first.path || '/'} ${first.message}` : 'invalid'}`,
+    };
   }
   const message = value as BotMessage;
   if (message.type === 'llm_usage') {
     // Parts of a total, so a part above it is a broken client, not a price question.
     if ((message.tokens_cached ?? 0) > message.tokens_in) {
-      return { ok: false, reason: 'invalid_token_parts', detail: 'llm_usage: tokens_cached must be at most tokens_in (cached tokens are part of the input)' };
+      return {
+        ok: false,
+        reason: 'invalid_token_parts',
+        detail: 'llm_usage: tokens_cached must be at most tokens_in (cached tokens are part of the input)',
+      };
     }
     if ((message.tokens_reasoning ?? 0) > message.tokens_out) {
-      return { ok: false, reason: 'invalid_token_parts', detail: 'llm_usage: tokens_reasoning must be at most tokens_out (reasoning tokens are part of the output)' };
+      return {
+        ok: false,
+        reason: 'invalid_token_parts',
+        detail: 'llm_usage: tokens_reasoning must be at most tokens_out (reasoning tokens are part of the output)',
+      };
     }
   }
   return { ok: true, message };

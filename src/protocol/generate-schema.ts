@@ -90,7 +90,11 @@ function tsType(schema: JsonSchema, indent: string): string {
 }
 
 /** llm_usage → LlmUsageMessage, the name messages.ts gives its Static type. */
-const typeName = (type: string) => `${type.split('_').map((w) => w[0].toUpperCase() + w.slice(1)).join('')}Message`;
+const typeName = (type: string) =>
+  `${type
+    .split('_')
+    .map((w) => w[0].toUpperCase() + w.slice(1))
+    .join('')}Message`;
 
 /** clients/typescript/src/protocol.ts: what the TypeScript client needs of src/protocol, without TypeBox. */
 export function clientProtocolText(): string {
@@ -103,7 +107,7 @@ export function clientProtocolText(): string {
   );
   return [
     '// Generated from src/protocol/messages.ts by src/protocol/generate-schema.ts (npm run build); do not edit.',
-    '// The protocol v1 types, limits and defaults the client needs, without the monitor\'s TypeBox schemas;',
+    "// The protocol v1 types, limits and defaults the client needs, without the monitor's TypeBox schemas;",
     '// test/protocol-drift.test.ts fails when this file or these types drift from src/protocol.',
     '',
     `export const PROTOCOL_VERSION = ${PROTOCOL_VERSION};`,

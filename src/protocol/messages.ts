@@ -38,7 +38,12 @@ const TokenCount = Type.Integer({ minimum: 0, maximum: LIMITS.maxTokens });
 const Extensions = {
   v: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'protocol version the client speaks' })),
   ts: Type.Optional(Type.Number({ minimum: 0, description: 'client send time, ms since the epoch' })),
-  token: Type.Optional(Type.String({ maxLength: LIMITS.maxTokenLength, description: 'auth token, when the monitor runs with --auth-tokens' })),
+  token: Type.Optional(
+    Type.String({
+      maxLength: LIMITS.maxTokenLength,
+      description: 'auth token, when the monitor runs with --auth-tokens',
+    }),
+  ),
 };
 
 /**
@@ -75,7 +80,13 @@ export const UnregisterMessage = Type.Object({
   type: Type.Literal('unregister'),
   channel: Channel,
   pid: Pid,
-  reason: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxReasonLength, description: 'why the bot stops, e.g. "deploy": a planned stop raises no alert' })),
+  reason: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: LIMITS.maxReasonLength,
+      description: 'why the bot stops, e.g. "deploy": a planned stop raises no alert',
+    }),
+  ),
   ...Extensions,
 });
 
@@ -87,15 +98,56 @@ export const LlmUsageMessage = Type.Object({
   tokens_in: TokenCount,
   tokens_out: TokenCount,
   latency_ms: Type.Optional(Type.Number({ minimum: 0, maximum: LIMITS.maxLatencyMs })),
-  id: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxUsageIdLength, description: 'client-generated id of this call, kept when re-sent: the monitor stores each id once' })),
+  id: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: LIMITS.maxUsageIdLength,
+      description: 'client-generated id of this call, kept when re-sent: the monitor stores each id once',
+    }),
+  ),
   // Accounting details (all optional; docs/LLM_USAGE.md). The two token parts are checked against
   // their totals after the schema (decode.ts): JSON Schema cannot compare two fields.
-  tokens_cached: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMITS.maxTokens, description: 'input tokens served from the provider\'s cache; part of tokens_in (at most tokens_in)' })),
-  tokens_reasoning: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMITS.maxTokens, description: 'output tokens spent on reasoning; part of tokens_out (at most tokens_out)' })),
-  provider: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxProviderLength, description: 'who served the call: openai, anthropic, google, mistral, ...' })),
-  status: Type.Optional(Type.Union(LLM_CALL_STATUSES.map((s) => Type.Literal(s)), { description: 'outcome of the call; absent means ok' })),
-  error_type: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxErrorTypeLength, description: 'the error class or code when status is not ok' })),
-  request_id: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.maxRequestIdLength, description: 'the provider\'s id of the response' })),
+  tokens_cached: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: LIMITS.maxTokens,
+      description: "input tokens served from the provider's cache; part of tokens_in (at most tokens_in)",
+    }),
+  ),
+  tokens_reasoning: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: LIMITS.maxTokens,
+      description: 'output tokens spent on reasoning; part of tokens_out (at most tokens_out)',
+    }),
+  ),
+  provider: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: LIMITS.maxProviderLength,
+      description: 'who served the call: openai, anthropic, google, mistral, ...',
+    }),
+  ),
+  status: Type.Optional(
+    Type.Union(
+      LLM_CALL_STATUSES.map((s) => Type.Literal(s)),
+      { description: 'outcome of the call; absent means ok' },
+    ),
+  ),
+  error_type: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: LIMITS.maxErrorTypeLength,
+      description: 'the error class or code when status is not ok',
+    }),
+  ),
+  request_id: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: LIMITS.maxRequestIdLength,
+      description: "the provider's id of the response",
+    }),
+  ),
   ...Extensions,
 });
 

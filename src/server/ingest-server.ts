@@ -106,7 +106,13 @@ export class IngestServer {
   #backpressureSince = 0;
   #backpressureTimer: NodeJS.Timeout | null = null;
 
-  constructor(options: { config: MonitorConfig; registry: Link<BotSignal>; writer: Link<WriteItem>; log: Logger; auth: TokenAuth | null }) {
+  constructor(options: {
+    config: MonitorConfig;
+    registry: Link<BotSignal>;
+    writer: Link<WriteItem>;
+    log: Logger;
+    auth: TokenAuth | null;
+  }) {
     this.#config = options.config;
     this.#registry = options.registry;
     this.#writer = options.writer;
@@ -122,12 +128,19 @@ export class IngestServer {
     server.maxConnections = this.#config.limits.maxConnections;
     server.on('drop', () => {
       this.counters.connections_refused++;
-      this.#rateLog.warn('max_connections', { max_connections: this.#config.limits.maxConnections }, 'connection refused: maxConnections reached');
+      this.#rateLog.warn(
+        'max_connections',
+        { max_connections: this.#config.limits.maxConnections },
+        'connection refused: maxConnections reached',
+      );
     });
     await listenOnSocketPath(server, path, { mode: this.#config.socketMode, group: this.#config.socketGroup }, 4096);
     server.on('error', (err) => this.#log.error({ err }, 'socket server error'));
     this.#server = server;
-    this.#log.info({ socket: path, mode: this.#config.socketMode.toString(8), group: this.#config.socketGroup }, 'listening');
+    this.#log.info(
+      { socket: path, mode: this.#config.socketMode.toString(8), group: this.#config.socketGroup },
+      'listening',
+    );
   }
 
   /**
@@ -178,8 +191,17 @@ export class IngestServer {
   #accept(socket: net.Socket): void {
     this.#lastAcceptAt = performance.now();
     const conn: Connection = {
-      id: ++this.#lastConnectionId, socket, partial: null, partialLength: 0, discarding: false, discardedBytes: 0, known: false,
-      tokens: this.#config.limits.maxLinesPerSecondPerConnection, refilledAt: performance.now(), throttleTimer: null, authFailures: 0,
+      id: ++this.#lastConnectionId,
+      socket,
+      partial: null,
+      partialLength: 0,
+      discarding: false,
+      discardedBytes: 0,
+      known: false,
+      tokens: this.#config.limits.maxLinesPerSecondPerConnection,
+      refilledAt: performance.now(),
+      throttleTimer: null,
+      authFailures: 0,
     };
     this.#connections.set(conn.id, conn);
     if (this.#backpressured) socket.pause();
@@ -244,7 +266,11 @@ export class IngestServer {
     this.#backpressured = true;
     this.#backpressureSince = performance.now();
     this.counters.backpressure_pauses++;
-    this.#rateLog.warn('backpressure', { writer_pending: this.#writer.pending, registry_pending: this.#registry.pending }, 'an actor is behind: reading paused until it catches up');
+    this.#rateLog.warn(
+      'backpressure',
+      { writer_pending: this.#writer.pending, registry_pending: this.#registry.pending },
+      'an actor is behind: reading paused until it catches up',
+    );
     for (const conn of this.#connections.values()) conn.socket.pause();
     const low = this.#config.limits.maxPendingPerLink / 4;
     this.#backpressureTimer = setInterval(() => {
@@ -344,12 +370,20 @@ export class IngestServer {
 
   #countTooLong(): void {
     this.counters.line_too_long++;
-    this.#rateLog.warn('line_too_long', { max_line_bytes: this.#config.limits.maxLineBytes }, 'line longer than the limit: discarded');
+    this.#rateLog.warn(
+      'line_too_long',
+      { max_line_bytes: this.#config.limits.maxLineBytes },
+      'line longer than the limit: discarded',
+    );
   }
 
   #closeUnterminated(conn: Connection): void {
     this.counters.unterminated_closed++;
-    this.#rateLog.warn('unterminated_closed', { max_unterminated_bytes: this.#config.limits.maxUnterminatedBytes }, 'connection sent too much without a newline: closed');
+    this.#rateLog.warn(
+      'unterminated_closed',
+      { max_unterminated_bytes: this.#config.limits.maxUnterminatedBytes },
+      'connection sent too much without a newline: closed',
+    );
     conn.socket.destroy();
   }
 
@@ -367,16 +401,28 @@ export class IngestServer {
     const decoded = decodeLine(line, this.#config.limits.maxJsonDepth);
     if (!decoded.ok) {
       this.counters.rejected[decoded.reason]++;
-      this.#rateLog.warn(`rejected_${decoded.reason}`, { reason: decoded.reason, detail: decoded.detail }, 'bad line skipped');
+      this.#rateLog.warn(
+        `rejected_${decoded.reason}`,
+        { reason: decoded.reason, detail: decoded.detail },
+        'bad line skipped',
+      );
       return;
     }
     const msg = decoded.message;
     if (this.#auth && !this.#auth.check(msg.channel, msg.token)) {
       this.counters.auth_failed++;
-      this.#rateLog.warn('auth_failed', { type: msg.type, channel: msg.channel }, 'message refused: missing or wrong token');
+      this.#rateLog.warn(
+        'auth_failed',
+        { type: msg.type, channel: msg.channel },
+        'message refused: missing or wrong token',
+      );
       if (++conn.authFailures >= MAX_AUTH_FAILURES) {
         this.counters.auth_closed++;
-        this.#rateLog.warn('auth_closed', { max_auth_failures: MAX_AUTH_FAILURES }, 'connection closed after repeated auth failures');
+        this.#rateLog.warn(
+          'auth_closed',
+          { max_auth_failures: MAX_AUTH_FAILURES },
+          'connection closed after repeated auth failures',
+        );
         conn.socket.destroy();
       }
       return;
@@ -386,8 +432,14 @@ export class IngestServer {
     let handed: boolean;
     if (msg.type === 'llm_usage') {
       const row: LlmUsageRow = {
-        type: 'llm_usage', at, channel: msg.channel, model: msg.model, feature: msg.feature,
-        tokens_in: msg.tokens_in, tokens_out: msg.tokens_out, latency_ms: msg.latency_ms ?? null,
+        type: 'llm_usage',
+        at,
+        channel: msg.channel,
+        model: msg.model,
+        feature: msg.feature,
+        tokens_in: msg.tokens_in,
+        tokens_out: msg.tokens_out,
+        latency_ms: msg.latency_ms ?? null,
       };
       if (msg.id !== undefined) row.id = msg.id;
       // Only what a client sent: an old client's row stays as small as it was.
@@ -408,7 +460,11 @@ export class IngestServer {
     }
     if (!handed) {
       this.counters.dropped_overflow++;
-      this.#rateLog.warn('dropped_overflow', { type: msg.type, max_pending: this.#config.limits.maxPendingPerLink }, 'actor queue full: message dropped');
+      this.#rateLog.warn(
+        'dropped_overflow',
+        { type: msg.type, max_pending: this.#config.limits.maxPendingPerLink },
+        'actor queue full: message dropped',
+      );
     }
   }
 
@@ -425,12 +481,18 @@ export class IngestServer {
     conn.refilledAt = now;
     if (conn.tokens >= 0 || conn.throttleTimer || conn.socket.destroyed || this.#draining) return;
     this.counters.throttled++;
-    this.#rateLog.warn('throttled', { max_lines_per_second: rate }, 'connection over its line rate: reading it more slowly');
+    this.#rateLog.warn(
+      'throttled',
+      { max_lines_per_second: rate },
+      'connection over its line rate: reading it more slowly',
+    );
     conn.socket.pause();
-    conn.throttleTimer = setTimeout(() => {
-      conn.throttleTimer = null;
-      if (!this.#backpressured) conn.socket.resume();
-    }, Math.ceil((-conn.tokens * 1000) / rate));
+    conn.throttleTimer = setTimeout(
+      () => {
+        conn.throttleTimer = null;
+        if (!this.#backpressured) conn.socket.resume();
+      },
+      Math.ceil((-conn.tokens * 1000) / rate),
+    );
   }
-
 }

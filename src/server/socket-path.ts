@@ -15,7 +15,12 @@ export interface SocketAccess {
  * bind() happens synchronously inside listen(): the umask set around it makes the file appear
  * with its final mode, so there is no moment in which another user could connect.
  */
-export async function listenOnSocketPath(server: net.Server, path: string, access: SocketAccess, backlog = 511): Promise<void> {
+export async function listenOnSocketPath(
+  server: net.Server,
+  path: string,
+  access: SocketAccess,
+  backlog = 511,
+): Promise<void> {
   await claimSocketPath(path);
   const listening = new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -43,7 +48,8 @@ export async function listenOnSocketPath(server: net.Server, path: string, acces
  */
 export async function claimSocketPath(path: string): Promise<void> {
   if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket()) throw new SocketInUseError(`${path} exists and is not a socket; refusing to replace it`);
+  if (!lstatSync(path).isSocket())
+    throw new SocketInUseError(`${path} exists and is not a socket; refusing to replace it`);
   const failure = await new Promise<string | null>((resolve) => {
     const probe = net.connect(path);
     probe.once('connect', () => {
@@ -52,8 +58,12 @@ export async function claimSocketPath(path: string): Promise<void> {
     });
     probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
-  if (failure === null) throw new SocketInUseError(`another monitor is running on ${path}; stop it first or choose another --socket`);
+  if (failure === null)
+    throw new SocketInUseError(`another monitor is running on ${path}; stop it first or choose another --socket`);
   if (failure === 'ENOENT') return; // removed meanwhile
-  if (failure !== 'ECONNREFUSED') throw new SocketInUseError(`${path} exists and a test connect failed with ${failure}: it may belong to a running monitor; not replacing it`);
+  if (failure !== 'ECONNREFUSED')
+    throw new SocketInUseError(
+      `${path} exists and a test connect failed with ${failure}: it may belong to a running monitor; not replacing it`,
+    );
   unlinkSync(path);
 }

@@ -33,7 +33,6 @@ const REGISTRY_REBUILD_FLUSH_MS = 2_000;
 /** What a control call that bounds its own wait is given on top, to answer. */
 const CONTROL_SLACK_MS = 2_000;
 
-
 export interface ChildSpec {
   id: ActorName;
   file: URL;
@@ -62,7 +61,13 @@ const LINKS: readonly [PeerName, PeerName][] = [
 ];
 
 export type ControlOf<Id extends ActorName> = ActorControl &
-  (Id extends 'registry' ? RegistryControlExtra : Id extends 'db' ? DbWriterControlExtra : Id extends 'alerter' ? AlerterControlExtra : object);
+  (Id extends 'registry'
+    ? RegistryControlExtra
+    : Id extends 'db'
+      ? DbWriterControlExtra
+      : Id extends 'alerter'
+        ? AlerterControlExtra
+        : object);
 
 interface Child {
   spec: ChildSpec;
@@ -130,11 +135,20 @@ export function defaultSpecs(config: MonitorConfig): ChildSpec[] {
   const file = (name: string) => new URL(`../../workers/${name}.js`, import.meta.url);
   const { shutdownMs, maxOldGenerationSizeMb } = config.supervisor;
   const spec = (id: ActorName, name: string): ChildSpec => ({
-    id, file: file(name), restart: 'permanent', shutdownMs, resourceLimits: { maxOldGenerationSizeMb: maxOldGenerationSizeMb[id] },
+    id,
+    file: file(name),
+    restart: 'permanent',
+    shutdownMs,
+    resourceLimits: { maxOldGenerationSizeMb: maxOldGenerationSizeMb[id] },
   });
   // Order matters: the writer runs migrations before the registry rebuilds from bot_status and
   // before the alerter opens its tables.
-  return [spec('db', 'db-writer'), spec('alerter', 'alerter'), spec('registry', 'registry'), spec('sampler', 'sampler')];
+  return [
+    spec('db', 'db-writer'),
+    spec('alerter', 'alerter'),
+    spec('registry', 'registry'),
+    spec('sampler', 'sampler'),
+  ];
 }
 
 export class Supervisor {
@@ -160,9 +174,24 @@ export class Supervisor {
       if (this.#children.has(spec.id)) throw new TypeError(`specs: duplicate child id ${spec.id}`);
       if (!(spec.shutdownMs > 0)) throw new TypeError(`specs.${spec.id}.shutdownMs must be a positive number`);
       this.#children.set(spec.id, {
-        spec, worker: null, control: null, controlPort: null, incarnation: 0, ready: false, started: false,
-        restartTimes: [], consecutiveFailures: 0, restarts: 0, lastExit: null,
-        lastAnswerAt: null, downSince: null, downReason: null, lastRestartReason: null, startTimer: null, stuckCalls: 0, inFlight: new Set(),
+        spec,
+        worker: null,
+        control: null,
+        controlPort: null,
+        incarnation: 0,
+        ready: false,
+        started: false,
+        restartTimes: [],
+        consecutiveFailures: 0,
+        restarts: 0,
+        lastExit: null,
+        lastAnswerAt: null,
+        downSince: null,
+        downReason: null,
+        lastRestartReason: null,
+        startTimer: null,
+        stuckCalls: 0,
+        inFlight: new Set(),
       });
     }
   }
@@ -192,7 +221,10 @@ export class Supervisor {
     if (done) {
       if (waitedMs > 100) this.#log.info({ waited_ms: waitedMs }, 'spool replayed; starting the registry');
     } else {
-      this.#log.warn({ waited_ms: waitedMs, bound_ms: boundMs }, 'spool not replayed in time (database locked, or the writer down): the registry starts anyway and may rebuild from bot_status older than the spool');
+      this.#log.warn(
+        { waited_ms: waitedMs, bound_ms: boundMs },
+        'spool not replayed in time (database locked, or the writer down): the registry starts anyway and may rebuild from bot_status older than the spool',
+      );
     }
   }
 
@@ -207,10 +239,12 @@ export class Supervisor {
     const failing: string[] = [];
     for (const child of this.#children.values()) {
       if (child.ready) {
-        if (!this.#answering(child, now)) failing.push(`${child.spec.id}: no answer for ${((now - child.lastAnswerAt!) / 1000).toFixed(1)} s`);
+        if (!this.#answering(child, now))
+          failing.push(`${child.spec.id}: no answer for ${((now - child.lastAnswerAt!) / 1000).toFixed(1)} s`);
       } else {
         const downMs = now - (child.downSince ?? now);
-        if (downMs > startTimeoutMs + backoffMaxMs + terminateTimeoutMs) failing.push(`${child.spec.id}: down for ${(downMs / 1000).toFixed(1)} s`);
+        if (downMs > startTimeoutMs + backoffMaxMs + terminateTimeoutMs)
+          failing.push(`${child.spec.id}: down for ${(downMs / 1000).toFixed(1)} s`);
       }
     }
     return { alive: failing.length === 0, failing };
@@ -218,7 +252,11 @@ export class Supervisor {
 
   /** Up, and its last pong is at most one ping interval (+1 s slack) old. */
   #answering(child: Child, now = performance.now()): boolean {
-    return child.ready && child.lastAnswerAt !== null && now - child.lastAnswerAt <= this.#config.supervisor.pingIntervalMs + ANSWER_SLACK_MS;
+    return (
+      child.ready &&
+      child.lastAnswerAt !== null &&
+      now - child.lastAnswerAt <= this.#config.supervisor.pingIntervalMs + ANSWER_SLACK_MS
+    );
   }
 
   /** True once the restart intensity was exceeded: no actor is restarted any more. */
@@ -237,7 +275,11 @@ export class Supervisor {
    * meanwhile (at once, not at the limit), or does not answer in time. A call that outlives its
    * limit is counted in `stuckCalls` until it settles.
    */
-  async call<Id extends ActorName, T>(id: Id, fn: (c: Comlink.Remote<ControlOf<Id>>) => Promise<T>, timeoutMs = 2_000): Promise<T | null> {
+  async call<Id extends ActorName, T>(
+    id: Id,
+    fn: (c: Comlink.Remote<ControlOf<Id>>) => Promise<T>,
+    timeoutMs = 2_000,
+  ): Promise<T | null> {
     const child = this.#children.get(id);
     const control = this.control(id);
     if (!child || !control) return null;
@@ -283,11 +325,23 @@ export class Supervisor {
         const lastAnswerMsAgo = child.lastAnswerAt === null ? null : Math.round(now - child.lastAnswerAt);
         const ask = this.#answering(child, now) && child.stuckCalls === 0;
         const health = ask ? await this.call(child.spec.id, (c) => c.health()) : null;
-        const supervised = { restarts: child.restarts, last_answer_ms_ago: lastAnswerMsAgo, last_restart_reason: child.lastRestartReason };
+        const supervised = {
+          restarts: child.restarts,
+          last_answer_ms_ago: lastAnswerMsAgo,
+          last_restart_reason: child.lastRestartReason,
+        };
         if (health) return { ...health, ...supervised, up: true };
         return {
-          actor: child.spec.id, processed: 0, queue_depth: 0, dropped: 0, loop_lag_p99_ms: 0, loop_lag_max_ms: 0,
-          heap_used_mb: 0, uptime_s: 0, ...supervised, up: false,
+          actor: child.spec.id,
+          processed: 0,
+          queue_depth: 0,
+          dropped: 0,
+          loop_lag_p99_ms: 0,
+          loop_lag_max_ms: 0,
+          heap_used_mb: 0,
+          uptime_s: 0,
+          ...supervised,
+          up: false,
           detail: { state: stateOf(child), last_exit: child.lastExit },
         };
       }),
@@ -318,10 +372,14 @@ export class Supervisor {
       if (!child || !worker) continue;
       const timeoutMs = Math.max(100, Math.min(child.spec.shutdownMs, deadlineAt - Date.now()));
       const done = await this.call(id, (c) => c.shutdown().then(() => true), timeoutMs);
-      if (!done) this.#log.warn({ actor: id, shutdown_ms: timeoutMs }, 'actor did not shut down in time: terminating it');
+      if (!done)
+        this.#log.warn({ actor: id, shutdown_ms: timeoutMs }, 'actor did not shut down in time: terminating it');
       child.ready = false;
       if (!(await this.#terminate(worker))) {
-        this.#log.error({ actor: id, terminate_timeout_ms: this.#config.supervisor.terminateTimeoutMs }, 'actor thread did not stop (stuck in native code?): leaving it behind');
+        this.#log.error(
+          { actor: id, terminate_timeout_ms: this.#config.supervisor.terminateTimeoutMs },
+          'actor thread did not stop (stuck in native code?): leaving it behind',
+        );
         this.#abandon(worker);
       }
       child.worker = null;
@@ -348,7 +406,15 @@ export class Supervisor {
       const silentMs = now - child.lastAnswerAt;
       if (silentMs > hungAfterMs && !this.#stopping) {
         child.lastExit = `hung: no answer for ${Math.round(silentMs)} ms`;
-        this.#log.error({ actor: child.spec.id, incarnation: child.incarnation, silent_ms: Math.round(silentMs), hung_after_ms: hungAfterMs }, 'actor not answering: terminating it (hung)');
+        this.#log.error(
+          {
+            actor: child.spec.id,
+            incarnation: child.incarnation,
+            silent_ms: Math.round(silentMs),
+            hung_after_ms: hungAfterMs,
+          },
+          'actor not answering: terminating it (hung)',
+        );
         this.#takeDown(child, 'hung');
       } else {
         child.worker.postMessage({ type: 'ping' } satisfies SupervisorToActor);
@@ -369,7 +435,14 @@ export class Supervisor {
     child.downSince ??= performance.now();
     void this.#terminate(worker).then((stopped) => {
       if (stopped || child.worker !== worker) return;
-      this.#log.error({ actor: child.spec.id, incarnation: child.incarnation, terminate_timeout_ms: this.#config.supervisor.terminateTimeoutMs }, 'actor thread did not stop (stuck in native code?): abandoning it and starting a new one');
+      this.#log.error(
+        {
+          actor: child.spec.id,
+          incarnation: child.incarnation,
+          terminate_timeout_ms: this.#config.supervisor.terminateTimeoutMs,
+        },
+        'actor thread did not stop (stuck in native code?): abandoning it and starting a new one',
+      );
       this.#abandon(worker);
       this.#down(child, worker, `${reason}, thread abandoned`);
     });
@@ -410,7 +483,15 @@ export class Supervisor {
     child.control = Comlink.wrap<ActorControl>(nodeEndpoint(port1));
     const incarnation = child.incarnation;
     const log = openLogChannel();
-    const init: SupervisorToActor = { type: 'init', name: spec.id, config: this.#config, incarnation, control: port2, log, links: {} };
+    const init: SupervisorToActor = {
+      type: 'init',
+      name: spec.id,
+      config: this.#config,
+      incarnation,
+      control: port2,
+      log,
+      links: {},
+    };
     worker.postMessage(init, [port2, log.port]);
     if (child.started) {
       // A restart that never becomes ready would leave the actor down for good.
@@ -418,7 +499,10 @@ export class Supervisor {
       child.startTimer = setTimeout(() => {
         if (child.worker !== worker || child.ready) return;
         child.lastExit = `not ready within ${startTimeoutMs} ms`;
-        this.#log.error({ actor: spec.id, incarnation, start_timeout_ms: startTimeoutMs }, 'restarted actor did not become ready: terminating it');
+        this.#log.error(
+          { actor: spec.id, incarnation, start_timeout_ms: startTimeoutMs },
+          'restarted actor did not become ready: terminating it',
+        );
         this.#takeDown(child, 'start_timeout');
       }, startTimeoutMs);
       child.startTimer.unref();
@@ -455,7 +539,10 @@ export class Supervisor {
             void worker.terminate();
             return;
           default:
-            this.#log.warn({ actor: spec.id, type: (msg as { type?: unknown }).type }, 'unexpected message from an actor: ignored');
+            this.#log.warn(
+              { actor: spec.id, type: (msg as { type?: unknown }).type },
+              'unexpected message from an actor: ignored',
+            );
         }
       });
       worker.on('error', (err: Error & { code?: string }) => {
@@ -491,7 +578,10 @@ export class Supervisor {
     if (this.#stopping || !child.started) return;
     child.lastExit ??= why;
     const byUs = reason === 'hung' || reason === 'start_timeout';
-    this.#log.error({ actor: child.spec.id, incarnation: child.incarnation, reason, exit: why }, byUs ? 'actor terminated by the supervisor' : 'actor exited unexpectedly');
+    this.#log.error(
+      { actor: child.spec.id, incarnation: child.incarnation, reason, exit: why },
+      byUs ? 'actor terminated by the supervisor' : 'actor exited unexpectedly',
+    );
     this.#scheduleRestart(child, reason);
   }
 
@@ -504,38 +594,51 @@ export class Supervisor {
     child.restartTimes.push(now);
     if (child.restartTimes.length > intensity) {
       this.#fatal = true;
-      const error = new SupervisorError(`actor ${child.spec.id} restarted more than ${intensity} times in ${periodMs / 1000} s; giving up so the service manager can restart the monitor`, child.spec.id);
-      this.#log.fatal({ actor: child.spec.id, reason, restarts: child.restarts, intensity, period_ms: periodMs }, error.message);
+      const error = new SupervisorError(
+        `actor ${child.spec.id} restarted more than ${intensity} times in ${periodMs / 1000} s; giving up so the service manager can restart the monitor`,
+        child.spec.id,
+      );
+      this.#log.fatal(
+        { actor: child.spec.id, reason, restarts: child.restarts, intensity, period_ms: periodMs },
+        error.message,
+      );
       this.#onFatal(error);
       return;
     }
     const delay = Math.min(backoffMaxMs, backoffInitialMs * 2 ** child.consecutiveFailures);
     child.consecutiveFailures++;
     child.restarts++;
-    this.#log.warn({ actor: child.spec.id, reason, restart_in_ms: delay, restarts: child.restarts }, 'restarting actor');
-    setTimeout(() => void (async () => {
-      if (this.#stopping || this.#fatal) return;
-      // A restarted registry rebuilds from bot_status and skips re-sent ingest batches up to the
-      // cursor stored with their rows: let the writer commit what the dead one sent first, so the
-      // rebuild sees it. Only a saving: batches it applies again store nothing twice (the writer
-      // skips 'caused' items by that cursor), so a locked database need not keep it down long.
-      if (child.spec.id === 'registry') {
-        await this.#awaitSpoolReplay();
-        await this.call('db', (c) => c.flush(), REGISTRY_REBUILD_FLUSH_MS);
-      }
-      if (this.#stopping || this.#fatal) return;
-      this.#startChild(child).then(
-        () => {
-          child.lastExit = null;
-          // A child that stays up for a full period starts its backoff from scratch again.
-          setTimeout(() => {
-            if (child.ready) child.consecutiveFailures = 0;
-          }, periodMs).unref();
-        },
-        // Its exit handler schedules the next attempt, which counts against the intensity limit.
-        (err: Error) => this.#log.error({ actor: child.spec.id, err }, 'actor restart failed'),
-      );
-    })(), delay).unref();
+    this.#log.warn(
+      { actor: child.spec.id, reason, restart_in_ms: delay, restarts: child.restarts },
+      'restarting actor',
+    );
+    setTimeout(
+      () =>
+        void (async () => {
+          if (this.#stopping || this.#fatal) return;
+          // A restarted registry rebuilds from bot_status and skips re-sent ingest batches up to the
+          // cursor stored with their rows: let the writer commit what the dead one sent first, so the
+          // rebuild sees it. Only a saving: batches it applies again store nothing twice (the writer
+          // skips 'caused' items by that cursor), so a locked database need not keep it down long.
+          if (child.spec.id === 'registry') {
+            await this.#awaitSpoolReplay();
+            await this.call('db', (c) => c.flush(), REGISTRY_REBUILD_FLUSH_MS);
+          }
+          if (this.#stopping || this.#fatal) return;
+          this.#startChild(child).then(
+            () => {
+              child.lastExit = null;
+              // A child that stays up for a full period starts its backoff from scratch again.
+              setTimeout(() => {
+                if (child.ready) child.consecutiveFailures = 0;
+              }, periodMs).unref();
+            },
+            // Its exit handler schedules the next attempt, which counts against the intensity limit.
+            (err: Error) => this.#log.error({ actor: child.spec.id, err }, 'actor restart failed'),
+          );
+        })(),
+      delay,
+    ).unref();
   }
 
   /** Gives every link whose two ends are ready, but were wired for other incarnations, a new channel. */

@@ -73,24 +73,34 @@ export class TestReceiver {
 
   /** The Alertmanager payloads received on `path`, each reduced to status + (alertname, channel) per alert. */
   seen(path = '/'): Seen[] {
-    return this.received.filter((r) => r.path === path).map((r) => {
-      const body = r.body as { status: string; alerts: { status: string; labels: Record<string, string> }[] };
-      return {
-        status: body.status,
-        alerts: body.alerts.map((a) => ({
-          status: a.status, alertname: a.labels.alertname,
-          ...(a.labels.channel !== undefined ? { channel: a.labels.channel } : {}),
-          ...(a.labels.reason !== undefined ? { reason: a.labels.reason } : {}),
-        })),
-      };
-    });
+    return this.received
+      .filter((r) => r.path === path)
+      .map((r) => {
+        const body = r.body as { status: string; alerts: { status: string; labels: Record<string, string> }[] };
+        return {
+          status: body.status,
+          alerts: body.alerts.map((a) => ({
+            status: a.status,
+            alertname: a.labels.alertname,
+            ...(a.labels.channel !== undefined ? { channel: a.labels.channel } : {}),
+            ...(a.labels.reason !== undefined ? { reason: a.labels.reason } : {}),
+          })),
+        };
+      });
   }
 }
 
 /** Writes a config file with these alert settings (and any other settings) into the test dir. */
-export function alertConfig(dir: TestDir, alerts: Record<string, unknown>, other: Record<string, unknown> = {}): string {
+export function alertConfig(
+  dir: TestDir,
+  alerts: Record<string, unknown>,
+  other: Record<string, unknown> = {},
+): string {
   const path = join(dir.path, 'config.json');
-  writeFileSync(path, JSON.stringify({ sampleIntervalMs: 500, ...other, alerts: { groupWaitMs: 300, groupIntervalMs: 800, ...alerts } }));
+  writeFileSync(
+    path,
+    JSON.stringify({ sampleIntervalMs: 500, ...other, alerts: { groupWaitMs: 300, groupIntervalMs: 800, ...alerts } }),
+  );
   return path;
 }
 
@@ -107,7 +117,9 @@ export interface AlertMonitor {
  * A suite's monitor with a receiver on 127.0.0.1: started in `before` with the settings `setup`
  * returns (it may write files into the dir first), everything ended in `after`.
  */
-export function alertMonitor(setup: (dir: TestDir, receiver: TestReceiver) => { alerts: Record<string, unknown>; other?: Record<string, unknown> }): AlertMonitor {
+export function alertMonitor(
+  setup: (dir: TestDir, receiver: TestReceiver) => { alerts: Record<string, unknown>; other?: Record<string, unknown> },
+): AlertMonitor {
   const ctx = { dir: new TestDir(), receiver: new TestReceiver() } as AlertMonitor;
   before(async () => {
     await ctx.receiver.listen();

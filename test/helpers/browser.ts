@@ -9,11 +9,27 @@ import { requireResource } from './resources.js';
 import { waitFor } from './wait.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const LAUNCH_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** Chromium, or null after marking the test skipped (under CI=true a missing browser fails). */
 export async function launchChromium(t: TestContext): Promise<Browser | null> {
-  if (!requireResource(t, 'chromium', existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install chromium)`)) return null;
+  if (
+    !requireResource(
+      t,
+      'chromium',
+      existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install chromium)`,
+    )
+  )
+    return null;
   return chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
 }
 
@@ -25,7 +41,11 @@ export interface WatchedPage {
   responses: string[];
 }
 
-export async function openPage(browser: Browser, url: string, options: BrowserContextOptions = {}): Promise<WatchedPage> {
+export async function openPage(
+  browser: Browser,
+  url: string,
+  options: BrowserContextOptions = {},
+): Promise<WatchedPage> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   const page = await context.newPage();
   const problems: string[] = [];
@@ -34,7 +54,8 @@ export async function openPage(browser: Browser, url: string, options: BrowserCo
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('requestfailed', (r) => {
     // Only a navigation (reload, close) or the page's own AbortController aborts a request.
-    if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`);
+    if (r.failure()?.errorText !== 'net::ERR_ABORTED')
+      problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`);
   });
   page.on('response', (r) => {
     responses.push(`${r.request().method()} ${r.status()} ${r.url()}`);
@@ -46,10 +67,16 @@ export async function openPage(browser: Browser, url: string, options: BrowserCo
 
 /** The dashboard's URL, from the monitor's "dashboard listening" log line (start it with --http-port 0). */
 export async function dashboardUrl(output: () => string): Promise<string> {
-  return waitFor('the dashboard to listen', () => {
-    const line = output().split('\n').find((l) => l.includes('"dashboard listening"'));
-    return line ? (JSON.parse(line) as { listen: string }).listen : undefined;
-  }, 20_000);
+  return waitFor(
+    'the dashboard to listen',
+    () => {
+      const line = output()
+        .split('\n')
+        .find((l) => l.includes('"dashboard listening"'));
+      return line ? (JSON.parse(line) as { listen: string }).listen : undefined;
+    },
+    20_000,
+  );
 }
 
 /** Pixels of a canvas under `selector` close to the colour of the CSS variable `--series`. */
@@ -62,7 +89,13 @@ export function seriesPixels(page: Page, selector: string): Promise<number> {
     const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
     let n = 0;
     for (let i = 0; i < data.length; i += 4) {
-      if (data[i + 3] > 200 && Math.abs(data[i] - r) < 40 && Math.abs(data[i + 1] - g) < 40 && Math.abs(data[i + 2] - b) < 40) n++;
+      if (
+        data[i + 3] > 200 &&
+        Math.abs(data[i] - r) < 40 &&
+        Math.abs(data[i + 1] - g) < 40 &&
+        Math.abs(data[i + 2] - b) < 40
+      )
+        n++;
     }
     return n;
   }, selector);

@@ -74,33 +74,63 @@ export interface StartOptions {
 }
 
 /** Runs `kissmon start` and waits until its control API answers. */
-export async function startMonitor(dir: TestDir, args: string[] = [], options: StartOptions = {}): Promise<MonitorProcess> {
+export async function startMonitor(
+  dir: TestDir,
+  args: string[] = [],
+  options: StartOptions = {},
+): Promise<MonitorProcess> {
   const paths = options.pathFlags === false ? [] : ['--socket', dir.socket, '--db', dir.db];
   const argv = [CLI, 'start', ...paths, '--log-level', 'info', ...args];
-  const run = options.openFiles ? withOpenFiles(options.openFiles, process.execPath, argv) : { command: process.execPath, args: argv };
+  const run = options.openFiles
+    ? withOpenFiles(options.openFiles, process.execPath, argv)
+    : { command: process.execPath, args: argv };
   const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
   started.add(child);
   let output = '';
   if (options.stdout === 'unread') child.stdout.pause();
   else child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    started.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      started.delete(child);
+      resolve(code);
+    }),
+  );
   const control = controlSocketFor(dir.socket);
   const early = exited.then((code) => {
     throw new Error(`monitor exited with ${code} during start-up:\n${output}`);
   });
-  await Promise.race([waitFor('monitor control socket', () => requestControl(control, 'GET', '/status').then(() => true), options.readyTimeoutMs ?? 60_000), early]);
+  await Promise.race([
+    waitFor(
+      'monitor control socket',
+      () => requestControl(control, 'GET', '/status').then(() => true),
+      options.readyTimeoutMs ?? 60_000,
+    ),
+    early,
+  ]);
   early.catch(() => {});
-  return { child, pid: child.pid!, socket: dir.socket, control, admin: adminSocketFor(dir.socket), db: dir.db, output: () => output, exited };
+  return {
+    child,
+    pid: child.pid!,
+    socket: dir.socket,
+    control,
+    admin: adminSocketFor(dir.socket),
+    db: dir.db,
+    output: () => output,
+    exited,
+  };
 }
 
 /** Runs `kissmon ARGS` to completion (a client command, a bad usage, --print-config). */
-export function runKissmon(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runKissmon(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     started.add(child);
     let stdout = '';
     let stderr = '';
@@ -139,10 +169,12 @@ export function startBot(socket: string, channel: string, heartbeatMs = 200, ext
 export function startProcess(args: string[]): BotProcess {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   started.add(child);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    started.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      started.delete(child);
+      resolve(code);
+    }),
+  );
   return { child, pid: child.pid!, exited };
 }
 
@@ -240,7 +272,7 @@ export function cpuMeter(pid: number): () => number {
   };
   const t0 = performance.now();
   const ticks0 = ticks();
-  return () => ((ticks() - ticks0) / CLOCK_TICKS_PER_S) * 100_000 / (performance.now() - t0);
+  return () => (((ticks() - ticks0) / CLOCK_TICKS_PER_S) * 100_000) / (performance.now() - t0);
 }
 
 /** Resident memory of a process in MiB, all threads, as `ps` shows it (VmRSS in /proc/<pid>/status). */
@@ -255,6 +287,10 @@ export function vmRssMb(pid: number): number {
  * later" waits), the registry's `pauses_detected`, …
  */
 export async function actorDetail(m: Pick<MonitorProcess, 'control'>, actor: string, key: string): Promise<number> {
-  const { actors } = await requestControl<{ actors: { actor: string; detail: Record<string, unknown> }[] }>(m.control, 'GET', '/health');
+  const { actors } = await requestControl<{ actors: { actor: string; detail: Record<string, unknown> }[] }>(
+    m.control,
+    'GET',
+    '/health',
+  );
   return Number(actors.find((a) => a.actor === actor)?.detail[key] ?? 0);
 }

@@ -11,10 +11,16 @@ import type { TestContext } from 'node:test';
  * test may go on; false after marking it skipped — the caller returns at once. `optional`: a thing
  * the CI machine does not promise (go), skipped visibly even under CI.
  */
-export function requireResource(t: TestContext, resource: string, missing: string | undefined, options: { optional?: boolean } = {}): boolean {
+export function requireResource(
+  t: TestContext,
+  resource: string,
+  missing: string | undefined,
+  options: { optional?: boolean } = {},
+): boolean {
   if (missing === undefined) return true;
   const message = `needs ${resource}: ${missing}`;
-  if (process.env.CI === 'true' && !options.optional) throw new Error(`${message} (CI=true: the CI machine must provide it)`);
+  if (process.env.CI === 'true' && !options.optional)
+    throw new Error(`${message} (CI=true: the CI machine must provide it)`);
   t.skip(message);
   return false;
 }
@@ -40,7 +46,9 @@ export function openFileLimits(): { soft: number; hard: number } {
  */
 export function openFilesMissing(n: number): string | undefined {
   const { hard } = openFileLimits();
-  return hard >= n ? undefined : `the hard limit (ulimit -Hn) is ${hard}; raise it (e.g. LimitNOFILE= for the CI service)`;
+  return hard >= n
+    ? undefined
+    : `the hard limit (ulimit -Hn) is ${hard}; raise it (e.g. LimitNOFILE= for the CI service)`;
 }
 
 /**

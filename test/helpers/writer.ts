@@ -26,13 +26,27 @@ export interface RunningWriter {
 }
 
 /** Starts the writer as the supervisor would and wires `link` to it as the 'ingest' peer. */
-export async function startWriter(dbPath: string, link: Link<WriteItem>, overrides: ConfigOverrides = {}, incarnation = 1, alerter?: MessagePort): Promise<RunningWriter> {
+export async function startWriter(
+  dbPath: string,
+  link: Link<WriteItem>,
+  overrides: ConfigOverrides = {},
+  incarnation = 1,
+  alerter?: MessagePort,
+): Promise<RunningWriter> {
   const config = resolveConfig({ dbPath, logLevel: 'error' }, overrides);
   const worker = new Worker(WRITER);
   const control = new MessageChannel();
   const data = new MessageChannel();
   const log = openLogChannel();
-  const init: SupervisorToActor = { type: 'init', name: 'db', config, incarnation, control: control.port2, log, links: { ingest: data.port2, ...(alerter && { alerter }) } };
+  const init: SupervisorToActor = {
+    type: 'init',
+    name: 'db',
+    config,
+    incarnation,
+    control: control.port2,
+    log,
+    links: { ingest: data.port2, ...(alerter && { alerter }) },
+  };
   worker.postMessage(init, [control.port2, log.port, data.port2, ...(alerter ? [alerter] : [])]);
   const reply = await new Promise<ActorToSupervisor>((resolve, reject) => {
     worker.once('message', resolve);
@@ -52,4 +66,3 @@ export async function startWriter(dbPath: string, link: Link<WriteItem>, overrid
   writers.add(writer);
   return writer;
 }
-

@@ -40,13 +40,23 @@ export function registerWithMonitor(
   return sendOnce(registerLine(id, features), socketPath, options.timeoutMs);
 }
 
-export function sendHeartbeat(channel: string, pid: number, socketPath: string = defaultSocketPath(), options: OneShotOptions = {}): Promise<boolean> {
+export function sendHeartbeat(
+  channel: string,
+  pid: number,
+  socketPath: string = defaultSocketPath(),
+  options: OneShotOptions = {},
+): Promise<boolean> {
   const id = identity(channel, pid, options);
   if (!id) return Promise.resolve(false);
   return sendOnce(heartbeatLine(id), socketPath, options.timeoutMs);
 }
 
-export function unregisterFromMonitor(channel: string, pid: number, socketPath: string = defaultSocketPath(), options: OneShotOptions = {}): Promise<boolean> {
+export function unregisterFromMonitor(
+  channel: string,
+  pid: number,
+  socketPath: string = defaultSocketPath(),
+  options: OneShotOptions = {},
+): Promise<boolean> {
   const id = identity(channel, pid, options);
   if (!id) return Promise.resolve(false);
   return sendOnce(unregisterLine(id), socketPath, options.timeoutMs);
@@ -60,7 +70,13 @@ export class HeartbeatTask {
   #options: MonitorClientOptions;
   #client: MonitorClient | null = null;
 
-  constructor(channel: string, pid: number, intervalMs = 30_000, socketPath: string = defaultSocketPath(), options: { token?: string } = {}) {
+  constructor(
+    channel: string,
+    pid: number,
+    intervalMs = 30_000,
+    socketPath: string = defaultSocketPath(),
+    options: { token?: string } = {},
+  ) {
     this.#options = { channel, pid, socketPath, token: options.token, heartbeatIntervalMs: intervalMs };
     // Validate now (a client connects lazily, so this has no side effect): bad arguments throw
     // TypeError here rather than in start().

@@ -113,7 +113,8 @@ type LineKind = 'register' | 'heartbeat' | 'usage' | 'unregister';
 
 function positiveOption(options: MonitorClientOptions, key: keyof ResolvedOptions, fallback: number): number {
   const value = options[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new TypeError(`options.${key} must be a positive number`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    throw new TypeError(`options.${key} must be a positive number`);
   return value;
 }
 
@@ -174,7 +175,8 @@ export class MonitorClient {
     const token = defaultToken(options.token);
     if (!isToken(token)) throw new TypeError('options.token must be a string of at most 256 characters');
     const maxBufferedUsage = options.maxBufferedUsage ?? 1000;
-    if (!Number.isInteger(maxBufferedUsage) || maxBufferedUsage < 0) throw new TypeError('options.maxBufferedUsage must be an integer >= 0');
+    if (!Number.isInteger(maxBufferedUsage) || maxBufferedUsage < 0)
+      throw new TypeError('options.maxBufferedUsage must be an integer >= 0');
     this.#opts = {
       heartbeatIntervalMs: positiveOption(options, 'heartbeatIntervalMs', 30_000),
       maxBufferedUsage,
@@ -184,7 +186,8 @@ export class MonitorClient {
       backoffInitialMs: positiveOption(options, 'backoffInitialMs', 100),
       backoffMaxMs: positiveOption(options, 'backoffMaxMs', 5000),
     };
-    if (this.#opts.backoffMaxMs < this.#opts.backoffInitialMs) throw new TypeError('options.backoffMaxMs must be at least options.backoffInitialMs');
+    if (this.#opts.backoffMaxMs < this.#opts.backoffInitialMs)
+      throw new TypeError('options.backoffMaxMs must be at least options.backoffInitialMs');
     this.channel = options.channel;
     this.pid = pid;
     this.socketPath = socketPath;
@@ -257,7 +260,8 @@ export class MonitorClient {
 
   /** Starts the periodic heartbeat (first beat after one interval); the timer is unref'd. */
   startHeartbeat(intervalMs: number = this.#opts.heartbeatIntervalMs): void {
-    if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0) throw new TypeError('intervalMs must be a positive number');
+    if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0)
+      throw new TypeError('intervalMs must be a positive number');
     if (this.#closeRequested) return;
     this.#clearHeartbeatTimer();
     this.#heartbeatTimer = setInterval(() => void this.heartbeat(), intervalMs);
@@ -314,7 +318,11 @@ export class MonitorClient {
 
   stats(): MonitorClientStats {
     const bufferedUsage = this.#usage.length;
-    const buffered = bufferedUsage + (this.#heartbeatPending ? 1 : 0) + (this.#unregisterPending ? 1 : 0) + (this.#registerPending ? 1 : 0);
+    const buffered =
+      bufferedUsage +
+      (this.#heartbeatPending ? 1 : 0) +
+      (this.#unregisterPending ? 1 : 0) +
+      (this.#registerPending ? 1 : 0);
     return {
       state: this.#state,
       sent: this.#sent,
@@ -481,7 +489,8 @@ export class MonitorClient {
       return;
     }
     // A connection that stayed up a while means the monitor is healthy again: retry fast next time.
-    if (wasConnected && Date.now() - this.#connectedAt >= this.#opts.backoffMaxMs) this.#backoffMs = this.#opts.backoffInitialMs;
+    if (wasConnected && Date.now() - this.#connectedAt >= this.#opts.backoffMaxMs)
+      this.#backoffMs = this.#opts.backoffInitialMs;
     this.#scheduleReconnect();
     this.#settleConnectWaiters();
   }

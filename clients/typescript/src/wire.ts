@@ -79,7 +79,8 @@ export function isToken(value: unknown): value is string | undefined {
 
 /** Why `features` would be refused by the monitor, or null when it is fine. */
 export function featuresProblem(features: unknown): string | null {
-  if (features === null || typeof features !== 'object' || Array.isArray(features)) return 'must be an object of booleans';
+  if (features === null || typeof features !== 'object' || Array.isArray(features))
+    return 'must be an object of booleans';
   const keys = Object.keys(features);
   if (keys.length > LIMITS.maxFeatures) return `must have at most ${LIMITS.maxFeatures} entries`;
   for (const key of keys) {
@@ -94,23 +95,33 @@ const isTokenCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 &
 /** Why the monitor would refuse this llm_usage (it would count it `invalid_fields`), or null. */
 export function usageProblem(u: LlmUsage): string | null {
   if (u === null || typeof u !== 'object') return 'usage must be an object';
-  if (typeof u.model !== 'string' || u.model.length < 1 || u.model.length > LIMITS.maxModelLength) return `model must be 1-${LIMITS.maxModelLength} characters`;
-  if (typeof u.feature !== 'string' || u.feature.length < 1 || u.feature.length > LIMITS.maxFeatureLength) return `feature must be 1-${LIMITS.maxFeatureLength} characters`;
+  if (typeof u.model !== 'string' || u.model.length < 1 || u.model.length > LIMITS.maxModelLength)
+    return `model must be 1-${LIMITS.maxModelLength} characters`;
+  if (typeof u.feature !== 'string' || u.feature.length < 1 || u.feature.length > LIMITS.maxFeatureLength)
+    return `feature must be 1-${LIMITS.maxFeatureLength} characters`;
   if (!isTokenCount(u.tokensIn)) return `tokensIn must be an integer from 0 to ${LIMITS.maxTokens}`;
   if (!isTokenCount(u.tokensOut)) return `tokensOut must be an integer from 0 to ${LIMITS.maxTokens}`;
-  if (u.latencyMs !== undefined && !(typeof u.latencyMs === 'number' && u.latencyMs >= 0 && u.latencyMs <= LIMITS.maxLatencyMs)) {
+  if (
+    u.latencyMs !== undefined &&
+    !(typeof u.latencyMs === 'number' && u.latencyMs >= 0 && u.latencyMs <= LIMITS.maxLatencyMs)
+  ) {
     return `latencyMs must be a number from 0 to ${LIMITS.maxLatencyMs}`;
   }
   if (u.id !== undefined && !(typeof u.id === 'string' && u.id.length >= 1 && u.id.length <= LIMITS.maxUsageIdLength)) {
     return `id must be 1-${LIMITS.maxUsageIdLength} characters`;
   }
-  if (u.tokensCached !== undefined && !(isTokenCount(u.tokensCached) && u.tokensCached <= u.tokensIn)) return 'tokensCached must be an integer from 0 to tokensIn';
-  if (u.tokensReasoning !== undefined && !(isTokenCount(u.tokensReasoning) && u.tokensReasoning <= u.tokensOut)) return 'tokensReasoning must be an integer from 0 to tokensOut';
-  const text = (v: unknown, max: number) => v === undefined || (typeof v === 'string' && v.length >= 1 && v.length <= max);
+  if (u.tokensCached !== undefined && !(isTokenCount(u.tokensCached) && u.tokensCached <= u.tokensIn))
+    return 'tokensCached must be an integer from 0 to tokensIn';
+  if (u.tokensReasoning !== undefined && !(isTokenCount(u.tokensReasoning) && u.tokensReasoning <= u.tokensOut))
+    return 'tokensReasoning must be an integer from 0 to tokensOut';
+  const text = (v: unknown, max: number) =>
+    v === undefined || (typeof v === 'string' && v.length >= 1 && v.length <= max);
   if (!text(u.provider, LIMITS.maxProviderLength)) return `provider must be 1-${LIMITS.maxProviderLength} characters`;
   if (u.status !== undefined && !STATUSES.includes(u.status)) return `status must be one of ${STATUSES.join(', ')}`;
-  if (!text(u.errorType, LIMITS.maxErrorTypeLength)) return `errorType must be 1-${LIMITS.maxErrorTypeLength} characters`;
-  if (!text(u.requestId, LIMITS.maxRequestIdLength)) return `requestId must be 1-${LIMITS.maxRequestIdLength} characters`;
+  if (!text(u.errorType, LIMITS.maxErrorTypeLength))
+    return `errorType must be 1-${LIMITS.maxErrorTypeLength} characters`;
+  if (!text(u.requestId, LIMITS.maxRequestIdLength))
+    return `requestId must be 1-${LIMITS.maxRequestIdLength} characters`;
   return null;
 }
 
@@ -118,20 +129,38 @@ export function usageProblem(u: LlmUsage): string | null {
 // `ts` are the optional extensions every message may carry, `token` only when auth is configured.
 
 export function registerLine(id: Identity, features: Features | undefined): string {
-  const msg: RegisterMessage = { type: 'register', channel: id.channel, pid: id.pid, v: PROTOCOL_VERSION, ts: Date.now() };
+  const msg: RegisterMessage = {
+    type: 'register',
+    channel: id.channel,
+    pid: id.pid,
+    v: PROTOCOL_VERSION,
+    ts: Date.now(),
+  };
   if (features !== undefined) msg.features = features;
   if (id.token !== undefined) msg.token = id.token;
   return JSON.stringify(msg) + '\n';
 }
 
 export function heartbeatLine(id: Identity): string {
-  const msg: HeartbeatMessage = { type: 'heartbeat', channel: id.channel, pid: id.pid, v: PROTOCOL_VERSION, ts: Date.now() };
+  const msg: HeartbeatMessage = {
+    type: 'heartbeat',
+    channel: id.channel,
+    pid: id.pid,
+    v: PROTOCOL_VERSION,
+    ts: Date.now(),
+  };
   if (id.token !== undefined) msg.token = id.token;
   return JSON.stringify(msg) + '\n';
 }
 
 export function unregisterLine(id: Identity): string {
-  const msg: UnregisterMessage = { type: 'unregister', channel: id.channel, pid: id.pid, v: PROTOCOL_VERSION, ts: Date.now() };
+  const msg: UnregisterMessage = {
+    type: 'unregister',
+    channel: id.channel,
+    pid: id.pid,
+    v: PROTOCOL_VERSION,
+    ts: Date.now(),
+  };
   if (id.token !== undefined) msg.token = id.token;
   return JSON.stringify(msg) + '\n';
 }
