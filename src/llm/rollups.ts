@@ -11,6 +11,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { LlmUsageRow } from '../actors/db-writer-messages.js';
 import { bucketOf, emptyHistogram, encode, type DenseHistogram } from './histogram.js';
+import type { LlmUsageRollupTable } from '../db/schema.js';
 
 export const ROLLUP_TABLES = ['llm_usage_hourly', 'llm_usage_daily'] as const;
 export type RollupTable = (typeof ROLLUP_TABLES)[number];
@@ -46,26 +47,8 @@ export type RollupInput = Pick<
 > &
   Pick<LlmUsageRow, 'tokens_cached' | 'tokens_reasoning' | 'provider' | 'status'>;
 
-interface Sums {
-  ts: string;
-  channel: string;
-  model: string;
-  feature: string;
-  provider: string;
-  status: string;
-  calls: number;
-  tokens_in: number;
-  tokens_out: number;
-  tokens_cached: number;
-  tokens_reasoning: number;
-  cost_usd: number;
-  unpriced_calls: number;
-  latency_count: number;
-  latency_sum: number;
-  latency_min: number | null;
-  latency_max: number | null;
-  hist: DenseHistogram | null;
-}
+/** A rollup row being summed in memory: the table's row, its histogram still decoded. */
+type Sums = Omit<LlmUsageRollupTable, 'latency_hist'> & { hist: DenseHistogram | null };
 
 const COLUMNS = [
   'ts',
