@@ -50,27 +50,9 @@ export type RollupInput = Pick<
 /** A rollup row being summed in memory: the table's row, its histogram still decoded. */
 type Sums = Omit<LlmUsageRollupTable, 'latency_hist'> & { hist: DenseHistogram | null };
 
-const COLUMNS = [
-  'ts',
-  'channel',
-  'model',
-  'feature',
-  'provider',
-  'status',
-  'calls',
-  'tokens_in',
-  'tokens_out',
-  'tokens_cached',
-  'tokens_reasoning',
-  'cost_usd',
-  'unpriced_calls',
-  'latency_count',
-  'latency_sum',
-  'latency_min',
-  'latency_max',
-  'latency_hist',
-] as const;
-const KEY = COLUMNS.slice(0, 6);
+/** A rollup row's key: one row per bucket and these. */
+const KEY = ['ts', 'channel', 'model', 'feature', 'provider', 'status'] as const;
+/** The columns an upsert adds to (the rest are min/max and the merged histogram). */
 const ADDED = [
   'calls',
   'tokens_in',
@@ -81,7 +63,8 @@ const ADDED = [
   'unpriced_calls',
   'latency_count',
   'latency_sum',
-];
+] as const;
+const COLUMNS = [...KEY, ...ADDED, 'latency_min', 'latency_max', 'latency_hist'] as const;
 
 function upsertSql(table: RollupTable): string {
   const set = [
