@@ -1027,6 +1027,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         try {
           next = chunk.immediate();
         } catch (err) {
+          st.accounting.rollback(); // the chunk's rollup changes are not in the table
           if (!sqliteCode(err)?.match(/^SQLITE_(BUSY|LOCKED)/)) throw err;
           await delay(this.#writer.retryDelayMs); // locked: the same chunk again
           continue;

@@ -6,6 +6,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, sql, SqliteDialect, type Generated, type Migration } from 'kysely';
 import { MonitorError } from '../errors.js';
 import { registerHistogramFunctions } from '../llm/histogram.js';
+import { openReadConnection } from './read-connection.js';
 
 export interface BotStatusTable {
   channel: string;
@@ -493,12 +494,7 @@ export async function openWriteDatabase(
 
 /** Opens a read-only connection (the file must exist, i.e. the writer has started once). */
 export function openReadDatabase(path: string, options: { busyTimeoutMs?: number } = {}): Kysely<Database> {
-  const sqlite = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
-  sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? 1_000)}`);
-  registerHistogramFunctions(sqlite);
-  // Reports read tens of thousands of rollup pages; SQLite's default 2 MB cache would re-read them per query.
-  sqlite.pragma('cache_size = -32768');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: openReadConnection(path, options) }) });
 }
 
 /**
