@@ -58,7 +58,7 @@ describe('sampler: the /proc fast path', { timeout: 120_000 }, () => {
     children.push(busy);
     await new Promise<void>((resolve, reject) => {
       busy.once('error', reject);
-      busy.stdout!.once('data', () => resolve());
+      busy.stdout.once('data', () => resolve());
     });
     const pid = busy.pid!;
     const procRounds: SampleRound[] = [];
@@ -121,7 +121,7 @@ describe('sampler: the /proc fast path', { timeout: 120_000 }, () => {
     const line = readFileSync(`/proc/${child.pid}/stat`, 'latin1');
     const fields = line.slice(line.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3
     const stat = readProcStat(child.pid!);
-    assert.ok(typeof stat === 'object', `read ${stat}`);
+    assert.ok(typeof stat === 'object', `read ${JSON.stringify(stat)}`);
     assert.deepEqual(stat, {
       state: fields[0],
       ppid: process.pid,
