@@ -8,7 +8,7 @@
 //
 // Run: npx tsc -p . && node dist/bench/llm.js [--rows 10000000] [--ingest-rows 300000]
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -20,8 +20,10 @@ import { PriceTable, BUILTIN_PRICES } from '../src/llm/prices.js';
 import { usageReport } from '../src/llm/report.js';
 import { CLOCK_TICKS_PER_S } from '../src/proc.js';
 import { RollupBatch } from '../src/llm/rollups.js';
+import { Fleet } from '../src/loadtest/fleet.js';
 import { CLI, TestDir } from '../test/helpers/monitor-process.js';
-import { waitFor } from '../test/helpers/wait.js';
+import { sleep, waitFor } from '../test/helpers/wait.js';
+import { procStats, RowCounter, startMonitor, type Server } from './harness.js';
 import { startWriter, stopWriters } from '../test/helpers/writer.js';
 
 export interface LlmBenchResult {
@@ -37,6 +39,21 @@ export interface LlmBenchResult {
     off_median: number;
     cost_pct: number;
   };
+  /** The whole monitor (`kissmon start`) fed by loadtest bot processes: socket → rows visible. */
+  end_to_end: {
+    rows: number;
+    bots: number;
+    on_rows_per_s: number[];
+    off_rows_per_s: number[];
+    /** The monitor process's CPU (all threads) per 1,000 rows. */
+    on_cpu_ms_per_krow: number[];
+    off_cpu_ms_per_krow: number[];
+    on_median: number;
+    off_median: number;
+    /** From the medians of the monitor's CPU per row. */
+    cost_pct: number;
+    wall_cost_pct: number;
+  } | null;
   report: {
     rows: number;
     days: number;
@@ -142,6 +159,62 @@ export async function ingestRun(rollups: boolean, rows: number): Promise<{ wall:
   }
 }
 
+const E2E_BOTS = 1_000;
+
+/**
+ * One end-to-end run: `kissmon start` (rollups on or off through a config file), 1,000 persistent
+ * loadtest bots in 2 processes writing `rows` llm_usage lines as fast as the monitor reads them; time
+ * from the burst until the last row is visible in llm_usage (polled every 10 ms), and the monitor
+ * process's CPU over that time.
+ */
+export async function endToEndRun(rollups: boolean, rows: number): Promise<{ wall: number; cpuPerKrow: number }> {
+  const dir = new TestDir();
+  let server: Server | null = null;
+  let fleet: Fleet | null = null;
+  let counter: RowCounter | null = null;
+  try {
+    const config = join(dir.path, 'config.json');
+    writeFileSync(config, JSON.stringify({ llm: { rollups } }));
+    server = await startMonitor(dir, ['--config', config]);
+    fleet = await Fleet.start({
+      socket: server.socket,
+      prefix: 'e2e',
+      bots: E2E_BOTS,
+      mode: 'persistent',
+      processes: 2,
+      heartbeatMs: 30_000,
+      oneshotConcurrency: 64,
+    });
+    if (!(await fleet.waitConnected(60_000))) throw new Error('the fleet did not connect within 60 s');
+    await sleep(1_000); // registrations applied
+    counter = new RowCounter(server.db);
+    const before = counter.count();
+    const s0 = procStats(server.pid);
+    const t0 = performance.now();
+    let burstOver = false;
+    void fleet.burst(rows, 300_000).finally(() => (burstOver = true));
+    let landed = 0;
+    let lastChangeAt = t0;
+    while (landed < rows) {
+      await sleep(10);
+      const n = counter.count() - before;
+      if (n !== landed) [landed, lastChangeAt] = [n, performance.now()];
+      if (burstOver && performance.now() - lastChangeAt > 3_000) break;
+      if (performance.now() - t0 > 300_000) throw new Error('end-to-end run did not finish within 300 s');
+    }
+    const cpuMs = procStats(server.pid).cpuMs - s0.cpuMs;
+    return {
+      wall: Math.round(landed / ((lastChangeAt - t0) / 1000)),
+      cpuPerKrow: Math.round((cpuMs / landed) * 1000 * 10) / 10,
+    };
+  } finally {
+    counter?.close();
+    await fleet?.end(5_000);
+    await server?.stop();
+    dir.remove();
+  }
+}
+
 /** 10M rows over 90 days into a fresh database: raw rows with a reused prepared insert, rollups per chunk. */
 export async function generate(dbPath: string, rows: number, days: number): Promise<number> {
   const started = performance.now();
@@ -187,9 +260,10 @@ export async function generate(dbPath: string, rows: number, days: number): Prom
 }
 
 export async function benchLlm(
-  options: { rows?: number; ingestRows?: number; reps?: number } = {},
+  options: { rows?: number; ingestRows?: number; reps?: number; e2eRows?: number } = {},
 ): Promise<LlmBenchResult> {
   const ingestRows = options.ingestRows ?? 300_000;
+  const e2eRows = options.e2eRows ?? 200_000;
   const reps = options.reps ?? 3;
   const on: { wall: number; cpu: number }[] = [];
   const off: { wall: number; cpu: number }[] = [];
@@ -203,6 +277,17 @@ export async function benchLlm(
     }
   }
   await stopWriters();
+  const e2eOn: { wall: number; cpuPerKrow: number }[] = [];
+  const e2eOff: { wall: number; cpuPerKrow: number }[] = [];
+  for (let rep = 1; e2eRows > 0 && rep <= reps; rep++) {
+    for (const rollups of [false, true]) {
+      const run = await endToEndRun(rollups, e2eRows);
+      (rollups ? e2eOn : e2eOff).push(run);
+      log(
+        `end to end ${rollups ? 'rollups on ' : 'rollups off'} (${rep}/${reps}): ${run.wall.toLocaleString('en')} rows/s, monitor CPU ${run.cpuPerKrow} ms per 1,000 rows`,
+      );
+    }
+  }
 
   const rows = options.rows ?? 10_000_000;
   const days = 90;
@@ -277,6 +362,27 @@ export async function benchLlm(
         off_median: offMedian,
         cost_pct: Math.round(((offMedian - onMedian) / offMedian) * 1000) / 10,
       },
+      end_to_end:
+        e2eOn.length === 0
+          ? null
+          : (() => {
+              const on = median(e2eOn.map((r) => r.cpuPerKrow));
+              const off = median(e2eOff.map((r) => r.cpuPerKrow));
+              const onWall = median(e2eOn.map((r) => r.wall));
+              const offWall = median(e2eOff.map((r) => r.wall));
+              return {
+                rows: e2eRows,
+                bots: E2E_BOTS,
+                on_rows_per_s: e2eOn.map((r) => r.wall),
+                off_rows_per_s: e2eOff.map((r) => r.wall),
+                on_cpu_ms_per_krow: e2eOn.map((r) => r.cpuPerKrow),
+                off_cpu_ms_per_krow: e2eOff.map((r) => r.cpuPerKrow),
+                on_median: onWall,
+                off_median: offWall,
+                cost_pct: Math.round(((on - off) / off) * 1000) / 10,
+                wall_cost_pct: Math.round(((offWall - onWall) / offWall) * 1000) / 10,
+              };
+            })(),
       report: result,
     };
   } finally {
@@ -302,6 +408,18 @@ export function formatLlmBench(r: LlmBenchResult): string {
     `| off | ${f(r.ingest.off_median)} | ${r.ingest.off_rows_per_cpu_s.map(f).join(', ')} | ${r.ingest.off_rows_per_s.map(f).join(', ')} | |`,
     `| on | ${f(r.ingest.on_median)} | ${r.ingest.on_rows_per_cpu_s.map(f).join(', ')} | ${r.ingest.on_rows_per_s.map(f).join(', ')} | ${r.ingest.cost_pct} % (target < 15 %) |`,
     '',
+    ...(r.end_to_end
+      ? [
+          `End to end — \`kissmon start\` fed by ${f(r.end_to_end.bots)} persistent loadtest bots (2 processes) on its socket, ${f(r.end_to_end.rows)} llm_usage rows`,
+          'as fast as it reads them, timed until the last row is visible in llm_usage; CPU is the monitor process, all threads:',
+          '',
+          '| rollups | rows/s (median) | runs | monitor CPU ms per 1,000 rows, runs | cost |',
+          '| --- | --- | --- | --- | --- |',
+          `| off | ${f(r.end_to_end.off_median)} | ${r.end_to_end.off_rows_per_s.map(f).join(', ')} | ${r.end_to_end.off_cpu_ms_per_krow.join(', ')} | |`,
+          `| on | ${f(r.end_to_end.on_median)} | ${r.end_to_end.on_rows_per_s.map(f).join(', ')} | ${r.end_to_end.on_cpu_ms_per_krow.join(', ')} | ${r.end_to_end.cost_pct} % CPU per row, ${r.end_to_end.wall_cost_pct} % rows/s |`,
+          '',
+        ]
+      : []),
     `\`kissmon usage --since 90d --by channel,model\` on ${f(x.rows)} llm_usage rows over ${x.days} days (${x.channels} channels, each with 2 of ${x.models} models and 2 of`,
     `${x.features} features; ${f(x.hourly_rows)} hourly and ${f(x.daily_rows)} daily rollup rows; database ${f(x.db_mb)} MB, generated in ${x.generate_s} s`,
     `straight into SQLite). ${x.groups} groups; percentiles ${x.percentiles} (the window holds more calls than \`llm.exactPercentileRows\`).`,
@@ -320,6 +438,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const i = process.argv.indexOf(flag);
     return i === -1 ? undefined : Number(process.argv[i + 1]);
   };
-  const result = await benchLlm({ rows: arg('--rows'), ingestRows: arg('--ingest-rows'), reps: arg('--reps') });
+  const result = await benchLlm({
+    rows: arg('--rows'),
+    ingestRows: arg('--ingest-rows'),
+    reps: arg('--reps'),
+    e2eRows: arg('--e2e-rows'),
+  });
   process.stdout.write(`${formatLlmBench(result)}\n${JSON.stringify(result)}\n`);
 }
