@@ -172,11 +172,14 @@ const RAW_SUMS = `count(*) AS calls, coalesce(sum(tokens_in), 0) AS tokens_in, c
   total(latency_ms) AS latency_sum, min(latency_ms) AS latency_min, max(latency_ms) AS latency_max,
   round(percentile_cont(latency_ms, 0.5), 2) AS p50, round(percentile_cont(latency_ms, 0.95), 2) AS p95, round(percentile_cont(latency_ms, 0.99), 2) AS p99`;
 
+// The group's histograms are their entries concatenated, in SQLite's own group_concat (a blob's bytes
+// as they are; PostgreSQL: string_agg over bytea), then added in JS: one decode per group instead of
+// a JS aggregate step per rollup row (bench: 200 of the 90-day query's ~330 ms CPU went to that).
 const ROLLUP_SUMS = `coalesce(sum(calls), 0) AS calls, coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
   coalesce(sum(tokens_cached), 0) AS tokens_cached, coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning, total(cost_usd) AS cost_usd,
   coalesce(sum(unpriced_calls), 0) AS unpriced_calls, coalesce(sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END), 0) AS errors,
   coalesce(sum(latency_count), 0) AS latency_count, total(latency_sum) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max,
-  kissmon_hist_agg(latency_hist) AS hist`;
+  CAST(group_concat(latency_hist, '') AS BLOB) AS hist`;
 
 async function rawGroups(
   db: UsageSource,
