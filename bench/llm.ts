@@ -2,13 +2,15 @@
 //   1. writer ingest rate with the rollups on vs off: the real db-writer thread on a real SQLite file,
 //      fed through a Link as fast as it acknowledges (the writer alone, so the rollups' share is not
 //      diluted by socket and parsing work); alternating runs, medians.
-//   2. `kissmon usage --since 90d --by channel,model` on a database of 10 million llm_usage rows over
+//   2. the same end to end: `kissmon start` (a child process) fed by loadtest bot processes on its
+//      socket, timed until the rows are visible in llm_usage, with the monitor process's CPU.
+//   3. `kissmon usage --since 90d --by channel,model` on a database of 10 million llm_usage rows over
 //      90 days, generated straight into SQLite (the real schema, rollups summed by the writer's own
 //      RollupBatch), timed as the query inside a read connection and as the whole CLI process.
 //
-// Run: npx tsc -p . && node dist/bench/llm.js [--rows 10000000] [--ingest-rows 300000]
+// Run: npx tsc -p . && node dist/bench/llm.js [--rows 10000000] [--ingest-rows 300000] [--e2e-rows 200000] [--reps 3]
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -38,6 +40,9 @@ export interface LlmBenchResult {
     on_median: number;
     off_median: number;
     cost_pct: number;
+    /** Concurrent pairs (ingestPair): rows per writer CPU-second, off and on, and each pair's cost. */
+    pairs: { off: number; on: number; cost_pct: number }[];
+    pairs_median_cost_pct: number;
   };
   /** The whole monitor (`kissmon start`) fed by loadtest bot processes: socket → rows visible. */
   end_to_end: {
@@ -60,12 +65,19 @@ export interface LlmBenchResult {
     channels: number;
     models: number;
     features: number;
-    generate_s: number;
+    /** null: the database was reused (--keep-db). */
+    generate_s: number | null;
     db_mb: number;
     hourly_rows: number;
     daily_rows: number;
     /** 1-minute load average while the query ran (this box has 2 cores, shared). */
     load_average: number;
+    load_average_range: [number, number];
+    /** CPU time (user + system) of the query in-process and of the whole CLI process: what an idle box's wall clock would show. */
+    query_cpu_ms: number[];
+    query_cpu_median_ms: number;
+    cli_cpu_ms: number[];
+    cli_cpu_median_ms: number;
     query_ms: number[];
     query_median_ms: number;
     cli_ms: number[];
@@ -113,6 +125,12 @@ function fleetCall(i: number, at: number): LlmUsageRow {
   return row;
 }
 
+/** CPU time (ms) of this process's waited-for children: /proc/self/stat cutime + cstime (fields 16, 17). */
+function childrenCpuMs(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
 const threads = () => new Set(readdirSync('/proc/self/task'));
 /** CPU time (ms) of these threads of this process: utime + stime, /proc/self/task/<tid>/stat fields 14 and 15. */
 function threadCpuMs(tids: string[]): number {
@@ -156,6 +174,40 @@ export async function ingestRun(rollups: boolean, rows: number): Promise<{ wall:
     return { wall: Math.round(rows / seconds), cpu: Math.round(rows / cpuSeconds) };
   } finally {
     dir.remove();
+  }
+}
+
+/**
+ * Two writers at once, the rollups off in one and on in the other, each on its own file and Link and
+ * fed the same rows alternately: both see the same neighbours at the same moment, which on a shared
+ * box moves a thread's CPU per row more from one run to the next than the rollups do.
+ */
+export async function ingestPair(rows: number): Promise<{ off: number; on: number }> {
+  const dirs = [new TestDir(), new TestDir()];
+  try {
+    const sides: { link: Link<WriteItem>; writer: Awaited<ReturnType<typeof startWriter>>; tids: string[] }[] = [];
+    for (const [i, rollups] of [false, true].entries()) {
+      const link = new Link<WriteItem>(`ingest-${i}`, { maxPending: rows + 1 });
+      const before = threads();
+      const writer = await startWriter(dirs[i].db, link, { llm: { rollups } });
+      sides.push({ link, writer, tids: [...threads()].filter((t) => !before.has(t)) });
+    }
+    const cpu0 = sides.map((side) => threadCpuMs(side.tids));
+    const now = Date.now();
+    for (let i = 0; i < rows; i++) {
+      const row = fleetCall(i, now + Math.floor(i / 50));
+      for (const side of sides) side.link.send(row);
+      if (i % 20_000 === 19_999) await new Promise((r) => setImmediate(r));
+    }
+    await waitFor('rows acknowledged', () => sides.every((side) => side.link.pending === 0), 300_000, 5);
+    const perCpuS = sides.map((side, i) => Math.round(rows / ((threadCpuMs(side.tids) - cpu0[i]) / 1000)));
+    for (const side of sides) {
+      await side.writer.control.shutdown();
+      await side.writer.stop();
+    }
+    return { off: perCpuS[0], on: perCpuS[1] };
+  } finally {
+    for (const dir of dirs) dir.remove();
   }
 }
 
@@ -260,7 +312,14 @@ export async function generate(dbPath: string, rows: number, days: number): Prom
 }
 
 export async function benchLlm(
-  options: { rows?: number; ingestRows?: number; reps?: number; e2eRows?: number } = {},
+  options: {
+    rows?: number;
+    ingestRows?: number;
+    reps?: number;
+    e2eRows?: number;
+    pairs?: number;
+    keepDb?: string;
+  } = {},
 ): Promise<LlmBenchResult> {
   const ingestRows = options.ingestRows ?? 300_000;
   const e2eRows = options.e2eRows ?? 200_000;
@@ -275,6 +334,15 @@ export async function benchLlm(
         `ingest ${rollups ? 'rollups on ' : 'rollups off'} (${rep}/${reps}): ${rate.wall.toLocaleString('en')} rows/s, ${rate.cpu.toLocaleString('en')} rows per writer CPU-second`,
       );
     }
+  }
+  const pairs: { off: number; on: number; cost_pct: number }[] = [];
+  for (let rep = 1; rep <= (options.pairs ?? reps); rep++) {
+    const pair = await ingestPair(ingestRows);
+    const costPct = Math.round(((pair.off - pair.on) / pair.off) * 1000) / 10;
+    pairs.push({ ...pair, cost_pct: costPct });
+    log(
+      `ingest pair (${rep}): rollups off ${pair.off.toLocaleString('en')}, on ${pair.on.toLocaleString('en')} rows per writer CPU-second at the same time: ${costPct} %`,
+    );
   }
   await stopWriters();
   const e2eOn: { wall: number; cpuPerKrow: number }[] = [];
@@ -293,9 +361,15 @@ export async function benchLlm(
   const days = 90;
   const dir = new TestDir();
   try {
-    log(`generating ${rows.toLocaleString('en')} llm_usage rows over ${days} days`);
-    const generateS = await generate(dir.db, rows, days);
-    const read = openReadDatabase(dir.db);
+    // --keep-db PATH: generate there once and reuse it on the next runs (the same generator's output).
+    const dbPath = options.keepDb ?? dir.db;
+    let generateS: number | null = null;
+    if (options.keepDb !== undefined && existsSync(options.keepDb)) log(`reusing ${options.keepDb}`);
+    else {
+      log(`generating ${rows.toLocaleString('en')} llm_usage rows over ${days} days`);
+      generateS = await generate(dbPath, rows, days);
+    }
+    const read = openReadDatabase(dbPath);
     const count = async (table: 'llm_usage_hourly' | 'llm_usage_daily') =>
       Number(
         (
@@ -309,24 +383,33 @@ export async function benchLlm(
     const queryMs: number[] = [];
     let groups = 0;
     let percentiles = '';
+    const queryCpuMs: number[] = [];
+    const loads: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();
+      const c = process.cpuUsage();
       const report = await usageReport(read, { sinceMs: Date.now() - days * 86_400_000, by: ['channel', 'model'] });
       queryMs.push(Math.round((performance.now() - t) * 10) / 10);
+      const used = process.cpuUsage(c);
+      queryCpuMs.push(Math.round((used.user + used.system) / 1000));
+      loads.push(os.loadavg()[0]);
       groups = report.rows.length;
       percentiles = report.percentiles;
     }
     await read.destroy();
-    const loadAverage = Math.round(os.loadavg()[0] * 10) / 10;
     const cliMs: number[] = [];
+    const cliCpuMs: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();
+      const c = childrenCpuMs();
       execFileSync(
         process.execPath,
-        [CLI, 'usage', '--db', dir.db, '--since', '90d', '--by', 'channel,model', '--json'],
+        [CLI, 'usage', '--db', dbPath, '--since', '90d', '--by', 'channel,model', '--json'],
         { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 64 * 1024 * 1024 },
       );
       cliMs.push(Math.round(performance.now() - t));
+      cliCpuMs.push(Math.round(childrenCpuMs() - c));
+      loads.push(os.loadavg()[0]);
     }
     const result: LlmBenchResult['report'] = {
       rows,
@@ -334,11 +417,19 @@ export async function benchLlm(
       channels: CHANNELS,
       models: MODELS.length,
       features: FEATURES.length,
-      generate_s: Math.round(generateS),
-      db_mb: Math.round(statSync(dir.db).size / 1048576),
+      generate_s: generateS === null ? null : Math.round(generateS),
+      db_mb: Math.round(statSync(dbPath).size / 1048576),
       hourly_rows: hourly,
       daily_rows: daily,
-      load_average: loadAverage,
+      load_average: Math.round(median(loads) * 10) / 10,
+      load_average_range: [Math.min(...loads), Math.max(...loads)].map((l) => Math.round(l * 10) / 10) as [
+        number,
+        number,
+      ],
+      query_cpu_ms: queryCpuMs,
+      query_cpu_median_ms: median(queryCpuMs),
+      cli_cpu_ms: cliCpuMs,
+      cli_cpu_median_ms: median(cliCpuMs),
       query_ms: queryMs,
       query_median_ms: median(queryMs),
       cli_ms: cliMs,
@@ -361,6 +452,8 @@ export async function benchLlm(
         on_median: onMedian,
         off_median: offMedian,
         cost_pct: Math.round(((offMedian - onMedian) / offMedian) * 1000) / 10,
+        pairs,
+        pairs_median_cost_pct: median(pairs.map((p) => p.cost_pct)),
       },
       end_to_end:
         e2eOn.length === 0
@@ -408,6 +501,10 @@ export function formatLlmBench(r: LlmBenchResult): string {
     `| off | ${f(r.ingest.off_median)} | ${r.ingest.off_rows_per_cpu_s.map(f).join(', ')} | ${r.ingest.off_rows_per_s.map(f).join(', ')} | |`,
     `| on | ${f(r.ingest.on_median)} | ${r.ingest.on_rows_per_cpu_s.map(f).join(', ')} | ${r.ingest.on_rows_per_s.map(f).join(', ')} | ${r.ingest.cost_pct} % (target < 15 %) |`,
     '',
+    `The same as concurrent pairs (a writer with the rollups off and one with them on, running at the same time on the same`,
+    `rows, so both meet the same neighbours): rows per writer CPU-second off / on, per pair: ${r.ingest.pairs.map((p) => `${f(p.off)} / ${f(p.on)} (${p.cost_pct} %)`).join('; ')};`,
+    `median cost **${r.ingest.pairs_median_cost_pct} %** (target < 15 %).`,
+    '',
     ...(r.end_to_end
       ? [
           `End to end — \`kissmon start\` fed by ${f(r.end_to_end.bots)} persistent loadtest bots (2 processes) on its socket, ${f(r.end_to_end.rows)} llm_usage rows`,
@@ -421,14 +518,15 @@ export function formatLlmBench(r: LlmBenchResult): string {
         ]
       : []),
     `\`kissmon usage --since 90d --by channel,model\` on ${f(x.rows)} llm_usage rows over ${x.days} days (${x.channels} channels, each with 2 of ${x.models} models and 2 of`,
-    `${x.features} features; ${f(x.hourly_rows)} hourly and ${f(x.daily_rows)} daily rollup rows; database ${f(x.db_mb)} MB, generated in ${x.generate_s} s`,
+    `${x.features} features; ${f(x.hourly_rows)} hourly and ${f(x.daily_rows)} daily rollup rows; database ${f(x.db_mb)} MB, ${x.generate_s === null ? 'generated by an earlier run of this bench (`--keep-db`)' : `generated in ${x.generate_s} s`}`,
     `straight into SQLite). ${x.groups} groups; percentiles ${x.percentiles} (the window holds more calls than \`llm.exactPercentileRows\`).`,
-    `Load average while it ran: ${x.load_average} on ${os.cpus().length} cores (other sessions' tests shared the box; idle, expect several times faster).`,
+    `Load average while it ran: ${x.load_average} (${x.load_average_range.join('–')}) on ${os.cpus().length} cores: other sessions shared the box, so the wall clock is mostly`,
+    "the neighbours'; the CPU time (user + system) is about what an idle box's wall clock shows (the database in the page cache).",
     '',
-    '| measured | median ms | runs ms | target |',
-    '| --- | --- | --- | --- |',
-    `| the report query (read connection, in-process) | ${x.query_median_ms} | ${x.query_ms.join(', ')} | |`,
-    `| the whole \`kissmon usage … --json\` process (Node start-up included) | ${x.cli_median_ms} | ${x.cli_ms.join(', ')} | < 500 |`,
+    '| measured | wall median ms | wall runs ms | CPU median ms | CPU runs ms | target |',
+    '| --- | --- | --- | --- | --- | --- |',
+    `| the report query (read connection, in-process) | ${x.query_median_ms} | ${x.query_ms.join(', ')} | ${x.query_cpu_median_ms} | ${x.query_cpu_ms.join(', ')} | |`,
+    `| the whole \`kissmon usage … --json\` process (Node start-up included) | ${x.cli_median_ms} | ${x.cli_ms.join(', ')} | ${x.cli_cpu_median_ms} | ${x.cli_cpu_ms.join(', ')} | < 500 |`,
     '',
   ].join('\n');
 }
@@ -443,6 +541,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     ingestRows: arg('--ingest-rows'),
     reps: arg('--reps'),
     e2eRows: arg('--e2e-rows'),
+    pairs: arg('--pairs'),
+    keepDb: process.argv.includes('--keep-db') ? process.argv[process.argv.indexOf('--keep-db') + 1] : undefined,
   });
   process.stdout.write(`${formatLlmBench(result)}\n${JSON.stringify(result)}\n`);
 }
