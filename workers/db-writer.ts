@@ -50,6 +50,7 @@ import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/d
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { UsageAccounting, type RecomputeResult } from '../src/llm/accounting.js';
 import { ROLLUP_TABLES } from '../src/llm/rollups.js';
+import { upsertHost } from '../src/hosts/hosts.js';
 import type { BudgetSignal } from '../src/llm/budgets.js';
 import { buildDigest, DigestSchedule } from '../src/llm/digest.js';
 import type { AlerterInput } from '../src/actors/alerter-messages.js';
@@ -176,6 +177,14 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     spoolReplayed: (waitMs) => this.#spoolReplayed(waitMs),
     recompute: (sinceMs) => this.#recompute(sinceMs),
     budgets: async () => this.#st?.accounting.budgets() ?? null,
+    // The heartbeat is not data to keep: a store that is not writable now just misses one.
+    hostBeat: async (beat) =>
+      this.#st
+        ? upsertHost(this.#st.handle.db, beat).then(
+            () => true,
+            () => false,
+          )
+        : false,
   };
   #log: Logger;
   #warn: RateLimitedLog;

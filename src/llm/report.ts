@@ -9,12 +9,13 @@
 // answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
 import { sql, type Kysely } from 'kysely';
 import type { MonitorConfig } from '../config.js';
+import { dialectOf, DIALECT_SQL, literal, type SqlDialect } from '../db/dialect.js';
 import { isoTime, type Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { addTo, emptyHistogram, encode, estimatePercentile } from './histogram.js';
 import { DAILY_UNTIL_KEY } from './rollups.js';
 
-export const USAGE_DIMENSIONS = ['channel', 'model', 'feature', 'provider', 'status', 'day', 'hour'] as const;
+export const USAGE_DIMENSIONS = ['host', 'channel', 'model', 'feature', 'provider', 'status', 'day', 'hour'] as const;
 export type UsageDimension = (typeof USAGE_DIMENSIONS)[number];
 
 export interface UsageReportOptions {
@@ -23,6 +24,8 @@ export interface UsageReportOptions {
   /** Calls before this time; default now. */
   untilMs?: number;
   by: UsageDimension[];
+  /** Only this monitor's rows (`--host`); default every host's. */
+  host?: string;
   /** Only the N costliest groups (totals still cover all). */
   top?: number;
   /** 'raw' when the monitor runs without rollups. Default 'rollups'. */
@@ -75,6 +78,7 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
 const DIMENSION_SQL: Record<UsageDimension, string> = {
+  host: 'host',
   channel: 'channel',
   model: "coalesce(model, '')",
   feature: "coalesce(feature, '')",
@@ -117,6 +121,8 @@ function checkOptions(o: UsageReportOptions): void {
   ) {
     throw new TypeError(`options.by must be a list of distinct dimensions from ${USAGE_DIMENSIONS.join(', ')}`);
   }
+  if (o.host !== undefined && !(typeof o.host === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(o.host)))
+    throw new TypeError('options.host must be 1-64 characters of [A-Za-z0-9_.-]');
   if (o.top !== undefined && !(Number.isInteger(o.top) && o.top > 0))
     throw new TypeError('options.top must be a positive integer');
 }
@@ -152,42 +158,68 @@ function estimated(r: SummedRow): [number | null, number | null, number | null] 
   ];
 }
 
-const RAW_SUMS = `count(*) AS calls, coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
-  coalesce(sum(tokens_cached), 0) AS tokens_cached, coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning, total(cost_usd) AS cost_usd,
-  count(*) - count(cost_usd) AS unpriced_calls, sum(coalesce(status, 'ok') != 'ok') AS errors, count(latency_ms) AS latency_count,
-  total(latency_ms) AS latency_sum, min(latency_ms) AS latency_min, max(latency_ms) AS latency_max,
-  round(percentile_cont(latency_ms, 0.5), 2) AS p50, round(percentile_cont(latency_ms, 0.95), 2) AS p95, round(percentile_cont(latency_ms, 0.99), 2) AS p99`;
+/** The sums of raw rows and of rollup rows; SQL text per backend (src/db/dialect.ts). */
+function rawSums(dialect: SqlDialect): string {
+  const { total, countIf, int, percentile } = DIALECT_SQL[dialect];
+  return `${int('count(*)')} AS calls, ${int('coalesce(sum(tokens_in), 0)')} AS tokens_in, ${int('coalesce(sum(tokens_out), 0)')} AS tokens_out,
+  ${int('coalesce(sum(tokens_cached), 0)')} AS tokens_cached, ${int('coalesce(sum(tokens_reasoning), 0)')} AS tokens_reasoning, ${total('cost_usd')} AS cost_usd,
+  ${int('count(*) - count(cost_usd)')} AS unpriced_calls, ${countIf("coalesce(status, 'ok') != 'ok'")} AS errors, ${int('count(latency_ms)')} AS latency_count,
+  ${total('latency_ms')} AS latency_sum, min(latency_ms) AS latency_min, max(latency_ms) AS latency_max,
+  ${percentile('latency_ms', 0.5)} AS p50, ${percentile('latency_ms', 0.95)} AS p95, ${percentile('latency_ms', 0.99)} AS p99`;
+}
 
-const ROLLUP_SUMS = `coalesce(sum(calls), 0) AS calls, coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
-  coalesce(sum(tokens_cached), 0) AS tokens_cached, coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning, total(cost_usd) AS cost_usd,
-  coalesce(sum(unpriced_calls), 0) AS unpriced_calls, coalesce(sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END), 0) AS errors,
-  coalesce(sum(latency_count), 0) AS latency_count, total(latency_sum) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max,
-  kissmon_hist_agg(latency_hist) AS hist`;
+function rollupSums(dialect: SqlDialect): string {
+  const { total, int } = DIALECT_SQL[dialect];
+  // SQLite merges the histograms in SQL (kissmon_hist_agg, src/llm/histogram.ts); PostgreSQL has no
+  // such aggregate, so it hands them over as an array and mergeHistograms() adds them up.
+  const hist = dialect === 'postgres' ? 'array_agg(latency_hist)' : 'kissmon_hist_agg(latency_hist)';
+  return `${int('coalesce(sum(calls), 0)')} AS calls, ${int('coalesce(sum(tokens_in), 0)')} AS tokens_in, ${int('coalesce(sum(tokens_out), 0)')} AS tokens_out,
+  ${int('coalesce(sum(tokens_cached), 0)')} AS tokens_cached, ${int('coalesce(sum(tokens_reasoning), 0)')} AS tokens_reasoning, ${total('cost_usd')} AS cost_usd,
+  ${int('coalesce(sum(unpriced_calls), 0)')} AS unpriced_calls, ${int("coalesce(sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END), 0)")} AS errors,
+  ${int('coalesce(sum(latency_count), 0)')} AS latency_count, ${total('latency_sum')} AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max,
+  ${hist} AS hist`;
+}
+
+/** PostgreSQL's array of a group's histograms → one encoded histogram, as SQLite's aggregate gives it. */
+function mergeHistograms(rows: SummedRow[]): SummedRow[] {
+  for (const r of rows) {
+    const parts = r.hist as unknown;
+    if (!Array.isArray(parts)) continue;
+    const dense = emptyHistogram();
+    for (const part of parts as (Buffer | null)[]) addTo(dense, part);
+    r.hist = encode(dense);
+  }
+  return rows;
+}
+
+/** `AND host = '...'` for the report's host filter (checked by checkOptions), or nothing. */
+const hostCondition = (host: string | undefined) => (host === undefined ? '' : ` AND host = ${literal(host)}`);
 
 async function rawGroups(
   db: Kysely<Database>,
   since: string,
   until: string,
   by: UsageDimension[] | [],
+  host?: string,
 ): Promise<SummedRow[]> {
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
-  const query = `SELECT ${[...dims, RAW_SUMS].join(', ')} FROM llm_usage WHERE ts >= ? AND ts < ?${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
+  const query = `SELECT ${[...dims, rawSums(dialectOf(db))].join(', ')} FROM llm_usage WHERE ts >= ? AND ts < ?${hostCondition(host)}${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
   return (await sql<SummedRow>`${sql.raw(query.replace('?', `'${since}'`).replace('?', `'${until}'`))}`.execute(db))
     .rows;
 }
 
-const ROLLUP_COLUMNS = `ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
+const ROLLUP_COLUMNS = `ts, host, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
   unpriced_calls, latency_count, latency_sum, latency_min, latency_max, latency_hist`;
 
 /**
  * The rollup rows of [since, until) (hour-aligned): whole UTC days before the daily watermark
  * (`dailyUntilMs`, see rollups.ts) from the daily table, the edges and the rest hourly.
  */
-function rollupSource(sinceMs: number, untilMs: number, dailyUntilMs: number): string {
+function rollupSource(sinceMs: number, untilMs: number, dailyUntilMs: number, host: string | undefined): string {
   const firstDay = Math.ceil(sinceMs / DAY_MS) * DAY_MS;
   const lastDay = Math.min(Math.floor(untilMs / DAY_MS), Math.floor(dailyUntilMs / DAY_MS)) * DAY_MS;
   const range = (table: string, a: number, b: number) =>
-    `SELECT ${ROLLUP_COLUMNS} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'`;
+    `SELECT ${ROLLUP_COLUMNS} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'${hostCondition(host)}`;
   if (firstDay >= lastDay) return range('llm_usage_hourly', sinceMs, untilMs);
   return [
     range('llm_usage_daily', firstDay, lastDay),
@@ -196,14 +228,19 @@ function rollupSource(sinceMs: number, untilMs: number, dailyUntilMs: number): s
   ].join(' UNION ALL ');
 }
 
-/** The daily watermark in ms; 0 before the writer has set it (then everything is read hourly). */
-async function dailyUntil(db: Kysely<Database>): Promise<number> {
-  const row = await db
+/**
+ * The daily watermark in ms; 0 before the writer has set it (then everything is read hourly).
+ * Each host's writer folds its own days, so over several hosts it is the earliest of theirs.
+ */
+async function dailyUntil(db: Kysely<Database>, host: string | undefined): Promise<number> {
+  const rows = await db
     .selectFrom('monitor_state')
     .select('value')
     .where('key', '=', DAILY_UNTIL_KEY)
-    .executeTakeFirst();
-  return row?.value ? Date.parse(row.value) : 0;
+    .$if(host !== undefined, (q) => q.where('host', '=', host!))
+    .execute();
+  if (rows.length === 0) return 0;
+  return Math.min(...rows.map((r) => (r.value ? Date.parse(r.value) : 0)));
 }
 
 async function rollupGroups(
@@ -211,14 +248,16 @@ async function rollupGroups(
   sinceMs: number,
   untilMs: number,
   by: UsageDimension[] | [],
+  host: string | undefined,
 ): Promise<SummedRow[]> {
   // A day or hour dimension cannot be read from whole days when it is the hour: hourly only then.
   const from = by.includes('hour' as never)
-    ? `SELECT ${ROLLUP_COLUMNS} FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'`
-    : rollupSource(sinceMs, untilMs, await dailyUntil(db));
+    ? `SELECT ${ROLLUP_COLUMNS} FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'${hostCondition(host)}`
+    : rollupSource(sinceMs, untilMs, await dailyUntil(db, host), host);
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
-  const query = `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM (${from})${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
-  return (await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows;
+  // PostgreSQL wants a name for a subquery in FROM; SQLite takes one too.
+  const query = `SELECT ${[...dims, rollupSums(dialectOf(db))].join(', ')} FROM (${from}) AS rollup${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
+  return mergeHistograms((await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows);
 }
 
 /** The groups of a rollup query added up (sums, min/max, histograms merged). */
@@ -274,20 +313,22 @@ export async function usageReport(db: Kysely<Database>, options: UsageReportOpti
   const keyOf = (r: SummedRow) => by.map((d) => String(r[d])).join('/');
   if (source === 'raw') {
     [groups, [total]] = await Promise.all([
-      rawGroups(db, isoTime(sinceMs), isoTime(untilMs), by),
-      rawGroups(db, isoTime(sinceMs), isoTime(untilMs), []),
+      rawGroups(db, isoTime(sinceMs), isoTime(untilMs), by, options.host),
+      rawGroups(db, isoTime(sinceMs), isoTime(untilMs), [], options.host),
     ]);
   } else {
     sinceMs = Math.floor(sinceMs / HOUR_MS) * HOUR_MS;
     untilMs = Math.ceil(untilMs / HOUR_MS) * HOUR_MS;
-    groups = await rollupGroups(db, sinceMs, untilMs, by);
+    groups = await rollupGroups(db, sinceMs, untilMs, by, options.host);
     total = sumGroups(groups); // the totals from the groups: the window's rows are read once
     if (total.calls === 0) exact = new Map();
     else if (total.calls <= (options.exactMaxCalls ?? 200_000)) {
-      const [rawTotal] = await rawGroups(db, isoTime(sinceMs), isoTime(untilMs), []);
+      const [rawTotal] = await rawGroups(db, isoTime(sinceMs), isoTime(untilMs), [], options.host);
       // Every call still raw (retention has not removed any): exact percentiles from them.
       if (rawTotal.calls === total.calls) {
-        exact = new Map((await rawGroups(db, isoTime(sinceMs), isoTime(untilMs), by)).map((r) => [keyOf(r), r]));
+        exact = new Map(
+          (await rawGroups(db, isoTime(sinceMs), isoTime(untilMs), by, options.host)).map((r) => [keyOf(r), r]),
+        );
         exact.set('\0total', rawTotal);
       }
     }
@@ -349,13 +390,14 @@ export function parseDimensions(text: string, what = 'by'): UsageDimension[] {
 /** GET /usage query → report options (shared with the CLI's flags). */
 export function usageOptions(
   config: MonitorConfig,
-  q: { since?: string; until?: string; by?: string; top?: string },
+  q: { since?: string; until?: string; by?: string; top?: string; host?: string },
 ): UsageReportOptions {
   const now = Date.now();
   return {
     sinceMs: parseWindowTime(q.since ?? '7d', 'since', now),
     ...(q.until !== undefined && { untilMs: parseWindowTime(q.until, 'until', now) }),
     by: parseDimensions(q.by ?? 'channel'),
+    ...(q.host !== undefined && { host: q.host }),
     ...(q.top !== undefined && { top: Number(q.top) }),
     source: config.llm.rollups ? 'rollups' : 'raw',
     exactMaxCalls: config.llm.exactPercentileRows,
