@@ -60,7 +60,7 @@ export async function hostViews(db: Kysely<Database>, options: { staleAfterMs: n
 function parseBots(json: string | null): HostView['bots'] {
   try {
     const value = JSON.parse(json ?? '{}') as unknown;
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value) : {};
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {};
   } catch {
     return {}; // a hand-edited row must not break `kissmon hosts`
   }
