@@ -101,10 +101,12 @@ export function alertSubject(labels: Record<string, string>): string {
     .join(' ');
 }
 
-/** Exactly one of the three. `match` is a glob over the channel (`*`, `?`). */
+/** Exactly one of the four. `match` is a glob over the channel (`*`, `?`); `host` matches the alert's host label. */
 export interface SilenceMatcher {
   channel?: string;
   match?: string;
+  /** Every alert about this host: its monitor's own, and MonitorHostDown for it (a planned host stop). */
+  host?: string;
   all?: true;
 }
 

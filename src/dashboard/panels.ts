@@ -215,7 +215,7 @@ export function LlmPanel({ has }: { has: (route: string) => boolean }) {
 }
 
 const matcherText = (m: Silence['matcher']) =>
-  m.all ? 'all alerts' : m.channel ? `channel ${m.channel}` : `match ${m.match}`;
+  m.all ? 'all alerts' : m.channel ? `channel ${m.channel}` : m.host ? `host ${m.host}` : `match ${m.match}`;
 
 export function AlertsPanel({
   has,
