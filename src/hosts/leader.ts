@@ -68,8 +68,8 @@ export class LeaderConnection {
     }
     const client = this.#client;
     if (!client) return null;
-    if (!this.#leader) {
-      try {
+    try {
+      if (!this.#leader) {
         const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
           LEADER_LOCK_KEY,
         ]);
@@ -77,10 +77,19 @@ export class LeaderConnection {
           this.#leader = true;
           this.#leaderSince = Date.now();
         }
-      } catch (err) {
-        this.#lost(client, err);
-        return null;
+      } else {
+        // A leader asks every round whether its session still holds the lock: a session that
+        // stopped answering fails this within QUERY_TIMEOUT_MS, and then leads no more.
+        const { rows } = await client.query<{ held: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1
+             AND pid = pg_backend_pid() AND granted) AS held`,
+          [LEADER_LOCK_KEY],
+        );
+        if (rows[0]?.held !== true) throw new Error('the leader lock is not held by this session any more');
       }
+    } catch (err) {
+      this.#lost(client, err);
+      return null;
     }
     return this.#db;
   }
