@@ -20,6 +20,9 @@ const PACKAGE_VERSION = (
   JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 
+/** Shutdown waits at most this long for a round under way and the leader connection's end. */
+const STOP_WAIT_MS = 1_000;
+
 export interface HostPresenceOptions {
   host: string;
   staleAfterMs: number;
@@ -42,6 +45,7 @@ export class HostPresence {
   #timer: NodeJS.Timeout | null = null;
   #round: Promise<void> | null = null;
   #stopped = false;
+  #stopping: Promise<void> | null = null;
   /** Hosts this monitor has MonitorHostDown firing for. */
   readonly #firing = new Set<string>();
   readonly #counters = { beats: 0, beat_failures: 0, judged: 0, watch_failures: 0 };
@@ -65,11 +69,18 @@ export class HostPresence {
     this.#timer = setTimeout(next, 0);
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    await this.#round;
-    await this.#leader?.close();
+  /** Stops the rounds and ends the leader connection (the lock goes with it); bounded, idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#stopped = true;
+      if (this.#timer) clearTimeout(this.#timer);
+      // A round waits at most for its control call (2 s) or query time limit; shutdown does not.
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)));
+      await Promise.race([Promise.all([this.#round, this.#leader?.close()]), bound]);
+      clearTimeout(timer);
+    })();
+    return this.#stopping;
   }
 
   /** For the ingest health detail: whether this monitor leads, and its heartbeat counters. */
