@@ -3,7 +3,7 @@
 // delivers MonitorActorDown{actor="sampler"} at once (its "last words", not after groupWaitMs). The
 // monitor the service manager starts next has its actors back: it sends the alert resolved.
 import assert from 'node:assert/strict';
-import { hostname } from 'node:os';
+import { defaultHostName } from '../src/config.js';
 import { describe, it } from 'node:test';
 import { alertConfig, alertMonitor } from './helpers/alerts.js';
 import { actorHealth, runKissmon, startMonitor, waitFor } from './helpers/monitor-process.js';
@@ -39,7 +39,7 @@ describe('MonitorActorDown', () => {
     assert.deepEqual(body.alerts[0].labels, {
       alertname: 'MonitorActorDown',
       severity: 'critical',
-      host: hostname(),
+      host: defaultHostName(),
       actor: 'sampler',
     });
     assert.match(body.alerts[0].annotations.summary, /sampler restarted past the intensity limit/);
@@ -58,7 +58,7 @@ describe('MonitorActorDown', () => {
     assert.deepEqual(resolved.labels, {
       alertname: 'MonitorActorDown',
       severity: 'critical',
-      host: hostname(),
+      host: defaultHostName(),
       actor: 'sampler',
     });
     assert.ok(Date.parse(resolved.endsAt) > 0, `endsAt set: ${resolved.endsAt}`);

@@ -4,21 +4,34 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { LeaderConnection } from '../src/hosts/leader.js';
-import { postgresMissing, TestDatabase } from './helpers/postgres.js';
+import pg from 'pg';
+import { createPgDatabase, postgresMissing } from './helpers/backends.js';
 import { requireResource } from './helpers/resources.js';
 import { waitFor } from './helpers/wait.js';
 
 describe('leader election by advisory lock', () => {
-  let database: TestDatabase | null = null;
   const connections: LeaderConnection[] = [];
   after(async () => {
     for (const c of connections) await c.close();
-    await database?.drop();
   });
+
+  /** One query on a short-lived connection of the test's own (not a leader connection). */
+  const query = async <T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return (await client.query<T>(text)).rows;
+    } finally {
+      await client.end();
+    }
+  };
 
   it('one leader at a time; a closed or killed leader hands over', async (t) => {
     if (!requireResource(t, 'PostgreSQL', await postgresMissing())) return;
-    database = await new TestDatabase().create();
+    t.after(async () => {
+      for (const c of connections) await c.close(); // before the database is dropped
+    });
+    const database = await createPgDatabase(t);
     const a = new LeaderConnection({ url: database.url, host: 'a' });
     const b = new LeaderConnection({ url: database.url, host: 'b' });
     connections.push(a, b);
@@ -29,7 +42,8 @@ describe('leader election by advisory lock', () => {
     await a.round();
     await b.round();
     assert.deepEqual([a.leader, b.leader], [true, false]);
-    const holders = await database.query<{ application_name: string }>(
+    const holders = await query<{ application_name: string }>(
+      database.url,
       `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
        WHERE l.locktype = 'advisory' AND l.granted`,
     );
@@ -47,7 +61,8 @@ describe('leader election by advisory lock', () => {
     connections.push(c);
     await c.round();
     assert.equal(c.leader, false);
-    await database.query(
+    await query(
+      database.url,
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kissmon:b' AND datname = current_database()`,
     );
     // b notices from the connection's own events, before it asks anything.

@@ -21,7 +21,7 @@ import {
   type MonitorProcess,
   type TestDir,
 } from './helpers/monitor-process.js';
-import { postgresMissing, TestDatabase } from './helpers/postgres.js';
+import { createPgDatabase, postgresMissing } from './helpers/backends.js';
 import { requireResource } from './helpers/resources.js';
 
 const HOSTS = ['a', 'b', 'c'] as const;
@@ -45,7 +45,7 @@ interface Notification {
 describe('three monitors, one PostgreSQL store', () => {
   const dirs = new TestDirs();
   const receiver = new TestReceiver();
-  let database: TestDatabase | null = null;
+  let database: { url: string } | null = null;
   const monitors = new Map<Host, MonitorProcess>();
   const hostDirs = new Map<Host, TestDir>();
 
@@ -56,7 +56,6 @@ describe('three monitors, one PostgreSQL store', () => {
   after(async () => {
     await killStarted();
     await receiver.close();
-    await database?.drop();
     dirs.removeAll();
   });
 
@@ -101,7 +100,8 @@ describe('three monitors, one PostgreSQL store', () => {
 
   it('shows every host, counts usage per host, and raises one MonitorHostDown for a killed monitor', async (t) => {
     if (!requireResource(t, 'PostgreSQL', await postgresMissing())) return;
-    database = await new TestDatabase().create();
+    t.after(() => killStarted()); // before the database is dropped (hooks run in order)
+    database = await createPgDatabase(t);
     // One after the other: the first one migrates the new database, the others find it migrated.
     for (const host of HOSTS) {
       hostDirs.set(host, dirs.create());
