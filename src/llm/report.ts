@@ -9,6 +9,7 @@
 // answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
 import { sql, type Kysely } from 'kysely';
 import type { MonitorConfig } from '../config.js';
+import { parseBackend } from '../db/backend.js';
 import { dialectOf, DIALECT_SQL, literal, type SqlDialect } from '../db/dialect.js';
 import { isoTime, type Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
@@ -399,7 +400,8 @@ export function usageOptions(
     by: parseDimensions(q.by ?? 'channel'),
     ...(q.host !== undefined && { host: q.host }),
     ...(q.top !== undefined && { top: Number(q.top) }),
-    source: config.llm.rollups ? 'rollups' : 'raw',
+    // PostgreSQL stores no rollups yet (src/db/postgres-store.ts): its reports read the raw rows.
+    source: config.llm.rollups && parseBackend(config.dbPath).kind === 'sqlite' ? 'rollups' : 'raw',
     exactMaxCalls: config.llm.exactPercentileRows,
   };
 }
