@@ -23,6 +23,7 @@ import {
 } from './helpers/monitor-process.js';
 import { createPgDatabase, postgresMissing } from './helpers/backends.js';
 import { requireResource } from './helpers/resources.js';
+import { requestControl } from '../src/http/control-client.js';
 
 const HOSTS = ['a', 'b', 'c'] as const;
 type Host = (typeof HOSTS)[number];
@@ -180,6 +181,7 @@ describe('three monitors, one PostgreSQL store', () => {
     await monitors.get('c')!.exited;
     await waitFor('MonitorHostDown{host="c"} delivered', () => hostDown('firing', 'c').length > 0, 60_000);
     const tookMs = Date.now() - killedAt;
+    t.diagnostic(`MonitorHostDown delivered ${tookMs} ms after SIGKILL (stale after ${STALE_AFTER_S} s)`);
     assert.ok(
       tookMs <= (STALE_AFTER_S + 10) * 1000,
       `MonitorHostDown came ${tookMs} ms after the kill (bound ${(STALE_AFTER_S + 10) * 1000} ms)`,
@@ -205,6 +207,17 @@ describe('three monitors, one PostgreSQL store', () => {
       (JSON.parse(await kissmon(['hosts', '--json'])) as { host: string; state: string }[]).find((h) => h.host === 'c')
         ?.state,
       'down',
+    );
+    // The same views on a surviving monitor's control socket (what the dashboard reads).
+    const viaA = await requestControl<{ host: string; hosts: { host: string; state: string }[] }>(
+      monitors.get('a')!.control,
+      'GET',
+      '/hosts',
+    );
+    assert.deepEqual([viaA.host, viaA.hosts.map((h) => `${h.host}:${h.state}`)], ['a', ['a:up', 'b:up', 'c:down']]);
+    assert.deepEqual(
+      (await requestControl<FleetBot[]>(monitors.get('a')!.control, 'GET', '/fleet?host=c')).map((b) => b.status),
+      ['unknown', 'unknown'],
     );
 
     // c is back: its row is fresh again, the alert resolves, its bots are its own again.
