@@ -10,7 +10,17 @@ import { openWriteDatabase } from '../src/db/schema.js';
 import { hostViews, upsertHost } from '../src/hosts/hosts.js';
 import { usageReport } from '../src/llm/report.js';
 import { BACKENDS, openBackend } from './helpers/backends.js';
-import { killStarted, runKissmon, startBot, startMonitor, TestDirs, waitFor } from './helpers/monitor-process.js';
+import {
+  flush,
+  killStarted,
+  line,
+  runKissmon,
+  sendLines,
+  startBot,
+  startMonitor,
+  TestDirs,
+  waitFor,
+} from './helpers/monitor-process.js';
 
 const NOW = Date.now();
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -196,6 +206,23 @@ describe('cross-host views', () => {
       return list.length === 1 && list[0].host === 'solo' && list[0].state === 'up' && list[0].bots.online === 1;
     });
     assert.equal((await hosts())[0].pid, monitor.pid);
+    // Its usage by host comes from the rollups (SQLite keeps them, with the host in their key).
+    await sendLines(monitor.socket, [
+      line({ type: 'llm_usage', channel: 'solo_bot', model: 'gpt-4o', feature: 'chat', tokens_in: 7, tokens_out: 1 }),
+      line({ type: 'llm_usage', channel: 'solo_bot', model: 'gpt-4o', feature: 'chat', tokens_in: 8, tokens_out: 1 }),
+    ]);
+    await flush(monitor);
+    const r = await runKissmon(['usage', '--db', dir.db, '--by', 'host', '--since', '1h', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const usage = JSON.parse(r.stdout) as {
+      source: string;
+      rows: { host: string; calls: number; tokens_in: number }[];
+    };
+    assert.equal(usage.source, 'rollups');
+    assert.deepEqual(
+      usage.rows.map((u) => [u.host, u.calls, u.tokens_in]),
+      [['solo', 2, 15]],
+    );
     // SIGKILL: no heartbeat any more, and one stale window later it is down.
     monitor.child.kill('SIGKILL');
     await monitor.exited;

@@ -159,7 +159,7 @@ function estimated(r: SummedRow): [number | null, number | null, number | null] 
   ];
 }
 
-/** The sums of raw rows and of rollup rows; SQL text per backend (src/db/dialect.ts). */
+/** The sums of raw rows, SQL text per backend (src/db/dialect.ts). Rollups are SQLite-only so far (usageOptions). */
 function rawSums(dialect: SqlDialect): string {
   const { total, countIf, int, percentile } = DIALECT_SQL[dialect];
   return `${int('count(*)')} AS calls, ${int('coalesce(sum(tokens_in), 0)')} AS tokens_in, ${int('coalesce(sum(tokens_out), 0)')} AS tokens_out,
@@ -169,29 +169,11 @@ function rawSums(dialect: SqlDialect): string {
   ${percentile('latency_ms', 0.5)} AS p50, ${percentile('latency_ms', 0.95)} AS p95, ${percentile('latency_ms', 0.99)} AS p99`;
 }
 
-function rollupSums(dialect: SqlDialect): string {
-  const { total, int } = DIALECT_SQL[dialect];
-  // SQLite merges the histograms in SQL (kissmon_hist_agg, src/llm/histogram.ts); PostgreSQL has no
-  // such aggregate, so it hands them over as an array and mergeHistograms() adds them up.
-  const hist = dialect === 'postgres' ? 'array_agg(latency_hist)' : 'kissmon_hist_agg(latency_hist)';
-  return `${int('coalesce(sum(calls), 0)')} AS calls, ${int('coalesce(sum(tokens_in), 0)')} AS tokens_in, ${int('coalesce(sum(tokens_out), 0)')} AS tokens_out,
-  ${int('coalesce(sum(tokens_cached), 0)')} AS tokens_cached, ${int('coalesce(sum(tokens_reasoning), 0)')} AS tokens_reasoning, ${total('cost_usd')} AS cost_usd,
-  ${int('coalesce(sum(unpriced_calls), 0)')} AS unpriced_calls, ${int("coalesce(sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END), 0)")} AS errors,
-  ${int('coalesce(sum(latency_count), 0)')} AS latency_count, ${total('latency_sum')} AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max,
-  ${hist} AS hist`;
-}
-
-/** PostgreSQL's array of a group's histograms → one encoded histogram, as SQLite's aggregate gives it. */
-function mergeHistograms(rows: SummedRow[]): SummedRow[] {
-  for (const r of rows) {
-    const parts = r.hist as unknown;
-    if (!Array.isArray(parts)) continue;
-    const dense = emptyHistogram();
-    for (const part of parts as (Buffer | null)[]) addTo(dense, part);
-    r.hist = encode(dense);
-  }
-  return rows;
-}
+const ROLLUP_SUMS = `coalesce(sum(calls), 0) AS calls, coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
+  coalesce(sum(tokens_cached), 0) AS tokens_cached, coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning, total(cost_usd) AS cost_usd,
+  coalesce(sum(unpriced_calls), 0) AS unpriced_calls, coalesce(sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END), 0) AS errors,
+  coalesce(sum(latency_count), 0) AS latency_count, total(latency_sum) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max,
+  kissmon_hist_agg(latency_hist) AS hist`;
 
 /** `AND host = '...'` for the report's host filter (checked by checkOptions), or nothing. */
 const hostCondition = (host: string | undefined) => (host === undefined ? '' : ` AND host = ${literal(host)}`);
@@ -256,9 +238,8 @@ async function rollupGroups(
     ? `SELECT ${ROLLUP_COLUMNS} FROM llm_usage_hourly WHERE ts >= '${isoTime(sinceMs)}' AND ts < '${isoTime(untilMs)}'${hostCondition(host)}`
     : rollupSource(sinceMs, untilMs, await dailyUntil(db, host), host);
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
-  // PostgreSQL wants a name for a subquery in FROM; SQLite takes one too.
-  const query = `SELECT ${[...dims, rollupSums(dialectOf(db))].join(', ')} FROM (${from}) AS rollup${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
-  return mergeHistograms((await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows);
+  const query = `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM (${from})${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
+  return (await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows;
 }
 
 /** The groups of a rollup query added up (sums, min/max, histograms merged). */
