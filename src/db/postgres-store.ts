@@ -17,8 +17,12 @@
 // so ids are made unique per host in llm_usage_ids (host, id) first and only the rows whose id was
 // new are inserted (ids repeated inside one plan are counted as duplicates before that).
 //
-// Not on PostgreSQL yet: rollups, budgets, the digest and recompute (their accounting is written
-// against better-sqlite3; reports read raw rows).
+// Rollups: the stored rows of a plan are summed in JS per hour (and per day) and key, and added to
+// llm_usage_hourly and llm_usage_daily by one additive upsert each, in the same transaction
+// (exactly-once like the rows). Both tables are kept current, so this host's daily watermark is
+// simply the current hour. PostgreSQL has no histogram merge: latency_hist stays NULL there, and
+// percentiles come from the raw rows (as for rows from before 0004 on SQLite).
+// Not on PostgreSQL yet: budgets, the digest and recompute (written against better-sqlite3).
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import pg from 'pg';
 import type { Kysely } from 'kysely';
@@ -28,6 +32,7 @@ import type { RecomputeResult } from '../llm/accounting.js';
 import type { BudgetSignal, BudgetStatus } from '../llm/budgets.js';
 import type { DigestInput } from '../llm/digest.js';
 import { PriceTable } from '../llm/prices.js';
+import { DAILY_UNTIL_KEY } from '../llm/rollups.js';
 import { isConnectionError, openPostgresWrite, type PostgresOptions } from './backend.js';
 import { dropPartitionsBefore, ensurePartitions } from './partitions.js';
 import { isoTime, OpenDatabaseError, PARTITIONED_TABLES, type Database } from './schema.js';
@@ -112,7 +117,108 @@ function unnestInsert(table: string, columns: Columns, tail = ''): string {
   return `INSERT INTO ${table} (host, ${names}) SELECT $1, * FROM unnest(${arrays}) ${tail}`;
 }
 
+const ROLLUP_KEY = ['ts', 'channel', 'model', 'feature', 'provider', 'status'] as const;
+const ROLLUP_SUMS = [
+  'calls',
+  'tokens_in',
+  'tokens_out',
+  'tokens_cached',
+  'tokens_reasoning',
+  'cost_usd',
+  'unpriced_calls',
+  'latency_count',
+  'latency_sum',
+] as const;
+const ROLLUP_COLUMNS: Columns = [
+  ...ROLLUP_KEY.map((c) => [c, 'text'] as const),
+  ...ROLLUP_SUMS.map((c) => [c, c === 'cost_usd' || c === 'latency_sum' ? 'float8' : 'int8'] as const),
+  ['latency_min', 'float8'],
+  ['latency_max', 'float8'],
+];
+/** Adds a plan's sums to the stored rollup rows (LEAST/GREATEST skip NULLs: a side without latencies erases nothing). */
+const rollupUpsert = (table: string) =>
+  unnestInsert(
+    table,
+    ROLLUP_COLUMNS,
+    `ON CONFLICT (${[...ROLLUP_KEY, 'host'].join(', ')}) DO UPDATE SET ${[
+      ...ROLLUP_SUMS.map((c) => `${c} = ${table}.${c} + excluded.${c}`),
+      `latency_min = LEAST(${table}.latency_min, excluded.latency_min)`,
+      `latency_max = GREATEST(${table}.latency_max, excluded.latency_max)`,
+    ].join(', ')}`,
+  );
+
+interface RollupSums {
+  key: string[];
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  tokens_cached: number;
+  tokens_reasoning: number;
+  cost_usd: number;
+  unpriced_calls: number;
+  latency_count: number;
+  latency_sum: number;
+  latency_min: number | null;
+  latency_max: number | null;
+}
+
+/** The plan's stored calls summed per bucket (`bucketOf` their ISO ts) and key. */
+function sumRollups(stored: { row: LlmUsageRow; cost: number | null }[], bucketOf: (ts: string) => string) {
+  const sums = new Map<string, RollupSums>();
+  for (const { row, cost } of stored) {
+    const key = [
+      bucketOf(isoTime(row.at)),
+      row.channel,
+      row.model,
+      row.feature,
+      row.provider ?? '',
+      row.status ?? 'ok',
+    ];
+    const k = key.join('\0');
+    let s = sums.get(k);
+    if (!s) {
+      s = {
+        key: key.map((v) => text(v)!),
+        calls: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        tokens_cached: 0,
+        tokens_reasoning: 0,
+        cost_usd: 0,
+        unpriced_calls: 0,
+        latency_count: 0,
+        latency_sum: 0,
+        latency_min: null,
+        latency_max: null,
+      };
+      sums.set(k, s);
+    }
+    s.calls++;
+    s.tokens_in += row.tokens_in;
+    s.tokens_out += row.tokens_out;
+    s.tokens_cached += row.tokens_cached ?? 0;
+    s.tokens_reasoning += row.tokens_reasoning ?? 0;
+    if (cost === null) s.unpriced_calls++;
+    else s.cost_usd += cost;
+    const latency = row.latency_ms;
+    if (latency !== null && latency !== undefined) {
+      s.latency_count++;
+      s.latency_sum += latency;
+      if (s.latency_min === null || latency < s.latency_min) s.latency_min = latency;
+      if (s.latency_max === null || latency > s.latency_max) s.latency_max = latency;
+    }
+  }
+  return [...sums.values()];
+}
+
+const hourOf = (ts: string) => `${ts.slice(0, 13)}:00:00.000Z`;
+const dayOf = (ts: string) => `${ts.slice(0, 10)}T00:00:00.000Z`;
+
 const SQL = {
+  hourly: rollupUpsert('llm_usage_hourly'),
+  daily: rollupUpsert('llm_usage_daily'),
+  watermark: `INSERT INTO monitor_state (host, key, value, updated_at) VALUES ($1, '${DAILY_UNTIL_KEY}', $2, $3)
+    ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   ids: `INSERT INTO llm_usage_ids (host, id, ts) SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING id`,
   usage: unnestInsert('llm_usage', USAGE_COLUMNS),
   // One row per channel per statement (ON CONFLICT DO UPDATE may not touch a row twice): the plan keeps the last.
@@ -176,6 +282,7 @@ export class PostgresStore implements WriteStore {
   readonly #pool: pg.Pool;
   readonly #host: string;
   readonly #prices: PriceTable;
+  readonly #rollups: boolean;
   #unpriced = 0;
   #pendingUnpriced = 0;
 
@@ -184,6 +291,7 @@ export class PostgresStore implements WriteStore {
     this.#pool = pool;
     this.#host = config.hostName;
     this.#prices = new PriceTable(config.prices);
+    this.#rollups = config.llm.rollups;
   }
 
   async loadCursors(): Promise<[string, number][]> {
@@ -319,6 +427,25 @@ export class PostgresStore implements WriteStore {
       ]);
       counts.llm_usage += stored.length;
       for (const u of stored) if (u.cost === null) this.#pendingUnpriced++;
+      if (this.#rollups) {
+        for (const [sql, bucket] of [
+          [SQL.hourly, hourOf],
+          [SQL.daily, dayOf],
+        ] as const) {
+          const sums = sumRollups(stored, bucket);
+          await client.query(sql, [
+            host,
+            ...columnsOf(sums, ROLLUP_COLUMNS.length, (r) => [
+              ...r.key,
+              ...ROLLUP_SUMS.map((c) => r[c]),
+              r.latency_min,
+              r.latency_max,
+            ]),
+          ]);
+        }
+        const now = Date.now();
+        await client.query(SQL.watermark, [host, hourOf(isoTime(now)), isoTime(now)]);
+      }
     }
     if (status.size > 0)
       await client.query(SQL.status, [
