@@ -22,14 +22,24 @@
 // (exactly-once like the rows). Both tables are kept current, so this host's daily watermark is
 // simply the current hour. PostgreSQL has no histogram merge: latency_hist stays NULL there, and
 // percentiles come from the raw rows (as for rows from before 0004 on SQLite).
-// Not on PostgreSQL yet: budgets, the digest and recompute (written against better-sqlite3).
+// Budgets: the same BudgetTracker as on SQLite, over storage read ahead at open (this host's
+// levels, and its hourly spend since the earliest current period); levels it decides are written
+// in the rows' transaction, signalled once that commits.
+// Not on PostgreSQL yet: the digest and recompute (written against better-sqlite3).
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import pg from 'pg';
 import type { Kysely } from 'kysely';
 import type { LlmUsageRow, PruneResult, RowItem } from '../actors/db-writer-messages.js';
 import type { MonitorConfig } from '../config.js';
 import type { RecomputeResult } from '../llm/accounting.js';
-import type { BudgetSignal, BudgetStatus } from '../llm/budgets.js';
+import {
+  BudgetTracker,
+  type BudgetLevel,
+  type BudgetSignal,
+  type BudgetStatus,
+  type BudgetStorage,
+} from '../llm/budgets.js';
+import { periodStart } from '../llm/periods.js';
 import type { DigestInput } from '../llm/digest.js';
 import { PriceTable } from '../llm/prices.js';
 import { DAILY_UNTIL_KEY } from '../llm/rollups.js';
@@ -217,6 +227,8 @@ const dayOf = (ts: string) => `${ts.slice(0, 10)}T00:00:00.000Z`;
 const SQL = {
   hourly: rollupUpsert('llm_usage_hourly'),
   daily: rollupUpsert('llm_usage_daily'),
+  budget: `INSERT INTO llm_budget_state (host, name, period_start, level, updated_at) VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (host, name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`,
   watermark: `INSERT INTO monitor_state (host, key, value, updated_at) VALUES ($1, '${DAILY_UNTIL_KEY}', $2, $3)
     ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   ids: `INSERT INTO llm_usage_ids (host, id, ts) SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING id`,
@@ -265,19 +277,52 @@ export async function openPostgresStore(
   } catch (err) {
     throw new OpenDatabaseError('cannot_open', err);
   }
-  const store = new PostgresStore(handle.db, handle.pool, config);
+  let store: PostgresStore | null = null;
   try {
+    store = new PostgresStore(handle.db, handle.pool, config, await readBudgetStorage(handle.pool, config));
     await store.maintain(Date.now());
   } catch (err) {
-    await store.close();
+    await (store ? store.close() : handle.db.destroy()).catch(() => {});
     throw new OpenDatabaseError('cannot_open', err);
   }
   return store;
 }
 
+/** Budget storage read ahead (null: no budgets): stored levels, and hourly spend since the earliest current period. */
+async function readBudgetStorage(
+  pool: pg.Pool,
+  config: MonitorConfig,
+): Promise<(BudgetStorage & { saves: Parameters<BudgetStorage['save']>[] }) | null> {
+  if (config.budgets.length === 0) return null;
+  const host = config.hostName;
+  const now = Date.now();
+  const since = Math.min(...config.budgets.map((b) => periodStart(b.period, now, b.timeZone ?? config.llm.timeZone)));
+  const states = (
+    await pool.query<{ name: string; period_start: string; level: BudgetLevel }>(
+      'SELECT name, period_start, level FROM llm_budget_state WHERE host = $1',
+      [host],
+    )
+  ).rows;
+  const source = config.llm.rollups
+    ? 'SELECT ts, channel, model, feature, coalesce(sum(cost_usd), 0) AS cost FROM llm_usage_hourly WHERE host = $1 AND ts >= $2 GROUP BY 1, 2, 3, 4'
+    : "SELECT substr(ts, 1, 13) || ':00:00.000Z' AS ts, channel, coalesce(model, '') AS model, coalesce(feature, '') AS feature, coalesce(sum(cost_usd), 0) AS cost FROM llm_usage WHERE host = $1 AND ts >= $2 GROUP BY 1, 2, 3, 4";
+  const hours = (
+    await pool.query<{ ts: string; channel: string; model: string; feature: string; cost: number }>(source, [
+      host,
+      isoTime(since),
+    ])
+  ).rows;
+  const saves: Parameters<BudgetStorage['save']>[] = [];
+  return {
+    saves,
+    states: () => states,
+    spend: (_source, start, end) => hours.filter((h) => h.ts >= start && h.ts < end),
+    save: (...args) => void saves.push(args),
+  };
+}
+
 export class PostgresStore implements WriteStore {
   readonly kind = 'postgres' as const;
-  readonly hasBudgets = false;
   readonly db: Kysely<Database>;
   readonly #pool: pg.Pool;
   readonly #host: string;
@@ -285,9 +330,20 @@ export class PostgresStore implements WriteStore {
   readonly #rollups: boolean;
   #unpriced = 0;
   #pendingUnpriced = 0;
+  readonly #budgets: BudgetTracker | null;
+  /** Levels the tracker saved during the transaction under way (written before COMMIT). */
+  readonly #budgetSaves: Parameters<BudgetStorage['save']>[];
+  #signals = 0;
 
-  constructor(db: Kysely<Database>, pool: pg.Pool, config: MonitorConfig) {
+  constructor(
+    db: Kysely<Database>,
+    pool: pg.Pool,
+    config: MonitorConfig,
+    budgets: (BudgetStorage & { saves: Parameters<BudgetStorage['save']>[] }) | null = null,
+  ) {
     this.db = db;
+    this.#budgets = budgets && new BudgetTracker(budgets, config);
+    this.#budgetSaves = budgets?.saves ?? [];
     this.#pool = pool;
     this.#host = config.hostName;
     this.#prices = new PriceTable(config.prices);
@@ -318,6 +374,7 @@ export class PostgresStore implements WriteStore {
         if (this.classify(err).kind !== 'other') throw err;
         // One row's value refused the whole statement: again, each row alone under a savepoint.
         await client.query('ROLLBACK');
+        this.rolledBack();
         Object.assign(counts, noRows(), planned);
         await client.query('BEGIN');
         for (const row of plan.rows) {
@@ -332,6 +389,11 @@ export class PostgresStore implements WriteStore {
             onRejected(rowErr, row.type);
           }
         }
+      }
+      if (this.#budgets) {
+        this.#budgets.stage(Date.now());
+        for (const [name, periodStart, level, updatedAt] of this.#budgetSaves.splice(0))
+          await client.query(SQL.budget, [this.#host, name, periodStart, level, updatedAt]);
       }
       if (plan.cursors.size > 0)
         await client.query(SQL.cursor, [
@@ -426,7 +488,10 @@ export class PostgresStore implements WriteStore {
         ]),
       ]);
       counts.llm_usage += stored.length;
-      for (const u of stored) if (u.cost === null) this.#pendingUnpriced++;
+      for (const u of stored) {
+        if (u.cost === null) this.#pendingUnpriced++;
+        this.#budgets?.add(u.row.at, u.row.channel, u.row.model, u.row.feature, u.cost);
+      }
       if (this.#rollups) {
         for (const [sql, bucket] of [
           [SQL.hourly, hourOf],
@@ -511,11 +576,19 @@ export class PostgresStore implements WriteStore {
   }
 
   committed(): BudgetSignal[] {
-    return [];
+    const signals = this.#budgets?.commit() ?? [];
+    this.#signals += signals.length;
+    return signals;
   }
 
   rolledBack(): void {
     this.#pendingUnpriced = 0;
+    this.#budgets?.rollback();
+    this.#budgetSaves.length = 0;
+  }
+
+  get hasBudgets(): boolean {
+    return (this.#budgets?.size ?? 0) > 0;
   }
 
   classify(err: unknown): StoreFailure {
@@ -573,8 +646,8 @@ export class PostgresStore implements WriteStore {
     return deleted;
   }
 
-  budgets(): BudgetStatus[] | null {
-    return null;
+  budgets(now?: number): BudgetStatus[] | null {
+    return this.#budgets?.status(now) ?? null;
   }
 
   unpricedRows(): number {
@@ -582,7 +655,7 @@ export class PostgresStore implements WriteStore {
   }
 
   budgetSignals(): number {
-    return 0;
+    return this.#signals;
   }
 
   async digest(): Promise<DigestInput | null> {
