@@ -17,11 +17,10 @@ import {
   socketOption,
   UsageError,
 } from './cli-options.js';
-import { HOST_NAME_PATTERN, type ConfigOverrides, type MonitorConfig } from './config.js';
-import { describeBackend, openReader, parseBackend } from './db/backend.js';
-import { fleetStatus, statusRows, type FleetBot } from './db/queries.js';
+import { HOST_NAME_PATTERN, isPostgresUrl, type ConfigOverrides, type MonitorConfig } from './config.js';
+import type { FleetBot } from './db/queries.js';
 import type { Database } from './db/schema.js';
-import { hostViews, type HostView } from './hosts/hosts.js';
+import type { HostView } from './hosts/hosts.js';
 import { parseDuration } from './duration.js';
 import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
@@ -34,9 +33,10 @@ import {
   USAGE_DIMENSIONS,
   type UsageFigures,
   type UsageReportOptions,
+  type UsageSource,
 } from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
-import { createLogger, drainLogs, type Logger } from './log.js';
+import type { Logger } from './log.js';
 import type { HealthReport, Monitor } from './monitor.js';
 import { loadExpected, withMissing, type StatusRow } from './alerts/expected.js';
 import { alertCommand, silenceCommand } from './alerts/commands.js';
@@ -181,6 +181,7 @@ program
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
       return;
     }
+    const { createLogger } = await import('./log.js');
     const log = createLogger(config.logLevel, { thread: 'main' });
     let monitor: Monitor | null = null;
     onFatal(log, () => monitor);
@@ -216,7 +217,7 @@ program
         { abandoned_threads: running.abandonedThreads, signal },
         'actor threads are stuck and cannot be joined: exiting by signal',
       );
-      await drainLogs(LOG_DRAIN_AT_EXIT_MS);
+      await (await import('./log.js')).drainLogs(LOG_DRAIN_AT_EXIT_MS);
       process.removeAllListeners('SIGTERM');
       process.kill(process.pid, signal);
     }
@@ -247,7 +248,7 @@ function onFatal(log: Logger, monitor: () => Monitor | null): void {
 
 /** Last log lines out (bounded: a wedged stdout must not hold the process), then exit. */
 async function exit(code: number): Promise<never> {
-  await drainLogs(LOG_DRAIN_AT_EXIT_MS);
+  await (await import('./log.js')).drainLogs(LOG_DRAIN_AT_EXIT_MS);
   process.exit(code);
 }
 
@@ -286,9 +287,11 @@ program
       if (!(err instanceof ControlUnavailableError)) throw err;
       if (!storeExists(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
+      const { describeBackend, parseBackend } = await import('./db/backend.js');
       process.stderr.write(
         `${err.message}; showing bot_status of host ${settings.hostName} from ${describeBackend(parseBackend(dbPath))} (as last written, not live)\n`,
       );
+      const { statusRows } = await import('./db/queries.js');
       bots = withMissing(
         await withReadDatabase(dbPath, (db) => statusRows(db, { host: settings.hostName })),
         loadExpected(settings.expected),
@@ -423,6 +426,7 @@ function viewSettings(opts: { config?: string; socket?: string; db?: string; hos
 /** `status --all-hosts`: every host's bots from the store (no monitor needed). */
 async function fleetView(settings: MonitorConfig, opts: { host?: string; json?: boolean }): Promise<void> {
   if (!storeExists(settings.dbPath)) throw new Error(`no database at ${settings.dbPath}`);
+  const { fleetStatus } = await import('./db/queries.js');
   const bots = await withReadDatabase(settings.dbPath, (db) =>
     fleetStatus(db, {
       staleAfterMs: settings.hostStaleAfterMs,
@@ -472,6 +476,7 @@ program
   .action(async (opts) => {
     const settings = viewSettings(opts);
     if (!storeExists(settings.dbPath)) throw new Error(`no database at ${settings.dbPath}`);
+    const { hostViews } = await import('./hosts/hosts.js');
     const hosts = await withReadDatabase(settings.dbPath, (db) =>
       hostViews(db, { staleAfterMs: settings.hostStaleAfterMs }),
     );
@@ -528,7 +533,10 @@ const usage = program
       throw new UsageError((err as Error).message);
     }
     if (!storeExists(config.dbPath)) throw new Error(`no database at ${config.dbPath}`);
-    const report = await withReadDatabase(config.dbPath, (db) => usageReport(db, options));
+    // SQLite: a bare connection (no kysely to load); PostgreSQL needs its driver either way.
+    const report = isPostgresUrl(config.dbPath)
+      ? await withReadDatabase(config.dbPath, (db) => usageReport(db, options))
+      : await withReadConnection(config.dbPath, (db) => usageReport(db, options));
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
@@ -770,17 +778,29 @@ program.addCommand(loadtestCommand());
 
 /** An SQLite file that is there, or a PostgreSQL URL (whether that answers, the query says). */
 function storeExists(dbPath: string): boolean {
-  const backend = parseBackend(dbPath);
-  return backend.kind === 'postgres' || existsSync(backend.path);
+  return isPostgresUrl(dbPath) || existsSync(dbPath);
 }
 
 /** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
 async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  // Imported here: `usage` on SQLite reads without kysely (withReadConnection), and starts faster for it.
+  const { openReader, parseBackend } = await import('./db/backend.js');
   const db = openReader(parseBackend(dbPath));
   try {
     return await query(db);
   } finally {
     await db.destroy();
+  }
+}
+
+/** One report on a bare read-only better-sqlite3 connection: no kysely or thread pool to start. */
+async function withReadConnection<T>(dbPath: string, query: (db: UsageSource) => Promise<T>): Promise<T> {
+  const { openReadConnection } = await import('./db/read-connection.js');
+  const sqlite = openReadConnection(dbPath);
+  try {
+    return await query(async (text) => sqlite.prepare(text).all());
+  } finally {
+    sqlite.close();
   }
 }
 

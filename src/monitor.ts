@@ -10,6 +10,7 @@ import { describeBackend, parseBackend } from './db/backend.js';
 import { ReadPool } from './db/read-pool.js';
 import { spoolUnacknowledged } from './db/spool.js';
 import { botRoutes } from './http/bot-routes.js';
+import { settingsRoutes } from './http/settings-routes.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
 import { DashboardServer } from './http/dashboard-server.js';
 import { createMetrics } from './http/metrics.js';
@@ -599,6 +600,7 @@ export class Monitor {
       }),
       ...botRoutes(this.#readPool, this.config.hostName),
       ...hostRoutes(this.#readPool, this.config),
+      ...settingsRoutes(this.config),
       ...(
         [
           ['crash', 'crashed'],

@@ -2,13 +2,18 @@
 // src/llm/report.ts, src/hosts/) share their SQL and only ask for the pieces that differ.
 // Times are ISO-8601 UTC text on both backends (PostgreSQL: text COLLATE "C"), so comparisons,
 // substr() and || are the same; what differs is aggregates, casts and the clock.
-import { PostgresAdapter, sql, type Kysely, type RawBuilder } from 'kysely';
+// No value import of kysely here: `kissmon usage` on SQLite reads without loading it (src/cli.ts).
+import type { Kysely } from 'kysely';
 
 export type SqlDialect = 'sqlite' | 'postgres';
 
-/** Which backend a kysely instance talks to (asked of its adapter, never of a URL). */
+/**
+ * Which backend a kysely instance talks to (asked of its adapter, never of a URL). Of the two
+ * dialects the monitor opens only PostgreSQL's adapter runs DDL in transactions; asking that
+ * instead of `instanceof PostgresAdapter` keeps kysely unloaded for callers that never open it.
+ */
 export function dialectOf(db: Kysely<any>): SqlDialect {
-  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
+  return db.getExecutor().adapter.supportsTransactionalDdl ? 'postgres' : 'sqlite';
 }
 
 /** SQL text fragments that differ by dialect (for the queries built as text, e.g. the usage report). */
@@ -45,11 +50,6 @@ export const DIALECT_SQL: Record<SqlDialect, DialectSql> = {
 
 /** The fragments for this connection's backend. */
 export const dialectSql = (db: Kysely<any>): DialectSql => DIALECT_SQL[dialectOf(db)];
-
-/** The database's clock as stored text: one clock for every host sharing the store (no skew between them). */
-export function dbNow(db: Kysely<any>): RawBuilder<string> {
-  return sql<string>`${sql.raw(dialectSql(db).now)}`;
-}
 
 /** A string literal for SQL built as text (values the caller has validated; quotes doubled anyway). */
 export const literal = (text: string): string => `'${text.replace(/'/g, "''")}'`;

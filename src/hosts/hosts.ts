@@ -7,12 +7,17 @@
 //
 // Both ends use the database's clock, never their own: hosts whose clocks disagree by more than
 // the stale window would otherwise see each other down (or never down).
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from '../db/schema.js';
-import { dbNow } from '../db/dialect.js';
+import { dialectSql } from '../db/dialect.js';
 import type { HostBeat, HostView } from '../actors/host-messages.js';
 
 export type { HostBeat, HostState, HostView } from '../actors/host-messages.js';
+
+/** The database's clock as stored text: one clock for every host sharing the store (no skew between them). */
+function dbNow(db: Kysely<Database>): RawBuilder<string> {
+  return sql<string>`${sql.raw(dialectSql(db).now)}`;
+}
 
 /** How often a monitor heartbeats: a few times per stale window, at most every 5 s. */
 export function heartbeatIntervalMs(hostStaleAfterMs: number): number {

@@ -7,11 +7,11 @@
 // from the raw rows when the window holds at most `exactMaxCalls` calls and every one of them is
 // still in llm_usage (retention), else estimated from the rollups' histograms (±12.5 %), and the
 // answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { MonitorConfig } from '../config.js';
-import { parseBackend } from '../db/backend.js';
+import { isPostgresUrl } from '../config.js';
 import { dialectOf, DIALECT_SQL, literal, type SqlDialect } from '../db/dialect.js';
-import { isoTime, type Database } from '../db/schema.js';
+import type { Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { addTo, emptyHistogram, encode, estimatePercentile } from './histogram.js';
 import { DAILY_UNTIL_KEY } from './rollups.js';
@@ -77,6 +77,23 @@ export interface UsageReport {
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
+
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Where a report reads: a kysely connection (the monitor's read pool), or a function running one
+ * SQL text (`kissmon usage` on a bare better-sqlite3 connection: no kysely to load).
+ */
+export type UsageSource = Kysely<Database> | ((query: string) => Promise<unknown[]>);
+
+/** The function form is a bare SQLite connection; a kysely one says what it talks to. */
+const sourceDialect = (db: UsageSource): SqlDialect => (typeof db === 'function' ? 'sqlite' : dialectOf(db));
+
+async function run<T>(db: UsageSource, query: string): Promise<T[]> {
+  if (typeof db === 'function') return (await db(query)) as T[];
+  const { sql } = await import('kysely'); // loaded already: the caller holds a kysely connection
+  return (await sql<T>`${sql.raw(query)}`.execute(db)).rows;
+}
 
 const DIMENSION_SQL: Record<UsageDimension, string> = {
   host: 'host',
@@ -179,16 +196,15 @@ const ROLLUP_SUMS = `coalesce(sum(calls), 0) AS calls, coalesce(sum(tokens_in), 
 const hostCondition = (host: string | undefined) => (host === undefined ? '' : ` AND host = ${literal(host)}`);
 
 async function rawGroups(
-  db: Kysely<Database>,
+  db: UsageSource,
   since: string,
   until: string,
   by: UsageDimension[] | [],
   host?: string,
 ): Promise<SummedRow[]> {
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
-  const query = `SELECT ${[...dims, rawSums(dialectOf(db))].join(', ')} FROM llm_usage WHERE ts >= ? AND ts < ?${hostCondition(host)}${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
-  return (await sql<SummedRow>`${sql.raw(query.replace('?', `'${since}'`).replace('?', `'${until}'`))}`.execute(db))
-    .rows;
+  const query = `SELECT ${[...dims, rawSums(sourceDialect(db))].join(', ')} FROM llm_usage WHERE ts >= ? AND ts < ?${hostCondition(host)}${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
+  return run<SummedRow>(db, query.replace('?', `'${since}'`).replace('?', `'${until}'`));
 }
 
 const ROLLUP_COLUMNS = `ts, host, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
@@ -215,19 +231,17 @@ function rollupSource(sinceMs: number, untilMs: number, dailyUntilMs: number, ho
  * The daily watermark in ms; 0 before the writer has set it (then everything is read hourly).
  * Each host's writer folds its own days, so over several hosts it is the earliest of theirs.
  */
-async function dailyUntil(db: Kysely<Database>, host: string | undefined): Promise<number> {
-  const rows = await db
-    .selectFrom('monitor_state')
-    .select('value')
-    .where('key', '=', DAILY_UNTIL_KEY)
-    .$if(host !== undefined, (q) => q.where('host', '=', host!))
-    .execute();
+async function dailyUntil(db: UsageSource, host: string | undefined): Promise<number> {
+  const rows = await run<{ value: string }>(
+    db,
+    `SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'${hostCondition(host)}`,
+  );
   if (rows.length === 0) return 0;
   return Math.min(...rows.map((r) => (r.value ? Date.parse(r.value) : 0)));
 }
 
 async function rollupGroups(
-  db: Kysely<Database>,
+  db: UsageSource,
   sinceMs: number,
   untilMs: number,
   by: UsageDimension[] | [],
@@ -239,7 +253,7 @@ async function rollupGroups(
     : rollupSource(sinceMs, untilMs, await dailyUntil(db, host), host);
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const query = `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM (${from})${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
-  return (await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows;
+  return run<SummedRow>(db, query);
 }
 
 /** The groups of a rollup query added up (sums, min/max, histograms merged). */
@@ -283,7 +297,7 @@ function sumGroups(groups: SummedRow[]): SummedRow {
   return total;
 }
 
-export async function usageReport(db: Kysely<Database>, options: UsageReportOptions): Promise<UsageReport> {
+export async function usageReport(db: UsageSource, options: UsageReportOptions): Promise<UsageReport> {
   checkOptions(options);
   const by = options.by;
   const source = options.source ?? 'rollups';
@@ -381,8 +395,9 @@ export function usageOptions(
     by: parseDimensions(q.by ?? 'channel'),
     ...(q.host !== undefined && { host: q.host }),
     ...(q.top !== undefined && { top: Number(q.top) }),
-    // PostgreSQL stores no rollups yet (src/db/postgres-store.ts): its reports read the raw rows.
-    source: config.llm.rollups && parseBackend(config.dbPath).kind === 'sqlite' ? 'rollups' : 'raw',
+    // PostgreSQL's rollups carry no latency histograms (src/db/postgres-store.ts), and SQLite's
+    // kissmon_hist_agg is not there: its reports read the raw rows (exact percentiles).
+    source: config.llm.rollups && !isPostgresUrl(config.dbPath) ? 'rollups' : 'raw',
     exactMaxCalls: config.llm.exactPercentileRows,
   };
 }

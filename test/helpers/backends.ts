@@ -9,6 +9,7 @@
 //       if (!store) return;                      // skipped: no PostgreSQL here
 //       startWriter(store.dbPath, link, store.overrides) ... await store.rows('SELECT ... WHERE x = ?', [1])
 //     });
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +36,8 @@ export interface TestStore {
   /** Rows of a query written with `?` placeholders (turned into $1.. on PostgreSQL). */
   rows<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   count(table: string, where?: string): Promise<number>;
+  /** The same, blocking this thread (a test that must not let the event loop run meanwhile). */
+  countSync(table: string): number;
 }
 
 let pgChecked: Promise<string | undefined> | null = null;
@@ -99,6 +102,14 @@ export async function openBackend(t: TestContext, kind: BackendKind): Promise<Te
       rows: <T>(sql: string, params: unknown[] = []) => withDb((db) => db.prepare(sql).all(...params) as T[]),
       count: (table, where = '1 = 1') =>
         withDb((db) => (db.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`).get() as { n: number }).n),
+      countSync: (table) => {
+        const db = new BetterSqlite3(dbPath, { readonly: true, fileMustExist: true });
+        try {
+          return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+        } finally {
+          db.close();
+        }
+      },
     };
   }
   if (!requireResource(t, 'PostgreSQL', await postgresMissing())) return null;
@@ -121,6 +132,12 @@ export async function openBackend(t: TestContext, kind: BackendKind): Promise<Te
     rows,
     count: async (table, where = '1 = 1') =>
       (await rows<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE ${where}`))[0].n,
+    countSync: (table) => {
+      // psql in a child: the only way to wait for PostgreSQL without running this thread's event loop.
+      const r = spawnSync('psql', [url, '-tAc', `SELECT count(*) FROM ${table}`], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+      return Number(r.stdout.trim());
+    },
   };
 }
 
