@@ -585,15 +585,18 @@ async function machineBusyPct(ms = 500): Promise<number> {
 
 const LOADTEST_GUIDE = `## \`kissmon loadtest\`: what it checks
 
-\`kissmon loadtest --socket PATH --db PATH --bots N --duration SEC [--heartbeat-interval SEC] [--llm-rate PER_SEC]
-[--mode persistent|oneshot|mixed] [--processes K] [--pid-per-bot] [--token T] [--json]\` runs against a monitor that is
-already running (ops: before every deploy). The bots live in K separate processes (real pids; default one per 2,500
+\`kissmon loadtest [--socket PATH | --config FILE] --bots N --duration SEC [--heartbeat-interval SEC] [--llm-rate PER_SEC]
+[--mode persistent|oneshot|mixed] [--processes K] [--pid-per-bot] [--token T] [--db PATH] [--json]\` runs against a
+monitor that is already running (ops: before every deploy). It asks the monitor (\`GET /settings\` on its control socket)
+for its database, so \`--db\` is only needed to name another file; a run the monitor's settings rule out (more bots or
+connections than \`limits.maxBots\`/\`maxConnections\`, no \`--token\` where bots must send one, a heartbeat interval at the
+stale window) is refused before any bot starts. The bots live in K separate processes (real pids; default one per 2,500
 bots, at least 2); each registers, heartbeats on its interval ±10 % with \`ts\`, and the fleet sends llm_usage at
 the total rate given. \`oneshot\` opens a connection per message like the old Python bots; \`mixed\` makes half of
 each. Channels are \`lt<random>_<i>\`, unique to the run, so it can share a monitor with a real fleet.
 
 - **lost** = llm_usage lines the bots *wrote* (write callback fired without error) − rows with the run's prefix in
-  the database after \`POST /flush\` (read-only connection to \`--db\`). Lines that could not be written are reported
+  the database after \`POST /flush\` (read-only connection to the monitor's database, or \`--db\`). Lines that could not be written are reported
   as \`llm_rows_failed\`, not expected.
 - **false_stale** = bots that heartbeated throughout but have a stale/dead/offline event in \`bot_events\` or are not
   \`online\` in \`GET /status\` at the end (heartbeats go on until after this check; bots that had a heartbeat or
@@ -829,7 +832,8 @@ function render(r: Results, minutes: number): string {
     if (r.samplerRounds) {
       out.push(
         'One sample round at 100 / 1,000 / 10,000 real pids (`bench/sampler.ts`: the sampler class in-process, pids are',
-        'idle `cat` processes). ms is wall time, (cpu) the process CPU time it took:',
+        'idle `cat` processes). ms is wall time, (cpu) the process CPU time it took (before/after the byte parser and the',
+        'kernel\'s floor: "Numbers behind code choices"):',
         '',
         formatSamplerBench(r.samplerRounds),
         '',
