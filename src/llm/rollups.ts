@@ -13,6 +13,8 @@
 // rare). Reports read whole days before the watermark from llm_usage_daily, the rest hourly.
 // Rows, rollups, watermark and delivery_cursor share the transaction, which makes them exactly-once:
 // a rolled-back attempt leaves none of them, a re-sent batch adds none.
+// Each monitor keeps its own host's rows (`host` is part of every rollup key, last: reports read a
+// time range over all hosts) and its own watermark (monitor_state is keyed by host).
 import type BetterSqlite3 from 'better-sqlite3';
 import type { LlmUsageRow } from '../actors/db-writer-messages.js';
 import { addTo, bucketOf, emptyHistogram, encode, type DenseHistogram } from './histogram.js';
@@ -69,7 +71,9 @@ const ADDED = [
   'latency_count',
   'latency_sum',
 ] as const;
-const COLUMNS = [...KEY, ...ADDED, 'latency_min', 'latency_max', 'latency_hist'] as const;
+const COLUMNS = [...KEY, ...ADDED, 'latency_min', 'latency_max', 'latency_hist', 'host'] as const;
+/** The conflict target: the table's primary key (0006_hosts). */
+const CONFLICT = [...KEY, 'host'].join(', ');
 
 function upsertSql(table: RollupTable): string {
   const set = [
@@ -80,14 +84,16 @@ function upsertSql(table: RollupTable): string {
     'latency_hist = kissmon_hist_merge(latency_hist, excluded.latency_hist)',
   ];
   return `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
-    ON CONFLICT (${KEY.join(', ')}) DO UPDATE SET ${set.join(', ')}`;
+    ON CONFLICT (${CONFLICT}) DO UPDATE SET ${set.join(', ')}`;
 }
 
 /** Writes a row's absolute values (the writer's in-memory row is the stored row plus this transaction). */
 function putSql(table: RollupTable): string {
-  const set = COLUMNS.filter((c) => !(KEY as readonly string[]).includes(c)).map((c) => `${c} = excluded.${c}`);
+  const set = COLUMNS.filter((c) => !(KEY as readonly string[]).includes(c) && c !== 'host').map(
+    (c) => `${c} = excluded.${c}`,
+  );
   return `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
-    ON CONFLICT (${KEY.join(', ')}) DO UPDATE SET ${set.join(', ')}`;
+    ON CONFLICT (${CONFLICT}) DO UPDATE SET ${set.join(', ')}`;
 }
 
 const dayOf = (hourTs: string) => `${hourTs.slice(0, 10)}T00:00:00.000Z`;
@@ -97,13 +103,14 @@ function foldSql(): string {
   const sums = ADDED.map((c) => `sum(${c})`).join(', ');
   return `${upsertSql('llm_usage_daily').split(' VALUES ')[0]}
     SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, ${sums}, min(latency_min), max(latency_max),
-      kissmon_hist_agg(latency_hist)
-    FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4, 5, 6
+      kissmon_hist_agg(latency_hist), host
+    FROM llm_usage_hourly WHERE host = ? AND ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4, 5, 6
     ON CONFLICT${upsertSql('llm_usage_daily').split(' ON CONFLICT')[1]}`;
 }
 
-function emptySums(ts: string, row: RollupInput): Held {
+function emptySums(host: string, ts: string, row: RollupInput): Held {
   return {
+    host,
     ts,
     channel: row.channel,
     model: row.model,
@@ -170,6 +177,7 @@ const values = (s: Sums) => [
   s.latency_min,
   s.latency_max,
   s.hist && encode(s.hist),
+  s.host,
 ];
 
 /**
@@ -212,29 +220,33 @@ export class RollupBatch {
   #put: BetterSqlite3.Statement;
   #addDaily: BetterSqlite3.Statement;
   #load: BetterSqlite3.Statement<unknown[], LlmUsageRollupTable>;
-  #anyInHour: BetterSqlite3.Statement<[string], unknown>;
+  #anyInHour: BetterSqlite3.Statement<[string, string], unknown>;
   #fold: BetterSqlite3.Statement;
-  #readUntil: BetterSqlite3.Statement<[], { value: string }>;
+  #readUntil: BetterSqlite3.Statement<[string], { value: string }>;
   #setUntil: BetterSqlite3.Statement;
-  #firstUntil: BetterSqlite3.Statement<[], { value: string }>;
+  #firstUntil: BetterSqlite3.Statement<[string], { value: string }>;
   #now: () => number;
+  #host: string;
 
-  /** `now`: the wall clock that says which hours are finished (tests move it). */
-  constructor(sqlite: BetterSqlite3.Database, now: () => number = Date.now) {
+  /** `now`: the wall clock that says which hours are finished (tests move it); `host`: whose rows these are. */
+  constructor(sqlite: BetterSqlite3.Database, now: () => number = Date.now, host = '') {
+    this.#host = host;
     this.#put = sqlite.prepare(putSql('llm_usage_hourly'));
     this.#addDaily = sqlite.prepare(upsertSql('llm_usage_daily'));
     this.#load = sqlite.prepare<unknown[], LlmUsageRollupTable>(
-      `SELECT * FROM llm_usage_hourly WHERE ${KEY.map((c) => `${c} = ?`).join(' AND ')}`,
+      `SELECT * FROM llm_usage_hourly WHERE ${KEY.map((c) => `${c} = ?`).join(' AND ')} AND host = ?`,
     );
-    this.#anyInHour = sqlite.prepare('SELECT 1 FROM llm_usage_hourly WHERE ts = ? LIMIT 1');
+    this.#anyInHour = sqlite.prepare<[string, string]>(
+      'SELECT 1 FROM llm_usage_hourly WHERE ts = ? AND host = ? LIMIT 1',
+    );
     this.#fold = sqlite.prepare(foldSql());
-    this.#readUntil = sqlite.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`);
+    this.#readUntil = sqlite.prepare(`SELECT value FROM monitor_state WHERE host = ? AND key = '${DAILY_UNTIL_KEY}'`);
     this.#setUntil =
-      sqlite.prepare(`INSERT INTO monitor_state (key, value, updated_at) VALUES ('${DAILY_UNTIL_KEY}', ?, ?)
-      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
+      sqlite.prepare(`INSERT INTO monitor_state (host, key, value, updated_at) VALUES (?, '${DAILY_UNTIL_KEY}', ?, ?)
+      ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
     // A database from before the watermark has every hour in its days already: the hour after the last one.
     this.#firstUntil = sqlite.prepare(
-      `SELECT coalesce(strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour'), '') AS value FROM llm_usage_hourly`,
+      `SELECT coalesce(strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour'), '') AS value FROM llm_usage_hourly WHERE host = ?`,
     );
     this.#now = now;
   }
@@ -275,7 +287,7 @@ export class RollupBatch {
   }
 
   #watermark(): string {
-    return (this.#until ??= this.#readUntil.get()?.value ?? this.#firstUntil.get()!.value);
+    return (this.#until ??= this.#readUntil.get(this.#host)?.value ?? this.#firstUntil.get(this.#host)!.value);
   }
 
   /** The in-memory hourly row of `ts` and the row's key: read from the table on first touch, or new. */
@@ -285,7 +297,7 @@ export class RollupBatch {
       hour = this.#hours.get(ts) ?? null;
       if (hour === null) {
         // An hour with no row yet is written by this writer alone: its keys need no lookups.
-        hour = { rows: new Map(), complete: this.#anyInHour.get(ts) === undefined };
+        hour = { rows: new Map(), complete: this.#anyInHour.get(ts, this.#host) === undefined };
         this.#hours.set(ts, hour);
       }
       this.#lastTs = ts;
@@ -305,8 +317,10 @@ export class RollupBatch {
         }
     } else s = channel.byKey.get(restKey(model, feature, provider, status));
     if (s === undefined) {
-      const stored = hour.complete ? undefined : this.#load.get(ts, row.channel, model, feature, provider, status);
-      s = emptySums(ts, row);
+      const stored = hour.complete
+        ? undefined
+        : this.#load.get(ts, row.channel, model, feature, provider, status, this.#host);
+      s = emptySums(this.#host, ts, row);
       if (stored) fromStored(s, stored);
       channel.list.push(s);
       if (channel.byKey !== null) channel.byKey.set(restKey(model, feature, provider, status), s);
@@ -324,7 +338,7 @@ export class RollupBatch {
     const day = dayOf(ts);
     const key = `${day}\0${row.channel}\0${row.model}\0${row.feature}\0${row.provider ?? ''}\0${row.status ?? 'ok'}`;
     let s = this.#late.get(key);
-    if (!s) this.#late.set(key, (s = emptySums(day, row)));
+    if (!s) this.#late.set(key, (s = emptySums(this.#host, day, row)));
     return s;
   }
 
@@ -350,8 +364,8 @@ export class RollupBatch {
     const now = this.#now();
     const finished = isoHour(now);
     if (finished <= until) return;
-    this.#fold.run(until, finished);
-    this.#setUntil.run(finished, new Date(now).toISOString());
+    this.#fold.run(this.#host, until, finished);
+    this.#setUntil.run(this.#host, finished, new Date(now).toISOString());
   }
 
   /** Keeps the hours the clock is in and the one before; a late row's hour is read again next time. */
