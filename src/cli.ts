@@ -34,6 +34,7 @@ import {
   type UsageReportOptions,
 } from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
+import { migrateCommand } from './migrate/command.js';
 import { createLogger, drainLogs, type Logger } from './log.js';
 import type { HealthReport, Monitor } from './monitor.js';
 import { loadExpected, withMissing, type StatusRow } from './alerts/expected.js';
@@ -643,6 +644,7 @@ program
 program.addCommand(alertCommand());
 program.addCommand(silenceCommand());
 program.addCommand(loadtestCommand());
+program.addCommand(migrateCommand());
 
 /** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
 async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
