@@ -5,10 +5,10 @@
 // each on a fresh database that the monitor's own migrations created, so both write the same
 // (partitioned) table and neither inherits the other's bloat or cache.
 //
-//   node dist/bench/postgres.js [--rows N] [--reps N] [--url postgres://…] [--write]
+//   node dist/bench/postgres.js [--rows N] [--reps N] [--write]
 //
 // --write puts the section into docs/PERFORMANCE.md in place ("## PostgreSQL"); without it the
-// section is printed. The server's admin URL comes from --url or KISSMON_BENCH_PG_URL (default
+// section is printed. The server is the tests' (test/helpers/postgres.ts: KISSMON_TEST_PG_URL, default
 // postgres://postgres@127.0.0.1:5432/test); the bench creates and drops its own databases there.
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,8 @@ import pg from 'pg';
 import { Fleet } from '../src/loadtest/fleet.js';
 import { TestDir } from '../test/helpers/monitor-process.js';
 import { sleep } from '../test/helpers/wait.js';
-import { createScratchDatabase, type ScratchDatabase } from '../test/helpers/postgres.js';
+import { TestDatabase } from '../test/helpers/postgres.js';
+import { openPostgresWrite } from '../src/db/backend.js';
 import { cpuSnapshot, killAll, otherWorkPct, procStats, startMonitor, type Server } from './harness.js';
 
 const BASELINE = fileURLToPath(new URL('./raw-pg-baseline.js', import.meta.url));
@@ -99,16 +100,16 @@ async function startPgBaseline(dir: TestDir, url: string): Promise<Server> {
 }
 
 /** One round: fresh database and server, the fleet connects, one burst of `rows`, timed until the last row is visible. */
-async function round(kind: 'monitor' | 'baseline', adminUrl: string, rows: number, bots: number): Promise<PostgresRun> {
+async function round(kind: 'monitor' | 'baseline', rows: number, bots: number): Promise<PostgresRun> {
   const dir = new TestDir();
-  let scratch: ScratchDatabase | null = null;
+  let scratch: TestDatabase | null = null;
   let server: Server | null = null;
   let fleet: Fleet | null = null;
   let counter: PgRowCounter | null = null;
   try {
-    scratch = await createScratchDatabase(adminUrl, 'kissmon_b');
+    scratch = await new TestDatabase().create();
     // The monitor's own migrations, so the baseline writes the same partitioned table.
-    await scratch.migrate();
+    await (await openPostgresWrite(scratch.url)).db.destroy();
     server =
       kind === 'monitor'
         ? await startMonitor(dir, ['--db', scratch.url, '--host-name', HOST])
@@ -179,30 +180,28 @@ async function round(kind: 'monitor' | 'baseline', adminUrl: string, rows: numbe
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchPostgres(
-  options: { rows?: number; reps?: number; bots?: number; url?: string; log?: (msg: string) => void } = {},
+  options: { rows?: number; reps?: number; bots?: number; log?: (msg: string) => void } = {},
 ): Promise<PostgresBenchResult> {
   const rows = options.rows ?? 400_000;
   const reps = options.reps ?? 3;
   const bots = options.bots ?? 1_000;
-  const adminUrl = options.url ?? process.env.KISSMON_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const log = options.log ?? ((msg: string) => process.stderr.write(`[bench postgres] ${msg}\n`));
   const fmt = (n: number) => n.toLocaleString('en');
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  const serverVersion = (await admin.query<{ v: string }>('SHOW server_version')).rows[0].v;
-  await admin.end();
+  const probe = await new TestDatabase().create();
+  const serverVersion = (await probe.query<{ v: string }>("SELECT current_setting('server_version') AS v"))[0].v;
+  await probe.drop();
   const loadBefore = os.loadavg();
   const baseline: PostgresRun[] = [];
   const monitor: PostgresRun[] = [];
   let monitorError: string | null = null;
   for (let rep = 1; rep <= reps; rep++) {
     log(`raw pg baseline (${rep}/${reps}): ${fmt(rows)} rows from ${fmt(bots)} persistent bots`);
-    baseline.push(await round('baseline', adminUrl, rows, bots));
+    baseline.push(await round('baseline', rows, bots));
     log(`  ${fmt(baseline.at(-1)!.rows_per_s)} rows/s`);
     if (monitorError) continue;
     log(`monitor (${rep}/${reps})`);
     try {
-      monitor.push(await round('monitor', adminUrl, rows, bots));
+      monitor.push(await round('monitor', rows, bots));
       const m = monitor.at(-1)!;
       log(`  ${fmt(m.rows_per_s)} rows/s (${fmt(m.rows_landed)}/${fmt(m.rows_written)} landed)`);
     } catch (err) {
@@ -301,7 +300,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   };
   const num = (flag: string) => (arg(flag) === undefined ? undefined : Number(arg(flag)));
   try {
-    const result = await benchPostgres({ rows: num('--rows'), reps: num('--reps'), url: arg('--url') });
+    const result = await benchPostgres({ rows: num('--rows'), reps: num('--reps') });
     const section = formatPostgresBench(result);
     if (process.argv.includes('--write')) writeSection(section);
     process.stdout.write(`${section}\n${JSON.stringify(result)}\n`);

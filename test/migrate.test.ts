@@ -14,17 +14,18 @@ import { Link } from '../src/actors/link.js';
 import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import type { MigrateResult } from '../src/migrate/migrate.js';
 import { CLI } from './helpers/monitor-process.js';
-import { createScratchDatabase, dropScratchDatabases, postgresMissing } from './helpers/postgres.js';
+import { postgresMissing, TestDatabase } from './helpers/postgres.js';
 import { requireResource } from './helpers/resources.js';
 import { waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters } from './helpers/writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kissmon-migrate-'));
 const clients: pg.Client[] = [];
+const databases: TestDatabase[] = [];
 after(async () => {
   await stopWriters();
   for (const c of clients) await c.end().catch(() => {});
-  await dropScratchDatabases();
+  for (const d of databases) await d.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -121,6 +122,13 @@ function runMigrate(args: string[]): { code: number | null; stdout: string; stde
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** A fresh database, dropped in `after` (migrate itself creates the tables). */
+async function testDatabase(): Promise<TestDatabase> {
+  const db = new TestDatabase();
+  databases.push(db);
+  return db.create();
+}
+
 async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -199,7 +207,7 @@ test('migrate copies every data table with the host, and a second run copies not
   const file = await writtenDatabase('full.db', 6_000, 'recorded-host');
   const want = sqliteFigures(file);
   assert.ok((want.llm_usage.n as number) === 6_000 && (want.llm_usage_hourly.n as number) > 20, JSON.stringify(want));
-  const target = await createScratchDatabase();
+  const target = await testDatabase();
 
   // No --host-name: the host the file records.
   const first = runMigrate(['--from', file, '--to', target.url, '--batch-size', '700', '--json']);
@@ -247,7 +255,7 @@ test('a migrate killed after some batches resumes: exact counts, nothing doubled
   if (!requireResource(t, 'PostgreSQL', pgMissing)) return;
   const file = await writtenDatabase('big.db', 60_000, 'old-name');
   const want = sqliteFigures(file);
-  const target = await createScratchDatabase();
+  const target = await testDatabase();
   const client = await connect(target.url);
 
   const child = spawn(
@@ -321,7 +329,7 @@ test('migrate refuses a --to that is not a PostgreSQL URL and a source that is n
   if (!requireResource(t, 'PostgreSQL', pgMissing)) return;
   const empty = join(dir, 'empty.db');
   new BetterSqlite3(empty).close();
-  const target = await createScratchDatabase();
+  const target = await testDatabase();
   const r = runMigrate(['--from', empty, '--to', target.url]);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /no kissmon migrations/);
