@@ -54,8 +54,8 @@ export const socketOption = () =>
   );
 export const dbOption = () =>
   new Option(
-    '--db <path>',
-    'SQLite database file (config dbPath, env KISSBOT_MONITOR_DB; default ./kissbot_monitor.db)',
+    '--db <path|url>',
+    'SQLite database file or postgres://user@host:port/db URL (config dbPath, env KISSBOT_MONITOR_DB; default ./kissbot_monitor.db)',
   );
 export const configOption = () =>
   new Option('--config <file>', `JSON config file, any subset of the settings (env ${CONFIG_FILE_ENV})`);

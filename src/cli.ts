@@ -99,6 +99,12 @@ program
       'silent',
     ]),
   )
+  .option('--host-name <name>', "name of this monitor in a shared store (default the machine's hostname)")
+  .option(
+    '--host-stale-after <sec>',
+    'another monitor whose heartbeat is older than this is down (default 60)',
+    seconds('--host-stale-after'),
+  )
   .option('--socket-mode <mode>', 'file mode of the sockets (default 0660)', fileMode)
   .option('--socket-group <group>', 'group owning the sockets (name or gid)')
   .option('--auth-tokens <file>', 'require per-channel tokens (lines "channel:token" or "*:token")')
@@ -144,6 +150,8 @@ program
     const flags: ConfigOverrides = {
       socketPath: opts.socket,
       dbPath: opts.db,
+      hostName: opts.hostName,
+      hostStaleAfterMs: opts.hostStaleAfter,
       staleAfterMs: opts.staleAfter,
       sampleIntervalMs: opts.sampleInterval,
       logLevel: opts.logLevel,

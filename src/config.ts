@@ -11,6 +11,7 @@
 // --print-config output and config-file support follow from that line; a flag or env variable
 // is optional and declared where it is parsed (src/cli.ts) or with `env:` here.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
@@ -18,6 +19,16 @@ import { BUILTIN_PRICES, mergePrices } from './llm/prices.js';
 import { DEFAULT_SOCKET, SOCKET_ENV } from './protocol/messages.js';
 
 export const DEFAULT_DB = './kissbot_monitor.db';
+/** True when a --db value (config dbPath) names a PostgreSQL database; src/db/backend.ts parses it. */
+export const isPostgresUrl = (value: string): boolean => /^postgres(ql)?:\/\//i.test(value);
+
+/** What --host-name accepts: it names this monitor in every row it writes and in cross-host views. */
+export const HOST_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
+/** The machine's hostname, made to fit HOST_NAME_PATTERN. */
+export const defaultHostName = (): string =>
+  hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, '_')
+    .slice(0, 64) || 'localhost';
 /** Names the config file when --config is not given. */
 export const CONFIG_FILE_ENV = 'KISSBOT_MONITOR_CONFIG';
 
@@ -135,7 +146,19 @@ const ConfigSchema = Type.Object(
       /** How often the live feed (SSE) reads the registry while a dashboard is open. */
       feedIntervalMs: positive(1_000),
     }),
-    dbPath: text(DEFAULT_DB, { env: 'KISSBOT_MONITOR_DB', must: 'a file path' }),
+    /** The store: an SQLite file path, or a postgres:// / postgresql:// URL (src/db/backend.ts, docs/OPERATIONS.md). */
+    dbPath: text(DEFAULT_DB, {
+      env: 'KISSBOT_MONITOR_DB',
+      must: 'a file path (SQLite) or a postgres://user@host:port/db URL (PostgreSQL)',
+    }),
+    /** Names this monitor: the `host` of every row it writes and of its row in `hosts`. Default: the machine's hostname. */
+    hostName: Type.String({
+      pattern: HOST_NAME_PATTERN,
+      default: defaultHostName(),
+      must: '1-64 characters of [A-Za-z0-9_.-]',
+    }),
+    /** A monitor whose `hosts` row is older than this is down (its bots unknown in cross-host views, MonitorHostDown). */
+    hostStaleAfterMs: positive(60_000),
     staleAfterMs: positive(120_000),
     sampleIntervalMs: positive(15_000),
     /** A sample round that takes longer than this is abandoned and counted. */
@@ -436,6 +459,12 @@ function crossChecks(c: MonitorConfig): void {
   check(Buffer.byteLength(c.socketPath) < 100, 'socketPath', 'a path shorter than 100 bytes (Unix socket limit)');
   for (const key of ['controlSocketPath', 'adminSocketPath'] as const)
     check(Buffer.byteLength(c[key]) < 108, key, 'a path shorter than 108 bytes');
+  if (isPostgresUrl(c.dbPath))
+    check(
+      URL.canParse(c.dbPath) && new URL(c.dbPath).pathname.length > 1,
+      'dbPath',
+      'a postgres://user@host:port/db URL naming a database',
+    );
   check(
     c.supervisor.hungAfterMs > c.supervisor.pingIntervalMs,
     'supervisor.hungAfterMs',

@@ -14,7 +14,7 @@ import { Spool, spoolPathFor, spoolUnacknowledged } from '../src/db/spool.js';
 import { createLogger } from '../src/log.js';
 import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
-import { startWriter, stopWriters } from './helpers/writer.js';
+import { startWriter, stopWriters, TEST_HOST } from './helpers/writer.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -191,6 +191,7 @@ test('rows of every item type land with the right columns and cost', async () =>
       last_seen: new Date(t0 + 2).toISOString(),
       last_heartbeat: new Date(t0 + 3).toISOString(),
       start_time: 123_456,
+      host: TEST_HOST,
     },
   ]);
   assert.deepEqual(
@@ -201,7 +202,16 @@ test('rows of every item type land with the right columns and cost', async () =>
     ],
   );
   assert.deepEqual(db.prepare('SELECT * FROM bot_metrics').all(), [
-    { ts: iso, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, features_json: null, cpu_pct_machine: 75 },
+    {
+      ts: iso,
+      channel: 'alpha',
+      pid: 42,
+      rss_mb: 81.5,
+      cpu_pct: 150,
+      features_json: null,
+      cpu_pct_machine: 75,
+      host: TEST_HOST,
+    },
   ]);
   assert.deepEqual(db.prepare('SELECT * FROM worker_health').all(), [
     {
@@ -216,6 +226,7 @@ test('rows of every item type land with the right columns and cost', async () =>
       uptime_s: 60,
       restarts: 1,
       detail_json: '{"bots_online":3}',
+      host: TEST_HOST,
     },
   ]);
   assert.deepEqual(db.prepare('SELECT sender, seq FROM delivery_cursor').all(), [{ sender: link.sender, seq: 1 }]);
@@ -528,6 +539,7 @@ test('migrations are idempotent across restarts and threads starting at once, an
     'bot_metrics_features',
     'bot_status',
     'delivery_cursor',
+    'hosts',
     'llm_budget_state',
     'llm_usage',
     'llm_usage_daily',

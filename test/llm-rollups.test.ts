@@ -94,7 +94,7 @@ test('hourly and daily rollups equal the raw aggregation of random rows', async 
     llm_usage_hourly: 'llm_usage_hourly',
     llm_usage_daily: `SELECT * FROM llm_usage_daily UNION ALL SELECT substr(ts, 1, 10) || 'T00:00:00.000Z' AS ts, channel, model, feature, provider, status,
       calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd, unpriced_calls, latency_count, latency_sum, latency_min, latency_max,
-      latency_hist FROM llm_usage_hourly WHERE ts >= '${until}'`,
+      latency_hist, host FROM llm_usage_hourly WHERE ts >= '${until}'`,
   };
   for (const [table, bucket] of [
     ['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"],

@@ -110,7 +110,7 @@ class Alerter {
     this.#nextOpenAt = now + REOPEN_MS;
     let store: AlertStore;
     try {
-      store = AlertStore.open(this.#ctx.config.dbPath, busyMs);
+      store = AlertStore.openFor(this.#ctx.config, busyMs);
     } catch (err) {
       const why = (err as Error).message;
       if (why !== this.#storeProblem)

@@ -1,10 +1,11 @@
-// The database writer actor: the only thread that writes SQLite.
+// The database writer actor: the only thread that writes the store (SQLite or PostgreSQL,
+// src/db/store.ts: what is backend-specific lives in src/db/sqlite-store.ts and src/db/postgres-store.ts).
 //
 //   ingest / registry / sampler ──batches──▶ held (rows + their acks)
 //        every flushIntervalMs, or at once when maxRowsPerTransaction rows are held
-//   held ──▶ BEGIN IMMEDIATE · rows · delivery_cursor · COMMIT ──▶ acks (cumulative per sender)
-//                  │ SQLITE_BUSY/LOCKED or any other database error
-//                  └──▶ ROLLBACK, keep every row, retry after retryDelayMs
+//   held ──▶ plan (cursors) ──▶ store: BEGIN · rows · delivery_cursor · COMMIT ──▶ acks (cumulative per sender)
+//                  │ SQLITE_BUSY/LOCKED, a lost PostgreSQL connection or any other database error
+//                  └──▶ ROLLBACK, keep every row, retry after retryDelayMs (one attempt in flight at a time)
 //
 //   database locked or missing for long (held > maxHeldRows), or past the shutdown deadline
 //   held ──▶ spool file (append, fsync) ──▶ acks          replayed first once the database is writable
@@ -22,12 +23,10 @@
 //
 // Out: 'alerter' Link<AlerterInput> ('db-to-alerter'): budget levels and digests; its acks gate nothing.
 //
-// Start-up never fails on the database: the actor is ready at once, and a locked, missing or
-// unmigrated database is retried every retryDelayMs while rows are held (health says why).
+// Start-up never fails on the database: the actor is ready at once, and a locked, missing,
+// unreachable or unmigrated database is retried every retryDelayMs while rows are held (health says why).
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import type { MessagePort } from 'node:worker_threads';
-import type BetterSqlite3 from 'better-sqlite3';
-import type { Compilable } from 'kysely';
 import {
   runActor,
   type ActorContext,
@@ -38,28 +37,22 @@ import {
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import type { MonitorConfig } from '../src/config.js';
-import {
-  isoTime,
-  OpenDatabaseError,
-  openWriteDatabase,
-  type Database,
-  type DatabaseHandle,
-  type OpenFailure,
-} from '../src/db/schema.js';
+import { describeBackend, parseBackend, type Backend } from '../src/db/backend.js';
+import { openPostgresStore } from '../src/db/postgres-store.js';
+import { OpenDatabaseError, type OpenFailure } from '../src/db/schema.js';
+import { openSqliteStore } from '../src/db/sqlite-store.js';
 import { Spool, spoolPathFor, type SpoolBatch, type SpoolReader } from '../src/db/spool.js';
+import { noRows, type RetentionLimits, type RowCounts, type WritePlan, type WriteStore } from '../src/db/store.js';
 import { RateLimitedLog, type Logger } from '../src/log.js';
-import { UsageAccounting, type RecomputeResult } from '../src/llm/accounting.js';
-import { ROLLUP_TABLES } from '../src/llm/rollups.js';
+import type { RecomputeResult } from '../src/llm/accounting.js';
 import type { BudgetSignal } from '../src/llm/budgets.js';
-import { buildDigest, DigestSchedule } from '../src/llm/digest.js';
+import { DigestSchedule } from '../src/llm/digest.js';
 import type { AlerterInput } from '../src/actors/alerter-messages.js';
 import type { DbWriterControlExtra, PruneResult, RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 
 const DAY_MS = 86_400_000;
 const FIRST_PRUNE_DELAY_MS = 5_000;
 const PRUNE_INTERVAL_MS = 3_600_000;
-/** Rows per retention DELETE: each chunk is its own short transaction. */
-const PRUNE_CHUNK_ROWS = 5_000;
 /** Cursors only have to outlive a batch that was committed but not yet acknowledged (seconds). */
 const CURSOR_KEEP_MS = DAY_MS;
 /** One attempt to open/migrate a locked database waits at most this long, so the thread stays responsive. */
@@ -73,8 +66,7 @@ const RETENTION = [
   ['worker_health', 'healthDays'],
   ['llm_usage_hourly', 'usageRollupDays'],
   ['llm_usage_daily', 'usageRollupDays'],
-] as const satisfies readonly (readonly [keyof Database, keyof MonitorConfig['retention']])[];
-type RetainedTable = (typeof RETENTION)[number][0];
+] as const satisfies readonly (readonly [string, keyof MonitorConfig['retention']])[];
 
 /** One incoming batch, held until the transaction containing it commits or it is spooled. */
 interface HeldBatch extends SpoolBatch<WriteItem> {
@@ -94,88 +86,13 @@ interface SpoolReplay {
   alreadyCommitted: number;
 }
 
-/** Rows written by one transaction attempt; added to the totals only if it commits. */
-interface RowCounts {
-  llm_usage: number;
-  status: number;
-  event: number;
-  metric: number;
-  health: number;
-  rejected: number;
-  /** llm_usage rows whose id was already stored. */
-  duplicate: number;
-  /** Rows of batches already committed (re-sent, or spooled twice): acknowledged, not inserted. */
-  redelivered: number;
-  /** Rows of ingest batches a restarted registry applied again ('caused' items at or below their cursor): not inserted. */
-  reapplied: number;
-}
-
-const noRows = (): RowCounts => ({
-  llm_usage: 0,
-  status: 0,
-  event: 0,
-  metric: 0,
-  health: 0,
-  rejected: 0,
-  duplicate: 0,
-  redelivered: 0,
-  reapplied: 0,
-});
-
-function sqliteCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
-}
-
-/**
- * An error that belongs to one row (a value SQLite cannot bind, a constraint) rather than to the
- * database: retrying would fail forever, and SQLite has undone only that statement, so the row is
- * dropped and counted while the rest of the transaction goes on.
- */
-function isRowError(err: unknown): boolean {
-  const code = sqliteCode(err);
-  return code === undefined || /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(code);
-}
-
-/**
- * Stands for one bound value in an INSERT written with the typed builder (`Kysely<Database>`):
- * the compiler checks the table, every column name and that no NOT NULL column is missing; kysely
- * compiles each value to a `?`, and only the SQL is kept. The hot path binds a row's values in
- * the order the columns are written here.
- */
-const BOUND = null as never;
-
-/** Prepares the SQL of a compiled kysely query once. */
-function prepareCompiled(sqlite: BetterSqlite3.Database, query: Compilable): BetterSqlite3.Statement {
-  return sqlite.prepare(query.compile().sql);
-}
-
-/** The prepared statements of an open database. */
-interface Statements {
-  handle: DatabaseHandle;
-  insertUsage: BetterSqlite3.Statement;
-  upsertStatus: BetterSqlite3.Statement;
-  insertEvent: BetterSqlite3.Statement;
-  insertMetric: BetterSqlite3.Statement;
-  insertHealth: BetterSqlite3.Statement;
-  upsertCursor: BetterSqlite3.Statement;
-  pruneRows: Record<RetainedTable, BetterSqlite3.Statement>;
-  pruneCursors: BetterSqlite3.Statement;
-  /** Prices, rollups and budgets of the llm_usage rows (src/llm/accounting.ts). */
-  accounting: UsageAccounting;
-  /** better-sqlite3's wrapper: BEGIN (IMMEDIATE via `.immediate`), the body, COMMIT, or ROLLBACK if it throws. */
-  transaction: BetterSqlite3.Transaction<
-    (batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>) => void
-  >;
-}
-
 class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   readonly control: DbWriterControlExtra = {
     prune: () => this.prune(),
     spoolAfter: (at) => this.#spoolAfter(at),
     spoolReplayed: (waitMs) => this.#spoolReplayed(waitMs),
     recompute: (sinceMs) => this.#recompute(sinceMs),
-    budgets: async () => this.#st?.accounting.budgets() ?? null,
+    budgets: async () => this.#st?.budgets() ?? null,
   };
   #log: Logger;
   #warn: RateLimitedLog;
@@ -185,8 +102,19 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   #digest: DigestSchedule | null = null;
   #recomputing: Promise<RecomputeResult> | null = null;
   #dropRatio: number;
-  #st: Statements | null = null;
+  #backend: Backend;
+  /** The store once open; null while it is being opened (or cannot be). */
+  #st: WriteStore | null = null;
   #opening: Promise<void> | null = null;
+  /** The commit (or replay chunk) under way: one transaction at a time, nothing spooled from under it. */
+  #inFlight: Promise<boolean> | null = null;
+  /**
+   * A PostgreSQL attempt failed, maybe during COMMIT (outcome unknown): reload the cursors before
+   * the next plan, so a batch that did commit is skipped.
+   */
+  #cursorsStale = false;
+  /** The store refuses every attempt (cannot be reached, or every commit fails): since when and why. */
+  #down: { since: number; error: string; kind: string } | null = null;
   /** Why the database is not open (null once it is), since when, and the error text. */
   #waiting: { why: OpenFailure; since: number; error: string } | null = null;
   #spool: Spool<WriteItem>;
@@ -234,6 +162,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#writer = ctx.config.writer;
     this.#retention = ctx.config.retention;
     this.#dropRatio = ctx.config.faults.writerDropRatio;
+    this.#backend = parseBackend(ctx.config.dbPath);
     this.#spool = new Spool(spoolPathFor(ctx.config), ctx.config.spool.maxBytes);
     this.#spoolPending = this.#spool.pending();
     this.#pruneTimers = [
@@ -254,25 +183,34 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   open(): Promise<void> {
     this.#opening ??= (async () => {
       try {
-        const handle = await openWriteDatabase(this.#config.dbPath, {
-          busyTimeoutMs: this.#writer.busyTimeoutMs,
-          migrationBusyTimeoutMs: OPEN_BUSY_TIMEOUT_MS,
-        });
+        const store =
+          this.#backend.kind === 'sqlite'
+            ? await openSqliteStore(this.#backend.path, this.#config, {
+                busyTimeoutMs: this.#writer.busyTimeoutMs,
+                migrationBusyTimeoutMs: OPEN_BUSY_TIMEOUT_MS,
+              })
+            : await openPostgresStore(this.#backend.url, this.#config, {
+                onIdleError: (err) =>
+                  this.#warn.warn(
+                    'pg_idle_error',
+                    { err },
+                    'an idle PostgreSQL connection failed (dropped from the pool)',
+                  ),
+              });
         if (this.#closed) {
-          await handle.db.destroy();
+          await store.close();
           return;
         }
-        const cursors = await handle.db.selectFrom('delivery_cursor').select(['sender', 'seq']).execute();
-        for (const { sender, seq } of cursors)
-          if ((this.#committed.get(sender) ?? 0) < seq) this.#committed.set(sender, seq);
-        this.#st = this.#prepare(handle);
+        const cursors = await this.#loadCursors(store);
+        this.#st = store;
         this.#startDigest();
         const waited = this.#waiting;
         this.#waiting = null;
         this.#log.info(
           {
-            db: this.#config.dbPath,
-            cursors: cursors.length,
+            db: describeBackend(this.#backend),
+            host: this.#config.hostName,
+            cursors,
             spool_pending: this.#spoolPending,
             ...(waited && { waited_ms: Date.now() - waited.since, waited_for: waited.why }),
           },
@@ -287,7 +225,13 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         };
         this.#warn.warn(
           `db_open:${why}`,
-          { db: this.#config.dbPath, why, err, held_rows: this.#heldRows, retry_in_ms: this.#writer.retryDelayMs },
+          {
+            db: describeBackend(this.#backend),
+            why,
+            err,
+            held_rows: this.#heldRows,
+            retry_in_ms: this.#writer.retryDelayMs,
+          },
           'database not writable yet; rows are held (then spooled) and it is retried',
         );
       }
@@ -298,113 +242,12 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     return this.#opening;
   }
 
-  #prepare(handle: DatabaseHandle): Statements {
-    const { db, sqlite } = handle;
-    // Deleting through a rowid sub-select (not DELETE … LIMIT, a compile-time option) bounds each chunk.
-    // The rollup tables are WITHOUT ROWID: their chunk is chosen by primary key instead.
-    const key = (table: string) =>
-      (ROLLUP_TABLES as readonly string[]).includes(table) ? 'ts, channel, model, feature, provider, status' : 'rowid';
-    const pruneSql = (table: string) =>
-      `DELETE FROM ${table} WHERE (${key(table)}) IN (SELECT ${key(table)} FROM ${table} WHERE ts < ? LIMIT ${PRUNE_CHUNK_ROWS})`;
-    return {
-      handle,
-      insertUsage: prepareCompiled(
-        sqlite,
-        db
-          .insertInto('llm_usage')
-          .values({
-            ts: BOUND,
-            channel: BOUND,
-            model: BOUND,
-            feature: BOUND,
-            tokens_in: BOUND,
-            tokens_out: BOUND,
-            latency_ms: BOUND,
-            cost_usd: BOUND,
-            id: BOUND,
-            tokens_cached: BOUND,
-            tokens_reasoning: BOUND,
-            provider: BOUND,
-            status: BOUND,
-            error_type: BOUND,
-            request_id: BOUND,
-          })
-          .onConflict((oc) => oc.column('id').doNothing()),
-      ), // a re-sent call (same id) is stored once
-      upsertStatus: prepareCompiled(
-        sqlite,
-        db
-          .insertInto('bot_status')
-          .values({
-            channel: BOUND,
-            pid: BOUND,
-            status: BOUND,
-            features_json: BOUND,
-            registered_at: BOUND,
-            last_seen: BOUND,
-            last_heartbeat: BOUND,
-            start_time: BOUND,
-          })
-          .onConflict((oc) =>
-            oc.column('channel').doUpdateSet((eb) => ({
-              pid: eb.ref('excluded.pid'),
-              status: eb.ref('excluded.status'),
-              features_json: eb.ref('excluded.features_json'),
-              registered_at: eb.ref('excluded.registered_at'),
-              last_seen: eb.ref('excluded.last_seen'),
-              last_heartbeat: eb.ref('excluded.last_heartbeat'),
-              start_time: eb.ref('excluded.start_time'),
-            })),
-          ),
-      ),
-      insertEvent: prepareCompiled(
-        sqlite,
-        db
-          .insertInto('bot_events')
-          .values({ ts: BOUND, channel: BOUND, pid: BOUND, from_status: BOUND, to_status: BOUND, reason: BOUND }),
-      ),
-      insertMetric: prepareCompiled(
-        sqlite,
-        db
-          .insertInto('bot_metrics')
-          .values({ ts: BOUND, channel: BOUND, pid: BOUND, rss_mb: BOUND, cpu_pct: BOUND, cpu_pct_machine: BOUND }),
-      ),
-      insertHealth: prepareCompiled(
-        sqlite,
-        db.insertInto('worker_health').values({
-          ts: BOUND,
-          actor: BOUND,
-          processed: BOUND,
-          queue_depth: BOUND,
-          dropped: BOUND,
-          loop_lag_p99_ms: BOUND,
-          loop_lag_max_ms: BOUND,
-          heap_used_mb: BOUND,
-          uptime_s: BOUND,
-          restarts: BOUND,
-          detail_json: BOUND,
-        }),
-      ),
-      upsertCursor: prepareCompiled(
-        sqlite,
-        db
-          .insertInto('delivery_cursor')
-          .values({ sender: BOUND, seq: BOUND, updated_at: BOUND })
-          .onConflict((oc) =>
-            oc
-              .column('sender')
-              .doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), updated_at: eb.ref('excluded.updated_at') })),
-          ),
-      ),
-      pruneRows: Object.fromEntries(
-        RETENTION.map(([table]) => [table, handle.sqlite.prepare(pruneSql(table))]),
-      ) as Record<RetainedTable, BetterSqlite3.Statement>,
-      pruneCursors: handle.sqlite.prepare('DELETE FROM delivery_cursor WHERE updated_at < ?'),
-      accounting: new UsageAccounting(handle.sqlite, this.#config),
-      transaction: handle.sqlite.transaction((batches, counts, cursors) =>
-        this.#writeBatches(batches, counts, cursors),
-      ),
-    };
+  /** This host's committed cursors from the store (never moved back: a newer one in memory stays). */
+  async #loadCursors(store: WriteStore): Promise<number> {
+    const cursors = await store.loadCursors();
+    for (const [sender, seq] of cursors) if ((this.#committed.get(sender) ?? 0) < seq) this.#committed.set(sender, seq);
+    this.#cursorsStale = false;
+    return cursors.length;
   }
 
   attach(peer: PeerName, port: MessagePort): void {
@@ -428,6 +271,15 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       queue_depth: this.#heldRows,
       dropped: rows.rejected,
       detail: {
+        store: this.#backend.kind,
+        // 1 while the store cannot be opened or refuses every commit (PostgreSQL down, SQLite locked), with why.
+        store_down: waiting || this.#down ? 1 : 0,
+        store_down_s: waiting
+          ? Math.round((Date.now() - waiting.since) / 1000)
+          : this.#down
+            ? Math.round((Date.now() - this.#down.since) / 1000)
+            : null,
+        store_error: waiting?.error ?? this.#down?.error ?? null,
         // null when the database is open; else locked | cannot_open | migration_pending.
         waiting: waiting?.why ?? null,
         waiting_s: waiting ? Math.round((Date.now() - waiting.since) / 1000) : null,
@@ -453,8 +305,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         spool_full: this.#spooled.full,
         spool_errors: this.#spooled.errors,
         // llm_usage rows stored with cost NULL (no price for the model at the row's time).
-        llm_unpriced: this.#st?.accounting.stats().unpriced ?? 0,
-        budget_signals: this.#st?.accounting.stats().budget_signals ?? 0,
+        llm_unpriced: this.#st?.unpricedRows() ?? 0,
+        budget_signals: this.#st?.budgetSignals() ?? 0,
       },
     };
   }
@@ -500,7 +352,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       await this.#recomputing?.catch(() => {});
       await this.#pruning; // it stops at its next chunk; never close under it
       await this.#replaying; // likewise; an unfinished replay goes on at the next start
-      await this.#st?.handle.db.destroy();
+      await this.#inFlight; // a commit under way ends (or fails) before its connection closes
+      await this.#st?.close();
       this.#st = null;
     })();
     return this.#shutdown;
@@ -533,8 +386,8 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
       () => {
         this.#spoolTimer = null;
         // Past the deadline a commit is tried once more (unless one is waiting to retry anyway).
-        if (this.#st && !this.#backingOff && !this.#replaying) this.#attempt();
-        else this.#spoolHeld(0);
+        if (this.#st && !this.#backingOff && !this.#replaying && !this.#inFlight) this.#attempt();
+        else if (!this.#inFlight) this.#spoolHeld(0); // else the commit under way decides: committed, or spooled on failure
       },
       Math.max(0, at - Date.now()),
     );
@@ -546,7 +399,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
 
   /** Commits at once when a transaction's worth is held (or someone waits), else within flushIntervalMs. */
   #schedule(): void {
-    if (this.#closed || this.#backingOff || this.#replaying) return; // a replay schedules when it ends
+    if (this.#closed || this.#backingOff || this.#replaying || this.#inFlight) return; // a replay or commit schedules when it ends
     if (this.#held.length === 0 && !this.#spoolPending && this.#st) return;
     const urgent =
       this.#heldRows >= this.#writer.maxRowsPerTransaction ||
@@ -603,43 +456,65 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     // the deadline), and the spool must get these oldest batches first — replay goes in file
     // order, and a newer batch replayed first would make the cursor skip them.
     const batches = this.#held.slice(0, n);
-    if (!this.#transact(batches)) return;
-    this.#held.splice(0, n);
-    this.#heldRows -= rows;
-    this.#acknowledge(batches);
-    if (this.#blockedSince !== null) {
-      this.#log.info(
-        {
-          blocked_ms: Date.now() - this.#blockedSince,
-          busy_retries: this.#busyRetries,
-          other_errors: this.#otherErrors,
-        },
-        'database writable again; held rows committed',
-      );
-      this.#blockedSince = null;
-    }
-    this.#schedule();
+    void this.#transact(batches).then((ok) => {
+      if (!ok) return;
+      // Spooled while the commit ran (the shutdown deadline, maxHeldRows)? Then they are acknowledged
+      // already, and replay skips them by their cursor: only those still held are taken off here.
+      const done = new Set<HeldBatch>(batches);
+      let still = 0;
+      while (still < this.#held.length && done.has(this.#held[still])) still++;
+      const taken = this.#held.splice(0, still);
+      this.#heldRows -= taken.reduce((sum, b) => sum + b.items.length, 0);
+      this.#acknowledge(taken);
+      if (this.#blockedSince !== null) {
+        this.#log.info(
+          {
+            blocked_ms: Date.now() - this.#blockedSince,
+            busy_retries: this.#busyRetries,
+            other_errors: this.#otherErrors,
+          },
+          'database writable again; held rows committed',
+        );
+        this.#blockedSince = null;
+      }
+      this.#schedule();
+    });
   }
 
-  /** One transaction over `batches`; false (rolled back, retry scheduled) when the database refused it. */
-  #transact(batches: SpoolBatch<WriteItem>[]): boolean {
-    const st = this.#st!;
-    const counts = noRows();
-    const cursors = new Map<string, number>();
-    const started = performance.now();
-    try {
-      st.transaction.immediate(batches, counts, cursors);
-    } catch (err) {
-      st.accounting.rollback();
-      this.#retryLater(err);
-      return false;
-    }
-    this.#signalBudgets(st.accounting.commit());
-    this.#lastCommitMs = round2(performance.now() - started);
-    this.#commits++;
-    for (const [sender, seq] of cursors) this.#committed.set(sender, seq);
-    for (const key of Object.keys(counts) as (keyof RowCounts)[]) this.#rows[key] += counts[key];
-    return true;
+  /**
+   * One transaction over `batches`; false (rolled back, retry scheduled) when the database refused
+   * it. One at a time (#inFlight): nothing else is attempted until it settles.
+   */
+  #transact(batches: SpoolBatch<WriteItem>[]): Promise<boolean> {
+    const run = async (): Promise<boolean> => {
+      const st = this.#st!;
+      const counts = noRows();
+      const started = performance.now();
+      try {
+        if (this.#cursorsStale) await this.#loadCursors(st);
+        const plan = this.#plan(batches, counts);
+        await st.write(plan, counts, (err, type) =>
+          this.#warn.warn('row_rejected', { err, item_type: type }, 'row rejected by the database; dropped'),
+        );
+        for (const [sender, seq] of plan.cursors) this.#committed.set(sender, seq);
+      } catch (err) {
+        st.rolledBack();
+        if (st.kind === 'postgres') this.#cursorsStale = true;
+        this.#retryLater(err);
+        return false;
+      }
+      this.#down = null;
+      this.#signalBudgets(st.committed());
+      this.#lastCommitMs = round2(performance.now() - started);
+      this.#commits++;
+      for (const key of Object.keys(counts) as (keyof RowCounts)[]) this.#rows[key] += counts[key];
+      return true;
+    };
+    const attempt: Promise<boolean> = run().finally(() => {
+      if (this.#inFlight === attempt) this.#inFlight = null;
+    });
+    this.#inFlight = attempt;
+    return attempt;
   }
 
   /** `batches` (the oldest held ones, in order) are committed or spooled: ack them, wake flush(). */
@@ -728,7 +603,7 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
         this.#retryLater(null);
         return;
       }
-      if (!this.#transact(replay.chunk)) return;
+      if (!(await this.#transact(replay.chunk))) return;
       const rows = replay.chunk.reduce((sum, b) => sum + b.items.length, 0);
       replay.rows += rows;
       replay.batches += replay.chunk.length;
@@ -810,10 +685,19 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
 
   /** After a refused attempt (err null: the database could not be opened): spool if due, retry later. */
   #retryLater(err: unknown): void {
-    if (err !== null) {
-      const code = sqliteCode(err);
+    if (err !== null && this.#st) {
+      const { kind, code } = this.#st.classify(err);
+      const message = err instanceof Error ? err.message : JSON.stringify(err);
       const fields = { code, queued_rows: this.#heldRows, retry_in_ms: this.#writer.retryDelayMs };
-      if (code?.startsWith('SQLITE_BUSY') || code?.startsWith('SQLITE_LOCKED')) {
+      if (kind === 'down') {
+        this.#down = { since: this.#down?.since ?? Date.now(), error: message, kind };
+        this.#otherErrors++;
+        this.#warn.warn(
+          'db_down',
+          { ...fields, err: message, other_errors: this.#otherErrors },
+          'database unreachable (connection lost or refused); rows kept, retrying',
+        );
+      } else if (kind === 'busy') {
         this.#busyRetries++;
         this.#warn.warn(
           'db_busy',
@@ -842,17 +726,17 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     this.#timer = setTimeout(this.#attempt, this.#writer.retryDelayMs);
   }
 
-  /** The transaction body (runs between BEGIN IMMEDIATE and COMMIT); fills `cursors` with what it committed. */
-  #writeBatches(batches: SpoolBatch<WriteItem>[], counts: RowCounts, cursors: Map<string, number>): void {
-    const st = this.#st!;
-    st.accounting.begin();
+  /**
+   * What one transaction stores: the rows of every batch (and 'caused' item) above its sender's
+   * cursor — committed, or earlier in this transaction — and the cursors it moves on to.
+   */
+  #plan(batches: SpoolBatch<WriteItem>[], counts: RowCounts): WritePlan {
+    const plan: WritePlan = { rows: [], cursors: new Map() };
     for (const batch of batches) {
-      if (this.#advance(cursors, batch.from, batch.seq)) this.#writeItems(st, batch.items, counts, cursors);
+      if (this.#advance(plan.cursors, batch.from, batch.seq)) this.#planItems(plan, batch.items, counts);
       else counts.redelivered += batch.items.length;
     }
-    st.accounting.finish();
-    const now = isoTime(Date.now());
-    for (const [sender, seq] of cursors) st.upsertCursor.run(sender, seq, now);
+    return plan;
   }
 
   /** True, with `cursors` moved on, when `seq` is above what is committed or earlier in this transaction. */
@@ -862,96 +746,16 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     return true;
   }
 
-  #writeItems(st: Statements, items: WriteItem[], counts: RowCounts, cursors: Map<string, number>): void {
+  #planItems(plan: WritePlan, items: WriteItem[], counts: RowCounts): void {
     for (const item of items) {
       if (item.type === 'caused') {
         // An ingest batch a restarted registry applied again: its first copy's rows are stored (or held earlier).
-        if (this.#advance(cursors, item.sender, item.seq)) this.#writeItems(st, item.items, counts, cursors);
+        if (this.#advance(plan.cursors, item.sender, item.seq)) this.#planItems(plan, item.items, counts);
         else counts.reapplied += item.items.length;
         continue;
       }
-      try {
-        this.#writeRow(st, item, counts);
-      } catch (err) {
-        if (!isRowError(err)) throw err;
-        counts.rejected++;
-        this.#warn.warn('row_rejected', { err, item_type: item.type }, 'row rejected by the database; dropped');
-      }
-    }
-  }
-
-  #writeRow(st: Statements, item: RowItem, counts: RowCounts): void {
-    switch (item.type) {
-      case 'llm_usage': {
-        if (this.#dropRatio > 0 && Math.random() < this.#dropRatio) return; // fault injection, see config.faults
-        const cost = st.accounting.cost(item);
-        const { changes } = st.insertUsage.run(
-          isoTime(item.at),
-          item.channel,
-          item.model,
-          item.feature,
-          item.tokens_in,
-          item.tokens_out,
-          item.latency_ms ?? null,
-          cost,
-          item.id ?? null,
-          item.tokens_cached ?? null,
-          item.tokens_reasoning ?? null,
-          item.provider ?? null,
-          item.status ?? null,
-          item.error_type ?? null,
-          item.request_id ?? null,
-        );
-        if (changes === 0) counts.duplicate++;
-        else {
-          counts.llm_usage++;
-          st.accounting.stored(item, cost);
-        }
-        return;
-      }
-      case 'status':
-        st.upsertStatus.run(
-          item.channel,
-          item.pid,
-          item.status,
-          item.features_json ?? null,
-          isoTime(item.registered_at),
-          isoTime(item.last_seen),
-          item.last_heartbeat === null ? null : isoTime(item.last_heartbeat),
-          item.start_time ?? null,
-        );
-        counts.status++;
-        return;
-      case 'event':
-        st.insertEvent.run(isoTime(item.at), item.channel, item.pid, item.from ?? null, item.to, item.reason);
-        counts.event++;
-        return;
-      case 'metric':
-        st.insertMetric.run(isoTime(item.at), item.channel, item.pid, item.rss_mb, item.cpu_pct, item.cpu_pct_machine);
-        counts.metric++;
-        return;
-      case 'health': {
-        const h = item.health;
-        st.insertHealth.run(
-          isoTime(item.at),
-          h.actor,
-          h.processed,
-          h.queue_depth,
-          h.dropped,
-          h.loop_lag_p99_ms,
-          h.loop_lag_max_ms,
-          h.heap_used_mb,
-          h.uptime_s,
-          h.restarts,
-          JSON.stringify(h.detail),
-        );
-        counts.health++;
-        return;
-      }
-      default: {
-        const unknown: never = item;
-        throw new TypeError(`unknown write item type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
-      }
+      if (item.type === 'llm_usage' && this.#dropRatio > 0 && Math.random() < this.#dropRatio) continue; // fault injection, see config.faults
+      plan.rows.push(item satisfies RowItem);
     }
   }
 
@@ -971,23 +775,18 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     const now = Date.now();
     const day = this.#digest?.dueDay(now) ?? null;
     if (!st || day === null) return;
-    try {
-      const sqlite = st.handle.sqlite;
-      const sent = sqlite.prepare("SELECT value FROM monitor_state WHERE key = 'digest_day'").get() as
-        { value: string } | undefined;
-      if (sent?.value === isoTime(day)) return;
-      const digest = buildDigest(sqlite, now, timeZone, st.accounting.budgets(now));
-      sqlite
-        .prepare(
-          "INSERT INTO monitor_state (key, value, updated_at) VALUES ('digest_day', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .run(isoTime(day), isoTime(now));
-      this.#log.info({ digest: digest.data }, digest.title);
-      this.#alerter.send(digest);
-    } catch (err) {
+    st.digest(day, now, timeZone).then(
+      (digest) => {
+        if (digest === null) return;
+        this.#log.info(
+          { digest: (digest as { data?: unknown }).data },
+          (digest as { title?: string }).title ?? 'digest',
+        );
+        this.#alerter.send(digest);
+      },
       // Locked or failing now: the next start or the next day tries again; nothing is lost but a summary.
-      this.#warn.warn('digest_failed', { err, code: sqliteCode(err) }, 'daily digest not sent');
-    }
+      (err) => this.#warn.warn('digest_failed', { err, code: st.classify(err).code }, 'daily digest not sent'),
+    );
   }
 
   /** Committed budget level changes go to the alerter (and the log: an operator sees them without one). */
@@ -1007,35 +806,11 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
    */
   #recompute(sinceMs: number): Promise<RecomputeResult> {
     this.#recomputing ??= (async () => {
-      const result: RecomputeResult = {
-        since: isoTime(sinceMs),
-        rows_checked: 0,
-        rows_changed: 0,
-        rows_priced_now: 0,
-        rows_unpriced_now: 0,
-      };
-      let st = this.#st;
+      const st = this.#st;
       if (!st) throw new Error(`database not open for writing (${this.#waiting?.why ?? 'opening'}); try again`);
-      let next = st.accounting.recomputeStart(sinceMs);
-      while (next !== null) {
-        if (this.#closed || this.#st !== st)
-          throw new Error(
-            'writer closed or reopened during the recompute; what was committed stays re-priced, run it again',
-          );
-        const from = next;
-        const chunk = st.handle.sqlite.transaction(() => st!.accounting.recomputeChunk(sinceMs, from, result));
-        try {
-          next = chunk.immediate();
-        } catch (err) {
-          if (!sqliteCode(err)?.match(/^SQLITE_(BUSY|LOCKED)/)) throw err;
-          await delay(this.#writer.retryDelayMs); // locked: the same chunk again
-          continue;
-        }
-        await nextTurn();
-        st = this.#st ?? st;
-      }
-      st.accounting.reloadBudgets();
-      if (st.accounting.hasBudgets && this.#transact([])) this.#log.debug('budgets re-checked after recompute');
+      const result = await st.recompute(sinceMs, () => this.#closed || this.#st !== st, this.#writer.retryDelayMs);
+      if (st.hasBudgets && this.#st === st && !this.#inFlight && (await this.#transact([])))
+        this.#log.debug('budgets re-checked after recompute');
       this.#log.info(result, 'llm_usage re-priced');
       return result;
     })().finally(() => {
@@ -1045,30 +820,20 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
   }
 
   async #prunePass(): Promise<PruneResult> {
-    const result: PruneResult = {};
+    let result: PruneResult = {};
     const now = Date.now();
     const st = this.#st;
     if (!st) return result; // not open yet: the next pass will do it
+    const limits: RetentionLimits = { delivery_cursor: CURSOR_KEEP_MS };
+    for (const [table, setting] of RETENTION) {
+      const days = this.#retention[setting];
+      if (days > 0) limits[table] = days * DAY_MS; // 0 keeps forever
+    }
     try {
-      for (const [table, setting] of RETENTION) {
-        const days = this.#retention[setting];
-        if (days <= 0) continue; // 0 keeps forever
-        const cutoff = isoTime(now - days * DAY_MS);
-        let deleted = 0;
-        let changes: number;
-        do {
-          if (this.#closed) return result;
-          changes = st.pruneRows[table].run(cutoff).changes;
-          deleted += changes;
-          await nextTurn(); // commits and control calls go between chunks
-        } while (changes === PRUNE_CHUNK_ROWS);
-        result[table] = deleted;
-      }
-      if (this.#closed) return result;
-      result.delivery_cursor = st.pruneCursors.run(isoTime(now - CURSOR_KEEP_MS)).changes;
+      result = await st.prune(limits, now, () => this.#closed);
     } catch (err) {
       // Nothing is lost by deleting later: the next pass picks up where this one stopped.
-      this.#warn.warn('prune_failed', { err, code: sqliteCode(err) }, 'retention pass stopped early');
+      this.#warn.warn('prune_failed', { err, code: st.classify(err).code }, 'retention pass stopped early');
     }
     if (Object.values(result).some((n) => n > 0)) this.#log.info({ deleted: result }, 'retention pass');
     return result;
@@ -1081,6 +846,9 @@ runActor<DbWriterControlExtra>(async (ctx) => {
   // spool is replayed after ready (it may be large, pings must be answered meanwhile): the
   // supervisor waits for spoolReplayed() before it starts the registry, which rebuilds from bot_status.
   await writer.open();
-  ctx.log.info({ db: ctx.config.dbPath, incarnation: ctx.incarnation }, 'database writer started');
+  ctx.log.info(
+    { db: describeBackend(parseBackend(ctx.config.dbPath)), host: ctx.config.hostName, incarnation: ctx.incarnation },
+    'database writer started',
+  );
   return writer;
 });

@@ -1,12 +1,16 @@
 // The alerter's state in SQLite (tables from migration 0005_alerts), on the alerter's own
-// connection to the monitor's database file: WAL (readers and the db-writer never wait on it), and
+// connection to the monitor's database file — or, when the store is PostgreSQL, to a local SQLite
+// file beside the spool (src/db/spool.ts alertStorePathFor), so that the alerter never depends on
+// the shared store and can tell ops it is down: WAL (readers and the db-writer never wait on it), and
 // a short busy_timeout like the writer's, so a locked database costs this thread at most that long
 // per attempt. Memory is the truth; this is a write-behind mirror, written once per persist tick
 // in one transaction. A write that meets a locked database throws and is retried with everything
 // it held.
 import BetterSqlite3 from 'better-sqlite3';
 import type { DeliveryResult, SilenceMatcher } from '../actors/alerter-messages.js';
-import { ALERTS_MIGRATION, isoTime } from '../db/schema.js';
+import { ALERTS_MIGRATION, ensureLocalAlertTables, isoTime } from '../db/schema.js';
+import { alertStorePathFor } from '../db/spool.js';
+import { isPostgresUrl, type MonitorConfig } from '../config.js';
 import { MonitorError } from '../errors.js';
 import type { QueuedDelivery } from './delivery.js';
 import type { Alert, Notification, Silence } from './model.js';
@@ -40,9 +44,12 @@ const ms = (text: string | null): number | null => (text === null ? null : Date.
 export class AlertStore {
   readonly #sqlite: BetterSqlite3.Database;
   readonly #write: (changes: StoreChanges) => void;
+  /** False in the local alert file: no bot_status there (the registry's channels come from the store). */
+  readonly #hasBotStatus: boolean;
 
-  private constructor(sqlite: BetterSqlite3.Database) {
+  private constructor(sqlite: BetterSqlite3.Database, hasBotStatus = true) {
     this.#sqlite = sqlite;
+    this.#hasBotStatus = hasBotStatus;
     const upsertAlert =
       sqlite.prepare(`INSERT INTO alerts (fingerprint, alertname, severity, labels_json, annotations_json, state, starts_at, ends_at, notified_at, resolved_notified, last_delivery_json)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET
@@ -111,6 +118,33 @@ export class AlertStore {
     });
   }
 
+  /** The store for `config`: the SQLite database itself, or the local alert file when the store is PostgreSQL. */
+  static openFor(config: Pick<MonitorConfig, 'dbPath' | 'spool' | 'hostName'>, busyTimeoutMs: number): AlertStore {
+    return isPostgresUrl(config.dbPath)
+      ? AlertStore.openLocal(alertStorePathFor(config), busyTimeoutMs)
+      : AlertStore.open(config.dbPath, busyTimeoutMs);
+  }
+
+  /** The local alert file (created with its tables if missing); StoreUnavailableError if it cannot be. */
+  static openLocal(path: string, busyTimeoutMs: number): AlertStore {
+    let sqlite: BetterSqlite3.Database;
+    try {
+      sqlite = new BetterSqlite3(path);
+    } catch (err) {
+      throw new StoreUnavailableError(`cannot open ${path}: ${(err as Error).message}`);
+    }
+    try {
+      sqlite.pragma(`busy_timeout = ${Math.round(busyTimeoutMs)}`);
+      sqlite.pragma('journal_mode = WAL');
+      sqlite.pragma('synchronous = NORMAL');
+      ensureLocalAlertTables(sqlite);
+      return new AlertStore(sqlite, false);
+    } catch (err) {
+      sqlite.close();
+      throw new StoreUnavailableError(`cannot use ${path}: ${(err as Error).message}`);
+    }
+  }
+
   /** Opens the alerter's connection; StoreUnavailableError while the database or its alert tables are not there yet. */
   static open(path: string, busyTimeoutMs: number): AlertStore {
     let sqlite: BetterSqlite3.Database;
@@ -146,9 +180,9 @@ export class AlertStore {
         string,
         string | number | null
       >[],
-      channels: (this.#sqlite.prepare('SELECT channel FROM bot_status').all() as { channel: string }[]).map(
-        (r) => r.channel,
-      ),
+      channels: this.#hasBotStatus
+        ? (this.#sqlite.prepare('SELECT channel FROM bot_status').all() as { channel: string }[]).map((r) => r.channel)
+        : [],
     }));
     const raw = read();
     return {

@@ -1,11 +1,29 @@
-// The SQLite schema (kysely types + migrations) and the two ways to open the database file:
-// one writable connection (the db-writer actor only) and any number of read-only ones (read pool,
-// tests, ops). All times are ISO-8601 UTC text (`new Date(ms).toISOString()`), so they sort and
-// compare as text and stay readable from the sqlite3 shell.
+// The schema (kysely types + migrations, one list for SQLite and PostgreSQL) and the two ways to
+// open an SQLite file: one writable connection (the db-writer actor only) and any number of
+// read-only ones (read pool, tests, ops); src/db/backend.ts opens either backend. All times are
+// ISO-8601 UTC text (`new Date(ms).toISOString()`), so they sort and compare as text and stay
+// readable from the sqlite3 shell (on PostgreSQL `text COLLATE "C"`: the same byte order).
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, sql, SqliteDialect, type Generated, type Migration } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresAdapter,
+  sql,
+  SqliteDialect,
+  type ColumnDataType,
+  type ColumnType,
+  type Expression,
+  type Generated,
+  type Migration,
+} from 'kysely';
 import { MonitorError } from '../errors.js';
 import { registerHistogramFunctions } from '../llm/histogram.js';
+
+/**
+ * `host` on insert may be left out only where SQLite's DEFAULT '' applies (tests, old tools):
+ * the writer always sets it, and on PostgreSQL it has no default.
+ */
+type HostColumn = ColumnType<string, string | undefined, string>;
 
 export interface BotStatusTable {
   channel: string;
@@ -21,6 +39,8 @@ export interface BotStatusTable {
    * tell its bot from a process that got the pid since. NULL until known.
    */
   start_time: number | null;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: HostColumn;
 }
 
 export interface BotMetricsTable {
@@ -34,6 +54,8 @@ export interface BotMetricsTable {
   cpu_pct_machine: number | null;
   /** NULL since 0002_bot_identity: features live in bot_status (view bot_metrics_features joins them). */
   features_json: string | null;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: HostColumn;
 }
 
 export interface LlmUsageTable {
@@ -55,6 +77,8 @@ export interface LlmUsageTable {
   status: string | null;
   error_type: string | null;
   request_id: string | null;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: HostColumn;
 }
 
 /**
@@ -84,6 +108,8 @@ export interface LlmUsageRollupTable {
   latency_max: number | null;
   /** Latency histogram (src/llm/histogram.ts), NULL when no call reported a latency. */
   latency_hist: Buffer | null;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: string;
 }
 
 /** Per budget: the period and level last signalled, so a restart signals no level twice (0004). */
@@ -92,6 +118,8 @@ export interface LlmBudgetStateTable {
   period_start: string;
   level: string;
   updated_at: string;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: HostColumn;
 }
 
 /** Small durable facts of the writer (0004), e.g. the last day a digest went out. */
@@ -99,6 +127,8 @@ export interface MonitorStateTable {
   key: string;
   value: string;
   updated_at: string;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: HostColumn;
 }
 
 export interface BotEventsTable {
@@ -109,6 +139,8 @@ export interface BotEventsTable {
   from_status: string | null;
   to_status: string;
   reason: string;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: HostColumn;
 }
 
 export interface WorkerHealthTable {
@@ -123,6 +155,8 @@ export interface WorkerHealthTable {
   uptime_s: number;
   restarts: number;
   detail_json: string | null;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: HostColumn;
 }
 
 /** Highest batch sequence number committed per Link sender: what makes re-sent batches exactly-once. */
@@ -130,6 +164,8 @@ export interface DeliveryCursorTable {
   sender: string;
   seq: number;
   updated_at: string;
+  /** The monitor that wrote the row (config hostName, 0006_hosts); '' for SQLite rows written before it. */
+  host: HostColumn;
 }
 
 /** The alerter's state (src/alerts/store.ts): active and recently resolved alerts. */
@@ -172,6 +208,30 @@ export interface AlertDeliveriesTable {
   last_error: string | null;
 }
 
+/** One row per monitor (0006_hosts): its heartbeat, kept by the monitor itself (src/db/hosts). */
+export interface HostsTable {
+  host: string;
+  version: string;
+  pid: number;
+  started_at: string;
+  last_seen: string;
+  /** Bots by status, e.g. {"online":3,"stale":0,"dead":1,"offline":0}. */
+  bots_json: string;
+}
+
+/**
+ * PostgreSQL only (0006_hosts): the client ids of llm_usage rows, one per (host, id). A unique
+ * index on a partitioned table must contain the partition key (ts), so the id dedup that SQLite
+ * does with a unique index on llm_usage lives in this small unpartitioned table instead; the
+ * writer inserts here first and stores only the rows whose id was new (retention trims it with
+ * the rows).
+ */
+export interface LlmUsageIdsTable {
+  host: string;
+  id: string;
+  ts: string;
+}
+
 export interface Database {
   alerts: AlertsTable;
   alert_groups: AlertGroupsTable;
@@ -187,6 +247,8 @@ export interface Database {
   llm_usage_daily: LlmUsageRollupTable;
   llm_budget_state: LlmBudgetStateTable;
   monitor_state: MonitorStateTable;
+  hosts: HostsTable;
+  llm_usage_ids: LlmUsageIdsTable;
 }
 
 /** A better-sqlite3 connection and the kysely instance over it; `db.destroy()` closes both. */
@@ -198,34 +260,78 @@ export interface DatabaseHandle {
 // Migrations are typed against `Kysely<any>`: each one describes the schema as it was when written,
 // not as `Database` says today. Inline (not FileMigrationProvider) so they work inside workers and
 // from dist/ without shipping migration files.
+//
+// One list for both backends. Where the dialects differ a migration asks `isPostgres(db)`:
+// PostgreSQL gets `text COLLATE "C"` (times and names sort bytewise, as on SQLite),
+// `double precision` for SQLite's 8-byte `real`, `bigint` for counters, `bytea` for blobs, and
+// the four time-series tables (llm_usage, bot_metrics, bot_events, worker_health) range-partitioned
+// by ts into daily partitions (src/db/partitions.ts; retention drops whole partitions). A PostgreSQL
+// database is always created fresh by these migrations, so the parts that adopt an old monitor's
+// SQLite file or back-fill its rows are SQLite only.
+
+/** True when `db` talks to PostgreSQL (the one place that tells the dialects apart). */
+export function isPostgres(db: Kysely<any>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
+/** The column types of each dialect, by what the column holds. */
+function types(db: Kysely<any>) {
+  const pg = isPostgres(db);
+  const t = (sqlite: ColumnDataType, postgres: ColumnDataType | Expression<unknown>) => (pg ? postgres : sqlite);
+  return {
+    pg,
+    text: t('text', sql`text COLLATE "C"`),
+    integer: t('integer', 'integer'),
+    /** Counters and sums that may pass 2^31 (tokens, seq, processed). */
+    bigint: t('integer', 'bigint'),
+    real: t('real', 'double precision'),
+    blob: t('blob', 'bytea'),
+  };
+}
+
+/** The tables PostgreSQL partitions by day of ts (src/db/partitions.ts keeps their partitions). */
+export const PARTITIONED_TABLES = ['llm_usage', 'bot_metrics', 'bot_events', 'worker_health'] as const;
+
+/** `CREATE TABLE` of a time-series table ends with this on PostgreSQL; its DEFAULT partition catches any day not created ahead. */
+const partitioned = (pg: boolean) => (pg ? sql`PARTITION BY RANGE (ts)` : sql``);
+async function defaultPartition(db: Kysely<any>, table: string): Promise<void> {
+  if (isPostgres(db))
+    await sql`CREATE TABLE IF NOT EXISTS ${sql.table(`${table}_default`)} PARTITION OF ${sql.table(table)} DEFAULT`.execute(
+      db,
+    );
+}
+
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': {
     async up(db: Kysely<any>): Promise<void> {
+      const t = types(db);
       // `ifNotExists` everywhere: a database written by the old monitor already has bot_status,
       // bot_metrics and llm_usage; this migration adopts it instead of failing.
       await db.schema
         .createTable('bot_status')
         .ifNotExists()
-        .addColumn('channel', 'text', (c) => c.primaryKey())
+        .addColumn('channel', t.text, (c) => c.primaryKey())
         .addColumn('pid', 'integer')
-        .addColumn('status', 'text')
-        .addColumn('features_json', 'text')
-        .addColumn('registered_at', 'text')
-        .addColumn('last_seen', 'text')
-        .addColumn('last_heartbeat', 'text')
+        .addColumn('status', t.text)
+        .addColumn('features_json', t.text)
+        .addColumn('registered_at', t.text)
+        .addColumn('last_seen', t.text)
+        .addColumn('last_heartbeat', t.text)
         .execute();
       await db.schema
         .createTable('bot_metrics')
         .ifNotExists()
-        .addColumn('ts', 'text', (c) => c.notNull())
-        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('ts', t.text, (c) => c.notNull())
+        .addColumn('channel', t.text, (c) => c.notNull())
         .addColumn('pid', 'integer')
-        .addColumn('rss_mb', 'real')
-        .addColumn('cpu_pct', 'real')
-        .addColumn('features_json', 'text')
-        .addColumn('cpu_pct_machine', 'real')
+        .addColumn('rss_mb', t.real)
+        .addColumn('cpu_pct', t.real)
+        .addColumn('features_json', t.text)
+        .addColumn('cpu_pct_machine', t.real)
+        .modifyEnd(partitioned(t.pg))
         .execute();
-      const metricColumns = (await db.introspection.getTables()).find((t) => t.name === 'bot_metrics')?.columns ?? [];
+      await defaultPartition(db, 'bot_metrics');
+      const metricColumns = (await db.introspection.getTables()).find((x) => x.name === 'bot_metrics')?.columns ?? [];
       if (!metricColumns.some((c) => c.name === 'cpu_pct_machine')) {
         await db.schema.alterTable('bot_metrics').addColumn('cpu_pct_machine', 'real').execute();
       }
@@ -239,27 +345,34 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema
         .createTable('llm_usage')
         .ifNotExists()
-        .addColumn('ts', 'text', (c) => c.notNull())
-        .addColumn('channel', 'text', (c) => c.notNull())
-        .addColumn('model', 'text')
-        .addColumn('feature', 'text')
-        .addColumn('tokens_in', 'integer')
-        .addColumn('tokens_out', 'integer')
-        .addColumn('latency_ms', 'real')
-        .addColumn('cost_usd', 'real')
+        .addColumn('ts', t.text, (c) => c.notNull())
+        .addColumn('channel', t.text, (c) => c.notNull())
+        .addColumn('model', t.text)
+        .addColumn('feature', t.text)
+        .addColumn('tokens_in', t.bigint)
+        .addColumn('tokens_out', t.bigint)
+        .addColumn('latency_ms', t.real)
+        .addColumn('cost_usd', t.real)
+        .modifyEnd(partitioned(t.pg))
         .execute();
+      await defaultPartition(db, 'llm_usage');
       await db.schema.createIndex('llm_usage_ts').ifNotExists().on('llm_usage').column('ts').execute();
       await db.schema
         .createTable('bot_events')
         .ifNotExists()
-        .addColumn('id', 'integer', (c) => c.primaryKey())
-        .addColumn('ts', 'text', (c) => c.notNull())
-        .addColumn('channel', 'text', (c) => c.notNull())
+        // PostgreSQL: an identity column, not a key (a key of a partitioned table must contain ts).
+        .addColumn('id', t.pg ? 'bigint' : 'integer', (c) =>
+          t.pg ? c.generatedByDefaultAsIdentity().notNull() : c.primaryKey(),
+        )
+        .addColumn('ts', t.text, (c) => c.notNull())
+        .addColumn('channel', t.text, (c) => c.notNull())
         .addColumn('pid', 'integer')
-        .addColumn('from_status', 'text')
-        .addColumn('to_status', 'text', (c) => c.notNull())
-        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('from_status', t.text)
+        .addColumn('to_status', t.text, (c) => c.notNull())
+        .addColumn('reason', t.text, (c) => c.notNull())
+        .modifyEnd(partitioned(t.pg))
         .execute();
+      await defaultPartition(db, 'bot_events');
       await db.schema.createIndex('bot_events_ts').ifNotExists().on('bot_events').column('ts').execute();
       await db.schema
         .createIndex('bot_events_channel_ts')
@@ -270,110 +383,106 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema
         .createTable('worker_health')
         .ifNotExists()
-        .addColumn('ts', 'text', (c) => c.notNull())
-        .addColumn('actor', 'text', (c) => c.notNull())
-        .addColumn('processed', 'integer')
-        .addColumn('queue_depth', 'integer')
-        .addColumn('dropped', 'integer')
-        .addColumn('loop_lag_p99_ms', 'real')
-        .addColumn('loop_lag_max_ms', 'real')
-        .addColumn('heap_used_mb', 'real')
-        .addColumn('uptime_s', 'integer')
-        .addColumn('restarts', 'integer')
-        .addColumn('detail_json', 'text')
+        .addColumn('ts', t.text, (c) => c.notNull())
+        .addColumn('actor', t.text, (c) => c.notNull())
+        .addColumn('processed', t.bigint)
+        .addColumn('queue_depth', t.bigint)
+        .addColumn('dropped', t.bigint)
+        .addColumn('loop_lag_p99_ms', t.real)
+        .addColumn('loop_lag_max_ms', t.real)
+        .addColumn('heap_used_mb', t.real)
+        .addColumn('uptime_s', t.bigint)
+        .addColumn('restarts', t.integer)
+        .addColumn('detail_json', t.text)
+        .modifyEnd(partitioned(t.pg))
         .execute();
+      await defaultPartition(db, 'worker_health');
       // Retention deletes by ts; without this index each pass would scan the table.
       await db.schema.createIndex('worker_health_ts').ifNotExists().on('worker_health').column('ts').execute();
       await db.schema
         .createTable('delivery_cursor')
         .ifNotExists()
-        .addColumn('sender', 'text', (c) => c.primaryKey())
-        .addColumn('seq', 'integer', (c) => c.notNull())
-        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('sender', t.text, (c) => c.primaryKey())
+        .addColumn('seq', t.bigint, (c) => c.notNull())
+        .addColumn('updated_at', t.text, (c) => c.notNull())
         .execute();
     },
   },
   '0002_bot_identity': {
     async up(db: Kysely<any>): Promise<void> {
-      await db.schema.alterTable('bot_status').addColumn('start_time', 'integer').execute();
+      await db.schema.alterTable('bot_status').addColumn('start_time', types(db).bigint).execute();
       // Features are stored once per bot (bot_status), no longer copied into every sample. The
       // column stays, NULL in new rows: dropping it rewrites the whole table under the write lock
       // at start-up, minutes for a week of 10k bots (docs/PERFORMANCE.md, "Numbers behind code choices"). Old rows keep
       // theirs until retention removes them; the view gives every row its features either way.
-      await db.schema
-        .createView('bot_metrics_features')
-        .ifNotExists()
-        .as(
-          db
-            .selectFrom('bot_metrics as m')
-            .leftJoin('bot_status as s', 's.channel', 'm.channel')
-            .select(['m.ts', 'm.channel', 'm.pid', 'm.rss_mb', 'm.cpu_pct', 'm.cpu_pct_machine'])
-            .select((eb) => eb.fn.coalesce('m.features_json', 's.features_json').as('features_json')),
-        )
-        .execute();
+      await createFeaturesView(db);
     },
   },
   '0003_llm_usage_id': {
     async up(db: Kysely<any>): Promise<void> {
+      const t = types(db);
+      await db.schema.alterTable('llm_usage').addColumn('id', t.text).execute();
       // NULL for clients that send no id: a UNIQUE index lets any number of NULLs through.
-      await db.schema.alterTable('llm_usage').addColumn('id', 'text').execute();
-      await db.schema.createIndex('llm_usage_id').unique().on('llm_usage').column('id').execute();
+      // PostgreSQL: the id dedup is llm_usage_ids (0006; a partitioned table's unique index needs ts).
+      if (!t.pg) await db.schema.createIndex('llm_usage_id').unique().on('llm_usage').column('id').execute();
     },
   },
   '0004_llm_accounting': {
     async up(db: Kysely<any>): Promise<void> {
+      const t = types(db);
       for (const [column, type] of [
-        ['tokens_cached', 'integer'],
-        ['tokens_reasoning', 'integer'],
-        ['provider', 'text'],
-        ['status', 'text'],
-        ['error_type', 'text'],
-        ['request_id', 'text'],
+        ['tokens_cached', t.bigint],
+        ['tokens_reasoning', t.bigint],
+        ['provider', t.text],
+        ['status', t.text],
+        ['error_type', t.text],
+        ['request_id', t.text],
       ] as const) {
         await db.schema.alterTable('llm_usage').addColumn(column, type).execute();
       }
       for (const table of ['llm_usage_hourly', 'llm_usage_daily']) {
         await db.schema
           .createTable(table)
-          .addColumn('ts', 'text', (c) => c.notNull())
-          .addColumn('channel', 'text', (c) => c.notNull())
-          .addColumn('model', 'text', (c) => c.notNull())
-          .addColumn('feature', 'text', (c) => c.notNull())
-          .addColumn('provider', 'text', (c) => c.notNull())
-          .addColumn('status', 'text', (c) => c.notNull())
-          .addColumn('calls', 'integer', (c) => c.notNull())
-          .addColumn('tokens_in', 'integer', (c) => c.notNull())
-          .addColumn('tokens_out', 'integer', (c) => c.notNull())
-          .addColumn('tokens_cached', 'integer', (c) => c.notNull())
-          .addColumn('tokens_reasoning', 'integer', (c) => c.notNull())
-          .addColumn('cost_usd', 'real', (c) => c.notNull())
-          .addColumn('unpriced_calls', 'integer', (c) => c.notNull())
-          .addColumn('latency_count', 'integer', (c) => c.notNull())
-          .addColumn('latency_sum', 'real', (c) => c.notNull())
-          .addColumn('latency_min', 'real')
-          .addColumn('latency_max', 'real')
-          .addColumn('latency_hist', 'blob')
+          .addColumn('ts', t.text, (c) => c.notNull())
+          .addColumn('channel', t.text, (c) => c.notNull())
+          .addColumn('model', t.text, (c) => c.notNull())
+          .addColumn('feature', t.text, (c) => c.notNull())
+          .addColumn('provider', t.text, (c) => c.notNull())
+          .addColumn('status', t.text, (c) => c.notNull())
+          .addColumn('calls', t.bigint, (c) => c.notNull())
+          .addColumn('tokens_in', t.bigint, (c) => c.notNull())
+          .addColumn('tokens_out', t.bigint, (c) => c.notNull())
+          .addColumn('tokens_cached', t.bigint, (c) => c.notNull())
+          .addColumn('tokens_reasoning', t.bigint, (c) => c.notNull())
+          .addColumn('cost_usd', t.real, (c) => c.notNull())
+          .addColumn('unpriced_calls', t.bigint, (c) => c.notNull())
+          .addColumn('latency_count', t.bigint, (c) => c.notNull())
+          .addColumn('latency_sum', t.real, (c) => c.notNull())
+          .addColumn('latency_min', t.real)
+          .addColumn('latency_max', t.real)
+          .addColumn('latency_hist', t.blob)
           // The key is the upsert target; ts first, so a time range (reports, retention) is a range.
           .addPrimaryKeyConstraint(`${table}_pk`, ['ts', 'channel', 'model', 'feature', 'provider', 'status'])
           // Clustered by that key: a report's range reads adjacent pages, not one rowid lookup per row
           // (measured: 90k daily rows of a 1.7 GB database took seconds through the rowid table), and an
           // upsert touches one b-tree instead of a table and its key index.
-          .modifyEnd(sql`WITHOUT ROWID`)
+          .modifyEnd(t.pg ? sql`` : sql`WITHOUT ROWID`)
           .execute();
       }
       await db.schema
         .createTable('llm_budget_state')
-        .addColumn('name', 'text', (c) => c.primaryKey())
-        .addColumn('period_start', 'text', (c) => c.notNull())
-        .addColumn('level', 'text', (c) => c.notNull())
-        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('name', t.text, (c) => c.primaryKey())
+        .addColumn('period_start', t.text, (c) => c.notNull())
+        .addColumn('level', t.text, (c) => c.notNull())
+        .addColumn('updated_at', t.text, (c) => c.notNull())
         .execute();
       await db.schema
         .createTable('monitor_state')
-        .addColumn('key', 'text', (c) => c.primaryKey())
-        .addColumn('value', 'text', (c) => c.notNull())
-        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('key', t.text, (c) => c.primaryKey())
+        .addColumn('value', t.text, (c) => c.notNull())
+        .addColumn('updated_at', t.text, (c) => c.notNull())
         .execute();
+      if (t.pg) return; // a new PostgreSQL database has no older rows
       // Rows written before 0004 get their rollups here, so reports over old data stay whole.
       // Their latency histogram is left NULL (percentiles of those hours come from raw rows).
       for (const [table, bucket] of [
@@ -391,46 +500,175 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_alerts': {
     async up(db: Kysely<any>): Promise<void> {
       // Written by the alerter actor on its own connection (the db-writer never touches them).
+      // With PostgreSQL as the store they live in a local SQLite file instead (src/alerts/store.ts:
+      // the alerter must be able to say the store is down), so they are not created there.
+      if (isPostgres(db)) return;
+      await createAlertTables(db);
+    },
+  },
+  '0006_hosts': {
+    async up(db: Kysely<any>): Promise<void> {
+      const t = types(db);
+      // Every data table gets the name of the monitor that wrote the row, and the keyed ones get
+      // it in their key (channels are unique per host, not across hosts). The rollups keep ts first
+      // and take host last: reports read a time range over all hosts, and that stays a key range.
+      const keyed: [table: string, key: string[]][] = [
+        ['bot_status', ['host', 'channel']],
+        ['delivery_cursor', ['host', 'sender']],
+        ['monitor_state', ['host', 'key']],
+        ['llm_budget_state', ['host', 'name']],
+        ['llm_usage_hourly', ['ts', 'channel', 'model', 'feature', 'provider', 'status', 'host']],
+        ['llm_usage_daily', ['ts', 'channel', 'model', 'feature', 'provider', 'status', 'host']],
+      ];
+      if (t.pg) {
+        // Tables created empty by 0001..0004 in this same run: no default, no rows to fill.
+        for (const table of [...PARTITIONED_TABLES, ...keyed.map(([name]) => name)])
+          await db.schema
+            .alterTable(table)
+            .addColumn('host', t.text, (c) => c.notNull())
+            .execute();
+        for (const [table, key] of keyed) {
+          const constraint = table.startsWith('llm_usage_') ? `${table}_pk` : `${table}_pkey`;
+          await sql`ALTER TABLE ${sql.table(table)} DROP CONSTRAINT ${sql.ref(constraint)},
+            ADD CONSTRAINT ${sql.ref(constraint)} PRIMARY KEY (${sql.join(key.map((c) => sql.ref(c)))})`.execute(db);
+        }
+        await db.schema
+          .createTable('llm_usage_ids')
+          .addColumn('host', t.text, (c) => c.notNull())
+          .addColumn('id', t.text, (c) => c.notNull())
+          .addColumn('ts', t.text, (c) => c.notNull())
+          .addPrimaryKeyConstraint('llm_usage_ids_pk', ['host', 'id'])
+          .execute();
+        await db.schema.createIndex('llm_usage_ids_ts').on('llm_usage_ids').column('ts').execute();
+        // Features of a sample come from its own host's bot of that channel.
+        await db.schema.dropView('bot_metrics_features').execute();
+        await db.schema
+          .createView('bot_metrics_features')
+          .as(
+            db
+              .selectFrom('bot_metrics as m')
+              .leftJoin('bot_status as s', (j) => j.onRef('s.host', '=', 'm.host').onRef('s.channel', '=', 'm.channel'))
+              .select(['m.ts', 'm.host', 'm.channel', 'm.pid', 'm.rss_mb', 'm.cpu_pct', 'm.cpu_pct_machine'])
+              .select((eb) => eb.fn.coalesce('m.features_json', 's.features_json').as('features_json')),
+          )
+          .execute();
+      } else {
+        // Append-only tables: a new column with a default is a schema change only, whatever their size.
+        for (const table of PARTITIONED_TABLES)
+          await db.schema
+            .alterTable(table)
+            .addColumn('host', 'text', (c) => c.notNull().defaultTo(''))
+            .execute();
+        // SQLite cannot change a primary key in place: the keyed tables (small, apart from the
+        // rollups) are copied into a new table with the new key. Their rows get host '' and are
+        // claimed by the monitor that opens the file next (src/db/sqlite-store.ts). The view over
+        // bot_status would stop the rename: it is made again afterwards, as it was (one host per file).
+        await db.schema.dropView('bot_metrics_features').execute();
+        for (const [table, key] of keyed) {
+          const columns = (await db.introspection.getTables()).find((x) => x.name === table)!.columns;
+          const copy = `${table}_0006`;
+          await sql`CREATE TABLE ${sql.table(copy)} (
+            ${sql.join(
+              columns.map(
+                (c) =>
+                  sql`${sql.ref(c.name)} ${sql.raw(c.dataType || 'text')}${sql.raw(c.isNullable ? '' : ' NOT NULL')}`,
+              ),
+            )},
+            host text NOT NULL DEFAULT '',
+            PRIMARY KEY (${sql.join(key.map((c) => sql.ref(c)))})
+          )${sql.raw(table.startsWith('llm_usage_') ? ' WITHOUT ROWID' : '')}`.execute(db);
+          const names = sql.join(columns.map((c) => sql.ref(c.name)));
+          await sql`INSERT INTO ${sql.table(copy)} (${names}) SELECT ${names} FROM ${sql.table(table)}`.execute(db);
+          await db.schema.dropTable(table).execute();
+          await db.schema.alterTable(copy).renameTo(table).execute();
+        }
+        await createFeaturesView(db);
+        await db.schema.dropIndex('llm_usage_id').execute();
+        await db.schema.createIndex('llm_usage_host_id').unique().on('llm_usage').columns(['host', 'id']).execute();
+      }
       await db.schema
-        .createTable('alerts')
-        .addColumn('fingerprint', 'text', (c) => c.primaryKey())
-        .addColumn('alertname', 'text', (c) => c.notNull())
-        .addColumn('severity', 'text', (c) => c.notNull())
-        .addColumn('labels_json', 'text', (c) => c.notNull())
-        .addColumn('annotations_json', 'text', (c) => c.notNull())
-        .addColumn('state', 'text', (c) => c.notNull())
-        .addColumn('starts_at', 'text', (c) => c.notNull())
-        .addColumn('ends_at', 'text')
-        .addColumn('notified_at', 'text')
-        .addColumn('resolved_notified', 'integer', (c) => c.notNull())
-        .addColumn('last_delivery_json', 'text')
-        .execute();
-      await db.schema
-        .createTable('alert_groups')
-        .addColumn('group_key', 'text', (c) => c.primaryKey())
-        .addColumn('last_flush_at', 'text', (c) => c.notNull())
-        .execute();
-      await db.schema
-        .createTable('alert_silences')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('matcher_json', 'text', (c) => c.notNull())
-        .addColumn('starts_at', 'text', (c) => c.notNull())
-        .addColumn('ends_at', 'text', (c) => c.notNull())
-        .addColumn('comment', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .execute();
-      await db.schema
-        .createTable('alert_deliveries')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('receiver', 'text', (c) => c.notNull())
-        .addColumn('notification_json', 'text', (c) => c.notNull())
-        .addColumn('attempts', 'integer', (c) => c.notNull())
-        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
-        .addColumn('last_error', 'text')
+        .createTable('hosts')
+        .addColumn('host', t.text, (c) => c.primaryKey())
+        .addColumn('version', t.text, (c) => c.notNull())
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('started_at', t.text, (c) => c.notNull())
+        .addColumn('last_seen', t.text, (c) => c.notNull())
+        .addColumn('bots_json', t.text, (c) => c.notNull())
         .execute();
     },
   },
 };
+
+/** bot_metrics with every sample's features (0002; made again by 0006 on SQLite). */
+async function createFeaturesView(db: Kysely<any>): Promise<void> {
+  const view = db.schema.createView('bot_metrics_features');
+  // PostgreSQL has no CREATE VIEW IF NOT EXISTS (and no old file to adopt).
+  await (isPostgres(db) ? view.orReplace() : view.ifNotExists())
+    .as(
+      db
+        .selectFrom('bot_metrics as m')
+        .leftJoin('bot_status as s', 's.channel', 'm.channel')
+        .select(['m.ts', 'm.channel', 'm.pid', 'm.rss_mb', 'm.cpu_pct', 'm.cpu_pct_machine'])
+        .select((eb) => eb.fn.coalesce('m.features_json', 's.features_json').as('features_json')),
+    )
+    .execute();
+}
+
+/** The alerter's tables (0005 on SQLite; the local alert file beside the spool when the store is PostgreSQL). */
+function alertTableBuilders(db: Kysely<any>) {
+  return [
+    db.schema
+      .createTable('alerts')
+      .ifNotExists()
+      .addColumn('fingerprint', 'text', (c) => c.primaryKey())
+      .addColumn('alertname', 'text', (c) => c.notNull())
+      .addColumn('severity', 'text', (c) => c.notNull())
+      .addColumn('labels_json', 'text', (c) => c.notNull())
+      .addColumn('annotations_json', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('starts_at', 'text', (c) => c.notNull())
+      .addColumn('ends_at', 'text')
+      .addColumn('notified_at', 'text')
+      .addColumn('resolved_notified', 'integer', (c) => c.notNull())
+      .addColumn('last_delivery_json', 'text'),
+    db.schema
+      .createTable('alert_groups')
+      .ifNotExists()
+      .addColumn('group_key', 'text', (c) => c.primaryKey())
+      .addColumn('last_flush_at', 'text', (c) => c.notNull()),
+    db.schema
+      .createTable('alert_silences')
+      .ifNotExists()
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('matcher_json', 'text', (c) => c.notNull())
+      .addColumn('starts_at', 'text', (c) => c.notNull())
+      .addColumn('ends_at', 'text', (c) => c.notNull())
+      .addColumn('comment', 'text', (c) => c.notNull())
+      .addColumn('created_by', 'text', (c) => c.notNull()),
+    db.schema
+      .createTable('alert_deliveries')
+      .ifNotExists()
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('receiver', 'text', (c) => c.notNull())
+      .addColumn('notification_json', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+      .addColumn('last_error', 'text'),
+  ];
+}
+
+async function createAlertTables(db: Kysely<any>): Promise<void> {
+  for (const table of alertTableBuilders(db)) await table.execute();
+}
+
+/**
+ * Creates the alerter's tables in a local SQLite file if they are missing (synchronously: the
+ * alerter's store is better-sqlite3). Used when the store is PostgreSQL (src/alerts/store.ts).
+ */
+export function ensureLocalAlertTables(sqlite: BetterSqlite3.Database): void {
+  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: sqlite }) });
+  for (const table of alertTableBuilders(db)) sqlite.exec(table.compile().sql);
+}
 
 /** The migration that creates the alerter's tables: it waits for it before it opens them. */
 export const ALERTS_MIGRATION = '0005_alerts';
@@ -509,7 +747,7 @@ export function openReadDatabase(path: string, options: { busyTimeoutMs?: number
  * restarted while someone else holds the database still starts.
  */
 async function migrate({ sqlite, db }: DatabaseHandle): Promise<void> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+  const migrator = newMigrator(db);
   if ((await migrator.getMigrations()).every((m) => m.executedAt !== undefined)) return;
   sqlite.exec('BEGIN IMMEDIATE');
   try {
@@ -520,6 +758,20 @@ async function migrate({ sqlite, db }: DatabaseHandle): Promise<void> {
     if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
     throw err;
   }
+}
+
+function newMigrator(db: Kysely<Database>): Migrator {
+  return new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+}
+
+/**
+ * Migrates a PostgreSQL database to the latest schema. kysely's PostgreSQL adapter takes an
+ * advisory lock and runs the pending migrations in one transaction, so monitors starting at once
+ * against the same database migrate it once.
+ */
+export async function migratePostgres(db: Kysely<Database>): Promise<void> {
+  const { error } = await newMigrator(db).migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error('migration failed', { cause: error });
 }
 
 // Rows stamped in the same millisecond (a tick's worth of ingest) share one conversion: without

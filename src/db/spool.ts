@@ -30,7 +30,7 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Link } from '../actors/link.js';
-import type { MonitorConfig } from '../config.js';
+import { isPostgresUrl, type MonitorConfig } from '../config.js';
 import type { Logger } from '../log.js';
 
 export interface SpoolBatch<Row> {
@@ -46,9 +46,24 @@ interface SpoolLine<Row> {
   row: Row;
 }
 
-/** The configured spool file, by default beside the database. */
-export function spoolPathFor(config: Pick<MonitorConfig, 'dbPath' | 'spool'>): string {
-  return config.spool.path ?? `${config.dbPath}.spool`;
+/**
+ * The configured spool file: by default beside the SQLite database, or, when the store is
+ * PostgreSQL, `kissbot_monitor.<hostName>.spool` in the working directory (a local file per
+ * monitor: it is what keeps rows while the shared store is away).
+ */
+export function spoolPathFor(config: Pick<MonitorConfig, 'dbPath' | 'spool' | 'hostName'>): string {
+  if (config.spool.path !== null) return config.spool.path;
+  return isPostgresUrl(config.dbPath) ? `./kissbot_monitor.${config.hostName}.spool` : `${config.dbPath}.spool`;
+}
+
+/**
+ * Where the alerter keeps its state (src/alerts/store.ts): in the SQLite database itself, or,
+ * when the store is PostgreSQL, in a local SQLite file beside the spool (`<spool without
+ * .spool>.alerts.db`): the alerter must be able to say the store is down, so it never depends on it.
+ */
+export function alertStorePathFor(config: Pick<MonitorConfig, 'dbPath' | 'spool' | 'hostName'>): string {
+  if (!isPostgresUrl(config.dbPath)) return config.dbPath;
+  return `${spoolPathFor(config).replace(/\.spool$/, '')}.alerts.db`;
 }
 
 export class Spool<Row> {
@@ -226,7 +241,7 @@ export class SpoolReader<Row> {
  */
 export function spoolUnacknowledged<Row>(
   link: Link<Row>,
-  config: Pick<MonitorConfig, 'dbPath' | 'spool'>,
+  config: Pick<MonitorConfig, 'dbPath' | 'spool' | 'hostName'>,
   log: Logger,
 ): { spooled: number; lost: number } {
   const batches = link.unacknowledged();

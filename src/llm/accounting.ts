@@ -54,7 +54,7 @@ export class UsageAccounting {
   constructor(sqlite: BetterSqlite3.Database, config: MonitorConfig) {
     this.prices = new PriceTable(config.prices);
     this.#rollupsOn = config.llm.rollups;
-    this.#rollups = config.llm.rollups ? new RollupBatch(sqlite) : null;
+    this.#rollups = config.llm.rollups ? new RollupBatch(sqlite, Date.now, config.hostName) : null;
     this.#budgets = new BudgetTracker(sqlite, config);
     this.#selectChunk =
       sqlite.prepare(`SELECT rowid, ts, channel, model, feature, tokens_in, tokens_out, tokens_cached, tokens_reasoning, latency_ms, provider, status, cost_usd

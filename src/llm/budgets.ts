@@ -57,12 +57,14 @@ export class BudgetTracker {
   #sqlite: BetterSqlite3.Database;
   #saveState: BetterSqlite3.Statement;
   #staged: BudgetSignal[] = [];
+  #host: string;
 
   constructor(sqlite: BetterSqlite3.Database, config: MonitorConfig, now = Date.now()) {
     this.#sqlite = sqlite;
+    this.#host = config.hostName;
     this.#saveState =
-      sqlite.prepare(`INSERT INTO llm_budget_state (name, period_start, level, updated_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`);
+      sqlite.prepare(`INSERT INTO llm_budget_state (host, name, period_start, level, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (host, name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`);
     this.#budgets = config.budgets.map((b) => {
       const [channel, model, feature] = [filterMatcher(b.channel), filterMatcher(b.model), filterMatcher(b.feature)];
       const timeZone = b.timeZone ?? config.llm.timeZone;
@@ -92,21 +94,24 @@ export class BudgetTracker {
     if (this.#budgets.length === 0) return;
     const states = new Map(
       (
-        this.#sqlite.prepare('SELECT name, period_start, level FROM llm_budget_state').all() as {
+        this.#sqlite
+          .prepare('SELECT name, period_start, level FROM llm_budget_state WHERE host = ?')
+          .all(this.#host) as {
           name: string;
           period_start: string;
           level: BudgetLevel;
         }[]
       ).map((s) => [s.name, s]),
     );
+    // This monitor's rows; '' are those of an SQLite file from before 0006_hosts (the same monitor).
     const spendSince = this.#sqlite.prepare(
-      `SELECT channel, model, feature, total(cost_usd) AS cost FROM ${source} WHERE ts >= ? AND ts < ? GROUP BY channel, model, feature`,
+      `SELECT channel, model, feature, total(cost_usd) AS cost FROM ${source} WHERE host IN (?, '') AND ts >= ? AND ts < ? GROUP BY channel, model, feature`,
     );
     for (const b of this.#budgets) {
       b.start = periodStart(b.config.period, now, b.timeZone);
       b.end = nextPeriodStart(b.config.period, b.start, b.timeZone);
       b.spent = 0;
-      for (const r of spendSince.all(isoTime(b.start), isoTime(b.end)) as {
+      for (const r of spendSince.all(this.#host, isoTime(b.start), isoTime(b.end)) as {
         channel: string;
         model: string;
         feature: string;
@@ -155,7 +160,7 @@ export class BudgetTracker {
       const pct = (spent / b.config.limitUsd) * 100;
       const level = levelOf(pct, b.config.warnAtPct);
       if (level === b.signalled) continue;
-      this.#saveState.run(b.config.name, isoTime(b.start), level, isoTime(now));
+      this.#saveState.run(this.#host, b.config.name, isoTime(b.start), level, isoTime(now));
       this.#staged.push({
         type: 'budget',
         at: now,

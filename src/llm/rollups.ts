@@ -64,7 +64,7 @@ const ADDED = [
   'latency_count',
   'latency_sum',
 ] as const;
-const COLUMNS = [...KEY, ...ADDED, 'latency_min', 'latency_max', 'latency_hist'] as const;
+const COLUMNS = [...KEY, ...ADDED, 'latency_min', 'latency_max', 'latency_hist', 'host'] as const;
 
 function upsertSql(table: RollupTable): string {
   const set = [
@@ -75,7 +75,7 @@ function upsertSql(table: RollupTable): string {
     'latency_hist = kissmon_hist_merge(latency_hist, excluded.latency_hist)',
   ];
   return `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
-    ON CONFLICT (${KEY.join(', ')}) DO UPDATE SET ${set.join(', ')}`;
+    ON CONFLICT (host, ${KEY.join(', ')}) DO UPDATE SET ${set.join(', ')}`;
 }
 
 const dayOf = (hourTs: string) => `${hourTs.slice(0, 10)}T00:00:00.000Z`;
@@ -85,8 +85,8 @@ function foldSql(): string {
   const sums = ADDED.map((c) => `sum(${c})`).join(', ');
   return `${upsertSql('llm_usage_daily').split(' VALUES ')[0]}
     SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, ${sums}, min(latency_min), max(latency_max),
-      kissmon_hist_agg(latency_hist)
-    FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4, 5, 6
+      kissmon_hist_agg(latency_hist), host
+    FROM llm_usage_hourly WHERE host = ? AND ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4, 5, 6
     ON CONFLICT${upsertSql('llm_usage_daily').split(' ON CONFLICT')[1]}`;
 }
 
@@ -98,25 +98,27 @@ export class RollupBatch {
   #hourly = new Map<string, Sums>();
   #upserts: Record<RollupTable, BetterSqlite3.Statement>;
   #fold: BetterSqlite3.Statement;
-  #readUntil: BetterSqlite3.Statement<[], { value: string }>;
+  #readUntil: BetterSqlite3.Statement<[string], { value: string }>;
   #setUntil: BetterSqlite3.Statement;
-  #firstUntil: BetterSqlite3.Statement<[], { value: string }>;
+  #firstUntil: BetterSqlite3.Statement<[string], { value: string }>;
   #now: () => number;
+  #host: string;
 
-  /** `now`: the wall clock that says which hours are finished (tests move it). */
-  constructor(sqlite: BetterSqlite3.Database, now: () => number = Date.now) {
+  /** `now`: the wall clock that says which hours are finished (tests move it); `host`: whose rows these are. */
+  constructor(sqlite: BetterSqlite3.Database, now: () => number = Date.now, host = '') {
+    this.#host = host;
     this.#upserts = {
       llm_usage_hourly: sqlite.prepare(upsertSql('llm_usage_hourly')),
       llm_usage_daily: sqlite.prepare(upsertSql('llm_usage_daily')),
     };
     this.#fold = sqlite.prepare(foldSql());
-    this.#readUntil = sqlite.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`);
+    this.#readUntil = sqlite.prepare(`SELECT value FROM monitor_state WHERE host = ? AND key = '${DAILY_UNTIL_KEY}'`);
     this.#setUntil =
-      sqlite.prepare(`INSERT INTO monitor_state (key, value, updated_at) VALUES ('${DAILY_UNTIL_KEY}', ?, ?)
-      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
+      sqlite.prepare(`INSERT INTO monitor_state (host, key, value, updated_at) VALUES (?, '${DAILY_UNTIL_KEY}', ?, ?)
+      ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
     // A database from before the watermark has every hour in its days already: the hour after the last one.
     this.#firstUntil = sqlite.prepare(
-      `SELECT coalesce(strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour'), '') AS value FROM llm_usage_hourly`,
+      `SELECT coalesce(strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour'), '') AS value FROM llm_usage_hourly WHERE host = ?`,
     );
     this.#now = now;
   }
@@ -164,6 +166,7 @@ export class RollupBatch {
       const provider = row.provider ?? '';
       const status = row.status ?? 'ok';
       s = {
+        host: this.#host,
         ts,
         channel: row.channel,
         model: row.model,
@@ -215,6 +218,7 @@ export class RollupBatch {
         s.latency_min,
         s.latency_max,
         hist,
+        this.#host,
       ];
       hourly.run(s.ts, ...values);
       if (s.ts < until) daily.run(dayOf(s.ts), ...values);
@@ -224,12 +228,12 @@ export class RollupBatch {
 
   /** The watermark after folding the hours the clock has finished. */
   #foldFinishedHours(): string {
-    const until = this.#readUntil.get()?.value ?? this.#firstUntil.get()!.value;
+    const until = this.#readUntil.get(this.#host)?.value ?? this.#firstUntil.get(this.#host)!.value;
     const now = this.#now();
     const finished = isoHour(now);
     if (finished <= until) return until;
-    this.#fold.run(until, finished);
-    this.#setUntil.run(finished, new Date(now).toISOString());
+    this.#fold.run(this.#host, until, finished);
+    this.#setUntil.run(this.#host, finished, new Date(now).toISOString());
     return finished;
   }
 }

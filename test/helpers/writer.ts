@@ -12,6 +12,8 @@ import { openLogChannel } from '../../src/log.js';
 import type { DbWriterControlExtra, WriteItem } from '../../src/actors/db-writer-messages.js';
 
 const WRITER = new URL('../../workers/db-writer.js', import.meta.url);
+/** The host name every test writer writes (config hostName). */
+export const TEST_HOST = 'test-host';
 const writers = new Set<RunningWriter>();
 
 /** Stops every writer still running (call in `after`). */
@@ -33,7 +35,7 @@ export async function startWriter(
   incarnation = 1,
   alerter?: MessagePort,
 ): Promise<RunningWriter> {
-  const config = resolveConfig({ dbPath, logLevel: 'error' }, overrides);
+  const config = resolveConfig({ dbPath, logLevel: 'error', hostName: TEST_HOST }, overrides);
   const worker = new Worker(WRITER);
   const control = new MessageChannel();
   const data = new MessageChannel();

@@ -1,0 +1,472 @@
+// The writer's store on PostgreSQL (src/db/store.ts): a small pg pool; each plan is one
+// transaction on one connection, every table written by one `INSERT ... SELECT * FROM unnest($n::type[], ...)`
+// (one statement and one round trip per table whatever the batch size: ~116k rows/s single-thread
+// here, twice a multi-row VALUES loop — DESIGN.md "New facts").
+//
+//   BEGIN · llm_usage_ids (new ids) · llm_usage · bot_status · bot_events · bot_metrics · worker_health
+//         · delivery_cursor · COMMIT
+//
+// A broken connection, a server restart or pg_terminate_backend fails the attempt: the connection
+// is thrown away (never back into the pool), the writer keeps the rows and retries. A failure
+// during COMMIT leaves its outcome unknown; the writer reloads the cursors before the next attempt,
+// so a batch that did commit is skipped then (exactly-once). A statement refused for one of its
+// rows (a value the column cannot take) is run again row by row under savepoints, the refused
+// rows dropped and counted, like SQLite's per-row errors.
+//
+// Client ids: llm_usage is partitioned by ts, and a unique index there would have to contain ts,
+// so ids are made unique per host in llm_usage_ids (host, id) first and only the rows whose id was
+// new are inserted (ids repeated inside one plan are counted as duplicates before that).
+//
+// Not on PostgreSQL yet: rollups, budgets, the digest and recompute (their accounting is written
+// against better-sqlite3; reports read raw rows).
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import pg from 'pg';
+import type { Kysely } from 'kysely';
+import type { LlmUsageRow, PruneResult, RowItem } from '../actors/db-writer-messages.js';
+import type { MonitorConfig } from '../config.js';
+import type { RecomputeResult } from '../llm/accounting.js';
+import type { BudgetSignal, BudgetStatus } from '../llm/budgets.js';
+import type { DigestInput } from '../llm/digest.js';
+import { PriceTable } from '../llm/prices.js';
+import { isConnectionError, openPostgresWrite, type PostgresOptions } from './backend.js';
+import { dropPartitionsBefore, ensurePartitions } from './partitions.js';
+import { isoTime, OpenDatabaseError, PARTITIONED_TABLES, type Database } from './schema.js';
+import {
+  noRows,
+  PRUNE_CHUNK_ROWS,
+  type RetentionLimits,
+  type RowCounts,
+  type StoreFailure,
+  type WritePlan,
+  type WriteStore,
+} from './store.js';
+
+const DAY_MS = 86_400_000;
+/** Partitions are created this many days ahead of today (and one behind, for a clock a little off). */
+const PARTITION_DAYS_AHEAD = 2;
+
+/** The columns of each insert, in unnest order, with their array types. `host` is always $1. */
+const USAGE_COLUMNS = [
+  ['ts', 'text'],
+  ['channel', 'text'],
+  ['model', 'text'],
+  ['feature', 'text'],
+  ['tokens_in', 'int8'],
+  ['tokens_out', 'int8'],
+  ['latency_ms', 'float8'],
+  ['cost_usd', 'float8'],
+  ['id', 'text'],
+  ['tokens_cached', 'int8'],
+  ['tokens_reasoning', 'int8'],
+  ['provider', 'text'],
+  ['status', 'text'],
+  ['error_type', 'text'],
+  ['request_id', 'text'],
+] as const;
+const STATUS_COLUMNS = [
+  ['channel', 'text'],
+  ['pid', 'int8'],
+  ['status', 'text'],
+  ['features_json', 'text'],
+  ['registered_at', 'text'],
+  ['last_seen', 'text'],
+  ['last_heartbeat', 'text'],
+  ['start_time', 'int8'],
+] as const;
+const EVENT_COLUMNS = [
+  ['ts', 'text'],
+  ['channel', 'text'],
+  ['pid', 'int8'],
+  ['from_status', 'text'],
+  ['to_status', 'text'],
+  ['reason', 'text'],
+] as const;
+const METRIC_COLUMNS = [
+  ['ts', 'text'],
+  ['channel', 'text'],
+  ['pid', 'int8'],
+  ['rss_mb', 'float8'],
+  ['cpu_pct', 'float8'],
+  ['cpu_pct_machine', 'float8'],
+] as const;
+const HEALTH_COLUMNS = [
+  ['ts', 'text'],
+  ['actor', 'text'],
+  ['processed', 'int8'],
+  ['queue_depth', 'int8'],
+  ['dropped', 'int8'],
+  ['loop_lag_p99_ms', 'float8'],
+  ['loop_lag_max_ms', 'float8'],
+  ['heap_used_mb', 'float8'],
+  ['uptime_s', 'int8'],
+  ['restarts', 'int8'],
+  ['detail_json', 'text'],
+] as const;
+
+type Columns = readonly (readonly [string, string])[];
+
+/** `INSERT INTO table (host, a, b) SELECT $1, * FROM unnest($2::text[], $3::int8[])` + `tail`. */
+function unnestInsert(table: string, columns: Columns, tail = ''): string {
+  const names = columns.map(([c]) => c).join(', ');
+  const arrays = columns.map(([, type], i) => `$${i + 2}::${type}[]`).join(', ');
+  return `INSERT INTO ${table} (host, ${names}) SELECT $1, * FROM unnest(${arrays}) ${tail}`;
+}
+
+const SQL = {
+  ids: `INSERT INTO llm_usage_ids (host, id, ts) SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING id`,
+  usage: unnestInsert('llm_usage', USAGE_COLUMNS),
+  // One row per channel per statement (ON CONFLICT DO UPDATE may not touch a row twice): the plan keeps the last.
+  status: unnestInsert(
+    'bot_status',
+    STATUS_COLUMNS,
+    `ON CONFLICT (host, channel) DO UPDATE SET ${STATUS_COLUMNS.slice(1)
+      .map(([c]) => `${c} = excluded.${c}`)
+      .join(', ')}`,
+  ),
+  event: unnestInsert('bot_events', EVENT_COLUMNS),
+  metric: unnestInsert('bot_metrics', METRIC_COLUMNS),
+  health: unnestInsert('worker_health', HEALTH_COLUMNS),
+  cursor: `INSERT INTO delivery_cursor (host, sender, seq, updated_at) SELECT $1, s, q, $4 FROM unnest($2::text[], $3::int8[]) AS c(s, q)
+    ON CONFLICT (host, sender) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`,
+};
+
+/** PostgreSQL text cannot hold NUL; SQLite stores it. Dropped rather than refusing the row. */
+const text = (value: string | null | undefined): string | null =>
+  value === null || value === undefined ? null : value.includes('\0') ? value.replaceAll('\0', '') : value;
+
+/** Column-wise arrays for unnest, one per column. */
+function columnsOf<T>(rows: T[], width: number, values: (row: T) => unknown[]): unknown[][] {
+  const out = Array.from({ length: width }, () => new Array<unknown>(rows.length));
+  rows.forEach((row, r) => {
+    const v = values(row);
+    for (let c = 0; c < width; c++) out[c][r] = v[c];
+  });
+  return out;
+}
+
+export async function openPostgresStore(
+  url: string,
+  config: MonitorConfig,
+  options: PostgresOptions = {},
+): Promise<PostgresStore> {
+  let handle: Awaited<ReturnType<typeof openPostgresWrite>>;
+  try {
+    handle = await openPostgresWrite(url, {
+      max: 3,
+      applicationName: `kissbot-monitor ${config.hostName}`,
+      ...options,
+    });
+  } catch (err) {
+    throw new OpenDatabaseError('cannot_open', err);
+  }
+  const store = new PostgresStore(handle.db, handle.pool, config);
+  try {
+    await store.maintain(Date.now());
+  } catch (err) {
+    await store.close();
+    throw new OpenDatabaseError('cannot_open', err);
+  }
+  return store;
+}
+
+export class PostgresStore implements WriteStore {
+  readonly kind = 'postgres' as const;
+  readonly hasBudgets = false;
+  readonly db: Kysely<Database>;
+  readonly #pool: pg.Pool;
+  readonly #host: string;
+  readonly #prices: PriceTable;
+  #unpriced = 0;
+  #pendingUnpriced = 0;
+
+  constructor(db: Kysely<Database>, pool: pg.Pool, config: MonitorConfig) {
+    this.db = db;
+    this.#pool = pool;
+    this.#host = config.hostName;
+    this.#prices = new PriceTable(config.prices);
+  }
+
+  async loadCursors(): Promise<[string, number][]> {
+    const { rows } = await this.#pool.query<{ sender: string; seq: number }>(
+      'SELECT sender, seq FROM delivery_cursor WHERE host = $1',
+      [this.#host],
+    );
+    return rows.map((r) => [r.sender, r.seq]);
+  }
+
+  cost(row: LlmUsageRow): number | null {
+    return this.#prices.cost(row.model, row.at, row);
+  }
+
+  async write(plan: WritePlan, counts: RowCounts, onRejected: (err: unknown, type: string) => void): Promise<void> {
+    const client = await this.#pool.connect();
+    let failed: Error | undefined;
+    const planned = { redelivered: counts.redelivered, reapplied: counts.reapplied };
+    try {
+      await client.query('BEGIN');
+      try {
+        await this.#writeRows(client, plan.rows, counts);
+      } catch (err) {
+        if (this.classify(err).kind !== 'other') throw err;
+        // One row's value refused the whole statement: again, each row alone under a savepoint.
+        await client.query('ROLLBACK');
+        Object.assign(counts, noRows(), planned);
+        await client.query('BEGIN');
+        for (const row of plan.rows) {
+          await client.query('SAVEPOINT one_row');
+          try {
+            await this.#writeRows(client, [row], counts);
+            await client.query('RELEASE SAVEPOINT one_row');
+          } catch (rowErr) {
+            if (this.classify(rowErr).kind !== 'other') throw rowErr;
+            await client.query('ROLLBACK TO SAVEPOINT one_row');
+            counts.rejected++;
+            onRejected(rowErr, row.type);
+          }
+        }
+      }
+      if (plan.cursors.size > 0)
+        await client.query(SQL.cursor, [
+          this.#host,
+          [...plan.cursors.keys()],
+          [...plan.cursors.values()],
+          isoTime(Date.now()),
+        ]);
+      await client.query('COMMIT');
+    } catch (err) {
+      failed = err as Error;
+      throw err;
+    } finally {
+      // A failed attempt's connection is closed, not pooled: it may be broken, or mid-transaction.
+      client.release(failed ?? undefined);
+    }
+    this.#unpriced += this.#pendingUnpriced;
+    this.#pendingUnpriced = 0;
+  }
+
+  async #writeRows(client: pg.PoolClient, rows: RowItem[], counts: RowCounts): Promise<void> {
+    const host = this.#host;
+    const usage: { row: LlmUsageRow; cost: number | null }[] = [];
+    const status = new Map<string, Extract<RowItem, { type: 'status' }>>();
+    const events: Extract<RowItem, { type: 'event' }>[] = [];
+    const metrics: Extract<RowItem, { type: 'metric' }>[] = [];
+    const health: Extract<RowItem, { type: 'health' }>[] = [];
+    const ids = new Set<string>();
+    for (const row of rows) {
+      switch (row.type) {
+        case 'llm_usage':
+          if (row.id !== undefined) {
+            if (ids.has(row.id)) {
+              counts.duplicate++;
+              continue;
+            }
+            ids.add(row.id);
+          }
+          usage.push({ row, cost: this.cost(row) });
+          break;
+        case 'status':
+          status.delete(row.channel); // re-inserted last: the newest state of a channel wins, as with one upsert per row
+          status.set(row.channel, row);
+          counts.status++;
+          break;
+        case 'event':
+          events.push(row);
+          break;
+        case 'metric':
+          metrics.push(row);
+          break;
+        case 'health':
+          health.push(row);
+          break;
+        default: {
+          const unknown: never = row;
+          throw new TypeError(`unknown write item type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
+        }
+      }
+    }
+    let stored = usage;
+    if (ids.size > 0) {
+      const withId = usage.filter((u) => u.row.id !== undefined);
+      const fresh = await client.query<{ id: string }>(SQL.ids, [
+        host,
+        withId.map((u) => text(u.row.id)),
+        withId.map((u) => isoTime(u.row.at)),
+      ]);
+      const isNew = new Set(fresh.rows.map((r) => r.id));
+      stored = usage.filter((u) => u.row.id === undefined || isNew.has(text(u.row.id)!));
+      counts.duplicate += usage.length - stored.length;
+    }
+    if (stored.length > 0) {
+      await client.query(SQL.usage, [
+        host,
+        ...columnsOf(stored, USAGE_COLUMNS.length, ({ row: r, cost }) => [
+          isoTime(r.at),
+          r.channel,
+          text(r.model),
+          text(r.feature),
+          r.tokens_in,
+          r.tokens_out,
+          r.latency_ms ?? null,
+          cost,
+          text(r.id),
+          r.tokens_cached ?? null,
+          r.tokens_reasoning ?? null,
+          text(r.provider),
+          r.status ?? null,
+          text(r.error_type),
+          text(r.request_id),
+        ]),
+      ]);
+      counts.llm_usage += stored.length;
+      for (const u of stored) if (u.cost === null) this.#pendingUnpriced++;
+    }
+    if (status.size > 0)
+      await client.query(SQL.status, [
+        host,
+        ...columnsOf([...status.values()], STATUS_COLUMNS.length, (s) => [
+          s.channel,
+          s.pid,
+          s.status,
+          text(s.features_json),
+          isoTime(s.registered_at),
+          isoTime(s.last_seen),
+          s.last_heartbeat === null ? null : isoTime(s.last_heartbeat),
+          s.start_time ?? null,
+        ]),
+      ]);
+    if (events.length > 0) {
+      await client.query(SQL.event, [
+        host,
+        ...columnsOf(events, EVENT_COLUMNS.length, (e) => [
+          isoTime(e.at),
+          e.channel,
+          e.pid,
+          e.from ?? null,
+          e.to,
+          e.reason,
+        ]),
+      ]);
+      counts.event += events.length;
+    }
+    if (metrics.length > 0) {
+      await client.query(SQL.metric, [
+        host,
+        ...columnsOf(metrics, METRIC_COLUMNS.length, (m) => [
+          isoTime(m.at),
+          m.channel,
+          m.pid,
+          m.rss_mb,
+          m.cpu_pct,
+          m.cpu_pct_machine,
+        ]),
+      ]);
+      counts.metric += metrics.length;
+    }
+    if (health.length > 0) {
+      await client.query(SQL.health, [
+        host,
+        ...columnsOf(health, HEALTH_COLUMNS.length, ({ at, health: h }) => [
+          isoTime(at),
+          h.actor,
+          h.processed,
+          h.queue_depth,
+          h.dropped,
+          h.loop_lag_p99_ms,
+          h.loop_lag_max_ms,
+          h.heap_used_mb,
+          h.uptime_s,
+          h.restarts,
+          text(JSON.stringify(h.detail)),
+        ]),
+      ]);
+      counts.health += health.length;
+    }
+  }
+
+  committed(): BudgetSignal[] {
+    return [];
+  }
+
+  rolledBack(): void {
+    this.#pendingUnpriced = 0;
+  }
+
+  classify(err: unknown): StoreFailure {
+    const code = (err as { code?: unknown } | null)?.code;
+    return { kind: isConnectionError(err) ? 'down' : 'other', code: typeof code === 'string' ? code : undefined };
+  }
+
+  /** Today's and the next days' partitions (and yesterday's: a clock a little behind). */
+  async maintain(now: number): Promise<void> {
+    await ensurePartitions(this.db, now - DAY_MS, now + PARTITION_DAYS_AHEAD * DAY_MS);
+  }
+
+  async prune(retention: RetentionLimits, now: number, stop: () => boolean): Promise<PruneResult> {
+    const result: PruneResult = {};
+    await this.maintain(now);
+    for (const table of PARTITIONED_TABLES) {
+      const ageMs = retention[table];
+      if (ageMs === undefined || stop()) continue;
+      // Partitions hold every host's rows: the store's retention is that of the monitor with the shortest.
+      const { partitions, defaultRows } = await dropPartitionsBefore(this.db, table, now - ageMs);
+      result[table] = partitions; // PostgreSQL counts dropped partitions, not rows
+      if (defaultRows > 0) result[table] = partitions + defaultRows;
+      if (table === 'llm_usage') await this.#deleteChunked('llm_usage_ids', false, isoTime(now - ageMs), stop);
+    }
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily'] as const) {
+      const ageMs = retention[table];
+      if (ageMs === undefined || stop()) continue;
+      result[table] = await this.#deleteChunked(table, true, isoTime(now - ageMs), stop);
+    }
+    if (stop()) return result;
+    const cursors = await this.#pool.query('DELETE FROM delivery_cursor WHERE host = $1 AND updated_at < $2', [
+      this.#host,
+      isoTime(now - retention.delivery_cursor),
+    ]);
+    result.delivery_cursor = cursors.rowCount ?? 0;
+    return result;
+  }
+
+  /** DELETE … WHERE ts < cutoff, PRUNE_CHUNK_ROWS rows per statement (by ctid: PostgreSQL has no DELETE … LIMIT). */
+  async #deleteChunked(table: string, ownHost: boolean, cutoff: string, stop: () => boolean): Promise<number> {
+    const where = ownHost ? 'host = $2 AND ts < $1' : 'ts < $1';
+    const params = ownHost ? [cutoff, this.#host] : [cutoff];
+    let deleted = 0;
+    let n: number;
+    do {
+      if (stop()) break;
+      const r = await this.#pool.query(
+        `DELETE FROM ${table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${table} WHERE ${where} LIMIT ${PRUNE_CHUNK_ROWS}))`,
+        params,
+      );
+      n = r.rowCount ?? 0;
+      deleted += n;
+      await nextTurn();
+    } while (n === PRUNE_CHUNK_ROWS);
+    return deleted;
+  }
+
+  budgets(): BudgetStatus[] | null {
+    return null;
+  }
+
+  unpricedRows(): number {
+    return this.#unpriced;
+  }
+
+  budgetSignals(): number {
+    return 0;
+  }
+
+  async digest(): Promise<DigestInput | null> {
+    throw new Error('the daily digest is not available with PostgreSQL as the store yet');
+  }
+
+  async recompute(): Promise<RecomputeResult> {
+    throw new Error('recompute is not available with PostgreSQL as the store yet');
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy(); // ends the pool
+  }
+}
