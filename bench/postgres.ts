@@ -13,12 +13,14 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { Fleet } from '../src/loadtest/fleet.js';
 import { TestDir } from '../test/helpers/monitor-process.js';
 import { sleep } from '../test/helpers/wait.js';
+import { requestControl } from '../src/http/control-client.js';
 import { TestDatabase } from '../test/helpers/postgres.js';
 import { openPostgresWrite } from '../src/db/backend.js';
 import { CLOCK_TICKS_PER_S, readProcStat } from '../src/proc.js';
@@ -38,6 +40,9 @@ export interface PostgresRun {
   server_rss_peak_mb: number;
   /** CPU of the PostgreSQL backends serving this round's database (the server's and the row counter's), % of one core. */
   postgres_cpu_pct: number;
+  /** Monitor only: the writer's transactions during the round and rows per transaction. */
+  commits: number | null;
+  rows_per_commit: number | null;
   /** CPU of everything else that is not ours (other sessions, PostgreSQL's background processes), % of one core. */
   other_work_pct: number;
 }
@@ -102,6 +107,17 @@ async function startPgBaseline(dir: TestDir, url: string): Promise<Server> {
   };
 }
 
+/** The db-writer's commit count (monitor only), from its health detail. */
+async function writerCommits(server: Server): Promise<number | null> {
+  if (!('control' in server)) return null;
+  const health = await requestControl<{ actors: { actor: string; detail: { commits?: number } }[] }>(
+    (server as { control: string }).control,
+    'GET',
+    '/health',
+  );
+  return health.actors.find((a) => a.actor === 'db')?.detail.commits ?? null;
+}
+
 /** CPU ticks (user + system) of the PostgreSQL backends connected to `db`, by pid. */
 async function backendTicks(db: TestDatabase): Promise<Map<number, number>> {
   const rows = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
@@ -124,9 +140,12 @@ async function round(kind: 'monitor' | 'baseline', rows: number, bots: number): 
     scratch = await new TestDatabase().create();
     // The monitor's own migrations, so the baseline writes the same partitioned table.
     await (await openPostgresWrite(scratch.url)).db.destroy();
+    // With PostgreSQL the spool and the local alert store default to the working directory: keep them in the temp dir.
+    const config = join(dir.path, 'config.json');
+    writeFileSync(config, JSON.stringify({ spool: { path: join(dir.path, 'm.spool') } }));
     server =
       kind === 'monitor'
-        ? await startMonitor(dir, ['--db', scratch.url, '--host-name', HOST])
+        ? await startMonitor(dir, ['--db', scratch.url, '--host-name', HOST, '--config', config])
         : await startPgBaseline(dir, scratch.url);
     fleet = await Fleet.start({
       socket: server.socket,
@@ -143,6 +162,7 @@ async function round(kind: 'monitor' | 'baseline', rows: number, bots: number): 
     const before = await counter.count();
     const s0 = procStats(server.pid);
     const pg0 = await backendTicks(scratch);
+    const c0 = await writerCommits(server);
     const g0 = fleet.counters();
     const cpu0 = cpuSnapshot();
     const t0 = performance.now();
@@ -172,6 +192,8 @@ async function round(kind: 'monitor' | 'baseline', rows: number, bots: number): 
     }
     const s1 = procStats(server.pid);
     const pg1 = await backendTicks(scratch);
+    const c1 = await writerCommits(server);
+    const commits = c0 === null || c1 === null ? null : c1 - c0;
     const other = otherWorkPct(cpu0, cpuSnapshot());
     const g1 = fleet.counters();
     const seconds = (lastChangeAt - t0) / 1000;
@@ -188,6 +210,8 @@ async function round(kind: 'monitor' | 'baseline', rows: number, bots: number): 
       server_cpu_pct: Math.round(((s1.cpuMs - s0.cpuMs) / (lastChangeAt - t0)) * 1000) / 10,
       server_rss_peak_mb: Math.max(rssPeak, s1.rssMb),
       postgres_cpu_pct: pgPct,
+      commits,
+      rows_per_commit: commits ? Math.round(landed / commits) : null,
       other_work_pct: Math.max(0, other - pgPct),
     };
   } finally {
@@ -278,14 +302,14 @@ export function formatPostgresBench(r: PostgresBenchResult): string {
       ? '| monitor ≥ 0.7× the raw pg baseline | not measured | |'
       : `| monitor ≥ 0.7× the raw pg baseline | ${r.ratio_median.toFixed(2)}× (median of ${r.ratios.map((x) => x.toFixed(2)).join(', ')}) | ${verdict(r.ratio_median >= 0.7)} |`,
     '',
-    '| round | server | rows landed / written | time s | rows/s | server CPU % (of one core) | its PostgreSQL backends CPU % | server RSS peak MB | other work % |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| round | server | rows landed / written | time s | rows/s | server CPU % (of one core) | its PostgreSQL backends CPU % | server RSS peak MB | transactions (rows each) | other work % |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (let i = 0; i < r.reps; i++) {
     for (const x of [r.baseline[i], r.monitor[i]]) {
       if (!x) continue;
       out.push(
-        `| ${i + 1} | ${x.server} | ${f(x.rows_landed)} / ${f(x.rows_written)} | ${x.seconds} | ${f(x.rows_per_s)} | ${x.server_cpu_pct} | ${x.postgres_cpu_pct} | ${x.server_rss_peak_mb} | ${x.other_work_pct} |`,
+        `| ${i + 1} | ${x.server} | ${f(x.rows_landed)} / ${f(x.rows_written)} | ${x.seconds} | ${f(x.rows_per_s)} | ${x.server_cpu_pct} | ${x.postgres_cpu_pct} | ${x.server_rss_peak_mb} | ${x.commits === null ? '-' : `${f(x.commits)} (${f(x.rows_per_commit ?? 0)})`} | ${x.other_work_pct} |`,
       );
     }
   }
