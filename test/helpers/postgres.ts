@@ -46,7 +46,10 @@ export class TestDatabase {
   }
 
   /** One query on a short-lived connection to the test database. */
-  async query<T extends pg.QueryResultRow = Record<string, unknown>>(text: string, values: unknown[] = []): Promise<T[]> {
+  async query<T extends pg.QueryResultRow = Record<string, unknown>>(
+    text: string,
+    values: unknown[] = [],
+  ): Promise<T[]> {
     const client = new pg.Client({ connectionString: this.url });
     await client.connect();
     try {
