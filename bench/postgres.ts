@@ -275,6 +275,9 @@ export async function benchPostgres(
   };
 }
 
+/** CPU time of the server and its PostgreSQL backends per row landed, µs: what a row costs, whatever else runs. */
+const cpuPerRow = (x: PostgresRun) => ((x.server_cpu_pct + x.postgres_cpu_pct) / 100 / x.rows_per_s) * 1e6;
+
 export function formatPostgresBench(r: PostgresBenchResult): string {
   const f = (n: number) => n.toLocaleString('en', { maximumFractionDigits: 1 });
   const verdict = (ok: boolean) => (ok ? '**met**' : '**missed**');
@@ -287,8 +290,9 @@ export function formatPostgresBench(r: PostgresBenchResult): string {
     'more often as the end nears). Rounds alternate baseline and monitor, each on a fresh database created by the',
     "monitor's migrations (the same partitioned `llm_usage`), dropped afterwards.",
     '',
-    '- **monitor**: `kissmon start --db postgres://… --host-name bench` (defaults otherwise): the db-writer actor inserts',
-    '  batches on its pooled connection, with the rollups and exactly-once cursor in the same transaction.',
+    '- **monitor**: `kissmon start --db postgres://… --host-name bench` (defaults otherwise): main thread frames, parses,',
+    '  validates and batches; the db-writer actor commits up to `writer.maxRowsPerTransaction` rows per transaction on its',
+    '  pooled connection (one `unnest` INSERT per table, the exactly-once cursor in the same transaction).',
     '- **raw pg baseline** (`bench/raw-pg-baseline.ts`): one thread, bare `net` server → split on `\\n` → `JSON.parse` →',
     '  one `pg` connection, `INSERT … SELECT * FROM unnest($1::text[], …)` per batch (up to 10,000 rows; the next batch',
     '  collects while one is in flight; a 50 ms timer for the tail). No validation, auth, registry, rollups or actors.',
@@ -302,18 +306,24 @@ export function formatPostgresBench(r: PostgresBenchResult): string {
       ? '| monitor ≥ 0.7× the raw pg baseline | not measured | |'
       : `| monitor ≥ 0.7× the raw pg baseline | ${r.ratio_median.toFixed(2)}× (median of ${r.ratios.map((x) => x.toFixed(2)).join(', ')}) | ${verdict(r.ratio_median >= 0.7)} |`,
     '',
-    '| round | server | rows landed / written | time s | rows/s | server CPU % (of one core) | its PostgreSQL backends CPU % | server RSS peak MB | transactions (rows each) | other work % |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| round | server | rows landed / written | time s | rows/s | server CPU % (of one core) | its PostgreSQL backends CPU % | CPU µs per row (server + backends) | server RSS peak MB | transactions (rows each) | other work % |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (let i = 0; i < r.reps; i++) {
     for (const x of [r.baseline[i], r.monitor[i]]) {
       if (!x) continue;
       out.push(
-        `| ${i + 1} | ${x.server} | ${f(x.rows_landed)} / ${f(x.rows_written)} | ${x.seconds} | ${f(x.rows_per_s)} | ${x.server_cpu_pct} | ${x.postgres_cpu_pct} | ${x.server_rss_peak_mb} | ${x.commits === null ? '-' : `${f(x.commits)} (${f(x.rows_per_commit ?? 0)})`} | ${x.other_work_pct} |`,
+        `| ${i + 1} | ${x.server} | ${f(x.rows_landed)} / ${f(x.rows_written)} | ${x.seconds} | ${f(x.rows_per_s)} | ${x.server_cpu_pct} | ${x.postgres_cpu_pct} | ${cpuPerRow(x).toFixed(1)} | ${x.server_rss_peak_mb} | ${x.commits === null ? '-' : `${f(x.commits)} (${f(x.rows_per_commit ?? 0)})`} | ${x.other_work_pct} |`,
       );
     }
   }
+  const medianCpu = (runs: PostgresRun[]) => (runs.length ? median(runs.map(cpuPerRow)) : null);
+  const [b, m] = [medianCpu(r.baseline), medianCpu(r.monitor)];
+  const other = median([...r.baseline, ...r.monitor].map((x) => x.other_work_pct));
   out.push(
+    '',
+    `A row cost ${b?.toFixed(1)} µs of CPU through the raw baseline${m === null ? '' : ` and ${m.toFixed(1)} µs through the monitor (median; server and its PostgreSQL backends together, the monitor's spread over its threads)`}.`,
+    `Other processes used a median ${other} % of a core during the rounds${other >= 50 ? ', so the servers ran on what was left of the 2 cores and rows/s here is bounded mostly by that rather than by either pipeline' : ''}.`,
     '',
     `Measured ${r.date} UTC with \`${r.command}\`; load average (1/5/15 min) ${r.load_average} on ${os.cpus().length} cores —`,
     "the machine is shared with other sessions' builds and tests, and the PostgreSQL backends (their own column) compete",
@@ -326,7 +336,8 @@ export function formatPostgresBench(r: PostgresBenchResult): string {
 }
 
 /** Replaces the "## PostgreSQL" section of docs/PERFORMANCE.md (up to the next "## "), or puts it before "## Findings". */
-export function writeSection(section: string): void {
+export function writeSection(text: string): void {
+  const section = text.endsWith('\n\n') ? text : `${text.trimEnd()}\n\n`;
   const doc = readFileSync(DOC, 'utf8');
   const start = doc.indexOf('\n## PostgreSQL\n');
   let next: string;
