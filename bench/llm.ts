@@ -116,7 +116,7 @@ function threadCpuMs(tids: string[]): number {
  * appeared when it started) — the figure that holds on a box shared with other work, where the
  * wall clock mostly measures the neighbours.
  */
-async function ingestRun(rollups: boolean, rows: number): Promise<{ wall: number; cpu: number }> {
+export async function ingestRun(rollups: boolean, rows: number): Promise<{ wall: number; cpu: number }> {
   const dir = new TestDir();
   try {
     const link = new Link<WriteItem>('ingest', { maxPending: rows + 1 });
@@ -143,7 +143,7 @@ async function ingestRun(rollups: boolean, rows: number): Promise<{ wall: number
 }
 
 /** 10M rows over 90 days into a fresh database: raw rows with a reused prepared insert, rollups per chunk. */
-async function generate(dbPath: string, rows: number, days: number): Promise<number> {
+export async function generate(dbPath: string, rows: number, days: number): Promise<number> {
   const started = performance.now();
   const handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
   const { sqlite } = handle;

@@ -18,8 +18,7 @@ import {
   UsageError,
 } from './cli-options.js';
 import type { ConfigOverrides } from './config.js';
-import { statusRows } from './db/queries.js';
-import { openReadDatabase, type Database } from './db/schema.js';
+import type { Database } from './db/schema.js';
 import { parseDuration } from './duration.js';
 import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
@@ -32,10 +31,11 @@ import {
   USAGE_DIMENSIONS,
   type UsageFigures,
   type UsageReportOptions,
+  type UsageSource,
 } from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
 import { migrateCommand } from './migrate/command.js';
-import { createLogger, drainLogs, type Logger } from './log.js';
+import type { Logger } from './log.js';
 import type { HealthReport, Monitor } from './monitor.js';
 import { loadExpected, withMissing, type StatusRow } from './alerts/expected.js';
 import { alertCommand, silenceCommand } from './alerts/commands.js';
@@ -174,6 +174,7 @@ program
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
       return;
     }
+    const { createLogger } = await import('./log.js');
     const log = createLogger(config.logLevel, { thread: 'main' });
     let monitor: Monitor | null = null;
     onFatal(log, () => monitor);
@@ -209,7 +210,7 @@ program
         { abandoned_threads: running.abandonedThreads, signal },
         'actor threads are stuck and cannot be joined: exiting by signal',
       );
-      await drainLogs(LOG_DRAIN_AT_EXIT_MS);
+      await (await import('./log.js')).drainLogs(LOG_DRAIN_AT_EXIT_MS);
       process.removeAllListeners('SIGTERM');
       process.kill(process.pid, signal);
     }
@@ -240,7 +241,7 @@ function onFatal(log: Logger, monitor: () => Monitor | null): void {
 
 /** Last log lines out (bounded: a wedged stdout must not hold the process), then exit. */
 async function exit(code: number): Promise<never> {
-  await drainLogs(LOG_DRAIN_AT_EXIT_MS);
+  await (await import('./log.js')).drainLogs(LOG_DRAIN_AT_EXIT_MS);
   process.exit(code);
 }
 
@@ -265,6 +266,7 @@ program
       if (!existsSync(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
       process.stderr.write(`${err.message}; showing bot_status from ${dbPath} (as last written, not live)\n`);
+      const { statusRows } = await import('./db/queries.js');
       bots = withMissing(await withReadDatabase(dbPath, statusRows), loadExpected(settings.expected));
     }
     if (opts.json) {
@@ -413,7 +415,7 @@ const usage = program
       throw new UsageError((err as Error).message);
     }
     if (!existsSync(config.dbPath)) throw new Error(`no database at ${config.dbPath}`);
-    const report = await withReadDatabase(config.dbPath, (db) => usageReport(db, options));
+    const report = await withReadConnection(config.dbPath, (db) => usageReport(db, options));
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
@@ -656,11 +658,24 @@ program.addCommand(migrateCommand());
 
 /** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
 async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  // Imported here: `usage` reads without kysely (withReadConnection), and starts faster for it.
+  const { openReadDatabase } = await import('./db/schema.js');
   const db = openReadDatabase(dbPath);
   try {
     return await query(db);
   } finally {
     await db.destroy();
+  }
+}
+
+/** One report on a bare read-only better-sqlite3 connection: no kysely or thread pool to start. */
+async function withReadConnection<T>(dbPath: string, query: (db: UsageSource) => Promise<T>): Promise<T> {
+  const { openReadConnection } = await import('./db/read-connection.js');
+  const sqlite = openReadConnection(dbPath);
+  try {
+    return await query(async (text) => sqlite.prepare(text).all());
+  } finally {
+    sqlite.close();
   }
 }
 

@@ -9,6 +9,7 @@ import type { MonitorConfig } from './config.js';
 import { ReadPool } from './db/read-pool.js';
 import { spoolUnacknowledged } from './db/spool.js';
 import { botRoutes } from './http/bot-routes.js';
+import { settingsRoutes } from './http/settings-routes.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
 import { DashboardServer } from './http/dashboard-server.js';
 import { createMetrics } from './http/metrics.js';
@@ -571,6 +572,7 @@ export class Monitor {
         },
       }),
       ...botRoutes(this.#readPool),
+      ...settingsRoutes(this.config),
       ...(
         [
           ['crash', 'crashed'],

@@ -5,7 +5,7 @@
 // on the sampler's own thread, where async fs would queue three hops per pid on libuv's threadpool,
 // which is shared by every thread of the process (main thread and the other actors included).
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from './log.js';
 
@@ -57,19 +57,19 @@ const STAT_BYTES = 4096; // a stat line is ~300 bytes; comm is at most 64 bytes 
 
 /** True when /proc/<pid>/stat can be read for this process (Linux, /proc mounted). */
 export function procAvailable(): boolean {
-  const fd = openStat(process.pid);
-  if (typeof fd !== 'number') return false;
-  try {
-    return typeof readStat(fd, Buffer.allocUnsafe(STAT_BYTES)) === 'object';
-  } finally {
-    closeSync(fd);
-  }
+  return typeof readProcStat(process.pid) === 'object';
+}
+
+/** The path of a pid's stat file; the sampler builds it once per watched pid, not once per read. */
+export function statPath(pid: number): string {
+  return `/proc/${pid}/stat`;
 }
 
 /** Opens /proc/<pid>/stat. The fd stays bound to that process: after it exits, reads fail with ESRCH even if the pid is reused. */
-export function openStat(pid: number): number | 'gone' | 'error' {
+export function openStat(path: string): number | 'gone' | 'error' {
   try {
-    return openSync(`/proc/${pid}/stat`, 'r');
+    // The numeric flag skips fs's flag-string parsing (O_RDONLY is 0 on every platform with /proc).
+    return openSync(path, constants.O_RDONLY);
   } catch (err) {
     return isGone(err) ? 'gone' : 'error';
   }
@@ -83,12 +83,12 @@ export function readStat(fd: number, buf: Buffer): StatRead {
   } catch (err) {
     return isGone(err) ? 'gone' : 'error';
   }
-  return parseStat(buf.toString('latin1', 0, n)) ?? 'error';
+  return parseStat(buf, n) ?? 'error';
 }
 
-/** open + read + close in one call. */
-export function readProcStat(pid: number, buf: Buffer = Buffer.allocUnsafe(STAT_BYTES)): StatRead {
-  const fd = openStat(pid);
+/** open + pread + close of one stat file, by pid or by a path from `statPath`: no fd outlives the call. */
+export function readProcStat(pid: number | string, buf: Buffer = Buffer.allocUnsafe(STAT_BYTES)): StatRead {
+  const fd = openStat(typeof pid === 'number' ? statPath(pid) : pid);
   if (typeof fd !== 'number') return fd;
   try {
     return readStat(fd, buf);
@@ -97,28 +97,87 @@ export function readProcStat(pid: number, buf: Buffer = Buffer.allocUnsafe(STAT_
   }
 }
 
+const CLOSE_PAREN = 0x29;
+const SPACE = 0x20;
+const NEWLINE = 0x0a;
+const MINUS = 0x2d;
+const DIGIT_0 = 0x30;
+
 /**
- * Parses a /proc/<pid>/stat line. Field 2 (comm) is in parentheses and may itself contain spaces
- * and parentheses ("(my (bot) 1)"), so fields are counted from the LAST ')': after it come
- * field 3 (state) at index 0, so field N is at index N - 3.
+ * Parses the first `length` bytes of `buf` as a /proc/<pid>/stat line. Field 2 (comm) is in
+ * parentheses and may itself contain spaces and parentheses ("(my (bot) 1)"), so fields are
+ * counted from the LAST ')': after it come a space, field 3 (state), then numbers.
+ *
+ * Straight from the bytes: decoding the line and splitting it into ~50 strings cost ~5 µs per pid,
+ * a third of a whole round at 10,000 pids (docs/PERFORMANCE.md, "Sampler").
  */
-export function parseStat(line: string): ProcStat | null {
-  const close = line.lastIndexOf(')');
-  if (close < 0) return null;
-  const fields = line.slice(close + 2).split(' ');
-  if (fields.length < 22) return null;
-  const stat: ProcStat = {
-    state: fields[0],
-    ppid: Number(fields[1]),
-    startTime: Number(fields[19]),
-    utimeTicks: Number(fields[11]),
-    stimeTicks: Number(fields[12]),
-    cutimeTicks: Number(fields[13]),
-    cstimeTicks: Number(fields[14]),
-    rssPages: Number(fields[21]),
-  };
-  if (stat.state.length !== 1 || !Number.isSafeInteger(stat.startTime)) return null;
-  return stat;
+export function parseStat(buf: Buffer, length: number): ProcStat | null {
+  const close = buf.lastIndexOf(CLOSE_PAREN, length - 1);
+  if (close < 0 || close + 4 >= length || buf[close + 1] !== SPACE || buf[close + 3] !== SPACE) return null;
+  const state = String.fromCharCode(buf[close + 2]);
+  let ppid = 0;
+  let utime = 0;
+  let stime = 0;
+  let cutime = 0;
+  let cstime = 0;
+  let start = 0;
+  let field = 4;
+  let value = 0;
+  let negative = false;
+  let digits = 0;
+  for (let i = close + 4; i < length; i++) {
+    const c = buf[i];
+    if (c === SPACE || c === NEWLINE) {
+      if (digits === 0) return null;
+      if (negative) value = -value;
+      switch (field) {
+        case 4:
+          ppid = value;
+          break;
+        case 14:
+          utime = value;
+          break;
+        case 15:
+          stime = value;
+          break;
+        case 16:
+          cutime = value;
+          break;
+        case 17:
+          cstime = value;
+          break;
+        case 22:
+          start = value;
+          break;
+        case 24:
+          // The last field we need: the rest of the line is not looked at.
+          return Number.isSafeInteger(start) && state !== ' '
+            ? {
+                state,
+                ppid,
+                startTime: start,
+                utimeTicks: utime,
+                stimeTicks: stime,
+                cutimeTicks: cutime,
+                cstimeTicks: cstime,
+                rssPages: value,
+              }
+            : null;
+      }
+      field++;
+      value = 0;
+      negative = false;
+      digits = 0;
+    } else if (c === MINUS && digits === 0 && !negative)
+      negative = true; // priority and nice may be negative
+    else {
+      const d = c - DIGIT_0;
+      if (d < 0 || d > 9) return null;
+      value = value * 10 + d;
+      digits++;
+    }
+  }
+  return null; // cut short before field 24
 }
 
 /** Zombie (exited, not yet reaped by its parent) or dead: the process is over, whatever pidusage says. */

@@ -108,6 +108,10 @@ test('with a token: 401 without it, the API and admin routes with it, the page a
   assert.ok(!session.routes.some((r) => r.includes('/fault/')), 'no fault route is offered over HTTP');
   assert.equal((await fetch(`${url}api/fault/crash?actor=registry`, { method: 'POST', headers: bearer })).status, 404);
   assert.equal((await fetch(`${url}api/fault/unhandled-rejection`, { method: 'POST', headers: bearer })).status, 404);
+  // The monitor's file paths (GET /settings) stay on the control sockets too.
+  assert.ok(!session.routes.includes('GET /settings'), 'GET /settings is not offered over HTTP');
+  assert.equal((await fetch(`${url}api/settings`, { headers: bearer })).status, 404);
+  assert.equal((await requestControl<{ db: string }>(monitor.control, 'GET', '/settings')).db, monitor.db);
   await assert.rejects(
     requestControl(monitor.admin, 'POST', '/fault/crash?actor=nobody'),
     /query parameter actor/,

@@ -1,5 +1,7 @@
-// The db-writer actor on a real worker thread and a real SQLite file: the supervisor's handshake is
-// done by hand, data goes through a main-side Link exactly as the ingest path sends it.
+// The db-writer actor on a real worker thread and a real store: the supervisor's handshake is done
+// by hand, data goes through a main-side Link exactly as the ingest path sends it. Tests marked
+// [sqlite] / [postgres] run on both backends (test/helpers/backends.ts); the others are about
+// SQLite itself (its lock, its file, its migrations of old files).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ import { createLogger } from '../src/log.js';
 import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters, TEST_HOST } from './helpers/writer.js';
+import { BACKENDS, openBackend } from './helpers/backends.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -49,71 +52,172 @@ const usage = (id: number, at = Date.now()): WriteItem => ({
   latency_ms: 100,
 });
 
-test('rows of every item type land with the right columns and cost', async () => {
-  const dbPath = tempDb();
-  const link = new Link<WriteItem>('ingest');
-  const writer = await startWriter(dbPath, link);
-  const t0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
-  const items: WriteItem[] = [
-    {
-      type: 'llm_usage',
-      at: t0,
-      channel: 'alpha',
-      model: 'gpt-4o',
-      feature: 'chat',
-      tokens_in: 1000,
-      tokens_out: 500,
-      latency_ms: 812.5,
-    },
-    {
-      type: 'llm_usage',
-      at: t0,
-      channel: 'alpha',
-      model: 'gpt-4o-2024-08-06',
-      feature: 'chat',
-      tokens_in: 1000,
-      tokens_out: 500,
-      latency_ms: null,
-    },
-    {
-      type: 'llm_usage',
-      at: t0,
-      channel: 'beta',
-      model: 'some-new-model',
-      feature: 'summary',
-      tokens_in: 1_000_000,
-      tokens_out: 1_000_000,
-      latency_ms: 3,
-    },
-    {
-      type: 'status',
-      channel: 'alpha',
-      pid: 41,
-      status: 'online',
-      features_json: '{"tts":true}',
-      registered_at: t0,
-      last_seen: t0,
-      last_heartbeat: null,
-      start_time: null,
-    },
-    {
-      type: 'status',
+for (const kind of BACKENDS)
+  test(`rows of every item type land with the right columns and cost [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const link = new Link<WriteItem>('ingest');
+    const writer = await startWriter(store.dbPath, link, store.overrides);
+    const t0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
+    const items: WriteItem[] = [
+      {
+        type: 'llm_usage',
+        at: t0,
+        channel: 'alpha',
+        model: 'gpt-4o',
+        feature: 'chat',
+        tokens_in: 1000,
+        tokens_out: 500,
+        latency_ms: 812.5,
+      },
+      {
+        type: 'llm_usage',
+        at: t0,
+        channel: 'alpha',
+        model: 'gpt-4o-2024-08-06',
+        feature: 'chat',
+        tokens_in: 1000,
+        tokens_out: 500,
+        latency_ms: null,
+      },
+      {
+        type: 'llm_usage',
+        at: t0,
+        channel: 'beta',
+        model: 'some-new-model',
+        feature: 'summary',
+        tokens_in: 1_000_000,
+        tokens_out: 1_000_000,
+        latency_ms: 3,
+      },
+      {
+        type: 'status',
+        channel: 'alpha',
+        pid: 41,
+        status: 'online',
+        features_json: '{"tts":true}',
+        registered_at: t0,
+        last_seen: t0,
+        last_heartbeat: null,
+        start_time: null,
+      },
+      {
+        type: 'status',
+        channel: 'alpha',
+        pid: 42,
+        status: 'stale',
+        features_json: null,
+        registered_at: t0 + 1,
+        last_seen: t0 + 2,
+        last_heartbeat: t0 + 3,
+        start_time: 123_456,
+      },
+      { type: 'event', at: t0, channel: 'alpha', pid: 42, from: 'online', to: 'stale', reason: 'no_heartbeat' },
+      { type: 'event', at: t0, channel: 'beta', pid: 7, from: null, to: 'online', reason: 'registered' },
+      { type: 'metric', at: t0, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, cpu_pct_machine: 75 },
+      {
+        type: 'health',
+        at: t0,
+        health: {
+          actor: 'registry',
+          processed: 10,
+          queue_depth: 2,
+          dropped: 0,
+          loop_lag_p99_ms: 1.5,
+          loop_lag_max_ms: 3,
+          heap_used_mb: 12.3,
+          uptime_s: 60,
+          restarts: 1,
+          detail: { bots_online: 3 },
+        },
+      },
+    ];
+    for (const item of items) link.send(item);
+    // A row SQLite cannot take and an unknown item type: each is dropped and counted, never fatal.
+    link.send({
+      type: 'event',
+      at: Number.NaN,
       channel: 'alpha',
       pid: 42,
-      status: 'stale',
-      features_json: null,
-      registered_at: t0 + 1,
-      last_seen: t0 + 2,
-      last_heartbeat: t0 + 3,
-      start_time: 123_456,
-    },
-    { type: 'event', at: t0, channel: 'alpha', pid: 42, from: 'online', to: 'stale', reason: 'no_heartbeat' },
-    { type: 'event', at: t0, channel: 'beta', pid: 7, from: null, to: 'online', reason: 'registered' },
-    { type: 'metric', at: t0, channel: 'alpha', pid: 42, rss_mb: 81.5, cpu_pct: 150, cpu_pct_machine: 75 },
-    {
-      type: 'health',
-      at: t0,
-      health: {
+      from: null,
+      to: 'online',
+      reason: 'registered',
+    });
+    link.send({ type: 'no_such_table', at: t0 } as never);
+    await waitFor('acks', () => link.pending === 0);
+
+    const iso = new Date(t0).toISOString();
+    const usageRows = await store.rows(
+      'SELECT ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd FROM llm_usage ORDER BY channel, model',
+    );
+    assert.deepEqual(usageRows, [
+      {
+        ts: iso,
+        channel: 'alpha',
+        model: 'gpt-4o',
+        feature: 'chat',
+        tokens_in: 1000,
+        tokens_out: 500,
+        latency_ms: 812.5,
+        cost_usd: 0.0075,
+      },
+      {
+        ts: iso,
+        channel: 'alpha',
+        model: 'gpt-4o-2024-08-06',
+        feature: 'chat',
+        tokens_in: 1000,
+        tokens_out: 500,
+        latency_ms: null,
+        cost_usd: 0.0075,
+      },
+      {
+        ts: iso,
+        channel: 'beta',
+        model: 'some-new-model',
+        feature: 'summary',
+        tokens_in: 1_000_000,
+        tokens_out: 1_000_000,
+        latency_ms: 3,
+        cost_usd: null,
+      }, // no price: no made-up cost
+    ]);
+    // Two upserts of one channel leave one row holding the second.
+    assert.deepEqual(await store.rows('SELECT * FROM bot_status'), [
+      {
+        channel: 'alpha',
+        pid: 42,
+        status: 'stale',
+        features_json: null,
+        registered_at: new Date(t0 + 1).toISOString(),
+        last_seen: new Date(t0 + 2).toISOString(),
+        last_heartbeat: new Date(t0 + 3).toISOString(),
+        start_time: 123_456,
+        host: TEST_HOST,
+      },
+    ]);
+    assert.deepEqual(
+      await store.rows('SELECT ts, channel, pid, from_status, to_status, reason FROM bot_events ORDER BY id'),
+      [
+        { ts: iso, channel: 'alpha', pid: 42, from_status: 'online', to_status: 'stale', reason: 'no_heartbeat' },
+        { ts: iso, channel: 'beta', pid: 7, from_status: null, to_status: 'online', reason: 'registered' },
+      ],
+    );
+    assert.deepEqual(await store.rows('SELECT * FROM bot_metrics'), [
+      {
+        ts: iso,
+        channel: 'alpha',
+        pid: 42,
+        rss_mb: 81.5,
+        cpu_pct: 150,
+        features_json: null,
+        cpu_pct_machine: 75,
+        host: TEST_HOST,
+      },
+    ]);
+    assert.deepEqual(await store.rows('SELECT * FROM worker_health'), [
+      {
+        ts: iso,
         actor: 'registry',
         processed: 10,
         queue_depth: 2,
@@ -123,164 +227,65 @@ test('rows of every item type land with the right columns and cost', async () =>
         heap_used_mb: 12.3,
         uptime_s: 60,
         restarts: 1,
-        detail: { bots_online: 3 },
+        detail_json: '{"bots_online":3}',
+        host: TEST_HOST,
       },
-    },
-  ];
-  for (const item of items) link.send(item);
-  // A row SQLite cannot take and an unknown item type: each is dropped and counted, never fatal.
-  link.send({
-    type: 'event',
-    at: Number.NaN,
-    channel: 'alpha',
-    pid: 42,
-    from: null,
-    to: 'online',
-    reason: 'registered',
+    ]);
+    assert.deepEqual(await store.rows('SELECT sender, seq FROM delivery_cursor'), [{ sender: link.sender, seq: 1 }]);
+
+    const health = await writer.control.health();
+    assert.equal(health.actor, 'db');
+    assert.equal(health.processed, items.length);
+    assert.equal(health.queue_depth, 0);
+    assert.equal(health.dropped, 2);
+    assert.deepEqual(
+      [
+        health.detail.rows_llm_usage,
+        health.detail.rows_status,
+        health.detail.rows_events,
+        health.detail.rows_metrics,
+        health.detail.rows_health,
+      ],
+      [3, 2, 2, 1, 1],
+    );
+    await writer.control.shutdown();
+    await writer.stop();
   });
-  link.send({ type: 'no_such_table', at: t0 } as never);
-  await waitFor('acks', () => link.pending === 0);
 
-  const db = reader(dbPath);
-  const iso = new Date(t0).toISOString();
-  const usageRows = db
-    .prepare(
-      'SELECT ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd FROM llm_usage ORDER BY rowid',
-    )
-    .all();
-  assert.deepEqual(usageRows, [
-    {
-      ts: iso,
-      channel: 'alpha',
-      model: 'gpt-4o',
-      feature: 'chat',
-      tokens_in: 1000,
-      tokens_out: 500,
-      latency_ms: 812.5,
-      cost_usd: 0.0075,
-    },
-    {
-      ts: iso,
-      channel: 'alpha',
-      model: 'gpt-4o-2024-08-06',
-      feature: 'chat',
-      tokens_in: 1000,
-      tokens_out: 500,
-      latency_ms: null,
-      cost_usd: 0.0075,
-    },
-    {
-      ts: iso,
-      channel: 'beta',
-      model: 'some-new-model',
-      feature: 'summary',
-      tokens_in: 1_000_000,
-      tokens_out: 1_000_000,
-      latency_ms: 3,
-      cost_usd: null,
-    }, // no price: no made-up cost
-  ]);
-  // Two upserts of one channel leave one row holding the second.
-  assert.deepEqual(db.prepare('SELECT * FROM bot_status').all(), [
-    {
-      channel: 'alpha',
-      pid: 42,
-      status: 'stale',
-      features_json: null,
-      registered_at: new Date(t0 + 1).toISOString(),
-      last_seen: new Date(t0 + 2).toISOString(),
-      last_heartbeat: new Date(t0 + 3).toISOString(),
-      start_time: 123_456,
-      host: TEST_HOST,
-    },
-  ]);
-  assert.deepEqual(
-    db.prepare('SELECT ts, channel, pid, from_status, to_status, reason FROM bot_events ORDER BY id').all(),
-    [
-      { ts: iso, channel: 'alpha', pid: 42, from_status: 'online', to_status: 'stale', reason: 'no_heartbeat' },
-      { ts: iso, channel: 'beta', pid: 7, from_status: null, to_status: 'online', reason: 'registered' },
-    ],
-  );
-  assert.deepEqual(db.prepare('SELECT * FROM bot_metrics').all(), [
-    {
-      ts: iso,
-      channel: 'alpha',
-      pid: 42,
-      rss_mb: 81.5,
-      cpu_pct: 150,
-      features_json: null,
-      cpu_pct_machine: 75,
-      host: TEST_HOST,
-    },
-  ]);
-  assert.deepEqual(db.prepare('SELECT * FROM worker_health').all(), [
-    {
-      ts: iso,
-      actor: 'registry',
-      processed: 10,
-      queue_depth: 2,
-      dropped: 0,
-      loop_lag_p99_ms: 1.5,
-      loop_lag_max_ms: 3,
-      heap_used_mb: 12.3,
-      uptime_s: 60,
-      restarts: 1,
-      detail_json: '{"bots_online":3}',
-      host: TEST_HOST,
-    },
-  ]);
-  assert.deepEqual(db.prepare('SELECT sender, seq FROM delivery_cursor').all(), [{ sender: link.sender, seq: 1 }]);
-
-  const health = await writer.control.health();
-  assert.equal(health.actor, 'db');
-  assert.equal(health.processed, items.length);
-  assert.equal(health.queue_depth, 0);
-  assert.equal(health.dropped, 2);
-  assert.deepEqual(
-    [
-      health.detail.rows_llm_usage,
-      health.detail.rows_status,
-      health.detail.rows_events,
-      health.detail.rows_metrics,
-      health.detail.rows_health,
-    ],
-    [3, 2, 2, 1, 1],
-  );
-  await writer.control.shutdown();
-  await writer.stop();
-});
-
-test('many rows go into each transaction; flush() commits what is held', async () => {
-  const dbPath = tempDb();
-  const link = new Link<WriteItem>('ingest');
-  // A flush interval longer than the test: only the row threshold or flush() can commit.
-  const writer = await startWriter(dbPath, link, {
-    writer: { flushIntervalMs: 600_000, maxRowsPerTransaction: 10_000 },
+for (const kind of BACKENDS)
+  test(`many rows go into each transaction; flush() commits what is held [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const link = new Link<WriteItem>('ingest');
+    // A flush interval longer than the test: only the row threshold or flush() can commit.
+    const writer = await startWriter(store.dbPath, link, {
+      ...store.overrides,
+      writer: { flushIntervalMs: 600_000, maxRowsPerTransaction: 10_000 },
+    });
+    for (let i = 0; i < 30_000; i++) link.send(usage(i));
+    // Settled: everything received, less than a transaction's worth still held.
+    let health = await waitFor(
+      '30k rows received',
+      async () => {
+        const h = await writer.control.health();
+        return h.processed + h.queue_depth === 30_000 && h.queue_depth < 10_000 && h;
+      },
+      30_000,
+      10,
+    );
+    assert.ok(health.processed >= 20_000, 'full transactions commit without waiting for the interval');
+    assert.ok(health.queue_depth > 0, 'the remainder waits for the interval (10 min)');
+    await writer.control.flush();
+    health = await writer.control.health();
+    assert.equal(health.processed, 30_000);
+    assert.equal(health.queue_depth, 0);
+    assert.ok(
+      Number(health.detail.commits) >= 3 && Number(health.detail.commits) <= 6,
+      `30k rows took ${health.detail.commits} commits`,
+    );
+    await waitFor('acks', () => link.pending === 0);
+    assert.equal(await store.count('llm_usage'), 30_000);
   });
-  for (let i = 0; i < 30_000; i++) link.send(usage(i));
-  // Settled: everything received, less than a transaction's worth still held.
-  let health = await waitFor(
-    '30k rows received',
-    async () => {
-      const h = await writer.control.health();
-      return h.processed + h.queue_depth === 30_000 && h.queue_depth < 10_000 && h;
-    },
-    30_000,
-    10,
-  );
-  assert.ok(health.processed >= 20_000, 'full transactions commit without waiting for the interval');
-  assert.ok(health.queue_depth > 0, 'the remainder waits for the interval (10 min)');
-  await writer.control.flush();
-  health = await writer.control.health();
-  assert.equal(health.processed, 30_000);
-  assert.equal(health.queue_depth, 0);
-  assert.ok(
-    Number(health.detail.commits) >= 3 && Number(health.detail.commits) <= 6,
-    `30k rows took ${health.detail.commits} commits`,
-  );
-  await waitFor('acks', () => link.pending === 0);
-  assert.equal(count(reader(dbPath), 'llm_usage'), 30_000);
-});
 
 test('a locked database delays rows but loses none, and the writer stays responsive', async () => {
   const dbPath = tempDb();
@@ -327,79 +332,81 @@ test('a locked database delays rows but loses none, and the writer stays respons
   assert.equal(health.dropped, 0);
 });
 
-test('a writer restart loses no row and inserts none twice', async (t) => {
-  await t.test('batches committed but never acknowledged are not inserted again', async () => {
-    const dbPath = tempDb();
-    const link = new Link<WriteItem>('ingest');
-    const first = await startWriter(dbPath, link);
-    const db = reader(dbPath);
-    for (let i = 0; i < 5_000; i++) link.send(usage(i));
-    link.flush();
-    // Hold the main thread until the rows are committed, then cut the link before the acks can
-    // be read: the worst case of a crash between COMMIT and the ack reaching the sender.
-    const pause = new Int32Array(new SharedArrayBuffer(4));
-    const deadline = Date.now() + 30_000;
-    while (count(db, 'llm_usage') < 5_000 && Date.now() < deadline) Atomics.wait(pause, 0, 0, 5);
-    link.detach();
-    await first.stop();
-    assert.equal(count(db, 'llm_usage'), 5_000);
-    assert.equal(link.pending, 5_000, 'the acks were lost with the port');
+for (const kind of BACKENDS)
+  test(`a writer restart loses no row and inserts none twice [${kind}]`, async (t) => {
+    const probe = await openBackend(t, kind);
+    if (!probe) return;
+    await t.test('batches committed but never acknowledged are not inserted again', async (t) => {
+      const store = (await openBackend(t, kind))!;
+      const link = new Link<WriteItem>('ingest');
+      const first = await startWriter(store.dbPath, link, store.overrides);
+      for (let i = 0; i < 5_000; i++) link.send(usage(i));
+      link.flush();
+      // Hold the main thread until the rows are committed, then cut the link before the acks can
+      // be read: the worst case of a crash between COMMIT and the ack reaching the sender.
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      const deadline = Date.now() + 30_000;
+      while (store.countSync('llm_usage') < 5_000 && Date.now() < deadline) Atomics.wait(pause, 0, 0, 5);
+      link.detach();
+      await first.stop();
+      assert.equal(await store.count('llm_usage'), 5_000);
+      assert.equal(link.pending, 5_000, 'the acks were lost with the port');
 
-    for (let i = 5_000; i < 10_000; i++) link.send(usage(i));
-    const second = await startWriter(dbPath, link, {}, 2); // re-sends all 10k
+      for (let i = 5_000; i < 10_000; i++) link.send(usage(i));
+      const second = await startWriter(store.dbPath, link, store.overrides, 2); // re-sends all 10k
+      await waitFor('acks', () => link.pending === 0);
+      assert.deepEqual(await store.rows('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage'), [
+        { n: 10_000, ids: 10_000 },
+      ]);
+      assert.equal((await second.control.health()).detail.rows_llm_usage, 5_000);
+    });
+
+    await t.test('a writer killed mid-stream: rows in flight are re-sent and land once', async (t) => {
+      const store = (await openBackend(t, kind))!;
+      const link = new Link<WriteItem>('ingest');
+      let first = await startWriter(store.dbPath, link, store.overrides);
+      const committedRows = () => store.count('llm_usage');
+      let sent = 0;
+      const pump = setInterval(() => {
+        for (let k = 0; k < 200; k++) link.send(usage(sent++));
+      }, 2);
+      try {
+        // Each phase ends on what happened, not on a time: rows committed, rows sent while down,
+        // rows committed by the new writer.
+        await waitFor('rows committed by the first writer', async () => (await committedRows()) >= 2_000, 30_000, 5);
+        await first.stop(); // terminate(): whatever the writer held is gone with it
+        const sentAtStop = sent;
+        await waitFor('rows sent while the writer is down', () => sent >= sentAtStop + 2_000, 30_000, 5);
+        first = await startWriter(store.dbPath, link, store.overrides, 2);
+        const committed = await committedRows();
+        await waitFor(
+          'rows committed by the second writer',
+          async () => (await committedRows()) >= committed + 2_000,
+          30_000,
+          5,
+        );
+      } finally {
+        clearInterval(pump);
+      }
+      await waitFor('acks', () => link.pending === 0, 30_000, 10);
+      assert.equal(link.stats().dropped, 0);
+      assert.deepEqual(await store.rows('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage'), [
+        { n: sent, ids: sent },
+      ]);
+    });
+  });
+
+for (const kind of BACKENDS)
+  test(`fault injection: writerDropRatio loses that share of llm_usage rows, still acknowledged [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const link = new Link<WriteItem>('ingest');
+    await startWriter(store.dbPath, link, { ...store.overrides, faults: { enabled: true, writerDropRatio: 0.5 } });
+    for (let i = 0; i < 4_000; i++) link.send(usage(i));
     await waitFor('acks', () => link.pending === 0);
-    assert.deepEqual(db.prepare('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage').get(), {
-      n: 10_000,
-      ids: 10_000,
-    });
-    assert.equal((await second.control.health()).detail.rows_llm_usage, 5_000);
+    const stored = await store.count('llm_usage');
+    assert.ok(stored > 1_600 && stored < 2_400, `${stored} of 4000 rows stored`);
   });
-
-  await t.test('a writer killed mid-stream: rows in flight are re-sent and land once', async () => {
-    const dbPath = tempDb();
-    const link = new Link<WriteItem>('ingest');
-    let first = await startWriter(dbPath, link);
-    const db = reader(dbPath);
-    let sent = 0;
-    const pump = setInterval(() => {
-      for (let k = 0; k < 200; k++) link.send(usage(sent++));
-    }, 2);
-    try {
-      // Each phase ends on what happened, not on a time: rows committed, rows sent while down,
-      // rows committed by the new writer.
-      await waitFor('rows committed by the first writer', () => count(db, 'llm_usage') >= 2_000, 30_000, 5);
-      await first.stop(); // terminate(): whatever the writer held is gone with it
-      const sentAtStop = sent;
-      await waitFor('rows sent while the writer is down', () => sent >= sentAtStop + 2_000, 30_000, 5);
-      first = await startWriter(dbPath, link, {}, 2);
-      const committed = count(db, 'llm_usage');
-      await waitFor(
-        'rows committed by the second writer',
-        () => count(db, 'llm_usage') >= committed + 2_000,
-        30_000,
-        5,
-      );
-    } finally {
-      clearInterval(pump);
-    }
-    await waitFor('acks', () => link.pending === 0, 30_000, 10);
-    assert.equal(link.stats().dropped, 0);
-    assert.deepEqual(db.prepare('SELECT count(*) AS n, count(DISTINCT tokens_in) AS ids FROM llm_usage').get(), {
-      n: sent,
-      ids: sent,
-    });
-  });
-});
-
-test('fault injection: writerDropRatio loses that share of llm_usage rows, still acknowledged', async () => {
-  const dbPath = tempDb();
-  const link = new Link<WriteItem>('ingest');
-  await startWriter(dbPath, link, { faults: { enabled: true, writerDropRatio: 0.5 } });
-  for (let i = 0; i < 4_000; i++) link.send(usage(i));
-  await waitFor('acks', () => link.pending === 0);
-  const stored = count(reader(dbPath), 'llm_usage');
-  assert.ok(stored > 1_600 && stored < 2_400, `${stored} of 4000 rows stored`);
-});
 
 test('retention deletes old rows only, in chunks, and keeps tables set to 0 days', async () => {
   const dbPath = tempDb();
@@ -565,22 +572,24 @@ test('migrations are idempotent across restarts and threads starting at once, an
   await adopted.db.destroy();
 });
 
-test('rows a sender spooled itself (writer not answering) are replayed once; the same batches re-sent later are not inserted again', async () => {
-  const dbPath = tempDb();
-  const config = resolveConfig({ dbPath, logLevel: 'error' });
-  const link = new Link<WriteItem>('ingest');
-  for (let i = 0; i < 1_000; i++) link.send(usage(i));
-  const result = spoolUnacknowledged(link, config, createLogger('silent'));
-  assert.deepEqual(result, { spooled: 1_000, lost: 0 });
-  assert.equal(link.pending, 1_000, 'still unacknowledged: the sender re-sends it to the next writer');
-  const writer = await startWriter(dbPath, link); // replays the spool, then receives the re-send
-  await waitFor('acks', () => link.pending === 0);
-  assert.equal(count(reader(dbPath), 'llm_usage'), 1_000);
-  const { detail } = await writer.control.health();
-  assert.equal(detail.rows_replayed, 1_000);
-  assert.equal(detail.redelivered, 1_000);
-  assert.equal(detail.spool_pending, 0);
-});
+for (const kind of BACKENDS)
+  test(`rows a sender spooled itself (writer not answering) are replayed once; the same batches re-sent later are not inserted again [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const config = resolveConfig({ logLevel: 'error', hostName: TEST_HOST }, store.overrides);
+    const link = new Link<WriteItem>('ingest');
+    for (let i = 0; i < 1_000; i++) link.send(usage(i));
+    const result = spoolUnacknowledged(link, config, createLogger('silent'));
+    assert.deepEqual(result, { spooled: 1_000, lost: 0 });
+    assert.equal(link.pending, 1_000, 'still unacknowledged: the sender re-sends it to the next writer');
+    const writer = await startWriter(store.dbPath, link, store.overrides); // replays the spool, then receives the re-send
+    await waitFor('acks', () => link.pending === 0);
+    assert.equal(await store.count('llm_usage'), 1_000);
+    const { detail } = await writer.control.health();
+    assert.equal(detail.rows_replayed, 1_000);
+    assert.equal(detail.redelivered, 1_000);
+    assert.equal(detail.spool_pending, 0);
+  });
 
 /** A registry's 'caused' item: the rows ingest batch `seq` of `sender` caused (one 'online' event for `channel`). */
 const caused = (sender: string, seq: number, channel: string): WriteItem => ({
@@ -635,22 +644,32 @@ test('rows of an ingest batch applied twice are stored once: the copy held in th
   assert.equal((await writer.control.health()).detail.reapplied, 2);
 });
 
-test('spool replay skips the rows of an ingest batch spooled twice (by a registry and by its restarted successor)', async () => {
-  const dbPath = tempDb();
-  const config = resolveConfig({ dbPath, logLevel: 'error' });
-  const spool = new Spool<WriteItem>(spoolPathFor(config), config.spool.maxBytes);
-  assert.ok(
-    spool.append([
-      { from: 'registry:old', seq: 1, items: [caused('ingest:a', 1, 'one'), caused('ingest:a', 2, 'two')] },
-      {
-        from: 'registry:new',
-        seq: 1,
-        items: [caused('ingest:a', 1, 'one again'), caused('ingest:a', 2, 'two again'), caused('ingest:a', 3, 'three')],
-      },
-    ]),
-  );
-  const writer = await startWriter(dbPath, new Link<WriteItem>('ingest'));
-  await waitFor('spool replayed', async () => (await writer.control.health()).detail.spool_pending === 0);
-  assert.deepEqual(eventChannels(dbPath), ['one', 'two', 'three']);
-  assert.equal((await writer.control.health()).detail.reapplied, 2);
-});
+for (const kind of BACKENDS)
+  test(`spool replay skips the rows of an ingest batch spooled twice (by a registry and by its restarted successor) [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const config = resolveConfig({ logLevel: 'error', hostName: TEST_HOST }, store.overrides);
+    const spool = new Spool<WriteItem>(spoolPathFor(config), config.spool.maxBytes);
+    assert.ok(
+      spool.append([
+        { from: 'registry:old', seq: 1, items: [caused('ingest:a', 1, 'one'), caused('ingest:a', 2, 'two')] },
+        {
+          from: 'registry:new',
+          seq: 1,
+          items: [
+            caused('ingest:a', 1, 'one again'),
+            caused('ingest:a', 2, 'two again'),
+            caused('ingest:a', 3, 'three'),
+          ],
+        },
+      ]),
+    );
+    const writer = await startWriter(store.dbPath, new Link<WriteItem>('ingest'), store.overrides);
+    await waitFor('spool replayed', async () => (await writer.control.health()).detail.spool_pending === 0);
+    const channels = await store.rows<{ channel: string }>('SELECT channel FROM bot_events ORDER BY id');
+    assert.deepEqual(
+      channels.map((r) => r.channel),
+      ['one', 'two', 'three'],
+    );
+    assert.equal((await writer.control.health()).detail.reapplied, 2);
+  });

@@ -13,6 +13,9 @@ import { LLM_CALL_STATUSES } from '../src/protocol/messages.js';
 import { usageReport, type UsageFigures } from '../src/llm/report.js';
 import { DAILY_UNTIL_KEY, RollupBatch } from '../src/llm/rollups.js';
 import { openReadDatabase, openWriteDatabase } from '../src/db/schema.js';
+import { resolveConfig } from '../src/config.js';
+import { UsageAccounting } from '../src/llm/accounting.js';
+import { addTo, bucketOf, BUCKETS, emptyHistogram } from '../src/llm/histogram.js';
 import { waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters } from './helpers/writer.js';
 
@@ -234,4 +237,111 @@ test('the daily rollups are folded from finished hours as the clock moves, late 
     rows.length + late.length,
     'every call once: in its day, or in an hour not folded yet',
   );
+});
+
+test('the writer keeps the hour in memory: rollups stay exact across a rolled-back transaction and a restart', async () => {
+  const dbPath = join(dir, 'memory.db');
+  const config = resolveConfig({ dbPath, logLevel: 'error' });
+  const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+  // The same few keys over and over, in this hour: every transaction finds its keys in memory.
+  const rows = randomRows(2000).map((r) => ({ ...r, id: undefined, at: hour + (r.at % 3_600_000) }));
+  const insert = (sqlite: BetterSqlite3.Database) =>
+    sqlite.prepare(`INSERT INTO llm_usage (ts, channel, model, feature, tokens_in, tokens_out, latency_ms, cost_usd, tokens_cached,
+      tokens_reasoning, provider, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  /** One transaction as the writer runs it: rows and their rollups, then COMMIT, or a throw after the rollups were written. */
+  const transaction = (
+    sqlite: BetterSqlite3.Database,
+    accounting: UsageAccounting,
+    slice: LlmUsageRow[],
+    fail = false,
+  ) => {
+    const put = insert(sqlite);
+    try {
+      sqlite.transaction(() => {
+        accounting.begin();
+        for (const row of slice) {
+          const cost = accounting.cost(row);
+          put.run(
+            new Date(row.at).toISOString(),
+            row.channel,
+            row.model,
+            row.feature,
+            row.tokens_in,
+            row.tokens_out,
+            row.latency_ms ?? null,
+            cost,
+            row.tokens_cached ?? null,
+            row.tokens_reasoning ?? null,
+            row.provider ?? null,
+            row.status ?? null,
+          );
+          accounting.stored(row, cost);
+        }
+        accounting.finish();
+        if (fail) throw new Error('the COMMIT did not happen');
+      })();
+      accounting.commit();
+    } catch (err) {
+      accounting.rollback();
+      if (!fail) throw err;
+    }
+  };
+  let handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  let accounting = new UsageAccounting(handle.sqlite, config);
+  transaction(handle.sqlite, accounting, rows.slice(0, 500));
+  transaction(handle.sqlite, accounting, rows.slice(500, 1000), true); // rolled back after its rollups were written
+  transaction(handle.sqlite, accounting, rows.slice(1000, 1500));
+  await handle.db.destroy();
+  // A restart: a new writer's first touch of each key reads the stored row.
+  handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  after(() => handle.db.destroy());
+  accounting = new UsageAccounting(handle.sqlite, config);
+  transaction(handle.sqlite, accounting, rows.slice(1500));
+
+  const sqlite = handle.sqlite;
+  const bucket = "substr(ts, 1, 13) || ':00:00.000Z'";
+  const raw = sqlite
+    .prepare(
+      `SELECT ${bucket} AS ts, ${KEY}, ${SUMS} FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+    )
+    .all();
+  const rolled = sqlite
+    .prepare(
+      `SELECT ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning,
+      round(cost_usd, 9) AS cost_usd, unpriced_calls, latency_count, round(latency_sum, 6) AS latency_sum, latency_min, latency_max
+      FROM llm_usage_hourly ORDER BY 1, 2, 3, 4, 5, 6`,
+    )
+    .all();
+  assert.equal((sqlite.prepare('SELECT count(*) AS n FROM llm_usage').get() as { n: number }).n, 1500);
+  assert.ok(raw.length > 50, `enough keys (${raw.length})`);
+  assert.deepEqual(
+    rolled,
+    raw,
+    'hourly rows = the committed rows, none of the rolled-back ones, the rows before the restart kept',
+  );
+  // Histograms: each key's buckets are the committed calls' latencies.
+  const expected = new Map<string, number[]>();
+  for (const r of [...rows.slice(0, 500), ...rows.slice(1000)]) {
+    if (r.latency_ms === null || r.latency_ms === undefined) continue;
+    const key = [r.channel, r.model, r.feature, r.provider ?? '', r.status ?? 'ok'].join('/');
+    const dense = expected.get(key) ?? new Array<number>(BUCKETS).fill(0);
+    dense[bucketOf(r.latency_ms)]++;
+    expected.set(key, dense);
+  }
+  const stored = sqlite
+    .prepare('SELECT channel, model, feature, provider, status, latency_hist FROM llm_usage_hourly')
+    .all() as {
+    channel: string;
+    model: string;
+    feature: string;
+    provider: string;
+    status: string;
+    latency_hist: Buffer | null;
+  }[];
+  for (const s of stored) {
+    const dense = emptyHistogram();
+    addTo(dense, s.latency_hist);
+    const key = [s.channel, s.model, s.feature, s.provider, s.status].join('/');
+    assert.deepEqual([...dense], expected.get(key) ?? new Array<number>(BUCKETS).fill(0), key);
+  }
 });

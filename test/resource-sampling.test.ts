@@ -47,8 +47,16 @@ describe('resource sampling', () => {
       ['-e', "new (require('node:worker_threads').Worker)('for (;;) {}', { eval: true }); for (;;) {}"],
       { stdio: 'ignore' },
     );
-    const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+    // The idle child is registered once it has booted: node's own start-up (~100 ms of cpu, more on
+    // a loaded box) would otherwise fall into its first sampled window.
+    const idle = spawn(process.execPath, ['-e', "process.stdout.write('ready\\n'); setInterval(() => {}, 1e9)"], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     children.push(busy.pid!, idle.pid!);
+    await new Promise<void>((resolve, reject) => {
+      idle.once('error', reject);
+      idle.stdout.once('data', () => resolve());
+    });
     const busyCpu = cpuMeter(busy.pid!);
     await sendLines(monitor.socket, [
       line({ type: 'register', channel: 'busy_bot', pid: busy.pid }),

@@ -39,7 +39,7 @@ import { RateLimitedLog, type Logger } from '../src/log.js';
 import { runActor, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
-import { hasExited, pidAlive, procAvailable, procUnits, readProcStat, type ProcUnits } from '../src/proc.js';
+import { hasExited, pidAlive, procAvailable, procUnits, readProcStat, statPath, type ProcUnits } from '../src/proc.js';
 import type { WriteItem } from '../src/actors/db-writer-messages.js';
 import type { SampleResult, SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
 
@@ -81,6 +81,8 @@ export interface RoundOutcome {
 interface Watched {
   channel: string;
   pid: number;
+  /** `/proc/<pid>/stat`, built once per watch rather than once per read. */
+  statPath: string;
   /** Linux: clock ticks since boot; without /proc: epoch seconds. Null until first seen. */
   startTime: number | null;
   /** The previous usage read, for the cpu delta; null until the first (baseline) read. */
@@ -208,7 +210,13 @@ export class ProcessSampler {
               entry.baseline = null;
             }
           } else {
-            this.#entries.set(item.channel, { channel: item.channel, pid: item.pid, startTime: given, baseline: null });
+            this.#entries.set(item.channel, {
+              channel: item.channel,
+              pid: item.pid,
+              statPath: statPath(item.pid),
+              startTime: given,
+              baseline: null,
+            });
           }
           break;
         }
@@ -304,16 +312,18 @@ export class ProcessSampler {
       await this.#inFlight;
       if (round.abandoned) return;
     }
+    // Entries that share a pid (bots of one process) cost one read.
     const byPid = new Map<number, Watched[]>();
     for (const entry of this.#entries.values()) {
       const same = byPid.get(entry.pid);
       if (same) same.push(entry);
       else byPid.set(entry.pid, [entry]);
     }
-    const pids = [...byPid.keys()];
-    for (let i = 0; i < pids.length; i += this.#chunk) {
+    const groups = [...byPid.values()];
+    for (let i = 0; i < groups.length; i += this.#chunk) {
       if (round.abandoned) return;
-      const call = this.#statsCall(pids.slice(i, i + this.#chunk));
+      const chunk = groups.slice(i, i + this.#chunk);
+      const call = this.#statsCall(chunk);
       const settled = call.then(noop, noop);
       this.#inFlight = settled;
       void settled.then(() => {
@@ -321,20 +331,23 @@ export class ProcessSampler {
       });
       const { observed, at } = await call;
       if (round.abandoned) return; // late results of an abandoned round are not used, not even as a baseline
-      for (const [pid, observation] of observed)
-        for (const entry of byPid.get(pid)!) this.#judge(round, entry, observation, at);
+      for (let j = 0; j < chunk.length; j++) for (const entry of chunk[j]) this.#judge(round, entry, observed[j], at);
     }
   }
 
-  /** One stats call for a chunk of pids: what /proc (or, without it, pidusage) says about each. Never rejects. */
-  async #statsCall(pids: number[]): Promise<{ observed: Map<number, Observation>; at: number }> {
+  /**
+   * One stats call for a chunk of pids (each group: the entries of one pid): what /proc (or, without
+   * it, pidusage) says about each, in chunk order. Never rejects.
+   */
+  async #statsCall(chunk: Watched[][]): Promise<{ observed: Observation[]; at: number }> {
     if (this.#faultDelayMs > 0) await delay(this.#faultDelayMs);
-    const observed = new Map<number, Observation>();
+    const observed: Observation[] = new Array<Observation>(chunk.length);
     if (this.#useProc) {
       await yieldToLoop(); // the reads are synchronous: let the time box and control calls in between chunks
-      for (const pid of pids) observed.set(pid, this.#readProc(pid));
+      for (let j = 0; j < chunk.length; j++) observed[j] = this.#readProc(chunk[j][0].statPath);
       return { observed, at: performance.now() };
     }
+    const pids = chunk.map((group) => group[0].pid);
     let usage: Record<string, import('pidusage').Status | null | undefined> = {};
     try {
       usage = await pidusage(pids);
@@ -344,19 +357,19 @@ export class ProcessSampler {
         this.#warn.warn('pidusage_failed', { err: String(err) }, 'pidusage call failed; no data for this chunk');
     }
     const at = performance.now();
-    for (const pid of pids) {
+    for (let j = 0; j < pids.length; j++) {
+      const pid = pids[j];
       const u = usage[pid];
       const startS = u ? Math.round((u.timestamp - u.elapsed) / 1000) : null;
-      if (u)
-        observed.set(pid, { type: 'alive', startTime: null, usage: { ctimeMs: u.ctime, rssBytes: u.memory, startS } });
-      else observed.set(pid, pidAlive(pid) ? { type: 'alive', startTime: null, usage: null } : GONE);
+      if (u) observed[j] = { type: 'alive', startTime: null, usage: { ctimeMs: u.ctime, rssBytes: u.memory, startS } };
+      else observed[j] = pidAlive(pid) ? { type: 'alive', startTime: null, usage: null } : GONE;
     }
     return { observed, at };
   }
 
   /** One open + pread + close of /proc/<pid>/stat: state, start time, cpu time and rss (the figures pidusage reads). */
-  #readProc(pid: number): Observation {
-    const stat = readProcStat(pid, STAT_BUF);
+  #readProc(path: string): Observation {
+    const stat = readProcStat(path, STAT_BUF);
     if (stat === 'gone' || (typeof stat === 'object' && hasExited(stat.state))) return GONE;
     if (stat === 'error') return UNKNOWN;
     const ctimeMs = ((stat.utimeTicks + stat.stimeTicks) * 1000) / this.#units.ticksPerS;

@@ -18,6 +18,7 @@ import {
 } from 'kysely';
 import { MonitorError } from '../errors.js';
 import { registerHistogramFunctions } from '../llm/histogram.js';
+import { openReadConnection } from './read-connection.js';
 
 /**
  * `host` on insert may be left out only where SQLite's DEFAULT '' applies (tests, old tools):
@@ -731,12 +732,7 @@ export async function openWriteDatabase(
 
 /** Opens a read-only connection (the file must exist, i.e. the writer has started once). */
 export function openReadDatabase(path: string, options: { busyTimeoutMs?: number } = {}): Kysely<Database> {
-  const sqlite = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
-  sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? 1_000)}`);
-  registerHistogramFunctions(sqlite);
-  // Reports read tens of thousands of rollup pages; SQLite's default 2 MB cache would re-read them per query.
-  sqlite.pragma('cache_size = -32768');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: openReadConnection(path, options) }) });
 }
 
 /**

@@ -420,6 +420,7 @@ export class SqliteStore implements WriteStore {
       try {
         next = chunk.immediate();
       } catch (err) {
+        accounting.rollback(); // the chunk's rollup changes are not in the table
         if (!isBusy(err)) throw err;
         await delay(retryDelayMs); // locked: the same chunk again
         continue;

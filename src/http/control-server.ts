@@ -57,7 +57,7 @@ export interface ControlRoute<Q extends TObject = TObject> {
   path: string;
   /** Admin routes change something (flush, faults): served only on the admin socket. */
   admin: boolean;
-  /** Never mounted on the HTTP front, even with its token (fault injection): the admin socket only. */
+  /** Never mounted on the HTTP front, even with its token: the control sockets only (fault injection, the monitor's file paths). */
   socketOnly?: true;
   /** The query string, as an object of strings; anything else is a 400 naming the parameter. */
   query: Q;

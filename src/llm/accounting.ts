@@ -68,7 +68,7 @@ export class UsageAccounting {
 
   /** A transaction attempt starts: nothing of an earlier, rolled-back one is kept. */
   begin(): void {
-    this.#rollups?.clear();
+    this.#rollups?.begin();
     this.#budgets.rollback();
     this.#pendingUnpriced = 0;
   }
@@ -100,7 +100,9 @@ export class UsageAccounting {
     return signals;
   }
 
+  /** The transaction (an ingest or a recompute chunk) did not commit: nothing it summed is kept. */
   rollback(): void {
+    this.#rollups?.rollback();
     this.begin();
   }
 

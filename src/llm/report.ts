@@ -7,9 +7,9 @@
 // from the raw rows when the window holds at most `exactMaxCalls` calls and every one of them is
 // still in llm_usage (retention), else estimated from the rollups' histograms (±12.5 %), and the
 // answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { MonitorConfig } from '../config.js';
-import { isoTime, type Database } from '../db/schema.js';
+import type { Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { addTo, emptyHistogram, encode, estimatePercentile } from './histogram.js';
 import { DAILY_UNTIL_KEY } from './rollups.js';
@@ -73,6 +73,20 @@ export interface UsageReport {
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
+
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Where a report reads: a kysely connection (the monitor's read pool), or a function running one
+ * SQL text (`kissmon usage` on a bare better-sqlite3 connection: no kysely to load).
+ */
+export type UsageSource = Kysely<Database> | ((query: string) => Promise<unknown[]>);
+
+async function run<T>(db: UsageSource, query: string): Promise<T[]> {
+  if (typeof db === 'function') return (await db(query)) as T[];
+  const { sql } = await import('kysely'); // loaded already: the caller holds a kysely connection
+  return (await sql<T>`${sql.raw(query)}`.execute(db)).rows;
+}
 
 const DIMENSION_SQL: Record<UsageDimension, string> = {
   channel: 'channel',
@@ -165,15 +179,14 @@ const ROLLUP_SUMS = `coalesce(sum(calls), 0) AS calls, coalesce(sum(tokens_in), 
   kissmon_hist_agg(latency_hist) AS hist`;
 
 async function rawGroups(
-  db: Kysely<Database>,
+  db: UsageSource,
   since: string,
   until: string,
   by: UsageDimension[] | [],
 ): Promise<SummedRow[]> {
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const query = `SELECT ${[...dims, RAW_SUMS].join(', ')} FROM llm_usage WHERE ts >= ? AND ts < ?${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
-  return (await sql<SummedRow>`${sql.raw(query.replace('?', `'${since}'`).replace('?', `'${until}'`))}`.execute(db))
-    .rows;
+  return run<SummedRow>(db, query.replace('?', `'${since}'`).replace('?', `'${until}'`));
 }
 
 const ROLLUP_COLUMNS = `ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
@@ -197,17 +210,13 @@ function rollupSource(sinceMs: number, untilMs: number, dailyUntilMs: number): s
 }
 
 /** The daily watermark in ms; 0 before the writer has set it (then everything is read hourly). */
-async function dailyUntil(db: Kysely<Database>): Promise<number> {
-  const row = await db
-    .selectFrom('monitor_state')
-    .select('value')
-    .where('key', '=', DAILY_UNTIL_KEY)
-    .executeTakeFirst();
+async function dailyUntil(db: UsageSource): Promise<number> {
+  const [row] = await run<{ value: string }>(db, `SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`);
   return row?.value ? Date.parse(row.value) : 0;
 }
 
 async function rollupGroups(
-  db: Kysely<Database>,
+  db: UsageSource,
   sinceMs: number,
   untilMs: number,
   by: UsageDimension[] | [],
@@ -218,7 +227,7 @@ async function rollupGroups(
     : rollupSource(sinceMs, untilMs, await dailyUntil(db));
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const query = `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM (${from})${by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : ''}`;
-  return (await sql<SummedRow>`${sql.raw(query)}`.execute(db)).rows;
+  return run<SummedRow>(db, query);
 }
 
 /** The groups of a rollup query added up (sums, min/max, histograms merged). */
@@ -262,7 +271,7 @@ function sumGroups(groups: SummedRow[]): SummedRow {
   return total;
 }
 
-export async function usageReport(db: Kysely<Database>, options: UsageReportOptions): Promise<UsageReport> {
+export async function usageReport(db: UsageSource, options: UsageReportOptions): Promise<UsageReport> {
   checkOptions(options);
   const by = options.by;
   const source = options.source ?? 'rollups';

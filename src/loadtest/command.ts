@@ -4,7 +4,7 @@
 // died) · 2 bad usage, or a fleet the OS limits cannot hold (the message says what to change) ·
 // 3 the monitor failed a check (lost rows, false stale, bots that could not register) · 130 interrupted.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { clientSettings, configOption, dbOption, integerOption, secondsOption, socketOption } from '../cli-options.js';
+import { clientSettings, configOption, integerOption, secondsOption, socketOption } from '../cli-options.js';
 import {
   BOTS_PER_PROCESS,
   defaultProcesses,
@@ -31,7 +31,7 @@ export function loadtestCommand(): Command {
       'simulate a fleet of bots against a running monitor, then check its database and registry: lost rows, false stale, latency, cpu/rss',
     )
     .addOption(socketOption())
-    .addOption(dbOption())
+    .option('--db <path>', 'the database to count rows in (default: the one the running monitor names)')
     .addOption(configOption())
     .requiredOption('--bots <n>', 'simulated bots', integerOption('--bots', 1, 1_000_000))
     .requiredOption('--duration <sec>', 'measured window, after every bot has connected', secondsOption('--duration'))
@@ -70,8 +70,9 @@ export function loadtestCommand(): Command {
     .showHelpAfterError()
     .exitOverride()
     .action(async function (this: Command, opts) {
-      // The monitor's paths as `kissmon start` resolves them (config file < env < flags); the
-      // database is only read, to count what landed.
+      // The monitor's sockets as `kissmon start` resolves them (config file < env < flags). Its
+      // database comes from the monitor itself (GET /settings); --db overrides. Only read, to count
+      // what landed.
       const monitor = clientSettings(opts);
       const processes: number = opts.processes ?? defaultProcesses(opts.bots);
       if (processes > opts.bots)
@@ -96,7 +97,8 @@ export function loadtestCommand(): Command {
             socket: monitor.socketPath,
             control: monitor.controlSocketPath,
             admin: monitor.adminSocketPath,
-            db: monitor.dbPath,
+            db: opts.db as string | undefined,
+            fallbackDb: monitor.dbPath,
             bots: opts.bots,
             durationS: opts.duration,
             heartbeatS: opts.heartbeatInterval,

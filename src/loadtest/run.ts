@@ -1,7 +1,7 @@
 // `kissmon loadtest`: drive a simulated fleet against a running monitor, then check the monitor's
 // own view of it — its database and its registry — against what the fleet really wrote.
 //
-//   preflight (monitor answers, database readable, open-file limits)
+//   preflight (monitor answers, GET /settings: its database and limits; database readable, open-file limits)
 //     → spawn bot processes → connect + register  (heartbeats with jitter and `ts` from here on)
 //     → POST /latency/reset, cpu/rss baseline
 //     → llm_usage at --llm-rate for --duration     (progress line on a TTY)
@@ -17,7 +17,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
 import { MonitorError } from '../errors.js';
-import { requestControl } from '../http/control-client.js';
+import { ControlUnavailableError, requestControl } from '../http/control-client.js';
+import type { MonitorSettings } from '../http/settings-routes.js';
 import type { BotSnapshot, RegistryLatency } from '../actors/registry-messages.js';
 import { Fleet, splitMode, type FleetMode } from './fleet.js';
 import { FD_OVERHEAD, openFilesLimit } from './limits.js';
@@ -28,7 +29,10 @@ export interface LoadtestOptions {
   /** The monitor's read and admin control sockets. */
   control: string;
   admin: string;
-  db: string;
+  /** Overrides the database the monitor names in GET /settings (`--db`). */
+  db?: string;
+  /** Where to look when the monitor is too old to answer GET /settings (the client's own config). */
+  fallbackDb?: string;
   bots: number;
   durationS: number;
   heartbeatS: number;
@@ -121,7 +125,10 @@ export class LoadtestInterrupted extends MonitorError {
   }
 }
 
-/** The requested fleet does not fit the OS limits (open files, processes); the message says what to change. */
+/**
+ * The requested run does not fit the OS limits (open files, processes) or the monitor's own settings
+ * (connections, bots, auth, stale window); the message says what to change.
+ */
 export class LoadtestLimitError extends MonitorError {
   constructor(message: string) {
     super('ERR_LOADTEST_LIMIT', message);
@@ -179,13 +186,21 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
 
   // ---- preflight: is there a monitor, a database, and room for this many sockets? ----
   const health0 = await requestControl<HealthBody>(control, 'GET', '/health');
-  if (!existsSync(options.db))
-    throw new Error(`no database at ${options.db}: pass the monitor's --db (the loadtest counts rows in it)`);
+  const settings = await monitorSettings(control, note);
+  const dbPath = options.db ?? settings?.db ?? options.fallbackDb;
+  if (dbPath === undefined) throw new Error('the monitor does not say where its database is: pass its --db');
+  if (URL.canParse(dbPath))
+    throw new Error(`the monitor writes to ${dbPath}: the loadtest counts rows in an SQLite file only`);
+  if (!existsSync(dbPath))
+    throw new Error(
+      `no database at ${dbPath}${options.db ? '' : ' (where the monitor says it writes)'}: the loadtest counts rows in it; --db names another`,
+    );
+  if (settings) checkSettings(options, persistent, processes, settings, health0);
   checkLimits(options, persistent, processes, health0, note);
 
   let placeholders: Placeholders | null = null;
   let fleet: Fleet | null = null;
-  const db = new BetterSqlite3(options.db, { readonly: true, fileMustExist: true });
+  const db = new BetterSqlite3(dbPath, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
   try {
     if (options.pidPerBot) {
@@ -396,12 +411,12 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
         `the monitor restarted during the run (pid ${health0.process.pid} → ${healthEnd.process.pid})`,
       );
     if (report.lost > 0)
-      report.problems.push(`${report.lost} llm_usage rows written by the bots never landed in ${options.db}`);
+      report.problems.push(`${report.lost} llm_usage rows written by the bots never landed in ${dbPath}`);
     if (report.lost < 0)
       report.problems.push(`${-report.lost} more llm_usage rows landed than the bots wrote: rows counted twice`);
     if (statusRows === 0 && final.registered > 0)
       report.problems.push(
-        `${options.db} has no bot_status row of this run: is it the database this monitor writes (--db)?`,
+        `${dbPath} has no bot_status row of this run: is it the database this monitor writes (--db)?`,
       );
     if (report.false_stale > 0)
       report.problems.push(
@@ -423,6 +438,46 @@ export async function runLoadtest(options: LoadtestOptions, hooks: LoadtestHooks
     if (fleet) await fleet.end(3_000); // on error or interruption: unregister what we can, kill the rest by pid
     if (placeholders) await placeholders.kill();
   }
+}
+
+/** GET /settings; null (noted) from a monitor too old to have it. */
+async function monitorSettings(control: string, note: (m: string) => void): Promise<MonitorSettings | null> {
+  try {
+    return await requestControl<MonitorSettings>(control, 'GET', '/settings');
+  } catch (err) {
+    if (err instanceof ControlUnavailableError) throw err;
+    note(
+      `the monitor does not answer GET /settings (${(err as Error).message}): using the database from --db or the config`,
+    );
+    return null;
+  }
+}
+
+/** Refuses, with what to change, a run the monitor's own settings would fail whatever it does. */
+function checkSettings(
+  options: LoadtestOptions,
+  persistent: number,
+  processes: number,
+  settings: MonitorSettings,
+  health: HealthBody,
+): void {
+  if (settings.auth_required && !options.token)
+    throw new LoadtestLimitError('the monitor requires a token from every bot (authTokensFile): pass --token');
+  // Heartbeats come every interval ±10 %: at the stale window or beyond, bots go stale by design.
+  if (options.heartbeatS * 1100 >= settings.stale_after_ms)
+    throw new LoadtestLimitError(
+      `--heartbeat-interval ${options.heartbeatS} s (±10 %) reaches the monitor's stale window (${settings.stale_after_ms / 1000} s, staleAfterMs): every bot would go stale; use a shorter interval`,
+    );
+  const open = health.ingest.connections_open;
+  const connections = persistent + open + (options.mode === 'persistent' ? 0 : ONESHOT_CONCURRENCY * processes);
+  if (connections > settings.max_connections)
+    throw new LoadtestLimitError(
+      `the monitor accepts at most ${settings.max_connections.toLocaleString('en')} connections (limits.maxConnections), but this run needs up to ${connections.toLocaleString('en')} next to the ${open.toLocaleString('en')} it has: run fewer bots or raise the limit`,
+    );
+  if (options.bots > settings.max_bots)
+    throw new LoadtestLimitError(
+      `the monitor holds at most ${settings.max_bots.toLocaleString('en')} bots (limits.maxBots): run fewer bots or raise the limit`,
+    );
 }
 
 /** The run's bots in a /status answer, by channel. */

@@ -1,0 +1,198 @@
+// PostgreSQL going away while bots send: a real monitor on a PostgreSQL store reached through a
+// TCP proxy this test controls (the machine's server is never stopped), llm_usage rows with ids
+// through the real socket. First its connections are killed over and over (pg_terminate_backend),
+// then the store is unreachable for ~10 s (the proxy drops every connection and refuses new
+// ones). The monitor keeps serving, health says the store is down and why, and once it is back
+// every row is there exactly once (count and ids).
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { adminQuery, openBackend, PG_ADMIN_URL } from './helpers/backends.js';
+import {
+  actorHealth,
+  botStatus,
+  flush,
+  killStarted,
+  line,
+  sendLines,
+  sleep,
+  startMonitor,
+  stopMonitor,
+  TestDirs,
+  waitFor,
+} from './helpers/monitor-process.js';
+
+const dirs = new TestDirs();
+after(async () => {
+  await killStarted();
+  dirs.removeAll();
+});
+
+/** A TCP proxy to the PostgreSQL server: `cut()` drops every connection and refuses new ones until `restore()`. */
+class StoreProxy {
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+  #open = true;
+  port = 0;
+
+  constructor(target: { host: string; port: number }) {
+    this.#server = net.createServer((client) => {
+      if (!this.#open) {
+        client.destroy();
+        return;
+      }
+      const upstream = net.connect(target.port, target.host);
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as net.AddressInfo).port;
+  }
+
+  cut(): void {
+    this.#open = false;
+    for (const s of this.#sockets) s.destroy();
+  }
+
+  restore(): void {
+    this.#open = true;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+}
+
+const call = (n: number) =>
+  line({
+    type: 'llm_usage',
+    id: `call-${n}`,
+    channel: `bot_${n % 20}`,
+    model: 'gpt-4o-mini',
+    feature: 'outage',
+    tokens_in: n,
+    tokens_out: 1,
+  });
+
+test(
+  'a PostgreSQL outage loses no row and doubles none; the monitor keeps serving and says the store is down',
+  {
+    timeout: 180_000,
+  },
+  async (t) => {
+    const store = await openBackend(t, 'postgres');
+    if (!store) return;
+    const dir = dirs.create();
+    const target = new URL(PG_ADMIN_URL);
+    const proxy = new StoreProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    await proxy.listen();
+    t.after(() => proxy.close());
+    const viaProxy = new URL(store.dbPath);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const dbName = viaProxy.pathname.slice(1);
+    const config = join(dir.path, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        healthIntervalMs: 200,
+        spool: { path: join(dir.path, 'monitor.spool') },
+        // Small bounds, so the outage goes through held rows, the spool and its replay.
+        writer: { maxHeldRows: 2_000, maxHeldMs: 3_000, retryDelayMs: 100 },
+      }),
+    );
+    const monitor = await startMonitor(
+      dir,
+      ['--socket', dir.socket, '--db', viaProxy.toString(), '--host-name', 'outage-host', '--config', config],
+      { pathFlags: false },
+    );
+
+    let sent = 0;
+    const send = async (n: number) => {
+      const lines = Array.from({ length: n }, () => call(sent++));
+      await sendLines(monitor.socket, lines);
+    };
+    await send(500);
+    await flush(monitor);
+    assert.equal(await store.count('llm_usage'), 500);
+
+    // 1. Connections killed again and again while bots send (each kill fails an attempt or an idle connection).
+    for (let i = 0; i < 10; i++) {
+      await send(300);
+      await adminQuery(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [dbName],
+      );
+      await sleep(200);
+    }
+
+    // 2. The store unreachable for ~10 s: every connection dropped, new ones refused.
+    proxy.cut();
+    const outageStart = Date.now();
+    let sawDown = false;
+    let downError = '';
+    while (Date.now() - outageStart < 10_000) {
+      await send(400);
+      const db = await actorHealth(monitor, 'db');
+      if (db.detail.store_down === 1) {
+        sawDown = true;
+        downError = String(db.detail.store_error ?? '');
+      }
+      await sleep(250);
+    }
+    // The monitor kept serving bots: a bot that registers during the outage is live.
+    await sendLines(monitor.socket, [line({ type: 'register', channel: 'during_outage', pid: process.pid })]);
+    await waitFor(
+      'bot registered while the store is down',
+      async () => (await botStatus(monitor, 'during_outage')) !== undefined,
+    );
+    assert.ok(sawDown, 'health said the store was down');
+    assert.notEqual(downError, '', 'and why');
+    const spooled = (await actorHealth(monitor, 'db')).detail.rows_spooled;
+    assert.ok(Number(spooled) > 0, `rows went to the spool during the outage (rows_spooled ${spooled})`);
+
+    // 3. Back: everything lands, once.
+    proxy.restore();
+    await send(500);
+    await waitFor(
+      'every row stored',
+      async () => {
+        await flush(monitor).catch(() => {});
+        return (await store.count('llm_usage')) >= sent;
+      },
+      90_000,
+    );
+    await sleep(500);
+    const [stats] = await store.rows<{ n: number; ids: number; host: string }>(
+      "SELECT count(*) AS n, count(DISTINCT id) AS ids, min(host) AS host FROM llm_usage WHERE feature = 'outage'",
+    );
+    assert.deepEqual(stats, { n: sent, ids: sent, host: 'outage-host' });
+    const missing = await store.rows<{ n: number }>(
+      `SELECT count(*) AS n FROM generate_series(0, ?::int - 1) g WHERE NOT EXISTS (SELECT 1 FROM llm_usage WHERE id = 'call-' || g)`,
+      [sent],
+    );
+    assert.equal(missing[0].n, 0, 'every id sent is stored');
+    await waitFor(
+      'health says the store is up again',
+      async () => (await actorHealth(monitor, 'db')).detail.store_down === 0,
+    );
+    const db = await actorHealth(monitor, 'db');
+    assert.ok(Number(db.detail.rows_replayed) > 0, 'the spool was replayed into the store');
+    assert.ok(Number(db.detail.other_errors) > 0, 'attempts failed on the killed connections');
+    assert.match(monitor.output(), /database unreachable/);
+    assert.equal(await stopMonitor(monitor), 0);
+  },
+);
