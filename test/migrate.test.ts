@@ -91,6 +91,18 @@ function items(n: number): RowItem[] {
       });
     }
   }
+  // The current hour's calls: in llm_usage_hourly, not yet folded into llm_usage_daily (rollups.ts).
+  for (let i = 0; i < 300; i++)
+    out.push({
+      type: 'llm_usage',
+      at: Date.now() - i,
+      channel: CHANNELS[i % CHANNELS.length],
+      model: 'gpt-4o',
+      feature: 'chat',
+      tokens_in: 1_000 + i,
+      tokens_out: 7,
+      latency_ms: 100,
+    });
   for (const [k, channel] of CHANNELS.entries())
     out.push({
       type: 'status',
@@ -165,6 +177,14 @@ const FIGURES: Record<string, string> = {
   worker_health: 'count(*) AS n, sum(processed) AS processed, sum(uptime_s) AS uptime',
 };
 
+/**
+ * What llm_usage_daily must hold on PostgreSQL, where the writer keeps it current: every hourly row
+ * summed into its day (SQLite's daily table leaves out the hours after its fold watermark).
+ */
+const WHOLE_DAYS = `(SELECT substr(ts, 1, 10) || 'T00:00:00.000Z' AS ts, channel, model, feature, provider, status,
+  sum(calls) AS calls, sum(tokens_in) AS tokens_in, sum(cost_usd) AS cost_usd, sum(latency_count) AS latency_count
+  FROM llm_usage_hourly GROUP BY 1, 2, 3, 4, 5, 6)`;
+
 function sqliteFigures(path: string): Record<string, Record<string, unknown>> {
   const db = new BetterSqlite3(path, { readonly: true });
   try {
@@ -175,7 +195,12 @@ function sqliteFigures(path: string): Record<string, Record<string, unknown>> {
       const from = FIGURES[t].includes('string_agg')
         ? `(SELECT * FROM ${t} ORDER BY ${/ORDER BY (\w+)/.exec(FIGURES[t])![1]})`
         : t;
-      out[t] = normalise(db.prepare(`SELECT ${figures} FROM ${from}`).get() as Record<string, unknown>);
+      out[t] = normalise(
+        db.prepare(`SELECT ${figures} FROM ${t === 'llm_usage_daily' ? WHOLE_DAYS : from}`).get() as Record<
+          string,
+          unknown
+        >,
+      );
     }
     return out;
   } finally {
@@ -206,7 +231,7 @@ test('migrate copies every data table with the host, and a second run copies not
   if (!requireResource(t, 'PostgreSQL', pgMissing)) return;
   const file = await writtenDatabase('full.db', 6_000, 'recorded-host');
   const want = sqliteFigures(file);
-  assert.ok((want.llm_usage.n as number) === 6_000 && (want.llm_usage_hourly.n as number) > 20, JSON.stringify(want));
+  assert.ok((want.llm_usage.n as number) === 6_300 && (want.llm_usage_hourly.n as number) > 20, JSON.stringify(want));
   const target = await testDatabase();
 
   // No --host-name: the host the file records.
@@ -215,11 +240,24 @@ test('migrate copies every data table with the host, and a second run copies not
   const result = JSON.parse(first.stdout) as MigrateResult;
   assert.equal(result.host, 'recorded-host');
   assert.equal(result.host_from, 'source');
-  assert.deepEqual(
-    result.tables.map((x) => x.table),
-    TABLES,
-  );
+  const steps = result.tables.map((x) => x.table);
+  assert.deepEqual(steps, [
+    ...TABLES.slice(0, TABLES.indexOf('llm_usage_daily') + 1),
+    'llm_usage_daily (with unfolded hours)',
+    ...TABLES.slice(TABLES.indexOf('llm_usage_daily') + 1),
+  ]);
+  const folded = new BetterSqlite3(file, { readonly: true });
+  const unfolded = (
+    folded
+      .prepare(
+        `SELECT count(*) AS n FROM llm_usage_hourly WHERE ts >= (SELECT value FROM monitor_state WHERE key = 'llm_daily_until')`,
+      )
+      .get() as { n: number }
+  ).n;
+  folded.close();
+  assert.ok(unfolded > 0, 'the file has hours its daily table does not hold yet');
   for (const x of result.tables) {
+    if (x.table.startsWith('llm_usage_daily')) continue; // rows per day, checked by the sums below
     assert.equal(x.copied, want[x.table].n, `${x.table}: copied`);
     assert.equal(x.skipped, 0, `${x.table}: skipped`);
     assert.equal(x.earlier, 0, `${x.table}: earlier`);
@@ -244,9 +282,9 @@ test('migrate copies every data table with the host, and a second run copies not
   assert.match(again.stdout, /\b0 rows copied\b.*nothing new/);
   assert.match(again.stdout, /not copied: .*alerts/);
   const againJson = JSON.parse(runMigrate(['--from', file, '--to', target.url, '--json']).stdout) as MigrateResult;
-  for (const x of againJson.tables) {
+  for (const [i, x] of againJson.tables.entries()) {
     assert.equal(x.copied + x.skipped, 0, `${x.table}: nothing read again`);
-    assert.equal(x.earlier, want[x.table].n, `${x.table}: the earlier run's rows`);
+    assert.equal(x.earlier, result.tables[i].copied, `${x.table}: the earlier run's rows`);
   }
   assert.deepEqual(await pgFigures(client, 'recorded-host'), want, 'unchanged by the second run');
 });
@@ -309,7 +347,7 @@ test('a migrate killed after some batches resumes: exact counts, nothing doubled
   const result = JSON.parse(resumed.stdout) as MigrateResult;
   const usage = result.tables.find((x) => x.table === 'llm_usage')!;
   assert.equal(usage.earlier, partial, 'the killed run’s batches are not read again');
-  assert.equal(usage.copied, 60_000 - partial);
+  assert.equal(usage.copied, (want.llm_usage.n as number) - partial);
   assert.deepEqual(result.renamed_hosts, ['old-name']);
   assert.deepEqual(await pgFigures(client, 'h1'), want, 'exact counts and sums after the resume');
 

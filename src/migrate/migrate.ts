@@ -8,10 +8,12 @@
 // Idempotent and resumable: each batch and the table's cursor (kissmon_migrate_progress, one row per
 // host, source file and table) commit in one transaction, so a run killed anywhere resumes after
 // the last batch that committed and copies nothing twice; a finished table has its cursor at the
-// end and a second run copies 0. ON CONFLICT DO NOTHING on the keyed tables (bot_status, rollups,
-// budget and writer state) also keeps what PostgreSQL already has for this host — a monitor that
-// already runs there wrote newer state; those rows are counted as skipped. llm_usage ids go
-// through llm_usage_ids, as the writer's do, so a call stored under the same id is kept once.
+// end and a second run copies 0. ON CONFLICT DO NOTHING on the keyed state tables (bot_status,
+// budget and writer state) keeps what PostgreSQL already has for this host — a monitor that
+// already runs there wrote newer state; those rows are counted as skipped. Rollup rows add to a
+// key PostgreSQL has (its writer's rollups are additive, over calls it stored itself), and the
+// daily table is copied whole (planDaily). llm_usage ids go through llm_usage_ids, as the
+// writer's do, so a call stored under the same id is kept once.
 //
 // The source file is identified by the time its first migration ran (kysely_migration, stable
 // when the file is copied or moved), not by its path. Not copied: the alert tables (they stay in
@@ -25,6 +27,7 @@ import type pg from 'pg';
 import { defaultHostName, HOST_NAME_PATTERN } from '../config.js';
 import { openPostgresWrite, redactUrl } from '../db/backend.js';
 import { MonitorError } from '../errors.js';
+import { registerHistogramFunctions } from '../llm/histogram.js';
 
 /** The source cannot be migrated as it is (missing, not a monitor database, too old). */
 export class MigrateSourceError extends MonitorError {
@@ -108,7 +111,14 @@ export interface MigrateResult {
 type Cursor = { rowid: number } | { key: unknown[] } | null;
 
 interface Plan {
+  /** The target table. */
   table: string;
+  /** Its name in the progress table and the summary (the table, or a step of it). */
+  step: string;
+  /** What is read: the source table, or a derived query over it (the daily fold). */
+  from: string;
+  /** Parameters of `from`. */
+  fromParams: unknown[];
   columns: string[];
   /** PostgreSQL array type per column (`text[]`, `int8[]`, …). */
   arrayTypes: string[];
@@ -135,6 +145,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   let handle: Awaited<ReturnType<typeof openPostgresWrite>> | null = null;
   try {
     sqlite.pragma('busy_timeout = 5000');
+    registerHistogramFunctions(sqlite); // kissmon_hist_agg, for the daily fold
     // One snapshot for the whole run: a monitor still writing the file cannot tear a table.
     sqlite.exec('BEGIN');
     const sourceTables = new Set(
@@ -159,8 +170,12 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       const results: TableResult[] = [];
       for (const spec of TABLES) {
         if (!sourceTables.has(spec.name) || !targetColumns.has(spec.name)) continue;
-        const plan = planTable(sqlite, spec, targetColumns.get(spec.name)!);
-        results.push(await copyTable(sqlite, client, plan, { host, source, batchSize, path: options.from }, options));
+        const target = targetColumns.get(spec.name)!;
+        const plan = planTable(sqlite, spec, target);
+        for (const step of spec.name === 'llm_usage_daily' ? planDaily(sqlite, plan) : [plan]) {
+          step.arrayTypes = ['text[]', ...step.columns.map((c) => `${target.get(c)!}[]`)];
+          results.push(await copyTable(sqlite, client, step, { host, source, batchSize, path: options.from }, options));
+        }
       }
       const notCopied = [...sourceTables]
         .filter((t) => t in NOT_COPIED)
@@ -256,10 +271,76 @@ function planTable(sqlite: BetterSqlite3.Database, spec: (typeof TABLES)[number]
     : null;
   return {
     table: spec.name,
+    step: spec.name,
+    from: quote(spec.name),
+    fromParams: [],
     columns,
     arrayTypes: ['text[]', ...columns.map((c) => `${target.get(c)!}[]`)],
     keyColumns,
   };
+}
+
+const SUMMED = [
+  'calls',
+  'tokens_in',
+  'tokens_out',
+  'tokens_cached',
+  'tokens_reasoning',
+  'cost_usd',
+  'unpriced_calls',
+  'latency_count',
+  'latency_sum',
+];
+
+/**
+ * The daily rollups, split where the source's fold stopped. SQLite's llm_usage_daily holds the
+ * hourly rows before its watermark (monitor_state llm_daily_until; src/llm/rollups.ts), the hours
+ * after it only in llm_usage_hourly. On PostgreSQL the writer keeps both tables current, so the
+ * copy must be whole: days before the watermark's day are copied as they are; from that day on,
+ * each day's row is the source's daily row plus its unfolded hours, summed here (histograms
+ * merged with the source's own aggregate) into one row per key.
+ */
+function planDaily(sqlite: BetterSqlite3.Database, daily: Plan): Plan[] {
+  const row = sqlite.prepare(`SELECT max(value) AS w FROM monitor_state WHERE key = 'llm_daily_until'`).get() as {
+    w: string | null;
+  };
+  // No watermark: a file from before it, whose days hold every hour already (as rollups.ts reads it).
+  if (!row.w) return [daily];
+  const day = `${row.w.slice(0, 10)}T00:00:00.000Z`;
+  const key = daily.keyColumns!;
+  const hourlyColumns = new Set(
+    (sqlite.prepare(`SELECT name FROM pragma_table_info('llm_usage_hourly')`).all() as { name: string }[]).map(
+      (c) => c.name,
+    ),
+  );
+  const cols = [...new Set([...key, ...daily.columns])].filter((c) => hourlyColumns.has(c));
+  const fromHourly = cols.map((c) => (c === 'ts' ? `substr(ts, 1, 10) || 'T00:00:00.000Z' AS ts` : quote(c)));
+  const agg = (c: string) =>
+    key.includes(c)
+      ? quote(c)
+      : SUMMED.includes(c)
+        ? `sum(${quote(c)}) AS ${quote(c)}`
+        : c === 'latency_min'
+          ? 'min(latency_min) AS latency_min'
+          : c === 'latency_max'
+            ? 'max(latency_max) AS latency_max'
+            : c === 'latency_hist'
+              ? 'kissmon_hist_agg(latency_hist) AS latency_hist'
+              : `max(${quote(c)}) AS ${quote(c)}`;
+  const derived = `(SELECT ${cols.map(agg).join(', ')} FROM (
+      SELECT ${cols.map(quote).join(', ')} FROM llm_usage_daily WHERE ts >= ?
+      UNION ALL SELECT ${fromHourly.join(', ')} FROM llm_usage_hourly WHERE ts >= ?
+    ) GROUP BY ${key.map(quote).join(', ')})`;
+  return [
+    { ...daily, from: `(SELECT * FROM llm_usage_daily WHERE ts < ?)`, fromParams: [day] },
+    {
+      ...daily,
+      step: 'llm_usage_daily (with unfolded hours)',
+      from: derived,
+      fromParams: [day, row.w],
+      columns: daily.columns.filter((c) => cols.includes(c)),
+    },
+  ];
 }
 
 interface CopyContext {
@@ -278,14 +359,15 @@ async function copyTable(
 ): Promise<TableResult> {
   const progress = await client.query<{ cursor_json: string; copied: string; skipped: string }>(
     `SELECT cursor_json, copied, skipped FROM ${PROGRESS_TABLE} WHERE host = $1 AND source = $2 AND table_name = $3`,
-    [ctx.host, ctx.source, plan.table],
+    [ctx.host, ctx.source, plan.step],
   );
   let cursor: Cursor = progress.rows[0] ? (JSON.parse(progress.rows[0].cursor_json) as Cursor) : null;
   const earlier = progress.rows[0] ? Number(progress.rows[0].copied) + Number(progress.rows[0].skipped) : 0;
 
-  const t = quote(plan.table);
+  const t = plan.from;
+  const p = plan.fromParams;
   const selectCols = plan.columns.map(quote).join(', ');
-  const sourceRows = (sqlite.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
+  const sourceRows = (sqlite.prepare(`SELECT count(*) AS n FROM ${t}`).get(...p) as { n: number }).n;
   let read: BetterSqlite3.Statement;
   let readFirst: BetterSqlite3.Statement;
   let remaining: number;
@@ -297,7 +379,7 @@ async function copyTable(
     remaining =
       cursor && 'key' in cursor
         ? (
-            sqlite.prepare(`SELECT count(*) AS n FROM ${t} WHERE (${key}) > (${marks})`).get(...cursor.key) as {
+            sqlite.prepare(`SELECT count(*) AS n FROM ${t} WHERE (${key}) > (${marks})`).get(...p, ...cursor.key) as {
               n: number;
             }
           ).n
@@ -307,7 +389,7 @@ async function copyTable(
     read = sqlite.prepare(`SELECT rowid AS __rowid, ${selectCols} FROM ${t} WHERE rowid > ? ORDER BY rowid LIMIT ?`);
     remaining =
       cursor && 'rowid' in cursor
-        ? (sqlite.prepare(`SELECT count(*) AS n FROM ${t} WHERE rowid > ?`).get(cursor.rowid) as { n: number }).n
+        ? (sqlite.prepare(`SELECT count(*) AS n FROM ${t} WHERE rowid > ?`).get(...p, cursor.rowid) as { n: number }).n
         : sourceRows;
   }
   read.raw(true);
@@ -321,10 +403,10 @@ async function copyTable(
   for (;;) {
     const batch = (
       cursor === null
-        ? readFirst.all(ctx.batchSize)
+        ? readFirst.all(...p, ctx.batchSize)
         : 'key' in cursor
-          ? read.all(...cursor.key, ctx.batchSize)
-          : read.all(cursor.rowid, ctx.batchSize)
+          ? read.all(...p, ...cursor.key, ctx.batchSize)
+          : read.all(...p, cursor.rowid, ctx.batchSize)
     ) as unknown[][];
     if (batch.length === 0) break;
     const last = batch[batch.length - 1];
@@ -344,7 +426,7 @@ async function copyTable(
         [
           ctx.host,
           ctx.source,
-          plan.table,
+          plan.step,
           JSON.stringify(next),
           inserted,
           batch.length - inserted,
@@ -362,7 +444,7 @@ async function copyTable(
     cursor = next;
     options.onProgress?.({ table: plan.table, total: remaining, done: copied + skipped });
   }
-  return { table: plan.table, source_rows: sourceRows, copied, skipped, earlier };
+  return { table: plan.step, source_rows: sourceRows, copied, skipped, earlier };
 }
 
 /**
@@ -379,6 +461,26 @@ function insertSql(plan: Plan): string {
       new_ids AS (INSERT INTO llm_usage_ids (host, id, ts) SELECT host, id, ts FROM s WHERE id IS NOT NULL
                   ON CONFLICT DO NOTHING RETURNING id)
       INSERT INTO llm_usage (${names}) SELECT ${names} FROM s WHERE s.id IS NULL OR s.id IN (SELECT id FROM new_ids)`;
+  }
+  if (plan.table === 'llm_usage_hourly' || plan.table === 'llm_usage_daily') {
+    // The PostgreSQL writer's rollups are additive (src/db/postgres-store.ts): a key it has for
+    // this host already counts calls it stored itself, disjoint from the copied ones, so the two
+    // add up. PostgreSQL keeps no histograms; a merged row has none either.
+    const t = quote(plan.table);
+    const set = plan.columns
+      .filter((c) => !(plan.keyColumns ?? []).includes(c))
+      .map((c) =>
+        SUMMED.includes(c)
+          ? `${quote(c)} = ${t}.${quote(c)} + excluded.${quote(c)}`
+          : c === 'latency_min'
+            ? `latency_min = LEAST(${t}.latency_min, excluded.latency_min)`
+            : c === 'latency_max'
+              ? `latency_max = GREATEST(${t}.latency_max, excluded.latency_max)`
+              : `${quote(c)} = NULL`,
+      );
+    const conflict = [...new Set([...(plan.keyColumns ?? []).filter((c) => c !== 'host'), 'host'])];
+    return `INSERT INTO ${t} (${names}) SELECT ${names} FROM ${unnest}
+      ON CONFLICT (${conflict.map(quote).join(', ')}) DO UPDATE SET ${set.join(', ')}`;
   }
   return `INSERT INTO ${quote(plan.table)} (${names}) SELECT ${names} FROM ${unnest} ON CONFLICT DO NOTHING`;
 }
