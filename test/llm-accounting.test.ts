@@ -19,6 +19,7 @@ import { BUILTIN_PRICES, PriceTable } from '../src/llm/prices.js';
 import { decodeLine } from '../src/protocol/decode.js';
 import { waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters, type RunningWriter } from './helpers/writer.js';
+import { BACKENDS, openBackend } from './helpers/backends.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -248,68 +249,74 @@ async function recompute(writer: RunningWriter, sinceMs: number) {
   return writer.control.recompute(sinceMs);
 }
 
-test('a budget crossing 80 % then 100 % signals warning then critical, once per period, also across a writer restart', async () => {
-  const dbPath = tempDb();
-  const budgets: ConfigOverrides = {
-    prices: { 'budget-model': { input: 1, output: 0 } }, // 1 USD per 1M input tokens
-    budgets: [
-      { name: 'fleet-daily', period: 'day', limitUsd: 1, warnAtPct: 80 },
-      { name: 'other-channel', channel: 'nobody_*', period: 'month', limitUsd: 0.1, warnAtPct: 80 },
-    ] as never,
-  };
-  const received: AlerterInput[] = [];
-  const alerterEnd = () => {
-    const channel = new MessageChannel();
-    const link = new Link<never, AlerterInput>('alerter', {
-      onBatch: (items, ack) => {
-        received.push(...items);
-        ack();
-      },
+for (const kind of BACKENDS)
+  test(`a budget crossing 80 % then 100 % signals warning then critical, once per period, also across a writer restart [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const dbPath = store.dbPath;
+    const budgets: ConfigOverrides = {
+      ...store.overrides,
+      prices: { 'budget-model': { input: 1, output: 0 } }, // 1 USD per 1M input tokens
+      budgets: [
+        { name: 'fleet-daily', period: 'day', limitUsd: 1, warnAtPct: 80 },
+        { name: 'other-channel', channel: 'nobody_*', period: 'month', limitUsd: 0.1, warnAtPct: 80 },
+      ] as never,
+    };
+    const received: AlerterInput[] = [];
+    const alerterEnd = () => {
+      const channel = new MessageChannel();
+      const link = new Link<never, AlerterInput>('alerter', {
+        onBatch: (items, ack) => {
+          received.push(...items);
+          ack();
+        },
+      });
+      link.attach(channel.port1);
+      return channel.port2;
+    };
+    const link = new Link<WriteItem>('ingest');
+    let writer = await startWriter(dbPath, link, budgets, 1, alerterEnd());
+    const spend = (usd: number): LlmUsageRow => ({
+      type: 'llm_usage',
+      at: Date.now(),
+      channel: 'bud',
+      model: 'budget-model',
+      feature: 'f',
+      tokens_in: Math.round(usd * 1e6),
+      tokens_out: 0,
+      latency_ms: 1,
     });
-    link.attach(channel.port1);
-    return channel.port2;
-  };
-  const link = new Link<WriteItem>('ingest');
-  let writer = await startWriter(dbPath, link, budgets, 1, alerterEnd());
-  const spend = (usd: number): LlmUsageRow => ({
-    type: 'llm_usage',
-    at: Date.now(),
-    channel: 'bud',
-    model: 'budget-model',
-    feature: 'f',
-    tokens_in: Math.round(usd * 1e6),
-    tokens_out: 0,
-    latency_ms: 1,
+    const levels = () =>
+      received.filter((r) => r.type === 'budget').map((r) => r.type === 'budget' && `${r.budget}:${r.level}:${r.pct}`);
+
+    await send(link, [spend(0.5)]);
+    await send(link, [spend(0.35)]); // 85 %
+    await waitFor('warning signalled', () => levels().length >= 1);
+    await send(link, [spend(0.1)]); // 95 %: still warning
+    await send(link, [spend(0.1), spend(0.05)]); // 110 %
+    await waitFor('critical signalled', () => levels().length >= 2);
+    await send(link, [spend(0.2)]); // 130 %: still critical
+    const status = await writer.control.budgets();
+    assert.equal(status?.find((b) => b.name === 'fleet-daily')?.level, 'critical');
+    assert.equal(status?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.3);
+    await writer.control.shutdown();
+    await writer.stop();
+
+    // A restarted writer loads the day's spend from the rollups and the level it signalled: nothing again.
+    const link2 = new Link<WriteItem>('ingest-2');
+    writer = await startWriter(dbPath, link2, budgets, 2, alerterEnd());
+    assert.equal((await writer.control.budgets())?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.3);
+    await send(link2, [spend(0.01)]);
+    assert.equal((await writer.control.budgets())?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.31);
+    await writer.control.shutdown();
+    await writer.stop();
+    // Proof the watcher works: the two signals it saw, in order, and none for the budget nobody spent on.
+    assert.deepEqual(levels(), ['fleet-daily:warning:85', 'fleet-daily:critical:110']);
+    const [state] = await store.rows<{ level: string }>(
+      "SELECT level FROM llm_budget_state WHERE name = 'fleet-daily'",
+    );
+    assert.equal(state.level, 'critical');
   });
-  const levels = () =>
-    received.filter((r) => r.type === 'budget').map((r) => r.type === 'budget' && `${r.budget}:${r.level}:${r.pct}`);
-
-  await send(link, [spend(0.5)]);
-  await send(link, [spend(0.35)]); // 85 %
-  await waitFor('warning signalled', () => levels().length >= 1);
-  await send(link, [spend(0.1)]); // 95 %: still warning
-  await send(link, [spend(0.1), spend(0.05)]); // 110 %
-  await waitFor('critical signalled', () => levels().length >= 2);
-  await send(link, [spend(0.2)]); // 130 %: still critical
-  const status = await writer.control.budgets();
-  assert.equal(status?.find((b) => b.name === 'fleet-daily')?.level, 'critical');
-  assert.equal(status?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.3);
-  await writer.control.shutdown();
-  await writer.stop();
-
-  // A restarted writer loads the day's spend from the rollups and the level it signalled: nothing again.
-  const link2 = new Link<WriteItem>('ingest-2');
-  writer = await startWriter(dbPath, link2, budgets, 2, alerterEnd());
-  assert.equal((await writer.control.budgets())?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.3);
-  await send(link2, [spend(0.01)]);
-  assert.equal((await writer.control.budgets())?.find((b) => b.name === 'fleet-daily')?.spent_usd, 1.31);
-  await writer.control.shutdown();
-  await writer.stop();
-  // Proof the watcher works: the two signals it saw, in order, and none for the budget nobody spent on.
-  assert.deepEqual(levels(), ['fleet-daily:warning:85', 'fleet-daily:critical:110']);
-  const [state] = readRows<{ level: string }>(dbPath, "SELECT level FROM llm_budget_state WHERE name = 'fleet-daily'");
-  assert.equal(state.level, 'critical');
-});
 
 test('a new period starts at ok (signalled once, resolving the old alert) and crosses its own levels again', async () => {
   const dbPath = tempDb();

@@ -18,6 +18,7 @@ import { UsageAccounting } from '../src/llm/accounting.js';
 import { addTo, bucketOf, BUCKETS, emptyHistogram } from '../src/llm/histogram.js';
 import { waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters } from './helpers/writer.js';
+import { openBackend } from './helpers/backends.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kissmon-rollups-'));
 after(async () => {
@@ -69,6 +70,40 @@ const SUMS = `count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS
   coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning, round(total(cost_usd), 9) AS cost_usd, count(*) - count(cost_usd) AS unpriced_calls,
   count(latency_ms) AS latency_count, round(total(latency_ms), 6) AS latency_sum, min(latency_ms) AS latency_min, max(latency_ms) AS latency_max`;
 const KEY = "channel, model, feature, coalesce(provider, '') AS provider, coalesce(status, 'ok') AS status";
+
+test('hourly and daily rollups equal the raw aggregation of random rows [postgres]', async (t) => {
+  const store = await openBackend(t, 'postgres');
+  if (!store) return;
+  const link = new Link<WriteItem>('ingest', { maxBatch: 97 }); // many small transactions
+  await startWriter(store.dbPath, link, { ...store.overrides, writer: { maxRowsPerTransaction: 500 } });
+  const rows = randomRows(6000);
+  for (const row of rows) link.send(row);
+  await waitFor('rows committed', () => link.pending === 0, 60_000);
+  const stored = await store.count('llm_usage');
+  assert.ok(stored > 5000 && stored < rows.length, `some ids repeated, the rest stored (${stored})`);
+  // PostgreSQL keeps both tables current (no fold): each equals the raw rows grouped by its bucket.
+  const sums = (calls: string, col: (c: string) => string, latency: string) =>
+    `${calls} AS calls, sum(${col('tokens_in')}) AS tokens_in, sum(${col('tokens_out')}) AS tokens_out,
+    coalesce(sum(${col('tokens_cached')}), 0) AS tokens_cached, coalesce(sum(${col('tokens_reasoning')}), 0) AS tokens_reasoning,
+    round(coalesce(sum(cost_usd), 0)::numeric, 9) AS cost_usd, ${latency}`;
+  for (const [table, bucket] of [
+    ['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"],
+    ['llm_usage_daily', "substr(ts, 1, 10) || 'T00:00:00.000Z'"],
+  ] as const) {
+    const raw: Record<string, unknown>[] = await store.rows(
+      `SELECT ${bucket} AS ts, channel, model, feature, coalesce(provider, '') AS provider, coalesce(status, 'ok') AS status,
+        ${sums('count(*)', (c) => c, `count(*) - count(cost_usd) AS unpriced_calls, count(latency_ms) AS latency_count, round(coalesce(sum(latency_ms), 0)::numeric, 6) AS latency_sum, min(latency_ms) AS latency_min, max(latency_ms) AS latency_max`)}
+      FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+    );
+    const rolled: Record<string, unknown>[] = await store.rows(
+      `SELECT ts, channel, model, feature, provider, status,
+        ${sums('sum(calls)', (c) => c, `sum(unpriced_calls) AS unpriced_calls, sum(latency_count) AS latency_count, round(sum(latency_sum)::numeric, 6) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max`)}
+      FROM ${table} WHERE host = 'test-host' GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+    );
+    assert.ok(raw.length > 50, `${table}: enough groups to mean something (${raw.length})`);
+    assert.deepEqual(rolled, raw, table);
+  }
+});
 
 test('hourly and daily rollups equal the raw aggregation of random rows', async () => {
   const dbPath = join(dir, 'monitor.db');

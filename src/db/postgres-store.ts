@@ -17,17 +17,32 @@
 // so ids are made unique per host in llm_usage_ids (host, id) first and only the rows whose id was
 // new are inserted (ids repeated inside one plan are counted as duplicates before that).
 //
-// Not on PostgreSQL yet: rollups, budgets, the digest and recompute (their accounting is written
-// against better-sqlite3; reports read raw rows).
+// Rollups: the stored rows of a plan are summed in JS per hour (and per day) and key, and added to
+// llm_usage_hourly and llm_usage_daily by one additive upsert each, in the same transaction
+// (exactly-once like the rows). Both tables are kept current, so this host's daily watermark is
+// simply the current hour. PostgreSQL has no histogram merge: latency_hist stays NULL there, and
+// percentiles come from the raw rows (as for rows from before 0004 on SQLite).
+// Budgets: the same BudgetTracker as on SQLite, over storage read ahead at open (this host's
+// levels, and its hourly spend since the earliest current period); levels it decides are written
+// in the rows' transaction, signalled once that commits.
+// Not on PostgreSQL yet: the digest and recompute (written against better-sqlite3).
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import pg from 'pg';
 import type { Kysely } from 'kysely';
 import type { LlmUsageRow, PruneResult, RowItem } from '../actors/db-writer-messages.js';
 import type { MonitorConfig } from '../config.js';
 import type { RecomputeResult } from '../llm/accounting.js';
-import type { BudgetSignal, BudgetStatus } from '../llm/budgets.js';
+import {
+  BudgetTracker,
+  type BudgetLevel,
+  type BudgetSignal,
+  type BudgetStatus,
+  type BudgetStorage,
+} from '../llm/budgets.js';
+import { periodStart } from '../llm/periods.js';
 import type { DigestInput } from '../llm/digest.js';
 import { PriceTable } from '../llm/prices.js';
+import { DAILY_UNTIL_KEY } from '../llm/rollups.js';
 import { isConnectionError, openPostgresWrite, type PostgresOptions } from './backend.js';
 import { dropPartitionsBefore, ensurePartitions } from './partitions.js';
 import { isoTime, OpenDatabaseError, PARTITIONED_TABLES, type Database } from './schema.js';
@@ -112,7 +127,110 @@ function unnestInsert(table: string, columns: Columns, tail = ''): string {
   return `INSERT INTO ${table} (host, ${names}) SELECT $1, * FROM unnest(${arrays}) ${tail}`;
 }
 
+const ROLLUP_KEY = ['ts', 'channel', 'model', 'feature', 'provider', 'status'] as const;
+const ROLLUP_SUMS = [
+  'calls',
+  'tokens_in',
+  'tokens_out',
+  'tokens_cached',
+  'tokens_reasoning',
+  'cost_usd',
+  'unpriced_calls',
+  'latency_count',
+  'latency_sum',
+] as const;
+const ROLLUP_COLUMNS: Columns = [
+  ...ROLLUP_KEY.map((c) => [c, 'text'] as const),
+  ...ROLLUP_SUMS.map((c) => [c, c === 'cost_usd' || c === 'latency_sum' ? 'float8' : 'int8'] as const),
+  ['latency_min', 'float8'],
+  ['latency_max', 'float8'],
+];
+/** Adds a plan's sums to the stored rollup rows (LEAST/GREATEST skip NULLs: a side without latencies erases nothing). */
+const rollupUpsert = (table: string) =>
+  unnestInsert(
+    table,
+    ROLLUP_COLUMNS,
+    `ON CONFLICT (${[...ROLLUP_KEY, 'host'].join(', ')}) DO UPDATE SET ${[
+      ...ROLLUP_SUMS.map((c) => `${c} = ${table}.${c} + excluded.${c}`),
+      `latency_min = LEAST(${table}.latency_min, excluded.latency_min)`,
+      `latency_max = GREATEST(${table}.latency_max, excluded.latency_max)`,
+    ].join(', ')}`,
+  );
+
+interface RollupSums {
+  key: string[];
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  tokens_cached: number;
+  tokens_reasoning: number;
+  cost_usd: number;
+  unpriced_calls: number;
+  latency_count: number;
+  latency_sum: number;
+  latency_min: number | null;
+  latency_max: number | null;
+}
+
+/** The plan's stored calls summed per bucket (`bucketOf` their ISO ts) and key. */
+function sumRollups(stored: { row: LlmUsageRow; cost: number | null }[], bucketOf: (ts: string) => string) {
+  const sums = new Map<string, RollupSums>();
+  for (const { row, cost } of stored) {
+    const key = [
+      bucketOf(isoTime(row.at)),
+      row.channel,
+      row.model,
+      row.feature,
+      row.provider ?? '',
+      row.status ?? 'ok',
+    ];
+    const k = key.join('\0');
+    let s = sums.get(k);
+    if (!s) {
+      s = {
+        key: key.map((v) => text(v)!),
+        calls: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        tokens_cached: 0,
+        tokens_reasoning: 0,
+        cost_usd: 0,
+        unpriced_calls: 0,
+        latency_count: 0,
+        latency_sum: 0,
+        latency_min: null,
+        latency_max: null,
+      };
+      sums.set(k, s);
+    }
+    s.calls++;
+    s.tokens_in += row.tokens_in;
+    s.tokens_out += row.tokens_out;
+    s.tokens_cached += row.tokens_cached ?? 0;
+    s.tokens_reasoning += row.tokens_reasoning ?? 0;
+    if (cost === null) s.unpriced_calls++;
+    else s.cost_usd += cost;
+    const latency = row.latency_ms;
+    if (latency !== null && latency !== undefined) {
+      s.latency_count++;
+      s.latency_sum += latency;
+      if (s.latency_min === null || latency < s.latency_min) s.latency_min = latency;
+      if (s.latency_max === null || latency > s.latency_max) s.latency_max = latency;
+    }
+  }
+  return [...sums.values()];
+}
+
+const hourOf = (ts: string) => `${ts.slice(0, 13)}:00:00.000Z`;
+const dayOf = (ts: string) => `${ts.slice(0, 10)}T00:00:00.000Z`;
+
 const SQL = {
+  hourly: rollupUpsert('llm_usage_hourly'),
+  daily: rollupUpsert('llm_usage_daily'),
+  budget: `INSERT INTO llm_budget_state (host, name, period_start, level, updated_at) VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (host, name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`,
+  watermark: `INSERT INTO monitor_state (host, key, value, updated_at) VALUES ($1, '${DAILY_UNTIL_KEY}', $2, $3)
+    ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   ids: `INSERT INTO llm_usage_ids (host, id, ts) SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING id`,
   usage: unnestInsert('llm_usage', USAGE_COLUMNS),
   // One row per channel per statement (ON CONFLICT DO UPDATE may not touch a row twice): the plan keeps the last.
@@ -159,31 +277,77 @@ export async function openPostgresStore(
   } catch (err) {
     throw new OpenDatabaseError('cannot_open', err);
   }
-  const store = new PostgresStore(handle.db, handle.pool, config);
+  let store: PostgresStore | null = null;
   try {
+    store = new PostgresStore(handle.db, handle.pool, config, await readBudgetStorage(handle.pool, config));
     await store.maintain(Date.now());
   } catch (err) {
-    await store.close();
+    await (store ? store.close() : handle.db.destroy()).catch(() => {});
     throw new OpenDatabaseError('cannot_open', err);
   }
   return store;
 }
 
+/** Budget storage read ahead (null: no budgets): stored levels, and hourly spend since the earliest current period. */
+async function readBudgetStorage(
+  pool: pg.Pool,
+  config: MonitorConfig,
+): Promise<(BudgetStorage & { saves: Parameters<BudgetStorage['save']>[] }) | null> {
+  if (config.budgets.length === 0) return null;
+  const host = config.hostName;
+  const now = Date.now();
+  const since = Math.min(...config.budgets.map((b) => periodStart(b.period, now, b.timeZone ?? config.llm.timeZone)));
+  const states = (
+    await pool.query<{ name: string; period_start: string; level: BudgetLevel }>(
+      'SELECT name, period_start, level FROM llm_budget_state WHERE host = $1',
+      [host],
+    )
+  ).rows;
+  const source = config.llm.rollups
+    ? 'SELECT ts, channel, model, feature, coalesce(sum(cost_usd), 0) AS cost FROM llm_usage_hourly WHERE host = $1 AND ts >= $2 GROUP BY 1, 2, 3, 4'
+    : "SELECT substr(ts, 1, 13) || ':00:00.000Z' AS ts, channel, coalesce(model, '') AS model, coalesce(feature, '') AS feature, coalesce(sum(cost_usd), 0) AS cost FROM llm_usage WHERE host = $1 AND ts >= $2 GROUP BY 1, 2, 3, 4";
+  const hours = (
+    await pool.query<{ ts: string; channel: string; model: string; feature: string; cost: number }>(source, [
+      host,
+      isoTime(since),
+    ])
+  ).rows;
+  const saves: Parameters<BudgetStorage['save']>[] = [];
+  return {
+    saves,
+    states: () => states,
+    spend: (_source, start, end) => hours.filter((h) => h.ts >= start && h.ts < end),
+    save: (...args) => void saves.push(args),
+  };
+}
+
 export class PostgresStore implements WriteStore {
   readonly kind = 'postgres' as const;
-  readonly hasBudgets = false;
   readonly db: Kysely<Database>;
   readonly #pool: pg.Pool;
   readonly #host: string;
   readonly #prices: PriceTable;
+  readonly #rollups: boolean;
   #unpriced = 0;
   #pendingUnpriced = 0;
+  readonly #budgets: BudgetTracker | null;
+  /** Levels the tracker saved during the transaction under way (written before COMMIT). */
+  readonly #budgetSaves: Parameters<BudgetStorage['save']>[];
+  #signals = 0;
 
-  constructor(db: Kysely<Database>, pool: pg.Pool, config: MonitorConfig) {
+  constructor(
+    db: Kysely<Database>,
+    pool: pg.Pool,
+    config: MonitorConfig,
+    budgets: (BudgetStorage & { saves: Parameters<BudgetStorage['save']>[] }) | null = null,
+  ) {
     this.db = db;
+    this.#budgets = budgets && new BudgetTracker(budgets, config);
+    this.#budgetSaves = budgets?.saves ?? [];
     this.#pool = pool;
     this.#host = config.hostName;
     this.#prices = new PriceTable(config.prices);
+    this.#rollups = config.llm.rollups;
   }
 
   async loadCursors(): Promise<[string, number][]> {
@@ -210,6 +374,7 @@ export class PostgresStore implements WriteStore {
         if (this.classify(err).kind !== 'other') throw err;
         // One row's value refused the whole statement: again, each row alone under a savepoint.
         await client.query('ROLLBACK');
+        this.rolledBack();
         Object.assign(counts, noRows(), planned);
         await client.query('BEGIN');
         for (const row of plan.rows) {
@@ -224,6 +389,11 @@ export class PostgresStore implements WriteStore {
             onRejected(rowErr, row.type);
           }
         }
+      }
+      if (this.#budgets) {
+        this.#budgets.stage(Date.now());
+        for (const [name, periodStart, level, updatedAt] of this.#budgetSaves.splice(0))
+          await client.query(SQL.budget, [this.#host, name, periodStart, level, updatedAt]);
       }
       if (plan.cursors.size > 0)
         await client.query(SQL.cursor, [
@@ -318,7 +488,29 @@ export class PostgresStore implements WriteStore {
         ]),
       ]);
       counts.llm_usage += stored.length;
-      for (const u of stored) if (u.cost === null) this.#pendingUnpriced++;
+      for (const u of stored) {
+        if (u.cost === null) this.#pendingUnpriced++;
+        this.#budgets?.add(u.row.at, u.row.channel, u.row.model, u.row.feature, u.cost);
+      }
+      if (this.#rollups) {
+        for (const [sql, bucket] of [
+          [SQL.hourly, hourOf],
+          [SQL.daily, dayOf],
+        ] as const) {
+          const sums = sumRollups(stored, bucket);
+          await client.query(sql, [
+            host,
+            ...columnsOf(sums, ROLLUP_COLUMNS.length, (r) => [
+              ...r.key,
+              ...ROLLUP_SUMS.map((c) => r[c]),
+              r.latency_min,
+              r.latency_max,
+            ]),
+          ]);
+        }
+        const now = Date.now();
+        await client.query(SQL.watermark, [host, hourOf(isoTime(now)), isoTime(now)]);
+      }
     }
     if (status.size > 0)
       await client.query(SQL.status, [
@@ -384,11 +576,19 @@ export class PostgresStore implements WriteStore {
   }
 
   committed(): BudgetSignal[] {
-    return [];
+    const signals = this.#budgets?.commit() ?? [];
+    this.#signals += signals.length;
+    return signals;
   }
 
   rolledBack(): void {
     this.#pendingUnpriced = 0;
+    this.#budgets?.rollback();
+    this.#budgetSaves.length = 0;
+  }
+
+  get hasBudgets(): boolean {
+    return (this.#budgets?.size ?? 0) > 0;
   }
 
   classify(err: unknown): StoreFailure {
@@ -446,8 +646,8 @@ export class PostgresStore implements WriteStore {
     return deleted;
   }
 
-  budgets(): BudgetStatus[] | null {
-    return null;
+  budgets(now?: number): BudgetStatus[] | null {
+    return this.#budgets?.status(now) ?? null;
   }
 
   unpricedRows(): number {
@@ -455,7 +655,7 @@ export class PostgresStore implements WriteStore {
   }
 
   budgetSignals(): number {
-    return 0;
+    return this.#signals;
   }
 
   async digest(): Promise<DigestInput | null> {

@@ -49,22 +49,57 @@ export function levelOf(pct: number, warnAtPct: number): BudgetLevel {
   return pct >= 100 ? 'critical' : pct >= warnAtPct ? 'warning' : 'ok';
 }
 
+/**
+ * Where budgets keep their state: synchronous on the writer's thread. SQLite reads and writes its
+ * tables directly (sqliteBudgetStorage); the PostgreSQL store reads ahead and writes the saved
+ * levels in the rows' transaction itself (src/db/postgres-store.ts).
+ */
+export interface BudgetStorage {
+  /** This host's stored levels. */
+  states(): { name: string; period_start: string; level: BudgetLevel }[];
+  /** Spend by channel/model/feature in [startIso, endIso) of this host (and, on SQLite, host ''). */
+  spend(
+    source: 'llm_usage_hourly' | 'llm_usage',
+    startIso: string,
+    endIso: string,
+  ): { channel: string; model: string; feature: string; cost: number }[];
+  /** Inside the rows' transaction: a budget's level for its period. */
+  save(name: string, periodStart: string, level: BudgetLevel, updatedAt: string): void;
+}
+
+export function sqliteBudgetStorage(sqlite: BetterSqlite3.Database, host: string): BudgetStorage {
+  const saveState =
+    sqlite.prepare(`INSERT INTO llm_budget_state (host, name, period_start, level, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (host, name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`);
+  return {
+    states: () =>
+      sqlite.prepare('SELECT name, period_start, level FROM llm_budget_state WHERE host = ?').all(host) as {
+        name: string;
+        period_start: string;
+        level: BudgetLevel;
+      }[],
+    // This monitor's rows; '' are those of an SQLite file from before 0006_hosts (the same monitor).
+    spend: (source, start, end) =>
+      sqlite
+        .prepare(
+          `SELECT channel, model, feature, total(cost_usd) AS cost FROM ${source} WHERE host IN (?, '') AND ts >= ? AND ts < ? GROUP BY channel, model, feature`,
+        )
+        .all(host, start, end) as { channel: string; model: string; feature: string; cost: number }[],
+    save: (name, periodStart, level, updatedAt) => saveState.run(host, name, periodStart, level, updatedAt),
+  };
+}
+
 export class BudgetTracker {
   #budgets: Tracked[];
   /** channel\0model\0feature → indexes of the budgets it counts for (bounded; misses are cheap). */
   #matchCache = new Map<string, number[]>();
   #dirty = false;
-  #sqlite: BetterSqlite3.Database;
-  #saveState: BetterSqlite3.Statement;
+  #storage: BudgetStorage;
   #staged: BudgetSignal[] = [];
-  #host: string;
 
-  constructor(sqlite: BetterSqlite3.Database, config: MonitorConfig, now = Date.now()) {
-    this.#sqlite = sqlite;
-    this.#host = config.hostName;
-    this.#saveState =
-      sqlite.prepare(`INSERT INTO llm_budget_state (host, name, period_start, level, updated_at) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (host, name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`);
+  /** `storage`: an SQLite connection (this host's tables in it) or a BudgetStorage. */
+  constructor(storage: BetterSqlite3.Database | BudgetStorage, config: MonitorConfig, now = Date.now()) {
+    this.#storage = 'prepare' in storage ? sqliteBudgetStorage(storage, config.hostName) : storage;
     this.#budgets = config.budgets.map((b) => {
       const [channel, model, feature] = [filterMatcher(b.channel), filterMatcher(b.model), filterMatcher(b.feature)];
       const timeZone = b.timeZone ?? config.llm.timeZone;
@@ -92,31 +127,12 @@ export class BudgetTracker {
    */
   reload(source: 'llm_usage_hourly' | 'llm_usage', now = Date.now()): void {
     if (this.#budgets.length === 0) return;
-    const states = new Map(
-      (
-        this.#sqlite
-          .prepare('SELECT name, period_start, level FROM llm_budget_state WHERE host = ?')
-          .all(this.#host) as {
-          name: string;
-          period_start: string;
-          level: BudgetLevel;
-        }[]
-      ).map((s) => [s.name, s]),
-    );
-    // This monitor's rows; '' are those of an SQLite file from before 0006_hosts (the same monitor).
-    const spendSince = this.#sqlite.prepare(
-      `SELECT channel, model, feature, total(cost_usd) AS cost FROM ${source} WHERE host IN (?, '') AND ts >= ? AND ts < ? GROUP BY channel, model, feature`,
-    );
+    const states = new Map(this.#storage.states().map((s) => [s.name, s]));
     for (const b of this.#budgets) {
       b.start = periodStart(b.config.period, now, b.timeZone);
       b.end = nextPeriodStart(b.config.period, b.start, b.timeZone);
       b.spent = 0;
-      for (const r of spendSince.all(this.#host, isoTime(b.start), isoTime(b.end)) as {
-        channel: string;
-        model: string;
-        feature: string;
-        cost: number;
-      }[]) {
+      for (const r of this.#storage.spend(source, isoTime(b.start), isoTime(b.end))) {
         if (b.matches(r.channel, r.model, r.feature)) b.spent += r.cost;
       }
       const stored = states.get(b.config.name);
@@ -160,7 +176,7 @@ export class BudgetTracker {
       const pct = (spent / b.config.limitUsd) * 100;
       const level = levelOf(pct, b.config.warnAtPct);
       if (level === b.signalled) continue;
-      this.#saveState.run(this.#host, b.config.name, isoTime(b.start), level, isoTime(now));
+      this.#storage.save(b.config.name, isoTime(b.start), level, isoTime(now));
       this.#staged.push({
         type: 'budget',
         at: now,
