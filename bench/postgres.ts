@@ -323,7 +323,12 @@ export function formatPostgresBench(r: PostgresBenchResult): string {
   out.push(
     '',
     `A row cost ${b?.toFixed(1)} µs of CPU through the raw baseline${m === null ? '' : ` and ${m.toFixed(1)} µs through the monitor (median; server and its PostgreSQL backends together, the monitor's spread over its threads)`}.`,
-    `Other processes used a median ${other} % of a core during the rounds${other >= 50 ? ', so the servers ran on what was left of the 2 cores and rows/s here is bounded mostly by that rather than by either pipeline' : ''}.`,
+    `Other processes used a median ${other} % of a core during the rounds${other >= 50 ? ", so the servers ran on what was left of the 2 cores: rows/s here is bounded by CPU, and the ratio of rows/s follows the ratio of CPU per row more than either pipeline's parallelism" : ''}.`,
+    ...(b !== null && m !== null
+      ? [
+          `Per row the monitor spends ${(m / b).toFixed(1)}× the baseline's CPU (validation, the hop to the writer thread, the rollups and the cursor in each transaction).`,
+        ]
+      : []),
     '',
     `Measured ${r.date} UTC with \`${r.command}\`; load average (1/5/15 min) ${r.load_average} on ${os.cpus().length} cores —`,
     "the machine is shared with other sessions' builds and tests, and the PostgreSQL backends (their own column) compete",
