@@ -12,6 +12,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { Link } from '../src/actors/link.js';
 import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
+import { openPostgresWrite } from '../src/db/backend.js';
 import type { MigrateResult } from '../src/migrate/migrate.js';
 import { CLI } from './helpers/monitor-process.js';
 import { postgresMissing, TestDatabase } from './helpers/postgres.js';
@@ -357,6 +358,48 @@ test('a migrate killed after some batches resumes: exact counts, nothing doubled
   assert.equal(
     again.tables.reduce((n, x) => n + x.copied, 0),
     0,
+  );
+});
+
+test('rollup rows add up with the ones a monitor already wrote on PostgreSQL for the host', async (t) => {
+  if (!requireResource(t, 'PostgreSQL', pgMissing)) return;
+  const file = await writtenDatabase('merge.db', 2_000, 'h2');
+  const source = new BetterSqlite3(file, { readonly: true });
+  const hour = source.prepare('SELECT * FROM llm_usage_hourly ORDER BY ts LIMIT 1').get() as Record<string, unknown>;
+  const hourlyCalls = (source.prepare('SELECT sum(calls) AS n FROM llm_usage_hourly').get() as { n: number }).n;
+  source.close();
+  const target = await testDatabase();
+  await (await openPostgresWrite(target.url)).db.destroy();
+  const client = await connect(target.url);
+  // What a monitor on PostgreSQL rolled up for the same host and key: 3 calls of its own.
+  const day = `${(hour.ts as string).slice(0, 10)}T00:00:00.000Z`;
+  for (const [table, ts] of [
+    ['llm_usage_hourly', hour.ts],
+    ['llm_usage_daily', day],
+  ] as const)
+    await client.query(
+      `INSERT INTO ${table} (host, ts, channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached,
+         tokens_reasoning, cost_usd, unpriced_calls, latency_count, latency_sum, latency_min, latency_max)
+       VALUES ('h2', $1, $2, $3, $4, $5, $6, 3, 30, 3, 0, 0, 0.5, 0, 1, 5000, 5000, 5000)`,
+      [ts, hour.channel, hour.model, hour.feature, hour.provider, hour.status],
+    );
+  const r = runMigrate(['--from', file, '--to', target.url, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const table of ['llm_usage_hourly', 'llm_usage_daily']) {
+    const { rows } = await client.query<{ calls: string; max: number }>(
+      `SELECT sum(calls) AS calls, max(latency_max) AS max FROM ${table} WHERE host = 'h2'`,
+    );
+    assert.equal(Number(rows[0].calls), hourlyCalls + 3, `${table}: the copied calls and the monitor's own`);
+    assert.equal(rows[0].max, 5000, `${table}: latency_max kept across the merge`);
+  }
+  const { rows: merged } = await client.query<{ calls: number; tokens_in: string }>(
+    `SELECT calls, tokens_in FROM llm_usage_hourly WHERE host = 'h2' AND ts = $1 AND channel = $2 AND model = $3
+       AND feature = $4 AND provider = $5 AND status = $6`,
+    [hour.ts, hour.channel, hour.model, hour.feature, hour.provider, hour.status],
+  );
+  assert.deepEqual(
+    merged.map((m) => [Number(m.calls), Number(m.tokens_in)]),
+    [[(hour.calls as number) + 3, (hour.tokens_in as number) + 30]],
   );
 });
 
