@@ -5,7 +5,7 @@
 // from separate bot processes (src/loadtest), so the server's CPU figures are its own. They all share
 // the machine's cores, which the write-up says next to every number.
 //
-//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,dashboard,llm] [--profile DIR] [--no-write]
+//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,dashboard,llm,postgres] [--profile DIR] [--no-write]
 //
 // --profile runs every monitor under `node --cpu-prof` (one profile per thread, summarised per run);
 // numbers from a profiled run are slower and are never written to the doc.
@@ -38,9 +38,10 @@ import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sample
 import { benchDashboard, formatDashboardBench, type DashboardBench } from './dashboard.js';
 import { benchLlm, formatLlmBench, type LlmBenchResult } from './llm.js';
 import { benchAlerts, formatAlertBench, type AlertBenchResult } from './alerts.js';
+import { benchPostgres, formatPostgresBench, type PostgresBenchResult } from './postgres.js';
 
 const DOC = fileURLToPath(new URL('../../docs/PERFORMANCE.md', import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts', 'dashboard', 'llm'] as const;
+const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts', 'dashboard', 'llm', 'postgres'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -419,6 +420,9 @@ interface Results {
   llm?: LlmBenchResult;
   alerts?: AlertBenchResult;
   dashboard?: DashboardBench;
+  postgres?: PostgresBenchResult;
+  /** Why the postgres section could not run (no PostgreSQL server answering), else undefined. */
+  postgresError?: string;
 }
 
 async function main(): Promise<void> {
@@ -527,6 +531,21 @@ async function main(): Promise<void> {
     log(
       `  cpu ${results.alerts.churn.cpu_pct} %, p99 ${results.alerts.churn.latency_p99_ms} ms, fleet-wide ${results.alerts.fleet.map((f) => `${f.posts} POST(s) in ${f.seconds_to_last_post} s`).join(', ')}`,
     );
+  }
+
+  if (only.has('postgres')) {
+    log(
+      'postgres: llm_usage rows/s into PostgreSQL, monitor beside a raw single-thread pg baseline (bench/postgres.ts)',
+    );
+    await settle('postgres');
+    try {
+      results.postgres = await benchPostgres({ log: (msg) => log(`  ${msg}`) });
+      for (const x of [...results.postgres.baseline, ...results.postgres.monitor])
+        noteOtherWork(`postgres, ${x.server}`, x.other_work_pct);
+    } catch (err) {
+      results.postgresError = (err as Error).message;
+      log(`  postgres section failed: ${results.postgresError}`);
+    }
   }
 
   const minutes = round1((performance.now() - started) / 60_000);
@@ -883,6 +902,14 @@ function render(r: Results, minutes: number): string {
     out.push('## Alerter', '', '(Not measured in this run: `node dist/bench/run.js --only alerts`.)', '');
   }
   if (r.dashboard) out.push(...formatDashboardBench(r.dashboard));
+  if (r.postgres) out.push(formatPostgresBench(r.postgres));
+  else
+    out.push(
+      '## PostgreSQL',
+      '',
+      `(Not measured in this run${r.postgresError ? `: ${r.postgresError}` : ''}. \`node dist/bench/postgres.js --write\` measures it and writes this section alone.)`,
+      '',
+    );
 
   out.push(FINDINGS, '');
   out.push(CODE_CHOICES, '');
@@ -899,6 +926,7 @@ function render(r: Results, minutes: number): string {
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
     'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
     'node dist/bench/alerts.js                        # the alerter section alone',
+    'node dist/bench/postgres.js --write              # PostgreSQL ingest alone, written into this section in place',
     'node dist/bench/liveness.js --repeats 3          # hung actor: time to detect and to restart',
     'node dist/bench/self-protection.js --rows 50000  # SIGTERM with the write lock held; heartbeats with stdout wedged',
     '```',

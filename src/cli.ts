@@ -36,6 +36,7 @@ import {
   type UsageSource,
 } from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
+import { migrateCommand } from './migrate/command.js';
 import type { Logger } from './log.js';
 import type { HealthReport, Monitor } from './monitor.js';
 import { loadExpected, withMissing, type StatusRow } from './alerts/expected.js';
@@ -775,6 +776,7 @@ program
 program.addCommand(alertCommand());
 program.addCommand(silenceCommand());
 program.addCommand(loadtestCommand());
+program.addCommand(migrateCommand());
 
 /** An SQLite file that is there, or a PostgreSQL URL (whether that answers, the query says). */
 function storeExists(dbPath: string): boolean {
