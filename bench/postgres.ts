@@ -8,7 +8,7 @@
 //   node dist/bench/postgres.js [--rows N] [--reps N] [--write]
 //
 // --write puts the section into docs/PERFORMANCE.md in place ("## PostgreSQL"); without it the
-// section is printed. The server is the tests' (test/helpers/postgres.ts: KISSMON_TEST_PG_URL, default
+// section is printed. The server is the tests' (test/helpers/backends.ts: KISSMON_TEST_PG, default
 // postgres://postgres@127.0.0.1:5432/test); the bench creates and drops its own databases there.
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
