@@ -115,6 +115,7 @@ function harness(port: number, settings: Partial<EngineSettings>) {
       flapMaxTransitions: base.flap.maxTransitions,
       missingGraceMs: 120_000,
       staleAfterMs: 120_000,
+      host: config.hostName,
       ...settings,
     },
     (n) => {

@@ -5,7 +5,7 @@
 // from separate bot processes (src/loadtest), so the server's CPU figures are its own. They all share
 // the machine's cores, which the write-up says next to every number.
 //
-//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,dashboard,llm] [--profile DIR] [--no-write]
+//   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,dashboard,llm,postgres] [--profile DIR] [--no-write]
 //
 // --profile runs every monitor under `node --cpu-prof` (one profile per thread, summarised per run);
 // numbers from a profiled run are slower and are never written to the doc.
@@ -38,9 +38,10 @@ import { benchSampler, formatSamplerBench, type SamplerBenchRow } from './sample
 import { benchDashboard, formatDashboardBench, type DashboardBench } from './dashboard.js';
 import { benchLlm, formatLlmBench, type LlmBenchResult } from './llm.js';
 import { benchAlerts, formatAlertBench, type AlertBenchResult } from './alerts.js';
+import { benchPostgres, formatPostgresBench, type PostgresBenchResult } from './postgres.js';
 
 const DOC = fileURLToPath(new URL('../../docs/PERFORMANCE.md', import.meta.url));
-const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts', 'dashboard', 'llm'] as const;
+const SECTIONS = ['throughput', 'latency', 'idle', 'sampler', 'alerts', 'dashboard', 'llm', 'postgres'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -419,6 +420,9 @@ interface Results {
   llm?: LlmBenchResult;
   alerts?: AlertBenchResult;
   dashboard?: DashboardBench;
+  postgres?: PostgresBenchResult;
+  /** Why the postgres section could not run (no PostgreSQL server answering), else undefined. */
+  postgresError?: string;
 }
 
 async function main(): Promise<void> {
@@ -529,6 +533,21 @@ async function main(): Promise<void> {
     );
   }
 
+  if (only.has('postgres')) {
+    log(
+      'postgres: llm_usage rows/s into PostgreSQL, monitor beside a raw single-thread pg baseline (bench/postgres.ts)',
+    );
+    await settle('postgres');
+    try {
+      results.postgres = await benchPostgres({ log: (msg) => log(`  ${msg}`) });
+      for (const x of [...results.postgres.baseline, ...results.postgres.monitor])
+        noteOtherWork(`postgres, ${x.server}`, x.other_work_pct);
+    } catch (err) {
+      results.postgresError = (err as Error).message;
+      log(`  postgres section failed: ${results.postgresError}`);
+    }
+  }
+
   const minutes = round1((performance.now() - started) / 60_000);
   log(`done in ${minutes} min`);
   const doc = render(results, minutes);
@@ -585,15 +604,18 @@ async function machineBusyPct(ms = 500): Promise<number> {
 
 const LOADTEST_GUIDE = `## \`kissmon loadtest\`: what it checks
 
-\`kissmon loadtest --socket PATH --db PATH --bots N --duration SEC [--heartbeat-interval SEC] [--llm-rate PER_SEC]
-[--mode persistent|oneshot|mixed] [--processes K] [--pid-per-bot] [--token T] [--json]\` runs against a monitor that is
-already running (ops: before every deploy). The bots live in K separate processes (real pids; default one per 2,500
+\`kissmon loadtest [--socket PATH | --config FILE] --bots N --duration SEC [--heartbeat-interval SEC] [--llm-rate PER_SEC]
+[--mode persistent|oneshot|mixed] [--processes K] [--pid-per-bot] [--token T] [--db PATH] [--json]\` runs against a
+monitor that is already running (ops: before every deploy). It asks the monitor (\`GET /settings\` on its control socket)
+for its database, so \`--db\` is only needed to name another file; a run the monitor's settings rule out (more bots or
+connections than \`limits.maxBots\`/\`maxConnections\`, no \`--token\` where bots must send one, a heartbeat interval at the
+stale window) is refused before any bot starts. The bots live in K separate processes (real pids; default one per 2,500
 bots, at least 2); each registers, heartbeats on its interval ±10 % with \`ts\`, and the fleet sends llm_usage at
 the total rate given. \`oneshot\` opens a connection per message like the old Python bots; \`mixed\` makes half of
 each. Channels are \`lt<random>_<i>\`, unique to the run, so it can share a monitor with a real fleet.
 
 - **lost** = llm_usage lines the bots *wrote* (write callback fired without error) − rows with the run's prefix in
-  the database after \`POST /flush\` (read-only connection to \`--db\`). Lines that could not be written are reported
+  the database after \`POST /flush\` (read-only connection to the monitor's database, or \`--db\`). Lines that could not be written are reported
   as \`llm_rows_failed\`, not expected.
 - **false_stale** = bots that heartbeated throughout but have a stale/dead/offline event in \`bot_events\` or are not
   \`online\` in \`GET /status\` at the end (heartbeats go on until after this check; bots that had a heartbeat or
@@ -829,7 +851,8 @@ function render(r: Results, minutes: number): string {
     if (r.samplerRounds) {
       out.push(
         'One sample round at 100 / 1,000 / 10,000 real pids (`bench/sampler.ts`: the sampler class in-process, pids are',
-        'idle `cat` processes). ms is wall time, (cpu) the process CPU time it took:',
+        'idle `cat` processes). ms is wall time, (cpu) the process CPU time it took (before/after the byte parser and the',
+        'kernel\'s floor: "Numbers behind code choices"):',
         '',
         formatSamplerBench(r.samplerRounds),
         '',
@@ -879,6 +902,14 @@ function render(r: Results, minutes: number): string {
     out.push('## Alerter', '', '(Not measured in this run: `node dist/bench/run.js --only alerts`.)', '');
   }
   if (r.dashboard) out.push(...formatDashboardBench(r.dashboard));
+  if (r.postgres) out.push(formatPostgresBench(r.postgres));
+  else
+    out.push(
+      '## PostgreSQL',
+      '',
+      `(Not measured in this run${r.postgresError ? `: ${r.postgresError}` : ''}. \`node dist/bench/postgres.js --write\` measures it and writes this section alone.)`,
+      '',
+    );
 
   out.push(FINDINGS, '');
   out.push(CODE_CHOICES, '');
@@ -895,6 +926,7 @@ function render(r: Results, minutes: number): string {
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
     'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
     'node dist/bench/alerts.js                        # the alerter section alone',
+    'node dist/bench/postgres.js --write              # PostgreSQL ingest alone, written into this section in place',
     'node dist/bench/liveness.js --repeats 3          # hung actor: time to detect and to restart',
     'node dist/bench/self-protection.js --rows 50000  # SIGTERM with the write lock held; heartbeats with stdout wedged',
     '```',

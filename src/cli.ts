@@ -17,8 +17,10 @@ import {
   socketOption,
   UsageError,
 } from './cli-options.js';
-import type { ConfigOverrides } from './config.js';
+import { HOST_NAME_PATTERN, isPostgresUrl, type ConfigOverrides, type MonitorConfig } from './config.js';
+import type { FleetBot } from './db/queries.js';
 import type { Database } from './db/schema.js';
+import type { HostView } from './hosts/hosts.js';
 import { parseDuration } from './duration.js';
 import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
@@ -34,6 +36,7 @@ import {
   type UsageSource,
 } from './llm/report.js';
 import { loadtestCommand } from './loadtest/command.js';
+import { migrateCommand } from './migrate/command.js';
 import type { Logger } from './log.js';
 import type { HealthReport, Monitor } from './monitor.js';
 import { loadExpected, withMissing, type StatusRow } from './alerts/expected.js';
@@ -54,6 +57,12 @@ const collectUrl = (value: string, previous: string[] | undefined): string[] => 
   if (!/^https?:\/\/\S+$/.test(value))
     throw new InvalidArgumentError('--alert-webhook must be an http:// or https:// URL');
   return [...(previous ?? []), value];
+};
+/** `--host NAME` of the cross-host views. */
+const hostName = (value: string) => {
+  if (!new RegExp(HOST_NAME_PATTERN).test(value))
+    throw new InvalidArgumentError('--host must be 1-64 characters of [A-Za-z0-9_.-]');
+  return value;
 };
 /** How long the last log lines may take to reach stdout at exit; a wedged pipe gets no longer. */
 const LOG_DRAIN_AT_EXIT_MS = 2_000;
@@ -252,9 +261,24 @@ program
   .addOption(configOption())
   .option('--json', 'print a JSON array')
   .option('--watch', 'redraw every 2 s in a terminal, worst bots first (like pm2 monit / top); Ctrl-C quits')
+  .option(
+    '--all-hosts',
+    "every host's bots from the shared store (a host column; a down host's bots are unknown, reason host_down)",
+  )
+  .option('--host <name>', 'with --all-hosts: only this host', hostName)
+  .option(
+    '--host-stale-after <sec>',
+    'a host whose heartbeat is older than this is down (config hostStaleAfterMs; default 60)',
+    seconds('--host-stale-after'),
+  )
   .action(async (opts) => {
-    const settings = clientSettings(opts);
+    const settings = viewSettings(opts);
     const { controlSocketPath, dbPath } = settings;
+    if (opts.host !== undefined && !opts.allHosts) throw new UsageError('--host goes with --all-hosts');
+    if (opts.allHosts) {
+      if (opts.watch) throw new UsageError('--watch shows the live registry of one monitor; drop --all-hosts');
+      return fleetView(settings, opts);
+    }
     if (opts.watch) return watchStatus(controlSocketPath);
     let bots: StatusRow[];
     let source = 'live';
@@ -262,11 +286,17 @@ program
       bots = await requestControl<StatusRow[]>(controlSocketPath, 'GET', '/status');
     } catch (err) {
       if (!(err instanceof ControlUnavailableError)) throw err;
-      if (!existsSync(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
+      if (!storeExists(dbPath)) throw new Error(`${err.message}, and there is no database at ${dbPath}`);
       source = 'database';
-      process.stderr.write(`${err.message}; showing bot_status from ${dbPath} (as last written, not live)\n`);
+      const { describeBackend, parseBackend } = await import('./db/backend.js');
+      process.stderr.write(
+        `${err.message}; showing bot_status of host ${settings.hostName} from ${describeBackend(parseBackend(dbPath))} (as last written, not live)\n`,
+      );
       const { statusRows } = await import('./db/queries.js');
-      bots = withMissing(await withReadDatabase(dbPath, statusRows), loadExpected(settings.expected));
+      bots = withMissing(
+        await withReadDatabase(dbPath, (db) => statusRows(db, { host: settings.hostName })),
+        loadExpected(settings.expected),
+      );
     }
     if (opts.json) {
       process.stdout.write(
@@ -373,7 +403,7 @@ function statusTable(bots: StatusRow[]): string {
   return table.toString();
 }
 
-function statusSummary(bots: StatusRow[]): string {
+function statusSummary(bots: { status: string }[]): string {
   const counts = bots.reduce<Record<string, number>>(
     (acc, b) => ({ ...acc, [b.status]: (acc[b.status] ?? 0) + 1 }),
     {},
@@ -383,6 +413,94 @@ function statusSummary(bots: StatusRow[]): string {
       .map(([s, n]) => `${n} ${s}`)
       .join(', ') || 'none'
   })`;
+}
+
+/** Client settings plus the view flags (`--host-stale-after`). */
+function viewSettings(opts: { config?: string; socket?: string; db?: string; hostStaleAfter?: number }): MonitorConfig {
+  return resolveSettings(opts.config, {
+    socketPath: opts.socket,
+    dbPath: opts.db,
+    hostStaleAfterMs: opts.hostStaleAfter,
+  });
+}
+
+/** `status --all-hosts`: every host's bots from the store (no monitor needed). */
+async function fleetView(settings: MonitorConfig, opts: { host?: string; json?: boolean }): Promise<void> {
+  if (!storeExists(settings.dbPath)) throw new Error(`no database at ${settings.dbPath}`);
+  const { fleetStatus } = await import('./db/queries.js');
+  const bots = await withReadDatabase(settings.dbPath, (db) =>
+    fleetStatus(db, {
+      staleAfterMs: settings.hostStaleAfterMs,
+      ...(opts.host !== undefined && { host: opts.host }),
+    }),
+  );
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(bots, null, 2)}\n`);
+    return;
+  }
+  const hosts = new Set(bots.map((b) => b.host));
+  const down = new Set(bots.filter((b) => b.reason === 'host_down').map((b) => b.host));
+  process.stdout.write(
+    `${fleetTable(bots)}\n${statusSummary(bots)} on ${hosts.size} host${hosts.size === 1 ? '' : 's'}` +
+      `${down.size > 0 ? ` (down: ${[...down].join(', ')}; their bots are unknown)` : ''} — source: database (as each monitor last wrote it).\n`,
+  );
+}
+
+function fleetTable(bots: FleetBot[]): string {
+  const table = plainTable(['host', 'channel', 'pid', 'status', 'last hb', 'cpu % (core)', 'rss MB', 'sampled']);
+  for (const bot of bots) {
+    table.push([
+      bot.host,
+      bot.channel,
+      bot.pid,
+      bot.reason === 'host_down' ? `unknown (host down; was ${bot.stored_status})` : bot.status,
+      bot.last_heartbeat ? ago(bot.last_heartbeat) : '-',
+      fmt(bot.cpu_pct),
+      fmt(bot.rss_mb),
+      bot.sampled_at ? ago(bot.sampled_at) : '-',
+    ]);
+  }
+  return table.toString();
+}
+
+program
+  .command('hosts')
+  .description('every monitor sharing the store: version, pid, start, last heartbeat, up/down, bots by status')
+  .addOption(dbOption())
+  .addOption(configOption())
+  .option(
+    '--host-stale-after <sec>',
+    'a host whose heartbeat is older than this is down (config hostStaleAfterMs; default 60)',
+    seconds('--host-stale-after'),
+  )
+  .option('--json', 'print JSON (the same as GET /hosts)')
+  .action(async (opts) => {
+    const settings = viewSettings(opts);
+    if (!storeExists(settings.dbPath)) throw new Error(`no database at ${settings.dbPath}`);
+    const { hostViews } = await import('./hosts/hosts.js');
+    const hosts = await withReadDatabase(settings.dbPath, (db) =>
+      hostViews(db, { staleAfterMs: settings.hostStaleAfterMs }),
+    );
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(hosts, null, 2)}\n`);
+      return;
+    }
+    const table = plainTable(['host', 'version', 'pid', 'started', 'last seen', 'age', 'state', 'bots']);
+    for (const h of hosts)
+      table.push([h.host, h.version, h.pid, h.started_at, h.last_seen, `${h.age_s}s`, h.state, botCounts(h)]);
+    const down = hosts.filter((h) => h.state === 'down').length;
+    process.stdout.write(
+      `${table.toString()}\n${hosts.length} host${hosts.length === 1 ? '' : 's'}, ${down} down (down: no heartbeat for ${settings.hostStaleAfterMs / 1000} s)\n`,
+    );
+  });
+
+function botCounts(h: HostView): string {
+  return (
+    Object.entries(h.bots)
+      .filter(([, n]) => (n ?? 0) > 0)
+      .map(([status, n]) => `${n} ${status}`)
+      .join(', ') || 'none'
+  );
 }
 
 const usage = program
@@ -395,6 +513,7 @@ const usage = program
   .option('--since <when>', 'window start: a duration before now (7d, 24h, 30m) or an ISO time', '7d')
   .option('--until <when>', 'window end: a duration before now or an ISO time (default now)')
   .option('--by <dims>', `group by, comma-separated: ${USAGE_DIMENSIONS.join(', ')}`, 'channel')
+  .option('--host <name>', "only this host's calls (default every host sharing the store)", hostName)
   .option('--top <n>', 'only the N costliest groups (totals cover all)', integerOption('--top', 1, 1_000_000))
   .option('--json', 'print JSON (the same as GET /usage)')
   .option('--csv', 'print CSV')
@@ -409,12 +528,16 @@ const usage = program
         until: opts.until,
         by: opts.by,
         ...(opts.top !== undefined && { top: String(opts.top) }),
+        ...(opts.host !== undefined && { host: opts.host }),
       });
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    if (!existsSync(config.dbPath)) throw new Error(`no database at ${config.dbPath}`);
-    const report = await withReadConnection(config.dbPath, (db) => usageReport(db, options));
+    if (!storeExists(config.dbPath)) throw new Error(`no database at ${config.dbPath}`);
+    // SQLite: a bare connection (no kysely to load); PostgreSQL needs its driver either way.
+    const report = isPostgresUrl(config.dbPath)
+      ? await withReadDatabase(config.dbPath, (db) => usageReport(db, options))
+      : await withReadConnection(config.dbPath, (db) => usageReport(db, options));
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
@@ -653,12 +776,18 @@ program
 program.addCommand(alertCommand());
 program.addCommand(silenceCommand());
 program.addCommand(loadtestCommand());
+program.addCommand(migrateCommand());
+
+/** An SQLite file that is there, or a PostgreSQL URL (whether that answers, the query says). */
+function storeExists(dbPath: string): boolean {
+  return isPostgresUrl(dbPath) || existsSync(dbPath);
+}
 
 /** One query on a read-only connection of this process: a one-shot command needs no thread pool. */
 async function withReadDatabase<T>(dbPath: string, query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
-  // Imported here: `usage` reads without kysely (withReadConnection), and starts faster for it.
-  const { openReadDatabase } = await import('./db/schema.js');
-  const db = openReadDatabase(dbPath);
+  // Imported here: `usage` on SQLite reads without kysely (withReadConnection), and starts faster for it.
+  const { openReader, parseBackend } = await import('./db/backend.js');
+  const db = openReader(parseBackend(dbPath));
   try {
     return await query(db);
   } finally {

@@ -6,6 +6,7 @@ import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health
 import { Link } from './actors/link.js';
 import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
+import { describeBackend, parseBackend } from './db/backend.js';
 import { ReadPool } from './db/read-pool.js';
 import { spoolUnacknowledged } from './db/spool.js';
 import { botRoutes } from './http/bot-routes.js';
@@ -21,10 +22,13 @@ import { Supervisor, SupervisorError } from './supervisor/supervisor.js';
 import { loadExpected, withMissing } from './alerts/expected.js';
 import { MonitorAlerts, type MonitorCondition } from './alerts/monitor-alerts.js';
 import { alertRoutes } from './alerts/routes.js';
+import { HostPresence } from './hosts/presence.js';
+import { hostRoutes } from './hosts/routes.js';
 import { statusLine, SystemdNotifier } from './systemd.js';
 import type { AlerterInput } from './actors/alerter-messages.js';
 import type { WriteItem } from './actors/db-writer-messages.js';
 import type { BotSignal, KnownConnections } from './actors/registry-messages.js';
+import type { BotStatus } from './protocol/states.js';
 
 /** The admin socket: the monitor's own user only, whatever group the other sockets have. */
 const ADMIN_SOCKET_ACCESS = { mode: 0o600, group: null };
@@ -72,6 +76,8 @@ export class Monitor {
   /** The monitor's own alerts (MonitorActorDown, MonitorIngestPaused) to the alerter. */
   readonly #alerterLink: Link<AlerterInput>;
   readonly #monitorAlerts: MonitorAlerts;
+  /** This host's heartbeat in `hosts`, and (PostgreSQL) leader election and MonitorHostDown. */
+  readonly #presence: HostPresence;
   /** The expected fleet (`expected`), re-read on SIGHUP. */
   #expected: string[];
   /** The actor the supervisor gave up on (restart intensity exceeded), once it has. */
@@ -128,6 +134,21 @@ export class Monitor {
       },
     });
     this.#monitorAlerts = new MonitorAlerts((input) => this.#alerterLink.send(input));
+    this.#presence = new HostPresence({
+      host: config.hostName,
+      staleAfterMs: config.hostStaleAfterMs,
+      postgresUrl: postgresUrlOf(config.dbPath),
+      botCounts: async () => {
+        const registry = await this.#supervisor.call('registry', (c) => c.health());
+        if (!registry) return null;
+        const { online, stale, dead, offline } = registry.detail as Record<BotStatus, number>;
+        return { online, stale, dead, offline };
+      },
+      write: (beat) => this.#supervisor.call('db', (c) => c.hostBeat(beat)),
+      // Its own MonitorAlerts: #judgeMonitorAlerts resolves whatever its list does not hold.
+      alerts: new MonitorAlerts((input) => this.#alerterLink.send(input)),
+      log,
+    });
     this.#expected = loadExpected(config.expected);
     this.#auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
     this.#ingest = new IngestServer({
@@ -188,10 +209,12 @@ export class Monitor {
     }, PULSE_MS);
     monitor.#timers.push(setInterval(() => void monitor.#reportHealth(), config.healthIntervalMs));
     monitor.#timers.push(setInterval(() => monitor.#judgeMonitorAlerts(), MONITOR_ALERTS_MS));
+    monitor.#presence.start();
     log.info(
       {
         socket: config.socketPath,
-        db: config.dbPath,
+        db: describeBackend(parseBackend(config.dbPath)),
+        host: config.hostName,
         control: config.controlSocketPath,
         admin: config.adminSocketPath,
         stale_after_s: config.staleAfterMs / 1000,
@@ -329,6 +352,7 @@ export class Monitor {
       this.#log.info({ exit_code: exitCode, deadline_ms: deadline }, 'shutting down: draining connections');
       this.#systemd?.stopping();
       for (const timer of this.#timers) clearInterval(timer);
+      const presenceStopped = this.#presence.stop(); // no heartbeat into a writer that is stopping
       this.#tellWriterSpoolAt();
       if (this.#gaveUpOn !== null) await this.#lastWords();
       const until = (at: number) => Math.max(0, at - Date.now());
@@ -355,6 +379,7 @@ export class Monitor {
       if (!this.#hurried && Date.now() < this.#spoolAt!)
         await this.#unlessHurried(this.#reportHealth(), until(this.#spoolAt!));
       await this.#writerLink.drained(Math.min(500, untilActors(linksDueAt)));
+      await this.#unlessHurried(presenceStopped, until(linksDueAt));
       await this.#supervisor.stop(deadlineAt - 500);
       const spooled = spoolUnacknowledged(this.#writerLink, this.config, this.#log);
       // Bot messages the registry never acknowledged: it did not answer, so they became no row.
@@ -410,6 +435,7 @@ export class Monitor {
   }
 
   async #teardown(): Promise<void> {
+    await this.#presence.stop();
     await this.#supervisor.stop();
     await this.#control.close();
     await this.#dashboard?.close();
@@ -454,6 +480,7 @@ export class Monitor {
         control_rejected: Object.values(this.#control.rejected()).reduce((a, b) => a + b, 0),
         log_lines_dropped: logLinesDropped(),
         rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
+        ...this.#presence.stats(),
       },
     };
     return [ingest, ...actors];
@@ -571,7 +598,8 @@ export class Monitor {
           return { reset: true };
         },
       }),
-      ...botRoutes(this.#readPool),
+      ...botRoutes(this.#readPool, this.config.hostName),
+      ...hostRoutes(this.#readPool, this.config),
       ...settingsRoutes(this.config),
       ...(
         [
@@ -607,4 +635,10 @@ export class Monitor {
       }),
     ];
   }
+}
+
+/** The store's URL when it is PostgreSQL (leader election), else null. */
+function postgresUrlOf(dbPath: string): string | null {
+  const backend = parseBackend(dbPath);
+  return backend.kind === 'postgres' ? backend.url : null;
 }

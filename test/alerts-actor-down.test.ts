@@ -3,6 +3,7 @@
 // delivers MonitorActorDown{actor="sampler"} at once (its "last words", not after groupWaitMs). The
 // monitor the service manager starts next has its actors back: it sends the alert resolved.
 import assert from 'node:assert/strict';
+import { defaultHostName } from '../src/config.js';
 import { describe, it } from 'node:test';
 import { alertConfig, alertMonitor } from './helpers/alerts.js';
 import { actorHealth, runKissmon, startMonitor, waitFor } from './helpers/monitor-process.js';
@@ -35,7 +36,12 @@ describe('MonitorActorDown', () => {
       'exactly one notification, received before the exit',
     );
     const body = receiver.received[0].body as Notification;
-    assert.deepEqual(body.alerts[0].labels, { alertname: 'MonitorActorDown', severity: 'critical', actor: 'sampler' });
+    assert.deepEqual(body.alerts[0].labels, {
+      alertname: 'MonitorActorDown',
+      severity: 'critical',
+      host: defaultHostName(),
+      actor: 'sampler',
+    });
     assert.match(body.alerts[0].annotations.summary, /sampler restarted past the intensity limit/);
   });
 
@@ -49,7 +55,12 @@ describe('MonitorActorDown', () => {
       alerts: [{ status: 'resolved', alertname: 'MonitorActorDown' }],
     });
     const resolved = (receiver.received[1].body as Notification).alerts[0];
-    assert.deepEqual(resolved.labels, { alertname: 'MonitorActorDown', severity: 'critical', actor: 'sampler' });
+    assert.deepEqual(resolved.labels, {
+      alertname: 'MonitorActorDown',
+      severity: 'critical',
+      host: defaultHostName(),
+      actor: 'sampler',
+    });
     assert.ok(Date.parse(resolved.endsAt) > 0, `endsAt set: ${resolved.endsAt}`);
   });
 });

@@ -19,6 +19,7 @@ const settings = {
   flapMaxTransitions: 4,
   missingGraceMs: 1_000,
   staleAfterMs: 1_000,
+  host: 'test-host',
 };
 
 function budget(
@@ -70,6 +71,7 @@ describe('LlmBudgetExceeded', () => {
     assert.deepEqual(labels, {
       alertname: 'LlmBudgetExceeded',
       severity: 'warning',
+      host: 'test-host',
       budget: 'daily',
       period: 'day',
       period_start: start,

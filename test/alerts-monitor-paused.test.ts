@@ -2,6 +2,7 @@
 // alerts.ingestPausedAfterMs: the alert fires (cause database_locked) and resolves once the lock
 // is released. The alerter's own store is locked too meanwhile: it delivers from memory.
 import assert from 'node:assert/strict';
+import { defaultHostName } from '../src/config.js';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { alertMonitor } from './helpers/alerts.js';
@@ -28,6 +29,7 @@ describe('MonitorIngestPaused', () => {
       assert.deepEqual(alert.labels, {
         alertname: 'MonitorIngestPaused',
         severity: 'warning',
+        host: defaultHostName(),
         cause: 'database_locked',
       });
     } finally {

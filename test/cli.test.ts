@@ -206,7 +206,7 @@ describe('kissmon CLI', () => {
     );
     await assert.rejects(
       requestControl(monitor.control, 'GET', '/usage?by=planet'),
-      /query parameter by must be comma-separated dimensions from channel, model, feature/,
+      /query parameter by must be comma-separated dimensions from host, channel, model, feature/,
     );
     await assert.rejects(requestControl(monitor.control, 'GET', '/usage?since=3x'), /since/);
   });

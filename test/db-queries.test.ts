@@ -165,7 +165,7 @@ test('usageTotals covers every group, and is zero when nothing matches', async (
 test('bad report options are TypeErrors', async () => {
   await assert.rejects(usageReport(db, { sinceMs: SINCE, by: ['pid' as never] }), {
     name: 'TypeError',
-    message: /options\.by must be a list of distinct dimensions from channel, model/,
+    message: /options\.by must be a list of distinct dimensions from host, channel, model/,
   });
   await assert.rejects(usageReport(db, { sinceMs: SINCE, by: ['model', 'model'] }), {
     name: 'TypeError',

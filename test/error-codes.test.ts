@@ -16,6 +16,7 @@ import { LoadtestInterrupted, LoadtestLimitError } from '../src/loadtest/run.js'
 import { SupervisorError } from '../src/supervisor/supervisor.js';
 import { ExpectedFileError } from '../src/alerts/expected.js';
 import { StoreUnavailableError } from '../src/alerts/store.js';
+import { MigrateSourceError } from '../src/migrate/migrate.js';
 
 const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -68,6 +69,7 @@ test('each error carries its code, its class name and the message it was given',
     [new ExpectedFileError('m'), 'ERR_EXPECTED_FILE'],
     [new StoreUnavailableError('m'), 'ERR_ALERT_STORE_UNAVAILABLE'],
     [new ApiError(401, 'm'), 'ERR_DASHBOARD_API'],
+    [new MigrateSourceError('m'), 'ERR_MIGRATE_SOURCE'],
   ];
   for (const [err, code] of cases) {
     assert.ok(err instanceof MonitorError && err instanceof Error);

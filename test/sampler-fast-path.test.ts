@@ -117,9 +117,20 @@ describe('sampler: the /proc fast path', { timeout: 120_000 }, () => {
     copyFileSync('/bin/sleep', odd);
     const child = spawn(odd, ['600'], { stdio: 'ignore' });
     children.push(child);
-    await waitFor('the child exec-ed', () => readFileSync(`/proc/${child.pid}/comm`, 'latin1').trim() === 'a) (b c)');
-    const line = readFileSync(`/proc/${child.pid}/stat`, 'latin1');
-    const fields = line.slice(line.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3
+    // The split of the line, here the oracle: fields[0] is field 3. Read once `sleep` runs (asleep,
+    // state S, under its new name): right after the exec its rss can still be 0.
+    const split = () => {
+      const line = readFileSync(`/proc/${child.pid}/stat`, 'latin1');
+      return {
+        comm: line.slice(line.indexOf('(') + 1, line.lastIndexOf(')')),
+        fields: line.slice(line.lastIndexOf(')') + 2).split(' '),
+      };
+    };
+    await waitFor('the child asleep in sleep', () => {
+      const { comm, fields } = split();
+      return comm === 'a) (b c)' && fields[0] === 'S' && Number(fields[21]) > 0;
+    });
+    const { fields } = split();
     const stat = readProcStat(child.pid!);
     assert.ok(typeof stat === 'object', `read ${JSON.stringify(stat)}`);
     assert.deepEqual(stat, {

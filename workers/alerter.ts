@@ -67,6 +67,7 @@ class Alerter {
         flapMaxTransitions: alerts.flap.maxTransitions,
         missingGraceMs: alerts.missingGraceMs ?? staleAfterMs,
         staleAfterMs,
+        host: ctx.config.hostName,
       },
       (n) => this.#notification(n),
     );

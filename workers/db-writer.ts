@@ -93,6 +93,14 @@ class DatabaseWriter implements ActorInstance<DbWriterControlExtra> {
     spoolReplayed: (waitMs) => this.#spoolReplayed(waitMs),
     recompute: (sinceMs) => this.#recompute(sinceMs),
     budgets: async () => this.#st?.budgets() ?? null,
+    // The heartbeat is not data to keep: a store that is not writable now just misses one.
+    hostBeat: async (beat) =>
+      this.#st
+        ? this.#st.heartbeat(beat).then(
+            () => true,
+            () => false,
+          )
+        : false,
   };
   #log: Logger;
   #warn: RateLimitedLog;

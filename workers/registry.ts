@@ -12,14 +12,12 @@
 // against the bots: a paused monitor never produces a false stale.
 import os from 'node:os';
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
-import type { MessagePort } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { runActor, type ActorContext, type ActorInstance, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
-import { statusRows } from '../src/db/queries.js';
 import { processStartTime } from '../src/proc.js';
-import { openReadDatabase } from '../src/db/schema.js';
 import { spoolUnacknowledged } from '../src/db/spool.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
@@ -37,6 +35,7 @@ import type {
   RegistryLatency,
 } from '../src/actors/registry-messages.js';
 import type { SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
+import type { RebuildAnswer, RebuildState } from '../src/actors/rebuild-reader.js';
 import { encodeBot } from '../src/http/feed-format.js';
 
 interface Bot {
@@ -207,18 +206,13 @@ class Registry {
    * a live one whose pid is gone, or now names another process, is dead before anything samples it,
    * and ingest batches whose rows are already stored are skipped when re-sent. A database that
    * cannot be read yet (locked before its first migration, missing) is not fatal: the registry
-   * starts empty and bots come back with their next register or heartbeat.
+   * starts empty and bots come back with their next register or heartbeat. The read runs in a
+   * thread of its own (src/actors/rebuild-reader.ts), so this one never loads the database driver.
    */
   async rebuild(): Promise<void> {
     if (!existsSync(this.#ctx.config.dbPath)) return; // first start: nothing to rebuild
-    let db;
     try {
-      db = openReadDatabase(this.#ctx.config.dbPath, { busyTimeoutMs: 2_000 });
-      // One read transaction: the cursors and bot_status from the same commit.
-      const { rows, cursors } = await db.transaction().execute(async (trx) => ({
-        cursors: await trx.selectFrom('delivery_cursor').select(['sender', 'seq']).execute(),
-        rows: await statusRows(trx),
-      }));
+      const { rows, cursors } = await readRebuildState(this.#ctx.config.dbPath);
       for (const { sender, seq } of cursors) this.#ingest.markDelivered(sender, seq);
       const live = this.#clock.now();
       let died = 0;
@@ -249,8 +243,6 @@ class Registry {
         { err, db: this.#ctx.config.dbPath },
         'registry cannot read bot_status yet: starting empty; bots reappear with their next register or heartbeat',
       );
-    } finally {
-      await db?.destroy();
     }
   }
 
@@ -696,6 +688,19 @@ class Registry {
 }
 
 /** A bot as first seen (register, implicit register, or rebuilt from bot_status); no sample yet. */
+/** Runs the one-shot reader thread and resolves with what it read; rejects with its error. */
+function readRebuildState(dbPath: string): Promise<RebuildState> {
+  return new Promise((resolve, reject) => {
+    const reader = new Worker(new URL('../src/actors/rebuild-reader.js', import.meta.url), { workerData: { dbPath } });
+    reader.once('message', (answer: RebuildAnswer) => {
+      if (answer.type === 'state') resolve(answer.state);
+      else reject(Object.assign(new Error(answer.message), { code: answer.code }));
+    });
+    reader.once('error', reject);
+    reader.once('exit', (code) => reject(new Error(`the rebuild reader exited (${code}) without an answer`)));
+  });
+}
+
 function newBot(
   known: Pick<Bot, 'channel' | 'pid' | 'status' | 'registeredAt' | 'lastSeen' | 'lastHeartbeat' | 'heartbeatLive'>,
   features: Features | null,

@@ -8,7 +8,8 @@ import type { BotStatus, TransitionReason } from '../protocol/states.js';
  *   'transition'  registry → alerter (Link 'registry-to-alerter'), every bot state change
  *   'budget'      db-writer → alerter (Link 'db-to-alerter'), only when a budget's level changes
  *   'digest'      db-writer → alerter (Link 'db-to-alerter'), the daily LLM digest
- *   'monitor'     main thread → alerter (Link 'ingest-to-alerter'), the monitor's own trouble
+ *   'monitor'     main thread → alerter (Link 'ingest-to-alerter'), the monitor's own trouble, and
+ *                 MonitorHostDown for another host (the leader only: src/hosts/presence.ts)
  */
 export type AlerterInput =
   | {
@@ -47,7 +48,7 @@ export type AlerterInput =
       summary: string;
     };
 
-export type MonitorAlertName = 'MonitorActorDown' | 'MonitorIngestPaused';
+export type MonitorAlertName = 'MonitorActorDown' | 'MonitorIngestPaused' | 'MonitorHostDown';
 
 /** Every alert name the alerter raises (part of the contract: receivers route on them). */
 export const ALERT_NAMES = [
@@ -57,6 +58,7 @@ export const ALERT_NAMES = [
   'BotMissing',
   'MonitorActorDown',
   'MonitorIngestPaused',
+  'MonitorHostDown',
   'LlmBudgetExceeded',
 ] as const;
 export type AlertName = (typeof ALERT_NAMES)[number];
@@ -99,10 +101,12 @@ export function alertSubject(labels: Record<string, string>): string {
     .join(' ');
 }
 
-/** Exactly one of the three. `match` is a glob over the channel (`*`, `?`). */
+/** Exactly one of the four. `match` is a glob over the channel (`*`, `?`); `host` matches the alert's host label. */
 export interface SilenceMatcher {
   channel?: string;
   match?: string;
+  /** Every alert about this host: its monitor's own, and MonitorHostDown for it (a planned host stop). */
+  host?: string;
   all?: true;
 }
 

@@ -1,6 +1,7 @@
 // Message types of the database writer actor (workers/db-writer.ts). Times are ms since the epoch;
 // the writer stores them as ISO-8601 UTC text.
 import type { ActorHealth } from './health.js';
+import type { HostBeat } from './host-messages.js';
 import type { LlmCallStatus } from '../protocol/messages.js';
 import type { BotStatus, TransitionReason } from '../protocol/states.js';
 
@@ -107,6 +108,8 @@ export interface DbWriterControlExtra {
   recompute(sinceMs: number): Promise<RecomputeResult>;
   /** Budgets' spend and level now; null while the database is not open. */
   budgets(): Promise<BudgetStatus[] | null>;
+  /** Upserts this monitor's `hosts` row (src/hosts/hosts.ts); false while the store is not writable. */
+  hostBeat(beat: HostBeat): Promise<boolean>;
 }
 
 /** One line of `kissmon budgets` / GET /budgets (the writer's `budgets` control call). */

@@ -91,9 +91,10 @@ export function silenceCommand(): Command {
   );
   silence
     .command('add')
-    .description('silence alerts of one channel, of channels matching a glob, or all, for a while')
+    .description('silence alerts of one channel, of channels matching a glob, of one host, or all, for a while')
     .option('--channel <channel>', 'one channel')
     .option('--match <glob>', "channels matching a glob, e.g. 'eu_*'")
+    .option('--host <name>', "every alert about one host (its monitor's, and MonitorHostDown for it)")
     .option('--all', 'every alert')
     .requiredOption('--for <duration>', 'how long, e.g. 30m, 2h, 1d')
     .option('--comment <text>', 'why (shown in silence list)', '')
@@ -101,12 +102,13 @@ export function silenceCommand(): Command {
     .addOption(socketOption())
     .addOption(configOption())
     .action(async (opts) => {
-      const given = [opts.channel, opts.match, opts.all].filter((v) => v !== undefined).length;
-      if (given !== 1) throw new UsageError('give exactly one of --channel, --match or --all');
+      const given = [opts.channel, opts.match, opts.host, opts.all].filter((v) => v !== undefined).length;
+      if (given !== 1) throw new UsageError('give exactly one of --channel, --match, --host or --all');
       if (!new RegExp(DURATION_PATTERN).test(opts.for)) throw new UsageError('--for must look like 30m, 2h, 1d');
       const params = new URLSearchParams({ for: opts.for, comment: opts.comment, by: userInfo().username });
       if (opts.channel !== undefined) params.set('channel', opts.channel);
       if (opts.match !== undefined) params.set('match', opts.match);
+      if (opts.host !== undefined) params.set('host', opts.host);
       if (opts.all) params.set('all', '1');
       const body = await requestControl<{ silence: SilenceView }>(
         clientSettings(opts).adminSocketPath,
@@ -135,7 +137,9 @@ export function silenceCommand(): Command {
           ? 'all'
           : s.matcher.channel !== undefined
             ? `channel ${s.matcher.channel}`
-            : `match ${s.matcher.match}`;
+            : s.matcher.host !== undefined
+              ? `host ${s.matcher.host}`
+              : `match ${s.matcher.match}`;
         table.push([s.id, matches, s.active ? 'yes' : 'no', s.endsAt, s.createdBy, s.comment]);
       }
       write(`${table.toString()}\n${body.silences.filter((s) => s.active).length} active`);

@@ -47,6 +47,11 @@ export interface EngineSettings {
   flapMaxTransitions: number;
   missingGraceMs: number;
   staleAfterMs: number;
+  /**
+   * This monitor's host name (config hostName): every alert carries it as its `host` label, so one
+   * alert stream from many hosts says where. MonitorHostDown's own `host` (the host that is down) wins.
+   */
+  host: string;
 }
 
 interface Group {
@@ -202,7 +207,7 @@ export class AlertEngine {
           this.#resolve(key, now);
           return;
         }
-        const severity: Severity = input.alertname === 'MonitorActorDown' ? 'critical' : 'warning';
+        const severity: Severity = input.alertname === 'MonitorIngestPaused' ? 'warning' : 'critical';
         this.#fire(
           key,
           { alertname: input.alertname, severity, labels, summary: input.summary, startsAt: input.at },
@@ -337,7 +342,7 @@ export class AlertEngine {
   }
 
   #fire(key: string, spec: AlertSpec, now: number): void {
-    const labels = { alertname: spec.alertname, severity: spec.severity, ...spec.labels };
+    const labels = { alertname: spec.alertname, severity: spec.severity, host: this.#settings.host, ...spec.labels };
     const fingerprint = fingerprintOf(labels);
     const activeFp = this.#active.get(key);
     if (activeFp === fingerprint) return; // already active: nothing new

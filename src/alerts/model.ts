@@ -76,12 +76,18 @@ export function groupKeyOf(groupLabels: Record<string, string>): string {
   return `{}:{${inner}}`;
 }
 
-/** Exactly one of channel, match, all; a bad matcher is a TypeError naming what is wrong. */
+/** Exactly one of channel, match, host, all; a bad matcher is a TypeError naming what is wrong. */
 export function checkMatcher(matcher: SilenceMatcher): SilenceMatcher {
-  const given = [matcher.channel !== undefined, matcher.match !== undefined, matcher.all === true].filter(
-    Boolean,
-  ).length;
-  if (given !== 1) throw new TypeError('a silence needs exactly one of channel, match or all');
+  const given = [
+    matcher.channel !== undefined,
+    matcher.match !== undefined,
+    matcher.host !== undefined,
+    matcher.all === true,
+  ].filter(Boolean).length;
+  if (given !== 1) throw new TypeError('a silence needs exactly one of channel, match, host or all');
+  if (matcher.host !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(matcher.host))
+    throw new TypeError('host must be 1-64 chars of [A-Za-z0-9_.-]');
+  if (matcher.host !== undefined) return { host: matcher.host };
   if (matcher.channel !== undefined && !/^[A-Za-z0-9_]{1,64}$/.test(matcher.channel))
     throw new TypeError('channel must be 1-64 chars of [A-Za-z0-9_]');
   if (matcher.match !== undefined && (matcher.match.length === 0 || matcher.match.length > 128))
@@ -94,6 +100,10 @@ export function checkMatcher(matcher: SilenceMatcher): SilenceMatcher {
 /** A compiled silence matcher: does it cover these labels? */
 export function silenceMatches(matcher: SilenceMatcher): (labels: Record<string, string>) => boolean {
   if (matcher.all) return () => true;
+  if (matcher.host !== undefined) {
+    const host = matcher.host;
+    return (labels) => labels.host === host;
+  }
   if (matcher.channel !== undefined) {
     const channel = matcher.channel;
     return (labels) => labels.channel === channel;

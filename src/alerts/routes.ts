@@ -47,6 +47,9 @@ export function alertRoutes(call: AlerterCall): ControlRoute[] {
           match: Type.Optional(
             Type.String({ minLength: 1, maxLength: 128, must: 'a glob of 1-128 characters, e.g. eu_*' }),
           ),
+          host: Type.Optional(
+            Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', must: 'a host name (1-64 chars of [A-Za-z0-9_.-])' }),
+          ),
           all: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')], { must: '1 or true' })),
           for: Type.String({ pattern: DURATION_PATTERN, must: 'a duration such as 30m, 2h, 1d' }),
           comment: Type.Optional(Type.String({ maxLength: 500, must: 'at most 500 characters' })),
@@ -55,13 +58,19 @@ export function alertRoutes(call: AlerterCall): ControlRoute[] {
         { additionalProperties: false },
       ),
       handler: async (q) => {
-        const given = [q.channel !== undefined, q.match !== undefined, q.all !== undefined].filter(Boolean).length;
-        if (given !== 1) throw new HttpError(400, 'give exactly one of channel, match or all');
+        const given = [q.channel, q.match, q.host, q.all].filter((v) => v !== undefined).length;
+        if (given !== 1) throw new HttpError(400, 'give exactly one of channel, match, host or all');
         const forMs = parseDuration(q.for, 'for');
         if (!(forMs > 0) || forMs > MAX_SILENCE_MS)
           throw new HttpError(400, 'for must be a duration above 0 and at most 366d');
         const matcher: SilenceMatcher =
-          q.channel !== undefined ? { channel: q.channel } : q.match !== undefined ? { match: q.match } : { all: true };
+          q.channel !== undefined
+            ? { channel: q.channel }
+            : q.match !== undefined
+              ? { match: q.match }
+              : q.host !== undefined
+                ? { host: q.host }
+                : { all: true };
         const silence = await answer<SilenceView>((a) =>
           a.addSilence({ matcher, forMs, comment: q.comment ?? '', createdBy: q.by ?? 'control-api' }),
         );

@@ -10,7 +10,7 @@ import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { applyNumbers, decodeBot, type FeedBot } from '../http/feed-format.js';
 import { api, qs, session, streamEvents, token, type Session } from './api.js';
-import { FleetTable, hostOf, sortAndFilter, type Sort, type SortKey } from './fleet.js';
+import { botKey, FleetTable, hostOf, sortAndFilter, type HostBot, type Sort, type SortKey } from './fleet.js';
 import {
   AlertsPanel,
   BotDetailView,
@@ -52,7 +52,12 @@ function Dashboard({ s }: { s: Session }) {
   const [search, setSearch] = useState('');
   const [status, setStatus] = useState('');
   const [sort, setSort] = useState<Sort>({ key: 'status', dir: 1 });
-  const [selected, setSelected] = useState<string | null>(null);
+  const [selected, setSelected] = useState<FeedBot | null>(null);
+  const [hostFilter, setHostFilter] = useState('');
+  /** Hosts sharing the store (GET /hosts) and this monitor's name; null until known or with one store per monitor. */
+  const [hosts, setHosts] = useState<{ own: string; names: string[] } | null>(null);
+  /** The other hosts' bots (GET /fleet), polled while there are several hosts. */
+  const [others, setOthers] = useState<HostBot[]>([]);
 
   useEffect(() => {
     const abort = new AbortController();
@@ -113,14 +118,48 @@ function Dashboard({ s }: { s: Session }) {
     return () => clearInterval(timer);
   }, []);
 
-  const all = bots.current;
+  // Several monitors share the store: this one's bots come live from its registry, the others'
+  // from the store (GET /fleet, as their monitors last wrote them; `unknown` while one is down).
+  useEffect(() => {
+    if (!has('GET /hosts') || !has('GET /fleet')) return;
+    let stop = false;
+    const load = async () => {
+      const h = await api<{ host: string; hosts: { host: string }[] }>('/hosts').catch(() => null);
+      if (stop || !h) return;
+      const names = h.hosts.map((x) => x.host);
+      setHosts({ own: h.host, names });
+      if (names.filter((n) => n !== h.host).length === 0) return setOthers([]);
+      const fleet = await api<HostBot[]>('/fleet').catch(() => null);
+      if (!stop && fleet) setOthers(fleet.filter((b) => b.host !== h.host));
+    };
+    void load();
+    const timer = setInterval(() => void load(), 5_000);
+    return () => {
+      stop = true;
+      clearInterval(timer);
+    };
+  }, []);
+  const several = hosts !== null && new Set([hosts.own, ...hosts.names]).size > 1;
+  const all = useMemo(() => {
+    if (!several) return bots.current;
+    const merged = new Map<string, FeedBot>();
+    for (const b of bots.current.values()) {
+      const own = { ...b, host: hosts.own } as FeedBot;
+      merged.set(botKey(own), own);
+    }
+    for (const b of others) merged.set(botKey(b as unknown as FeedBot), b as unknown as FeedBot);
+    return merged;
+  }, [version, others, several]);
   const counts = useMemo(() => {
     const c: Record<string, number> = {};
     for (const b of all.values()) c[b.status] = (c[b.status] ?? 0) + 1;
     return c;
-  }, [version]);
-  const showHost = useMemo(() => new Set([...all.values()].map(hostOf).filter(Boolean)).size > 1, [version]);
-  const rows = useMemo(() => sortAndFilter(all.values(), search, status, sort), [version, search, status, sort]);
+  }, [all, version]);
+  const showHost = several || new Set([...all.values()].map(hostOf).filter(Boolean)).size > 1;
+  const rows = useMemo(
+    () => sortAndFilter(all.values(), search, status, sort, hostFilter),
+    [all, version, search, status, sort, hostFilter],
+  );
   useEffect(() => {
     // The first render with the fleet in it: the scale test reads this mark (navigation → ready).
     if (version === 1) performance.mark('fleet-ready');
@@ -137,14 +176,20 @@ function Dashboard({ s }: { s: Session }) {
             <input type="search" id="search" placeholder="Search channels" aria-label="Search channels" value=${search}
               onInput=${(e: Event) => setSearch((e.currentTarget as HTMLInputElement).value)} />
             <label>Status <select id="status-filter" value=${status} onChange=${(e: Event) => setStatus((e.currentTarget as HTMLSelectElement).value)}>
-              <option value="">all</option>${['online', 'stale', 'dead', 'offline'].map((s) => html`<option value=${s}>${s} (${counts[s] ?? 0})</option>`)}
+              <option value="">all</option>${['online', 'stale', 'dead', 'offline', ...(several ? ['unknown'] : [])].map((s) => html`<option value=${s}>${s} (${counts[s] ?? 0})</option>`)}
             </select></label>
+            ${
+              several &&
+              html`<label>Host <select id="host-filter" value=${hostFilter} onChange=${(e: Event) => setHostFilter((e.currentTarget as HTMLSelectElement).value)}>
+              <option value="">all</option>${hosts.names.map((h) => html`<option value=${h}>${h}${h === hosts.own ? ' (this monitor)' : ''}</option>`)}
+            </select></label>`
+            }
             <span class="muted" aria-live="polite" id="shown">${rows.length} of ${all.size} shown</span>
           </div>
         </div>
         <${FleetTable} rows=${rows} total=${all.size} showHost=${showHost} sort=${sort} onSort=${onSort} onSelect=${setSelected} now=${now + skew} />
       </section>
-      ${selected && html`<${BotDetailView} key=${selected} channel=${selected} bot=${all.get(selected)} onClose=${() => setSelected(null)} />`}
+      ${selected && html`<${BotDetailView} key=${botKey(selected)} channel=${selected.channel} host=${hostOf(selected) || undefined} bot=${all.get(botKey(selected)) ?? all.get(selected.channel)} onClose=${() => setSelected(null)} />`}
       <${AlertsPanel} has=${has} alerts=${alerts} admin=${s.admin} onChanged=${loadAlerts} />
       <${LlmPanel} has=${has} />
       <${HealthPanel} health=${health} />

@@ -17,9 +17,18 @@ const ROW_HEIGHT = 30;
 const VIEW_HEIGHT = 480;
 const MARGIN_ROWS = 10;
 
-export const STATUS_SYMBOL: Record<string, string> = { online: '●', stale: '▲', dead: '✖', offline: '○' };
+export const STATUS_SYMBOL: Record<string, string> = { online: '●', stale: '▲', dead: '✖', offline: '○', unknown: '?' };
+
+/** A bot of another host (GET /fleet): `unknown` while that host's monitor is down. */
+export type HostBot = Omit<FeedBot, 'status'> & {
+  host: string;
+  status: FeedBot['status'] | 'unknown';
+  reason?: string;
+};
 
 export const hostOf = (b: FeedBot) => (b as FeedBot & { host?: string }).host ?? '';
+/** Rows are keyed by host and channel: a channel is unique per host, not across hosts. */
+export const botKey = (b: FeedBot) => `${hostOf(b)}/${b.channel}`;
 
 const compare: Record<SortKey, (a: FeedBot, b: FeedBot) => number> = {
   channel: (a, b) => (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0),
@@ -34,11 +43,18 @@ const compare: Record<SortKey, (a: FeedBot, b: FeedBot) => number> = {
   host: (a, b) => hostOf(a).localeCompare(hostOf(b)),
 };
 
-export function sortAndFilter(bots: Iterable<FeedBot>, search: string, status: string, sort: Sort): FeedBot[] {
+export function sortAndFilter(
+  bots: Iterable<FeedBot>,
+  search: string,
+  status: string,
+  sort: Sort,
+  host = '',
+): FeedBot[] {
   const needle = search.trim().toLowerCase();
   const rows: FeedBot[] = [];
   for (const b of bots) {
     if (status && b.status !== status) continue;
+    if (host && hostOf(b) !== host) continue;
     if (needle && !b.channel.toLowerCase().includes(needle)) continue;
     rows.push(b);
   }
@@ -64,7 +80,7 @@ interface TableProps {
   showHost: boolean;
   sort: Sort;
   onSort: (key: SortKey) => void;
-  onSelect: (channel: string) => void;
+  onSelect: (bot: FeedBot) => void;
   /** Server time now (ms), for heartbeat ages. */
   now: number;
 }
@@ -100,8 +116,8 @@ export function FleetTable({ rows, total, showHost, sort, onSort, onSelect, now 
           (
             b,
             i,
-          ) => html`<tr class="bot" key=${b.channel} data-channel=${b.channel} data-status=${b.status} aria-rowindex=${first + i + 2}>
-          <td><button type="button" class="link" onClick=${() => onSelect(b.channel)}>${b.channel}</button></td>
+          ) => html`<tr class="bot" key=${botKey(b)} data-channel=${b.channel} data-status=${b.status} aria-rowindex=${first + i + 2}>
+          <td><button type="button" class="link" onClick=${() => onSelect(b)}>${b.channel}</button></td>
           <td><${StatusBadge} status=${b.status} /></td>
           <td class="num">${b.pid}</td>
           <td class="num">${age(b, now)}</td>
@@ -114,7 +130,7 @@ export function FleetTable({ rows, total, showHost, sort, onSort, onSelect, now 
                   .join(', ')
               : ''
           }</td>
-          ${showHost && html`<td>${hostOf(b)}</td>`}
+          ${showHost && html`<td data-host=${hostOf(b)}>${hostOf(b)}${(b as HostBot).reason === 'host_down' ? ' (down)' : ''}</td>`}
         </tr>`,
         )}
         ${after > 0 && html`<tr class="spacer" aria-hidden="true" style=${{ height: `${after * ROW_HEIGHT}px` }}><td colspan=${columns.length}></td></tr>`}

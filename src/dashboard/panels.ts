@@ -82,10 +82,13 @@ export function Summary({
 
 export function BotDetailView({
   channel,
+  host,
   bot,
   onClose,
 }: {
   channel: string;
+  /** The bot's host when it is not this monitor's (several hosts share the store). */
+  host?: string;
   bot: FeedBot | undefined;
   onClose: () => void;
 }) {
@@ -95,7 +98,7 @@ export function BotDetailView({
   useEffect(() => {
     let stop = false;
     const load = () =>
-      api<BotDetail>(`/bot${qs({ channel, since: '1h' })}`).then(
+      api<BotDetail>(`/bot${qs({ channel, since: '1h', host })}`).then(
         (d) => !stop && setDetail(d),
         (e: Error) => !stop && setError(e.message),
       );
@@ -107,7 +110,7 @@ export function BotDetailView({
       stop = true;
       clearInterval(timer);
     };
-  }, [channel]);
+  }, [channel, host]);
   const metrics = detail?.metrics ?? [];
   const xs = metrics.map((m) => m.ts);
   return html`<section id="detail" class="panel" aria-labelledby="detail-title" onKeyDown=${(e: KeyboardEvent) => e.key === 'Escape' && onClose()}>
@@ -212,7 +215,7 @@ export function LlmPanel({ has }: { has: (route: string) => boolean }) {
 }
 
 const matcherText = (m: Silence['matcher']) =>
-  m.all ? 'all alerts' : m.channel ? `channel ${m.channel}` : `match ${m.match}`;
+  m.all ? 'all alerts' : m.channel ? `channel ${m.channel}` : m.host ? `host ${m.host}` : `match ${m.match}`;
 
 export function AlertsPanel({
   has,

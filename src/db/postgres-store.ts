@@ -56,6 +56,8 @@ import {
   type WritePlan,
   type WriteStore,
 } from './store.js';
+import type { HostBeat } from '../actors/host-messages.js';
+import { upsertHost } from '../hosts/hosts.js';
 
 const DAY_MS = 86_400_000;
 /** Partitions are created this many days ahead of today (and one behind, for a clock a little off). */
@@ -685,6 +687,10 @@ export class PostgresStore implements WriteStore {
 
   async recompute(): Promise<RecomputeResult> {
     throw new Error('recompute is not available with PostgreSQL as the store yet');
+  }
+
+  heartbeat(beat: HostBeat): Promise<void> {
+    return upsertHost(this.db, beat);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,8 @@
 import { sql, type Kysely } from 'kysely';
 import type { BotSnapshot } from '../actors/registry-messages.js';
 import type { BotStatus } from '../protocol/states.js';
+import { hostViews } from '../hosts/hosts.js';
+import { dialectOf, dialectSql } from './dialect.js';
 import { isoTime, type Database } from './schema.js';
 
 export interface UsageTotals {
@@ -19,35 +21,65 @@ export interface UsageTotals {
 /**
  * A latency percentile by linear interpolation between the two nearest ranks (the "inclusive"
  * definition: numpy's default, Excel PERCENTILE.INC), per group, ignoring calls with no latency.
- * percentile_cont is built into the SQLite bundled with better-sqlite3 (SQLITE_ENABLE_PERCENTILE).
+ * SQLite: percentile_cont is built into the SQLite bundled with better-sqlite3
+ * (SQLITE_ENABLE_PERCENTILE); PostgreSQL: the ordered-set aggregate of the same name.
  */
-const latencyPercentile = (fraction: number) =>
-  sql<number | null>`round(percentile_cont(latency_ms, ${sql.lit(fraction)}), 2)`;
+const latencyPercentile = (db: Kysely<Database>, fraction: number) =>
+  sql<number | null>`${sql.raw(dialectSql(db).percentile('latency_ms', fraction))}`;
+const total = (db: Kysely<Database>, column: string) => sql<number>`${sql.raw(dialectSql(db).total(column))}`;
 
-/** Every bot in bot_status with its latest resource sample (for the same pid), sorted by channel. */
-export async function statusRows(db: Kysely<Database>): Promise<BotSnapshot[]> {
-  const { rows } = await sql<{
-    channel: string;
-    pid: number;
-    status: string;
-    features_json: string | null;
-    registered_at: string | null;
-    last_seen: string | null;
-    last_heartbeat: string | null;
-    start_time: number | null;
-    cpu_pct: number | null;
-    cpu_pct_machine: number | null;
-    rss_mb: number | null;
-    sampled_at: string | null;
-  }>`
-    SELECT s.channel, s.pid, s.status, s.features_json, s.registered_at, s.last_seen, s.last_heartbeat, s.start_time,
-           m.cpu_pct, m.cpu_pct_machine, m.rss_mb, m.ts AS sampled_at
+/** Which bots to read: one host's (a monitor's own, by default), or every host's (`undefined`). */
+export interface HostFilter {
+  /** Only this host's rows; undefined: every host. */
+  host?: string;
+}
+
+type StatusRecord = {
+  host: string;
+  channel: string;
+  pid: number;
+  status: string;
+  features_json: string | null;
+  registered_at: string | null;
+  last_seen: string | null;
+  last_heartbeat: string | null;
+  start_time: number | null;
+  cpu_pct: number | null;
+  cpu_pct_machine: number | null;
+  rss_mb: number | null;
+  sampled_at: string | null;
+};
+
+/** bot_status rows with each bot's latest resource sample (for the same pid), sorted by host and channel. */
+async function statusRecords(db: Kysely<Database>, filter: HostFilter): Promise<StatusRecord[]> {
+  const where = filter.host === undefined ? sql`` : sql`WHERE s.host = ${filter.host}`;
+  const columns = sql`s.host, s.channel, s.pid, s.status, s.features_json, s.registered_at, s.last_seen, s.last_heartbeat,
+           s.start_time, m.cpu_pct, m.cpu_pct_machine, m.rss_mb, m.ts AS sampled_at`;
+  // The same latest-sample lookup twice: PostgreSQL has LATERAL (and no rowid), SQLite the reverse.
+  const query =
+    dialectOf(db) === 'postgres'
+      ? sql<StatusRecord>`
+    SELECT ${columns}
+    FROM bot_status s
+    LEFT JOIN LATERAL (
+      SELECT cpu_pct, cpu_pct_machine, rss_mb, ts FROM bot_metrics
+      WHERE host = s.host AND channel = s.channel AND pid = s.pid ORDER BY ts DESC LIMIT 1
+    ) m ON true
+    ${where}
+    ORDER BY s.host, s.channel`
+      : sql<StatusRecord>`
+    SELECT ${columns}
     FROM bot_status s
     LEFT JOIN bot_metrics m ON m.rowid = (
-      SELECT rowid FROM bot_metrics WHERE channel = s.channel AND pid = s.pid ORDER BY ts DESC LIMIT 1
+      SELECT rowid FROM bot_metrics WHERE host = s.host AND channel = s.channel AND pid = s.pid ORDER BY ts DESC LIMIT 1
     )
-    ORDER BY s.channel`.execute(db);
-  return rows.map((r) => ({
+    ${where}
+    ORDER BY s.host, s.channel`;
+  return (await query.execute(db)).rows;
+}
+
+function snapshotOf(r: StatusRecord): BotSnapshot {
+  return {
     channel: r.channel,
     pid: r.pid,
     status: r.status as BotStatus,
@@ -61,28 +93,68 @@ export async function statusRows(db: Kysely<Database>): Promise<BotSnapshot[]> {
     cpu_pct_machine: r.cpu_pct_machine,
     rss_mb: r.rss_mb,
     sampled_at: parseTime(r.sampled_at),
-  }));
+  };
+}
+
+/** Every bot in bot_status (of `filter.host`, or of every host) with its latest resource sample, sorted by channel. */
+export async function statusRows(db: Kysely<Database>, filter: HostFilter = {}): Promise<BotSnapshot[]> {
+  return (await statusRecords(db, filter)).map(snapshotOf);
+}
+
+/** One bot of the cross-host view: where it runs, and `unknown` while its host's monitor is down. */
+export type FleetBot = Omit<BotSnapshot, 'status'> & {
+  host: string;
+  /** `unknown` when its monitor is down: the stored status is only what that monitor last wrote. */
+  status: BotStatus | 'unknown';
+  /** Why the status is unknown. */
+  reason?: 'host_down';
+  /** With `unknown`: the status its monitor last stored. */
+  stored_status?: BotStatus;
+};
+
+/**
+ * `kissmon status --all-hosts`: the bots of every host (or of `filter.host`) as their monitors
+ * last stored them, sorted by host and channel; a host whose `hosts` row is older than
+ * `staleAfterMs` is down and its bots are `unknown` (reason host_down). A host with no `hosts`
+ * row (rows from before 0006) is shown as stored.
+ */
+export async function fleetStatus(
+  db: Kysely<Database>,
+  options: HostFilter & { staleAfterMs: number },
+): Promise<FleetBot[]> {
+  const [records, hosts] = await Promise.all([statusRecords(db, options), hostViews(db, options)]);
+  const down = new Set(hosts.filter((h) => h.state === 'down').map((h) => h.host));
+  return records.map((r) => {
+    const bot = snapshotOf(r);
+    if (!down.has(r.host)) return { host: r.host, ...bot };
+    return { host: r.host, ...bot, status: 'unknown', reason: 'host_down', stored_status: bot.status };
+  });
 }
 
 /** Calls, tokens, cost and latency percentiles of all raw rows since `sinceMs` (the load tester's count; zeros and nulls when none). */
-export async function usageTotals(db: Kysely<Database>, options: { sinceMs: number }): Promise<UsageTotals> {
-  return usageSince(db, options.sinceMs).executeTakeFirstOrThrow();
+export async function usageTotals(
+  db: Kysely<Database>,
+  options: { sinceMs: number } & HostFilter,
+): Promise<UsageTotals> {
+  return usageSince(db, options.sinceMs, options.host).executeTakeFirstOrThrow();
 }
 
-function usageSince(db: Kysely<Database>, sinceMs: number) {
+function usageSince(db: Kysely<Database>, sinceMs: number, host: string | undefined) {
   if (typeof sinceMs !== 'number' || !Number.isFinite(sinceMs) || sinceMs < 0)
     throw new TypeError('options.sinceMs must be a time in ms since the epoch');
+  const { int } = dialectSql(db);
   return db
     .selectFrom('llm_usage')
     .where('ts', '>=', isoTime(sinceMs))
+    .$if(host !== undefined, (q) => q.where('host', '=', host!))
     .select([
-      sql<number>`count(*)`.as('calls'),
-      sql<number>`coalesce(sum(tokens_in), 0)`.as('tokens_in'),
-      sql<number>`coalesce(sum(tokens_out), 0)`.as('tokens_out'),
-      sql<number>`total(cost_usd)`.as('cost_usd'),
-      latencyPercentile(0.5).as('latency_p50_ms'),
-      latencyPercentile(0.95).as('latency_p95_ms'),
-      latencyPercentile(0.99).as('latency_p99_ms'),
+      sql<number>`${sql.raw(int('count(*)'))}`.as('calls'),
+      sql<number>`${sql.raw(int('coalesce(sum(tokens_in), 0)'))}`.as('tokens_in'),
+      sql<number>`${sql.raw(int('coalesce(sum(tokens_out), 0)'))}`.as('tokens_out'),
+      total(db, 'cost_usd').as('cost_usd'),
+      latencyPercentile(db, 0.5).as('latency_p50_ms'),
+      latencyPercentile(db, 0.95).as('latency_p95_ms'),
+      latencyPercentile(db, 0.99).as('latency_p99_ms'),
     ]);
 }
 
@@ -121,13 +193,16 @@ const BOT_DETAIL_MAX_EVENTS = 200;
 
 export async function botDetail(
   db: Kysely<Database>,
-  options: { channel: string; sinceMs: number },
+  options: { channel: string; sinceMs: number } & HostFilter,
 ): Promise<BotDetail> {
   const since = isoTime(options.sinceMs);
+  const { host } = options;
+  const { int } = dialectSql(db);
   const metrics = await db
     .selectFrom('bot_metrics')
     .select(['ts', 'pid', 'cpu_pct', 'rss_mb'])
     .where('channel', '=', options.channel)
+    .$if(host !== undefined, (q) => q.where('host', '=', host!))
     .where('ts', '>=', since)
     .orderBy('ts', 'desc')
     .limit(BOT_DETAIL_MAX_POINTS)
@@ -136,6 +211,7 @@ export async function botDetail(
     .selectFrom('bot_events')
     .select(['ts', 'pid', 'from_status', 'to_status', 'reason'])
     .where('channel', '=', options.channel)
+    .$if(host !== undefined, (q) => q.where('host', '=', host!))
     .orderBy('ts', 'desc')
     .orderBy('id', 'desc')
     .limit(BOT_DETAIL_MAX_EVENTS)
@@ -143,15 +219,16 @@ export async function botDetail(
   const usage = await db
     .selectFrom('llm_usage')
     .where('channel', '=', options.channel)
+    .$if(host !== undefined, (q) => q.where('host', '=', host!))
     .where('ts', '>=', since)
     .select([
       sql<string>`coalesce(model, '')`.as('model'),
-      sql<number>`count(*)`.as('calls'),
-      sql<number>`coalesce(sum(tokens_in), 0)`.as('tokens_in'),
-      sql<number>`coalesce(sum(tokens_out), 0)`.as('tokens_out'),
-      sql<number>`total(cost_usd)`.as('cost_usd'),
+      sql<number>`${sql.raw(int('count(*)'))}`.as('calls'),
+      sql<number>`${sql.raw(int('coalesce(sum(tokens_in), 0)'))}`.as('tokens_in'),
+      sql<number>`${sql.raw(int('coalesce(sum(tokens_out), 0)'))}`.as('tokens_out'),
+      total(db, 'cost_usd').as('cost_usd'),
     ])
-    .groupBy('model')
+    .groupBy(sql`coalesce(model, '')`)
     .orderBy(sql.ref('cost_usd'), 'desc')
     .execute();
   return {

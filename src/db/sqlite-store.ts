@@ -21,6 +21,8 @@ import {
   type WritePlan,
   type WriteStore,
 } from './store.js';
+import type { HostBeat } from '../actors/host-messages.js';
+import { upsertHost } from '../hosts/hosts.js';
 
 export function sqliteCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -434,6 +436,10 @@ export class SqliteStore implements WriteStore {
   /** Budgets are re-checked by the next write (an empty plan does it at once). */
   get hasBudgets(): boolean {
     return this.#accounting.hasBudgets;
+  }
+
+  heartbeat(beat: HostBeat): Promise<void> {
+    return upsertHost(this.handle.db, beat);
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,7 @@
 //                                                                    └─ rejects: nothing of it committed
 //                                                                       (or, PostgreSQL, not known: the
 //                                                                       writer reloads the cursors first)
+import type { HostBeat } from '../actors/host-messages.js';
 import type { LlmUsageRow, PruneResult, RowItem } from '../actors/db-writer-messages.js';
 import type { BudgetSignal, BudgetStatus } from '../llm/budgets.js';
 import type { RecomputeResult } from '../llm/accounting.js';
@@ -90,6 +91,8 @@ export interface WriteStore {
   digest(day: number, now: number, timeZone: string): Promise<DigestInput | null>;
   /** Re-prices stored rows since `sinceMs`, chunk by chunk; `stop()` true aborts between chunks. */
   recompute(sinceMs: number, stop: () => boolean, retryDelayMs: number): Promise<RecomputeResult>;
+  /** Upserts this monitor's `hosts` row (src/hosts/hosts.ts), outside the row transactions. */
+  heartbeat(beat: HostBeat): Promise<void>;
   close(): Promise<void>;
 }
 

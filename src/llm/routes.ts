@@ -1,7 +1,7 @@
 // The LLM room's control routes: GET /usage, /budgets, /prices; POST /usage/recompute (admin).
 // src/monitor.ts spreads llmRoutes(...) into its route list.
 import { Type } from '@sinclair/typebox';
-import type { MonitorConfig } from '../config.js';
+import { HOST_NAME_PATTERN, type MonitorConfig } from '../config.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { HttpError, route, type ControlRoute } from '../http/control-server.js';
 import { RECOMPUTE_TIMEOUT_MS, type RecomputeResult } from './accounting.js';
@@ -52,6 +52,7 @@ export function llmRoutes(deps: LlmRouteDeps): ControlRoute[] {
             }),
           ),
           top: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,5}$', must: 'a positive integer' })),
+          host: Type.Optional(Type.String({ pattern: HOST_NAME_PATTERN, must: '1-64 characters of [A-Za-z0-9_.-]' })),
         },
         { additionalProperties: false },
       ),
