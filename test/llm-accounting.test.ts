@@ -443,89 +443,109 @@ test("config: prices in today's form or dated lists, budgets and digest validate
   );
 });
 
-test('the daily digest goes out once per day through the alerter link, with yesterday against the day before', async () => {
-  const dbPath = tempDb();
-  const day = 86_400_000;
-  const yesterdayNoon = Math.floor(Date.now() / day) * day - day / 2;
-  const link = new Link<WriteItem>('ingest');
-  let writer = await startWriter(dbPath, link, { prices: { 'digest-model': { input: 1, output: 0 } } });
-  await send(link, [
-    {
-      type: 'llm_usage',
-      at: yesterdayNoon,
-      channel: 'big',
-      model: 'digest-model',
-      feature: 'f',
-      tokens_in: 2_000_000,
-      tokens_out: 0,
-      latency_ms: 900,
-    },
-    {
-      type: 'llm_usage',
-      at: yesterdayNoon,
-      channel: 'small',
-      model: 'digest-model',
-      feature: 'f',
-      tokens_in: 500_000,
-      tokens_out: 0,
-      latency_ms: 100,
-      status: 'error',
-    },
-    {
-      type: 'llm_usage',
-      at: yesterdayNoon - day,
-      channel: 'big',
-      model: 'digest-model',
-      feature: 'f',
-      tokens_in: 1_000_000,
-      tokens_out: 0,
-      latency_ms: 100,
-    },
-    { type: 'event', at: yesterdayNoon, channel: 'big', pid: 5, from: 'online', to: 'dead', reason: 'process_exited' },
-  ]);
-  await writer.control.shutdown();
-  await writer.stop();
-  const received: AlerterInput[] = [];
-  const alerterEnd = () => {
-    const channel = new MessageChannel();
-    const end = new Link<never, AlerterInput>('alerter', {
-      onBatch: (items, ack) => {
-        received.push(...items);
-        ack();
-      },
+for (const kind of BACKENDS)
+  test(`the daily digest goes out once per day through the alerter link, with yesterday against the day before [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const dbPath = store.dbPath;
+    const day = 86_400_000;
+    const yesterdayNoon = Math.floor(Date.now() / day) * day - day / 2;
+    const link = new Link<WriteItem>('ingest');
+    let writer = await startWriter(dbPath, link, {
+      ...store.overrides,
+      prices: { 'digest-model': { input: 1, output: 0 } },
     });
-    end.attach(channel.port1);
-    return channel.port2;
-  };
-  const config: ConfigOverrides = { digest: { hour: 0, timeZone: 'UTC' } }; // due from 00:00: a start sends the overdue one
-  for (const incarnation of [2, 3]) {
-    writer = await startWriter(dbPath, new Link<WriteItem>(`ingest-${incarnation}`), config, incarnation, alerterEnd());
-    if (incarnation === 2) await waitFor('digest received', () => received.length > 0);
+    await send(link, [
+      {
+        type: 'llm_usage',
+        at: yesterdayNoon,
+        channel: 'big',
+        model: 'digest-model',
+        feature: 'f',
+        tokens_in: 2_000_000,
+        tokens_out: 0,
+        latency_ms: 900,
+      },
+      {
+        type: 'llm_usage',
+        at: yesterdayNoon,
+        channel: 'small',
+        model: 'digest-model',
+        feature: 'f',
+        tokens_in: 500_000,
+        tokens_out: 0,
+        latency_ms: 100,
+        status: 'error',
+      },
+      {
+        type: 'llm_usage',
+        at: yesterdayNoon - day,
+        channel: 'big',
+        model: 'digest-model',
+        feature: 'f',
+        tokens_in: 1_000_000,
+        tokens_out: 0,
+        latency_ms: 100,
+      },
+      {
+        type: 'event',
+        at: yesterdayNoon,
+        channel: 'big',
+        pid: 5,
+        from: 'online',
+        to: 'dead',
+        reason: 'process_exited',
+      },
+    ]);
     await writer.control.shutdown();
     await writer.stop();
-  }
-  assert.equal(received.length, 1, 'once per day, also across a restart');
-  const digest = received[0] as Extract<AlerterInput, { type: 'digest' }>;
-  const data = digest.data as {
-    spent_usd: number;
-    previous_day_usd: number;
-    change_pct: number;
-    top_channels: { channel: string }[];
-    failing_models: { model: string; error_rate_pct: number }[];
-    bots_restarted_or_flapping: { channel: string; dead: number }[];
-  };
-  assert.equal(data.spent_usd, 2.5);
-  assert.equal(data.previous_day_usd, 1);
-  assert.equal(data.change_pct, 150);
-  assert.deepEqual(
-    data.top_channels.map((c) => c.channel),
-    ['big', 'small'],
-  );
-  assert.deepEqual(data.failing_models, [{ model: 'digest-model', failed: 1, calls: 2, error_rate_pct: 50 }]);
-  assert.deepEqual(
-    data.bots_restarted_or_flapping.map((b) => [b.channel, b.dead]),
-    [['big', 1]],
-  );
-  assert.match(digest.title, /^LLM digest \d{4}-\d\d-\d\d: 2\.50 USD$/);
-  assert.match(digest.text, /over 2 calls; day before 1\.00 USD \(\+150 %\)/);
-});
+    const received: AlerterInput[] = [];
+    const alerterEnd = () => {
+      const channel = new MessageChannel();
+      const end = new Link<never, AlerterInput>('alerter', {
+        onBatch: (items, ack) => {
+          received.push(...items);
+          ack();
+        },
+      });
+      end.attach(channel.port1);
+      return channel.port2;
+    };
+    const config: ConfigOverrides = { ...store.overrides, digest: { hour: 0, timeZone: 'UTC' } }; // due from 00:00: a start sends the overdue one
+    for (const incarnation of [2, 3]) {
+      writer = await startWriter(
+        dbPath,
+        new Link<WriteItem>(`ingest-${incarnation}`),
+        config,
+        incarnation,
+        alerterEnd(),
+      );
+      if (incarnation === 2) await waitFor('digest received', () => received.length > 0);
+      await writer.control.shutdown();
+      await writer.stop();
+    }
+    assert.equal(received.length, 1, 'once per day, also across a restart');
+    const digest = received[0] as Extract<AlerterInput, { type: 'digest' }>;
+    const data = digest.data as {
+      spent_usd: number;
+      previous_day_usd: number;
+      change_pct: number;
+      top_channels: { channel: string }[];
+      failing_models: { model: string; error_rate_pct: number }[];
+      bots_restarted_or_flapping: { channel: string; dead: number }[];
+    };
+    assert.equal(data.spent_usd, 2.5);
+    assert.equal(data.previous_day_usd, 1);
+    assert.equal(data.change_pct, 150);
+    assert.deepEqual(
+      data.top_channels.map((c) => c.channel),
+      ['big', 'small'],
+    );
+    assert.deepEqual(data.failing_models, [{ model: 'digest-model', failed: 1, calls: 2, error_rate_pct: 50 }]);
+    assert.deepEqual(
+      data.bots_restarted_or_flapping.map((b) => [b.channel, b.dead]),
+      [['big', 1]],
+    );
+    assert.match(digest.title, /^LLM digest \d{4}-\d\d-\d\d: 2\.50 USD$/);
+    assert.match(digest.text, /over 2 calls; day before 1\.00 USD \(\+150 %\)/);
+  });

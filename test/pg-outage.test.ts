@@ -5,7 +5,7 @@
 // ones). The monitor keeps serving, health says the store is down and why, and once it is back
 // every row is there exactly once (count and ids).
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -193,6 +193,13 @@ test(
     assert.ok(Number(db.detail.rows_replayed) > 0, 'the spool was replayed into the store');
     assert.ok(Number(db.detail.other_errors) > 0, 'attempts failed on the killed connections');
     assert.match(monitor.output(), /database unreachable/);
+    // The alerter kept its state in a local SQLite file beside the spool, not in the store.
+    assert.ok(existsSync(join(dir.path, 'monitor.alerts.db')), 'local alert file beside the spool');
+    assert.equal(
+      (await store.rows("SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE 'alert%'"))[0].n,
+      0,
+      'no alert tables in PostgreSQL',
+    );
     assert.equal(await stopMonitor(monitor), 0);
   },
 );

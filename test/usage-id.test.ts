@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import { MonitorClient } from 'kissbot-monitor-client';
 import { requestControl } from '../src/http/control-client.js';
 import type { HealthReport } from '../src/monitor.js';
+import { BACKENDS, openBackend } from './helpers/backends.js';
 import {
   flush,
   killStarted,
@@ -38,38 +39,43 @@ describe('llm_usage id', () => {
     dir.remove();
   });
 
-  it(
-    'the same id twice (two connections, and again after a monitor restart) is stored once and counted',
-    { timeout: 60_000 },
-    async () => {
-      const config = join(dir.path, 'config.json');
-      writeFileSync(config, JSON.stringify({ healthIntervalMs: 200 }));
-      let monitor = await startMonitor(dir, ['--config', config]);
-      const lines = Array.from({ length: 100 }, (_, i) => call(`call-${i}`, i));
-      await sendLines(monitor.socket, lines);
-      await sendLines(monitor.socket, [lines[7], call(undefined, 1000), call(undefined, 1000)]); // no id: both kept
-      await flush(monitor);
-      const { actors } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');
-      assert.equal(actors.find((a) => a.actor === 'db')!.detail.duplicate, 1);
-      await waitFor('duplicate metric', async () =>
-        /kissmon_llm_usage_duplicates_total 1\b/.test(await requestControl<string>(monitor.control, 'GET', '/metrics')),
-      );
+  for (const kind of BACKENDS)
+    it(
+      `the same id twice (two connections, and again after a monitor restart) is stored once and counted [${kind}]`,
+      { timeout: 60_000 },
+      async (t) => {
+        const store = await openBackend(t, kind);
+        if (!store) return;
+        const config = join(store.dir, 'config.json');
+        writeFileSync(config, JSON.stringify({ healthIntervalMs: 200, ...store.overrides }));
+        const args = ['--socket', dir.socket, '--config', config];
+        let monitor = await startMonitor(dir, args, { pathFlags: false });
+        const lines = Array.from({ length: 100 }, (_, i) => call(`call-${i}`, i));
+        await sendLines(monitor.socket, lines);
+        await sendLines(monitor.socket, [lines[7], call(undefined, 1000), call(undefined, 1000)]); // no id: both kept
+        await flush(monitor);
+        const { actors } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');
+        assert.equal(actors.find((a) => a.actor === 'db')!.detail.duplicate, 1);
+        await waitFor('duplicate metric', async () =>
+          /kissmon_llm_usage_duplicates_total 1\b/.test(
+            await requestControl<string>(monitor.control, 'GET', '/metrics'),
+          ),
+        );
 
-      // A client that reconnects to a restarted monitor and re-sends what it is not sure arrived.
-      assert.equal(await stopMonitor(monitor), 0);
-      monitor = await startMonitor(dir, ['--config', config]);
-      await sendLines(monitor.socket, lines.slice(50));
-      await flush(monitor);
-      const [stats] = query<{ n: number; ids: number; without: number }>(
-        dir.db,
-        "SELECT count(*) n, count(DISTINCT id) ids, count(*) - count(id) without FROM llm_usage WHERE feature = 'dup'",
-      );
-      assert.deepEqual(stats, { n: 102, ids: 100, without: 2 });
-      const { actors: later } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');
-      assert.equal(later.find((a) => a.actor === 'db')!.detail.duplicate, 50);
-      assert.equal(await stopMonitor(monitor), 0);
-    },
-  );
+        // A client that reconnects to a restarted monitor and re-sends what it is not sure arrived.
+        assert.equal(await stopMonitor(monitor), 0);
+        monitor = await startMonitor(dir, args, { pathFlags: false });
+        await sendLines(monitor.socket, lines.slice(50));
+        await flush(monitor);
+        const [stats] = await store.rows<{ n: number; ids: number; without: number }>(
+          "SELECT count(*) AS n, count(DISTINCT id) AS ids, count(*) - count(id) AS without FROM llm_usage WHERE feature = 'dup'",
+        );
+        assert.deepEqual(stats, { n: 102, ids: 100, without: 2 });
+        const { actors: later } = await requestControl<{ actors: HealthReport }>(monitor.control, 'GET', '/health');
+        assert.equal(later.find((a) => a.actor === 'db')!.detail.duplicate, 50);
+        assert.equal(await stopMonitor(monitor), 0);
+      },
+    );
 
   it('the TypeScript client sends a distinct id with every call, or the one given', { timeout: 30_000 }, async () => {
     const monitor = await startMonitor(dir);

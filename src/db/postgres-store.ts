@@ -25,7 +25,8 @@
 // Budgets: the same BudgetTracker as on SQLite, over storage read ahead at open (this host's
 // levels, and its hourly spend since the earliest current period); levels it decides are written
 // in the rows' transaction, signalled once that commits.
-// Not on PostgreSQL yet: the digest and recompute (written against better-sqlite3).
+// The daily digest runs the same portable SQL as on SQLite (src/llm/digest.ts).
+// Not on PostgreSQL yet: recompute (it walks llm_usage by SQLite rowid).
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import pg from 'pg';
 import type { Kysely } from 'kysely';
@@ -40,7 +41,7 @@ import {
   type BudgetStorage,
 } from '../llm/budgets.js';
 import { periodStart } from '../llm/periods.js';
-import type { DigestInput } from '../llm/digest.js';
+import { buildDigest, type DigestInput } from '../llm/digest.js';
 import { PriceTable } from '../llm/prices.js';
 import { DAILY_UNTIL_KEY } from '../llm/rollups.js';
 import { isConnectionError, openPostgresWrite, type PostgresOptions } from './backend.js';
@@ -660,8 +661,28 @@ export class PostgresStore implements WriteStore {
     return this.#signals;
   }
 
-  async digest(): Promise<DigestInput | null> {
-    throw new Error('the daily digest is not available with PostgreSQL as the store yet');
+  async digest(day: number, now: number, timeZone: string): Promise<DigestInput | null> {
+    const sent = await this.#pool.query<{ value: string }>(
+      "SELECT value FROM monitor_state WHERE host = $1 AND key = 'digest_day'",
+      [this.#host],
+    );
+    if (sent.rows[0]?.value === isoTime(day)) return null;
+    const query = async (sql: string, params: unknown[]) => {
+      let n = 0;
+      return (
+        await this.#pool.query(
+          sql.replace(/\?/g, () => `$${++n}`),
+          params,
+        )
+      ).rows;
+    };
+    const digest = await buildDigest(query, now, timeZone, this.budgets(now) ?? [], this.#host);
+    await this.#pool.query(
+      `INSERT INTO monitor_state (host, key, value, updated_at) VALUES ($1, 'digest_day', $2, $3)
+      ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [this.#host, isoTime(day), isoTime(now)],
+    );
+    return digest;
   }
 
   async recompute(): Promise<RecomputeResult> {

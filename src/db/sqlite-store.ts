@@ -393,7 +393,7 @@ export class SqliteStore implements WriteStore {
       .prepare("SELECT value FROM monitor_state WHERE host = ? AND key = 'digest_day'")
       .get(this.#host) as { value: string } | undefined;
     if (sent?.value === isoTime(day)) return null;
-    const digest = buildDigest(sqlite, now, timeZone, this.#accounting.budgets(now));
+    const digest = await buildDigest(sqlite, now, timeZone, this.#accounting.budgets(now), this.#host);
     sqlite
       .prepare(
         "INSERT INTO monitor_state (host, key, value, updated_at) VALUES (?, 'digest_day', ?, ?) ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

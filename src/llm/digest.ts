@@ -34,49 +34,81 @@ export interface DigestData {
 
 const round = (n: number, d = 6) => Math.round(n * 10 ** d) / 10 ** d;
 
-/** Yesterday (the local day before `now`'s) in figures, from the rollups and bot_events. */
-export function buildDigest(
-  sqlite: BetterSqlite3.Database,
+/** Runs one query with `?` placeholders: better-sqlite3 on SQLite, the pg pool on PostgreSQL. */
+export type DigestQuery = (sql: string, params: unknown[]) => unknown[] | Promise<unknown[]>;
+
+/** An SQLite connection as a DigestQuery. */
+export const sqliteDigestQuery =
+  (sqlite: BetterSqlite3.Database): DigestQuery =>
+  (sql, params) =>
+    sqlite.prepare(sql).all(...params);
+
+/**
+ * Yesterday (the local day before `now`'s) in figures, from this host's rollups and bot_events
+ * (SQLite: also rows of host '', written before 0006_hosts). The SQL runs on both backends as it
+ * is (no total(), no aliases inside expressions); rounding is done here.
+ */
+export async function buildDigest(
+  query: DigestQuery | BetterSqlite3.Database,
   now: number,
   timeZone: string,
   budgets: BudgetStatus[],
-): DigestInput {
+  host = '',
+): Promise<DigestInput> {
+  const run = typeof query === 'function' ? query : sqliteDigestQuery(query);
+  const all = async <T>(sql: string, params: unknown[]) => (await run(sql, params)) as T[];
   const today = periodStart('day', now, timeZone);
   const yesterday = periodStart('day', today - 1, timeZone);
   const before = periodStart('day', yesterday - 1, timeZone);
   const [t, y, b] = [isoTime(today), isoTime(yesterday), isoTime(before)];
-  const total = sqlite.prepare(
-    'SELECT total(cost_usd) AS cost, total(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ?',
-  );
-  const day = total.get(y, t) as { cost: number; calls: number };
-  const prev = total.get(b, y) as { cost: number; calls: number };
-  const top = (column: 'channel' | 'model') =>
-    sqlite
-      .prepare(
-        `SELECT ${column}, round(total(cost_usd), 6) AS cost_usd, sum(calls) AS calls FROM llm_usage_hourly
-    WHERE ts >= ? AND ts < ? GROUP BY ${column} ORDER BY cost_usd DESC, ${column} LIMIT 5`,
+  const mine = "host IN (?, '') AND ts >= ? AND ts < ?";
+  const total = (from: string, to: string) =>
+    all<{ cost: number | null; calls: number | null }>(
+      `SELECT sum(cost_usd) AS cost, sum(calls) AS calls FROM llm_usage_hourly WHERE ${mine}`,
+      [host, from, to],
+    ).then(([r]) => ({ cost: r?.cost ?? 0, calls: r?.calls ?? 0 }));
+  const day = await total(y, t);
+  const prev = await total(b, y);
+  const top = async (column: 'channel' | 'model') =>
+    (
+      await all<Record<string, string | number>>(
+        `SELECT ${column}, coalesce(sum(cost_usd), 0) AS cost_usd, sum(calls) AS calls FROM llm_usage_hourly
+    WHERE ${mine} GROUP BY ${column} ORDER BY cost_usd DESC, ${column} LIMIT 5`,
+        [host, y, t],
       )
-      .all(y, t);
-  const slowest = sqlite
-    .prepare(
-      `SELECT model, round(total(latency_sum) / sum(latency_count), 1) AS mean_latency_ms, max(latency_max) AS max_latency_ms, sum(calls) AS calls
-    FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY model HAVING sum(latency_count) > 0 ORDER BY mean_latency_ms DESC LIMIT 3`,
+    ).map((r) => ({ ...r, cost_usd: round(Number(r.cost_usd)) }));
+  const slowest = (
+    await all<{ model: string; latency_sum: number; latency_count: number; max_latency_ms: number; calls: number }>(
+      `SELECT model, sum(latency_sum) AS latency_sum, sum(latency_count) AS latency_count, max(latency_max) AS max_latency_ms, sum(calls) AS calls
+    FROM llm_usage_hourly WHERE ${mine} GROUP BY model HAVING sum(latency_count) > 0
+    ORDER BY sum(latency_sum) / sum(latency_count) DESC LIMIT 3`,
+      [host, y, t],
     )
-    .all(y, t) as DigestData['slowest_models'];
-  const failing = sqlite
-    .prepare(
-      `SELECT model, sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END) AS failed, sum(calls) AS calls,
-      round(100.0 * sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END) / sum(calls), 2) AS error_rate_pct
-    FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY model HAVING failed > 0 ORDER BY error_rate_pct DESC, failed DESC LIMIT 3`,
+  ).map((r) => ({
+    model: r.model,
+    mean_latency_ms: round(r.latency_sum / r.latency_count, 1),
+    max_latency_ms: r.max_latency_ms,
+    calls: r.calls,
+  }));
+  const failedCalls = "sum(CASE WHEN status != 'ok' THEN calls ELSE 0 END)";
+  const failing = (
+    await all<{ model: string; failed: number; calls: number }>(
+      `SELECT model, ${failedCalls} AS failed, sum(calls) AS calls
+    FROM llm_usage_hourly WHERE ${mine} GROUP BY model HAVING ${failedCalls} > 0
+    ORDER BY 1.0 * ${failedCalls} / sum(calls) DESC, ${failedCalls} DESC LIMIT 3`,
+      [host, y, t],
     )
-    .all(y, t) as DigestData['failing_models'];
+  ).map((r) => ({ ...r, error_rate_pct: round((100 * r.failed) / r.calls, 2) }));
   // A bot that registered more than once, died, or went stale three times or more in the day.
-  const bots = sqlite
-    .prepare(
-      `SELECT channel, sum(reason IN ('registered', 'implicit_register')) AS registers, sum(to_status = 'dead') AS dead, sum(to_status = 'stale') AS stale
-    FROM bot_events WHERE ts >= ? AND ts < ? GROUP BY channel HAVING registers > 1 OR dead > 0 OR stale >= 3 ORDER BY dead + stale + registers DESC LIMIT 10`,
-    )
-    .all(y, t) as DigestData['bots_restarted_or_flapping'];
+  const registers = "sum(CASE WHEN reason IN ('registered', 'implicit_register') THEN 1 ELSE 0 END)";
+  const dead = "sum(CASE WHEN to_status = 'dead' THEN 1 ELSE 0 END)";
+  const stale = "sum(CASE WHEN to_status = 'stale' THEN 1 ELSE 0 END)";
+  const bots = await all<DigestData['bots_restarted_or_flapping'][number]>(
+    `SELECT channel, ${registers} AS registers, ${dead} AS dead, ${stale} AS stale
+    FROM bot_events WHERE ${mine} GROUP BY channel HAVING ${registers} > 1 OR ${dead} > 0 OR ${stale} >= 3
+    ORDER BY ${dead} + ${stale} + ${registers} DESC LIMIT 10`,
+    [host, y, t],
+  );
   const data: DigestData = {
     day: new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(
       yesterday,
@@ -86,8 +118,8 @@ export function buildDigest(
     previous_day_usd: round(prev.cost),
     change_pct: prev.cost > 0 ? round(((day.cost - prev.cost) / prev.cost) * 100, 1) : null,
     calls: day.calls,
-    top_channels: top('channel') as DigestData['top_channels'],
-    top_models: top('model') as DigestData['top_models'],
+    top_channels: (await top('channel')) as DigestData['top_channels'],
+    top_models: (await top('model')) as DigestData['top_models'],
     slowest_models: slowest,
     failing_models: failing,
     budgets_near_limit: budgets.filter((s) => s.level !== 'ok'),
