@@ -32,7 +32,17 @@ before(async () => {
   const tokenFile = join(dir.path, 'http-token');
   writeFileSync(tokenFile, TOKEN, { mode: 0o600 });
   const config = alertConfig(dir, {}, { staleAfterMs: 10_000 });
-  monitor = await startMonitor(dir, ['--http-port', '0', '--http-token-file', tokenFile, '--config', config]);
+  // A fixed host name: every alert carries it as its `host` label (issue 14), shown in the subject.
+  monitor = await startMonitor(dir, [
+    '--http-port',
+    '0',
+    '--http-token-file',
+    tokenFile,
+    '--config',
+    config,
+    '--host-name',
+    'dash',
+  ]);
   url = await dashboardUrl(monitor.output);
   routes = (
     (await (await fetch(`${url}api/session`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
@@ -106,7 +116,7 @@ test('a firing alert silenced in the page: in `kissmon silence list`, shown sile
   // alert, severity, subject, state, since, summary, silenced, actions
   assert.deepEqual(
     (await cells()).filter((_, i) => [0, 1, 2, 3, 6].includes(i)),
-    ['BotDead', 'critical', 'quiet_bot reason=process_exited', 'firing', 'no'],
+    ['BotDead', 'critical', 'host=dash quiet_bot reason=process_exited', 'firing', 'no'],
   );
   const summary = () => page.locator('#summary-alerts').textContent();
   await waitFor('summary counts the firing alert', async () => (await summary()) === '1');

@@ -71,7 +71,7 @@ export function Summary({
     <h1>kissbot-monitor</h1>
     <dl>
       <div><dt>bots</dt><dd id="summary-total">${total}</dd></div>
-      ${['online', 'stale', 'dead', 'offline'].map((s) => html`<div><dt><${StatusBadge} status=${s} /></dt><dd id=${`summary-${s}`}>${counts[s] ?? 0}</dd></div>`)}
+      ${['online', 'stale', 'dead', 'offline', ...(counts.unknown ? ['unknown'] : [])].map((s) => html`<div><dt><${StatusBadge} status=${s} /></dt><dd id=${`summary-${s}`}>${counts[s] ?? 0}</dd></div>`)}
       <div><dt>monitor</dt><dd id="summary-health" class=${down.length ? 'bad' : 'good'}>${health === null ? '…' : down.length ? `${down.map((h) => h.actor).join(', ')} down` : 'ok'}</dd></div>
       <div><dt>active alerts</dt><dd id="summary-alerts" class=${firing ? 'bad' : ''}>${firing === null ? 'n/a' : firing}</dd></div>
       <div><dt>LLM today</dt><dd id="summary-spend">${usd(spend)}</dd></div>

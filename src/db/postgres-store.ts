@@ -649,8 +649,9 @@ export class PostgresStore implements WriteStore {
     return deleted;
   }
 
-  budgets(now?: number): BudgetStatus[] | null {
-    return this.#budgets?.status(now) ?? null;
+  budgets(now?: number): BudgetStatus[] {
+    // No budgets configured is an empty list (as on SQLite), not null: the writer's null means "not open".
+    return this.#budgets?.status(now) ?? [];
   }
 
   unpricedRows(): number {

@@ -79,7 +79,7 @@ export interface WriteStore {
   prune(retention: RetentionLimits, now: number, stop: () => boolean): Promise<PruneResult>;
   /** Work done once in a while beside the writes (PostgreSQL: partitions created ahead). */
   maintain(now: number): Promise<void>;
-  budgets(now?: number): BudgetStatus[] | null;
+  budgets(now?: number): BudgetStatus[];
   /** Budgets are configured (and tracked by this store). */
   readonly hasBudgets: boolean;
   unpricedRows(): number;
