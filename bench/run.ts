@@ -911,6 +911,8 @@ function render(r: Results, minutes: number): string {
     'node dist/bench/run.js --only throughput         # one section, printed instead of written',
     'node dist/bench/run.js --only latency --profile /tmp/prof   # monitors under node --cpu-prof, summarised per thread',
     'node dist/bench/profile.js /tmp/prof/01-latency-1000        # the summary of one profiled run again',
+    'cp -a dist dist-before   # (then change, build) each throughput round also runs the old build:',
+    'node dist/bench/run.js --only throughput --no-overload --before-cli dist-before/src/cli.js [--case "1,000 persistent"] [--reps N]',
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
     'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
     'node dist/bench/alerts.js                        # the alerter section alone',
