@@ -2,7 +2,7 @@
 // `npm run bench`: they come from profiled runs (`node dist/bench/run.js --profile DIR`, or one case
 // under `node --cpu-prof`) and say where the time went when they were written. Refresh them when the
 // code they point at changes.
-export const FINDINGS = `## Findings (profiles, 2026-11-27)
+export const FINDINGS = `## Findings (profiles, 2026-11-27; 6: 2026-12-01)
 
 Profiles taken with \`node --cpu-prof\` on the monitor (one profile per thread), summarised by
 \`node dist/bench/profile.js DIR\` (self time per function). Percentages are of that thread's busy time.
@@ -51,6 +51,43 @@ and better-sqlite3 in the registry thread just to rebuild from \`bot_status\`.
 **5. Latency resolution — fixed in bfb9185.** The registry took \`Date.now() − ts\` in whole milliseconds, so
 sub-millisecond latencies read as 0; it now uses \`performance.timeOrigin + performance.now()\`, and the loadtest's
 bots send \`ts\` on that clock with microsecond decimals.
+
+**6. Structured clone of llm_usage batches — cut in lean-plane (2026-12-01).** Profiles of the 1,000-bot, 400k-row
+burst (\`node dist/bench/run.js --only throughput --profile DIR\`; before: 3 runs, after: \`--case "1,000 persistent"
+--reps 1\`), self time per thread, same 400,000 rows:
+
+| thread | before: busy ms, top three | after: busy ms, top three |
+| --- | --- | --- |
+| main | 8,379–10,416: \`decodeLine\` (JSON.parse + TypeBox) 25–31 %, \`Link.flush\` (clone) 11.6–13.1 %, \`IngestServer#line\` 6.5–8.3 % | 5,916: \`decodeLine\` 22 %, GC 9.6 %, \`IngestServer#line\` 6.8 % (\`Link.flush\` 5.3 % + \`toColumns\` 4 %) |
+| db-writer | 10,276–13,081: \`#writeRow\` 40–46 %, (program) 16.7–25.4 % (the batch's deserialisation), \`sqliteTransaction\` 6–11 % | 7,706: \`#writeRow\` 46 %, GC 13.6 %, \`sqliteTransaction\` 7.4 % ((program) 4.9 %, \`fromColumns\` 5 %) |
+| registry | 1,125: \`newBot\` 12.8 %, \`postMessage\` 11.5 %, GC 9.8 % | 617: \`postMessage\` 16 %, GC 14.6 %, (program) 9 % |
+
+What changed: \`Link\` posts a batch as runs of same-shaped items, one array per key (\`toColumns\`/\`fromColumns\` in
+\`src/actors/link.ts\`), so structured clone copies flat arrays instead of writing every row's property names; the
+receiver rebuilds the items before \`onBatch\` (actor contracts, acks, re-sends and spooling unchanged). In-process, 409,600
+rows through a Link pair took 1.0–1.4 s → 0.7–1.0 s. The registry reads \`/proc/<pid>/stat\` once per pid per batch (a
+fleet of channels sharing a process registered with one read each before). Every connection shares one set of socket
+handlers (a one-shot connection allocated five closures). TypeBox's compiled check is ~1.5 % of the main thread (its
+\`check\` 0.9 %, the channel RegExp 0.7 %): a hand-specialised validator would buy little, so it was not written; what
+\`decodeLine\` costs is JSON.parse itself, which the raw sink pays too.
+
+Before/after in the same session, each round raw sink → monitor after → monitor before, fresh servers
+(\`node dist-after/bench/run.js --only throughput --no-overload --before-cli dist-before/src/cli.js\`, 16:39–16:54 UTC,
+**load average 7–14 on 2 cores, other sessions using 80–165 % of a core during every measurement**): the ratios to the
+raw sink are not meaningful in that state (the monitor got 40–80 % of a core), the after/before pairs are:
+
+| case | after rows/s | before rows/s | after ÷ before per round (median) | RSS peak MB after / before |
+| --- | --- | --- | --- | --- |
+| 1,000 persistent bots, 400k rows | 31,218, 38,768, 61,303 | 26,338, 32,756, 54,229 | 1.19, 1.18, 1.13 (**1.18**) | 346, 355, 385 / 385, 384, 385 |
+| 10,000 persistent bots, 400k rows | 31,359, 70,400, 48,271 | 60,880, 43,303, 39,134 | 0.52, 1.63, 1.23 (**1.23**) | 461, 478, 464 / 469, 437, 415 |
+| one-shot, 60k connections | 5,854, 4,495, 3,992 | 4,363, 5,103, 3,683 | 1.34, 0.88, 1.08 (**1.08**) | 251, 256, 235 / 248, 252, 256 |
+
+Ratios to the raw sink in that run (median of 3): 1,000 bots 0.33× (0.33, 0.27, 1.04), 10,000 bots 0.58×, one-shot
+0.96×. **Not shown: the issue's 0.85× / 0.9× / 1.0× targets and the memory targets** (peak RSS ≤ 250 MB in the 400k
+burst: 346–385 MB here; 10,000 idle bots and the 30 s fall-back were not measured in this round). The peak is mostly
+rows held between ingest and the writer (up to half of \`limits.maxPendingPerLink\`, 250,000 rows, before reading
+pauses) as objects on the main thread plus the batches in flight; a lower pause threshold or rows held column-wise
+from the start are the next levers. Re-measure on a quiet box.
 `;
 
 /**
@@ -65,6 +102,7 @@ Not re-measured by \`npm run bench\`: each says how it was measured. Refresh a l
 | choice | where | measured |
 | --- | --- | --- |
 | Link batches wait up to 1 ms | \`src/actors/link.ts\` (\`BUSY_BATCH\`) | Findings 2 above: one postMessage per item was 21 % of the main thread under one-shot load; gathering for 1 ms gave +19 % one-shot connects/s |
+| Link batches go column-wise (one array per key) | \`src/actors/link.ts\` (\`toColumns\`) | Findings 6 above: the writer's deserialisation fell from 17–25 % to ~5 % of its busy time, the main thread's clone from 12–13 % to 9 %; 1,000-bot bursts 1.18× the rows/s of the same build without it |
 | The line-rate throttle counts empty lines | \`src/server/ingest-server.ts\` (\`#frame\`) | unthrottled, one connection flooding bare newlines pushed the other bots' heartbeat p99 from 2 ms to 520 ms (commit b46f459, before the throttle counted empty lines) |
 | Actor heap limits (\`supervisor.maxOldGenerationSizeMb\`) | \`src/config.ts\` | V8 heap used at 10,000 bots: registry 45 MB, db-writer 23 MB, sampler 14 MB; db-writer with 256k rows held (database locked) 81 MB. (commit 0ba8398); the limits, 512 MB and 1024 MB for the writer, leave headroom over these |
 | \`bot_metrics.features_json\` is kept, not dropped | \`src/db/schema.ts\` (migration \`0002_bot_identity\`) | dropping a column rewrites the table under the write lock: 1.7 s per million rows; a week of 10,000 bots is ~400M rows, minutes of a locked database at start-up (commit ecb0f3e) |

@@ -54,11 +54,13 @@ export async function startMonitor(
   dir: TestDir,
   args: string[] = [],
   cpuProfDir?: string,
+  /** Another build's CLI (e.g. a copy of dist from before a change), for before/after runs. */
+  cli = CLI,
 ): Promise<Server & { control: string }> {
   const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
   const child = spawn(
     process.execPath,
-    [...nodeArgs, CLI, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn', ...args],
+    [...nodeArgs, cli, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn', ...args],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const exited = track(child);

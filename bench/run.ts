@@ -6,6 +6,7 @@
 // the machine's cores, which the write-up says next to every number.
 //
 //   node dist/bench/run.js [--only throughput,latency,idle,sampler,alerts,dashboard,llm,postgres] [--profile DIR] [--no-write]
+//     throughput only: [--case TEXT] [--reps N] [--no-overload] [--before-cli OTHER_DIST/src/cli.js]
 //
 // --profile runs every monitor under `node --cpu-prof` (one profile per thread, summarised per run);
 // numbers from a profiled run are slower and are never written to the doc.
@@ -51,6 +52,11 @@ const argValue = (flag: string) => {
 };
 const only = new Set((argValue('--only')?.split(',') ?? SECTIONS) as Section[]);
 const profileRoot = argValue('--profile');
+/** --before-cli PATH: each throughput round also runs that build's monitor (e.g. dist copied before a change). */
+const beforeCli = argValue('--before-cli');
+const noOverload = args.includes('--no-overload');
+/** --case TEXT: only the throughput cases whose label contains it (e.g. "1,000 persistent"). */
+const caseFilter = argValue('--case');
 const write = !args.includes('--no-write') && !profileRoot && only.size === SECTIONS.length;
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130)); // 'exit' kills every child by pid
@@ -231,7 +237,7 @@ async function lockedDbOverload(): Promise<LockedDbResult> {
  * fast as the server reads them (backpressure honoured). Time runs from the burst command until the
  * last row is visible in the server's database (polled every 10 ms on a read-only connection).
  */
-async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase): Promise<ThroughputResult> {
+async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase, cli?: string): Promise<ThroughputResult> {
   const dir = new TestDir();
   const prof = kind === 'monitor' ? profileDir(`throughput-${c.mode}-${c.bots}`) : undefined;
   let server: Server | null = null;
@@ -239,7 +245,7 @@ async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase): Prom
   let counter: RowCounter | null = null;
   try {
     await settle(`${c.label}, ${kind}`);
-    server = kind === 'monitor' ? await startMonitor(dir, [], prof) : await startBaseline(dir);
+    server = kind === 'monitor' ? await startMonitor(dir, [], prof, cli) : await startBaseline(dir);
     fleet = await Fleet.start({
       socket: server.socket,
       prefix: 'bench',
@@ -318,7 +324,7 @@ async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase): Prom
 }
 
 /** Throughput cases run this many times each (baseline and monitor back to back): the machine is shared, medians are steadier. */
-const REPS = 3;
+const REPS = Number(argValue('--reps') ?? 3);
 
 function medianRun(runs: ThroughputResult[]): ThroughputResult {
   return [...runs].sort((a, b) => a.rows_per_s - b.rows_per_s)[Math.floor(runs.length / 2)];
@@ -430,7 +436,7 @@ async function main(): Promise<void> {
   const results: Results = { throughput: [], latency: [] };
 
   if (only.has('throughput')) {
-    for (const c of THROUGHPUT_CASES) {
+    for (const c of THROUGHPUT_CASES.filter((t) => !caseFilter || t.label.includes(caseFilter))) {
       const baselines: ThroughputResult[] = [];
       const monitors: ThroughputResult[] = [];
       for (let rep = 1; rep <= REPS; rep++) {
@@ -441,8 +447,15 @@ async function main(): Promise<void> {
         const m = await throughput('monitor', c);
         monitors.push(m);
         log(
-          `  ${fmt(m.rows_per_s)} rows/s (${fmt(m.rows_landed)}/${fmt(m.rows_written)} landed, ${m.dropped_overflow} dropped on overflow)`,
+          `  ${fmt(m.rows_per_s)} rows/s (${fmt(m.rows_landed)}/${fmt(m.rows_written)} landed, ${m.dropped_overflow} dropped on overflow), ratio ${(m.rows_per_s / baselines.at(-1)!.rows_per_s).toFixed(2)}, RSS peak ${m.server_rss_peak_mb} MB, CPU ${m.server_cpu_pct} %, other work ${m.other_work_pct} %`,
         );
+        if (beforeCli) {
+          log(`throughput: ${c.label}, monitor before (${rep}/${REPS}): ${beforeCli}`);
+          const b = await throughput('monitor', c, beforeCli);
+          log(
+            `  before: ${fmt(b.rows_per_s)} rows/s (${fmt(b.rows_landed)}/${fmt(b.rows_written)} landed), ratio ${(b.rows_per_s / baselines.at(-1)!.rows_per_s).toFixed(2)}, RSS peak ${b.server_rss_peak_mb} MB, CPU ${b.server_cpu_pct} %, other work ${b.other_work_pct} %`,
+          );
+        }
       }
       const ratios = monitors.map((m, i) => m.rows_per_s / baselines[i].rows_per_s);
       results.throughput.push({
@@ -455,16 +468,18 @@ async function main(): Promise<void> {
         ratios,
       });
     }
-    log(`overload: ${OVERLOAD_CASE.label}, monitor`);
-    results.overload = await throughput('monitor', OVERLOAD_CASE);
-    log(
-      `  ${fmt(results.overload.rows_landed)}/${fmt(results.overload.rows_written)} landed, ${results.overload.dropped_overflow} dropped on overflow`,
-    );
-    log(`overload: ${fmt(LOCKED_ROWS)} lines while another connection holds the database's write lock`);
-    results.lockedDb = await lockedDbOverload();
-    log(
-      `  ${fmt(results.lockedDb.rows_landed)}/${fmt(results.lockedDb.rows_written)} landed, ${results.lockedDb.dropped_overflow} dropped on overflow`,
-    );
+    if (!noOverload) {
+      log(`overload: ${OVERLOAD_CASE.label}, monitor`);
+      results.overload = await throughput('monitor', OVERLOAD_CASE);
+      log(
+        `  ${fmt(results.overload.rows_landed)}/${fmt(results.overload.rows_written)} landed, ${results.overload.dropped_overflow} dropped on overflow`,
+      );
+      log(`overload: ${fmt(LOCKED_ROWS)} lines while another connection holds the database's write lock`);
+      results.lockedDb = await lockedDbOverload();
+      log(
+        `  ${fmt(results.lockedDb.rows_landed)}/${fmt(results.lockedDb.rows_written)} landed, ${results.lockedDb.dropped_overflow} dropped on overflow`,
+      );
+    }
   }
   if (only.has('latency')) {
     for (const bots of [1_000, 10_000]) {
@@ -923,6 +938,8 @@ function render(r: Results, minutes: number): string {
     'node dist/bench/run.js --only throughput         # one section, printed instead of written',
     'node dist/bench/run.js --only latency --profile /tmp/prof   # monitors under node --cpu-prof, summarised per thread',
     'node dist/bench/profile.js /tmp/prof/01-latency-1000        # the summary of one profiled run again',
+    'cp -a dist dist-before   # (then change, build) each throughput round also runs the old build:',
+    'node dist/bench/run.js --only throughput --no-overload --before-cli dist-before/src/cli.js [--case "1,000 persistent"] [--reps N]',
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
     'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
     'node dist/bench/alerts.js                        # the alerter section alone',

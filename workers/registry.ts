@@ -153,6 +153,13 @@ class Registry {
     transitions: 0,
   };
   readonly #timers: NodeJS.Timeout[] = [];
+  /**
+   * Start times read while applying one batch, by pid. Bots of one process share its pid (a fleet
+   * of 10,000 channels from 4 processes registers with 4 pids), so a batch of registers reads
+   * /proc once per process, not once per message. Cleared after every batch: a pid that exits
+   * between batches is seen at the next one, as before.
+   */
+  readonly #startTimes = new Map<number, number | 'gone' | null>();
   /** While an ingest batch is applied: the rows it causes, sent as one 'caused' item afterwards. */
   #caused: RowItem[] | null = null;
 
@@ -291,6 +298,7 @@ class Registry {
     // Fractional ms: heartbeat latencies are often below one millisecond.
     const now = performance.timeOrigin + performance.now();
     const known: number[] = [];
+    this.#startTimes.clear();
     for (const signal of signals) {
       this.#counters.processed++;
       switch (signal.type) {
@@ -315,12 +323,19 @@ class Registry {
         this.#sentToVisible.record(Math.max(1, Math.round((now - signal.sent_at) * 1000)));
       this.#readToVisible.record(Math.max(1, Math.round((now - signal.at) * 1000)));
     }
+    this.#startTimes.clear();
     if (known.length > 0) this.#ingest.signal({ known } satisfies KnownConnections);
   }
 
-  // One /proc read per register (rare); heartbeats of known bots make no system call.
+  #startTimeOf(pid: number): number | 'gone' | null {
+    let startTime = this.#startTimes.get(pid);
+    if (startTime === undefined) this.#startTimes.set(pid, (startTime = processStartTime(pid)));
+    return startTime;
+  }
+
+  // One /proc read per process per batch of registers; heartbeats of known bots make no system call.
   #register(signal: BotSignal, live: number): void {
-    const startTime = processStartTime(signal.pid);
+    const startTime = this.#startTimeOf(signal.pid);
     const features = signal.features ?? null;
     const bot = this.#bots.get(signal.channel);
     const livePid = bot !== undefined && bot.pid === signal.pid && isLive(bot.status);
@@ -379,7 +394,7 @@ class Registry {
     }
     // Unknown or dead channel, or a new pid for an offline one: a heartbeat from a live pid means
     // the bot is running and the monitor missed its register (e.g. the monitor restarted).
-    const startTime = processStartTime(signal.pid);
+    const startTime = this.#startTimeOf(signal.pid);
     if (startTime === 'gone') {
       this.#counters.heartbeat_unknown_dead_pid++;
       this.#rateLog.warn(

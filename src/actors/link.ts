@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 
 type Envelope =
-  | { type: 'batch'; from: string; seq: number; items: unknown[] }
+  | { type: 'batch'; from: string; seq: number; cols: ColumnRun[] }
   | { type: 'ack'; from: string; seq: number }
   | { type: 'signal'; body: unknown };
 
@@ -27,6 +27,74 @@ type Envelope =
  * docs/PERFORMANCE.md, Findings 2).
  */
 const BUSY_BATCH = 64;
+
+/**
+ * A batch on the wire: runs of items with the same own keys in the same order, one array per key.
+ * Structured clone writes every object's property names again; arrays of strings and numbers it
+ * copies flat, so the sender's clone costs less and the receiver (the db-writer, for llm_usage rows)
+ * deserializes about half as fast again (docs/PERFORMANCE.md, "Data plane"). Items are plain
+ * objects (actor contracts); what a key holds (nested objects included) is cloned as it is.
+ */
+interface ColumnRun {
+  /** null: a run of items that are not plain objects, sent as they are in `columns[0]`. */
+  keys: string[] | null;
+  columns: unknown[][];
+  count: number;
+}
+
+/** Items → runs of one shape; a key whose value is undefined is kept (as the item had it). */
+export function toColumns(items: readonly unknown[]): ColumnRun[] {
+  const runs: ColumnRun[] = [];
+  let run: ColumnRun | null = null;
+  for (const item of items) {
+    const obj = item as Record<string, unknown>;
+    if (obj === null || typeof obj !== 'object' || Object.getPrototypeOf(obj) !== Object.prototype) {
+      if (run === null || run.keys !== null) runs.push((run = { keys: null, columns: [[]], count: 0 }));
+      run.columns[0].push(item);
+      run.count++;
+      continue;
+    }
+    let same = run !== null && run.keys !== null;
+    if (same) {
+      const keys = run!.keys!;
+      let i = 0;
+      for (const key in obj) {
+        if (key !== keys[i++]) {
+          same = false;
+          break;
+        }
+      }
+      if (i !== keys.length) same = false;
+    }
+    if (!same) {
+      const keys: string[] = [];
+      for (const key in obj) keys.push(key);
+      run = { keys, columns: keys.map(() => []), count: 0 };
+      runs.push(run);
+    }
+    const { keys, columns } = run! as { keys: string[]; columns: unknown[][] };
+    for (let j = 0; j < keys.length; j++) columns[j].push(obj[keys[j]]);
+    run!.count++;
+  }
+  return runs;
+}
+
+/** Runs → items, each with its keys in the order it was sent. */
+export function fromColumns(runs: readonly ColumnRun[]): unknown[] {
+  const items: unknown[] = [];
+  for (const { keys, columns, count } of runs) {
+    if (keys === null) {
+      for (const item of columns[0]) items.push(item);
+      continue;
+    }
+    for (let i = 0; i < count; i++) {
+      const obj: Record<string, unknown> = {};
+      for (let j = 0; j < keys.length; j++) obj[keys[j]] = columns[j][i];
+      items.push(obj);
+    }
+  }
+  return items;
+}
 
 export interface LinkOptions<In> {
   /** Items held (queued + unacknowledged) before new ones are refused. */
@@ -85,7 +153,12 @@ export class Link<Out, In = never> {
     this.#port = port;
     port.on('message', (msg: Envelope) => this.#receive(port, msg));
     for (const batch of this.#unacked) {
-      port.postMessage({ type: 'batch', from: this.sender, seq: batch.seq, items: batch.items } satisfies Envelope);
+      port.postMessage({
+        type: 'batch',
+        from: this.sender,
+        seq: batch.seq,
+        cols: toColumns(batch.items),
+      } satisfies Envelope);
       this.#stats.resentBatches++;
     }
   }
@@ -131,7 +204,7 @@ export class Link<Out, In = never> {
       type: 'batch',
       from: this.sender,
       seq: batch.seq,
-      items: batch.items,
+      cols: toColumns(batch.items),
     } satisfies Envelope);
   }
 
@@ -204,8 +277,9 @@ export class Link<Out, In = never> {
           ackOn(); // a re-sent batch we already handled: acknowledge again, apply nothing
           return;
         }
-        this.#stats.receivedItems += msg.items.length;
-        this.#onBatch?.(msg.items as In[], ackOn, msg.from, msg.seq);
+        const items = fromColumns(msg.cols) as In[];
+        this.#stats.receivedItems += items.length;
+        this.#onBatch?.(items, ackOn, msg.from, msg.seq);
         return;
       }
       case 'ack':

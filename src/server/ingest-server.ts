@@ -70,6 +70,9 @@ interface Connection {
 
 const MAX_AUTH_FAILURES = 5;
 
+const CONNECTION = Symbol('kissmon.connection');
+type ConnectedSocket = net.Socket & { [CONNECTION]: Connection };
+
 export class IngestServer {
   readonly counters: IngestCounters = {
     lines: 0,
@@ -105,6 +108,29 @@ export class IngestServer {
   #backpressured = false;
   #backpressureSince = 0;
   #backpressureTimer: NodeJS.Timeout | null = null;
+  readonly #socketHandlers = (() => {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this;
+    return {
+      timeout(this: ConnectedSocket) {
+        server.#onTimeout(this[CONNECTION]);
+      },
+      data(this: ConnectedSocket, chunk: Buffer) {
+        server.#onData(this[CONNECTION], chunk);
+      },
+      // A one-shot client's last line may lack its newline: the end of the stream ends the line.
+      end(this: ConnectedSocket) {
+        server.#finishPartial(this[CONNECTION]);
+      },
+      error(err: Error) {
+        server.counters.socket_errors++;
+        server.#rateLog.warn('socket_error', { code: (err as NodeJS.ErrnoException).code }, 'connection error');
+      },
+      close(this: ConnectedSocket) {
+        server.#onClose(this[CONNECTION]);
+      },
+    };
+  })();
 
   constructor(options: {
     config: MonitorConfig;
@@ -208,29 +234,34 @@ export class IngestServer {
     this.counters.connections_total++;
     this.counters.connections_open++;
     socket.setTimeout(this.#config.limits.idleTimeoutMs);
-    socket.on('timeout', () => {
-      if (conn.known) return;
-      if (this.#backpressured || conn.throttleTimer) {
-        // Not idle: we are the ones not reading, its lines may be waiting. A fired timer only
-        // re-arms on activity, so re-arm it here or a silent connection would never be reaped.
-        socket.setTimeout(this.#config.limits.idleTimeoutMs);
-        return;
-      }
-      this.counters.idle_timeouts++;
-      socket.destroy();
-    });
-    socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
-    // A one-shot client's last line may lack its newline: the end of the stream ends the line.
-    socket.on('end', () => this.#finishPartial(conn));
-    socket.on('error', (err) => {
-      this.counters.socket_errors++;
-      this.#rateLog.warn('socket_error', { code: (err as NodeJS.ErrnoException).code }, 'connection error');
-    });
-    socket.on('close', () => {
-      if (conn.throttleTimer) clearTimeout(conn.throttleTimer);
-      this.#connections.delete(conn.id);
-      this.counters.connections_open--;
-    });
+    // One set of handlers for every socket (the connection rides on the socket): no closures per
+    // connection, which a one-shot client (a connection per line) would otherwise allocate five of.
+    (socket as ConnectedSocket)[CONNECTION] = conn;
+    /* eslint-disable @typescript-eslint/unbound-method -- they are meant to run with the socket as `this` */
+    socket.on('timeout', this.#socketHandlers.timeout);
+    socket.on('data', this.#socketHandlers.data);
+    socket.on('end', this.#socketHandlers.end);
+    socket.on('error', this.#socketHandlers.error);
+    socket.on('close', this.#socketHandlers.close);
+    /* eslint-enable @typescript-eslint/unbound-method */
+  }
+
+  #onTimeout(conn: Connection): void {
+    if (conn.known) return;
+    if (this.#backpressured || conn.throttleTimer) {
+      // Not idle: we are the ones not reading, its lines may be waiting. A fired timer only
+      // re-arms on activity, so re-arm it here or a silent connection would never be reaped.
+      conn.socket.setTimeout(this.#config.limits.idleTimeoutMs);
+      return;
+    }
+    this.counters.idle_timeouts++;
+    conn.socket.destroy();
+  }
+
+  #onClose(conn: Connection): void {
+    if (conn.throttleTimer) clearTimeout(conn.throttleTimer);
+    this.#connections.delete(conn.id);
+    this.counters.connections_open--;
   }
 
   #onData(conn: Connection, chunk: Buffer): void {
