@@ -12,7 +12,7 @@ describe('BotMissing', () => {
   const ctx = alertMonitor((dir, receiver) => {
     writeFileSync(join(dir.path, 'expected.txt'), '# the fleet\npresent_bot\nghost_bot  # never starts\n');
     return {
-      alerts: { receivers: [{ url: receiver.url('/am') }], missingGraceMs: 3_000 },
+      alerts: { receivers: [{ url: receiver.url('/am') }], missingGraceMs: 10_000 }, // long enough for present_bot to start on a loaded box,
       other: { staleAfterMs: 10_000, expected: join(dir.path, 'expected.txt') },
     };
   });

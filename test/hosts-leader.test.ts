@@ -45,7 +45,8 @@ describe('leader election by advisory lock', () => {
     const holders = await query<{ application_name: string }>(
       database.url,
       `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-       WHERE l.locktype = 'advisory' AND l.granted`,
+       WHERE l.locktype = 'advisory' AND l.granted
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, // advisory locks are per database
     );
     assert.deepEqual(
       holders.map((h) => h.application_name),
