@@ -3,14 +3,22 @@
 import Table from 'cli-table3';
 import { InvalidArgumentError, Option } from 'commander';
 import { MonitorError } from './errors.js';
+import type { ConfigOverrides, MonitorConfig } from './config.js';
 import {
+  CONFIG_ENV_PREFIX,
   CONFIG_FILE_ENV,
-  envOverrides,
-  readConfigFile,
-  resolveConfig,
-  type ConfigOverrides,
-  type MonitorConfig,
-} from './config.js';
+  DB_ENV,
+  DEFAULT_DB,
+  isPostgresUrl,
+  LLM_REPORT_DEFAULTS,
+} from './config-defaults.js';
+
+// The config module (its TypeBox schema is most of a client command's start-up) is loaded by the CLI
+// before a command's action (loadConfig()), except for `kissmon usage`, which reads reportSettings().
+let config: typeof import('./config.js') | undefined;
+export async function loadConfig(): Promise<void> {
+  config ??= await import('./config.js');
+}
 
 /** Bad usage: the CLI prints the message and exits 2. */
 export class UsageError extends MonitorError {
@@ -66,6 +74,8 @@ export const configOption = () =>
  */
 export function resolveSettings(configFile: string | undefined, flags: ConfigOverrides): MonitorConfig {
   const file = configFile ?? (process.env[CONFIG_FILE_ENV] || undefined);
+  if (config === undefined) throw new Error('resolveSettings before loadConfig()');
+  const { envOverrides, readConfigFile, resolveConfig } = config;
   try {
     return resolveConfig(file ? readConfigFile(file) : {}, envOverrides(), flags);
   } catch (err) {
@@ -76,6 +86,29 @@ export function resolveSettings(configFile: string | undefined, flags: ConfigOve
 /** Where a client command finds the monitor: the same layers as `start`, for the paths only. */
 export const clientSettings = (opts: { config?: string; socket?: string; db?: string }) =>
   resolveSettings(opts.config, { socketPath: opts.socket, dbPath: opts.db });
+
+/** What a usage report reads of the settings. */
+export type ReportSettings = Pick<MonitorConfig, 'dbPath'> & {
+  llm: Pick<MonitorConfig['llm'], 'rollups' | 'exactPercentileRows'>;
+};
+
+/**
+ * clientSettings() for `kissmon usage`: without a config file or config variables (other than the
+ * database's) there is nothing to validate but --db, and the defaults are config-defaults.ts's, so
+ * the schema is not loaded; otherwise the settings are resolved (and checked) as for every command.
+ */
+export async function reportSettings(opts: { config?: string; db?: string }): Promise<ReportSettings> {
+  const env = process.env;
+  const dbPath = opts.db ?? (env[DB_ENV] || DEFAULT_DB);
+  const layered =
+    opts.config !== undefined ||
+    dbPath === '' ||
+    isPostgresUrl(dbPath) || // the URL is checked with the settings
+    Object.keys(env).some((v) => v.startsWith(CONFIG_ENV_PREFIX) && v !== DB_ENV && env[v] !== '');
+  if (!layered) return { dbPath, llm: { ...LLM_REPORT_DEFAULTS } };
+  await loadConfig();
+  return clientSettings(opts);
+}
 
 /** No colours: the output is read in terminals, logs and pipes alike. */
 export function plainTable(head: string[]): Table.Table {

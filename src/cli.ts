@@ -11,13 +11,16 @@ import {
   dbOption,
   fractionOption,
   integerOption,
+  loadConfig,
   plainTable,
+  reportSettings,
   resolveSettings,
   secondsOption,
   socketOption,
   UsageError,
 } from './cli-options.js';
-import { HOST_NAME_PATTERN, isPostgresUrl, type ConfigOverrides, type MonitorConfig } from './config.js';
+import type { ConfigOverrides, MonitorConfig } from './config.js';
+import { HOST_NAME_PATTERN, isPostgresUrl } from './config-defaults.js';
 import type { FleetBot } from './db/queries.js';
 import type { Database } from './db/schema.js';
 import type { HostView } from './hosts/hosts.js';
@@ -75,7 +78,9 @@ const program = new Command('kissmon')
   .version(PACKAGE.version, '-V, --version', 'print the kissbot-monitor version')
   .showHelpAfterError()
   .enablePositionalOptions() // so `usage` can have positional options (see there)
-  .exitOverride();
+  .exitOverride()
+  // The config schema (TypeBox) for every action but `usage`'s, which reads without it when it can.
+  .hook('preAction', (_program, action) => (action.name() === 'usage' ? undefined : loadConfig()));
 
 program
   .command('start')
@@ -520,7 +525,7 @@ const usage = program
   // `usage recompute --since 30d`: the subcommand's --since, not this one's.
   .enablePositionalOptions()
   .action(async (opts) => {
-    const config = clientSettings(opts);
+    const config = await reportSettings(opts);
     let options: UsageReportOptions;
     try {
       options = usageOptions(config, {

@@ -16,21 +16,23 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import { BUILTIN_PRICES, mergePrices } from './llm/prices.js';
-import { DEFAULT_SOCKET, SOCKET_ENV } from './protocol/messages.js';
+import {
+  CONFIG_FILE_ENV,
+  DB_ENV,
+  DEFAULT_DB,
+  HOST_NAME_PATTERN,
+  isPostgresUrl,
+  LLM_REPORT_DEFAULTS,
+} from './config-defaults.js';
+import { DEFAULT_SOCKET, SOCKET_ENV } from './protocol/constants.js';
 
-export const DEFAULT_DB = './kissbot_monitor.db';
-/** True when a --db value (config dbPath) names a PostgreSQL database; src/db/backend.ts parses it. */
-export const isPostgresUrl = (value: string): boolean => /^postgres(ql)?:\/\//i.test(value);
+export { CONFIG_FILE_ENV, DEFAULT_DB, HOST_NAME_PATTERN, isPostgresUrl };
 
-/** What --host-name accepts: it names this monitor in every row it writes and in cross-host views. */
-export const HOST_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
 /** The machine's hostname, made to fit HOST_NAME_PATTERN. */
 export const defaultHostName = (): string =>
   hostname()
     .replace(/[^A-Za-z0-9_.-]/g, '_')
     .slice(0, 64) || 'localhost';
-/** Names the config file when --config is not given. */
-export const CONFIG_FILE_ENV = 'KISSBOT_MONITOR_CONFIG';
 
 interface SettingOptions {
   /** What a bad value must be: "config.<name> must be <must>". */
@@ -148,7 +150,7 @@ const ConfigSchema = Type.Object(
     }),
     /** The store: an SQLite file path, or a postgres:// / postgresql:// URL (src/db/backend.ts, docs/OPERATIONS.md). */
     dbPath: text(DEFAULT_DB, {
-      env: 'KISSBOT_MONITOR_DB',
+      env: DB_ENV,
       must: 'a file path (SQLite) or a postgres://user@host:port/db URL (PostgreSQL)',
     }),
     /** Names this monitor: the `host` of every row it writes and of its row in `hosts`. Default: the machine's hostname. */
@@ -219,9 +221,9 @@ const ConfigSchema = Type.Object(
       /** Budgets without their own timeZone count days/weeks/months in this IANA zone. */
       timeZone: text('UTC', { must: 'an IANA time zone such as UTC or Europe/Berlin' }),
       /** Hourly/daily rollups written with the rows (reports read them). Off only to measure their cost. */
-      rollups: Type.Boolean({ default: true, must: 'true or false' }),
+      rollups: Type.Boolean({ default: LLM_REPORT_DEFAULTS.rollups, must: 'true or false' }),
       /** Reports compute exact percentiles from raw rows when the window holds at most this many calls; else they are estimated from rollups. */
-      exactPercentileRows: positiveInt(200_000),
+      exactPercentileRows: positiveInt(LLM_REPORT_DEFAULTS.exactPercentileRows),
     }),
     retention: section({
       metricsDays: days(7),

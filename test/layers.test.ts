@@ -13,7 +13,11 @@ import ts from 'typescript';
 const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 /** The bottom layer: imports nothing of ours but itself. */
-const BOTTOM = [/^src\/protocol\//, /^src\/(config|errors|duration|glob)\.ts$/, /^src\/llm\/prices\.ts$/];
+const BOTTOM = [
+  /^src\/protocol\//,
+  /^src\/(config|config-defaults|errors|duration|glob)\.ts$/,
+  /^src\/llm\/prices\.ts$/,
+];
 /** Actor contracts: message types (and the health record) that both sides of a thread boundary import. */
 const CONTRACTS = [/^src\/actors\/[^/]+-messages\.ts$/, /^src\/actors\/health\.ts$/];
 /** The one place in src/ that may name a workers/ file: the supervisor starts the threads by URL. */

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { BotSnapshot } from '../actors/registry-messages.js';
 import { MonitorError } from '../errors.js';
-import { LIMITS } from '../protocol/messages.js';
+import { LIMITS } from '../protocol/constants.js';
 
 export class ExpectedFileError extends MonitorError {
   constructor(message: string) {

@@ -5,39 +5,12 @@
 //
 //   parseBackend(config.dbPath) ─▶ { kind: 'sqlite', path } ─▶ openWriteDatabase / openReadDatabase (schema.ts)
 //                               └▶ { kind: 'postgres', url } ─▶ openPostgres (a pg.Pool) · migratePostgres
-import { resolve } from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { isPostgresUrl } from '../config.js';
+import type { Backend } from './backend-url.js';
 import { migratePostgres, openReadDatabase, type Database } from './schema.js';
 
-export type Backend = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
-
-/** A file path (relative to the working directory) or a postgres:// URL, as `--db` takes it. */
-export function parseBackend(value: string): Backend {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new TypeError('the database must be a file path or a postgres:// URL');
-  if (!isPostgresUrl(value)) return { kind: 'sqlite', path: value };
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError(`the database URL ${redactUrl(value)} is not a valid URL`);
-  }
-  if (url.pathname.length <= 1)
-    throw new TypeError(`the database URL ${redactUrl(value)} must name a database (postgres://host/db)`);
-  return { kind: 'postgres', url: value };
-}
-
-/** The URL without its password, for logs and health. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
-}
-
-/** How `backend` is shown to operators: the absolute file path, or the URL without its password. */
-export function describeBackend(backend: Backend): string {
-  return backend.kind === 'sqlite' ? resolve(backend.path) : redactUrl(backend.url);
-}
+export { describeBackend, parseBackend, redactUrl, type Backend } from './backend-url.js';
 
 // bigint (count(*), sums, seq) and numeric (sum of bigint) arrive from pg as strings; every value
 // the monitor stores fits a double exactly far beyond any real total, and SQLite returns numbers,

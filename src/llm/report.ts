@@ -9,7 +9,7 @@
 // answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
 import type { Kysely } from 'kysely';
 import type { MonitorConfig } from '../config.js';
-import { isPostgresUrl } from '../config.js';
+import { isPostgresUrl } from '../config-defaults.js';
 import { dialectOf, DIALECT_SQL, literal, type SqlDialect } from '../db/dialect.js';
 import type { Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
@@ -413,7 +413,7 @@ export function parseDimensions(text: string, what = 'by'): UsageDimension[] {
 
 /** GET /usage query → report options (shared with the CLI's flags). */
 export function usageOptions(
-  config: MonitorConfig,
+  config: Pick<MonitorConfig, 'dbPath'> & { llm: Pick<MonitorConfig['llm'], 'rollups' | 'exactPercentileRows'> },
   q: { since?: string; until?: string; by?: string; top?: string; host?: string },
 ): UsageReportOptions {
   const now = Date.now();

@@ -7,7 +7,7 @@
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { integerOption, plainTable, UsageError } from '../cli-options.js';
-import { parseBackend } from '../db/backend.js';
+import { parseBackend } from '../db/backend-url.js';
 import type { MigrateResult, TableProgress } from './migrate.js';
 
 /** Rows per transaction: ~1 MB of parameters for llm_usage, one round trip per 5,000 rows. */
