@@ -2,15 +2,20 @@
 // and bots built on the TypeScript and Python clients are online again by themselves.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
+import { createPgDatabase, postgresMissing } from './helpers/backends.js';
 import { commandMissing, requireResource } from './helpers/resources.js';
 import {
   botStatus,
   flush,
   killStarted,
+  line,
   query,
+  sendLines,
+  startProcess,
   startMonitor,
   stopMonitor,
   TestDir,
@@ -82,6 +87,60 @@ describe('monitor killed with SIGKILL and restarted', () => {
     for (const channel of ['restart_ts', 'restart_py']) {
       await waitFor(`${channel} offline`, async () => (await botStatus(second, channel))?.status === 'offline');
     }
+    assert.equal(await stopMonitor(second), 0);
+  });
+});
+
+describe('monitor on PostgreSQL killed with SIGKILL and restarted', () => {
+  const dir = new TestDir();
+  after(async () => {
+    await killStarted();
+    dir.remove();
+  });
+
+  it("rebuilds this host's bots from bot_status at once, and a bot whose pid is gone is dead", async (t) => {
+    if (!requireResource(t, 'PostgreSQL', await postgresMissing())) return;
+    t.after(() => killStarted()); // before the database is dropped (hooks run in order)
+    const database = await createPgDatabase(t);
+    const config = join(dir.path, 'monitor.json');
+    // The spool (and the local alert store beside it) in the test dir, not the working directory.
+    writeFileSync(config, JSON.stringify({ spool: { path: join(dir.path, 'm.spool') } }));
+    const args = [
+      ...['--socket', dir.socket, '--db', database.url, '--config', config],
+      ...['--stale-after', '120', '--sample-interval', '0.5'],
+    ];
+    const start = (host: string) => startMonitor(dir, [...args, '--host-name', host], { pathFlags: false });
+    // Another host's bot in the same store: not this monitor's, never rebuilt by it.
+    const other = await start('other_host');
+    await sendLines(dir.socket, [line({ type: 'register', channel: 'elsewhere', pid: process.pid })]);
+    await waitFor('elsewhere online', async () => (await botStatus(other, 'elsewhere'))?.status === 'online');
+    await flush(other);
+    assert.equal(await stopMonitor(other), 0);
+
+    // Two bots that register once and never heartbeat: what the restarted monitor knows of them
+    // can only come from bot_status.
+    const keep = startProcess(['-e', 'setInterval(() => {}, 1000)']);
+    const gone = startProcess(['-e', 'setInterval(() => {}, 1000)']);
+    const first = await start('pg_host');
+    await sendLines(dir.socket, [
+      line({ type: 'register', channel: 'pg_keep', pid: keep.pid }),
+      line({ type: 'register', channel: 'pg_gone', pid: gone.pid }),
+    ]);
+    for (const channel of ['pg_keep', 'pg_gone'])
+      await waitFor(`${channel} online`, async () => (await botStatus(first, channel))?.status === 'online');
+    await flush(first);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    gone.child.kill('SIGKILL');
+    await gone.exited;
+
+    const second = await start('pg_host');
+    // Known at once (the control API answers after the registry's rebuild), with no new message.
+    const kept = await botStatus(second, 'pg_keep');
+    assert.equal(kept?.status, 'online', 'a live bot is online again from bot_status');
+    assert.equal(kept.pid, keep.pid);
+    await waitFor('pg_gone dead', async () => (await botStatus(second, 'pg_gone'))?.status === 'dead', 10_000);
+    assert.equal(await botStatus(second, 'elsewhere'), undefined, "another host's bot is not rebuilt here");
     assert.equal(await stopMonitor(second), 0);
   });
 });

@@ -20,6 +20,8 @@ import { AlertEngine } from '../src/alerts/engine.js';
 import { loadExpected } from '../src/alerts/expected.js';
 import type { Notification } from '../src/alerts/model.js';
 import { AlertStore, type StoreChanges } from '../src/alerts/store.js';
+import { readRebuildState } from '../src/actors/rebuild-read.js';
+import { isPostgresUrl } from '../src/config.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { AlerterControlExtra, AlerterInput, NewSilence } from '../src/actors/alerter-messages.js';
 
@@ -99,6 +101,26 @@ class Alerter {
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
   }
 
+  /**
+   * PostgreSQL as the store: the local alert file has no bot_status, so the channels the registry
+   * knows (this host's rows of the shared bot_status) are read through the rebuild reader thread.
+   * Until that answers no BotMissing fires; if the store cannot be read, the fleet counts as empty
+   * (the grace of every expected channel runs from the alerter's start).
+   */
+  #loadPresentFromStore(): void {
+    const { dbPath, hostName } = this.#ctx.config;
+    readRebuildState(dbPath, hostName).then(
+      ({ rows }) => {
+        this.#engine.setPresent(rows.map((r) => r.channel));
+        this.#ctx.log.info({ channels: rows.length }, 'known channels read from the store');
+      },
+      (err: unknown) => {
+        this.#engine.setPresent([]);
+        this.#ctx.log.warn({ err }, 'known channels not readable from the store: expected bots count as missing');
+      },
+    );
+  }
+
   /** First open; a locked or unmigrated database is not fatal (retried every REOPEN_MS). */
   start(): void {
     this.#open(OPEN_BUSY_MS);
@@ -124,7 +146,8 @@ class Alerter {
         const state = store.load();
         this.#engine.load(state.alerts, state.groups, state.silences, now);
         this.#deliveries.load(state.deliveries);
-        this.#engine.setPresent(state.channels);
+        if (isPostgresUrl(this.#ctx.config.dbPath)) this.#loadPresentFromStore();
+        else this.#engine.setPresent(state.channels);
         // A new monitor process: the last one's Monitor* alerts are over (the main thread re-raises what still holds).
         if (this.#ctx.incarnation === 1) this.#engine.resolveMonitorAlerts(now);
         this.#loaded = true;

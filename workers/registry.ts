@@ -12,12 +12,13 @@
 // against the bots: a paused monitor never produces a false stale.
 import os from 'node:os';
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
-import { Worker, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { runActor, type ActorContext, type ActorInstance, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import { processStartTime } from '../src/proc.js';
+import { isPostgresUrl } from '../src/config.js';
 import { spoolUnacknowledged } from '../src/db/spool.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
@@ -35,7 +36,7 @@ import type {
   RegistryLatency,
 } from '../src/actors/registry-messages.js';
 import type { SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
-import type { RebuildAnswer, RebuildState } from '../src/actors/rebuild-reader.js';
+import { readRebuildState } from '../src/actors/rebuild-read.js';
 import { encodeBot } from '../src/http/feed-format.js';
 
 interface Bot {
@@ -217,9 +218,11 @@ class Registry {
    * thread of its own (src/actors/rebuild-reader.ts), so this one never loads the database driver.
    */
   async rebuild(): Promise<void> {
-    if (!existsSync(this.#ctx.config.dbPath)) return; // first start: nothing to rebuild
+    const { dbPath, hostName } = this.#ctx.config;
+    // First start on SQLite: no file, nothing to rebuild (PostgreSQL: the reader finds no rows).
+    if (!isPostgresUrl(dbPath) && !existsSync(dbPath)) return;
     try {
-      const { rows, cursors } = await readRebuildState(this.#ctx.config.dbPath);
+      const { rows, cursors } = await readRebuildState(dbPath, hostName);
       for (const { sender, seq } of cursors) this.#ingest.markDelivered(sender, seq);
       const live = this.#clock.now();
       let died = 0;
@@ -703,19 +706,6 @@ class Registry {
 }
 
 /** A bot as first seen (register, implicit register, or rebuilt from bot_status); no sample yet. */
-/** Runs the one-shot reader thread and resolves with what it read; rejects with its error. */
-function readRebuildState(dbPath: string): Promise<RebuildState> {
-  return new Promise((resolve, reject) => {
-    const reader = new Worker(new URL('../src/actors/rebuild-reader.js', import.meta.url), { workerData: { dbPath } });
-    reader.once('message', (answer: RebuildAnswer) => {
-      if (answer.type === 'state') resolve(answer.state);
-      else reject(Object.assign(new Error(answer.message), { code: answer.code }));
-    });
-    reader.once('error', reject);
-    reader.once('exit', (code) => reject(new Error(`the rebuild reader exited (${code}) without an answer`)));
-  });
-}
-
 function newBot(
   known: Pick<Bot, 'channel' | 'pid' | 'status' | 'registeredAt' | 'lastSeen' | 'lastHeartbeat' | 'heartbeatLive'>,
   features: Features | null,

@@ -4,10 +4,12 @@
 // never writes, never loads kysely and better-sqlite3: they would stay on its heap for its whole
 // life for one read at start-up (measured: docs/PERFORMANCE.md, "Numbers behind code choices").
 //
-// Started by URL from workers/registry.ts with workerData { dbPath }; answers one RebuildAnswer.
+// Started by URL from workers/registry.ts with workerData { dbPath, hostName }; answers one
+// RebuildAnswer. On SQLite the file is this monitor's own; on PostgreSQL (a store shared by several
+// hosts) only this host's bots and cursors are read.
 import { parentPort, workerData } from 'node:worker_threads';
+import { parseBackend, openReader } from '../db/backend.js';
 import { statusRows } from '../db/queries.js';
-import { openReadDatabase } from '../db/schema.js';
 import type { BotSnapshot } from './registry-messages.js';
 
 export interface RebuildState {
@@ -19,15 +21,23 @@ export type RebuildAnswer = { type: 'state'; state: RebuildState } | { type: 'er
 
 if (parentPort) {
   const port = parentPort;
-  const { dbPath } = workerData as { dbPath: string };
+  const { dbPath, hostName } = workerData as { dbPath: string; hostName: string };
   let answer: RebuildAnswer;
   let db;
   try {
-    db = openReadDatabase(dbPath, { busyTimeoutMs: 2_000 });
-    // One read transaction: the cursors and bot_status from the same commit.
-    const state = await db.transaction().execute(async (trx) => ({
-      cursors: await trx.selectFrom('delivery_cursor').select(['sender', 'seq']).execute(),
-      rows: await statusRows(trx),
+    const backend = parseBackend(dbPath);
+    const shared = backend.kind === 'postgres';
+    db = openReader(backend, { busyTimeoutMs: 2_000, max: 1 });
+    // One read transaction: the cursors and bot_status from the same commit (on PostgreSQL
+    // REPEATABLE READ, so both come from one snapshot there too).
+    const read = db.transaction();
+    const state = await (shared ? read.setIsolationLevel('repeatable read') : read).execute(async (trx) => ({
+      cursors: await (
+        shared
+          ? trx.selectFrom('delivery_cursor').select(['sender', 'seq']).where('host', '=', hostName)
+          : trx.selectFrom('delivery_cursor').select(['sender', 'seq'])
+      ).execute(),
+      rows: await statusRows(trx, shared ? { host: hostName } : {}),
     }));
     answer = { type: 'state', state };
   } catch (err) {
