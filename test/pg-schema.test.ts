@@ -63,11 +63,11 @@ test('monitors starting at once migrate one new PostgreSQL database once, each w
 test('retention on PostgreSQL drops whole daily partitions, trims the DEFAULT partition and the ids', async (t) => {
   const store = await openBackend(t, 'postgres');
   if (!store) return;
+  // The rows go in through a writer that keeps llm_usage forever, so its own first prune (5 s after
+  // start) cannot drop the old days' partitions before their rows arrive on a slow box; the writer
+  // with the 7-day limit starts afterwards and is asked to prune at once.
   const link = new Link<WriteItem>('ingest');
-  const writer = await startWriter(store.dbPath, link, {
-    ...store.overrides,
-    retention: { usageDays: 7, metricsDays: 7, eventsDays: 90, healthDays: 7 },
-  });
+  const loader = await startWriter(store.dbPath, link, store.overrides);
   const now = Date.now();
   // Partitions for old days (as `kissmon migrate` of old history makes them), and a day with none (DEFAULT).
   const { db } = openPostgres(store.dbPath);
@@ -78,6 +78,11 @@ test('retention on PostgreSQL drops whole daily partitions, trims the DEFAULT pa
   await waitFor('acks', () => link.pending === 0);
   assert.equal(await store.count('llm_usage_default'), 1, 'the day without a partition went to DEFAULT');
   assert.equal(await store.count('llm_usage_ids'), ages.length);
+  await loader.stop();
+  const writer = await startWriter(store.dbPath, new Link<WriteItem>('ingest'), {
+    ...store.overrides,
+    retention: { usageDays: 7, metricsDays: 7, eventsDays: 90, healthDays: 7 },
+  });
   const result = await writer.control.prune();
   // PostgreSQL counts dropped partitions (days 10, 9, 8 ago) + DEFAULT rows deleted (1); newer than 7 days stays.
   assert.equal(result.llm_usage, 4);

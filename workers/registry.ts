@@ -18,7 +18,8 @@ import { runActor, type ActorContext, type ActorInstance, type PeerName } from '
 import { round2 } from '../src/actors/health.js';
 import { Link } from '../src/actors/link.js';
 import { processStartTime } from '../src/proc.js';
-import { isPostgresUrl } from '../src/config.js';
+import { isPostgresUrl } from '../src/config-defaults.js';
+import { redactUrl } from '../src/db/backend-url.js';
 import { spoolUnacknowledged } from '../src/db/spool.js';
 import { RateLimitedLog } from '../src/log.js';
 import type { Features } from '../src/protocol/messages.js';
@@ -250,7 +251,7 @@ class Registry {
       );
     } catch (err) {
       this.#ctx.log.warn(
-        { err, db: this.#ctx.config.dbPath },
+        { err, db: redactUrl(this.#ctx.config.dbPath) },
         'registry cannot read bot_status yet: starting empty; bots reappear with their next register or heartbeat',
       );
     }
