@@ -21,6 +21,8 @@ import { DEFAULT_SOCKET, SOCKET_ENV } from './protocol/messages.js';
 export const DEFAULT_DB = './kissbot_monitor.db';
 /** True when a --db value (config dbPath) names a PostgreSQL database; src/db/backend.ts parses it. */
 export const isPostgresUrl = (value: string): boolean => /^postgres(ql)?:\/\//i.test(value);
+/** `scheme://…` that is not postgres:// or postgresql:// (postgress://, pg://): a typo, never a file path. */
+export const isOtherUrl = (value: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !isPostgresUrl(value);
 
 /** What --host-name accepts: it names this monitor in every row it writes and in cross-host views. */
 export const HOST_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
@@ -459,6 +461,7 @@ function crossChecks(c: MonitorConfig): void {
   check(Buffer.byteLength(c.socketPath) < 100, 'socketPath', 'a path shorter than 100 bytes (Unix socket limit)');
   for (const key of ['controlSocketPath', 'adminSocketPath'] as const)
     check(Buffer.byteLength(c[key]) < 108, key, 'a path shorter than 108 bytes');
+  check(!isOtherUrl(c.dbPath), 'dbPath', 'a file path or a postgres:// / postgresql:// URL (not another scheme)');
   if (isPostgresUrl(c.dbPath))
     check(
       URL.canParse(c.dbPath) && new URL(c.dbPath).pathname.length > 1,
