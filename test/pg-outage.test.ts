@@ -306,6 +306,10 @@ test(
     const [noid] = await store.rows<{ n: number }>("SELECT count(*) AS n FROM llm_usage WHERE feature = 'outage-noid'");
     assert.equal(noid.n, sentAnonymous, 'every row without an id stored exactly once');
     const output = monitor.output();
+    // The start line names the local files with absolute paths (on PostgreSQL they are not beside a database file).
+    const started = output.split('\n').find((l) => l.includes('kissbot-monitor started')) ?? '';
+    assert.ok(started.includes(join(dir.path, 'monitor.spool')), `spool path in: ${started}`);
+    assert.ok(started.includes(join(dir.path, 'monitor.alerts.db')), `alert store path in: ${started}`);
     assert.doesNotMatch(output, /row rejected by the database/);
     assert.match(output, /database unreachable/);
     assert.equal(await stopMonitor(monitor), 0);
