@@ -5,6 +5,8 @@
 export const DEFAULT_DB = './kissbot_monitor.db';
 /** True when a --db value (config dbPath) names a PostgreSQL database; src/db/backend.ts parses it. */
 export const isPostgresUrl = (value: string): boolean => /^postgres(ql)?:\/\//i.test(value);
+/** `scheme://…` that is not postgres:// or postgresql:// (postgress://, pg://): a typo, never a file path. */
+export const isOtherUrl = (value: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !isPostgresUrl(value);
 /** What --host-name accepts: it names this monitor in every row it writes and in cross-host views. */
 export const HOST_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
 export const DB_ENV = 'KISSBOT_MONITOR_DB';

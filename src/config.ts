@@ -21,6 +21,7 @@ import {
   DB_ENV,
   DEFAULT_DB,
   HOST_NAME_PATTERN,
+  isOtherUrl,
   isPostgresUrl,
   LLM_REPORT_DEFAULTS,
 } from './config-defaults.js';
@@ -461,6 +462,7 @@ function crossChecks(c: MonitorConfig): void {
   check(Buffer.byteLength(c.socketPath) < 100, 'socketPath', 'a path shorter than 100 bytes (Unix socket limit)');
   for (const key of ['controlSocketPath', 'adminSocketPath'] as const)
     check(Buffer.byteLength(c[key]) < 108, key, 'a path shorter than 108 bytes');
+  check(!isOtherUrl(c.dbPath), 'dbPath', 'a file path or a postgres:// / postgresql:// URL (not another scheme)');
   if (isPostgresUrl(c.dbPath))
     check(
       URL.canParse(c.dbPath) && new URL(c.dbPath).pathname.length > 1,

@@ -1,5 +1,6 @@
 // The running monitor: wires the ingest socket, the supervisor and its actors, the control API,
 // the read pool, health reporting, and graceful shutdown. `kissmon start` is a thin CLI over this.
+import { resolve } from 'node:path';
 import { unlinkSync } from 'node:fs';
 import type { ActorName } from './actors/actor-host.js';
 import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health.js';
@@ -8,7 +9,7 @@ import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
 import { describeBackend, parseBackend } from './db/backend.js';
 import { ReadPool } from './db/read-pool.js';
-import { spoolUnacknowledged } from './db/spool.js';
+import { alertStorePathFor, spoolPathFor, spoolUnacknowledged } from './db/spool.js';
 import { botRoutes } from './http/bot-routes.js';
 import { settingsRoutes } from './http/settings-routes.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
@@ -214,6 +215,9 @@ export class Monitor {
       {
         socket: config.socketPath,
         db: describeBackend(parseBackend(config.dbPath)),
+        // Local files, absolute: on PostgreSQL they default to the working directory, not beside a database file.
+        spool: resolve(spoolPathFor(config)),
+        ...(parseBackend(config.dbPath).kind === 'postgres' ? { alert_store: resolve(alertStorePathFor(config)) } : {}),
         host: config.hostName,
         control: config.controlSocketPath,
         admin: config.adminSocketPath,

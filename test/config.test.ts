@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { MonitorConfig } from '../src/config.js';
+import { parseBackend } from '../src/db/backend.js';
 import { counters } from './fixtures/socket-tools.js';
 import {
   botStatus,
@@ -142,6 +143,9 @@ describe('config precedence: defaults < file < env < flags', () => {
         /config\.writer\.busyTimeoutMs must be at most a tenth of supervisor\.hungAfterMs/,
       ],
       [{ metricPort: 9100 }, {}, /config\.metricPort is not a setting/],
+      // A mistyped scheme is refused, never made an SQLite file of that name.
+      [{ dbPath: 'postgress://a@b/c' }, {}, /config\.dbPath must be a file path or a postgres:\/\//],
+      [null, { KISSBOT_MONITOR_DB: 'pg://x/y' }, /config\.dbPath must be a file path or a postgres:\/\//],
       [{ writer: { flushEvery: 1 } }, {}, /config\.writer\.flushEvery is not a setting/],
       [{ prices: { 'gpt-x': { input: -1, output: 1 } } }, {}, /prices\["gpt-x"\]\.input must be a number >= 0/],
       [
@@ -157,6 +161,11 @@ describe('config precedence: defaults < file < env < flags', () => {
       assert.match(r.stderr, message);
     }
     writeFileSync(join(dir.path, 'broken.json'), '{ "socketPath": ');
+    // parseBackend itself (the migrate command, read tasks) refuses them too; a plain path stays a path.
+    for (const typo of ['postgress://a@b/c', 'pg://x/y', 'sqlite://file.db'])
+      assert.throws(() => parseBackend(typo), /scheme other than postgres/, typo);
+    assert.deepEqual(parseBackend('data/x.db'), { kind: 'sqlite', path: 'data/x.db' });
+    assert.deepEqual(parseBackend('postgresql://h/db'), { kind: 'postgres', url: 'postgresql://h/db' });
     const broken = await runKissmon(['start', '--config', join(dir.path, 'broken.json')], cleanEnv);
     assert.equal(broken.code, 2);
     assert.match(broken.stderr, /is not valid JSON/);

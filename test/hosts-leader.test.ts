@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { LeaderConnection } from '../src/hosts/leader.js';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { createPgDatabase, postgresMissing } from './helpers/backends.js';
 import { requireResource } from './helpers/resources.js';
@@ -38,6 +39,15 @@ describe('leader election by advisory lock', () => {
     assert.ok(await a.round());
     assert.ok(await b.round());
     assert.deepEqual([a.leader, b.leader], [true, false]);
+    // The leader's session ends within seconds of its machine going silent, not after the OS's 2 h
+    // keepalive: the server took the settings (this URL is TCP, where they apply).
+    assert.notEqual(new URL(database.url).hostname, '', 'a TCP URL');
+    const session = await a.round();
+    assert.ok(session);
+    const shown: string[] = [];
+    for (const name of ['tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count', 'tcp_user_timeout'])
+      shown.push(Object.values((await sql.raw(`SHOW ${name}`).execute(session)).rows[0] as object)[0] as string);
+    assert.deepEqual(shown, ['5', '2', '3', '10000']);
     // Asking again changes nothing: the lock is held by a's session, not re-taken.
     await a.round();
     await b.round();

@@ -77,6 +77,17 @@ class StoreProxy {
   }
 }
 
+/** An llm_usage row without an id: nothing dedups it, so a replay that doubled rows would show in the count. */
+const anonymous = (n: number) =>
+  line({
+    type: 'llm_usage',
+    channel: `bot_${n % 20}`,
+    model: 'gpt-4o-mini',
+    feature: 'outage-noid',
+    tokens_in: n,
+    tokens_out: 1,
+  });
+
 const call = (n: number) =>
   line({
     type: 'llm_usage',
@@ -121,13 +132,16 @@ test(
     );
 
     let sent = 0;
+    let sentAnonymous = 0;
     const send = async (n: number) => {
       const lines = Array.from({ length: n }, () => call(sent++));
+      // Every tenth row has no id: only the delivery cursor keeps it from landing twice.
+      for (let i = 0; i < n / 10; i++) lines.push(anonymous(sentAnonymous++));
       await sendLines(monitor.socket, lines);
     };
     await send(500);
     await flush(monitor);
-    assert.equal(await store.count('llm_usage'), 500);
+    assert.equal(await store.count('llm_usage'), 550);
 
     // 1. Connections killed again and again while bots send (each kill fails an attempt or an idle connection).
     for (let i = 0; i < 10; i++) {
@@ -171,11 +185,13 @@ test(
       'every row stored',
       async () => {
         await flush(monitor).catch(() => {});
-        return (await store.count('llm_usage')) >= sent;
+        return (await store.count('llm_usage')) >= sent + sentAnonymous;
       },
       90_000,
     );
     await sleep(500);
+    const [noid] = await store.rows<{ n: number }>("SELECT count(*) AS n FROM llm_usage WHERE feature = 'outage-noid'");
+    assert.equal(noid.n, sentAnonymous, 'every row without an id stored exactly once');
     const [stats] = await store.rows<{ n: number; ids: number; host: string }>(
       "SELECT count(*) AS n, count(DISTINCT id) AS ids, min(host) AS host FROM llm_usage WHERE feature = 'outage'",
     );
@@ -200,6 +216,102 @@ test(
       0,
       'no alert tables in PostgreSQL',
     );
+    assert.equal(await stopMonitor(monitor), 0);
+  },
+);
+
+test(
+  'a read-only or closed database is the store down: rows are held and land once, none is rejected or dropped',
+  { timeout: 180_000 },
+  async (t) => {
+    const store = await openBackend(t, 'postgres');
+    if (!store) return;
+    const dir = dirs.create();
+    const dbName = new URL(store.dbPath).pathname.slice(1);
+    const terminate = () =>
+      adminQuery(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [dbName],
+      );
+    // Runs before the database is dropped (hooks run last-registered first), so a failed step
+    // leaves it writable and open.
+    const restore = async () => {
+      await adminQuery(`ALTER DATABASE "${dbName}" RESET default_transaction_read_only`);
+      await adminQuery(`ALTER DATABASE "${dbName}" ALLOW_CONNECTIONS true`);
+    };
+    const config = join(dir.path, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        healthIntervalMs: 200,
+        spool: { path: join(dir.path, 'monitor.spool') },
+        writer: { maxHeldRows: 2_000, maxHeldMs: 3_000, retryDelayMs: 100 },
+      }),
+    );
+    const monitor = await startMonitor(
+      dir,
+      ['--socket', dir.socket, '--db', store.dbPath, '--host-name', 'ro-host', '--config', config],
+      { pathFlags: false },
+    );
+    let sent = 0;
+    let sentAnonymous = 0;
+    const send = async (n: number) => {
+      const lines = Array.from({ length: n }, () => call(sent++));
+      for (let i = 0; i < n / 10; i++) lines.push(anonymous(sentAnonymous++));
+      await sendLines(monitor.socket, lines);
+    };
+    /** Sends for `ms` while the store is made unusable; true once health said store_down. */
+    const sendWhileDown = async (ms: number) => {
+      let sawDown = false;
+      const start = Date.now();
+      while (Date.now() - start < ms) {
+        await send(100);
+        if ((await actorHealth(monitor, 'db')).detail.store_down === 1) sawDown = true;
+        await sleep(250);
+      }
+      return sawDown;
+    };
+    await send(200);
+    await flush(monitor);
+    try {
+      // 1. Read-only (what a failover to a standby looks like): every write fails with 25006.
+      await adminQuery(`ALTER DATABASE "${dbName}" SET default_transaction_read_only = on`);
+      await terminate();
+      assert.ok(await sendWhileDown(5_000), 'health said store_down while the database was read-only');
+      await adminQuery(`ALTER DATABASE "${dbName}" RESET default_transaction_read_only`);
+      await terminate(); // sessions opened read-only stay so
+
+      // 2. Not accepting connections (55000).
+      await adminQuery(`ALTER DATABASE "${dbName}" ALLOW_CONNECTIONS false`);
+      await terminate();
+      assert.ok(await sendWhileDown(4_000), 'health said store_down while the database refused connections');
+    } finally {
+      await restore();
+    }
+
+    await send(100);
+    await waitFor(
+      'every row stored',
+      async () => {
+        await flush(monitor).catch(() => {});
+        return (await store.count('llm_usage')) >= sent + sentAnonymous;
+      },
+      90_000,
+    );
+    await sleep(500);
+    const [stats] = await store.rows<{ n: number; ids: number }>(
+      "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM llm_usage WHERE feature = 'outage'",
+    );
+    assert.deepEqual(stats, { n: sent, ids: sent });
+    const [noid] = await store.rows<{ n: number }>("SELECT count(*) AS n FROM llm_usage WHERE feature = 'outage-noid'");
+    assert.equal(noid.n, sentAnonymous, 'every row without an id stored exactly once');
+    const output = monitor.output();
+    // The start line names the local files with absolute paths (on PostgreSQL they are not beside a database file).
+    const started = output.split('\n').find((l) => l.includes('kissbot-monitor started')) ?? '';
+    assert.ok(started.includes(join(dir.path, 'monitor.spool')), `spool path in: ${started}`);
+    assert.ok(started.includes(join(dir.path, 'monitor.alerts.db')), `alert store path in: ${started}`);
+    assert.doesNotMatch(output, /row rejected by the database/);
+    assert.match(output, /database unreachable/);
     assert.equal(await stopMonitor(monitor), 0);
   },
 );

@@ -1,7 +1,7 @@
 // Which store a --db value names, without the drivers: light enough for the CLI's option parsers
 // (backend.ts re-exports these and opens the stores).
 import { resolve } from 'node:path';
-import { isPostgresUrl } from '../config-defaults.js';
+import { isOtherUrl, isPostgresUrl } from '../config-defaults.js';
 
 export type Backend = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
@@ -9,6 +9,11 @@ export type Backend = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url
 export function parseBackend(value: string): Backend {
   if (typeof value !== 'string' || value.length === 0)
     throw new TypeError('the database must be a file path or a postgres:// URL');
+  // A mistyped scheme (postgress://, pg://) would otherwise become an SQLite file of that name.
+  if (isOtherUrl(value))
+    throw new TypeError(
+      `the database ${redactUrl(value)} has a scheme other than postgres:// or postgresql://; a file path has none`,
+    );
   if (!isPostgresUrl(value)) return { kind: 'sqlite', path: value };
   let url: URL;
   try {
@@ -23,7 +28,7 @@ export function parseBackend(value: string): Backend {
 
 /** The URL without its password, for logs and health. */
 export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
 }
 
 /** How `backend` is shown to operators: the absolute file path, or the URL without its password. */

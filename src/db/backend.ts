@@ -83,6 +83,11 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : '';
   if (/^(08|57P|53)/.test(code)) return true; // connection exception, operator intervention (shutdown, terminate), insufficient resources
+  // The database refuses every statement, not this one: not accepting connections (55000,
+  // ALLOW_CONNECTIONS false), gone or renamed (3D000), authentication (28xxx), read-only (25006: a
+  // failover to a standby, default_transaction_read_only), statement timeout or cancel (57014).
+  // Retrying row by row would drop every row as "rejected"; the store is down until it answers.
+  if (/^(55000|3D000|28|25006|57014)/.test(code)) return true;
   if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH)$/.test(code)) return true;
   const message = typeof e?.message === 'string' ? e.message : '';
   return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|connection is closed/i.test(

@@ -18,6 +18,9 @@ import type { Database } from '../db/schema.js';
 export const LEADER_LOCK_KEY = 0x6b6d6f6e;
 /** A query on the dedicated connection that takes longer than this ends the connection (and leadership). */
 const QUERY_TIMEOUT_MS = 5_000;
+/** Server-side settings of the leader's session: see #connect. */
+export const LEADER_SESSION_OPTIONS =
+  '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 -c tcp_user_timeout=10000';
 
 export interface LeaderOptions {
   url: string;
@@ -106,6 +109,12 @@ export class LeaderConnection {
       query_timeout: QUERY_TIMEOUT_MS,
       connectionTimeoutMillis: QUERY_TIMEOUT_MS,
       keepAlive: true,
+      // The lock lives as long as the server's session. A leader whose machine vanishes (power,
+      // network) sends no FIN: with the OS defaults the server keeps that session (and the lock,
+      // so the vanished host's MonitorHostDown never comes) for ~2 h. These end it within ~11 s of
+      // silence (idle 5 s + 3 probes 2 s apart; unacknowledged data after 10 s). Over a Unix
+      // socket the server ignores them (nothing can vanish there).
+      options: LEADER_SESSION_OPTIONS,
     });
     client.on('error', (err) => this.#lost(client, err));
     client.on('end', () => this.#lost(client, new Error('connection ended')));
