@@ -268,7 +268,7 @@ program
   .option('--host <name>', 'with --all-hosts: only this host', hostName)
   .option(
     '--host-stale-after <sec>',
-    'a host whose heartbeat is older than this is down (config hostStaleAfterMs; default 60)',
+    "overrides every host's own window: a host whose heartbeat is older than this is down (default: each monitor's --host-stale-after, stored with its heartbeat)",
     seconds('--host-stale-after'),
   )
   .action(async (opts) => {
@@ -415,22 +415,21 @@ function statusSummary(bots: { status: string }[]): string {
   })`;
 }
 
-/** Client settings plus the view flags (`--host-stale-after`). */
-function viewSettings(opts: { config?: string; socket?: string; db?: string; hostStaleAfter?: number }): MonitorConfig {
-  return resolveSettings(opts.config, {
-    socketPath: opts.socket,
-    dbPath: opts.db,
-    hostStaleAfterMs: opts.hostStaleAfter,
-  });
+/** Client settings (the `--host-stale-after` override is read from opts: absent, each host's own window). */
+function viewSettings(opts: { config?: string; socket?: string; db?: string }): MonitorConfig {
+  return resolveSettings(opts.config, { socketPath: opts.socket, dbPath: opts.db });
 }
 
 /** `status --all-hosts`: every host's bots from the store (no monitor needed). */
-async function fleetView(settings: MonitorConfig, opts: { host?: string; json?: boolean }): Promise<void> {
+async function fleetView(
+  settings: MonitorConfig,
+  opts: { host?: string; json?: boolean; hostStaleAfter?: number },
+): Promise<void> {
   if (!storeExists(settings.dbPath)) throw new Error(`no database at ${settings.dbPath}`);
   const { fleetStatus } = await import('./db/queries.js');
   const bots = await withReadDatabase(settings.dbPath, (db) =>
     fleetStatus(db, {
-      staleAfterMs: settings.hostStaleAfterMs,
+      ...(opts.hostStaleAfter !== undefined && { staleAfterMs: opts.hostStaleAfter }),
       ...(opts.host !== undefined && { host: opts.host }),
     }),
   );
@@ -470,7 +469,7 @@ program
   .addOption(configOption())
   .option(
     '--host-stale-after <sec>',
-    'a host whose heartbeat is older than this is down (config hostStaleAfterMs; default 60)',
+    "overrides every host's own window: a host whose heartbeat is older than this is down (default: each monitor's --host-stale-after, stored with its heartbeat)",
     seconds('--host-stale-after'),
   )
   .option('--json', 'print JSON (the same as GET /hosts)')
@@ -479,18 +478,32 @@ program
     if (!storeExists(settings.dbPath)) throw new Error(`no database at ${settings.dbPath}`);
     const { hostViews } = await import('./hosts/hosts.js');
     const hosts = await withReadDatabase(settings.dbPath, (db) =>
-      hostViews(db, { staleAfterMs: settings.hostStaleAfterMs }),
+      hostViews(db, opts.hostStaleAfter !== undefined ? { staleAfterMs: opts.hostStaleAfter } : {}),
     );
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(hosts, null, 2)}\n`);
       return;
     }
-    const table = plainTable(['host', 'version', 'pid', 'started', 'last seen', 'age', 'state', 'bots']);
+    const table = plainTable(['host', 'version', 'pid', 'started', 'last seen', 'age', 'down after', 'state', 'bots']);
     for (const h of hosts)
-      table.push([h.host, h.version, h.pid, h.started_at, h.last_seen, `${h.age_s}s`, h.state, botCounts(h)]);
+      table.push([
+        h.host,
+        h.version,
+        h.pid,
+        h.started_at,
+        h.last_seen,
+        `${h.age_s}s`,
+        `${h.stale_after_s}s`,
+        h.state,
+        botCounts(h),
+      ]);
     const down = hosts.filter((h) => h.state === 'down').length;
+    const window =
+      opts.hostStaleAfter !== undefined
+        ? `no heartbeat for ${opts.hostStaleAfter / 1000} s, --host-stale-after`
+        : "no heartbeat for longer than each monitor's own --host-stale-after";
     process.stdout.write(
-      `${table.toString()}\n${hosts.length} host${hosts.length === 1 ? '' : 's'}, ${down} down (down: no heartbeat for ${settings.hostStaleAfterMs / 1000} s)\n`,
+      `${table.toString()}\n${hosts.length} host${hosts.length === 1 ? '' : 's'}, ${down} down (down: ${window})\n`,
     );
   });
 

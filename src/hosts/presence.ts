@@ -3,8 +3,8 @@
 //   every heartbeatIntervalMs(hostStaleAfterMs):
 //     registry health (bots by status) ─▶ writer control call: upsert this host's `hosts` row
 //     PostgreSQL only, on the dedicated leader connection (src/hosts/leader.ts):
-//       leader, for hostStaleAfterMs since it became one ─▶ every other host older than
-//           hostStaleAfterMs: MonitorHostDown{host} firing; fresh again (or row gone): resolved
+//       leader, for hostStaleAfterMs since it became one ─▶ every other host older than its own
+//           stale_after_ms: MonitorHostDown{host} firing; fresh again (or row gone): resolved
 //       follower ─▶ only resolves the MonitorHostDown alerts it raised while it led
 //
 // The grace after becoming leader matters after a store outage: nobody could heartbeat while it
@@ -108,6 +108,7 @@ export class HostPresence {
         pid: process.pid,
         startedAt: this.#startedAt,
         bots: this.#lastBots,
+        staleAfterMs: this.#o.staleAfterMs,
       })
       .catch(() => false);
     if (ok === true) this.#counters.beats++;
@@ -121,7 +122,7 @@ export class HostPresence {
     if (!db) return; // no connection: what fires stays as it is until we can see again
     let views: HostView[];
     try {
-      views = await hostViews(db, { staleAfterMs: this.#o.staleAfterMs });
+      views = await hostViews(db); // each host by its own window, as every view judges it
     } catch (err) {
       this.#counters.watch_failures++;
       leader.failed(err);
@@ -135,7 +136,7 @@ export class HostPresence {
     const conditions: MonitorCondition[] = holding.map((v) => ({
       alertname: 'MonitorHostDown',
       labels: { host: v.host },
-      summary: `monitor on host ${v.host} last seen ${v.age_s} s ago (down after ${this.#o.staleAfterMs / 1000} s): its bots are not watched; reported by ${this.#o.host}`,
+      summary: `monitor on host ${v.host} last seen ${v.age_s} s ago (down after ${v.stale_after_s} s): its bots are not watched; reported by ${this.#o.host}`,
     }));
     for (const v of holding)
       if (!this.#firing.has(v.host))
