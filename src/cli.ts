@@ -22,7 +22,7 @@ import type { FleetBot } from './db/queries.js';
 import type { Database } from './db/schema.js';
 import type { HostView } from './hosts/hosts.js';
 import { parseDuration } from './duration.js';
-import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
+import { AuthFileError, HostInUseError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
 import type { RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
@@ -191,9 +191,12 @@ program
     const { Monitor } = await import('./monitor.js');
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
-      // The operator's to fix (another monitor on the socket, a bad tokens or HTTP token file): usage; else fatal.
+      // The operator's to fix (another monitor on the socket or as this host, a bad tokens or HTTP token file): usage; else fatal.
       const usage =
-        err instanceof SocketInUseError || err instanceof AuthFileError || err instanceof HttpTokenFileError;
+        err instanceof SocketInUseError ||
+        err instanceof AuthFileError ||
+        err instanceof HttpTokenFileError ||
+        err instanceof HostInUseError;
       return exit(usage ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;

@@ -259,3 +259,39 @@ describe('three monitors, one PostgreSQL store', () => {
         assert.ok(HOSTS.includes(a.labels.host as Host), JSON.stringify(a.labels));
   });
 });
+
+describe('one live monitor per --host-name on a PostgreSQL store', () => {
+  const dirs = new TestDirs();
+  after(async () => {
+    await killStarted();
+    dirs.removeAll();
+  });
+
+  it('refuses a second monitor as a live host (naming its pid), and lets one start once that one is gone', async (t) => {
+    if (!requireResource(t, 'PostgreSQL', await postgresMissing())) return;
+    t.after(() => killStarted()); // before the database is dropped
+    const database = await createPgDatabase(t);
+    const start = (host: string) => {
+      const dir = dirs.create();
+      return startMonitor(dir, ['--socket', dir.socket, '--db', database.url, '--host-name', host], {
+        pathFlags: false,
+      }).catch((err: Error) => err);
+    };
+    const first = await start('dup');
+    assert.ok(!(first instanceof Error), String(first));
+
+    const second = await start('dup');
+    assert.ok(second instanceof Error, 'the second monitor as host dup started');
+    assert.match(second.message, /exited with 2 during start-up/);
+    assert.match(second.message, new RegExp(`another live monitor writes as host "dup" .*pid ${first.pid}`));
+    // Another name is no conflict.
+    const other = await start('other');
+    assert.ok(!(other instanceof Error), String(other));
+
+    // The lock goes with the first one's session: a new monitor as dup starts.
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const again = await start('dup');
+    assert.ok(!(again instanceof Error), String(again));
+  });
+});

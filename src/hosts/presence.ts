@@ -14,7 +14,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { MonitorAlerts, MonitorCondition } from '../alerts/monitor-alerts.js';
 import { heartbeatIntervalMs, hostViews, type HostBeat, type HostView } from './hosts.js';
-import { LeaderConnection } from './leader.js';
+import { HostInUseError } from '../errors.js';
+import { LeaderConnection, type HostHolder } from './leader.js';
 
 const PACKAGE_VERSION = (
   JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -34,7 +35,19 @@ export interface HostPresenceOptions {
   write: (beat: HostBeat) => Promise<boolean | null>;
   /** Where MonitorHostDown goes (its own MonitorAlerts: the other monitor alerts resolve what they do not list). */
   alerts: MonitorAlerts;
+  /** PostgreSQL: another live monitor holds this host (found after start, e.g. when the store came back). */
+  onHostTaken?: (err: HostInUseError) => void;
   log: Logger;
+}
+
+/** The error of a host held by another monitor, naming it from its `hosts` row. */
+export function hostInUse(holder: HostHolder): HostInUseError {
+  const who =
+    holder.pid !== null ? `pid ${holder.pid}, started ${holder.started_at}` : 'no hosts row yet: just starting';
+  return new HostInUseError(
+    `another live monitor writes as host "${holder.host}" on this store (${who}): ` +
+      'give this one another --host-name, or stop that one first (two monitors as one host would share its delivery cursors and bot rows)',
+  );
 }
 
 export class HostPresence {
@@ -54,7 +67,44 @@ export class HostPresence {
   constructor(options: HostPresenceOptions) {
     this.#o = options;
     this.#intervalMs = heartbeatIntervalMs(options.staleAfterMs);
-    this.#leader = options.postgresUrl ? new LeaderConnection({ url: options.postgresUrl, host: options.host }) : null;
+    this.#leader = options.postgresUrl
+      ? new LeaderConnection({
+          url: options.postgresUrl,
+          host: options.host,
+          onHostTaken: (holder) => {
+            if (this.#claiming) return; // claim() throws it
+            this.#o.onHostTaken?.(hostInUse(holder));
+          },
+        })
+      : null;
+  }
+
+  #claiming = false;
+
+  /**
+   * PostgreSQL, at start: takes this host's lock, waiting at most `waitMs` for the store.
+   * Throws HostInUseError while another live monitor holds it. An unreachable store does not
+   * stop the start (the monitor spools); the lock is taken when the store is back, and a holder
+   * found then is onHostTaken.
+   */
+  async claim(waitMs: number): Promise<void> {
+    const leader = this.#leader;
+    if (!leader) return;
+    this.#claiming = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const bound = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), waitMs)));
+      await Promise.race([leader.round(), bound]);
+    } finally {
+      clearTimeout(timer);
+      this.#claiming = false;
+    }
+    if (leader.hostTaken) throw hostInUse(leader.hostTaken);
+    if (!leader.connected)
+      this.#o.log.warn(
+        { host: this.#o.host, err: leader.lastError },
+        'store unreachable at start: the host lock is taken when it is back (another monitor holding it then is fatal)',
+      );
   }
 
   start(): void {
