@@ -25,7 +25,7 @@ import type { FleetBot } from './db/queries.js';
 import type { Database } from './db/schema.js';
 import type { HostView } from './hosts/hosts.js';
 import { parseDuration } from './duration.js';
-import { AuthFileError, HttpTokenFileError, SocketInUseError } from './errors.js';
+import { AuthFileError, HostInUseError, HttpTokenFileError, SocketInUseError } from './errors.js';
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
 import type { RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
@@ -196,9 +196,12 @@ program
     const { Monitor } = await import('./monitor.js');
     const running = await Monitor.start(config, log).catch((err: Error) => {
       process.stderr.write(`kissmon: ${err.message}\n`);
-      // The operator's to fix (another monitor on the socket, a bad tokens or HTTP token file): usage; else fatal.
+      // The operator's to fix (another monitor on the socket or as this host, a bad tokens or HTTP token file): usage; else fatal.
       const usage =
-        err instanceof SocketInUseError || err instanceof AuthFileError || err instanceof HttpTokenFileError;
+        err instanceof SocketInUseError ||
+        err instanceof AuthFileError ||
+        err instanceof HttpTokenFileError ||
+        err instanceof HostInUseError;
       return exit(usage ? EXIT_USAGE : EXIT_FATAL);
     });
     monitor = running;
@@ -273,7 +276,7 @@ program
   .option('--host <name>', 'with --all-hosts: only this host', hostName)
   .option(
     '--host-stale-after <sec>',
-    'a host whose heartbeat is older than this is down (config hostStaleAfterMs; default 60)',
+    "overrides every host's own window: a host whose heartbeat is older than this is down (default: each monitor's --host-stale-after, stored with its heartbeat)",
     seconds('--host-stale-after'),
   )
   .action(async (opts) => {
@@ -420,22 +423,21 @@ function statusSummary(bots: { status: string }[]): string {
   })`;
 }
 
-/** Client settings plus the view flags (`--host-stale-after`). */
-function viewSettings(opts: { config?: string; socket?: string; db?: string; hostStaleAfter?: number }): MonitorConfig {
-  return resolveSettings(opts.config, {
-    socketPath: opts.socket,
-    dbPath: opts.db,
-    hostStaleAfterMs: opts.hostStaleAfter,
-  });
+/** Client settings (the `--host-stale-after` override is read from opts: absent, each host's own window). */
+function viewSettings(opts: { config?: string; socket?: string; db?: string }): MonitorConfig {
+  return resolveSettings(opts.config, { socketPath: opts.socket, dbPath: opts.db });
 }
 
 /** `status --all-hosts`: every host's bots from the store (no monitor needed). */
-async function fleetView(settings: MonitorConfig, opts: { host?: string; json?: boolean }): Promise<void> {
+async function fleetView(
+  settings: MonitorConfig,
+  opts: { host?: string; json?: boolean; hostStaleAfter?: number },
+): Promise<void> {
   if (!storeExists(settings.dbPath)) throw new Error(`no database at ${settings.dbPath}`);
   const { fleetStatus } = await import('./db/queries.js');
   const bots = await withReadDatabase(settings.dbPath, (db) =>
     fleetStatus(db, {
-      staleAfterMs: settings.hostStaleAfterMs,
+      ...(opts.hostStaleAfter !== undefined && { staleAfterMs: opts.hostStaleAfter }),
       ...(opts.host !== undefined && { host: opts.host }),
     }),
   );
@@ -475,7 +477,7 @@ program
   .addOption(configOption())
   .option(
     '--host-stale-after <sec>',
-    'a host whose heartbeat is older than this is down (config hostStaleAfterMs; default 60)',
+    "overrides every host's own window: a host whose heartbeat is older than this is down (default: each monitor's --host-stale-after, stored with its heartbeat)",
     seconds('--host-stale-after'),
   )
   .option('--json', 'print JSON (the same as GET /hosts)')
@@ -484,18 +486,32 @@ program
     if (!storeExists(settings.dbPath)) throw new Error(`no database at ${settings.dbPath}`);
     const { hostViews } = await import('./hosts/hosts.js');
     const hosts = await withReadDatabase(settings.dbPath, (db) =>
-      hostViews(db, { staleAfterMs: settings.hostStaleAfterMs }),
+      hostViews(db, opts.hostStaleAfter !== undefined ? { staleAfterMs: opts.hostStaleAfter } : {}),
     );
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(hosts, null, 2)}\n`);
       return;
     }
-    const table = plainTable(['host', 'version', 'pid', 'started', 'last seen', 'age', 'state', 'bots']);
+    const table = plainTable(['host', 'version', 'pid', 'started', 'last seen', 'age', 'down after', 'state', 'bots']);
     for (const h of hosts)
-      table.push([h.host, h.version, h.pid, h.started_at, h.last_seen, `${h.age_s}s`, h.state, botCounts(h)]);
+      table.push([
+        h.host,
+        h.version,
+        h.pid,
+        h.started_at,
+        h.last_seen,
+        `${h.age_s}s`,
+        `${h.stale_after_s}s`,
+        h.state,
+        botCounts(h),
+      ]);
     const down = hosts.filter((h) => h.state === 'down').length;
+    const window =
+      opts.hostStaleAfter !== undefined
+        ? `no heartbeat for ${opts.hostStaleAfter / 1000} s, --host-stale-after`
+        : "no heartbeat for longer than each monitor's own --host-stale-after";
     process.stdout.write(
-      `${table.toString()}\n${hosts.length} host${hosts.length === 1 ? '' : 's'}, ${down} down (down: no heartbeat for ${settings.hostStaleAfterMs / 1000} s)\n`,
+      `${table.toString()}\n${hosts.length} host${hosts.length === 1 ? '' : 's'}, ${down} down (down: ${window})\n`,
     );
   });
 

@@ -16,6 +16,13 @@ export class SocketInUseError extends MonitorError {
   }
 }
 
+/** Another live monitor holds this --host-name on the shared PostgreSQL store (its per-host advisory lock). */
+export class HostInUseError extends MonitorError {
+  constructor(message: string) {
+    super('ERR_HOST_IN_USE', message);
+  }
+}
+
 /** The auth tokens file cannot be read or has a bad line. */
 export class AuthFileError extends MonitorError {
   constructor(message: string) {

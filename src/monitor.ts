@@ -39,6 +39,8 @@ const FAULT_ACTORS = ['registry', 'db', 'sampler', 'alerter'] as const satisfies
 
 /** How often the main thread proves to the registry that ingest is running (see LiveClock). */
 const PULSE_MS = 250;
+/** How long start waits for PostgreSQL to take the host lock before it starts anyway (and spools). */
+const HOST_CLAIM_WAIT_MS = 3_000;
 /** What a control call that may wait on a receiver is given on top of its delivery timeout. */
 const CONTROL_SLACK_MS = 2_000;
 /** How often the monitor's own alert conditions (MonitorActorDown, MonitorIngestPaused) are judged. */
@@ -148,6 +150,10 @@ export class Monitor {
       write: (beat) => this.#supervisor.call('db', (c) => c.hostBeat(beat)),
       // Its own MonitorAlerts: #judgeMonitorAlerts resolves whatever its list does not hold.
       alerts: new MonitorAlerts((input) => this.#alerterLink.send(input)),
+      onHostTaken: (err) => {
+        log.fatal({ err, host: config.hostName }, 'host taken by another monitor: stopping, not writing as it');
+        void this.stop(1);
+      },
       log,
     });
     this.#expected = loadExpected(config.expected);
@@ -183,6 +189,8 @@ export class Monitor {
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
   static async start(config: MonitorConfig, log: Logger): Promise<Monitor> {
     const monitor = new Monitor(config, log);
+    // PostgreSQL: one live monitor per --host-name (its lock), before anything is written as it.
+    await monitor.#presence.claim(HOST_CLAIM_WAIT_MS);
     // Listen first: it fails fast when another monitor owns the socket, and whatever bots send
     // while the actors boot waits in the links and is delivered once they are ready.
     await monitor.#ingest.listen();

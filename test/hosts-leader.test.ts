@@ -3,7 +3,7 @@
 // and when the leader's session is killed (pg_terminate_backend) — the killed side knows it lost.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { LeaderConnection } from '../src/hosts/leader.js';
+import { LEADER_LOCK_KEY, LeaderConnection } from '../src/hosts/leader.js';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { createPgDatabase, postgresMissing } from './helpers/backends.js';
@@ -55,7 +55,7 @@ describe('leader election by advisory lock', () => {
     const holders = await query<{ application_name: string }>(
       database.url,
       `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-       WHERE l.locktype = 'advisory' AND l.granted
+       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.objid = ${LEADER_LOCK_KEY}
          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, // advisory locks are per database
     );
     assert.deepEqual(

@@ -7,7 +7,7 @@ import { openPostgresWrite, openReader, parseBackend } from '../src/db/backend.j
 import { fleetStatus, statusRows, usageTotals } from '../src/db/queries.js';
 import { ReadPool } from '../src/db/read-pool.js';
 import { openWriteDatabase } from '../src/db/schema.js';
-import { hostViews, upsertHost } from '../src/hosts/hosts.js';
+import { hostViews, upsertHost, type HostView } from '../src/hosts/hosts.js';
 import { usageReport } from '../src/llm/report.js';
 import { BACKENDS, openBackend } from './helpers/backends.js';
 import {
@@ -99,9 +99,18 @@ describe('cross-host views', () => {
           call('b', 'shared', 1_000, null),
         ])
         .execute();
-      await upsertHost(writer, { host: 'a', version: '1.0.0', pid: 11, startedAt: NOW - 60_000, bots: { online: 2 } });
-      await upsertHost(writer, { host: 'b', version: '1.0.0', pid: 22, startedAt: NOW - 60_000, bots: { online: 2 } });
-      // b's monitor last wrote a minute ago.
+      // Each monitor stores its own stale window; c's is longer than its age, b's shorter.
+      const beat = (host: string, pid: number, staleAfterMs: number) =>
+        upsertHost(writer, { host, version: '1.0.0', pid, startedAt: NOW - 60_000, bots: { online: 2 }, staleAfterMs });
+      await beat('a', 11, 30_000);
+      await beat('b', 22, 30_000);
+      await beat('c', 33, 90_000);
+      // b's and c's monitors last wrote a minute ago.
+      await writer
+        .updateTable('hosts')
+        .set({ last_seen: iso(NOW - 60_000) })
+        .where('host', '=', 'c')
+        .execute();
       await writer
         .updateTable('hosts')
         .set({ last_seen: iso(NOW - 60_000) })
@@ -110,17 +119,30 @@ describe('cross-host views', () => {
 
       const db = openReader(parseBackend(store.dbPath));
       t.after(() => db.destroy());
-      const hosts = await hostViews(db, { staleAfterMs: 30_000 });
+      // No override: each row by its own monitor's window (c at 60 s of 90 s is up).
+      const hosts = await hostViews(db);
       assert.deepEqual(
-        hosts.map((h) => [h.host, h.pid, h.state, h.bots]),
+        hosts.map((h) => [h.host, h.pid, h.state, h.stale_after_s, h.bots]),
         [
-          ['a', 11, 'up', { online: 2 }],
-          ['b', 22, 'down', { online: 2 }],
+          ['a', 11, 'up', 30, { online: 2 }],
+          ['b', 22, 'down', 30, { online: 2 }],
+          ['c', 33, 'up', 90, { online: 2 }],
         ],
       );
       assert.ok(hosts[1].age_s >= 59, `b's age ${hosts[1].age_s} s`);
+      // A reader's window overrides every row's.
+      assert.deepEqual(
+        (await hostViews(db, { staleAfterMs: 30_000 })).map((h) => [h.host, h.state, h.stale_after_s]),
+        [
+          ['a', 'up', 30],
+          ['b', 'down', 30],
+          ['c', 'down', 30],
+        ],
+      );
+      await writer.deleteFrom('hosts').where('host', '=', 'c').execute();
+      const hostsAB = hosts.filter((h) => h.host !== 'c');
 
-      const fleet = await fleetStatus(db, { staleAfterMs: 30_000 });
+      const fleet = await fleetStatus(db, {});
       assert.deepEqual(
         fleet.map((b) => [b.host, b.channel, b.status, b.reason ?? null, b.rss_mb]),
         [
@@ -182,8 +204,8 @@ describe('cross-host views', () => {
       const pool = new ReadPool(store.dbPath, { maxThreads: 1, idleTimeoutMs: 1_000 });
       t.after(() => pool.close());
       const withoutAge = (list: typeof hosts) => list.map(({ age_s: _age, ...h }) => h);
-      assert.deepEqual(withoutAge(await pool.hosts({ staleAfterMs: 30_000 })), withoutAge(hosts));
-      assert.deepEqual(await pool.fleet({ staleAfterMs: 30_000 }), fleet);
+      assert.deepEqual(withoutAge(await pool.hosts()), withoutAge(hostsAB));
+      assert.deepEqual(await pool.fleet({}), fleet);
     });
   }
 
@@ -197,15 +219,19 @@ describe('cross-host views', () => {
     const monitor = await startMonitor(dir, ['--host-name', 'solo', '--host-stale-after', '4']);
     startBot(monitor.socket, 'solo_bot', 200);
     const hosts = async () => {
-      const r = await runKissmon(['hosts', '--db', dir.db, '--json', '--host-stale-after', '4']);
+      // No --host-stale-after: the row carries the monitor's own 4 s (the CLI's default is 60 s).
+      const r = await runKissmon(['hosts', '--db', dir.db, '--json']);
       assert.equal(r.code, 0, r.stderr);
-      return JSON.parse(r.stdout) as { host: string; pid: number; state: string; bots: Record<string, number> }[];
+      return JSON.parse(r.stdout) as HostView[];
     };
     await waitFor('solo up with one online bot', async () => {
       const list = await hosts();
       return list.length === 1 && list[0].host === 'solo' && list[0].state === 'up' && list[0].bots.online === 1;
     });
-    assert.equal((await hosts())[0].pid, monitor.pid);
+    assert.deepEqual(
+      (await hosts()).map((h) => [h.pid, h.stale_after_s]),
+      [[monitor.pid, 4]],
+    );
     // Its usage by host comes from the rollups (SQLite keeps them, with the host in their key).
     await sendLines(monitor.socket, [
       line({ type: 'llm_usage', channel: 'solo_bot', model: 'gpt-4o', feature: 'chat', tokens_in: 7, tokens_out: 1 }),

@@ -24,6 +24,7 @@ import {
 import { createPgDatabase, postgresMissing } from './helpers/backends.js';
 import { requireResource } from './helpers/resources.js';
 import { requestControl } from '../src/http/control-client.js';
+import type { HostView } from '../src/hosts/hosts.js';
 
 const HOSTS = ['a', 'b', 'c'] as const;
 type Host = (typeof HOSTS)[number];
@@ -87,9 +88,8 @@ describe('three monitors, one PostgreSQL store', () => {
   };
 
   const kissmon = async (args: string[]) => {
-    // The views that judge up/down take the same stale window as the monitors.
-    const stale = args[0] === 'usage' ? [] : ['--host-stale-after', String(STALE_AFTER_S)];
-    const r = await runKissmon([...args, '--db', database!.url, ...stale]);
+    // No --host-stale-after: the views judge each host by the window its monitor stored.
+    const r = await runKissmon([...args, '--db', database!.url]);
     assert.equal(r.code, 0, `kissmon ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
@@ -179,6 +179,22 @@ describe('three monitors, one PostgreSQL store', () => {
     const killedAt = Date.now();
     monitors.get('c')!.child.kill('SIGKILL');
     await monitors.get('c')!.exited;
+    // The CLI views (default 60 s of their own) see c down by c's own 5 s window.
+    await waitFor(
+      'kissmon hosts and status --all-hosts say c is down',
+      async () => {
+        const c = (JSON.parse(await kissmon(['hosts', '--json'])) as HostView[]).find((h) => h.host === 'c');
+        const cBots = (await fleet(['--host', 'c'])).map((b) => b.status);
+        return c?.state === 'down' && cBots.length === 2 && cBots.every((s) => s === 'unknown');
+      },
+      60_000,
+    );
+    const viewsMs = Date.now() - killedAt;
+    t.diagnostic(`kissmon hosts / status --all-hosts said down ${viewsMs} ms after SIGKILL`);
+    assert.ok(
+      viewsMs <= (STALE_AFTER_S + 10) * 1000,
+      `the views said down ${viewsMs} ms after the kill (bound ${(STALE_AFTER_S + 10) * 1000} ms)`,
+    );
     await waitFor('MonitorHostDown{host="c"} delivered', () => hostDown('firing', 'c').length > 0, 60_000);
     const tookMs = Date.now() - killedAt;
     t.diagnostic(`MonitorHostDown delivered ${tookMs} ms after SIGKILL (stale after ${STALE_AFTER_S} s)`);
@@ -241,5 +257,41 @@ describe('three monitors, one PostgreSQL store', () => {
     for (const r of receiver.received.filter((x) => x.path === '/am'))
       for (const a of (r.body as Notification).alerts)
         assert.ok(HOSTS.includes(a.labels.host as Host), JSON.stringify(a.labels));
+  });
+});
+
+describe('one live monitor per --host-name on a PostgreSQL store', () => {
+  const dirs = new TestDirs();
+  after(async () => {
+    await killStarted();
+    dirs.removeAll();
+  });
+
+  it('refuses a second monitor as a live host (naming its pid), and lets one start once that one is gone', async (t) => {
+    if (!requireResource(t, 'PostgreSQL', await postgresMissing())) return;
+    t.after(() => killStarted()); // before the database is dropped
+    const database = await createPgDatabase(t);
+    const start = (host: string) => {
+      const dir = dirs.create();
+      return startMonitor(dir, ['--socket', dir.socket, '--db', database.url, '--host-name', host], {
+        pathFlags: false,
+      }).catch((err: Error) => err);
+    };
+    const first = await start('dup');
+    if (first instanceof Error) throw first;
+
+    const second = await start('dup');
+    assert.ok(second instanceof Error, 'the second monitor as host dup started');
+    assert.match(second.message, /exited with 2 during start-up/);
+    assert.match(second.message, new RegExp(`another live monitor writes as host "dup" .*pid ${first.pid}`));
+    // Another name is no conflict.
+    const other = await start('other');
+    if (other instanceof Error) throw other;
+
+    // The lock goes with the first one's session: a new monitor as dup starts.
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const again = await start('dup');
+    if (again instanceof Error) throw again;
   });
 });

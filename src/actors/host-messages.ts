@@ -11,9 +11,11 @@ export interface HostBeat {
   startedAt: number;
   /** Its live bots by status. */
   bots: Partial<Record<BotStatus, number>>;
+  /** Its hostStaleAfterMs: stored with the row, so every reader judges it by the monitor's own window. */
+  staleAfterMs: number;
 }
 
-/** `up` while its row is younger than hostStaleAfterMs (by the database's clock), else `down`. */
+/** `up` while its row is younger than its monitor's hostStaleAfterMs (by the database's clock), else `down`. */
 export type HostState = 'up' | 'down';
 
 /** One row of `kissmon hosts` / GET /hosts. */
@@ -25,6 +27,8 @@ export interface HostView {
   last_seen: string;
   /** Seconds since last_seen, by the database's clock. */
   age_s: number;
+  /** The window this row was judged by: its monitor's hostStaleAfterMs, or the reader's override. */
+  stale_after_s: number;
   state: HostState;
   bots: Partial<Record<BotStatus, number>>;
 }

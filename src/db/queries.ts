@@ -115,12 +115,13 @@ export type FleetBot = Omit<BotSnapshot, 'status'> & {
 /**
  * `kissmon status --all-hosts`: the bots of every host (or of `filter.host`) as their monitors
  * last stored them, sorted by host and channel; a host whose `hosts` row is older than
- * `staleAfterMs` is down and its bots are `unknown` (reason host_down). A host with no `hosts`
+ * its own stale_after_ms (or `staleAfterMs`, an override) is down and its bots are `unknown`
+ * (reason host_down). A host with no `hosts`
  * row (rows from before 0006) is shown as stored.
  */
 export async function fleetStatus(
   db: Kysely<Database>,
-  options: HostFilter & { staleAfterMs: number },
+  options: HostFilter & { staleAfterMs?: number },
 ): Promise<FleetBot[]> {
   const [records, hosts] = await Promise.all([statusRecords(db, options), hostViews(db, options)]);
   const down = new Set(hosts.filter((h) => h.state === 'down').map((h) => h.host));

@@ -47,12 +47,12 @@ export class ReadPool {
   }
 
   /** The cross-host view: every host's bots, `unknown` where the host is down. */
-  fleet(options: HostFilter & { staleAfterMs: number }): Promise<FleetBot[]> {
+  fleet(options: HostFilter & { staleAfterMs?: number }): Promise<FleetBot[]> {
     return this.#run({ store: this.#store, query: 'fleet', options }) as Promise<FleetBot[]>;
   }
 
   /** The `hosts` table: every monitor sharing the store, up or down. */
-  hosts(options: { staleAfterMs: number }): Promise<HostView[]> {
+  hosts(options: { staleAfterMs?: number } = {}): Promise<HostView[]> {
     return this.#run({ store: this.#store, query: 'hosts', options }) as Promise<HostView[]>;
   }
 

@@ -12,8 +12,8 @@ import type { Database } from './schema.js';
 /** `store`: the config's dbPath (a resolved file path or a postgres:// URL). */
 export type ReadTask =
   | { store: string; query: 'status'; options: HostFilter }
-  | { store: string; query: 'fleet'; options: HostFilter & { staleAfterMs: number } }
-  | { store: string; query: 'hosts'; options: { staleAfterMs: number } }
+  | { store: string; query: 'fleet'; options: HostFilter & { staleAfterMs?: number } }
+  | { store: string; query: 'hosts'; options: { staleAfterMs?: number } }
   | { store: string; query: 'usage'; options: UsageReportOptions }
   | { store: string; query: 'totals'; options: { sinceMs: number } & HostFilter }
   | { store: string; query: 'bot'; options: { channel: string; sinceMs: number } & HostFilter };

@@ -218,6 +218,8 @@ export interface HostsTable {
   last_seen: string;
   /** Bots by status, e.g. {"online":3,"stale":0,"dead":1,"offline":0}. */
   bots_json: string;
+  /** The monitor's own hostStaleAfterMs: every view judges this row down by it. */
+  stale_after_ms: number;
 }
 
 /**
@@ -595,6 +597,7 @@ const MIGRATIONS: Record<string, Migration> = {
         .addColumn('started_at', t.text, (c) => c.notNull())
         .addColumn('last_seen', t.text, (c) => c.notNull())
         .addColumn('bots_json', t.text, (c) => c.notNull())
+        .addColumn('stale_after_ms', 'integer', (c) => c.notNull())
         .execute();
     },
   },

@@ -2,8 +2,10 @@
 //
 //   each monitor, every heartbeatMs ─▶ its writer upserts (host, version, pid, started_at, bots_json,
 //                                      last_seen = the database's clock)
-//   readers (kissmon hosts, status --all-hosts, the leader) ─▶ age = database clock − last_seen
-//                                      age > hostStaleAfterMs ─▶ `down`
+//   readers (kissmon hosts, status --all-hosts, /hosts, /fleet, the leader)
+//                                  ─▶ age = database clock − last_seen
+//                                     age > the row's own stale_after_ms (the writing monitor's
+//                                     hostStaleAfterMs; a CLI --host-stale-after overrides) ─▶ `down`
 //
 // Both ends use the database's clock, never their own: hosts whose clocks disagree by more than
 // the stale window would otherwise see each other down (or never down).
@@ -32,6 +34,7 @@ export async function upsertHost(db: Kysely<Database>, beat: HostBeat): Promise<
     started_at: new Date(beat.startedAt).toISOString(),
     last_seen: dbNow(db),
     bots_json: JSON.stringify(beat.bots),
+    stale_after_ms: Math.round(beat.staleAfterMs),
   };
   await db
     .insertInto('hosts')
@@ -40,15 +43,22 @@ export async function upsertHost(db: Kysely<Database>, beat: HostBeat): Promise<
     .execute();
 }
 
-/** Every known host with its age and state, sorted by name. */
-export async function hostViews(db: Kysely<Database>, options: { staleAfterMs: number }): Promise<HostView[]> {
+/** How a reader judges `hosts` rows: by each row's own stale_after_ms unless it overrides them all. */
+export interface HostJudging {
+  /** Overrides every row's own window (`kissmon hosts --host-stale-after`); absent: each row's. */
+  staleAfterMs?: number;
+}
+
+/** Every known host with its age and state (by its own monitor's window unless overridden), sorted by name. */
+export async function hostViews(db: Kysely<Database>, options: HostJudging = {}): Promise<HostView[]> {
   const rows = await db
     .selectFrom('hosts')
-    .select(['host', 'version', 'pid', 'started_at', 'last_seen', 'bots_json', dbNow(db).as('now')])
+    .select(['host', 'version', 'pid', 'started_at', 'last_seen', 'bots_json', 'stale_after_ms', dbNow(db).as('now')])
     .orderBy('host')
     .execute();
   return rows.map((r) => {
     const ageMs = Math.max(0, Date.parse(r.now) - Date.parse(r.last_seen));
+    const staleAfterMs = options.staleAfterMs ?? Number(r.stale_after_ms);
     return {
       host: r.host,
       version: r.version,
@@ -56,7 +66,8 @@ export async function hostViews(db: Kysely<Database>, options: { staleAfterMs: n
       started_at: r.started_at,
       last_seen: r.last_seen,
       age_s: Math.round(ageMs / 100) / 10,
-      state: ageMs > options.staleAfterMs ? 'down' : 'up',
+      stale_after_s: staleAfterMs / 1000,
+      state: ageMs > staleAfterMs ? 'down' : 'up',
       bots: parseBots(r.bots_json),
     };
   });

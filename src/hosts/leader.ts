@@ -9,13 +9,27 @@
 // connection drops, loses it, and the server gives it to the next monitor that asks. It is never
 // re-taken silently on a new connection (that is why this is one pg.Client, not a pool: a pool
 // would reconnect and "hold" nothing). Advisory locks are per database, so every fleet (database)
-// elects its own leader.
+// elects its own leader. The same session holds this monitor's host lock (HOST_LOCK_NAMESPACE):
+// taken on each new session, and another holder is fatal (onHostTaken).
 import pg from 'pg';
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import type { Database } from '../db/schema.js';
 
 /** The advisory lock key of the leader (any fixed bigint; this one spells "kmon"). */
 export const LEADER_LOCK_KEY = 0x6b6d6f6e;
+/**
+ * The first key of each host's lock, (HOST_LOCK_NAMESPACE, hashtext(host)): taken on every new
+ * session of this connection, so two live monitors never write as one host (its delivery cursors
+ * and bot_status rows). Two-int keys never collide with the one-bigint leader key.
+ */
+export const HOST_LOCK_NAMESPACE = 0x6b6d6f68;
+
+/** Who holds this monitor's host, from its `hosts` row (null fields: no row yet). */
+export interface HostHolder {
+  host: string;
+  pid: number | null;
+  started_at: string | null;
+}
 /** A query on the dedicated connection that takes longer than this ends the connection (and leadership). */
 const QUERY_TIMEOUT_MS = 5_000;
 /** Server-side settings of the leader's session: see #connect. */
@@ -26,6 +40,8 @@ export interface LeaderOptions {
   url: string;
   /** This monitor's host name: the session's application_name, so operators can see who leads. */
   host: string;
+  /** Another session holds this host's lock: the monitor must not write as this host. */
+  onHostTaken?: (holder: HostHolder) => void;
 }
 
 export class LeaderConnection {
@@ -38,6 +54,7 @@ export class LeaderConnection {
   #leaderSince: number | null = null;
   #lastError: string | null = null;
   #closed = false;
+  #hostTaken: HostHolder | null = null;
 
   constructor(options: LeaderOptions) {
     this.#options = options;
@@ -57,6 +74,11 @@ export class LeaderConnection {
 
   get lastError(): string | null {
     return this.#lastError;
+  }
+
+  /** Set when another session held this host's lock: no more rounds. */
+  get hostTaken(): HostHolder | null {
+    return this.#hostTaken;
   }
 
   /**
@@ -84,7 +106,7 @@ export class LeaderConnection {
         // A leader asks every round whether its session still holds the lock: a session that
         // stopped answering fails this within QUERY_TIMEOUT_MS, and then leads no more.
         const { rows } = await client.query<{ held: boolean }>(
-          `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1
+          `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND objsubid = 1
              AND pid = pg_backend_pid() AND granted) AS held`,
           [LEADER_LOCK_KEY],
         );
@@ -127,6 +149,32 @@ export class LeaderConnection {
       return;
     }
     if (this.#closed) {
+      void client.end().catch(() => {});
+      return;
+    }
+    // Every new session takes the host's lock first (again after a lost one): held elsewhere,
+    // another live monitor writes as this host, and this one must stop.
+    try {
+      const { host } = this.#options;
+      const { rows } = await client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+        [HOST_LOCK_NAMESPACE, host],
+      );
+      if (rows[0]?.locked !== true) {
+        const row = await client
+          .query<{ pid: number; started_at: string }>('SELECT pid, started_at FROM hosts WHERE host = $1', [host])
+          .then((r) => r.rows[0])
+          .catch(() => undefined);
+        this.#hostTaken = { host, pid: row ? Number(row.pid) : null, started_at: row?.started_at ?? null };
+        this.#closed = true;
+        client.removeAllListeners('end');
+        void client.end().catch(() => {});
+        this.#options.onHostTaken?.(this.#hostTaken);
+        return;
+      }
+    } catch (err) {
+      this.#lastError = (err as Error).message;
+      client.removeAllListeners('end');
       void client.end().catch(() => {});
       return;
     }

@@ -3,8 +3,8 @@
 //   every heartbeatIntervalMs(hostStaleAfterMs):
 //     registry health (bots by status) ─▶ writer control call: upsert this host's `hosts` row
 //     PostgreSQL only, on the dedicated leader connection (src/hosts/leader.ts):
-//       leader, for hostStaleAfterMs since it became one ─▶ every other host older than
-//           hostStaleAfterMs: MonitorHostDown{host} firing; fresh again (or row gone): resolved
+//       leader, for hostStaleAfterMs since it became one ─▶ every other host older than its own
+//           stale_after_ms: MonitorHostDown{host} firing; fresh again (or row gone): resolved
 //       follower ─▶ only resolves the MonitorHostDown alerts it raised while it led
 //
 // The grace after becoming leader matters after a store outage: nobody could heartbeat while it
@@ -14,7 +14,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { MonitorAlerts, MonitorCondition } from '../alerts/monitor-alerts.js';
 import { heartbeatIntervalMs, hostViews, type HostBeat, type HostView } from './hosts.js';
-import { LeaderConnection } from './leader.js';
+import { HostInUseError } from '../errors.js';
+import { LeaderConnection, type HostHolder } from './leader.js';
 
 const PACKAGE_VERSION = (
   JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -34,7 +35,19 @@ export interface HostPresenceOptions {
   write: (beat: HostBeat) => Promise<boolean | null>;
   /** Where MonitorHostDown goes (its own MonitorAlerts: the other monitor alerts resolve what they do not list). */
   alerts: MonitorAlerts;
+  /** PostgreSQL: another live monitor holds this host (found after start, e.g. when the store came back). */
+  onHostTaken?: (err: HostInUseError) => void;
   log: Logger;
+}
+
+/** The error of a host held by another monitor, naming it from its `hosts` row. */
+export function hostInUse(holder: HostHolder): HostInUseError {
+  const who =
+    holder.pid !== null ? `pid ${holder.pid}, started ${holder.started_at}` : 'no hosts row yet: just starting';
+  return new HostInUseError(
+    `another live monitor writes as host "${holder.host}" on this store (${who}): ` +
+      'give this one another --host-name, or stop that one first (two monitors as one host would share its delivery cursors and bot rows)',
+  );
 }
 
 export class HostPresence {
@@ -54,7 +67,44 @@ export class HostPresence {
   constructor(options: HostPresenceOptions) {
     this.#o = options;
     this.#intervalMs = heartbeatIntervalMs(options.staleAfterMs);
-    this.#leader = options.postgresUrl ? new LeaderConnection({ url: options.postgresUrl, host: options.host }) : null;
+    this.#leader = options.postgresUrl
+      ? new LeaderConnection({
+          url: options.postgresUrl,
+          host: options.host,
+          onHostTaken: (holder) => {
+            if (this.#claiming) return; // claim() throws it
+            this.#o.onHostTaken?.(hostInUse(holder));
+          },
+        })
+      : null;
+  }
+
+  #claiming = false;
+
+  /**
+   * PostgreSQL, at start: takes this host's lock, waiting at most `waitMs` for the store.
+   * Throws HostInUseError while another live monitor holds it. An unreachable store does not
+   * stop the start (the monitor spools); the lock is taken when the store is back, and a holder
+   * found then is onHostTaken.
+   */
+  async claim(waitMs: number): Promise<void> {
+    const leader = this.#leader;
+    if (!leader) return;
+    this.#claiming = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const bound = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), waitMs)));
+      await Promise.race([leader.round(), bound]);
+    } finally {
+      clearTimeout(timer);
+      this.#claiming = false;
+    }
+    if (leader.hostTaken) throw hostInUse(leader.hostTaken);
+    if (!leader.connected)
+      this.#o.log.warn(
+        { host: this.#o.host, err: leader.lastError },
+        'store unreachable at start: the host lock is taken when it is back (another monitor holding it then is fatal)',
+      );
   }
 
   start(): void {
@@ -108,6 +158,7 @@ export class HostPresence {
         pid: process.pid,
         startedAt: this.#startedAt,
         bots: this.#lastBots,
+        staleAfterMs: this.#o.staleAfterMs,
       })
       .catch(() => false);
     if (ok === true) this.#counters.beats++;
@@ -121,7 +172,7 @@ export class HostPresence {
     if (!db) return; // no connection: what fires stays as it is until we can see again
     let views: HostView[];
     try {
-      views = await hostViews(db, { staleAfterMs: this.#o.staleAfterMs });
+      views = await hostViews(db); // each host by its own window, as every view judges it
     } catch (err) {
       this.#counters.watch_failures++;
       leader.failed(err);
@@ -135,7 +186,7 @@ export class HostPresence {
     const conditions: MonitorCondition[] = holding.map((v) => ({
       alertname: 'MonitorHostDown',
       labels: { host: v.host },
-      summary: `monitor on host ${v.host} last seen ${v.age_s} s ago (down after ${this.#o.staleAfterMs / 1000} s): its bots are not watched; reported by ${this.#o.host}`,
+      summary: `monitor on host ${v.host} last seen ${v.age_s} s ago (down after ${v.stale_after_s} s): its bots are not watched; reported by ${this.#o.host}`,
     }));
     for (const v of holding)
       if (!this.#firing.has(v.host))

@@ -6,18 +6,15 @@ import { HOST_NAME_PATTERN, type MonitorConfig } from '../config.js';
 import type { ReadPool } from '../db/read-pool.js';
 import { route, type ControlRoute } from '../http/control-server.js';
 
-export function hostRoutes(
-  readPool: ReadPool,
-  config: Pick<MonitorConfig, 'hostName' | 'hostStaleAfterMs'>,
-): ControlRoute[] {
-  const staleAfterMs = config.hostStaleAfterMs;
+export function hostRoutes(readPool: ReadPool, config: Pick<MonitorConfig, 'hostName'>): ControlRoute[] {
+  // Each host is judged by its own monitor's window (stale_after_ms in its row), not this one's.
   return [
     route({
       method: 'GET',
       path: '/hosts',
       admin: false,
       query: Type.Object({}, { additionalProperties: false }),
-      handler: async () => ({ host: config.hostName, hosts: await readPool.hosts({ staleAfterMs }) }),
+      handler: async () => ({ host: config.hostName, hosts: await readPool.hosts() }),
     }),
     route({
       method: 'GET',
@@ -29,7 +26,7 @@ export function hostRoutes(
         },
         { additionalProperties: false },
       ),
-      handler: async (q) => readPool.fleet({ staleAfterMs, ...(q.host !== undefined && { host: q.host }) }),
+      handler: async (q) => readPool.fleet(q.host !== undefined ? { host: q.host } : {}),
     }),
   ];
 }
