@@ -176,17 +176,10 @@ interface RollupSums {
 }
 
 /** The plan's stored calls summed per bucket (`bucketOf` their ISO ts) and key. */
-function sumRollups(stored: { row: LlmUsageRow; cost: number | null }[], bucketOf: (ts: string) => string) {
+function sumRollups(stored: StoredUsage[], bucketOf: (ts: string) => string) {
   const sums = new Map<string, RollupSums>();
-  for (const { row, cost } of stored) {
-    const key = [
-      bucketOf(isoTime(row.at)),
-      row.channel,
-      row.model,
-      row.feature,
-      row.provider ?? '',
-      row.status ?? 'ok',
-    ];
+  for (const { row, cost, ts } of stored) {
+    const key = [bucketOf(ts), row.channel, row.model, row.feature, row.provider ?? '', row.status ?? 'ok'];
     const k = key.join('\0');
     let s = sums.get(k);
     if (!s) {
@@ -235,7 +228,6 @@ const SQL = {
   watermark: `INSERT INTO monitor_state (host, key, value, updated_at) VALUES ($1, '${DAILY_UNTIL_KEY}', $2, $3)
     ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   ids: `INSERT INTO llm_usage_ids (host, id, ts) SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING id`,
-  usage: unnestInsert('llm_usage', USAGE_COLUMNS),
   // One row per channel per statement (ON CONFLICT DO UPDATE may not touch a row twice): the plan keeps the last.
   status: unnestInsert(
     'bot_status',
@@ -264,6 +256,78 @@ function columnsOf<T>(rows: T[], width: number, values: (row: T) => unknown[]): 
   });
   return out;
 }
+
+/** An llm_usage row of the plan with its price and ISO ts (computed once: the insert and both rollups use it). */
+interface StoredUsage {
+  row: LlmUsageRow;
+  cost: number | null;
+  ts: string;
+}
+
+/**
+ * The plan's llm_usage INSERT: one array per column filled in one pass (no per-row arrays), and
+ * the optional columns that are NULL in every row left out of the statement (their default is
+ * NULL): most clients send none of them, and each unnest array is serialised here and parsed by
+ * the server, 20,000 NULLs apiece.
+ */
+function usageInsert(host: string, stored: StoredUsage[]): { text: string; values: unknown[] } {
+  const n = stored.length;
+  const cols = USAGE_COLUMNS.map(() => new Array<unknown>(n));
+  const [
+    ts,
+    channel,
+    model,
+    feature,
+    tokensIn,
+    tokensOut,
+    latency,
+    cost,
+    id,
+    cached,
+    reasoning,
+    provider,
+    status,
+    errorType,
+    requestId,
+  ] = cols;
+  for (let i = 0; i < n; i++) {
+    const u = stored[i];
+    const r = u.row;
+    ts[i] = u.ts;
+    channel[i] = r.channel;
+    model[i] = text(r.model);
+    feature[i] = text(r.feature);
+    tokensIn[i] = r.tokens_in;
+    tokensOut[i] = r.tokens_out;
+    latency[i] = r.latency_ms ?? null;
+    cost[i] = u.cost;
+    id[i] = text(r.id);
+    cached[i] = r.tokens_cached ?? null;
+    reasoning[i] = r.tokens_reasoning ?? null;
+    provider[i] = text(r.provider);
+    status[i] = r.status ?? null;
+    errorType[i] = text(r.error_type);
+    requestId[i] = text(r.request_id);
+  }
+  const kept = USAGE_COLUMNS.flatMap((column, c) =>
+    c < USAGE_REQUIRED || cols[c].some((v) => v !== null) ? [[column, cols[c]] as const] : [],
+  );
+  const key = kept.map(([[name]]) => name).join(',');
+  let sql = usageSql.get(key);
+  if (sql === undefined) {
+    sql = unnestInsert(
+      'llm_usage',
+      kept.map(([column]) => column),
+    );
+    usageSql.set(key, sql);
+  }
+  return { text: sql, values: [host, ...kept.map(([, values]) => values)] };
+}
+
+/** USAGE_COLUMNS before this index are always sent (ts, channel, model, feature, tokens). */
+const USAGE_REQUIRED = 6;
+/** The llm_usage INSERT per set of columns sent (at most 2^9, in practice a handful). */
+const usageSql = new Map<string, string>();
 
 export async function openPostgresStore(
   url: string,
@@ -419,7 +483,7 @@ export class PostgresStore implements WriteStore {
 
   async #writeRows(client: pg.PoolClient, rows: RowItem[], counts: RowCounts): Promise<void> {
     const host = this.#host;
-    const usage: { row: LlmUsageRow; cost: number | null }[] = [];
+    const usage: StoredUsage[] = [];
     const status = new Map<string, Extract<RowItem, { type: 'status' }>>();
     const events: Extract<RowItem, { type: 'event' }>[] = [];
     const metrics: Extract<RowItem, { type: 'metric' }>[] = [];
@@ -435,7 +499,7 @@ export class PostgresStore implements WriteStore {
             }
             ids.add(row.id);
           }
-          usage.push({ row, cost: this.cost(row) });
+          usage.push({ row, cost: this.cost(row), ts: isoTime(row.at) });
           break;
         case 'status':
           status.delete(row.channel); // re-inserted last: the newest state of a channel wins, as with one upsert per row
@@ -463,33 +527,15 @@ export class PostgresStore implements WriteStore {
       const fresh = await client.query<{ id: string }>(SQL.ids, [
         host,
         withId.map((u) => text(u.row.id)),
-        withId.map((u) => isoTime(u.row.at)),
+        withId.map((u) => u.ts),
       ]);
       const isNew = new Set(fresh.rows.map((r) => r.id));
       stored = usage.filter((u) => u.row.id === undefined || isNew.has(text(u.row.id)!));
       counts.duplicate += usage.length - stored.length;
     }
     if (stored.length > 0) {
-      await client.query(SQL.usage, [
-        host,
-        ...columnsOf(stored, USAGE_COLUMNS.length, ({ row: r, cost }) => [
-          isoTime(r.at),
-          r.channel,
-          text(r.model),
-          text(r.feature),
-          r.tokens_in,
-          r.tokens_out,
-          r.latency_ms ?? null,
-          cost,
-          text(r.id),
-          r.tokens_cached ?? null,
-          r.tokens_reasoning ?? null,
-          text(r.provider),
-          r.status ?? null,
-          text(r.error_type),
-          text(r.request_id),
-        ]),
-      ]);
+      const { text: usageSql, values } = usageInsert(host, stored);
+      await client.query(usageSql, values);
       counts.llm_usage += stored.length;
       for (const u of stored) {
         if (u.cost === null) this.#pendingUnpriced++;
