@@ -9,9 +9,9 @@
 //
 // Run: node dist/bench/raw-baseline.js SOCKET DB   (prints "ready" when listening; SIGTERM commits and exits)
 import { unlinkSync } from 'node:fs';
-import net from 'node:net';
 import Database from 'better-sqlite3';
 import type { LlmUsageMessage } from '../src/protocol/messages.js';
+import { serveUsageLines } from './raw-line-server.js';
 
 const [socketPath, dbPath] = process.argv.slice(2);
 if (!socketPath || !dbPath) {
@@ -55,45 +55,10 @@ const flush = () => {
   commit(rows);
 };
 
-function onLine(line: Buffer): void {
-  if (line.length === 0) return;
-  let msg: Usage;
-  try {
-    msg = JSON.parse(line.toString('utf8')) as Usage;
-  } catch {
-    return;
-  }
-  if (msg.type !== 'llm_usage') return;
+serveUsageLines(socketPath, (msg) => {
   batch.push(msg);
   if (batch.length >= 1000) flush();
-}
-
-const server = net.createServer((socket) => {
-  let partial: Buffer | null = null;
-  socket.on('data', (chunk: Buffer) => {
-    let start = 0;
-    let nl = chunk.indexOf(10);
-    if (nl !== -1 && partial) {
-      onLine(Buffer.concat([partial, chunk.subarray(0, nl)]));
-      partial = null;
-      start = nl + 1;
-      nl = chunk.indexOf(10, start);
-    }
-    while (nl !== -1) {
-      onLine(chunk.subarray(start, nl));
-      start = nl + 1;
-      nl = chunk.indexOf(10, start);
-    }
-    if (start < chunk.length)
-      partial = partial ? Buffer.concat([partial, chunk.subarray(start)]) : Buffer.from(chunk.subarray(start));
-  });
-  socket.on('end', () => {
-    if (partial) onLine(partial);
-    partial = null;
-  });
-  socket.on('error', () => {});
 });
-server.listen({ path: socketPath, backlog: 4096 }, () => process.stdout.write('ready\n'));
 setInterval(flush, 50);
 process.on('SIGTERM', () => {
   flush();

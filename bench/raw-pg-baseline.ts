@@ -13,9 +13,9 @@
 // Run: node dist/bench/raw-pg-baseline.js SOCKET POSTGRES_URL HOST
 //   (prints "ready" when listening; SIGTERM commits what it holds and exits)
 import { unlinkSync } from 'node:fs';
-import net from 'node:net';
 import pg from 'pg';
 import type { LlmUsageMessage } from '../src/protocol/messages.js';
+import { serveUsageLines } from './raw-line-server.js';
 
 const [socketPath, url, host] = process.argv.slice(2);
 if (!socketPath || !url || !host) {
@@ -81,45 +81,10 @@ function flush(): void {
   );
 }
 
-function onLine(line: Buffer): void {
-  if (line.length === 0) return;
-  let msg: Usage;
-  try {
-    msg = JSON.parse(line.toString('utf8')) as Usage;
-  } catch {
-    return;
-  }
-  if (msg.type !== 'llm_usage') return;
+serveUsageLines(socketPath, (msg) => {
   batch.push(msg);
   if (batch.length >= 1_000) flush();
-}
-
-const server = net.createServer((socket) => {
-  let partial: Buffer | null = null;
-  socket.on('data', (chunk: Buffer) => {
-    let start = 0;
-    let nl = chunk.indexOf(10);
-    if (nl !== -1 && partial) {
-      onLine(Buffer.concat([partial, chunk.subarray(0, nl)]));
-      partial = null;
-      start = nl + 1;
-      nl = chunk.indexOf(10, start);
-    }
-    while (nl !== -1) {
-      onLine(chunk.subarray(start, nl));
-      start = nl + 1;
-      nl = chunk.indexOf(10, start);
-    }
-    if (start < chunk.length)
-      partial = partial ? Buffer.concat([partial, chunk.subarray(start)]) : Buffer.from(chunk.subarray(start));
-  });
-  socket.on('end', () => {
-    if (partial) onLine(partial);
-    partial = null;
-  });
-  socket.on('error', () => {});
 });
-server.listen({ path: socketPath, backlog: 4096 }, () => process.stdout.write('ready\n'));
 setInterval(flush, 50);
 process.on('SIGTERM', () => {
   void (async () => {
