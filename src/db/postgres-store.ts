@@ -43,7 +43,7 @@ import {
 import { periodStart } from '../llm/periods.js';
 import { buildDigest, type DigestInput } from '../llm/digest.js';
 import { PriceTable } from '../llm/prices.js';
-import { DAILY_UNTIL_KEY } from '../llm/rollups.js';
+import { DAILY_UNTIL_KEY, ROLLUP_ADDED, ROLLUP_KEY } from '../llm/rollups.js';
 import { isConnectionError, openPostgresWrite, type PostgresOptions } from './backend.js';
 import { dropPartitionsBefore, ensurePartitions } from './partitions.js';
 import { isoTime, OpenDatabaseError, PARTITIONED_TABLES, type Database } from './schema.js';
@@ -130,21 +130,9 @@ function unnestInsert(table: string, columns: Columns, tail = ''): string {
   return `INSERT INTO ${table} (host, ${names}) SELECT $1, * FROM unnest(${arrays}) ${tail}`;
 }
 
-const ROLLUP_KEY = ['ts', 'channel', 'model', 'feature', 'provider', 'status'] as const;
-const ROLLUP_SUMS = [
-  'calls',
-  'tokens_in',
-  'tokens_out',
-  'tokens_cached',
-  'tokens_reasoning',
-  'cost_usd',
-  'unpriced_calls',
-  'latency_count',
-  'latency_sum',
-] as const;
 const ROLLUP_COLUMNS: Columns = [
   ...ROLLUP_KEY.map((c) => [c, 'text'] as const),
-  ...ROLLUP_SUMS.map((c) => [c, c === 'cost_usd' || c === 'latency_sum' ? 'float8' : 'int8'] as const),
+  ...ROLLUP_ADDED.map((c) => [c, c === 'cost_usd' || c === 'latency_sum' ? 'float8' : 'int8'] as const),
   ['latency_min', 'float8'],
   ['latency_max', 'float8'],
 ];
@@ -154,7 +142,7 @@ const rollupUpsert = (table: string) =>
     table,
     ROLLUP_COLUMNS,
     `ON CONFLICT (${[...ROLLUP_KEY, 'host'].join(', ')}) DO UPDATE SET ${[
-      ...ROLLUP_SUMS.map((c) => `${c} = ${table}.${c} + excluded.${c}`),
+      ...ROLLUP_ADDED.map((c) => `${c} = ${table}.${c} + excluded.${c}`),
       `latency_min = LEAST(${table}.latency_min, excluded.latency_min)`,
       `latency_max = GREATEST(${table}.latency_max, excluded.latency_max)`,
     ].join(', ')}`,
@@ -551,7 +539,7 @@ export class PostgresStore implements WriteStore {
             host,
             ...columnsOf(sums, ROLLUP_COLUMNS.length, (r) => [
               ...r.key,
-              ...ROLLUP_SUMS.map((c) => r[c]),
+              ...ROLLUP_ADDED.map((c) => r[c]),
               r.latency_min,
               r.latency_max,
             ]),

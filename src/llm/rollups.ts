@@ -57,10 +57,10 @@ export type RollupInput = Pick<
 /** A rollup row being summed in memory: the table's row, its histogram still decoded. */
 type Sums = Omit<LlmUsageRollupTable, 'latency_hist'> & { hist: DenseHistogram | null };
 
-/** A rollup row's key: one row per bucket and these. */
-const KEY = ['ts', 'channel', 'model', 'feature', 'provider', 'status'] as const;
+/** A rollup row's key: one row per bucket and these (and host). */
+export const ROLLUP_KEY = ['ts', 'channel', 'model', 'feature', 'provider', 'status'] as const;
 /** The columns an upsert adds to (the rest are min/max and the merged histogram). */
-const ADDED = [
+export const ROLLUP_ADDED = [
   'calls',
   'tokens_in',
   'tokens_out',
@@ -71,13 +71,13 @@ const ADDED = [
   'latency_count',
   'latency_sum',
 ] as const;
-const COLUMNS = [...KEY, ...ADDED, 'latency_min', 'latency_max', 'latency_hist', 'host'] as const;
+const COLUMNS = [...ROLLUP_KEY, ...ROLLUP_ADDED, 'latency_min', 'latency_max', 'latency_hist', 'host'] as const;
 /** The conflict target: the table's primary key (0006_hosts). */
-const CONFLICT = [...KEY, 'host'].join(', ');
+const CONFLICT = [...ROLLUP_KEY, 'host'].join(', ');
 
 function upsertSql(table: RollupTable): string {
   const set = [
-    ...ADDED.map((c) => `${c} = ${c} + excluded.${c}`),
+    ...ROLLUP_ADDED.map((c) => `${c} = ${c} + excluded.${c}`),
     // min()/max() of two values is NULL if either is: a side without latencies must not erase the other.
     'latency_min = coalesce(min(latency_min, excluded.latency_min), latency_min, excluded.latency_min)',
     'latency_max = coalesce(max(latency_max, excluded.latency_max), latency_max, excluded.latency_max)',
@@ -89,7 +89,7 @@ function upsertSql(table: RollupTable): string {
 
 /** Writes a row's absolute values (the writer's in-memory row is the stored row plus this transaction). */
 function putSql(table: RollupTable): string {
-  const set = COLUMNS.filter((c) => !(KEY as readonly string[]).includes(c) && c !== 'host').map(
+  const set = COLUMNS.filter((c) => !(ROLLUP_KEY as readonly string[]).includes(c) && c !== 'host').map(
     (c) => `${c} = excluded.${c}`,
   );
   return `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
@@ -100,7 +100,7 @@ const dayOf = (hourTs: string) => `${hourTs.slice(0, 10)}T00:00:00.000Z`;
 
 /** Adds the hourly rows of [from, to) to their days (an upsert per day and key). */
 function foldSql(): string {
-  const sums = ADDED.map((c) => `sum(${c})`).join(', ');
+  const sums = ROLLUP_ADDED.map((c) => `sum(${c})`).join(', ');
   return `${upsertSql('llm_usage_daily').split(' VALUES ')[0]}
     SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, ${sums}, min(latency_min), max(latency_max),
       kissmon_hist_agg(latency_hist), host
@@ -234,7 +234,7 @@ export class RollupBatch {
     this.#put = sqlite.prepare(putSql('llm_usage_hourly'));
     this.#addDaily = sqlite.prepare(upsertSql('llm_usage_daily'));
     this.#load = sqlite.prepare<unknown[], LlmUsageRollupTable>(
-      `SELECT * FROM llm_usage_hourly WHERE ${KEY.map((c) => `${c} = ?`).join(' AND ')} AND host = ?`,
+      `SELECT * FROM llm_usage_hourly WHERE ${ROLLUP_KEY.map((c) => `${c} = ?`).join(' AND ')} AND host = ?`,
     );
     this.#anyInHour = sqlite.prepare<[string, string]>(
       'SELECT 1 FROM llm_usage_hourly WHERE ts = ? AND host = ? LIMIT 1',
@@ -380,7 +380,7 @@ export class RollupBatch {
 
 /** A stored row's values into the fresh in-memory row `s` of its key (one object shape for all). */
 function fromStored(s: Held, r: LlmUsageRollupTable): void {
-  for (const c of ADDED) s[c] = r[c];
+  for (const c of ROLLUP_ADDED) s[c] = r[c];
   s.latency_min = r.latency_min;
   s.latency_max = r.latency_max;
   if (r.latency_hist !== null) addTo((s.hist = emptyHistogram()), r.latency_hist);
