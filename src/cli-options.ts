@@ -1,6 +1,7 @@
 // Option parsers shared by every kissmon command: a bad value is an InvalidArgumentError, which
 // commander reports with the option's name and the CLI turns into exit code 2.
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type Table from 'cli-table3';
 import { InvalidArgumentError, Option } from 'commander';
 import { MonitorError } from './errors.js';
 import type { ConfigOverrides, MonitorConfig } from './config.js';
@@ -112,5 +113,7 @@ export async function reportSettings(opts: { config?: string; db?: string }): Pr
 
 /** No colours: the output is read in terminals, logs and pipes alike. */
 export function plainTable(head: string[]): Table.Table {
-  return new Table({ head, style: { head: [], border: [] } });
+  // Required on first use: `--json` output and the monitor itself never load cli-table3.
+  const TableClass = createRequire(import.meta.url)('cli-table3') as typeof Table;
+  return new TableClass({ head, style: { head: [], border: [] } });
 }

@@ -29,7 +29,6 @@ import { AuthFileError, HostInUseError, HttpTokenFileError, SocketInUseError } f
 import { ControlUnavailableError, requestControl } from './http/control-client.js';
 import type { RecomputeResult } from './llm/accounting.js';
 import type { BudgetStatus } from './llm/budgets.js';
-import { PriceTable } from './llm/prices.js';
 import {
   usageOptions,
   usageReport,
@@ -661,6 +660,7 @@ program
   .addOption(configOption())
   .option('--json', 'print JSON (the same as GET /prices)')
   .action(async (opts) => {
+    const { PriceTable } = await import('./llm/prices.js');
     const prices = new PriceTable(clientSettings(opts).prices).list();
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ prices }, null, 2)}\n`);

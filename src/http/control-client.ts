@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { MonitorError } from '../errors.js';
 
 /** No monitor answered on the control socket (absent, refused, or no answer in time). */
@@ -9,12 +8,14 @@ export class ControlUnavailableError extends MonitorError {
 }
 
 /** One request to a monitor's control socket; JSON in, JSON (or text for /metrics) out. */
-export function requestControl<T = unknown>(
+export async function requestControl<T = unknown>(
   controlSocketPath: string,
   method: 'GET' | 'POST',
   path: string,
   timeoutMs = 5_000,
 ): Promise<T> {
+  // Imported on first use: `kissmon usage` on a database file never loads node:http.
+  const { default: http } = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: controlSocketPath, method, path, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];

@@ -30,8 +30,9 @@ export const emptyHistogram = (): DenseHistogram => new Float64Array(BUCKETS);
 
 export function addTo(dense: DenseHistogram, encoded: Uint8Array | null): void {
   if (encoded === null) return;
-  const view = new DataView(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-  for (let i = 0; i + ENTRY <= encoded.byteLength; i += ENTRY) dense[view.getUint8(i)] += view.getUint32(i + 1, true);
+  // Byte by byte, like encode(): a 90-day report decodes ~1.5M entries, and DataView reads were 13 % of its CPU.
+  for (let i = 0; i + ENTRY <= encoded.length; i += ENTRY)
+    dense[encoded[i]] += (encoded[i + 1] | (encoded[i + 2] << 8) | (encoded[i + 3] << 16)) + encoded[i + 4] * 0x1000000;
 }
 
 export function encode(dense: DenseHistogram): Buffer | null {

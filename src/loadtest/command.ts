@@ -5,14 +5,8 @@
 // 3 the monitor failed a check (lost rows, false stale, bots that could not register) · 130 interrupted.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { clientSettings, configOption, integerOption, secondsOption, socketOption } from '../cli-options.js';
-import {
-  BOTS_PER_PROCESS,
-  defaultProcesses,
-  LoadtestInterrupted,
-  LoadtestLimitError,
-  runLoadtest,
-  type LoadtestReport,
-} from './run.js';
+import { BOTS_PER_PROCESS, defaultProcesses } from './limits.js';
+import type { LoadtestReport } from './run.js';
 
 const EXIT_USAGE = 2;
 const EXIT_CHECK_FAILED = 3;
@@ -90,6 +84,8 @@ export function loadtestCommand(): Command {
         ? (line: string) => process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns || 200) - 1)}`)
         : undefined;
       const note = (message: string) => process.stderr.write(`${tty ? '\r\x1b[2K' : ''}kissmon loadtest: ${message}\n`);
+      // Loaded here, not at the top: every other kissmon command would pay for the loadtest's modules.
+      const { runLoadtest, LoadtestInterrupted, LoadtestLimitError } = await import('./run.js');
       let report: LoadtestReport;
       try {
         report = await runLoadtest(

@@ -34,3 +34,10 @@ export const FD_OVERHEAD = 64;
 export function raisedLimitCommand(): string {
   return 'h=$(ulimit -H -n); [ "$h" = unlimited ] || ulimit -S -n "$h" 2>/dev/null; exec "$0" "$@"';
 }
+
+/** Default bot processes: one per this many bots, at least 2 (so the sampler sees several pids). */
+export const BOTS_PER_PROCESS = 2_500;
+
+export function defaultProcesses(bots: number): number {
+  return Math.min(bots, Math.max(2, Math.ceil(bots / BOTS_PER_PROCESS)));
+}

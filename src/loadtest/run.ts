@@ -151,12 +151,6 @@ interface HealthBody {
 const ONESHOT_CONCURRENCY = 128;
 /** What the monitor holds open besides bot connections (database, workers, control API, the sampler's /proc read). */
 const MONITOR_FD_OVERHEAD = 400;
-/** Default bot processes: one per this many bots, at least 2 (so the sampler sees several pids). */
-export const BOTS_PER_PROCESS = 2_500;
-
-export function defaultProcesses(bots: number): number {
-  return Math.min(bots, Math.max(2, Math.ceil(bots / BOTS_PER_PROCESS)));
-}
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {

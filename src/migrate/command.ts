@@ -4,7 +4,8 @@
 //
 // Exit codes: 0 done (a re-run that finds nothing new is done too) · 1 failed (PostgreSQL not
 // reachable, a batch refused; whatever committed stays, a re-run resumes) · 2 bad usage.
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { integerOption, plainTable, UsageError } from '../cli-options.js';
 import { parseBackend } from '../db/backend-url.js';
@@ -104,6 +105,8 @@ function summary(r: MigrateResult): string {
 /** A bar per table on a terminal, plain lines otherwise. */
 function progressReporter(): { update: (p: TableProgress) => void; stop: () => void } {
   if (process.stderr.isTTY) {
+    // Required here, not imported at the top: every other kissmon command would pay for its ~17 modules.
+    const bars = createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
     let bar: cliProgress.SingleBar | null = null;
     let table = '';
     return {
@@ -111,13 +114,13 @@ function progressReporter(): { update: (p: TableProgress) => void; stop: () => v
         if (p.table !== table) {
           bar?.stop();
           table = p.table;
-          bar = new cliProgress.SingleBar(
+          bar = new bars.SingleBar(
             {
               format: '{table} [{bar}] {percentage}% | {value}/{total} rows | ETA {eta_formatted}',
               stream: process.stderr,
               hideCursor: true,
             },
-            cliProgress.Presets.shades_classic,
+            bars.Presets.shades_classic,
           );
           bar.start(p.total, p.done, { table: p.table.padEnd(16) });
         } else bar?.update(p.done);
