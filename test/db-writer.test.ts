@@ -17,7 +17,8 @@ import { createLogger } from '../src/log.js';
 import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { sleep, waitFor } from './helpers/wait.js';
 import { startWriter, stopWriters, TEST_HOST } from './helpers/writer.js';
-import { BACKENDS, openBackend } from './helpers/backends.js';
+import { BACKENDS, openBackend, postgresMissing } from './helpers/backends.js';
+import { requireResource } from './helpers/resources.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -334,8 +335,8 @@ test('a locked database delays rows but loses none, and the writer stays respons
 
 for (const kind of BACKENDS)
   test(`a writer restart loses no row and inserts none twice [${kind}]`, async (t) => {
-    const probe = await openBackend(t, kind);
-    if (!probe) return;
+    // The availability check alone: each subtest opens its own store (a PostgreSQL database is not free).
+    if (kind === 'postgres' && !requireResource(t, 'PostgreSQL', await postgresMissing())) return;
     await t.test('batches committed but never acknowledged are not inserted again', async (t) => {
       const store = (await openBackend(t, kind))!;
       const link = new Link<WriteItem>('ingest');

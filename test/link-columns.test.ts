@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { fromColumns, Link, toColumns } from '../src/actors/link.js';
+import { waitFor } from './helpers/wait.js';
 
 const items: unknown[] = [
   { type: 'llm_usage', at: 1, channel: 'a', model: 'm', tokens_in: 1, latency_ms: null },
@@ -53,7 +54,7 @@ test('a Link delivers column-wise batches in order and re-sends unacknowledged o
   try {
     for (const item of items) assert.equal(sender.send(item), true);
     sender.flush();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor('every item delivered', () => received.flat().length >= items.length, 10_000, 5);
     assert.deepEqual(received.flat(), structuredClone(items));
     assert.equal(sender.pending, items.length, 'nothing acknowledged yet');
 
@@ -64,7 +65,7 @@ test('a Link delivers column-wise batches in order and re-sends unacknowledged o
     channel = new MessageChannel();
     sender.attach(channel.port1);
     receiver.attach(channel.port2);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor('every item delivered', () => received.flat().length >= items.length, 10_000, 5);
     assert.deepEqual(received.flat(), structuredClone(items));
     for (const ack of ackLater) ack();
     assert.equal(await sender.drained(2_000), true);
