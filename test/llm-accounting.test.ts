@@ -1,8 +1,9 @@
 // LLM accounting through the real db-writer thread and a real SQLite file: costs per token type
 // (hand-computed, with a price change mid-period and an unknown model), old-protocol rows, recompute
-// after a price fix, and budget levels signalled to the alerter exactly once per period and level.
+// after a price fix (on both stores, with ingest going on, and through `kissmon usage recompute`),
+// and budget levels signalled to the alerter exactly once per period and level.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -19,12 +20,23 @@ import { BUILTIN_PRICES, PriceTable } from '../src/llm/prices.js';
 import { DAILY_UNTIL_KEY } from '../src/llm/rollups.js';
 import { decodeLine } from '../src/protocol/decode.js';
 import { waitFor } from './helpers/wait.js';
+import {
+  flush,
+  killStarted,
+  line,
+  runKissmon as kissmon,
+  sendLines,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+} from './helpers/monitor-process.js';
 import { startWriter, stopWriters } from './helpers/writer.js';
 import { BACKENDS, openBackend, type TestStore } from './helpers/backends.js';
 
 const dirs: string[] = [];
 after(async () => {
   await stopWriters();
+  await killStarted();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -315,6 +327,94 @@ for (const kind of BACKENDS)
     const again = await writer.control.recompute(Date.UTC(2025, 11, 1));
     assert.deepEqual([again.rows_checked, again.rows_changed], [6, 0]);
     assert.deepEqual(await storedCosts(store), after);
+  });
+
+for (const kind of BACKENDS)
+  test(`ingest during a recompute: every row stored once, the rollups exact, only the old rows re-priced [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const link = new Link<WriteItem>('ingest');
+    let writer = await startWriter(store.dbPath, link, { ...store.overrides, ...PRICES });
+    // 40,000 rows from Jan 10 to Jan 20 (8 chunks); those after the Jan 15 price change move with the fix.
+    const old = Array.from({ length: 40_000 }, (_, i) =>
+      call(JAN_10 + Math.floor((i * (JAN_20 - JAN_10)) / 40_000), 'test-model-b'),
+    );
+    await send(link, old);
+    const affected = old.filter((r) => r.at >= Date.UTC(2026, 0, 15, 12)).length;
+    await writer.control.shutdown();
+    await writer.stop();
+    const live = new Link<WriteItem>('ingest-2');
+    writer = await startWriter(store.dbPath, live, { ...store.overrides, ...FIXED_PRICES });
+    let done = false;
+    const recomputing = writer.control.recompute(Date.UTC(2025, 11, 1)).finally(() => (done = true));
+    // Meanwhile: rows dated ahead of the walk and behind it (a spool replay), and of today.
+    let committedDuring = 0;
+    for (let b = 0; b < 30; b++) {
+      await send(live, [call(JAN_10, 'test-model-b'), call(JAN_20, 'test-model-b'), call(Date.now(), 'test-model-b')]);
+      if (!done) committedDuring++;
+    }
+    const result = await recomputing;
+    assert.ok(committedDuring > 0, 'batches committed while the recompute ran');
+    assert.equal(await store.count('llm_usage'), old.length + 90, 'every row stored once');
+    assert.equal(result.rows_changed, affected, 'exactly the old rows after the price change');
+    assert.deepEqual(await rollupMismatches(store), [], 'the rollups equal the raw rows');
+    const again = await writer.control.recompute(Date.UTC(2025, 11, 1));
+    assert.deepEqual([again.rows_checked, again.rows_changed], [old.length + 90, 0], 'the rows of the walk priced now');
+  });
+
+for (const kind of BACKENDS)
+  test(`kissmon usage recompute through a running monitor's admin socket [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const dir = new TestDir();
+    t.after(() => dir.remove());
+    const configFile = (prices: ConfigOverrides) => {
+      const path = join(dir.path, 'config.json');
+      writeFileSync(path, JSON.stringify(prices));
+      return path;
+    };
+    const start = (prices: ConfigOverrides) =>
+      startMonitor(
+        dir,
+        ['--socket', dir.socket, '--db', store.dbPath, '--host-name', 'cli-host', '--config', configFile(prices)],
+        { pathFlags: false },
+      );
+    let monitor = await start(PRICES);
+    // The server dates each row on arrival (now): after the Jan 15 change, output 4 → 5 USD per 1M.
+    const rows = [
+      call(0, 'test-model-a', parts),
+      call(0, 'test-model-b'),
+      call(0, 'other-model'),
+      call(0, 'gpt-4o-mini'),
+    ];
+    await sendLines(monitor.socket, [
+      line({ type: 'register', channel: 'acct', pid: process.pid, features: { llm: true } }),
+      ...rows.map((row) => line({ ...row, at: undefined })), // JSON leaves `at` out
+    ]);
+    await waitFor('rows committed', async () => {
+      await flush(monitor);
+      return (await store.count('llm_usage')) === rows.length;
+    });
+    await stopMonitor(monitor);
+    monitor = await start(FIXED_PRICES);
+    try {
+      const first = await kissmon(['usage', 'recompute', '--since', '400d', '--socket', dir.socket, '--json']);
+      assert.equal(first.code, 0, first.stderr);
+      assert.deepEqual(
+        { ...(JSON.parse(first.stdout) as object), since: undefined },
+        { since: undefined, rows_checked: 4, rows_changed: 3, rows_priced_now: 1, rows_unpriced_now: 0 },
+      );
+      assert.deepEqual((await storedCosts(store)).map(([, model, cost]) => [model, cost]).sort(), [
+        ['gpt-4o-mini', 450],
+        ['other-model', 4500],
+        ['test-model-a', 3500],
+        ['test-model-b', 3500],
+      ]);
+      const second = await kissmon(['usage', 'recompute', '--since', '400d', '--socket', dir.socket]);
+      assert.match(second.stdout, /^checked 4 rows since .*: 0 re-priced \(0 priced now, 0 without a price now\)\n$/);
+    } finally {
+      await stopMonitor(monitor);
+    }
   });
 
 for (const kind of BACKENDS)
