@@ -119,7 +119,7 @@ async function writerCommits(server: Server): Promise<number | null> {
 }
 
 /** CPU ticks (user + system) of the PostgreSQL backends connected to `db`, by pid. */
-async function backendTicks(db: TestDatabase): Promise<Map<number, number>> {
+export async function backendTicks(db: TestDatabase): Promise<Map<number, number>> {
   const rows = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
   const ticks = new Map<number, number>();
   for (const { pid } of rows) {

@@ -1,8 +1,9 @@
 // LLM accounting through the real db-writer thread and a real SQLite file: costs per token type
 // (hand-computed, with a price change mid-period and an unknown model), old-protocol rows, recompute
-// after a price fix, and budget levels signalled to the alerter exactly once per period and level.
+// after a price fix (on both stores, with ingest going on, and through `kissmon usage recompute`),
+// and budget levels signalled to the alerter exactly once per period and level.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -16,14 +17,26 @@ import { openWriteDatabase } from '../src/db/schema.js';
 import { silenceMatches } from '../src/alerts/model.js';
 import { BudgetTracker } from '../src/llm/budgets.js';
 import { BUILTIN_PRICES, PriceTable } from '../src/llm/prices.js';
+import { DAILY_UNTIL_KEY } from '../src/llm/rollups.js';
 import { decodeLine } from '../src/protocol/decode.js';
 import { waitFor } from './helpers/wait.js';
-import { startWriter, stopWriters, type RunningWriter } from './helpers/writer.js';
-import { BACKENDS, openBackend } from './helpers/backends.js';
+import {
+  flush,
+  killStarted,
+  line,
+  runKissmon as kissmon,
+  sendLines,
+  startMonitor,
+  stopMonitor,
+  TestDir,
+} from './helpers/monitor-process.js';
+import { startWriter, stopWriters } from './helpers/writer.js';
+import { BACKENDS, openBackend, type TestStore } from './helpers/backends.js';
 
 const dirs: string[] = [];
 after(async () => {
   await stopWriters();
+  await killStarted();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -181,73 +194,228 @@ test('price keys are picomatch globs, the same engine as silences: most specific
   );
 });
 
-test('recompute re-prices exactly the rows a price fix affects, and their rollups with them', async () => {
-  const dbPath = tempDb();
-  const link = new Link<WriteItem>('ingest');
-  let writer = await startWriter(dbPath, link, PRICES);
-  // Inserted before the window's oldest row but dated inside it (what a spool replay does): the
-  // Jan 20 row has a lower rowid than the Jan 10 one, and recompute must still visit it.
-  const rows = [
+/** After the first prices (PRICES): output after Jan 15 was 5, not 4; and other-model gets a price at last. */
+const FIXED_PRICES: ConfigOverrides = {
+  prices: {
+    ...(PRICES.prices as object),
+    'test-model*': [
+      { from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 },
+      { from: '2026-01-15T12:00:00Z', input: 1, output: 5 },
+    ],
+    'other-model': { input: 3, output: 3 },
+  },
+};
+
+/** Rows a recompute after FIXED_PRICES must change (3 of 5) and the µUSD they end at, in ts, model order. */
+const recomputeRows = (now: number) => ({
+  // Inserted before the window's oldest row but dated inside it (what a spool replay does): on
+  // SQLite the Jan 20 row has a lower rowid than the Jan 10 one, and recompute must still visit it.
+  rows: [
     call(JAN_20, 'test-model-a', parts),
     call(JAN_10, 'test-model-a', parts),
     call(JAN_20, 'test-model-b'),
     call(JAN_20, 'other-model'),
     call(JAN_20, 'gpt-4o-mini'),
-  ];
-  await send(link, rows);
-  await writer.control.shutdown();
-  await writer.stop();
-  // The fix: output after Jan 15 was 5, not 4; and other-model gets a price at last.
-  writer = await startWriter(dbPath, new Link<WriteItem>('ingest-2'), {
-    prices: {
-      ...(PRICES.prices as object),
-      'test-model*': [
-        { from: '2026-01-01', input: 2, cachedInput: 0.5, output: 8, reasoning: 10 },
-        { from: '2026-01-15T12:00:00Z', input: 1, output: 5 },
-      ],
-      'other-model': { input: 3, output: 3 },
-    },
-  });
-  const before = readRows<{ rowid: number; cost: number | null }>(
-    dbPath,
-    'SELECT rowid, cost_usd AS cost FROM llm_usage ORDER BY rowid',
-  );
-  const result = await recompute(writer, Date.UTC(2025, 11, 1));
-  assert.deepEqual(
-    { ...result, since: undefined },
-    { since: undefined, rows_checked: 5, rows_changed: 3, rows_priced_now: 1, rows_unpriced_now: 0 },
-  );
-  const after = readRows<{ rowid: number; cost: number | null }>(
-    dbPath,
-    'SELECT rowid, round(cost_usd * 1e6, 6) AS cost FROM llm_usage ORDER BY rowid',
-  );
-  // Jan 10 row and gpt-4o-mini untouched; (600+400)·1 + (300+200)·5 = 3500; 1000 + 2500; other-model 3·1500.
-  assert.deepEqual(
-    readRows(dbPath, 'SELECT ts FROM llm_usage ORDER BY rowid LIMIT 2').map((r) =>
-      (r as { ts: string }).ts.slice(0, 10),
-    ),
-    ['2026-01-20', '2026-01-10'],
-    'the row dated inside the window has the lower rowid',
-  );
-  assert.deepEqual(
-    after.map((r) => r.cost),
-    [3500, 5800, 3500, 4500, Math.round(before[4].cost! * 1e12) / 1e6],
-  );
-  // Run again: nothing left to change.
-  assert.equal((await recompute(writer, Date.UTC(2025, 11, 1))).rows_changed, 0);
-  // The rollups moved with the rows: raw and rolled-up cost agree per hour.
-  const mismatch = readRows(
-    dbPath,
-    `SELECT h.ts FROM llm_usage_hourly h
-    JOIN (SELECT substr(ts, 1, 13) || ':00:00.000Z' AS hour, total(cost_usd) AS cost, count(*) - count(cost_usd) AS unpriced FROM llm_usage GROUP BY 1) r ON r.hour = h.ts
-    GROUP BY h.ts HAVING abs(total(h.cost_usd) - max(r.cost)) > 1e-12 OR sum(h.unpriced_calls) != max(r.unpriced)`,
-  );
-  assert.deepEqual(mismatch, []);
+    call(now, 'test-model-b', { channel: 'today' }), // this month: counted by the budget
+  ],
+  // Jan 10 and gpt-4o-mini untouched (0.15·1000 + 0.6·500); (600+400)·1 + (300+200)·5 = 3500;
+  // 1000 + 2500 = 3500 (twice: Jan 20 and today); other-model 3·1500 = 4500.
+  after: [
+    ['2026-01-10', 'test-model-a', 5800],
+    ['2026-01-20', 'gpt-4o-mini', 450],
+    ['2026-01-20', 'other-model', 4500],
+    ['2026-01-20', 'test-model-a', 3500],
+    ['2026-01-20', 'test-model-b', 3500],
+    [new Date(now).toISOString().slice(0, 10), 'test-model-b', 3500],
+  ],
 });
 
-async function recompute(writer: RunningWriter, sinceMs: number) {
-  return writer.control.recompute(sinceMs);
+/** This host's stored rows in ts, model order: day, model, µUSD (null: unpriced). */
+async function storedCosts(store: TestStore): Promise<[string, string, number | null][]> {
+  const rows = await store.rows<{ ts: string; model: string; cost_usd: number | null }>(
+    'SELECT ts, model, cost_usd FROM llm_usage ORDER BY ts, model',
+  );
+  return rows.map((r) => [
+    r.ts.slice(0, 10),
+    r.model,
+    r.cost_usd === null ? null : Math.round(r.cost_usd * 1e12) / 1e6,
+  ]);
 }
+
+/**
+ * Keys whose rollup row disagrees with the raw rows (calls, cost, unpriced calls), per hour and per
+ * day. SQLite's daily table holds the hours before its fold watermark, the later ones only in the
+ * hourly table (src/llm/rollups.ts); PostgreSQL keeps both tables current.
+ */
+async function rollupMismatches(store: TestStore): Promise<string[]> {
+  const key = "channel, model, feature, coalesce(provider, '') AS provider, coalesce(status, 'ok') AS status";
+  const [watermark] = await store.rows<{ value: string }>(
+    `SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`,
+  );
+  const unfolded = store.kind === 'sqlite' ? watermark.value : '9999';
+  const sources = {
+    llm_usage_hourly: ['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"],
+    llm_usage_daily: [
+      `(SELECT ts, channel, model, feature, provider, status, calls, cost_usd, unpriced_calls FROM llm_usage_daily
+        UNION ALL SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, calls, cost_usd,
+        unpriced_calls FROM llm_usage_hourly WHERE ts >= '${unfolded}') AS d`,
+      "substr(ts, 1, 10) || 'T00:00:00.000Z'",
+    ],
+  } as const;
+  const mismatches: string[] = [];
+  for (const [table, [source, bucket]] of Object.entries(sources)) {
+    type Sums = { ts: string; channel: string; model: string; calls: number; cost: number | null; unpriced: number };
+    const raw = await store.rows<Sums>(
+      `SELECT ${bucket} AS ts, ${key}, count(*) AS calls, sum(cost_usd) AS cost, count(*) - count(cost_usd) AS unpriced
+      FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+    );
+    const rolled = await store.rows<Sums>(
+      `SELECT ts, channel, model, feature, provider, status, sum(calls) AS calls, sum(cost_usd) AS cost, sum(unpriced_calls) AS unpriced
+      FROM ${source} GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+    );
+    assert.equal(rolled.length, raw.length, `${table}: one rollup row per raw key`);
+    raw.forEach((r, i) => {
+      const h = rolled[i];
+      if (
+        h.ts !== r.ts ||
+        h.channel !== r.channel ||
+        h.model !== r.model ||
+        h.calls !== r.calls ||
+        h.unpriced !== r.unpriced ||
+        Math.abs((h.cost ?? 0) - (r.cost ?? 0)) > 1e-12
+      )
+        mismatches.push(`${table} ${JSON.stringify(h)} != raw ${JSON.stringify(r)}`);
+    });
+  }
+  return mismatches;
+}
+
+for (const kind of BACKENDS)
+  test(`recompute re-prices exactly the rows a price fix affects, their rollups and budgets with them [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const budget: ConfigOverrides = {
+      ...store.overrides,
+      budgets: [{ name: 'month', period: 'month', limitUsd: 100 }] as never,
+    };
+    const link = new Link<WriteItem>('ingest');
+    let writer = await startWriter(store.dbPath, link, { ...budget, ...PRICES });
+    const { rows, after } = recomputeRows(Date.now());
+    await send(link, rows);
+    await writer.control.shutdown();
+    await writer.stop();
+    writer = await startWriter(store.dbPath, new Link<WriteItem>('ingest-2'), { ...budget, ...FIXED_PRICES });
+    const spent = async () => (await writer.control.budgets())?.[0].spent_usd;
+    assert.equal(await spent(), 0.003, 'the budget at the old price of the row of today');
+    const result = await writer.control.recompute(Date.UTC(2025, 11, 1));
+    assert.deepEqual(
+      { ...result, since: undefined },
+      { since: undefined, rows_checked: 6, rows_changed: 4, rows_priced_now: 1, rows_unpriced_now: 0 },
+    );
+    if (kind === 'sqlite')
+      assert.deepEqual(
+        (await store.rows<{ ts: string }>('SELECT ts FROM llm_usage ORDER BY rowid LIMIT 2')).map((r) =>
+          r.ts.slice(0, 10),
+        ),
+        ['2026-01-20', '2026-01-10'],
+        'the row dated inside the window has the lower rowid',
+      );
+    assert.deepEqual(await storedCosts(store), after);
+    assert.deepEqual(await rollupMismatches(store), [], 'the rollups moved with the rows');
+    assert.equal(await spent(), 0.0035, 'the budget reloaded at the new price');
+    // Run again: nothing left to change.
+    const again = await writer.control.recompute(Date.UTC(2025, 11, 1));
+    assert.deepEqual([again.rows_checked, again.rows_changed], [6, 0]);
+    assert.deepEqual(await storedCosts(store), after);
+  });
+
+for (const kind of BACKENDS)
+  test(`ingest during a recompute: every row stored once, the rollups exact, only the old rows re-priced [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const link = new Link<WriteItem>('ingest');
+    let writer = await startWriter(store.dbPath, link, { ...store.overrides, ...PRICES });
+    // 40,000 rows from Jan 10 to Jan 20 (8 chunks); those after the Jan 15 price change move with the fix.
+    const old = Array.from({ length: 40_000 }, (_, i) =>
+      call(JAN_10 + Math.floor((i * (JAN_20 - JAN_10)) / 40_000), 'test-model-b'),
+    );
+    await send(link, old);
+    const affected = old.filter((r) => r.at >= Date.UTC(2026, 0, 15, 12)).length;
+    await writer.control.shutdown();
+    await writer.stop();
+    const live = new Link<WriteItem>('ingest-2');
+    writer = await startWriter(store.dbPath, live, { ...store.overrides, ...FIXED_PRICES });
+    let done = false;
+    const recomputing = writer.control.recompute(Date.UTC(2025, 11, 1)).finally(() => (done = true));
+    // Meanwhile: rows dated ahead of the walk and behind it (a spool replay), and of today.
+    let committedDuring = 0;
+    for (let b = 0; b < 30; b++) {
+      await send(live, [call(JAN_10, 'test-model-b'), call(JAN_20, 'test-model-b'), call(Date.now(), 'test-model-b')]);
+      if (!done) committedDuring++;
+    }
+    const result = await recomputing;
+    assert.ok(committedDuring > 0, 'batches committed while the recompute ran');
+    assert.equal(await store.count('llm_usage'), old.length + 90, 'every row stored once');
+    assert.equal(result.rows_changed, affected, 'exactly the old rows after the price change');
+    assert.deepEqual(await rollupMismatches(store), [], 'the rollups equal the raw rows');
+    const again = await writer.control.recompute(Date.UTC(2025, 11, 1));
+    assert.deepEqual([again.rows_checked, again.rows_changed], [old.length + 90, 0], 'the rows of the walk priced now');
+  });
+
+for (const kind of BACKENDS)
+  test(`kissmon usage recompute through a running monitor's admin socket [${kind}]`, async (t) => {
+    const store = await openBackend(t, kind);
+    if (!store) return;
+    const dir = new TestDir();
+    t.after(() => dir.remove());
+    const configFile = (prices: ConfigOverrides) => {
+      const path = join(dir.path, 'config.json');
+      writeFileSync(path, JSON.stringify(prices));
+      return path;
+    };
+    const start = (prices: ConfigOverrides) =>
+      startMonitor(
+        dir,
+        ['--socket', dir.socket, '--db', store.dbPath, '--host-name', 'cli-host', '--config', configFile(prices)],
+        { pathFlags: false },
+      );
+    let monitor = await start(PRICES);
+    // The server dates each row on arrival (now): after the Jan 15 change, output 4 → 5 USD per 1M.
+    const rows = [
+      call(0, 'test-model-a', parts),
+      call(0, 'test-model-b'),
+      call(0, 'other-model'),
+      call(0, 'gpt-4o-mini'),
+    ];
+    await sendLines(monitor.socket, [
+      line({ type: 'register', channel: 'acct', pid: process.pid, features: { llm: true } }),
+      ...rows.map((row) => line({ ...row, at: undefined })), // JSON leaves `at` out
+    ]);
+    await waitFor('rows committed', async () => {
+      await flush(monitor);
+      return (await store.count('llm_usage')) === rows.length;
+    });
+    await stopMonitor(monitor);
+    monitor = await start(FIXED_PRICES);
+    try {
+      const first = await kissmon(['usage', 'recompute', '--since', '400d', '--socket', dir.socket, '--json']);
+      assert.equal(first.code, 0, first.stderr);
+      assert.deepEqual(
+        { ...(JSON.parse(first.stdout) as object), since: undefined },
+        { since: undefined, rows_checked: 4, rows_changed: 3, rows_priced_now: 1, rows_unpriced_now: 0 },
+      );
+      assert.deepEqual((await storedCosts(store)).map(([, model, cost]) => [model, cost]).sort(), [
+        ['gpt-4o-mini', 450],
+        ['other-model', 4500],
+        ['test-model-a', 3500],
+        ['test-model-b', 3500],
+      ]);
+      const second = await kissmon(['usage', 'recompute', '--since', '400d', '--socket', dir.socket]);
+      assert.match(second.stdout, /^checked 4 rows since .*: 0 re-priced \(0 priced now, 0 without a price now\)\n$/);
+    } finally {
+      await stopMonitor(monitor);
+    }
+  });
 
 for (const kind of BACKENDS)
   test(`a budget crossing 80 % then 100 % signals warning then critical, once per period, also across a writer restart [${kind}]`, async (t) => {

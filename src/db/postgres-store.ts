@@ -26,13 +26,33 @@
 // levels, and its hourly spend since the earliest current period); levels it decides are written
 // in the rows' transaction, signalled once that commits.
 // The daily digest runs the same portable SQL as on SQLite (src/llm/digest.ts).
-// Not on PostgreSQL yet: recompute (it walks llm_usage by SQLite rowid).
-import { setImmediate as nextTurn } from 'node:timers/promises';
+//
+// Recompute: llm_usage has no unique key here (a partitioned table's key would have to contain
+// ts), so the walk pages over ts alone: each chunk is this host's rows with ts in (previous
+// chunk's last ts, the RECOMPUTE_CHUNK_ROWS-th next ts], whole milliseconds, so no ts value is ever
+// split between two chunks. Within its transaction a chunk finds its rows again by
+// (tableoid, ctid) for one `UPDATE … FROM unnest(…)` of the changed costs; if a row moved or went
+// meanwhile (a new partition taking rows out of DEFAULT, a retention drop) the chunk is redone.
+// Rows committed while the walk goes on are visited if dated after its position; a row dated
+// behind it (a spool replay of old rows, a clock stepped back) is not, unlike SQLite's rowid walk,
+// and needs not be: this store priced it on insert with the same price table the recompute applies.
+// A chunk and a write never overlap (#exclusive): the additive rollup upserts could not lose each
+// other's sums anyway, but two transactions upserting the same keys in different orders could
+// deadlock, and the budgets' reload after the walk must see no write half done.
+import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import type { Kysely } from 'kysely';
 import type { LlmUsageRow, PruneResult, RowItem } from '../actors/db-writer-messages.js';
 import type { MonitorConfig } from '../config.js';
-import type { RecomputeResult } from '../llm/accounting.js';
+import {
+  emptyRecompute,
+  RECOMPUTE_CHUNK_ROWS,
+  RECOMPUTE_STOPPED,
+  repriceStored,
+  STORED_USAGE_COLUMNS,
+  type RecomputeResult,
+  type StoredUsageRow,
+} from '../llm/accounting.js';
 import {
   BudgetTracker,
   type BudgetLevel,
@@ -43,7 +63,7 @@ import {
 import { periodStart } from '../llm/periods.js';
 import { buildDigest, type DigestInput } from '../llm/digest.js';
 import { PriceTable } from '../llm/prices.js';
-import { DAILY_UNTIL_KEY, ROLLUP_ADDED, ROLLUP_KEY } from '../llm/rollups.js';
+import { DAILY_UNTIL_KEY, moveCost, ROLLUP_ADDED, ROLLUP_KEY, type RollupInput } from '../llm/rollups.js';
 import { isConnectionError, openPostgresWrite, type PostgresOptions } from './backend.js';
 import { dropPartitionsBefore, ensurePartitions } from './partitions.js';
 import { isoTime, OpenDatabaseError, PARTITIONED_TABLES, type Database } from './schema.js';
@@ -163,11 +183,22 @@ interface RollupSums {
   latency_max: number | null;
 }
 
-/** The plan's stored calls summed per bucket (`bucketOf` their ISO ts) and key. */
-function sumRollups(stored: StoredUsage[], bucketOf: (ts: string) => string) {
+/** A call the rollups sum: the row (its key and figures) and its ISO ts. */
+interface RolledUp {
+  row: RollupInput;
+  ts: string;
+}
+
+/** `items` summed per bucket (`bucketOf` their ISO ts) and key, each added to its key's sums by `add`. */
+function sumRollups<T extends RolledUp>(
+  items: T[],
+  bucketOf: (ts: string) => string,
+  add: (s: RollupSums, item: T) => void,
+): RollupSums[] {
   const sums = new Map<string, RollupSums>();
-  for (const { row, cost, ts } of stored) {
-    const key = [bucketOf(ts), row.channel, row.model, row.feature, row.provider ?? '', row.status ?? 'ok'];
+  for (const item of items) {
+    const { row } = item;
+    const key = [bucketOf(item.ts), row.channel, row.model, row.feature, row.provider ?? '', row.status ?? 'ok'];
     const k = key.join('\0');
     let s = sums.get(k);
     if (!s) {
@@ -187,23 +218,35 @@ function sumRollups(stored: StoredUsage[], bucketOf: (ts: string) => string) {
       };
       sums.set(k, s);
     }
-    s.calls++;
-    s.tokens_in += row.tokens_in;
-    s.tokens_out += row.tokens_out;
-    s.tokens_cached += row.tokens_cached ?? 0;
-    s.tokens_reasoning += row.tokens_reasoning ?? 0;
-    if (cost === null) s.unpriced_calls++;
-    else s.cost_usd += cost;
-    const latency = row.latency_ms;
-    if (latency !== null && latency !== undefined) {
-      s.latency_count++;
-      s.latency_sum += latency;
-      if (s.latency_min === null || latency < s.latency_min) s.latency_min = latency;
-      if (s.latency_max === null || latency > s.latency_max) s.latency_max = latency;
-    }
+    add(s, item);
   }
   return [...sums.values()];
 }
+
+/** A stored call, added whole. */
+function addCall(s: RollupSums, { row, cost }: StoredUsage): void {
+  s.calls++;
+  s.tokens_in += row.tokens_in;
+  s.tokens_out += row.tokens_out;
+  s.tokens_cached += row.tokens_cached ?? 0;
+  s.tokens_reasoning += row.tokens_reasoning ?? 0;
+  if (cost === null) s.unpriced_calls++;
+  else s.cost_usd += cost;
+  const latency = row.latency_ms;
+  if (latency !== null && latency !== undefined) {
+    s.latency_count++;
+    s.latency_sum += latency;
+    if (s.latency_min === null || latency < s.latency_min) s.latency_min = latency;
+    if (s.latency_max === null || latency > s.latency_max) s.latency_max = latency;
+  }
+}
+
+/** A stored call re-priced: only its cost moves. */
+interface Repriced extends RolledUp {
+  before: number | null;
+  after: number | null;
+}
+const repriceCall = (s: RollupSums, { before, after }: Repriced) => moveCost(s, before, after);
 
 const hourOf = (ts: string) => `${ts.slice(0, 13)}:00:00.000Z`;
 const dayOf = (ts: string) => `${ts.slice(0, 10)}T00:00:00.000Z`;
@@ -216,6 +259,13 @@ const SQL = {
   watermark: `INSERT INTO monitor_state (host, key, value, updated_at) VALUES ($1, '${DAILY_UNTIL_KEY}', $2, $3)
     ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   ids: `INSERT INTO llm_usage_ids (host, id, ts) SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING id`,
+  // Recompute: this host's rows after the previous chunk's last ts, up to the ts of the
+  // RECOMPUTE_CHUNK_ROWS-th, whole (every row of that ts); then the changed ones by (tableoid, ctid).
+  recomputeChunk: `SELECT tableoid AS rel, ctid AS tid, ${STORED_USAGE_COLUMNS} FROM llm_usage
+    WHERE host = $1 AND ts >= $2 AND ts > $3 AND ts <= (SELECT max(ts) FROM (SELECT ts FROM llm_usage
+      WHERE host = $1 AND ts >= $2 AND ts > $3 ORDER BY ts LIMIT ${RECOMPUTE_CHUNK_ROWS}) AS chunk)`,
+  setCost: `UPDATE llm_usage u SET cost_usd = d.cost FROM unnest($2::oid[], $3::tid[], $4::float8[]) AS d(rel, tid, cost)
+    WHERE u.host = $1 AND u.ts > $5 AND u.ts <= $6 AND u.tableoid = d.rel AND u.ctid = d.tid`, // ts: only the chunk's partitions are probed
   // One row per channel per statement (ON CONFLICT DO UPDATE may not touch a row twice): the plan keeps the last.
   status: unnestInsert(
     'bot_status',
@@ -230,6 +280,10 @@ const SQL = {
   cursor: `INSERT INTO delivery_cursor (host, sender, seq, updated_at) SELECT $1, s, q, $4 FROM unnest($2::text[], $3::int8[]) AS c(s, q)
     ON CONFLICT (host, sender) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`,
 };
+
+/** SQLSTATEs of a transaction the server rolled back on its own: run it again. */
+const SERIALIZATION_FAILURE = '40001';
+const DEADLOCK = '40P01';
 
 /** PostgreSQL text cannot hold NUL; SQLite stores it. Dropped rather than refusing the row. */
 const text = (value: string | null | undefined): string | null =>
@@ -343,37 +397,45 @@ export async function openPostgresStore(
   return store;
 }
 
+/** Budget storage read ahead; `refresh()` reads it again (the tracker's reload after a recompute). */
+type ReadAheadBudgets = BudgetStorage & { saves: Parameters<BudgetStorage['save']>[]; refresh(): Promise<void> };
+
 /** Budget storage read ahead (null: no budgets): stored levels, and hourly spend since the earliest current period. */
-async function readBudgetStorage(
-  pool: pg.Pool,
-  config: MonitorConfig,
-): Promise<(BudgetStorage & { saves: Parameters<BudgetStorage['save']>[] }) | null> {
+async function readBudgetStorage(pool: pg.Pool, config: MonitorConfig): Promise<ReadAheadBudgets | null> {
   if (config.budgets.length === 0) return null;
   const host = config.hostName;
-  const now = Date.now();
-  const since = Math.min(...config.budgets.map((b) => periodStart(b.period, now, b.timeZone ?? config.llm.timeZone)));
-  const states = (
-    await pool.query<{ name: string; period_start: string; level: BudgetLevel }>(
-      'SELECT name, period_start, level FROM llm_budget_state WHERE host = $1',
-      [host],
-    )
-  ).rows;
   const source = config.llm.rollups
     ? 'SELECT ts, channel, model, feature, coalesce(sum(cost_usd), 0) AS cost FROM llm_usage_hourly WHERE host = $1 AND ts >= $2 GROUP BY 1, 2, 3, 4'
     : "SELECT substr(ts, 1, 13) || ':00:00.000Z' AS ts, channel, coalesce(model, '') AS model, coalesce(feature, '') AS feature, coalesce(sum(cost_usd), 0) AS cost FROM llm_usage WHERE host = $1 AND ts >= $2 GROUP BY 1, 2, 3, 4";
-  const hours = (
-    await pool.query<{ ts: string; channel: string; model: string; feature: string; cost: number }>(source, [
-      host,
-      isoTime(since),
-    ])
-  ).rows;
+  let states: { name: string; period_start: string; level: BudgetLevel }[] = [];
+  let hours: { ts: string; channel: string; model: string; feature: string; cost: number }[] = [];
   const saves: Parameters<BudgetStorage['save']>[] = [];
-  return {
+  const storage: ReadAheadBudgets = {
     saves,
     states: () => states,
     spend: (_source, start, end) => hours.filter((h) => h.ts >= start && h.ts < end),
     save: (...args) => void saves.push(args),
+    async refresh() {
+      const now = Date.now();
+      const since = Math.min(
+        ...config.budgets.map((b) => periodStart(b.period, now, b.timeZone ?? config.llm.timeZone)),
+      );
+      states = (
+        await pool.query<{ name: string; period_start: string; level: BudgetLevel }>(
+          'SELECT name, period_start, level FROM llm_budget_state WHERE host = $1',
+          [host],
+        )
+      ).rows;
+      hours = (
+        await pool.query<{ ts: string; channel: string; model: string; feature: string; cost: number }>(source, [
+          host,
+          isoTime(since),
+        ])
+      ).rows;
+    },
   };
+  await storage.refresh();
+  return storage;
 }
 
 export class PostgresStore implements WriteStore {
@@ -386,18 +448,17 @@ export class PostgresStore implements WriteStore {
   #unpriced = 0;
   #pendingUnpriced = 0;
   readonly #budgets: BudgetTracker | null;
+  readonly #budgetStorage: ReadAheadBudgets | null;
   /** Levels the tracker saved during the transaction under way (written before COMMIT). */
   readonly #budgetSaves: Parameters<BudgetStorage['save']>[];
   #signals = 0;
+  /** The transaction under way (a write or a recompute chunk): the next one starts after it. */
+  #turn: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    db: Kysely<Database>,
-    pool: pg.Pool,
-    config: MonitorConfig,
-    budgets: (BudgetStorage & { saves: Parameters<BudgetStorage['save']>[] }) | null = null,
-  ) {
+  constructor(db: Kysely<Database>, pool: pg.Pool, config: MonitorConfig, budgets: ReadAheadBudgets | null = null) {
     this.db = db;
     this.#budgets = budgets && new BudgetTracker(budgets, config);
+    this.#budgetStorage = budgets;
     this.#budgetSaves = budgets?.saves ?? [];
     this.#pool = pool;
     this.#host = config.hostName;
@@ -417,7 +478,18 @@ export class PostgresStore implements WriteStore {
     return this.#prices.cost(row.model, row.at, row);
   }
 
-  async write(plan: WritePlan, counts: RowCounts, onRejected: (err: unknown, type: string) => void): Promise<void> {
+  write(plan: WritePlan, counts: RowCounts, onRejected: (err: unknown, type: string) => void): Promise<void> {
+    return this.#exclusive(() => this.#write(plan, counts, onRejected));
+  }
+
+  /** Runs `transaction` once the one under way is done (one at a time, in call order). */
+  #exclusive<T>(transaction: () => Promise<T>): Promise<T> {
+    const result = this.#turn.then(transaction);
+    this.#turn = result.catch(() => {});
+    return result;
+  }
+
+  async #write(plan: WritePlan, counts: RowCounts, onRejected: (err: unknown, type: string) => void): Promise<void> {
     const client = await this.#pool.connect();
     let failed: Error | undefined;
     const planned = { redelivered: counts.redelivered, reapplied: counts.reapplied };
@@ -530,21 +602,7 @@ export class PostgresStore implements WriteStore {
         this.#budgets?.add(u.row.at, u.row.channel, u.row.model, u.row.feature, u.cost);
       }
       if (this.#rollups) {
-        for (const [sql, bucket] of [
-          [SQL.hourly, hourOf],
-          [SQL.daily, dayOf],
-        ] as const) {
-          const sums = sumRollups(stored, bucket);
-          await client.query(sql, [
-            host,
-            ...columnsOf(sums, ROLLUP_COLUMNS.length, (r) => [
-              ...r.key,
-              ...ROLLUP_ADDED.map((c) => r[c]),
-              r.latency_min,
-              r.latency_max,
-            ]),
-          ]);
-        }
+        await this.#addRollups(client, stored, addCall);
         const now = Date.now();
         await client.query(SQL.watermark, [host, hourOf(isoTime(now)), isoTime(now)]);
       }
@@ -609,6 +667,29 @@ export class PostgresStore implements WriteStore {
         ]),
       ]);
       counts.health += health.length;
+    }
+  }
+
+  /** Adds `items` to this host's hourly and daily rollups (both kept current: every row is in both). */
+  async #addRollups<T extends RolledUp>(
+    client: pg.PoolClient,
+    items: T[],
+    add: (s: RollupSums, item: T) => void,
+  ): Promise<void> {
+    for (const [sql, bucket] of [
+      [SQL.hourly, hourOf],
+      [SQL.daily, dayOf],
+    ] as const) {
+      const sums = sumRollups(items, bucket, add);
+      await client.query(sql, [
+        this.#host,
+        ...columnsOf(sums, ROLLUP_COLUMNS.length, (r) => [
+          ...r.key,
+          ...ROLLUP_ADDED.map((c) => r[c]),
+          r.latency_min,
+          r.latency_max,
+        ]),
+      ]);
     }
   }
 
@@ -720,8 +801,94 @@ export class PostgresStore implements WriteStore {
     return digest;
   }
 
-  async recompute(): Promise<RecomputeResult> {
-    throw new Error('recompute is not available with PostgreSQL as the store yet');
+  /** Re-prices this host's rows since `sinceMs`, a chunk per transaction (the walk: top of this file). */
+  async recompute(sinceMs: number, stop: () => boolean, retryDelayMs: number): Promise<RecomputeResult> {
+    const result = emptyRecompute(sinceMs);
+    let after: string | null = '';
+    while (after !== null) {
+      const from: string = after;
+      // Counted once committed: a chunk redone after a failure starts from 0 again.
+      let counted = emptyRecompute(sinceMs);
+      after = await this.#retrying(
+        () => this.#recomputeChunk(result.since, from, (counted = emptyRecompute(sinceMs))),
+        stop,
+        retryDelayMs,
+      );
+      for (const key of ['rows_checked', 'rows_changed', 'rows_priced_now', 'rows_unpriced_now'] as const)
+        result[key] += counted[key];
+      await nextTurn();
+    }
+    const budgets = this.#budgets;
+    const storage = this.#budgetStorage;
+    if (budgets && storage)
+      await this.#retrying(
+        async () => {
+          await storage.refresh();
+          budgets.reload(this.#rollups ? 'llm_usage_hourly' : 'llm_usage');
+        },
+        stop,
+        retryDelayMs,
+      );
+    return result;
+  }
+
+  /**
+   * `step` in its turn (#exclusive); again after `retryDelayMs` while the store is down or the
+   * server rolled it back (a deadlock, a serialization failure); `stop()` true ends it.
+   */
+  async #retrying<T>(step: () => Promise<T>, stop: () => boolean, retryDelayMs: number): Promise<T> {
+    for (;;) {
+      if (stop()) throw new Error(RECOMPUTE_STOPPED);
+      try {
+        return await this.#exclusive(step);
+      } catch (err) {
+        if (stop()) throw new Error(RECOMPUTE_STOPPED, { cause: err });
+        const { kind, code } = this.classify(err);
+        if (kind !== 'down' && code !== SERIALIZATION_FAILURE && code !== DEADLOCK) throw err;
+        await delay(retryDelayMs);
+      }
+    }
+  }
+
+  /** One chunk of the walk after ts `after`, in its transaction; the last ts it took, or null when it was the last. */
+  async #recomputeChunk(since: string, after: string, counted: RecomputeResult): Promise<string | null> {
+    const client = await this.#pool.connect();
+    let failed: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<StoredUsageRow & { rel: number; tid: string }>(SQL.recomputeChunk, [
+        this.#host,
+        since,
+        after,
+      ]);
+      const moved: Repriced[] = [];
+      const where = { rel: [] as number[], tid: [] as string[], cost: [] as (number | null)[] };
+      let last = after;
+      for (const r of rows) {
+        if (r.ts > last) last = r.ts;
+        const changed = repriceStored(this.#prices, r, counted);
+        if (changed === null) continue;
+        moved.push({ row: changed.input, ts: r.ts, before: r.cost_usd, after: changed.cost });
+        where.rel.push(r.rel);
+        where.tid.push(r.tid);
+        where.cost.push(changed.cost);
+      }
+      if (moved.length > 0) {
+        const updated = await client.query(SQL.setCost, [this.#host, where.rel, where.tid, where.cost, after, last]);
+        if (updated.rowCount !== moved.length)
+          throw Object.assign(new Error('rows of a recompute chunk moved or went during it; the chunk is redone'), {
+            code: SERIALIZATION_FAILURE,
+          });
+        if (this.#rollups) await this.#addRollups(client, moved, repriceCall);
+      }
+      await client.query('COMMIT');
+      return rows.length < RECOMPUTE_CHUNK_ROWS ? null : last;
+    } catch (err) {
+      failed = err as Error;
+      throw err;
+    } finally {
+      client.release(failed ?? undefined);
+    }
   }
 
   heartbeat(beat: HostBeat): Promise<void> {

@@ -8,7 +8,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Compilable } from 'kysely';
 import type { PruneResult, RowItem } from '../actors/db-writer-messages.js';
 import type { MonitorConfig } from '../config.js';
-import { UsageAccounting, type RecomputeResult } from '../llm/accounting.js';
+import { emptyRecompute, RECOMPUTE_STOPPED, UsageAccounting, type RecomputeResult } from '../llm/accounting.js';
 import type { BudgetSignal, BudgetStatus } from '../llm/budgets.js';
 import { buildDigest, type DigestInput } from '../llm/digest.js';
 import { ROLLUP_TABLES } from '../llm/rollups.js';
@@ -403,20 +403,11 @@ export class SqliteStore implements WriteStore {
   }
 
   async recompute(sinceMs: number, stop: () => boolean, retryDelayMs: number): Promise<RecomputeResult> {
-    const result: RecomputeResult = {
-      since: isoTime(sinceMs),
-      rows_checked: 0,
-      rows_changed: 0,
-      rows_priced_now: 0,
-      rows_unpriced_now: 0,
-    };
+    const result = emptyRecompute(sinceMs);
     const accounting = this.#accounting;
     let next = accounting.recomputeStart(sinceMs);
     while (next !== null) {
-      if (stop())
-        throw new Error(
-          'writer closed or reopened during the recompute; what was committed stays re-priced, run it again',
-        );
+      if (stop()) throw new Error(RECOMPUTE_STOPPED);
       const from = next;
       const chunk = this.handle.sqlite.transaction(() => accounting.recomputeChunk(sinceMs, from, result));
       try {

@@ -20,8 +20,12 @@ export const RECOMPUTE_TIMEOUT_MS = 10 * 60_000;
 /** Rows re-priced per transaction: each chunk is short, commits and control calls go between. */
 export const RECOMPUTE_CHUNK_ROWS = 5_000;
 
-interface StoredRow {
-  rowid: number;
+/** The llm_usage columns a recompute reads (both stores select them, in this order). */
+export const STORED_USAGE_COLUMNS =
+  'ts, channel, model, feature, tokens_in, tokens_out, tokens_cached, tokens_reasoning, latency_ms, provider, status, cost_usd';
+
+/** An llm_usage row as stored: the columns of STORED_USAGE_COLUMNS. */
+export interface StoredUsageRow {
   ts: string;
   channel: string;
   model: string | null;
@@ -36,8 +40,55 @@ interface StoredRow {
   cost_usd: number | null;
 }
 
+/** The store was closed or reopened between two chunks: recompute() throws this. */
+export const RECOMPUTE_STOPPED =
+  'writer closed or reopened during the recompute; what was committed stays re-priced, run it again';
+
+export const emptyRecompute = (sinceMs: number): RecomputeResult => ({
+  since: isoTime(sinceMs),
+  rows_checked: 0,
+  rows_changed: 0,
+  rows_priced_now: 0,
+  rows_unpriced_now: 0,
+});
+
 const sameCost = (a: number | null, b: number | null) =>
   a === null || b === null ? a === b : Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(a));
+
+/**
+ * One stored row against `prices` (the ones in force now), counted in `result`. Null when its cost
+ * stays; else its new cost and what its rollups sum, to move their cost from `r.cost_usd` to it.
+ */
+export function repriceStored(
+  prices: PriceTable,
+  r: StoredUsageRow,
+  result: RecomputeResult,
+): { cost: number | null; input: RollupInput } | null {
+  result.rows_checked++;
+  const at = Date.parse(r.ts);
+  const tokens = {
+    tokens_in: r.tokens_in ?? 0,
+    tokens_out: r.tokens_out ?? 0,
+    tokens_cached: r.tokens_cached,
+    tokens_reasoning: r.tokens_reasoning,
+  };
+  const cost = r.model === null || Number.isNaN(at) ? null : prices.cost(r.model, at, tokens);
+  if (sameCost(r.cost_usd, cost)) return null;
+  result.rows_changed++;
+  if (r.cost_usd === null) result.rows_priced_now++;
+  if (cost === null) result.rows_unpriced_now++;
+  const input = {
+    at,
+    channel: r.channel,
+    model: r.model ?? '',
+    feature: r.feature ?? '',
+    latency_ms: r.latency_ms,
+    provider: r.provider ?? undefined,
+    status: (r.status ?? undefined) as RollupInput['status'],
+    ...tokens,
+  } as RollupInput;
+  return { cost, input };
+}
 
 export class UsageAccounting {
   readonly prices: PriceTable;
@@ -56,8 +107,7 @@ export class UsageAccounting {
     this.#rollupsOn = config.llm.rollups;
     this.#rollups = config.llm.rollups ? new RollupBatch(sqlite, Date.now, config.hostName) : null;
     this.#budgets = new BudgetTracker(sqlite, config);
-    this.#selectChunk =
-      sqlite.prepare(`SELECT rowid, ts, channel, model, feature, tokens_in, tokens_out, tokens_cached, tokens_reasoning, latency_ms, provider, status, cost_usd
+    this.#selectChunk = sqlite.prepare(`SELECT rowid, ${STORED_USAGE_COLUMNS}
       FROM llm_usage WHERE rowid >= ? AND +ts >= ? ORDER BY rowid LIMIT ${RECOMPUTE_CHUNK_ROWS}`);
     // Rowid order is not ts order (spool replay inserts old rows late, a clock step dates rows back):
     // the walk starts at the lowest rowid of any row in the window and filters ts in each chunk
@@ -128,33 +178,12 @@ export class UsageAccounting {
    * their rollups' cost with them. Returns the next rowid to start from (null: done).
    */
   recomputeChunk(sinceMs: number, fromRowid: number, result: RecomputeResult): number | null {
-    const rows = this.#selectChunk.all(fromRowid, isoTime(sinceMs)) as StoredRow[];
+    const rows = this.#selectChunk.all(fromRowid, isoTime(sinceMs)) as (StoredUsageRow & { rowid: number })[];
     for (const r of rows) {
-      result.rows_checked++;
-      const at = Date.parse(r.ts);
-      const tokens = {
-        tokens_in: r.tokens_in ?? 0,
-        tokens_out: r.tokens_out ?? 0,
-        tokens_cached: r.tokens_cached,
-        tokens_reasoning: r.tokens_reasoning,
-      };
-      const cost = r.model === null || Number.isNaN(at) ? null : this.prices.cost(r.model, at, tokens);
-      if (sameCost(r.cost_usd, cost)) continue;
-      this.#setCost.run(cost, r.rowid);
-      result.rows_changed++;
-      if (r.cost_usd === null) result.rows_priced_now++;
-      if (cost === null) result.rows_unpriced_now++;
-      const input: RollupInput = {
-        at,
-        channel: r.channel,
-        model: r.model ?? '',
-        feature: r.feature ?? '',
-        latency_ms: r.latency_ms,
-        provider: r.provider ?? undefined,
-        status: (r.status ?? undefined) as RollupInput['status'],
-        ...tokens,
-      } as RollupInput;
-      this.#rollups?.reprice(input, r.cost_usd, cost);
+      const changed = repriceStored(this.prices, r, result);
+      if (changed === null) continue;
+      this.#setCost.run(changed.cost, r.rowid);
+      this.#rollups?.reprice(changed.input, r.cost_usd, changed.cost);
     }
     this.#rollups?.write();
     return rows.length < RECOMPUTE_CHUNK_ROWS ? null : rows[rows.length - 1].rowid + 1;

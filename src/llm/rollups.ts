@@ -151,7 +151,12 @@ function addCall(s: Sums, row: RollupInput, cost: number | null, bucket: number)
   }
 }
 
-function moveCost(s: Sums, before: number | null, after: number | null): void {
+/** A re-priced call: its cost in a rollup row moves from `before` to `after` (null: unpriced). */
+export function moveCost(
+  s: Pick<Sums, 'cost_usd' | 'unpriced_calls'>,
+  before: number | null,
+  after: number | null,
+): void {
   if (before === null) s.unpriced_calls--;
   else s.cost_usd -= before;
   if (after === null) s.unpriced_calls++;
