@@ -120,6 +120,18 @@ candidates for the unit file once re-measured on a quiet box. **Not shown:** pea
 under 200 MB within 30 s (335 MB at 30 s). Next levers: the main thread's semi-space at launch; holding the writer's
 rows column-wise until COMMIT (src/llm / the writer's plan, other engineers' rooms in this session); a major GC hint
 once a link has drained after a burst.
+
+The bench itself on this build (19:27–19:35 UTC, load average 16–28, other sessions using 136–190 % of a core
+during every measurement, so the rows/s are not comparable with anything): \`node dist/bench/run.js --only throughput
+--case "10,000 persistent" --reps 1 --no-write\`: 10,000 bots, 400k rows, 400,000/400,000 landed, 0 dropped, RSS peak
+432 MB, **not under 200 MB within 30 s** (432 MB at the end, 407 MB at 30 s); the overload cases 1,000,000/1,000,000
+landed, 0 dropped (25 pauses, 14.7 s paused: the writer got little CPU), and 600,000/600,000 with the database locked
+for 5 s, 0 dropped, at most 39,905 rows held (250,085 before). \`node dist/bench/run.js --only idle --no-write\`:
+10,000 idle bots 297 MB steady (peak 303), other work 156 %; the same section with the build before (\`node dist-before/bench/run.js --only idle
+--no-write\`, right after) 273 MB (peak 296, other work 150 %): within what one pair on this box can tell, no gain at idle —
+the levers here act on rows held during a burst, and the idle RSS is the fixed per-thread cost (Findings 4; both
+figures well above the 187–231 MB of quieter earlier runs). **Not shown: ≤ 180 MB steady.** Throughput before/after was not measured
+in a meaningful state (the monitor got 30–50 % of a core): re-measure with \`--before-cli\` on a quiet box.
 `;
 
 /**
