@@ -2,7 +2,7 @@
 // `npm run bench`: they come from profiled runs (`node dist/bench/run.js --profile DIR`, or one case
 // under `node --cpu-prof`) and say where the time went when they were written. Refresh them when the
 // code they point at changes.
-export const FINDINGS = `## Findings (profiles, 2026-11-27; 6: 2026-12-01)
+export const FINDINGS = `## Findings (profiles, 2026-11-27; 6, 7: 2026-12-01)
 
 Profiles taken with \`node --cpu-prof\` on the monitor (one profile per thread), summarised by
 \`node dist/bench/profile.js DIR\` (self time per function). Percentages are of that thread's busy time.
@@ -88,6 +88,50 @@ burst: 346–385 MB here; 10,000 idle bots and the 30 s fall-back were not measu
 rows held between ingest and the writer (up to half of \`limits.maxPendingPerLink\`, 250,000 rows, before reading
 pauses) as objects on the main thread plus the batches in flight; a lower pause threshold or rows held column-wise
 from the start are the next levers. Re-measure on a quiet box.
+
+**7. Memory after a burst: rows promoted and left as garbage — cut in lean-memory (2026-12-01).** Where the memory of
+a 1,000-bot, 400k-row burst sits (\`node dist/bench/memory.js\`: RSS split by \`/proc/<pid>/smaps_rollup\`, every
+thread's V8 heap in use from \`GET /health\`, then 30 s of quiet with the bots still connected). One run per line, on
+the shared 2-core box at **load average 17–155** (other sessions' builds and tests; RSS depends far less on load than
+rows/s does, but when GCs run still does, so read ±15 MB into each figure). "Heap after" is the heap in use when the
+last row landed, MB: main thread / db-writer / alerter.
+
+| build | RSS empty MB | RSS peak MB | RSS at the end MB | RSS 30 s later MB | heap after (main / db / alerter) |
+| --- | --- | --- | --- | --- | --- |
+| before (6f20e84) | 199 | 416 | 415 | 402 | 78 / 70 / 16 |
+| reading pauses at 65,536 rows held; alerter without kysely | 192 | 362 | 359 | 354 | 86 / 27 / 9 |
+| + Link keeps posted batches as column runs | 192 | 338 | 333 | 335 | 55 / 30 / 12 |
+| that build, the actors' young generation capped at 8 MB (not kept) | 187 | 328 | 328 | 313 | 64 / 44 / 13 |
+| that build under \`NODE_OPTIONS=--max-semi-space-size=2\`, every thread (not kept) | 164 | 337 | 261 | 214 | 27 / 47 / 9 |
+| that build, that flag and \`MALLOC_ARENA_MAX=2\` (not kept) | 162 | 292 | 292 | 249 | 68 / 40 / 12 |
+
+What it shows: (1) the heaps in use stay where the burst left them for 30 s and more: every llm_usage row lived
+~100 ms waiting for its commit (on the main thread in the Link's unacknowledged batches, in the writer until COMMIT),
+long enough to be promoted to the old generation, and with nothing allocating after the burst no major GC comes to
+collect it. Fewer rows held (pause at 65,536, not 250,000) cut the writer's share; keeping posted batches as their
+column runs (flat arrays, no per-row objects) cut the main thread's. (2) RSS minus the heaps in use is ~150 MB of
+anonymous memory: what V8 keeps committed (each isolate's young generation grows to ~48 MB under a burst and stays
+committed; five isolates) and native allocations in malloc arenas (one per thread; structured-clone buffers,
+better-sqlite3). A 2 MB semi-space for every thread gave back ~120 MB within 30 s and took 28 MB off an empty monitor,
+but only a node flag sets the main thread's (\`--max-semi-space-size\` at launch: the systemd unit's \`ExecStart\` or
+\`NODE_OPTIONS\`), not \`resourceLimits\`; capping the actors' young generation alone measured within the noise, as in
+Findings 4, and was not kept. Fewer malloc arenas took ~45 MB off the peak in one run; both are launch settings,
+candidates for the unit file once re-measured on a quiet box. **Not shown:** peak ≤ 250 MB (338 MB here) and back
+under 200 MB within 30 s (335 MB at 30 s). Next levers: the main thread's semi-space at launch; holding the writer's
+rows column-wise until COMMIT (src/llm / the writer's plan, other engineers' rooms in this session); a major GC hint
+once a link has drained after a burst.
+
+The bench itself on this build (19:27–19:35 UTC, load average 16–28, other sessions using 136–190 % of a core
+during every measurement, so the rows/s are not comparable with anything): \`node dist/bench/run.js --only throughput
+--case "10,000 persistent" --reps 1 --no-write\`: 10,000 bots, 400k rows, 400,000/400,000 landed, 0 dropped, RSS peak
+432 MB, **not under 200 MB within 30 s** (432 MB at the end, 407 MB at 30 s); the overload cases 1,000,000/1,000,000
+landed, 0 dropped (25 pauses, 14.7 s paused: the writer got little CPU), and 600,000/600,000 with the database locked
+for 5 s, 0 dropped, at most 39,905 rows held (250,085 before). \`node dist/bench/run.js --only idle --no-write\`:
+10,000 idle bots 297 MB steady (peak 303), other work 156 %; the same section with the build before (\`node dist-before/bench/run.js --only idle
+--no-write\`, right after) 273 MB (peak 296, other work 150 %): within what one pair on this box can tell, no gain at idle —
+the levers here act on rows held during a burst, and the idle RSS is the fixed per-thread cost (Findings 4; both
+figures well above the 187–231 MB of quieter earlier runs). **Not shown: ≤ 180 MB steady.** Throughput before/after was not measured
+in a meaningful state (the monitor got 30–50 % of a core): re-measure with \`--before-cli\` on a quiet box.
 `;
 
 /**
@@ -102,13 +146,16 @@ Not re-measured by \`npm run bench\`: each says how it was measured. Refresh a l
 | choice | where | measured |
 | --- | --- | --- |
 | Link batches wait up to 1 ms | \`src/actors/link.ts\` (\`BUSY_BATCH\`) | Findings 2 above: one postMessage per item was 21 % of the main thread under one-shot load; gathering for 1 ms gave +19 % one-shot connects/s |
+| Ingest pauses reading at 65,536 rows held per link (resumes at half) | \`src/server/ingest-server.ts\` (\`PAUSE_READING_AT\`) | Findings 7 above: at half of \`maxPendingPerLink\` (250,000) the db-writer's heap after a 1,000-bot 400k-row burst was 70 MB, at 65,536 27–44 MB, peak RSS 416 → 362 MB (one run each, load average 17–155); the writer commits in transactions of up to 20,000 rows, so 65,536 held keeps it fed. \`writer.maxHeldRows\` (50,000) stays below it, so a long lock still spools rather than pausing ingest |
+| A Link keeps a posted batch as its column runs until acknowledged | \`src/actors/link.ts\` (\`#unacked\`) | Findings 7 above: the main thread's heap in use after a 1,000-bot 400k-row burst 86 → 55 MB, RSS at the end 359 → 333 MB (one run each): the row objects die young instead of being promoted while they wait for their commit |
+| The alerter loads kysely only for a PostgreSQL store | \`workers/alerter.ts\`, \`src/db/schema-constants.ts\` | Findings 7 above: the alerter's heap in use 16 → 9–12 MB; \`test/thread-imports.test.ts\` keeps its static imports free of kysely and pg |
 | Link batches go column-wise (one array per key) | \`src/actors/link.ts\` (\`toColumns\`) | Findings 6 above: the writer's deserialisation fell from 17–25 % to ~5 % of its busy time, the main thread's clone from 12–13 % to 9 %; 1,000-bot bursts 1.18× the rows/s of the same build without it |
 | The line-rate throttle counts empty lines | \`src/server/ingest-server.ts\` (\`#frame\`) | unthrottled, one connection flooding bare newlines pushed the other bots' heartbeat p99 from 2 ms to 520 ms (commit b46f459, before the throttle counted empty lines) |
 | Actor heap limits (\`supervisor.maxOldGenerationSizeMb\`) | \`src/config.ts\` | V8 heap used at 10,000 bots: registry 45 MB, db-writer 23 MB, sampler 14 MB; db-writer with 256k rows held (database locked) 81 MB. (commit 0ba8398); the limits, 512 MB and 1024 MB for the writer, leave headroom over these |
 | \`bot_metrics.features_json\` is kept, not dropped | \`src/db/schema.ts\` (migration \`0002_bot_identity\`) | dropping a column rewrites the table under the write lock: 1.7 s per million rows; a week of 10,000 bots is ~400M rows, minutes of a locked database at start-up (commit ecb0f3e) |
-| \`isoTime\` reuses the text of the same millisecond | \`src/db/schema.ts\` | without it \`toISOString\` was ~12 % of the writer's CPU at 150k rows/s (commit 8fe92ca) |
+| \`isoTime\` reuses the text of the same millisecond | \`src/db/schema-constants.ts\` | without it \`toISOString\` was ~12 % of the writer's CPU at 150k rows/s (commit 8fe92ca) |
 | The sampler reads cpu and rss from its one \`/proc/<pid>/stat\` read, parsed from the bytes; pidusage only without \`/proc\` | \`workers/sampler.ts\`, \`src/proc.ts\` | \`node dist/bench/sampler.js 100 1000 10000\` (2026-12-01, box shared with other test runs): a steady 10,000-pid round 322 ms wall, 164 ms CPU, no fd held, against 329 ms wall, 382 ms CPU for the earlier design (pidusage reading through fds we seeded into its private history) and 183 ms for plain pidusage, which keeps 10,000 fds open. Parsing the line from its bytes instead of decoding and splitting it into ~50 strings (three alternated runs of \`node dist/bench/sampler.js 10000\`, before/after, load average 10–130): the steady round 208 / 232 / 258 → 153 / 162 / 167 ms CPU, the reads alone 156–185 → 129–141 ms CPU. Floor: a small C program (not in the tree) doing the same open + pread + close over the same pids took 108–135 ms (open + close ~6 µs, the kernel's rendering of the line ~10 µs per pid); ours is now ~15 % on top of those syscalls, so the 150 ms target for a 10,000-pid round is at the kernel's own cost on this box |
-| The registry's rebuild reads \`bot_status\` in a one-shot thread | \`workers/registry.ts\`, \`src/actors/rebuild-reader.ts\` | a fresh idle monitor, three alternated starts each (\`kissmon start\`, \`GET /health\` 6 s later, 2026-12-01): the registry's V8 heap 10.4–10.7 → 8.0–8.1 MB and the process RSS 177–183 → 172–177 MB once the registry no longer imports kysely and better-sqlite3 for its one read at start-up; a worker that imports \`src/db/schema.js\` alone holds +2.9 MB heap used, +16 MB heap committed. The alerter still loads kysely (for two constants of \`src/db/schema.ts\`) |
+| The registry's rebuild reads \`bot_status\` in a one-shot thread | \`workers/registry.ts\`, \`src/actors/rebuild-reader.ts\` | a fresh idle monitor, three alternated starts each (\`kissmon start\`, \`GET /health\` 6 s later, 2026-12-01): the registry's V8 heap 10.4–10.7 → 8.0–8.1 MB and the process RSS 177–183 → 172–177 MB once the registry no longer imports kysely and better-sqlite3 for its one read at start-up; a worker that imports \`src/db/schema.js\` alone holds +2.9 MB heap used, +16 MB heap committed. (The alerter no longer loads kysely either: see above) |
 | No per-bot labels in \`/metrics\` | \`src/http/metrics.ts\` | not measured here: the product brief's figure for 10,000 series is 45 ms and 0.5 MB per scrape |
 `;
 

@@ -68,7 +68,7 @@ export async function startMonitor(
   const answered = await waitFor(
     'the monitor to answer',
     () => (child.exitCode !== null ? 'exited' : requestControl(control, 'GET', '/status', 1_000).then(() => 'up')),
-    30_000,
+    90_000, // on the shared 2-core box at load average 30+ a start took over 30 s
     100,
   );
   if (answered === 'exited') throw new Error(`monitor exited with ${child.exitCode} during start-up`);

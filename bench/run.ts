@@ -86,6 +86,8 @@ interface ThroughputCase {
   rows: number;
   /** One-shot connections in flight per bot process. */
   concurrency: number;
+  /** Also watch the monitor's RSS for 30 s after the burst (RssAfterBurst). */
+  fallBack?: boolean;
 }
 
 interface ThroughputResult {
@@ -105,14 +107,35 @@ interface ThroughputResult {
   backpressure_ms: number | null;
   /** CPU used by processes that are not ours during the measurement, % of one core. */
   other_work_pct: number;
+  /** Cases with `fallBack`, monitor only: RSS sampled each second for 30 s after the last row landed, fleet still connected. */
+  rss_after?: RssAfterBurst;
 }
+
+interface RssAfterBurst {
+  /** When the last row landed. */
+  at_end_mb: number;
+  /** First second at which RSS was under FALL_BACK_MB; null: not within 30 s. */
+  under_s: number | null;
+  at_30s_mb: number;
+}
+
+/** RSS the monitor must be back under within 30 s of a burst (issue 15). */
+const FALL_BACK_MB = 200;
 
 // Bursts stay below the monitor's per-link queue bound (limits.maxPendingPerLink, 500,000): a burst
 // the kernel buffers at once can otherwise fill it (see OVERLOAD_CASE), and rows/s would then be
 // measured on fewer rows than were sent.
 const THROUGHPUT_CASES: ThroughputCase[] = [
   { label: '1,000 persistent bots', bots: 1_000, mode: 'persistent', processes: 2, rows: 400_000, concurrency: 64 },
-  { label: '10,000 persistent bots', bots: 10_000, mode: 'persistent', processes: 4, rows: 400_000, concurrency: 64 },
+  {
+    label: '10,000 persistent bots',
+    bots: 10_000,
+    mode: 'persistent',
+    processes: 4,
+    rows: 400_000,
+    concurrency: 64,
+    fallBack: true,
+  },
   {
     label: 'one-shot (1 connection per row)',
     bots: 1_000,
@@ -299,6 +322,7 @@ async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase, cli?:
         : null;
     const seconds = (lastChangeAt - t0) / 1000;
     const wallMs = lastChangeAt - t0;
+    const rssAfter = kind === 'monitor' && c.fallBack ? await rssAfterBurst(server.pid) : undefined;
     return {
       server: server.name,
       rows_written: g1.llm_written - g0.llm_written,
@@ -313,6 +337,7 @@ async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase, cli?:
       backpressure_pauses: ingest?.backpressure_pauses ?? null,
       backpressure_ms: ingest?.backpressure_ms ?? null,
       other_work_pct: other,
+      rss_after: rssAfter,
     };
   } finally {
     counter?.close();
@@ -321,6 +346,19 @@ async function throughput(kind: 'monitor' | 'baseline', c: ThroughputCase, cli?:
     dir.remove();
     printProfile(prof);
   }
+}
+
+/** The server's RSS each second for 30 s (its fleet still connected): does it give back what the burst took? */
+async function rssAfterBurst(pid: number): Promise<RssAfterBurst> {
+  const atEnd = procStats(pid).rssMb;
+  let under: number | null = atEnd < FALL_BACK_MB ? 0 : null;
+  let last = atEnd;
+  for (let s = 1; s <= 30; s++) {
+    await sleep(1_000);
+    last = procStats(pid).rssMb;
+    if (under === null && last < FALL_BACK_MB) under = s;
+  }
+  return { at_end_mb: atEnd, under_s: under, at_30s_mb: last };
 }
 
 /** Throughput cases run this many times each (baseline and monitor back to back): the machine is shared, medians are steadier. */
@@ -414,6 +452,8 @@ interface Results {
     monitor: ThroughputResult;
     baselineRuns: number[];
     monitorRuns: number[];
+    /** Every monitor run, in order (RSS peaks, the 30 s after a burst). */
+    monitors: ThroughputResult[];
     ratio: number;
     ratios: number[];
   }[];
@@ -449,6 +489,10 @@ async function main(): Promise<void> {
         log(
           `  ${fmt(m.rows_per_s)} rows/s (${fmt(m.rows_landed)}/${fmt(m.rows_written)} landed, ${m.dropped_overflow} dropped on overflow), ratio ${(m.rows_per_s / baselines.at(-1)!.rows_per_s).toFixed(2)}, RSS peak ${m.server_rss_peak_mb} MB, CPU ${m.server_cpu_pct} %, other work ${m.other_work_pct} %`,
         );
+        if (m.rss_after)
+          log(
+            `  RSS after the burst: ${m.rss_after.at_end_mb} MB, under ${FALL_BACK_MB} MB after ${m.rss_after.under_s ?? '> 30'} s, ${m.rss_after.at_30s_mb} MB at 30 s`,
+          );
         if (beforeCli) {
           log(`throughput: ${c.label}, monitor before (${rep}/${REPS}): ${beforeCli}`);
           const b = await throughput('monitor', c, beforeCli);
@@ -464,6 +508,7 @@ async function main(): Promise<void> {
         monitor: medianRun(monitors),
         baselineRuns: baselines.map((b) => b.rows_per_s),
         monitorRuns: monitors.map((m) => m.rows_per_s),
+        monitors,
         ratio: [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)],
         ratios,
       });
@@ -721,6 +766,19 @@ function render(r: Results, minutes: number): string {
         `| one-shot rows ≥ 0.7× raw baseline | ${ratio.toFixed(2)}× | ${verdict(ratio >= 0.7)} | ${other} |`,
       );
     } else {
+      if (t.case.bots === 1_000) {
+        const peaks = t.monitors.map((m) => m.server_rss_peak_mb);
+        targets.push(
+          `| ${t.case.label}: peak RSS during the ${fmt(t.case.rows)}-row burst ≤ 250 MB | ${Math.max(...peaks)} MB (runs: ${peaks.join(', ')}) | ${verdict(Math.max(...peaks) <= 250)} | ${shared(...t.monitors.map((m) => m.other_work_pct))} |`,
+        );
+      }
+      const after = t.monitors.flatMap((m) => (m.rss_after ? [m.rss_after] : []));
+      if (after.length > 0) {
+        const worst = after.some((a) => a.under_s === null) ? null : Math.max(...after.map((a) => a.under_s!));
+        targets.push(
+          `| ${t.case.label}: RSS back under ${FALL_BACK_MB} MB within 30 s of the burst | ${after.map((a) => `${a.at_end_mb} → ${a.at_30s_mb} MB${a.under_s === null ? '' : ` (under at ${a.under_s} s)`}`).join('; ')} | ${verdict(worst !== null)} | ${shared(...t.monitors.map((m) => m.other_work_pct))} |`,
+        );
+      }
       targets.push(
         `| ${t.case.label}: ≥ 100k llm_usage rows/s end to end | ${fmt(t.monitor.rows_per_s)}/s | ${verdict(t.monitor.rows_per_s >= 100_000)} | ${shared(t.monitor.other_work_pct)} |`,
       );
@@ -736,6 +794,9 @@ function render(r: Results, minutes: number): string {
     );
     targets.push(
       `| 10,000 idle bots: monitor RSS < 250 MB | ${m.rss_mb} MB (peak ${m.rss_peak_mb}) | ${verdict(m.rss_peak_mb < 250)} | ${shared(r.idle.otherWorkPct)} |`,
+    );
+    targets.push(
+      `| 10,000 idle bots: monitor RSS ≤ 180 MB steady | ${m.rss_mb} MB | ${verdict(m.rss_mb <= 180)} | ${shared(r.idle.otherWorkPct)} |`,
     );
   }
   if (r.dashboard) {
@@ -787,12 +848,33 @@ function render(r: Results, minutes: number): string {
       'target cannot apply to it: one row per connection, the raw baseline itself stays near 20k/s on this machine.',
       '',
     );
+    const falls = r.throughput.filter((t) => t.monitors.some((m) => m.rss_after));
+    if (falls.length > 0) {
+      out.push(
+        '### Memory given back after a burst',
+        '',
+        `After the last row landed, the monitor's RSS sampled every second for 30 s, its fleet still connected and`,
+        `heartbeating (RSS depends less on the machine's load than throughput does, but GC timing still does):`,
+        '',
+        `| case | run | RSS peak MB | RSS at the end MB | under ${FALL_BACK_MB} MB after s | RSS at 30 s MB | other work % |`,
+        '| --- | --- | --- | --- | --- | --- | --- |',
+      );
+      for (const t of falls)
+        t.monitors.forEach((m, i) => {
+          const a = m.rss_after!;
+          out.push(
+            `| ${t.case.label} | ${i + 1} | ${m.server_rss_peak_mb} | ${a.at_end_mb} | ${a.under_s ?? 'not within 30'} | ${a.at_30s_mb} | ${m.other_work_pct} |`,
+          );
+        });
+      out.push('');
+    }
     if (r.overload || r.lockedDb) {
       out.push(
         '### Overload: more rows than the writer can take',
         '',
         'The main → writer link holds at most `limits.maxPendingPerLink` (500,000) rows read but not yet committed. Since',
-        'b46f459 the monitor stops reading every connection once a link holds half of that, and reads on at a quarter, so the',
+        'b46f459 the monitor stops reading every connection once a link holds 65,536 rows (half of the bound if that is less;',
+        'before lean-memory: half of the bound, 250,000) and reads on at half of that, so the',
         'excess waits in kernel and client buffers instead of being dropped at the bound (`backpressure_pauses` and',
         '`dropped_overflow` in `kissmon health`). Two ways to get there: a burst the kernel has buffered all at once is read',
         `faster than the writer commits, and a database another connection keeps write-locked (here for ${LOCK_MS / 1000} s) stops commits`,
@@ -941,6 +1023,7 @@ function render(r: Results, minutes: number): string {
     'cp -a dist dist-before   # (then change, build) each throughput round also runs the old build:',
     'node dist/bench/run.js --only throughput --no-overload --before-cli dist-before/src/cli.js [--case "1,000 persistent"] [--reps N]',
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
+    'node dist/bench/memory.js [--bots 1000] [--rows 400000] [--cli OTHER_DIST/src/cli.js]  # RSS and heaps per thread through a burst and 30 s after',
     'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
     'node dist/bench/alerts.js                        # the alerter section alone',
     'node dist/bench/postgres.js --write              # PostgreSQL ingest alone, written into this section in place',

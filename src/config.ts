@@ -245,10 +245,11 @@ const ConfigSchema = Type.Object(
       retryDelayMs: positive(100),
       /**
        * Rows held in memory while the database is locked or missing; beyond it the oldest are spooled
-       * (and acknowledged). Below half of limits.maxPendingPerLink, so a long lock spools rather than
-       * pausing ingest.
+       * (and acknowledged). Below the rows held at which ingest pauses reading (65,536, or half of
+       * limits.maxPendingPerLink if less: src/server/ingest-server.ts), so a long lock spools rather
+       * than pausing ingest.
        */
-      maxHeldRows: positiveInt(100_000),
+      maxHeldRows: positiveInt(50_000),
       /** Rows held longer than this while the database is blocked are spooled too (their senders wait for the ack). */
       maxHeldMs: positive(10_000),
     }),

@@ -4,6 +4,8 @@
 // heap for the thread's whole life. A thread started by URL (`new Worker(new URL(…))`, such as the
 // registry's one-shot rebuild reader) is another thread and not followed. The db writer's entry
 // point is walked too and must show the driver: a walker that stopped finding imports fails here.
+// The alerter keeps its state with better-sqlite3 alone; kysely only builds its local tables when
+// the store is PostgreSQL, loaded by import() on that path.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,8 +16,11 @@ import ts from 'typescript';
 const DIST = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
 const DRIVER = /^(kysely|better-sqlite3|pg)(\/|$)/;
 
-/** Every package a thread starting at `entry` loads, with the chain of files that leads to it. */
-function packagesLoaded(entry: string): Map<string, string[]> {
+/**
+ * Every package a thread starting at `entry` loads, with the chain of files that leads to it;
+ * `dynamic: false` leaves out what only `import()` loads (on a path not every start takes).
+ */
+function packagesLoaded(entry: string, { dynamic = true } = {}): Map<string, string[]> {
   const packages = new Map<string, string[]>();
   const via = new Map<string, string | null>([[entry, null]]);
   const queue = [entry];
@@ -46,7 +51,7 @@ function packagesLoaded(entry: string): Map<string, string[]> {
         const isImport = callee.kind === ts.SyntaxKind.ImportKeyword;
         const isRequire = ts.isIdentifier(callee) && callee.text === 'require';
         const isCreateRequired = ts.isCallExpression(callee); // createRequire(import.meta.url)('…')
-        if (isImport || isRequire || isCreateRequired) load(node.arguments[0].text);
+        if ((isImport && dynamic) || isRequire || isCreateRequired) load(node.arguments[0].text);
       }
       ts.forEachChild(node, visit);
     };
@@ -55,8 +60,8 @@ function packagesLoaded(entry: string): Map<string, string[]> {
   return packages;
 }
 
-const driverOf = (entry: string) =>
-  [...packagesLoaded(path.join(DIST, entry))]
+const driverOf = (entry: string, options?: { dynamic?: boolean }) =>
+  [...packagesLoaded(path.join(DIST, entry), options)]
     .filter(([name]) => DRIVER.test(name))
     .map(([name, files]) => `${name} via ${files.join(' → ')}`);
 
@@ -71,4 +76,21 @@ test('the registry and sampler threads do not load the database driver; the db w
   // The walker follows files: the registry reaches its link and log modules.
   const registry = packagesLoaded(path.join(DIST, 'workers/registry.js'));
   assert.ok(registry.has('pino') && registry.has('comlink'), `registry packages: ${[...registry.keys()].join(', ')}`);
+});
+
+test('the alerter thread loads better-sqlite3 for its store, and kysely only through import() (PostgreSQL)', () => {
+  const always = driverOf('workers/alerter.js', { dynamic: false });
+  assert.deepEqual(
+    always.filter((line) => !line.startsWith('better-sqlite3')),
+    [],
+    'the alerter loads kysely or pg on every start',
+  );
+  assert.ok(
+    always.some((line) => line.startsWith('better-sqlite3')),
+    `the walker finds the alerter's store driver: ${JSON.stringify(always)}`,
+  );
+  assert.ok(
+    driverOf('workers/alerter.js').some((line) => line.startsWith('kysely')),
+    'with import() followed, the PostgreSQL path reaches kysely (the walker sees the dynamic import)',
+  );
 });

@@ -19,7 +19,7 @@ import { Deliveries, type QueuedDelivery } from '../src/alerts/delivery.js';
 import { AlertEngine } from '../src/alerts/engine.js';
 import { loadExpected } from '../src/alerts/expected.js';
 import type { Notification } from '../src/alerts/model.js';
-import { AlertStore, type StoreChanges } from '../src/alerts/store.js';
+import { AlertStore, type LocalTablesCreator, type StoreChanges } from '../src/alerts/store.js';
 import { readRebuildState } from '../src/actors/rebuild-read.js';
 import { isPostgresUrl } from '../src/config.js';
 import { RateLimitedLog } from '../src/log.js';
@@ -34,6 +34,7 @@ const OPEN_BUSY_MS = 2_000;
 
 class Alerter {
   readonly #ctx: ActorContext;
+  readonly #createLocalTables: LocalTablesCreator | null;
   readonly #engine: AlertEngine;
   readonly #deliveries: Deliveries;
   readonly #links = new Map<PeerName, Link<never, AlerterInput>>();
@@ -56,8 +57,9 @@ class Alerter {
   };
   #stopping = false;
 
-  constructor(ctx: ActorContext) {
+  constructor(ctx: ActorContext, createLocalTables: LocalTablesCreator | null) {
     this.#ctx = ctx;
+    this.#createLocalTables = createLocalTables;
     this.#rateLog = new RateLimitedLog(ctx.log);
     const { alerts, staleAfterMs } = ctx.config;
     this.#engine = new AlertEngine(
@@ -133,7 +135,7 @@ class Alerter {
     this.#nextOpenAt = now + REOPEN_MS;
     let store: AlertStore;
     try {
-      store = AlertStore.openFor(this.#ctx.config, busyMs);
+      store = AlertStore.openFor(this.#ctx.config, busyMs, this.#createLocalTables);
     } catch (err) {
       const why = (err as Error).message;
       if (why !== this.#storeProblem)
@@ -326,7 +328,12 @@ class Alerter {
 }
 
 runActor<AlerterControlExtra>(async (ctx): Promise<ActorInstance<AlerterControlExtra>> => {
-  const alerter = new Alerter(ctx);
+  // kysely only builds the local alert tables' DDL (PostgreSQL as the store); a SQLite monitor's
+  // alerter thread never loads it (docs/PERFORMANCE.md, "Numbers behind code choices").
+  const createLocalTables = isPostgresUrl(ctx.config.dbPath)
+    ? (await import('../src/db/schema.js')).ensureLocalAlertTables
+    : null;
+  const alerter = new Alerter(ctx, createLocalTables);
   alerter.start();
   return {
     attach: (peer, port) => alerter.attach(peer, port),

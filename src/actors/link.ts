@@ -126,7 +126,13 @@ export class Link<Out, In = never> {
   #onSignal: LinkOptions<In>['onSignal'];
   #seq = 0;
   #current: Out[] = [];
-  #unacked: { seq: number; items: Out[] }[] = [];
+  /**
+   * Posted, not yet acknowledged: kept as the column runs that were posted, not as the items. The
+   * items then die young (an llm_usage row waits ~100 ms for its commit, long enough to be promoted
+   * to the old generation, where 400k of them stayed as garbage for lack of a major GC after a burst:
+   * docs/PERFORMANCE.md, "Numbers behind code choices"); a re-send posts the same runs again.
+   */
+  #unacked: { seq: number; count: number; cols: ColumnRun[] }[] = [];
   #pending = 0;
   #flushTimer: NodeJS.Timeout | null = null;
   #flushImmediate: NodeJS.Immediate | null = null;
@@ -153,12 +159,7 @@ export class Link<Out, In = never> {
     this.#port = port;
     port.on('message', (msg: Envelope) => this.#receive(port, msg));
     for (const batch of this.#unacked) {
-      port.postMessage({
-        type: 'batch',
-        from: this.sender,
-        seq: batch.seq,
-        cols: toColumns(batch.items),
-      } satisfies Envelope);
+      port.postMessage({ type: 'batch', from: this.sender, seq: batch.seq, cols: batch.cols } satisfies Envelope);
       this.#stats.resentBatches++;
     }
   }
@@ -196,16 +197,11 @@ export class Link<Out, In = never> {
     if (this.#flushImmediate) clearImmediate(this.#flushImmediate);
     this.#flushTimer = this.#flushImmediate = null;
     if (this.#current.length === 0) return;
-    const batch = { seq: ++this.#seq, items: this.#current };
+    const batch = { seq: ++this.#seq, count: this.#current.length, cols: toColumns(this.#current) };
     this.#current = [];
     this.#unacked.push(batch);
-    this.#stats.sentItems += batch.items.length;
-    this.#port?.postMessage({
-      type: 'batch',
-      from: this.sender,
-      seq: batch.seq,
-      cols: toColumns(batch.items),
-    } satisfies Envelope);
+    this.#stats.sentItems += batch.count;
+    this.#port?.postMessage({ type: 'batch', from: this.sender, seq: batch.seq, cols: batch.cols } satisfies Envelope);
   }
 
   signal(body: unknown): void {
@@ -259,7 +255,7 @@ export class Link<Out, In = never> {
    */
   unacknowledged(): { from: string; seq: number; items: Out[] }[] {
     this.flush();
-    return this.#unacked.map((b) => ({ from: this.sender, seq: b.seq, items: b.items }));
+    return this.#unacked.map((b) => ({ from: this.sender, seq: b.seq, items: fromColumns(b.cols) as Out[] }));
   }
 
   stats(): LinkStats {
@@ -296,7 +292,7 @@ export class Link<Out, In = never> {
   #acknowledge(seq: number): void {
     // Acks are cumulative: the receiver handles batches in order.
     while (this.#unacked.length > 0 && this.#unacked[0].seq <= seq) {
-      this.#pending -= this.#unacked.shift()!.items.length;
+      this.#pending -= this.#unacked.shift()!.count;
     }
     if (seq > this.#ackedSeq) this.#ackedSeq = seq;
     let woken = 0;

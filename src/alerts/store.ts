@@ -8,7 +8,7 @@
 // it held.
 import BetterSqlite3 from 'better-sqlite3';
 import type { DeliveryResult, SilenceMatcher } from '../actors/alerter-messages.js';
-import { ALERTS_MIGRATION, ensureLocalAlertTables, isoTime } from '../db/schema.js';
+import { ALERTS_MIGRATION, isoTime } from '../db/schema-constants.js';
 import { alertStorePathFor } from '../db/spool.js';
 import { isPostgresUrl, type MonitorConfig } from '../config.js';
 import { MonitorError } from '../errors.js';
@@ -31,6 +31,9 @@ export interface StoreChanges {
   silences: [string, Silence | undefined][];
   deliveries: [string, QueuedDelivery | null][];
 }
+
+/** Creates the alerter's tables in a local SQLite file if missing (src/db/schema.ts `ensureLocalAlertTables`). */
+export type LocalTablesCreator = (sqlite: BetterSqlite3.Database) => void;
 
 /** The database is not ready for the alerter yet (missing, locked, or its migration not run). */
 export class StoreUnavailableError extends MonitorError {
@@ -118,15 +121,23 @@ export class AlertStore {
     });
   }
 
-  /** The store for `config`: the SQLite database itself, or the local alert file when the store is PostgreSQL. */
-  static openFor(config: Pick<MonitorConfig, 'dbPath' | 'spool' | 'hostName'>, busyTimeoutMs: number): AlertStore {
-    return isPostgresUrl(config.dbPath)
-      ? AlertStore.openLocal(alertStorePathFor(config), busyTimeoutMs)
-      : AlertStore.open(config.dbPath, busyTimeoutMs);
+  /**
+   * The store for `config`: the SQLite database itself, or the local alert file when the store is
+   * PostgreSQL (then `createLocalTables`, src/db/schema.ts `ensureLocalAlertTables`, is required:
+   * the caller loads it, and kysely with it, only then).
+   */
+  static openFor(
+    config: Pick<MonitorConfig, 'dbPath' | 'spool' | 'hostName'>,
+    busyTimeoutMs: number,
+    createLocalTables: LocalTablesCreator | null,
+  ): AlertStore {
+    if (!isPostgresUrl(config.dbPath)) return AlertStore.open(config.dbPath, busyTimeoutMs);
+    if (!createLocalTables) throw new TypeError('createLocalTables is required when the store is PostgreSQL');
+    return AlertStore.openLocal(alertStorePathFor(config), busyTimeoutMs, createLocalTables);
   }
 
   /** The local alert file (created with its tables if missing); StoreUnavailableError if it cannot be. */
-  static openLocal(path: string, busyTimeoutMs: number): AlertStore {
+  static openLocal(path: string, busyTimeoutMs: number, createLocalTables: LocalTablesCreator): AlertStore {
     let sqlite: BetterSqlite3.Database;
     try {
       sqlite = new BetterSqlite3(path);
@@ -137,7 +148,7 @@ export class AlertStore {
       sqlite.pragma(`busy_timeout = ${Math.round(busyTimeoutMs)}`);
       sqlite.pragma('journal_mode = WAL');
       sqlite.pragma('synchronous = NORMAL');
-      ensureLocalAlertTables(sqlite);
+      createLocalTables(sqlite);
       return new AlertStore(sqlite, false);
     } catch (err) {
       sqlite.close();

@@ -20,6 +20,8 @@ import { MonitorError } from '../errors.js';
 import { registerHistogramFunctions } from '../llm/histogram.js';
 import { openReadConnection } from './read-connection.js';
 
+export { ALERTS_MIGRATION, isoTime } from './schema-constants.js';
+
 /**
  * `host` on insert may be left out only where SQLite's DEFAULT '' applies (tests, old tools):
  * the writer always sets it, and on PostgreSQL it has no default.
@@ -674,9 +676,6 @@ export function ensureLocalAlertTables(sqlite: BetterSqlite3.Database): void {
   for (const table of alertTableBuilders(db)) sqlite.exec(table.compile().sql);
 }
 
-/** The migration that creates the alerter's tables: it waits for it before it opens them. */
-export const ALERTS_MIGRATION = '0005_alerts';
-
 /** Start-up may wait this long for another process's write (e.g. a concurrent monitor migrating). */
 const MIGRATION_BUSY_TIMEOUT_MS = 5_000;
 
@@ -771,18 +770,4 @@ function newMigrator(db: Kysely<Database>): Migrator {
 export async function migratePostgres(db: Kysely<Database>): Promise<void> {
   const { error } = await newMigrator(db).migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error('migration failed', { cause: error });
-}
-
-// Rows stamped in the same millisecond (a tick's worth of ingest) share one conversion: without
-// this, toISOString was a visible share of the writer's CPU (docs/PERFORMANCE.md, "Numbers behind code choices").
-let lastMs = Number.NaN;
-let lastText = '';
-
-/** Milliseconds since the epoch → the stored text form. */
-export function isoTime(ms: number): string {
-  if (ms !== lastMs) {
-    lastText = new Date(ms).toISOString();
-    lastMs = ms;
-  }
-  return lastText;
 }

@@ -70,6 +70,14 @@ interface Connection {
 
 const MAX_AUTH_FAILURES = 5;
 
+/**
+ * Rows a link may hold (read, not yet committed) before reading pauses. The writer commits ~100k
+ * rows/s in transactions of up to writer.maxRowsPerTransaction (20,000), so a few of those keep it
+ * busy; holding up to 250,000 (half the default bound) only cost memory: the 1,000-bot 400k-row
+ * burst peaked at 391 MB RSS with it (docs/PERFORMANCE.md, "Numbers behind code choices").
+ */
+const PAUSE_READING_AT = 65_536;
+
 const CONNECTION = Symbol('kissmon.connection');
 type ConnectedSocket = net.Socket & { [CONNECTION]: Connection };
 
@@ -108,6 +116,8 @@ export class IngestServer {
   #backpressured = false;
   #backpressureSince = 0;
   #backpressureTimer: NodeJS.Timeout | null = null;
+  /** Rows held for one link at which reading pauses (resumes at half). */
+  readonly #pauseAt: number;
   readonly #socketHandlers = (() => {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const server = this;
@@ -145,6 +155,7 @@ export class IngestServer {
     this.#log = options.log.child({ component: 'ingest' });
     this.#rateLog = new RateLimitedLog(this.#log);
     this.#auth = options.auth;
+    this.#pauseAt = Math.min(PAUSE_READING_AT, this.#config.limits.maxPendingPerLink / 2);
   }
 
   /** Binds the socket. A stale file from a crashed monitor is replaced; a live monitor's never is. */
@@ -285,14 +296,15 @@ export class IngestServer {
   }
 
   /**
-   * Backpressure instead of loss: once a link holds half of maxPendingPerLink (the writer is locked
-   * or slower than the bots), stop reading every connection until it is down to a quarter. The
-   * excess waits in kernel and client buffers, which both clients handle, rather than being
-   * dropped at the bound. Checked per chunk: two property reads.
+   * Backpressure instead of loss: once a link holds PAUSE_READING_AT rows (or half of
+   * maxPendingPerLink, if less: the writer is locked or slower than the bots), stop reading every
+   * connection until it is down to half of that. The excess waits in kernel and client buffers,
+   * which both clients handle, rather than being held here or dropped at the bound. Checked per
+   * chunk: two property reads.
    */
   #checkBackpressure(): void {
     if (this.#backpressured || this.#draining) return;
-    const high = this.#config.limits.maxPendingPerLink / 2;
+    const high = this.#pauseAt;
     if (this.#writer.pending < high && this.#registry.pending < high) return;
     this.#backpressured = true;
     this.#backpressureSince = performance.now();
@@ -303,7 +315,7 @@ export class IngestServer {
       'an actor is behind: reading paused until it catches up',
     );
     for (const conn of this.#connections.values()) conn.socket.pause();
-    const low = this.#config.limits.maxPendingPerLink / 4;
+    const low = high / 2;
     this.#backpressureTimer = setInterval(() => {
       if (this.#writer.pending < low && this.#registry.pending < low) this.#endBackpressure();
     }, 20);
