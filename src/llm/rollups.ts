@@ -74,8 +74,6 @@ export const ROLLUP_ADDED = [
 const COLUMNS = [...ROLLUP_KEY, ...ROLLUP_ADDED, 'latency_min', 'latency_max', 'latency_hist', 'host'] as const;
 /** The conflict target: the table's primary key (0006_hosts). */
 const CONFLICT = [...ROLLUP_KEY, 'host'].join(', ');
-/** The values a stored row's key keeps: everything but the key (updateSql's SET, in COLUMNS order). */
-const HELD_VALUES = COLUMNS.filter((c) => !(ROLLUP_KEY as readonly string[]).includes(c) && c !== 'host');
 
 function upsertSql(table: RollupTable): string {
   const set = [
@@ -91,15 +89,11 @@ function upsertSql(table: RollupTable): string {
 
 /** Writes a row's absolute values (the writer's in-memory row is the stored row plus this transaction). */
 function putSql(table: RollupTable): string {
-  const set = HELD_VALUES.map((c) => `${c} = excluded.${c}`);
+  const set = COLUMNS.filter((c) => !(ROLLUP_KEY as readonly string[]).includes(c) && c !== 'host').map(
+    (c) => `${c} = excluded.${c}`,
+  );
   return `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
     ON CONFLICT (${CONFLICT}) DO UPDATE SET ${set.join(', ')}`;
-}
-
-/** Writes the absolute values of a row the table has (cheaper than the upsert: one seek instead of a failed insert and a seek). */
-function updateSql(table: RollupTable): string {
-  return `UPDATE ${table} SET ${HELD_VALUES.map((c) => `${c} = ?`).join(', ')}
-    WHERE ${[...ROLLUP_KEY, 'host'].map((c) => `${c} = ?`).join(' AND ')}`;
 }
 
 const dayOf = (hourTs: string) => `${hourTs.slice(0, 10)}T00:00:00.000Z`;
@@ -136,7 +130,6 @@ function emptySums(host: string, ts: string, row: RollupInput): Held {
     latency_max: null,
     hist: null,
     dirty: false,
-    inTable: false,
   };
 }
 
@@ -187,29 +180,6 @@ const values = (s: Sums) => [
   s.host,
 ];
 
-/** updateSql's parameters: the values, then the key. */
-const updateValues = (s: Sums) => [
-  s.calls,
-  s.tokens_in,
-  s.tokens_out,
-  s.tokens_cached,
-  s.tokens_reasoning,
-  s.cost_usd,
-  s.unpriced_calls,
-  s.latency_count,
-  s.latency_sum,
-  s.latency_min,
-  s.latency_max,
-  s.hist && encode(s.hist),
-  s.ts,
-  s.channel,
-  s.model,
-  s.feature,
-  s.provider,
-  s.status,
-  s.host,
-];
-
 /**
  * A channel's in-memory rows: a short list compared field by field (no key string built and hashed
  * per row: bench, 2-4× cheaper than a Map of joined keys), and a Map once the channel has many.
@@ -221,11 +191,8 @@ interface ChannelRows {
 const LIST_MAX = 16;
 const restKey = (model: string, feature: string, provider: string, status: string) =>
   `${model}\0${feature}\0${provider}\0${status}`;
-/**
- * An in-memory hourly row: the stored row plus what this writer added; `dirty` until written;
- * `inTable`: the table has the key (read from it, or written by this writer since the memory was last dropped).
- */
-type Held = Sums & { dirty: boolean; inTable: boolean };
+/** An in-memory hourly row: the stored row plus what this writer added; `dirty` until written. */
+type Held = Sums & { dirty: boolean };
 
 /** The stored hourly rows of one hour the writer holds; `complete`: every row of the hour is here. */
 interface HourRows {
@@ -254,7 +221,6 @@ export class RollupBatch {
   #lastTs = '';
   #lastHour: HourRows | null = null;
   #put: BetterSqlite3.Statement;
-  #update: BetterSqlite3.Statement;
   #addDaily: BetterSqlite3.Statement;
   #load: BetterSqlite3.Statement<unknown[], LlmUsageRollupTable>;
   #anyInHour: BetterSqlite3.Statement<[string, string], unknown>;
@@ -269,7 +235,6 @@ export class RollupBatch {
   constructor(sqlite: BetterSqlite3.Database, now: () => number = Date.now, host = '') {
     this.#host = host;
     this.#put = sqlite.prepare(putSql('llm_usage_hourly'));
-    this.#update = sqlite.prepare(updateSql('llm_usage_hourly'));
     this.#addDaily = sqlite.prepare(upsertSql('llm_usage_daily'));
     this.#load = sqlite.prepare<unknown[], LlmUsageRollupTable>(
       `SELECT * FROM llm_usage_hourly WHERE ${ROLLUP_KEY.map((c) => `${c} = ?`).join(' AND ')} AND host = ?`,
@@ -374,10 +339,7 @@ export class RollupBatch {
         ? undefined
         : this.#load.get(ts, row.channel, model, feature, provider, status, this.#host);
       s = emptySums(this.#host, ts, row);
-      if (stored) {
-        fromStored(s, stored);
-        s.inTable = true;
-      }
+      if (stored) fromStored(s, stored);
       channel.list.push(s);
       if (channel.byKey !== null) channel.byKey.set(restKey(model, feature, provider, status), s);
       else if (channel.list.length > LIST_MAX)
@@ -404,10 +366,8 @@ export class RollupBatch {
    */
   write(): void {
     for (const s of this.#dirty) {
-      // A row gone from the table (pruned while held) is written whole again.
-      if (!s.inTable || this.#update.run(updateValues(s)).changes === 0) this.#put.run(values(s));
+      this.#put.run(values(s));
       s.dirty = false;
-      s.inTable = true;
     }
     for (const s of this.#late.values()) this.#addDaily.run(values(s));
     this.#dirty = [];
