@@ -2,22 +2,27 @@
 //   1. writer ingest rate with the rollups on vs off: the real db-writer thread on a real SQLite file,
 //      fed through a Link as fast as it acknowledges (the writer alone, so the rollups' share is not
 //      diluted by socket and parsing work); alternating runs, medians.
+//      Also as concurrent pairs (two writer threads at once) and in-process interleaved (the store's
+//      transactions off and on alternating in one thread), the measures a shared box disturbs least.
 //   2. the same end to end: `kissmon start` (a child process) fed by loadtest bot processes on its
 //      socket, timed until the rows are visible in llm_usage, with the monitor process's CPU.
 //   3. `kissmon usage --since 90d --by channel,model` on a database of 10 million llm_usage rows over
 //      90 days, generated straight into SQLite (the real schema, rollups summed by the writer's own
 //      RollupBatch), timed as the query inside a read connection and as the whole CLI process.
 //
-// Run: npx tsc -p . && node dist/bench/llm.js [--rows 10000000] [--ingest-rows 300000] [--e2e-rows 200000] [--reps 3]
+// Run: npx tsc -p . && node dist/bench/llm.js [--rows 10000000] [--ingest-rows 600000] [--e2e-rows 200000] [--reps 3] [--pairs 3]
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { Link } from '../src/actors/link.js';
+import { fromColumns, Link, toColumns } from '../src/actors/link.js';
 import type { LlmUsageRow, WriteItem } from '../src/actors/db-writer-messages.js';
 import { isoTime, openReadDatabase, openWriteDatabase } from '../src/db/schema.js';
+import { openSqliteStore, type SqliteStore } from '../src/db/sqlite-store.js';
+import { noRows } from '../src/db/store.js';
+import { resolveConfig } from '../src/config.js';
 import { PriceTable, BUILTIN_PRICES } from '../src/llm/prices.js';
 import { usageReport } from '../src/llm/report.js';
 import { CLOCK_TICKS_PER_S } from '../src/proc.js';
@@ -26,7 +31,7 @@ import { Fleet } from '../src/loadtest/fleet.js';
 import { CLI, TestDir } from '../test/helpers/monitor-process.js';
 import { sleep, waitFor } from '../test/helpers/wait.js';
 import { procStats, RowCounter, startMonitor, type Server } from './harness.js';
-import { startWriter, stopWriters } from '../test/helpers/writer.js';
+import { startWriter, stopWriters, TEST_HOST } from '../test/helpers/writer.js';
 
 export interface LlmBenchResult {
   ingest: {
@@ -43,6 +48,11 @@ export interface LlmBenchResult {
     /** Concurrent pairs (ingestPair): rows per writer CPU-second, off and on, and each pair's cost. */
     pairs: { off: number; on: number; cost_pct: number }[];
     pairs_median_cost_pct: number;
+    /** In-process interleaved (ingestInterleaved): µs of CPU per row, off and on, and each run's cost. */
+    interleaved: { off_us: number; on_us: number; cost_pct: number }[];
+    interleaved_median_cost_pct: number;
+    /** 1-minute load average at the start and the end of the ingest measurements. */
+    load_average_range: [number, number];
   };
   /** The whole monitor (`kissmon start`) fed by loadtest bot processes: socket → rows visible. */
   end_to_end: {
@@ -211,6 +221,55 @@ export async function ingestPair(rows: number): Promise<{ off: number; on: numbe
   }
 }
 
+/** Rows per transaction in ingestInterleaved: what the bench's writer commits per transaction. */
+const INTERLEAVED_BATCH = 20_000;
+
+/**
+ * The SQLite store's transactions (the writer's per-row path without the worker and the Link around
+ * it) in this thread, one store with the rollups off and one with them on, interleaved batch by
+ * batch (the order swapped every batch): both meet the same neighbours at the same moment, and each
+ * transaction's CPU is its own (process.cpuUsage around it, one thread). The least noisy of the
+ * measures on a shared box. Each batch goes through toColumns, a structured clone and fromColumns
+ * first, as a Link delivers it (fresh strings per row), outside the timing.
+ */
+export async function ingestInterleaved(rows: number): Promise<{ offUs: number; onUs: number }> {
+  const dir = new TestDir();
+  const stores: { store: SqliteStore; us: number }[] = [];
+  try {
+    for (const rollups of [false, true]) {
+      const path = join(dir.path, `interleaved-${rollups}.db`);
+      const config = resolveConfig({ dbPath: path, logLevel: 'error', hostName: TEST_HOST }, { llm: { rollups } });
+      stores.push({
+        store: await openSqliteStore(path, config, { busyTimeoutMs: 1000, migrationBusyTimeoutMs: 1000 }),
+        us: 0,
+      });
+    }
+    const now = Date.now();
+    const batches = Math.max(2, Math.round(rows / INTERLEAVED_BATCH));
+    for (let b = 0; b < batches; b++) {
+      const items: LlmUsageRow[] = [];
+      for (let i = b * INTERLEAVED_BATCH; i < (b + 1) * INTERLEAVED_BATCH; i++)
+        items.push(fleetCall(i, now + Math.floor(i / 50)));
+      const columns = toColumns(items);
+      for (const side of b % 2 === 0 ? stores : [...stores].reverse()) {
+        const plan = { rows: fromColumns(structuredClone(columns)) as LlmUsageRow[], cursors: new Map([['bench', b]]) };
+        const cpu = process.cpuUsage();
+        await side.store.write(plan, noRows(), (err) => {
+          throw err;
+        });
+        side.store.committed();
+        const used = process.cpuUsage(cpu);
+        if (b > 0) side.us += used.user + used.system; // the first batch warms the code up
+      }
+    }
+    const perRow = (us: number) => Math.round((us / ((batches - 1) * INTERLEAVED_BATCH)) * 1000) / 1000;
+    return { offUs: perRow(stores[0].us), onUs: perRow(stores[1].us) };
+  } finally {
+    for (const side of stores) await side.store.handle.db.destroy();
+    dir.remove();
+  }
+}
+
 const E2E_BOTS = 1_000;
 
 /**
@@ -321,9 +380,11 @@ export async function benchLlm(
     keepDb?: string;
   } = {},
 ): Promise<LlmBenchResult> {
-  const ingestRows = options.ingestRows ?? 300_000;
+  // 600,000 rows: a run of several CPU-seconds, so a neighbour's burst is a small part of it.
+  const ingestRows = options.ingestRows ?? 600_000;
   const e2eRows = options.e2eRows ?? 200_000;
   const reps = options.reps ?? 3;
+  const ingestLoad0 = os.loadavg()[0];
   const on: { wall: number; cpu: number }[] = [];
   const off: { wall: number; cpu: number }[] = [];
   for (let rep = 1; rep <= reps; rep++) {
@@ -345,6 +406,16 @@ export async function benchLlm(
     );
   }
   await stopWriters();
+  const interleaved: { off_us: number; on_us: number; cost_pct: number }[] = [];
+  for (let rep = 1; rep <= (options.pairs ?? reps); rep++) {
+    const run = await ingestInterleaved(ingestRows);
+    const costPct = Math.round((1 - run.offUs / run.onUs) * 1000) / 10; // as rows per CPU-second, like the others
+    interleaved.push({ off_us: run.offUs, on_us: run.onUs, cost_pct: costPct });
+    log(
+      `ingest interleaved in-process (${rep}): rollups off ${run.offUs} µs, on ${run.onUs} µs CPU per row: ${costPct} %`,
+    );
+  }
+  const ingestLoad1 = os.loadavg()[0];
   const e2eOn: { wall: number; cpuPerKrow: number }[] = [];
   const e2eOff: { wall: number; cpuPerKrow: number }[] = [];
   for (let rep = 1; e2eRows > 0 && rep <= reps; rep++) {
@@ -454,6 +525,9 @@ export async function benchLlm(
         cost_pct: Math.round(((offMedian - onMedian) / offMedian) * 1000) / 10,
         pairs,
         pairs_median_cost_pct: median(pairs.map((p) => p.cost_pct)),
+        interleaved,
+        interleaved_median_cost_pct: median(interleaved.map((r) => r.cost_pct)),
+        load_average_range: [ingestLoad0, ingestLoad1].map((l) => Math.round(l * 10) / 10) as [number, number],
       },
       end_to_end:
         e2eOn.length === 0
@@ -504,6 +578,10 @@ export function formatLlmBench(r: LlmBenchResult): string {
     `The same as concurrent pairs (a writer with the rollups off and one with them on, running at the same time on the same`,
     `rows, so both meet the same neighbours): rows per writer CPU-second off / on, per pair: ${r.ingest.pairs.map((p) => `${f(p.off)} / ${f(p.on)} (${p.cost_pct} %)`).join('; ')};`,
     `median cost **${r.ingest.pairs_median_cost_pct} %** (target < 15 %).`,
+    '',
+    `In-process interleaved (the SQLite store's transactions of ${f(INTERLEAVED_BATCH)} rows, off and on alternating batch by batch in one thread; CPU per`,
+    `transaction, process.cpuUsage): µs of CPU per row off / on, per run: ${r.ingest.interleaved.map((x) => `${x.off_us} / ${x.on_us} (${x.cost_pct} %)`).join('; ')};`,
+    `median cost **${r.ingest.interleaved_median_cost_pct} %** (target < 15 %). Load average during the ingest measurements: ${r.ingest.load_average_range.join(' → ')}.`,
     '',
     ...(r.end_to_end
       ? [

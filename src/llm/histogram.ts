@@ -14,9 +14,18 @@ const LOG_GROWTH = Math.log(GROWTH);
 export const BUCKETS = 92;
 const ENTRY = 5;
 
-export function bucketOf(latencyMs: number): number {
+function bucketByLog(latencyMs: number): number {
   if (!(latencyMs >= 1)) return 0;
   return Math.min(BUCKETS - 1, Math.floor(Math.log(latencyMs) / LOG_GROWTH) + 1);
+}
+
+/** bucketByLog of every whole ms below 65,536 (what bots report), computed once. */
+const BUCKET_OF_WHOLE_MS = Uint8Array.from({ length: 65_536 }, (_, ms) => bucketByLog(ms));
+
+export function bucketOf(latencyMs: number): number {
+  // A table read instead of Math.log per rollup row (bench: ~1 % of the writer's CPU per row); any
+  // other value (a fraction, ≥ 65,536, NaN) reads undefined and takes the formula, so both agree.
+  return BUCKET_OF_WHOLE_MS[latencyMs] ?? bucketByLog(latencyMs);
 }
 
 /** [low, high) of a bucket in ms. */

@@ -220,6 +220,9 @@ export class RollupBatch {
   #late = new Map<string, Sums>();
   /** The fold watermark as this transaction found it (null: not read yet). */
   #until: string | null = null;
+  /** The hour last compared with the watermark, and whether it is before it (a compare per hour, not per row). */
+  #lateCheckedTs = '';
+  #lateHour = false;
   #lastTs = '';
   #lastHour: HourRows | null = null;
   #put: BetterSqlite3.Statement;
@@ -262,7 +265,7 @@ export class RollupBatch {
    */
   begin(): void {
     if (this.#dirty.length > 0 || this.#late.size > 0) this.rollback();
-    this.#until = null;
+    this.#forgetWatermark();
   }
 
   /** The transaction did not commit: forget every in-memory row (the table is the truth again). */
@@ -272,7 +275,7 @@ export class RollupBatch {
     this.#lastHour = null;
     this.#dirty = [];
     this.#late.clear();
-    this.#until = null;
+    this.#forgetWatermark();
   }
 
   /** Adds one stored call at `cost` (null: unpriced). */
@@ -281,14 +284,29 @@ export class RollupBatch {
     const bucket = latency === null || latency === undefined ? -1 : bucketOf(latency);
     const ts = hourStart(row.at);
     addCall(this.#row(ts, row), row, cost, bucket);
-    if (ts < this.#watermark()) addCall(this.#lateRow(ts, row), row, cost, bucket);
+    if (this.#isLate(ts)) addCall(this.#lateRow(ts, row), row, cost, bucket);
   }
 
   /** A re-priced stored call: only its cost in the rollups moves, from `before` to `after`. */
   reprice(row: RollupInput, before: number | null, after: number | null): void {
     const ts = hourStart(row.at);
     moveCost(this.#row(ts, row), before, after);
-    if (ts < this.#watermark()) moveCost(this.#lateRow(ts, row), before, after);
+    if (this.#isLate(ts)) moveCost(this.#lateRow(ts, row), before, after);
+  }
+
+  /** Is hour `ts` folded into its day already? (`ts` from hourStart: the same string while the hour is.) */
+  #isLate(ts: string): boolean {
+    if (ts !== this.#lateCheckedTs) {
+      this.#lateCheckedTs = ts;
+      this.#lateHour = ts < this.#watermark();
+    }
+    return this.#lateHour;
+  }
+
+  /** The watermark is read again by the next transaction (write() may have moved it). */
+  #forgetWatermark(): void {
+    this.#until = null;
+    this.#lateCheckedTs = '';
   }
 
   #watermark(): string {
@@ -360,7 +378,7 @@ export class RollupBatch {
     this.#dirty = [];
     this.#late.clear();
     this.#foldFinishedHours(this.#watermark());
-    this.#until = null;
+    this.#forgetWatermark();
     this.#forgetOldHours();
   }
 
