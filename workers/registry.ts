@@ -1,7 +1,8 @@
 // Registry actor: the live state machine of every bot (states drawn in src/protocol/states.ts).
 //
 // Inputs:  'ingest'  Link<_, BotSignal>   register/heartbeat/unregister from the socket, + pulses
-//          'sampler' signals (SampleRound) cpu/rss per bot, and pids that are gone
+//          'sampler' signals (SampleRoundSignal) cpu/rss per bot, and pids that are gone; applied
+//                    SAMPLE_SLICE per event-loop turn so heartbeat batches are not held back
 // Outputs: 'db'      Link<WriteItem>      bot_status upserts and bot_events rows
 //          'sampler' Link<WatchItem>      which pids to watch
 //          'alerter' Link<AlerterInput>   every transition (fire-and-forget: nothing here waits for its acks)

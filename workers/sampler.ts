@@ -1,9 +1,9 @@
 // The process sampler actor: every `sampleIntervalMs`, one time-boxed round samples every watched
 // pid — state, start time, cpu and rss from /proc/<pid>/stat (pidusage where there is no /proc) — and
-// reports the round to the registry (one unacknowledged signal) and one metric row per sample to
-// the db writer.
+// reports the round to the registry (one unacknowledged signal, the samples column-wise) and one
+// metric row per sample to the db writer.
 //
-//   registry ──watch/unwatch (Link, acked at once)──▶ sampler ──SampleRound (signal)──▶ registry
+//   registry ──watch/unwatch (Link, acked at once)──▶ sampler ──SampleRoundSignal──▶ registry
 //                                                        └───── metric rows (Link) ───▶ db
 //
 // One round at a time, never stacked:
