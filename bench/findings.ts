@@ -2,7 +2,7 @@
 // `npm run bench`: they come from profiled runs (`node dist/bench/run.js --profile DIR`, or one case
 // under `node --cpu-prof`) and say where the time went when they were written. Refresh them when the
 // code they point at changes.
-export const FINDINGS = `## Findings (profiles, 2026-11-27; 6, 7: 2026-12-01)
+export const FINDINGS = `## Findings (profiles, 2026-11-27; 6–8: 2026-12-01)
 
 Profiles taken with \`node --cpu-prof\` on the monitor (one profile per thread), summarised by
 \`node dist/bench/profile.js DIR\` (self time per function). Percentages are of that thread's busy time.
@@ -132,6 +132,54 @@ for 5 s, 0 dropped, at most 39,905 rows held (250,085 before). \`node dist/bench
 the levers here act on rows held during a burst, and the idle RSS is the fixed per-thread cost (Findings 4; both
 figures well above the 187–231 MB of quieter earlier runs). **Not shown: ≤ 180 MB steady.** Throughput before/after was not measured
 in a meaningful state (the monitor got 30–50 % of a core): re-measure with \`--before-cli\` on a quiet box.
+
+**8. Heartbeats under 10,000-pid sample rounds — the registry's round block cut in lean-heartbeat (2026-12-01).**
+Profile of the sampler-latency case (\`kissmon start --sample-interval 2\` under \`node --cpu-prof\` + \`kissmon
+loadtest --bots 10000 --duration 20 --heartbeat-interval 1 --llm-rate 0 --pid-per-bot --json\`), 25 s of the
+measured window, load average 10 → 23 (the profiler samples wall time, so on a loaded box a thread that waits for a
+core is counted in the function it waits in: read the shares, not the ms). Top costs per thread, before:
+
+| thread | busy in the window | top three (self time) | the next |
+| --- | --- | --- | --- |
+| main | 54 % | \`decodeLine\` (toString + JSON.parse + TypeBox) 16.6 %, \`onStreamRead\` 8.5 %, \`nextTick\` 7.9 % ((program) 16.7 %) | \`postMessage\` 6.4 %, \`#frame\` 4.4 %, GC 4.4 %, \`#line\` 3.1 %, \`Link.flush\` 2.9 % |
+| registry | 59 % | \`#heartbeat\` 15.9 %, \`#touch\` 15.8 %, \`#applySamples\` 13.3 % | \`#markStale\` 9.8 %, \`stats\` 4.3 %, \`statusRow\` 4.2 %, GC 3.2 %, \`postMessage\` 2.3 % |
+| sampler | 36 % | \`read\` 38.6 %, \`open\` 32.2 %, \`close\` 9.5 % (the /proc syscalls) | \`#judge\` 3 %, GC 2.2 %, \`Link.signal\` 1.6 % |
+| db-writer | 33 % | \`#writeRow\` 49.7 %, \`sqliteTransaction\` 28.8 %, \`isoTime\` 8 % (10,000 metric rows per round, 10,000 status rows per 5 s) | \`fromColumns\` 3.8 % |
+
+What it says: on the heartbeat path itself nothing stands out — the main thread's cost is Node's socket read path
+and JSON.parse, which the raw sink pays too; heartbeats cost the registry a Map lookup and three stores
+(\`#heartbeat\` + \`#touch\`, no system call: \`/proc\` is read only for registers, once per pid per batch, and for
+heartbeats of unknown channels). What hurt the p99 was *when* the registry worked: \`#applySamples\` plus the
+round's deserialisation, one 16–19 ms task every 2 s, holding back about 1 % of the heartbeats — the p99. Cut:
+the round crosses column-wise and is applied 500 samples per turn ("Sampler" above).
+Left as they were: \`#markStale\` and \`stats\` each walk the 10,000 bots (every second; ~0.5 ms each when the box
+is quiet), and \`#flushDirty\` posts 10,000 status rows every 5 s in one task; slicing that flush the same way is the
+next lever for the p99, and the metric and status rows are most of the writer's CPU (the writer is rollup-cost's
+and lean-memory's room this session). **Not shown on this box: the issue's heartbeat p99 ≤ 20 ms and monitor CPU ≤
+50 % under 10,000-pid rounds**: at load average 20–45 the fleet of 10,000 pids did not even finish registering in
+60 s (5,442 and 5,527 of 10,000), nor 240 s (6,118 before, 6,786 after), and a controlled variant (10,000 bots on
+4 bot processes, so each round still posts 10,000 samples but reads 4 pids) ended with the loadtest's control calls
+timing out (HTTP 408, "registry is restarting", "did not answer within 5000 ms") for both builds at load 20–30. One
+pair of that variant did complete (19:32–19:36 UTC, load 16–20, before then after, \`kissmon start --sample-interval 2\`
++ \`kissmon loadtest --bots 10000 --duration 20 --heartbeat-interval 1 --llm-rate 0 --connect-timeout 240 --json\`):
+before p50 2,894 ms, p99 125,698 ms, monitor CPU 65.7 %; after p50 582 ms, p99 107,020 ms, CPU 67.9 %; false stale
+0 in both. Latencies of seconds to minutes mean both monitors were far behind (their heartbeats waited for a core
+behind the registration backlog), so these are not p99 figures to compare with the target, and the CPU figures
+are the same within this box's noise. At 19:42 the box went quiet (load 0.3–5) and two full-scale pairs ran (the
+exact sampler-latency command above, 10,000 pids, alternated; monitor CPU from its own /proc over the window):
+
+| run (UTC) | build | load | heartbeats | p50 ms | p99 ms | max ms | false stale | monitor CPU % |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| 19:43:00 | after | 0.4 → 2.6 | 201,293 | 0.95 | 75.97 | 152.32 | 0 | 75.6 |
+| 19:43:40 | before | 2.4 → 4.1 | 203,571 | 1 | 133.38 | 272.38 | 0 | 76.6 |
+| 19:44:53 | before | 3.2 → 5.3 | 200,947 | 0.84 | 46.02 | 75.65 | 0 | 64 |
+| 19:45:41 | after | 4.8 → 5.1 | 202,418 | 1.15 | 221.44 | 305.92 | 0 | 81.9 |
+
+Inconclusive: each build has the better and the worse p99 of a pair, the load was rising through them, and CPU is
+64–82 % for both. The change removes one 16–19 ms task per round (measured in CPU time above); whether that moves
+the p99 is for the quiet-box re-measurement, with more pairs than these two. Re-measure on a quiet box: \`node dist/bench/run.js --only sampler\`
+from this build and from one before 13d9076, alternated (\`--before-cli\` covers only the throughput rounds).
+
 `;
 
 /**
@@ -155,6 +203,7 @@ Not re-measured by \`npm run bench\`: each says how it was measured. Refresh a l
 | \`bot_metrics.features_json\` is kept, not dropped | \`src/db/schema.ts\` (migration \`0002_bot_identity\`) | dropping a column rewrites the table under the write lock: 1.7 s per million rows; a week of 10,000 bots is ~400M rows, minutes of a locked database at start-up (commit ecb0f3e) |
 | \`isoTime\` reuses the text of the same millisecond | \`src/db/schema-constants.ts\` | without it \`toISOString\` was ~12 % of the writer's CPU at 150k rows/s (commit 8fe92ca) |
 | The sampler reads cpu and rss from its one \`/proc/<pid>/stat\` read, parsed from the bytes; pidusage only without \`/proc\` | \`workers/sampler.ts\`, \`src/proc.ts\` | \`node dist/bench/sampler.js 100 1000 10000\` (2026-12-01, box shared with other test runs): a steady 10,000-pid round 322 ms wall, 164 ms CPU, no fd held, against 329 ms wall, 382 ms CPU for the earlier design (pidusage reading through fds we seeded into its private history) and 183 ms for plain pidusage, which keeps 10,000 fds open. Parsing the line from its bytes instead of decoding and splitting it into ~50 strings (three alternated runs of \`node dist/bench/sampler.js 10000\`, before/after, load average 10–130): the steady round 208 / 232 / 258 → 153 / 162 / 167 ms CPU, the reads alone 156–185 → 129–141 ms CPU. Floor: a small C program (not in the tree) doing the same open + pread + close over the same pids took 108–135 ms (open + close ~6 µs, the kernel's rendering of the line ~10 µs per pid); ours is now ~15 % on top of those syscalls, so the 150 ms target for a 10,000-pid round is at the kernel's own cost on this box |
+| A sample round crosses to the registry column-wise and is applied 500 samples per turn | \`workers/registry.ts\` (\`SAMPLE_SLICE\`), \`workers/sampler.ts\` | \`v8.deserialize\` of a 10,000-sample round, process CPU, 2026-12-01, load ~20: objects 12–13.5 ms, columns 2.8–3.7 ms (+ \`fromColumns\`: 4.6–5.9 ms); applying 10,000 samples 3.2–5.7 ms, so ~0.3 ms per 500 (Findings 8) |
 | The registry's rebuild reads \`bot_status\` in a one-shot thread | \`workers/registry.ts\`, \`src/actors/rebuild-reader.ts\` | a fresh idle monitor, three alternated starts each (\`kissmon start\`, \`GET /health\` 6 s later, 2026-12-01): the registry's V8 heap 10.4–10.7 → 8.0–8.1 MB and the process RSS 177–183 → 172–177 MB once the registry no longer imports kysely and better-sqlite3 for its one read at start-up; a worker that imports \`src/db/schema.js\` alone holds +2.9 MB heap used, +16 MB heap committed. (The alerter no longer loads kysely either: see above) |
 | No per-bot labels in \`/metrics\` | \`src/http/metrics.ts\` | not measured here: the product brief's figure for 10,000 series is 45 ms and 0.5 MB per scrape |
 `;

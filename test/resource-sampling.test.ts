@@ -6,6 +6,7 @@ import {
   CLI,
   botStatus,
   cpuMeter,
+  status,
   flush,
   killStarted,
   line,
@@ -118,5 +119,25 @@ describe('resource sampling', () => {
       "SELECT rss_mb, cpu_pct, pid FROM bot_metrics WHERE channel = 'busy_bot'",
     );
     assert.ok(rows.length >= 1 && rows.every((r) => r.pid === busy.pid && r.rss_mb > 0));
+  });
+
+  it('a round with more samples than the registry applies per turn reaches every bot', async () => {
+    // The registry applies a round's samples a slice (500) per event-loop turn: all of them must land.
+    const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+    children.push(idle.pid!);
+    const channels = Array.from({ length: 1_200 }, (_, i) => `sliced_${i}`);
+    await sendLines(
+      monitor.socket,
+      channels.map((channel) => line({ type: 'register', channel, pid: idle.pid })),
+    );
+    const sampled = await waitFor(
+      'every one of 1,200 bots sampled',
+      async () => {
+        const bots = (await status(monitor)).filter((b) => b.channel.startsWith('sliced_'));
+        return bots.length === channels.length && bots.every((b) => b.cpu_pct !== null && b.rss_mb! > 0) && bots;
+      },
+      60_000,
+    );
+    assert.equal(sampled.length, 1_200);
   });
 });

@@ -13,13 +13,13 @@ import * as Comlink from 'comlink';
 import { nodeEndpoint } from '../src/actors/comlink-endpoint.js';
 import type { ActorControl, ActorToSupervisor, SupervisorToActor } from '../src/actors/actor-host.js';
 import type { ActorHealth } from '../src/actors/health.js';
-import { Link } from '../src/actors/link.js';
+import { fromColumns, Link } from '../src/actors/link.js';
 import { resolveConfig, type ConfigOverrides } from '../src/config.js';
 import { openLogChannel } from '../src/log.js';
 import { readProcStat } from '../src/proc.js';
 import { startPlaceholders } from '../src/loadtest/placeholders.js';
 import type { WriteItem } from '../src/actors/db-writer-messages.js';
-import type { SampleResult, SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
+import type { SampleResult, SampleRound, SampleRoundSignal, WatchItem } from '../src/actors/sampler-messages.js';
 import { cpuMeter } from './helpers/monitor-process.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -72,7 +72,12 @@ type MetricRow = Extract<WriteItem, { type: 'metric' }>;
 class SamplerUnderTest {
   readonly rounds: SampleRound[] = [];
   readonly rows: MetricRow[] = [];
-  readonly registry = new Link<WatchItem>('registry', { onSignal: (body) => this.rounds.push(body as SampleRound) });
+  readonly registry = new Link<WatchItem>('registry', {
+    onSignal: (body) => {
+      const { round, samples } = body as SampleRoundSignal;
+      this.rounds.push({ round, samples: fromColumns(samples) as SampleResult[] });
+    },
+  });
   readonly db = new Link<never, WriteItem>('db', {
     onBatch: (items, ack) => {
       for (const item of items) if (item.type === 'metric') this.rows.push(item);

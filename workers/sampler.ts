@@ -1,9 +1,9 @@
 // The process sampler actor: every `sampleIntervalMs`, one time-boxed round samples every watched
 // pid — state, start time, cpu and rss from /proc/<pid>/stat (pidusage where there is no /proc) — and
-// reports the round to the registry (one unacknowledged signal) and one metric row per sample to
-// the db writer.
+// reports the round to the registry (one unacknowledged signal, the samples column-wise) and one
+// metric row per sample to the db writer.
 //
-//   registry ──watch/unwatch (Link, acked at once)──▶ sampler ──SampleRound (signal)──▶ registry
+//   registry ──watch/unwatch (Link, acked at once)──▶ sampler ──SampleRoundSignal──▶ registry
 //                                                        └───── metric rows (Link) ───▶ db
 //
 // One round at a time, never stacked:
@@ -38,10 +38,10 @@ import { isMainThread, type MessagePort } from 'node:worker_threads';
 import { RateLimitedLog, type Logger } from '../src/log.js';
 import { runActor, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
-import { Link } from '../src/actors/link.js';
+import { Link, toColumns } from '../src/actors/link.js';
 import { hasExited, pidAlive, procAvailable, procUnits, readProcStat, statPath, type ProcUnits } from '../src/proc.js';
 import type { WriteItem } from '../src/actors/db-writer-messages.js';
-import type { SampleResult, SampleRound, WatchItem } from '../src/actors/sampler-messages.js';
+import type { SampleResult, SampleRound, SampleRoundSignal, WatchItem } from '../src/actors/sampler-messages.js';
 
 const pidusage = createRequire(import.meta.url)('pidusage') as typeof import('pidusage');
 
@@ -478,7 +478,8 @@ if (!isMainThread) {
       timeoutMs: config.sampleTimeoutMs,
       faultDelayMs: config.faults.enabled ? config.faults.samplerDelayMs : 0,
       log,
-      onRound: (round) => registry.signal(round),
+      onRound: (round) =>
+        registry.signal({ round: round.round, samples: toColumns(round.samples) } satisfies SampleRoundSignal),
       onMetric: (row) => db.send(row),
     });
     await sampler.init();

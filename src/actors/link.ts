@@ -35,7 +35,7 @@ const BUSY_BATCH = 64;
  * deserializes about half as fast again (docs/PERFORMANCE.md, "Data plane"). Items are plain
  * objects (actor contracts); what a key holds (nested objects included) is cloned as it is.
  */
-interface ColumnRun {
+export interface ColumnRun {
   /** null: a run of items that are not plain objects, sent as they are in `columns[0]`. */
   keys: string[] | null;
   columns: unknown[][];

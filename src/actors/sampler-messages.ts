@@ -1,4 +1,5 @@
 // Message types of the process sampler actor (workers/sampler.ts).
+import type { ColumnRun } from './link.js';
 
 /** registry → sampler (reliable link). After a (re)attach the registry re-sends a watch for every live bot. */
 export type WatchItem =
@@ -16,8 +17,18 @@ export type SampleResult =
   | { channel: string; pid: number; cpu_pct: number; rss_mb: number; start_time: number }
   | { channel: string; pid: number; gone: 'process_exited' | 'pid_reused' };
 
-/** sampler → registry, unacknowledged signal once per round. */
+/** One round as the sampler reports it (ProcessSampler's onRound). */
 export interface SampleRound {
   round: { at: number; duration_ms: number; watched: number };
   samples: SampleResult[];
+}
+
+/**
+ * sampler → registry, unacknowledged signal once per round: the samples column-wise (Link's
+ * toColumns), a few flat arrays rather than 10,000 objects: 430 KB instead of 890 KB, and the
+ * registry receives a 10,000-pid round in 4.6–5.9 ms CPU instead of 12–13.5 ms.
+ */
+export interface SampleRoundSignal {
+  round: SampleRound['round'];
+  samples: ColumnRun[];
 }
