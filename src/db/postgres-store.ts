@@ -283,6 +283,12 @@ const SQL = {
 
 /** SQLSTATEs of a transaction the server rolled back on its own: run it again. */
 const SERIALIZATION_FAILURE = '40001';
+/** Tries of one recompute chunk that may end in a statement timeout before the recompute gives up. */
+const RECOMPUTE_MAX_TIMEOUTS = 3;
+/** The server cancelled the statement (57014) or the client stopped waiting for it (pg's query_timeout). */
+const isTimeout = (err: unknown) =>
+  (err as { code?: unknown } | null)?.code === '57014' ||
+  /Query read timeout/i.test(String((err as { message?: unknown } | null)?.message ?? ''));
 const DEADLOCK = '40P01';
 
 /** PostgreSQL text cannot hold NUL; SQLite stores it. Dropped rather than refusing the row. */
@@ -837,6 +843,7 @@ export class PostgresStore implements WriteStore {
    * server rolled it back (a deadlock, a serialization failure); `stop()` true ends it.
    */
   async #retrying<T>(step: () => Promise<T>, stop: () => boolean, retryDelayMs: number): Promise<T> {
+    let timeouts = 0;
     for (;;) {
       if (stop()) throw new Error(RECOMPUTE_STOPPED);
       try {
@@ -845,6 +852,13 @@ export class PostgresStore implements WriteStore {
         if (stop()) throw new Error(RECOMPUTE_STOPPED, { cause: err });
         const { kind, code } = this.classify(err);
         if (kind !== 'down' && code !== SERIALIZATION_FAILURE && code !== DEADLOCK) throw err;
+        // A chunk that outlasts the statement timeout would do so again: each try holds the
+        // writer's turn for the whole timeout, so give up instead of starving ingest.
+        if (isTimeout(err) && ++timeouts >= RECOMPUTE_MAX_TIMEOUTS)
+          throw new Error(
+            `recompute stopped: a chunk ran past the store's statement timeout ${timeouts} times; what was committed stays re-priced, run it again with a shorter --since or when the store is less busy`,
+            { cause: err },
+          );
         await delay(retryDelayMs);
       }
     }
