@@ -362,6 +362,53 @@ for (const kind of BACKENDS)
     assert.deepEqual([again.rows_checked, again.rows_changed], [old.length + 90, 0], 'the rows of the walk priced now');
   });
 
+// PostgreSQL walks by ts, a chunk per RECOMPUTE_CHUNK_ROWS rows that ends with a whole millisecond, and
+// only this host's rows (SQLite walks its one host's file by rowid: the tests above).
+test("recompute on PostgreSQL: a millisecond shared across a chunk boundary is walked whole, another host's rows are left alone [postgres]", async (t) => {
+  const store = await openBackend(t, 'postgres');
+  if (!store) return;
+  const other = new Link<WriteItem>('ingest-other');
+  let writer = await startWriter(store.dbPath, other, { ...store.overrides, ...PRICES, hostName: 'other-host' });
+  await send(other, [call(JAN_20, 'test-model-a'), call(JAN_20 + 1, 'test-model-b')]);
+  await writer.control.shutdown();
+  await writer.stop();
+  const otherCosts = () =>
+    store.rows<{ cost_usd: number }>("SELECT cost_usd FROM llm_usage WHERE host = 'other-host' ORDER BY ts");
+  const otherRollups = () =>
+    store.rows<{ cost_usd: number }>(
+      "SELECT cost_usd FROM llm_usage_hourly WHERE host = 'other-host' UNION ALL SELECT cost_usd FROM llm_usage_daily WHERE host = 'other-host' ORDER BY 1",
+    );
+  const [costsBefore, rollupsBefore] = [await otherCosts(), await otherRollups()];
+  assert.equal(costsBefore.length, 2, "the other host's rows are stored");
+  // Rows 4,995 to 5,009 of the walk share one millisecond: the first chunk's 5,000th row is among them.
+  const tie = JAN_20 + 10_000;
+  const rows = Array.from({ length: 5_020 }, (_, i) =>
+    call(JAN_20 + (i < 4_995 ? i : i < 5_010 ? 10_000 : 10_000 + i), 'test-model-a'),
+  );
+  const link = new Link<WriteItem>('ingest');
+  writer = await startWriter(store.dbPath, link, { ...store.overrides, ...PRICES });
+  await send(link, rows);
+  await writer.control.shutdown();
+  await writer.stop();
+  writer = await startWriter(store.dbPath, new Link<WriteItem>('ingest-2'), { ...store.overrides, ...FIXED_PRICES });
+  const result = await writer.control.recompute(Date.UTC(2025, 11, 1));
+  assert.deepEqual(
+    [result.rows_checked, result.rows_changed],
+    [rows.length, rows.length],
+    'every row of this host once',
+  );
+  const [{ n: tied }] = await store.rows<{ n: number }>(
+    `SELECT count(*)::int AS n FROM llm_usage WHERE host <> 'other-host' AND ts = '${new Date(tie).toISOString()}'`,
+  );
+  assert.equal(tied, 15, 'the rows sharing the boundary millisecond are stored');
+  const [{ n: stale }] = await store.rows<{ n: number }>(
+    "SELECT count(*)::int AS n FROM llm_usage WHERE host <> 'other-host' AND abs(cost_usd - 0.0035) > 1e-12",
+  );
+  assert.equal(stale, 0, "every one of this host's rows at the fixed price (1000·1 + 500·5 µUSD)");
+  assert.deepEqual(await otherCosts(), costsBefore, "the other host's rows keep their cost");
+  assert.deepEqual(await otherRollups(), rollupsBefore, 'and so do its rollups');
+});
+
 for (const kind of BACKENDS)
   test(`kissmon usage recompute through a running monitor's admin socket [${kind}]`, async (t) => {
     const store = await openBackend(t, kind);

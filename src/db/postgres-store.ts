@@ -286,9 +286,10 @@ const SERIALIZATION_FAILURE = '40001';
 /** Tries of one recompute chunk that may end in a statement timeout before the recompute gives up. */
 const RECOMPUTE_MAX_TIMEOUTS = 3;
 /** The server cancelled the statement (57014) or the client stopped waiting for it (pg's query_timeout). */
-const isTimeout = (err: unknown) =>
-  (err as { code?: unknown } | null)?.code === '57014' ||
-  /Query read timeout/i.test(String((err as { message?: unknown } | null)?.message ?? ''));
+const isTimeout = (err: unknown) => {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return e?.code === '57014' || (typeof e?.message === 'string' && /Query read timeout/i.test(e.message));
+};
 const DEADLOCK = '40P01';
 
 /** PostgreSQL text cannot hold NUL; SQLite stores it. Dropped rather than refusing the row. */
