@@ -10,10 +10,11 @@
 // the writer persists them so a restarted writer does not insert a row twice). Everything held is
 // bounded by `maxPending`: past it `send` refuses the item (returns false) and the item is dropped,
 // not held. Drops are counted (`stats().dropped`, in every actor's health `dropped`; on the main
-// thread `dropped_overflow`, also logged). Ingest stops reading at half the bound, so the bound is
-// a last guard that keeps memory finite.
+// thread `dropped_overflow`, also logged). Ingest stops reading long before the bound
+// (PAUSE_READING_AT in src/server/ingest-server.ts), so the bound is a last guard that keeps memory finite.
 import { randomUUID } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
+import type { ColumnRun } from './link-messages.js';
 
 type Envelope =
   | { type: 'batch'; from: string; seq: number; cols: ColumnRun[] }
@@ -27,20 +28,6 @@ type Envelope =
  * docs/PERFORMANCE.md, Findings 2).
  */
 const BUSY_BATCH = 64;
-
-/**
- * A batch on the wire: runs of items with the same own keys in the same order, one array per key.
- * Structured clone writes every object's property names again; arrays of strings and numbers it
- * copies flat, so the sender's clone costs less and the receiver (the db-writer, for llm_usage rows)
- * deserializes about half as fast again (docs/PERFORMANCE.md, "Data plane"). Items are plain
- * objects (actor contracts); what a key holds (nested objects included) is cloned as it is.
- */
-export interface ColumnRun {
-  /** null: a run of items that are not plain objects, sent as they are in `columns[0]`. */
-  keys: string[] | null;
-  columns: unknown[][];
-  count: number;
-}
 
 /** Items → runs of one shape; a key whose value is undefined is kept (as the item had it). */
 export function toColumns(items: readonly unknown[]): ColumnRun[] {

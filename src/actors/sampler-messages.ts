@@ -1,5 +1,5 @@
 // Message types of the process sampler actor (workers/sampler.ts).
-import type { ColumnRun } from './link.js';
+import type { ColumnRun } from './link-messages.js';
 
 /** registry → sampler (reliable link). After a (re)attach the registry re-sends a watch for every live bot. */
 export type WatchItem =
