@@ -152,7 +152,7 @@ and JSON.parse, which the raw sink pays too; heartbeats cost the registry a Map 
 heartbeats of unknown channels). What hurt the p99 was *when* the registry worked: \`#applySamples\` plus the
 round's deserialisation, one 16–19 ms task every 2 s, holding back about 1 % of the heartbeats — the p99. Cut:
 the round crosses column-wise and is applied 500 samples per turn ("Sampler" above).
-Left as they were: \`#markStale\` and \`stats\` each walk the 10,000 bots (every second; ~0.5 ms each when the box
+Left as they were (\`#markStale\` and \`#flushDirty\` since changed: lean-heartbeat2 below): \`#markStale\` and \`stats\` each walk the 10,000 bots (every second; ~0.5 ms each when the box
 is quiet), and \`#flushDirty\` posts 10,000 status rows every 5 s in one task; slicing that flush the same way is the
 next lever for the p99, and the metric and status rows are most of the writer's CPU (the writer is rollup-cost's
 and lean-memory's room this session). **Not shown on this box: the issue's heartbeat p99 ≤ 20 ms and monitor CPU ≤
@@ -180,6 +180,91 @@ Inconclusive: each build has the better and the worse p99 of a pair, the load wa
 the p99 is for the quiet-box re-measurement, with more pairs than these two. Re-measure on a quiet box: \`node dist/bench/run.js --only sampler\`
 from this build and from one before 13d9076, alternated (\`--before-cli\` covers only the throughput rounds).
 
+**lean-heartbeat2 (2026-12-01, 21:40–23:10 UTC): what the registry and the decoder do per heartbeat, cut.** The box
+was never quiet in this window (load average 20–1,477, other sessions using 110–170 % of a core during every
+measurement), so no p99 here is comparable with the target; CPU time is. Where the monitor's CPU goes, per thread
+from \`/proc/<pid>/task/*/stat\` over the loadtest's measured window (\`node dist/bench/heartbeat-ab.js\`, which
+alternates two builds with a fresh monitor per run): in the variant whose rounds still carry 10,000 samples but read
+4 pids (\`--shared-pids\`, registers take seconds instead of minutes here), the monitor takes 42–52 % of a core, of
+which the **main thread 21–28 %** (≈ 25 µs per heartbeat: Node's socket read path, one \`read\` and one \`data\`
+event per line, since each bot's line arrives on its own connection), the **registry 12–16 %**, the writer 4–5 %
+(10,000 metric rows per round, 10,000 status rows per 5 s) and the sampler 1.5 %. With one real pid per bot the
+sampler's \`/proc\` reads come on top (150–235 ms CPU per 10,000-pid round, ~10 % of a core at a round every 2 s:
+the sampler-fd branch's room). \`stats\` still walks the bots once per \`/health\` call. Changed:
+
+- **Heartbeat lines decoded from their bytes** (\`decodeHeartbeatFast\`, \`src/protocol/decode.ts\`): a compact flat
+  heartbeat of the keys type, channel, pid, v, ts, token in any order, each once, values as plain ASCII/decimals,
+  is decoded in one pass without \`toString\`, \`JSON.parse\` or the TypeBox check; anything else (spaces, escapes,
+  \`1e3\`, \`1.0\`, a repeated or unknown key, a bad value) takes the full path unchanged, so a bad line is rejected
+  with the same reason and detail. \`ts\` is rounded exactly as JSON.parse rounds it (digits ≤ 2^53 and ≤ 22
+  decimals: one IEEE division, Clinger's fast path; longer ones through \`Number()\`). \`test/decode-fast-path.test.ts\`
+  holds it to the full path over 50,000 seeded lines, valid and broken. CPU per loadtest-shaped line, 500,000
+  lines, alternated (\`/tmp\` script over \`decodeLine\` of both builds, process CPU, load ~140): before 1,311 / 1,398 /
+  1,161 ns, after 588 / 606 / 677 ns (0.45×, 0.43×, 0.58×); instructions per line (callgrind, load-independent; 110,000 lines less 10,000, same script) 11,018 before,
+  5,499 after (0.50×).
+- **The 5 s \`bot_status\` flush is sliced** (\`STATUS_SLICE\`, 500 rows per event-loop turn, as the sample rounds are):
+  10,000 heartbeating bots made \`#flushDirty\` one task of 10,000 \`statusRow\`s plus their posting every 5 s, during
+  which no heartbeat batch was applied. Dirty bots are a flag on the bot plus an array, not a \`Set\`: a heartbeat
+  now tests one property of the bot it already holds instead of hashing into a 10,000-entry set. Found on the way: a
+  channel that began a new life (re-registered with another pid) after a heartbeat had its new row overwritten at
+  the next flush by the old life's pending row (the old \`Bot\` object stayed in the dirty set): \`bot_status\` then
+  said online with the old pid until the new life's first heartbeat, for ever if it was dead at once.
+  \`test/status-flush.test.ts\` fails on the build before (\`{ pid: <old>, status: 'online' }\`).
+- **\`#markStale\` walks only when a bot can have expired**: it walked every bot each tick (each second at the default
+  \`staleAfterMs\`); now it remembers the oldest online heartbeat of its last walk and skips until that plus
+  \`staleAfterMs\`. Exact, not approximate: a bot's \`heartbeatLive\` only moves forward, and a bot that turns online
+  (always through \`#transition\`, or the rebuild, which forces the next walk) lowers the check time to its own due
+  time. With bots heartbeating every second and a 120 s window that is one walk per ~2 minutes instead of 120.
+  \`test/lifecycle.test.ts\` (a hung bot turns stale) goes red when the transition does not lower the check time.
+
+Before/after, the shared-pid variant, three alternated pairs (22:11–22:16 UTC, \`node dist/bench/heartbeat-ab.js
+--before-cli dist-before/src/cli.js --pairs 3 --shared-pids\`, which runs \`kissmon start --sample-interval 2\` +
+\`kissmon loadtest --bots 10000 --duration 20 --heartbeat-interval 1 --llm-rate 0 --json\`), monitor CPU and the
+two busiest threads, % of a core:
+
+| pair | load | after: CPU (main / registry) | before: CPU (main / registry) | CPU after ÷ before | p99 ms after / before | false stale |
+| --- | --- | --- | --- | --- | --- | --- |
+| 1 | 74 → 64 | 44.6 (24.0 / 14.7) | 43.4 (25.3 / 14.8) | 1.03 | 242 / 1,320 | 0 / 0 |
+| 2 | 64 → 54 | 49.0 (21.4 / 11.9) | 51.7 (28.5 / 16.5) | 0.95 | 10,019 / 63 | 0 / 0 |
+| 3 | 54 → 141 | 41.8 (24.4 / 13.1) | 45.8 (24.6 / 13.4) | 0.91 | 419 / 1,099 | 0 / 0 |
+
+Median CPU ratio **0.95** (other work 110–125 % of a core in every run): a few per cent, about what the parts cut
+are worth (the decoder's ~0.6 µs per line is ~2 % of the main thread's ~25 µs per heartbeat; the walks and the
+dirty set were a few ms per second of the registry), and within this box's noise. The p99s (63 ms to 10 s) only
+say how long each monitor waited for a core.
+
+The issue's case itself, one real pid per bot (22:22–22:33 UTC, \`node dist/bench/heartbeat-ab.js --before-cli
+dist-before/src/cli.js --pairs 3\`: \`kissmon start --sample-interval 2\` + \`kissmon loadtest --bots 10000 --duration 20
+--heartbeat-interval 1 --llm-rate 0 --pid-per-bot --json\`; the first "after" run was retried: the loadtest's first
+control call got "registry is restarting" while 10,000 registers were applied at load 60, as in the runs above
+before this change). The third thread is the sampler (its \`/proc\` reads), the fourth the writer:
+
+| pair | load | after: CPU (main / registry / sampler / writer) | before: CPU (main / registry / sampler / writer) | CPU after ÷ before | p99 ms after / before | false stale |
+| --- | --- | --- | --- | --- | --- | --- |
+| 1 | 60 → 148 | 49.9 (22.4 / 12.6 / 8.6 / 5.5) | 57.1 (24.3 / 13.1 / 9.4 / 5.5) | 0.87 | 64 / 797 | 0 / 0 |
+| 2 | 148 → 903 | 49.8 (21.7 / 12.1 / 8.2 / 5.3) | 49.8 (22.1 / 11.5 / 8.9 / 5.0) | 1.00 | 364 / 1,485 | 0 / 0 |
+| 3 | 903 → 801 | 45.5 (20.0 / 10.7 / 8.5 / 5.0) | 52.8 (23.1 / 13.2 / 8.5 / 5.0) | 0.86 | 815 / 950 | 0 / 0 |
+
+Median CPU ratio **0.87**, the main thread lower in all three pairs (by 2–14 %), p99 lower in all three (other
+work 121–147 % of a core, load average up to 1,477: the box was being flooded with processes). These CPU figures are
+lower than the quiet box's 75–82 % for the same case because a starved monitor reads more lines per wakeup and posts
+bigger batches (less per-line overhead): compare within a pair only. A quiet-box re-measure of this table is what
+would say whether p99 ≤ 20 ms and CPU ≤ 50 % are met.
+
+Measured and not done: **a multi-row metric insert** — 10,000 metric rows as 64-row prepared statements against one
+statement per row, same transaction, same schema (a copy of a monitor's file, process CPU, four alternated rounds):
+39.0 / 43.2 / 48.8 ms against 46.2 / 44.9 / 45.9 ms per 10,000 rows, no gain: the cost is the two indexes of
+\`bot_metrics\` (ts; channel, ts), not the statement; **a narrower status write** (\`UPDATE … SET last_seen,
+last_heartbeat\` for a heartbeat-only change instead of the 9-column upsert): 24.5–32.6 against 39.2–39.6 ms per
+10,000 rows, ~2 ms of writer CPU per second at 10,000 bots — a new row type through the writer contract and both
+stores for that, not taken; **gathering heartbeats 5 ms instead of 1 ms before posting them** to the registry
+(a patched Link, two alternated pairs): CPU 42.6 / 41.7 against 41.7 / 47.8 %, no difference, p50 1 → 3.5 ms.
+What is left is the main thread's read path (a \`read\` syscall, a Buffer and a \`data\` event through the stream
+machinery per line per connection) and the sampler's \`/proc\` reads: reading sockets through a reused buffer
+(\`net.Socket\` \`onread\`, not offered for a server's sockets) or reading many connections' lines per wakeup is the
+lever for the main thread, in the per-connection code (another engineer's room this session). **Not shown: heartbeat
+p99 ≤ 20 ms and monitor CPU ≤ 50 % with 10,000-pid rounds.**
+
 `;
 
 /**
@@ -205,6 +290,9 @@ Not re-measured by \`npm run bench\`: each says how it was measured. Refresh a l
 | The sampler reads cpu and rss from its one \`/proc/<pid>/stat\` read, parsed from the bytes; pidusage only without \`/proc\` | \`workers/sampler.ts\`, \`src/proc.ts\` | \`node dist/bench/sampler.js 100 1000 10000\` (2026-12-01, box shared with other test runs): a steady 10,000-pid round 322 ms wall, 164 ms CPU, no fd held, against 329 ms wall, 382 ms CPU for the earlier design (pidusage reading through fds we seeded into its private history) and 183 ms for plain pidusage, which keeps 10,000 fds open. Parsing the line from its bytes instead of decoding and splitting it into ~50 strings (three alternated runs of \`node dist/bench/sampler.js 10000\`, before/after, load average 10–130): the steady round 208 / 232 / 258 → 153 / 162 / 167 ms CPU, the reads alone 156–185 → 129–141 ms CPU. Floor: a small C program (not in the tree) doing the same open + pread + close over the same pids took 108–135 ms (open + close ~6 µs, the kernel's rendering of the line ~10 µs per pid); ours is now ~15 % on top of those syscalls, so the 150 ms target for a 10,000-pid round is at the kernel's own cost on this box |
 | A sample round crosses to the registry column-wise and is applied 500 samples per turn | \`workers/registry.ts\` (\`SAMPLE_SLICE\`), \`workers/sampler.ts\` | \`v8.deserialize\` of a 10,000-sample round, process CPU, 2026-12-01, load ~20: objects 12–13.5 ms, columns 2.8–3.7 ms (+ \`fromColumns\`: 4.6–5.9 ms); applying 10,000 samples 3.2–5.7 ms, so ~0.3 ms per 500 (Findings 8) |
 | The registry's rebuild reads \`bot_status\` in a one-shot thread | \`workers/registry.ts\`, \`src/actors/rebuild-reader.ts\` | a fresh idle monitor, three alternated starts each (\`kissmon start\`, \`GET /health\` 6 s later, 2026-12-01): the registry's V8 heap 10.4–10.7 → 8.0–8.1 MB and the process RSS 177–183 → 172–177 MB once the registry no longer imports kysely and better-sqlite3 for its one read at start-up; a worker that imports \`src/db/schema.js\` alone holds +2.9 MB heap used, +16 MB heap committed. (The alerter no longer loads kysely either: see above) |
+| A compact heartbeat line is decoded from its bytes, not by JSON.parse and the schema | \`src/protocol/decode.ts\` (\`decodeHeartbeatFast\`) | Findings 8 above (lean-heartbeat2): 1,161–1,398 → 588–677 ns CPU per loadtest-shaped line (three alternated runs, load ~140); \`test/decode-fast-path.test.ts\` holds it to the full path |
+| The 5 s \`bot_status\` flush writes 500 rows per turn | \`workers/registry.ts\` (\`STATUS_SLICE\`) | Findings 8 above: one task of 10,000 rows every 5 s at 10,000 heartbeating bots, as the sample rounds were before \`SAMPLE_SLICE\` |
+| \`#markStale\` skips its walk until the oldest online heartbeat can have expired | \`workers/registry.ts\` (\`#staleCheckAt\`) | Findings 8 above: the walk over every bot ran each tick (each second); with bots heartbeating every second it now runs about once per \`staleAfterMs\` |
 | No per-bot labels in \`/metrics\` | \`src/http/metrics.ts\` | not measured here: the product brief's figure for 10,000 series is 45 ms and 0.5 MB per scrape |
 `;
 

@@ -1023,6 +1023,7 @@ function render(r: Results, minutes: number): string {
     'cp -a dist dist-before   # (then change, build) each throughput round also runs the old build:',
     'node dist/bench/run.js --only throughput --no-overload --before-cli dist-before/src/cli.js [--case "1,000 persistent"] [--reps N]',
     'node dist/bench/sampler.js 100 1000 10000        # the sampler rounds alone',
+    'node dist/bench/heartbeat-ab.js --before-cli dist-before/src/cli.js [--pairs 3] [--shared-pids]  # heartbeats under 10,000-sample rounds, two builds alternated, CPU per thread',
     'node dist/bench/memory.js [--bots 1000] [--rows 400000] [--cli OTHER_DIST/src/cli.js]  # RSS and heaps per thread through a burst and 30 s after',
     'node dist/bench/llm.js --rows 10000000           # LLM accounting alone: rollups on/off, usage over 10M rows',
     'node dist/bench/alerts.js                        # the alerter section alone',

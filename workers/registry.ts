@@ -58,6 +58,8 @@ interface Bot {
   cpuPctMachine: number | null;
   rssMb: number | null;
   sampledAt: number | null;
+  /** Changed since its last bot_status row and waiting for the next flush (in Registry#dirty once). */
+  dirty: boolean;
 }
 
 /** Heartbeat-only changes reach bot_status at most this often; transitions are written at once. */
@@ -78,6 +80,11 @@ const PULSE_GRACE_MS = 1_000;
  * to receive the columns, then slices of ~0.3 ms (docs/PERFORMANCE.md, "Sampler").
  */
 const SAMPLE_SLICE = 500;
+/**
+ * Status rows written per event-loop turn by the periodic flush, for the same reason: 10,000
+ * heartbeating bots made it one task of 10,000 rows every STATUS_FLUSH_MS.
+ */
+const STATUS_SLICE = 500;
 
 class LiveClock {
   #live = 0;
@@ -140,7 +147,23 @@ class Registry {
   readonly #bots = new Map<string, Bot>();
   /** null until the live feed first asks (no dashboard open since start: nothing kept). */
   #feedSent: Map<string, FeedSent> | null = null;
-  readonly #dirty = new Set<Bot>();
+  /**
+   * Bots marked dirty since the last flush began, each once (Bot.dirty says whether it still is: a
+   * transition writes its row at once and clears the mark). An array and a flag rather than a Set:
+   * a heartbeat then costs one property test on the bot it already holds, no hashing.
+   */
+  #dirty: Bot[] = [];
+  /** The flush under way: bots still to write from `#flushNext` on, STATUS_SLICE per turn. */
+  #flushing: Bot[] = [];
+  #flushNext = 0;
+  #flushSlice: NodeJS.Immediate | null = null;
+  /**
+   * Live-clock time before which no online bot can be stale: the oldest online heartbeat at the
+   * last walk, plus staleAfterMs. A bot's heartbeatLive only moves forward and a bot turns online
+   * with heartbeatLive = now (≥ that oldest), lowering it at most to its own due time, so until then
+   * #markStale need not walk the bots (it did every tick: 10,000 bots each second).
+   */
+  #staleCheckAt = -Infinity;
   readonly #db: Link<WriteItem>;
   readonly #sampler: Link<WatchItem>;
   readonly #alerter: Link<AlerterInput>;
@@ -256,6 +279,7 @@ class Registry {
         this.#bots.set(channel, bot);
         if (isLive(bot.status) && !this.#stillSameProcess(bot)) died++;
       }
+      this.#staleCheckAt = -Infinity; // bots came online without a transition: walk them at the next tick
       this.#ctx.log.info(
         { bots: rows.length, died, incarnation: this.#ctx.incarnation },
         'registry rebuilt from bot_status',
@@ -282,7 +306,7 @@ class Registry {
     if (bot.startTime === null && now !== null) {
       // A row from before start times were stored: nothing to compare with, so from now on this is the process.
       bot.startTime = now;
-      this.#dirty.add(bot);
+      this.#markDirty(bot);
     }
     return true;
   }
@@ -374,7 +398,7 @@ class Registry {
       this.#touch(bot, signal, live);
       if (features && JSON.stringify(features) !== bot.featuresJson) {
         setFeatures(bot, features);
-        this.#dirty.delete(bot);
+        bot.dirty = false;
         this.#write(statusRow(bot)); // new features are written at once, not with the heartbeat flush
       }
       if (bot.status === 'stale') this.#transition(bot, 'online', 'heartbeat_resumed');
@@ -465,6 +489,8 @@ class Registry {
       );
       return;
     }
+    // The old life's pending heartbeat row would overwrite the new one's (written at once below).
+    if (previous) previous.dirty = false;
     const { channel, pid, at } = signal;
     const bot = newBot(
       {
@@ -496,7 +522,7 @@ class Registry {
     }
     if (!oldest) return false;
     this.#bots.delete(oldest.channel);
-    this.#dirty.delete(oldest);
+    oldest.dirty = false;
     return true;
   }
 
@@ -504,7 +530,13 @@ class Registry {
     bot.lastSeen = signal.at;
     bot.lastHeartbeat = signal.at;
     bot.heartbeatLive = live;
-    this.#dirty.add(bot);
+    this.#markDirty(bot);
+  }
+
+  #markDirty(bot: Bot): void {
+    if (bot.dirty) return;
+    bot.dirty = true;
+    this.#dirty.push(bot);
   }
 
   /** `stopReason`: an unregister's own reason (a planned stop), passed to the alerter. */
@@ -516,10 +548,12 @@ class Registry {
     stopReason?: string,
   ): void {
     bot.status = to;
+    if (to === 'online')
+      this.#staleCheckAt = Math.min(this.#staleCheckAt, bot.heartbeatLive + this.#ctx.config.staleAfterMs);
     this.#counters.transitions++;
     const at = Date.now();
     this.#write({ type: 'event', at, channel: bot.channel, pid: bot.pid, from, to, reason });
-    this.#dirty.delete(bot);
+    bot.dirty = false;
     this.#write(statusRow(bot));
     const planned = stopReason !== undefined;
     this.#alerter.send({
@@ -546,16 +580,53 @@ class Registry {
 
   #markStale(): void {
     const live = this.#clock.now();
+    if (live <= this.#staleCheckAt) return;
     const staleAfter = this.#ctx.config.staleAfterMs;
+    let oldest = Infinity;
     for (const bot of this.#bots.values()) {
-      if (bot.status === 'online' && live - bot.heartbeatLive > staleAfter)
-        this.#transition(bot, 'stale', 'no_heartbeat');
+      if (bot.status !== 'online') continue;
+      if (live - bot.heartbeatLive > staleAfter) this.#transition(bot, 'stale', 'no_heartbeat');
+      else if (bot.heartbeatLive < oldest) oldest = bot.heartbeatLive;
     }
+    this.#staleCheckAt = oldest + staleAfter;
   }
 
+  /** Starts writing the dirty bots' rows, STATUS_SLICE per turn (one still under way is finished first). */
   #flushDirty(): void {
-    for (const bot of this.#dirty) this.#write(statusRow(bot));
-    this.#dirty.clear();
+    this.#writeDirtySlice(Infinity);
+    this.#flushing = this.#dirty;
+    this.#dirty = [];
+    this.#writeDirtySlice(STATUS_SLICE);
+  }
+
+  /** Everything dirty, now (flush and shutdown). */
+  #flushAllDirty(): void {
+    this.#flushDirty();
+    this.#writeDirtySlice(Infinity);
+  }
+
+  /**
+   * Writes up to `budget` rows of the flush under way, the rest one turn later. A bot touched again
+   * before its turn is written once, with what it is then; one touched after it joins the next flush.
+   */
+  #writeDirtySlice(budget: number): void {
+    if (this.#flushSlice) clearImmediate(this.#flushSlice);
+    this.#flushSlice = null;
+    const bots = this.#flushing;
+    const end = Math.min(bots.length, this.#flushNext + budget);
+    for (let i = this.#flushNext; i < end; i++) {
+      const bot = bots[i];
+      if (!bot.dirty) continue; // written by a transition meanwhile, or forgotten
+      bot.dirty = false;
+      this.#write(statusRow(bot));
+    }
+    this.#flushNext = end;
+    if (end < bots.length) {
+      this.#flushSlice = setImmediate(() => this.#writeDirtySlice(STATUS_SLICE));
+    } else {
+      this.#flushing = [];
+      this.#flushNext = 0;
+    }
   }
 
   #watch(bot: Bot): void {
@@ -603,7 +674,7 @@ class Registry {
     }
     if (bot.startTime === null) {
       bot.startTime = sample.start_time; // register could not read it (no /proc): the sampler's is the first
-      this.#dirty.add(bot);
+      this.#markDirty(bot);
     }
     bot.cpuPct = sample.cpu_pct;
     bot.cpuPctMachine = round2(sample.cpu_pct / this.#cores);
@@ -729,7 +800,7 @@ class Registry {
 
   async flush(): Promise<void> {
     this.#applyAllSamples();
-    this.#flushDirty();
+    this.#flushAllDirty();
     await this.#db.drained(this.#ctx.config.supervisor.shutdownMs);
   }
 
@@ -737,7 +808,7 @@ class Registry {
   async shutdown(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#applyAllSamples();
-    this.#flushDirty();
+    this.#flushAllDirty();
     this.#alerter.flush(); // posted, not awaited: the alerter stops after this actor
     if (await this.#db.drained(SHUTDOWN_DRAIN_MS)) return;
     spoolUnacknowledged(this.#db, this.#ctx.config, this.#ctx.log);
@@ -759,6 +830,7 @@ function newBot(
     cpuPctMachine: null,
     rssMb: null,
     sampledAt: null,
+    dirty: false,
   };
   if (features) setFeatures(bot, features);
   return bot;
