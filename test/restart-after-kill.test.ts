@@ -144,3 +144,32 @@ describe('monitor on PostgreSQL killed with SIGKILL and restarted', () => {
     assert.equal(await stopMonitor(second), 0);
   });
 });
+
+describe('a bot rebuilt from bot_status after a restart', () => {
+  const dir = new TestDir();
+  after(async () => {
+    await killStarted();
+    dir.remove();
+  });
+
+  it('turns stale when it stays silent (the stale check walks the rebuilt bots)', async () => {
+    const args = ['--stale-after', '3'];
+    const first = await startMonitor(dir, args);
+    // This process is the bot: its pid stays alive, so only the missing heartbeats can make it stale.
+    await sendLines(dir.socket, [line({ type: 'register', channel: 'rebuilt_silent', pid: process.pid })]);
+    await waitFor('registered', async () => (await botStatus(first, 'rebuilt_silent'))?.status === 'online');
+    await flush(first);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = await startMonitor(dir, args);
+    const rebuilt = await botStatus(second, 'rebuilt_silent');
+    assert.equal(rebuilt?.pid, process.pid, 'the second monitor rebuilt the bot from bot_status');
+    await waitFor(
+      'rebuilt bot stale',
+      async () => (await botStatus(second, 'rebuilt_silent'))?.status === 'stale',
+      40_000,
+    );
+    assert.equal(await stopMonitor(second), 0);
+  });
+});
