@@ -2,7 +2,7 @@
 // `npm run bench`: they come from profiled runs (`node dist/bench/run.js --profile DIR`, or one case
 // under `node --cpu-prof`) and say where the time went when they were written. Refresh them when the
 // code they point at changes.
-export const FINDINGS = `## Findings (profiles, 2026-11-27; 6–8: 2026-12-01)
+export const FINDINGS = `## Findings (profiles, 2026-11-27; 6–9: 2026-12-01)
 
 Profiles taken with \`node --cpu-prof\` on the monitor (one profile per thread), summarised by
 \`node dist/bench/profile.js DIR\` (self time per function). Percentages are of that thread's busy time.
@@ -264,6 +264,28 @@ machinery per line per connection) and the sampler's \`/proc\` reads: reading so
 (\`net.Socket\` \`onread\`, not offered for a server's sockets) or reading many connections' lines per wakeup is the
 lever for the main thread, in the per-connection code (another engineer's room this session). **Not shown: heartbeat
 p99 ≤ 20 ms and monitor CPU ≤ 50 % with 10,000-pid rounds.**
+**9. Start-up: module loading per thread — bundled at build time (2026-12-01, branch startup).** A \`kissmon start\`
+ran six isolates (main, db writer, alerter, registry, sampler, the registry's one-shot rebuild reader; the read pool's
+threads come later), and each resolved, read, compiled and linked its own copy of every ES module it imported: main
+~940 modules (kysely 263, TypeBox 249, fastify and its ~60 helpers, prom-client, pg), the db writer ~550 (kysely,
+TypeBox), alerter and registry ~270 each (TypeBox 249). In \`node --cpu-prof\` profiles (one per thread) Node's ES module
+loader was 55–70 % of every thread's start-up, and the libuv pool threads that read those files were a quarter of the
+process's CPU. Since then \`src/entry-bundles.ts\` bundles each thread's entry point with esbuild (packages inlined,
+except native addons, piscina and what is loaded with \`createRequire\`; what only \`import()\` reaches is a chunk beside
+it), and the monitor loads the dashboard server (fastify, @fastify/static, ajv: 1.7 MB of the main thread's bundle) only
+with \`--http-port\`. Per-thread CPU up to the first answered \`GET /status\` (\`/proc/<pid>/task/<tid>/stat\`; each thread
+named by a preload that writes its tid; 3 alternated pairs at load average 300–1,375, the box shared), before → after:
+whole process 2,130–2,470 → 740–1,310 ms (ratios 0.34, 0.37, 0.53); main 580–710 → 290–440, pool and V8 threads
+580–680 → 40–130, db writer 440–510 → 180–290, alerter 190–240 → 80–160, registry 180–240 → 70–160, sampler 70–90 →
+60–130. Four earlier pairs of the bundling alone at load 14–15: 2,080–2,870 → 710–1,110 ms CPU, wall to \`/status\` 2.7–17.3
+→ 1.2–4.7 s (ratios 0.34, 1.0, 0.27, 0.25). V8 heap used right after start (\`GET /health\`): main 20.7–21.3 → 13.7–15.7 MB,
+db writer 19.5–21.2 → 14.6, alerter 12.7–13.4 → 9.3–9.8, registry 11.7–11.8 → 6.9–8.5, sampler 8.0–8.1 → 5.7–7.6.
+\`kissmon --version\` 0.12–0.24 → 0.09–0.15 s CPU (\`node -e 0\` alone: 0.08 s), \`kissmon usage --help\` 0.12–0.15 →
+0.10–0.14 s (5 alternated pairs each; wall times at load 600–740 are noise). \`node --test dist/test/crash-restart.test.js\`
+(the test and its monitors): 7.1–9.4 → 4.3–4.7 s CPU, 35–66 → 24–42 s wall (3 pairs, load 410 → 83). What is left is
+mostly V8 compiling the bundles (main ~1.8 MB, of it kysely 0.5 and pg 0.2 MB that a SQLite start does not run: the
+hosts' PostgreSQL presence and \`src/db/backend.ts\` import them statically) and each isolate's own ICU time-zone set-up in the
+config check.
 
 `;
 

@@ -13,7 +13,7 @@ import { alertStorePathFor, spoolPathFor, spoolUnacknowledged } from './db/spool
 import { botRoutes } from './http/bot-routes.js';
 import { settingsRoutes } from './http/settings-routes.js';
 import { ControlServer, HttpError, METRICS_PATH, route, TextBody, type ControlRoute } from './http/control-server.js';
-import { DashboardServer } from './http/dashboard-server.js';
+import type { DashboardServer } from './http/dashboard-server.js';
 import { createMetrics } from './http/metrics.js';
 import { llmRoutes, RECOMPUTE_TIMEOUT_MS } from './llm/routes.js';
 import { logLinesDropped, type Logger } from './log.js';
@@ -114,7 +114,7 @@ export class Monitor {
   readonly exited: Promise<number>;
   #resolveExit!: (code: number) => void;
 
-  private constructor(config: MonitorConfig, log: Logger) {
+  private constructor(config: MonitorConfig, log: Logger, Dashboard: typeof DashboardServer | null) {
     this.config = config;
     this.#log = log;
     this.exited = new Promise((resolve) => {
@@ -170,9 +170,9 @@ export class Monitor {
     this.#control = new ControlServer(routes, log);
     const { http } = config;
     this.#dashboard =
-      http.port === null
+      Dashboard === null || http.port === null
         ? null
-        : new DashboardServer({
+        : new Dashboard({
             routes,
             feed: {
               changes: (reset) => this.#supervisor.call('registry', (c) => c.feedChanges(reset)),
@@ -188,7 +188,9 @@ export class Monitor {
 
   /** Starts everything; rejects (after cleaning up) if the socket is taken or an actor cannot start. */
   static async start(config: MonitorConfig, log: Logger): Promise<Monitor> {
-    const monitor = new Monitor(config, log);
+    // The HTTP front's packages (fastify, @fastify/static, ajv: ~1.7 MB of the main thread's bundle) load only when it is on.
+    const Dashboard = config.http.port === null ? null : (await import('./http/dashboard-server.js')).DashboardServer;
+    const monitor = new Monitor(config, log, Dashboard);
     // PostgreSQL: one live monitor per --host-name (its lock), before anything is written as it.
     await monitor.#presence.claim(HOST_CLAIM_WAIT_MS);
     // Listen first: it fails fast when another monitor owns the socket, and whatever bots send

@@ -156,6 +156,11 @@ describe('packages install and run from clean places', { concurrency: true }, ()
       ]) {
         assert.ok(files.includes(`package/${file}`), `the tarball has ${file}`);
       }
+      // The entry points are esbuild's bundles (src/entry-bundles.ts), with the chunks they import.
+      assert.ok(
+        files.some((f) => /^package\/dist\/src\/chunk-cli-\w+\.js$/.test(f)),
+        'the CLI bundle and its chunks are packed',
+      );
       assert.ok(
         !files.some(
           (f) =>
