@@ -287,6 +287,80 @@ mostly V8 compiling the bundles (main ~1.8 MB, of it kysely 0.5 and pg 0.2 MB th
 hosts' PostgreSQL presence and \`src/db/backend.ts\` import them statically) and each isolate's own ICU time-zone set-up in the
 config check.
 
+**10. Launch settings: a 2 MB semi-space and two malloc arenas for every thread — lean-rss (2026-12-01).**
+\`bin/kissmon.js\` now launches node with \`--max-semi-space-size=2\` and \`MALLOC_ARENA_MAX=2\` (its shebang, \`#!/usr/bin/env
+-S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2\`; defined in \`src/launch-settings.ts\`), and so does everything that
+executes it: npm's \`kissmon\` bin link, \`npm start\` (now \`./bin/kissmon.js start\`), the systemd unit of
+docs/OPERATIONS.md (\`ExecStart=…/bin/kissmon.js\`, no longer \`node …/bin/kissmon.js\`); the bench harness's \`startMonitor\`
+launches the monitor the same way, so every bench section measures the product as launched. V8's flags are
+process-wide: a worker's isolate is configured with them when it starts, so one flag sizes every thread's young
+generation (checked: \`v8.setFlagsFromString('--max-semi-space-size=2')\` before \`new Worker()\` also gives the worker a
+4 MB new space under allocation, against 32 MB without, but cannot change the main thread's, whose heap is configured
+at launch — so a launch flag it is). Each thread's \`heap_limit_mb\` in \`GET /health\` (V8's heap size limit: the
+old-generation limit + 3 semi-spaces) shows it: the writer 1,030 MB with the flag, 1,072 without; the main thread
+4,102 against 4,144 on this box. \`test/launch-settings.test.ts\` starts a monitor through \`bin/kissmon.js\` and checks
+every thread's figure and the process's environment.
+
+Memory (\`node dist/bench/memory.js\`, 1,000 bots, 400k rows, then 30 s quiet; before = the build without the
+settings, \`node dist-before/bench/memory.js\`; variants = this build with \`src/launch-settings.js\` edited in a copy of
+dist; one run per line, 21:43–22:02 UTC, **load average 8 → 420** (other sessions' test runs; RSS depends little on load, the
+burst's duration a lot, and whether a major GC has run by the 30-s mark a lot), MB:
+
+| launch | RSS empty | RSS peak in the burst | RSS when the last row landed | RSS 30 s later | burst s | main-thread heap in use at the end / 30 s later |
+| --- | --- | --- | --- | --- | --- | --- |
+| before (no settings), run 1 (load 8–10) | 192 | 358 | 358 | 343 | 7.2 | 69 / 62 |
+| before, run 2 (load 41–34) | 196 | 350 | 350 | 342 | 13.2 | 50 / 56 |
+| **semi-space 2 + 2 arenas (kept)**, run 1 (load 74) | 163 | 288 | 281 | **199** | 15.0 | 67 / 20 |
+| kept, run 2 (load 420) | 163 | 322 | 313 | **199** | 13.1 | 96 / 20 |
+| kept, run 3 (load 26) | 163 | 314 | 310 | 304 | 24.3 | 89 / 89 |
+| semi-space 1 + 2 arenas, 2 runs | 158, 154 | 300, 305 | 294, 267 | 261, 265 | 19.7, 55.2 | 78, 26 / 80, 27 |
+| semi-space 4 + 2 arenas, 2 runs | 175, 177 | 305, 297 | 305, 297 | 253, 293 | 28.2, 23.8 | 67, 69 / 66, 67 |
+| semi-space 2 + 2 arenas + \`--optimize-for-size\`, 2 runs (not kept) | 134, 140 | 236, 236 | 215, 230 | 197, 198 | 65.4, 59.2 | 24, 28 / 20, 20 |
+
+What it shows: the settings take ~30 MB off an empty monitor (192–196 → 163) and 30–70 MB off the burst's peak
+(350–358 → 288–322). Back under 200 MB 30 s after the burst in two of three runs: there the main thread had run a
+major GC by then (its heap in use 67–96 → 20 MB); in the third it had not (89 MB, RSS 304), and with the default
+semi-space RSS stays near the peak whether or not it does (342–343). What is left in the peak is mostly the main
+thread's old generation: rows held for the writer (up to 65,536 per link before reading pauses), promoted sooner with
+a small young generation, collected only at a major GC, which V8 starts later on the main thread than on the actors (it scales the
+heap-growing factor with the heap limit: node's default, 4 GB here, against the actors' 256–1,024 MB; read from V8's
+heap controller, not measured here).
+\`--optimize-for-size\` reaches the peak target (236 MB) but costs CPU (below): not kept.
+
+Throughput cost (scavenges per row: a 2 MB semi-space fills 8× as often as the default 16 MB): \`node
+<build>/bench/run.js --only throughput --case "1,000 persistent" --reps 1 --no-overload --no-write\`, the builds
+alternated (before, kept, semi-space 4, \`--optimize-for-size\`), 22:02–22:27 UTC, **load average 11–124 and other
+sessions using 108–183 % of the 2 cores during every measurement**, so rows/s and the ratios to the sink are noise
+(the monitor got 17–84 % of a core); the monitor's CPU time for the 400,000 rows (rows ÷ rows/s × CPU %) is the figure
+to read:
+
+| build (launch) | runs (time, UTC) | rows/s | monitor CPU % | CPU s for the 400k rows | ratio to the sink, same run | RSS peak MB |
+| --- | --- | --- | --- | --- | --- | --- |
+| before (no settings) | 22:02, 22:05, 22:08, 22:15 | 40,390 · 104,829 · 28,517 · 15,507 | 39.2 · 83.9 · 28.2 · 19.2 | 3.88 · 3.20 · 3.96 · 4.95 (median **3.92**) | 0.52 · 0.94 · 0.60 · 0.29 | 366 · 371 · 349 · 376 |
+| semi-space 2 + 2 arenas (kept) | 22:03, 22:06, 22:09, 22:18, 22:22 | 21,427 · 64,831 · 34,208 · 26,013 · 29,988 | 24.1 · 62.7 · 35.1 · 27.9 · 31.8 | 4.50 · 3.87 · 4.10 · 4.29 · 4.24 (median **4.24**) | 0.36 · 0.55 · 0.37 · 0.27 · 0.69 | 323 · 322 · 298 · 317 · 332 |
+| semi-space 4 + 2 arenas | 22:10, 22:11, 22:19 | 34,971 · 13,941 · 17,908 | 36.7 · 17.3 · 19.5 | 4.20 · 4.96 · 4.36 (median 4.36) | 0.32 · 0.39 · 0.47 | 316 · 317 · 313 |
+| semi-space 2 + 2 arenas + \`--optimize-for-size\` | 22:04 | 29,798 | 50.1 | 6.73 | 0.17 | 242 |
+
+Four runs did not land their burst and are left out (kept 3,600, before 242,480 and 19,984, semi-space 4 104,000 of
+400,000 rows: the generator's burst ended early while another session ran ~10,000 processes on the box). CPU per row,
+kept ÷ before: **1.08×** (medians 4.24 / 3.92 CPU s; the three rounds where both landed: 1.16, 1.21, 1.04); semi-space
+4 is no cheaper within this noise; \`--optimize-for-size\` 1.7× (one run): not kept.
+Re-measure the throughput ratio on a quiet box (\`node dist/bench/run.js --only throughput\` against \`node
+dist-before/bench/run.js …\`, a build before lean-rss): the 0.85× target is not this branch's, and this cost is its
+price in CPU.
+
+10,000 idle bots with their own pids (\`node <build>/bench/run.js --only idle --no-write\`, this build then the
+build before, twice, 22:26–22:41 UTC, **load average 87–860, other work 164–181 % of a core during each**): steady RSS
+kept 227 and 197 MB (peaks 227, 235), before 250 and 273 MB (peaks 291, 279): −23 and −76 MB per pair; monitor CPU
+12.4 / 17.3 % against 11.7 / 17.6 %.
+
+**Not shown:** peak ≤ 250 MB in the 400k burst (288–322 MB here, 298–332 MB in the throughput runs); back under 200 MB
+within 30 s in every run (two of three); 10,000 idle bots ≤ 180 MB steady (197–227 MB).
+Next levers: a major GC once the links have drained after a burst (V8 exposes none without \`--expose-gc\`; not done),
+fewer rows held on the main thread during a burst (\`PAUSE_READING_AT\` in src/server/ingest-server.ts, another
+engineer's room this session), and a lower old-generation limit for the main thread, which would lower V8's heap
+growing factor at the risk of the whole process, not one actor, running out of memory.
+
 `;
 
 /**
@@ -315,6 +389,7 @@ Not re-measured by \`npm run bench\`: each says how it was measured. Refresh a l
 | A compact heartbeat line is decoded from its bytes, not by JSON.parse and the schema | \`src/protocol/decode.ts\` (\`decodeHeartbeatFast\`) | Findings 8 above (lean-heartbeat2): 1,161–1,398 → 588–677 ns CPU per loadtest-shaped line (three alternated runs, load ~140); \`test/decode-fast-path.test.ts\` holds it to the full path |
 | The 5 s \`bot_status\` flush writes 500 rows per turn | \`workers/registry.ts\` (\`STATUS_SLICE\`) | Findings 8 above: one task of 10,000 rows every 5 s at 10,000 heartbeating bots, as the sample rounds were before \`SAMPLE_SLICE\` |
 | \`#markStale\` skips its walk until the oldest online heartbeat can have expired | \`workers/registry.ts\` (\`#staleCheckAt\`) | Findings 8 above: the walk over every bot ran each tick (each second); with bots heartbeating every second it now runs about once per \`staleAfterMs\` |
+| Launch settings: \`--max-semi-space-size=2\`, \`MALLOC_ARENA_MAX=2\` | \`src/launch-settings.ts\`, \`bin/kissmon.js\` (shebang) | Findings 9 above: RSS of an empty monitor 192–196 → 163 MB, the 1,000-bot 400k-row burst's peak 350–358 → 288–322 MB and 30 s later 342–343 → 199 MB in two of three runs (304 in the third); ~8 % more CPU per row (median CPU s 3.92 → 4.24, load average 11–124). Semi-space 1 or 4 no better; \`--optimize-for-size\` 236 MB peak but 1.7× the CPU |
 | No per-bot labels in \`/metrics\` | \`src/http/metrics.ts\` | not measured here: the product brief's figure for 10,000 series is 45 ms and 0.5 MB per scrape |
 `;
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { controlSocketFor } from '../src/config.js';
 import { requestControl } from '../src/http/control-client.js';
+import { LAUNCH_ENV, LAUNCH_NODE_FLAGS } from '../src/launch-settings.js';
 import { CLOCK_TICKS_PER_S, readProcStat } from '../src/proc.js';
 import type { LoadtestReport } from '../src/loadtest/run.js';
 import { vmRssMb, type TestDir } from '../test/helpers/monitor-process.js';
@@ -49,7 +50,10 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** `kissmon start` as a child process; `cpuProfDir` runs it under `node --cpu-prof` (every thread). */
+/**
+ * `kissmon start` as a child process, launched as bin/kissmon.js launches it (src/launch-settings.ts),
+ * so the bench measures the product; `cpuProfDir` runs it under `node --cpu-prof` (every thread).
+ */
 export async function startMonitor(
   dir: TestDir,
   args: string[] = [],
@@ -57,11 +61,11 @@ export async function startMonitor(
   /** Another build's CLI (e.g. a copy of dist from before a change), for before/after runs. */
   cli = CLI,
 ): Promise<Server & { control: string }> {
-  const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const nodeArgs = [...LAUNCH_NODE_FLAGS, ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [])];
   const child = spawn(
     process.execPath,
     [...nodeArgs, cli, 'start', '--socket', dir.socket, '--db', dir.db, '--log-level', 'warn', ...args],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...LAUNCH_ENV } },
   );
   const exited = track(child);
   const control = controlSocketFor(dir.socket);

@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { unlinkSync } from 'node:fs';
 import type { ActorName } from './actors/actor-host.js';
-import { heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health.js';
+import { heapLimitMb, heapUsedMb, loopLagMeter, type SupervisedHealth } from './actors/health.js';
 import { Link } from './actors/link.js';
 import { Type } from '@sinclair/typebox';
 import type { MonitorConfig } from './config.js';
@@ -477,6 +477,7 @@ export class Monitor {
       loop_lag_p99_ms: lag.p99,
       loop_lag_max_ms: lag.max,
       heap_used_mb: heapUsedMb(),
+      heap_limit_mb: heapLimitMb(),
       uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
       restarts: 0,
       up: true,

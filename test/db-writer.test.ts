@@ -127,6 +127,7 @@ for (const kind of BACKENDS)
           loop_lag_p99_ms: 1.5,
           loop_lag_max_ms: 3,
           heap_used_mb: 12.3,
+          heap_limit_mb: 518,
           uptime_s: 60,
           restarts: 1,
           detail: { bots_online: 3 },

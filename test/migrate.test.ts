@@ -85,6 +85,7 @@ function items(n: number): RowItem[] {
           loop_lag_p99_ms: 1.5,
           loop_lag_max_ms: 3,
           heap_used_mb: 12.3,
+          heap_limit_mb: 518,
           uptime_s: i,
           restarts: 0,
           detail: { bots_online: 5 },

@@ -13,7 +13,7 @@ import * as Comlink from 'comlink';
 import { nodeEndpoint } from './comlink-endpoint.js';
 import type { MonitorConfig } from '../config.js';
 import { createLogger, type LogChannel, type Logger } from '../log.js';
-import { heapUsedMb, loopLagMeter, type ActorHealth } from './health.js';
+import { heapLimitMb, heapUsedMb, loopLagMeter, type ActorHealth } from './health.js';
 
 export type ActorName = 'registry' | 'db' | 'sampler' | 'alerter';
 /** The main thread's end of the data plane (socket ingest, supervisor health rows). */
@@ -103,6 +103,7 @@ export function runActor<Extra extends object>(
               loop_lag_p99_ms: loop.p99,
               loop_lag_max_ms: loop.max,
               heap_used_mb: heapUsedMb(),
+              heap_limit_mb: heapLimitMb(),
               uptime_s: Math.round((Date.now() - startedAt) / 1000),
             };
           },

@@ -1,4 +1,5 @@
 import { createHistogram, performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 
 /** What every actor reports every health interval (one log line + one worker_health row). */
 export interface ActorHealth {
@@ -13,6 +14,8 @@ export interface ActorHealth {
   loop_lag_p99_ms: number;
   loop_lag_max_ms: number;
   heap_used_mb: number;
+  /** V8's heap size limit of the thread: its old-generation limit + its young generation (3 semi-spaces; the launch settings, src/launch-settings.ts, set those). */
+  heap_limit_mb: number;
   uptime_s: number;
   /** Actor-specific numbers (bots by status, rounds abandoned, commits retried, …). */
   detail: Record<string, number | string | boolean | null>;
@@ -63,4 +66,8 @@ export function round2(n: number): number {
 
 export function heapUsedMb(): number {
   return round2(process.memoryUsage().heapUsed / 1048576);
+}
+
+export function heapLimitMb(): number {
+  return round2(getHeapStatistics().heap_size_limit / 1048576);
 }

@@ -339,6 +339,7 @@ export class Supervisor {
           loop_lag_p99_ms: 0,
           loop_lag_max_ms: 0,
           heap_used_mb: 0,
+          heap_limit_mb: 0,
           uptime_s: 0,
           ...supervised,
           up: false,

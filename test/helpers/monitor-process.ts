@@ -21,6 +21,8 @@ import { waitFor } from './wait.js';
 export { sleep, waitFor } from './wait.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+/** The installed entry point: executed as a file, its shebang applies the launch settings (src/launch-settings.ts). */
+export const BIN = fileURLToPath(new URL('../../../bin/kissmon.js', import.meta.url));
 export const BOT_FIXTURE = fileURLToPath(new URL('../fixtures/bot.js', import.meta.url));
 
 export class TestDir {
@@ -71,6 +73,8 @@ export interface StartOptions {
   openFiles?: number;
   /** How long to wait for the control API (default 60 s, for a loaded box; a spool replay takes longer). */
   readyTimeoutMs?: number;
+  /** 'bin': execute bin/kissmon.js as a file, as npm's bin link and the systemd unit do (default: `node` + the CLI). */
+  launch?: 'bin';
 }
 
 /** Runs `kissmon start` and waits until its control API answers. */
@@ -80,10 +84,9 @@ export async function startMonitor(
   options: StartOptions = {},
 ): Promise<MonitorProcess> {
   const paths = options.pathFlags === false ? [] : ['--socket', dir.socket, '--db', dir.db];
-  const argv = [CLI, 'start', ...paths, '--log-level', 'info', ...args];
-  const run = options.openFiles
-    ? withOpenFiles(options.openFiles, process.execPath, argv)
-    : { command: process.execPath, args: argv };
+  const [command, entry] = options.launch === 'bin' ? [BIN, []] : [process.execPath, [CLI]];
+  const argv = [...entry, 'start', ...paths, '--log-level', 'info', ...args];
+  const run = options.openFiles ? withOpenFiles(options.openFiles, command, argv) : { command, args: argv };
   const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
   started.add(child);
   let output = '';
