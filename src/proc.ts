@@ -1,9 +1,11 @@
 // Small synchronous readers of /proc (Linux). The sampler reads process state (zombie?), start time
-// (pid reused?), CPU time and RSS from one read of /proc/<pid>/stat; the registry reads start times.
+// (pid reused?), CPU time and RSS from one read of /proc/<pid>/stat (through HeldStatFds); the
+// registry reads start times; the loadtest reads open-file limits.
 //
-// Synchronous on purpose: one open+pread+close is cheap (docs/PERFORMANCE.md, "Sampler") and done
-// on the sampler's own thread, where async fs would queue three hops per pid on libuv's threadpool,
-// which is shared by every thread of the process (main thread and the other actors included).
+// Synchronous on purpose: a pread through a held fd (or one open+pread+close) is cheap
+// (docs/PERFORMANCE.md, "Sampler") and done on the sampler's own thread, where async fs would queue
+// a hop per syscall on libuv's threadpool, which is shared by every thread of the process (main
+// thread and the other actors included).
 import { execFile } from 'node:child_process';
 import { closeSync, constants, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -102,16 +104,23 @@ export function readProcStat(pid: number | string, buf: Buffer = Buffer.allocUns
   }
 }
 
-/** This process's open-file limits (ulimit -n / ulimit -Hn; Node raises the soft one to the hard one at start-up); null if /proc/self/limits cannot say. */
-export function openFileLimits(): { soft: number; hard: number } | null {
+export interface OpenFilesLimit {
+  soft: number;
+  hard: number;
+}
+
+/** `Max open files` of a process (ours by default; Node raises its soft limit to the hard one at start-up); null when /proc is not there or not readable. */
+export function openFilesLimit(pid: number | 'self' = 'self'): OpenFilesLimit | null {
+  let text: string;
   try {
-    const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
-    if (!match) return null;
-    const value = (s: string) => (s === 'unlimited' ? Infinity : Number(s));
-    return { soft: value(match[1]), hard: value(match[2]) };
+    text = readFileSync(`/proc/${pid}/limits`, 'utf8');
   } catch {
     return null;
   }
+  const match = /^Max open files\s+(\S+)\s+(\S+)/m.exec(text);
+  if (!match) return null;
+  const value = (s: string) => (s === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(s));
+  return { soft: value(match[1]), hard: value(match[2]) };
 }
 
 /** Fds open in this process, every thread's (readdir of /proc/self/fd, less its own fd): ~1 µs per fd. */
@@ -146,9 +155,9 @@ export class HeldStatFds {
   #limitHits = 0;
 
   /** `limit`: the soft RLIMIT_NOFILE; null (unknown): no fd is held. */
-  constructor(limit: number | null = openFileLimits()?.soft ?? null) {
-    this.#limit = limit === null ? null : Math.min(limit, 2 ** 31);
-    this.#reserve = this.#limit === null ? 0 : Math.max(1024, Math.floor(this.#limit / 4));
+  constructor(limit: number | null = openFilesLimit()?.soft ?? null) {
+    this.#limit = limit;
+    this.#reserve = limit === null ? 0 : Math.max(1024, Math.floor(limit / 4));
   }
 
   get held(): number {

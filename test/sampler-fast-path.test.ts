@@ -253,13 +253,22 @@ describe('sampler: the /proc fast path', { timeout: 120_000 }, () => {
     const code = await new Promise((resolve) => child.once('exit', resolve));
     assert.equal(code, 0, out);
     const lines = out.trim().split('\n');
-    const result = JSON.parse(lines.find((line) => line.startsWith('{"rounds"')) ?? 'null') as { rounds: { status: string; samples: number; held: number; hits: number }[] };
+    const result = JSON.parse(lines.find((line) => line.startsWith('{"rounds"')) ?? 'null') as {
+      rounds: { status: string; samples: number; held: number; hits: number }[];
+    };
     t.diagnostic(JSON.stringify(result.rounds));
     const warnings = lines.filter((line) => line.includes('out of fds'));
     assert.equal(warnings.length, 1, `logged once: ${out}`);
     const [full, ...later] = result.rounds;
-    assert.deepEqual(full, { status: 'published', samples: 200, held: 0, hits: 1 }, 'every pid sampled with no fd held');
-    assert.ok(later.every((r) => r.status === 'published' && r.samples === 200), JSON.stringify(later));
+    assert.deepEqual(
+      full,
+      { status: 'published', samples: 200, held: 0, hits: 1 },
+      'every pid sampled with no fd held',
+    );
+    assert.ok(
+      later.every((r) => r.status === 'published' && r.samples === 200),
+      JSON.stringify(later),
+    );
     const last = later.at(-1)!;
     assert.ok(last.held > 0 && last.held <= 1100 - 1024, `fds held again within the budget: ${last.held}`);
     assert.equal(last.hits, 1);

@@ -30,7 +30,9 @@
 // to round (HeldStatFds: one pread per pid, within an fd budget that leaves the bot connections
 // their share; pids over it are opened, read and closed) and closed once the pid is not watched. A
 // held fd stays bound to its process: once that exits, the read fails (ESRCH) and the pid is read
-// again by path, so a reused pid is judged by its start time as before. pidusage is the portable
+// again by path, so a reused pid is judged by its start time as before. A crashed or terminated
+// thread leaves none behind: Node closes a worker's fs.open fds when it exits (trackUnmanagedFds,
+// on by default). pidusage is the portable
 // path (no /proc: macOS, BSD): it would cost a second render of the same file per pid on Linux and
 // keeps one fd per pid open for `maxage`, whose clean-up it does not expose (pidusage#127). Why and
 // what it costs at 10k pids: docs/PERFORMANCE.md, "Sampler".

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import type { TestContext } from 'node:test';
-import { openFileLimits as procOpenFileLimits } from '../../src/proc.js';
+import { openFilesLimit } from '../../src/proc.js';
 
 /**
  * `missing` says why `resource` is not available here (undefined: it is). Returns true when the
@@ -36,7 +36,7 @@ export function commandMissing(command: string, args: string[] = ['--version']):
 
 /** This process's open-file limits (ulimit -n / ulimit -Hn); Infinity when /proc cannot say. */
 export function openFileLimits(): { soft: number; hard: number } {
-  return procOpenFileLimits() ?? { soft: Infinity, hard: Infinity };
+  return openFilesLimit() ?? { soft: Infinity, hard: Infinity };
 }
 
 /**
