@@ -154,7 +154,10 @@ describe('sampler: the /proc fast path', { timeout: 120_000 }, () => {
       // Held fd, then a fresh read by path at once: the same process, the same figures a moment apart.
       const held = fds.read(pid, statPath(pid), buf);
       const fresh = readProcStat(pid);
-      assert.ok(typeof held === 'object' && typeof fresh === 'object', `read ${String(held)} / ${String(fresh)}`);
+      assert.ok(
+        typeof held === 'object' && typeof fresh === 'object',
+        `read ${JSON.stringify(held)} / ${JSON.stringify(fresh)}`,
+      );
       assert.equal(held.startTime, fresh.startTime);
       const heldTicks = held.utimeTicks + held.stimeTicks;
       const freshTicks = fresh.utimeTicks + fresh.stimeTicks;
