@@ -948,8 +948,9 @@ function render(r: Results, minutes: number): string {
     if (r.samplerRounds) {
       out.push(
         'One sample round at 100 / 1,000 / 10,000 real pids (`bench/sampler.ts`: the sampler class in-process, pids are',
-        'idle `cat` processes). ms is wall time, (cpu) the process CPU time it took (before/after the byte parser and the',
-        'kernel\'s floor: "Numbers behind code choices"):',
+        'idle `cat` processes). ms is wall time, (cpu) the process CPU time it took; the steady round reads each pid',
+        'through its held fd (one pread), the raw columns are the reads alone by path and through held fds (before/after',
+        'holding fds, the byte parser, and the kernel\'s floor: "Numbers behind code choices"):',
         '',
         formatSamplerBench(r.samplerRounds),
         '',

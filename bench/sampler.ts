@@ -8,21 +8,23 @@
 //
 // Columns:
 //   first round  — watches just applied: every pid is read for the first time (baseline, no cpu yet)
-//   steady round — median of 5 later rounds: the per-interval cost at that fleet size
-//   peak fds     — most fds open above the idle count during a round (one /proc read at a time)
+//   steady round — median of 5 later rounds, once the held fds have settled (the fd budget lets a
+//                  round open only so many: see HeldStatFds): the per-interval cost at that fleet size
+//   fds held     — the sampler's fds held on /proc/<pid>/stat after those rounds
 //   plain pidusage warm — the alternative: one pidusage() call over all pids, its own fd cache warm
 //                  (what it costs per round, and the fds it then keeps open for good)
-//   raw /proc    — the reads alone: open+read+close of every /proc/<pid>/stat, no bookkeeping
-//                  (the floor of a round on Linux)
+//   raw open+read+close — the reads alone by path: open + pread + close of every /proc/<pid>/stat
+//   raw pread    — the reads alone through one held fd per pid (the floor of a round on Linux)
 //
 // Run: npx tsc -p . && node dist/bench/sampler.js [sizes…]
-import { closeSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { createLogger } from '../src/log.js';
-import { readProcStat } from '../src/proc.js';
+import { countOpenFds, parseStat, readProcStat, statPath } from '../src/proc.js';
 import { startPlaceholders } from '../src/loadtest/placeholders.js';
 import { ProcessSampler } from '../workers/sampler.js';
+import { procStatFds } from '../test/helpers/resources.js';
 import { sleep } from '../test/helpers/wait.js';
 
 const pidusage = createRequire(import.meta.url)('pidusage') as typeof import('pidusage');
@@ -34,15 +36,17 @@ export interface SamplerBenchRow {
   steady_round_ms: number;
   steady_round_cpu_ms: number;
   samples: number;
-  peak_fds: number;
+  fds_held: number;
   plain_pidusage_warm_ms: number;
   plain_pidusage_warm_cpu_ms: number;
   plain_pidusage_fds_held: number;
   raw_proc_ms: number;
   raw_proc_cpu_ms: number;
+  raw_pread_ms: number;
+  raw_pread_cpu_ms: number;
 }
 
-const openFds = () => readdirSync('/proc/self/fd').length;
+const openFds = countOpenFds;
 const round1 = (n: number) => Math.round(n * 10) / 10;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -78,16 +82,17 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
         fleet.pids.map((pid, i) => ({ type: 'watch' as const, channel: `bot_${i}`, pid, start_time: null })),
       );
       const first = await timed(() => sampler.sampleNow());
+      for (let i = 0, held = -1; i < 10 && held !== sampler.stats().detail.held_fds; i++) {
+        held = sampler.stats().detail.held_fds as number;
+        await sampler.sampleNow();
+      }
       const steady: Awaited<ReturnType<typeof timed<Awaited<ReturnType<ProcessSampler['sampleNow']>>>>>[] = [];
       for (let i = 0; i < 5; i++) steady.push(await timed(() => sampler.sampleNow()));
       for (const r of [first, ...steady])
         if (r.value.status !== 'published') throw new Error(`round ${r.value.status} at ${n} pids`);
-      // Peak fds, in an untimed round: poll the fd table whenever the thread is free.
+      const fdsHeld = sampler.stats().detail.held_fds as number;
+      sampler.stop(); // closes them: the fds below are pidusage's
       const idle = openFds();
-      let peak = idle;
-      const poll = setInterval(() => (peak = Math.max(peak, openFds())), 1);
-      await sampler.sampleNow();
-      clearInterval(poll);
 
       // Alternative 1: plain pidusage over all pids, fd cache warm (second call). Its fds are closed
       // and its history cleared afterwards so nothing leaks into the next size.
@@ -95,13 +100,7 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
       const plain = await timed(() => pidusage(fleet.pids));
       const plainFds = openFds() - idle;
       // pidusage.clear() does not close them (pidusage#127): close every fd on a /proc/<pid>/stat.
-      for (const fd of readdirSync('/proc/self/fd')) {
-        try {
-          if (/^\/proc\/\d+\/stat$/.test(readlinkSync(`/proc/self/fd/${fd}`))) closeSync(Number(fd));
-        } catch {
-          // the fd of readdirSync itself, gone by now
-        }
-      }
+      for (const fds of procStatFds().values()) for (const fd of fds) closeSync(fd);
       pidusage.clear();
 
       // Alternative 2: our own read of every /proc/<pid>/stat, nothing else.
@@ -110,6 +109,14 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
       const raw = await timed(() => {
         for (const pid of fleet.pids) readProcStat(pid, buf);
       });
+      // Alternative 3: one pread through an fd held per pid, parsed, nothing else.
+      const fds = fleet.pids.map((pid) => openSync(statPath(pid), 'r'));
+      const preadAll = () => {
+        for (const fd of fds) parseStat(buf, readSync(fd, buf, 0, buf.length, 0));
+      };
+      preadAll(); // warm
+      const pread = await timed(preadAll);
+      for (const fd of fds) closeSync(fd);
 
       rows.push({
         pids: n,
@@ -118,12 +125,14 @@ export async function benchSampler(sizes: number[] = [100, 1_000, 10_000]): Prom
         steady_round_ms: median(steady.map((s) => s.ms)),
         steady_round_cpu_ms: median(steady.map((s) => s.cpuMs)),
         samples,
-        peak_fds: peak - idle,
+        fds_held: fdsHeld,
         plain_pidusage_warm_ms: plain.ms,
         plain_pidusage_warm_cpu_ms: plain.cpuMs,
         plain_pidusage_fds_held: plainFds,
         raw_proc_ms: raw.ms,
         raw_proc_cpu_ms: raw.cpuMs,
+        raw_pread_ms: pread.ms,
+        raw_pread_cpu_ms: pread.cpuMs,
       });
     } finally {
       await fleet.kill();
@@ -137,17 +146,18 @@ export function formatSamplerBench(rows: SamplerBenchRow[]): string {
     'pids',
     'first round ms (cpu)',
     'steady round ms (cpu)',
-    'peak fds',
+    'fds held',
     'plain pidusage warm ms (cpu), fds held',
-    'raw /proc ms (cpu)',
+    'raw open+read+close ms (cpu)',
+    'raw pread ms (cpu)',
   ];
   const lines = [
     `| ${header.join(' | ')} |`,
     `| ${header.map(() => '---').join(' | ')} |`,
     ...rows.map(
       (r) =>
-        `| ${r.pids.toLocaleString('en')} | ${r.first_round_ms} (${r.first_round_cpu_ms}) | ${r.steady_round_ms} (${r.steady_round_cpu_ms}) | ${r.peak_fds} | ` +
-        `${r.plain_pidusage_warm_ms} (${r.plain_pidusage_warm_cpu_ms}), ${r.plain_pidusage_fds_held} | ${r.raw_proc_ms} (${r.raw_proc_cpu_ms}) |`,
+        `| ${r.pids.toLocaleString('en')} | ${r.first_round_ms} (${r.first_round_cpu_ms}) | ${r.steady_round_ms} (${r.steady_round_cpu_ms}) | ${r.fds_held} | ` +
+        `${r.plain_pidusage_warm_ms} (${r.plain_pidusage_warm_cpu_ms}), ${r.plain_pidusage_fds_held} | ${r.raw_proc_ms} (${r.raw_proc_cpu_ms}) | ${r.raw_pread_ms} (${r.raw_pread_cpu_ms}) |`,
     ),
   ];
   return lines.join('\n');

@@ -1,11 +1,13 @@
 // Small synchronous readers of /proc (Linux). The sampler reads process state (zombie?), start time
-// (pid reused?), CPU time and RSS from one read of /proc/<pid>/stat; the registry reads start times.
+// (pid reused?), CPU time and RSS from one read of /proc/<pid>/stat (through HeldStatFds); the
+// registry reads start times; the loadtest reads open-file limits.
 //
-// Synchronous on purpose: one open+pread+close is cheap (docs/PERFORMANCE.md, "Sampler") and done
-// on the sampler's own thread, where async fs would queue three hops per pid on libuv's threadpool,
-// which is shared by every thread of the process (main thread and the other actors included).
+// Synchronous on purpose: a pread through a held fd (or one open+pread+close) is cheap
+// (docs/PERFORMANCE.md, "Sampler") and done on the sampler's own thread, where async fs would queue
+// a hop per syscall on libuv's threadpool, which is shared by every thread of the process (main
+// thread and the other actors included).
 import { execFile } from 'node:child_process';
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from './log.js';
 
@@ -65,12 +67,17 @@ export function statPath(pid: number): string {
   return `/proc/${pid}/stat`;
 }
 
-/** Opens /proc/<pid>/stat. The fd stays bound to that process: after it exits, reads fail with ESRCH even if the pid is reused. */
-export function openStat(path: string): number | 'gone' | 'error' {
+/**
+ * Opens /proc/<pid>/stat. The fd stays bound to that process: after it exits, reads fail with ESRCH
+ * even if the pid is reused. `fd_limit`: EMFILE/ENFILE, the process (or the system) has no fd to spare.
+ */
+export function openStat(path: string): number | 'gone' | 'error' | 'fd_limit' {
   try {
     // The numeric flag skips fs's flag-string parsing (O_RDONLY is 0 on every platform with /proc).
     return openSync(path, constants.O_RDONLY);
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code === 'EMFILE' || code === 'ENFILE') return 'fd_limit';
     return isGone(err) ? 'gone' : 'error';
   }
 }
@@ -89,11 +96,141 @@ export function readStat(fd: number, buf: Buffer): StatRead {
 /** open + pread + close of one stat file, by pid or by a path from `statPath`: no fd outlives the call. */
 export function readProcStat(pid: number | string, buf: Buffer = Buffer.allocUnsafe(STAT_BYTES)): StatRead {
   const fd = openStat(typeof pid === 'number' ? statPath(pid) : pid);
-  if (typeof fd !== 'number') return fd;
+  if (typeof fd !== 'number') return fd === 'gone' ? 'gone' : 'error';
   try {
     return readStat(fd, buf);
   } finally {
     closeSync(fd);
+  }
+}
+
+export interface OpenFilesLimit {
+  soft: number;
+  hard: number;
+}
+
+/** `Max open files` of a process (ours by default; Node raises its soft limit to the hard one at start-up); null when /proc is not there or not readable. */
+export function openFilesLimit(pid: number | 'self' = 'self'): OpenFilesLimit | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/limits`, 'utf8');
+  } catch {
+    return null;
+  }
+  const match = /^Max open files\s+(\S+)\s+(\S+)/m.exec(text);
+  if (!match) return null;
+  const value = (s: string) => (s === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(s));
+  return { soft: value(match[1]), hard: value(match[2]) };
+}
+
+/** Fds open in this process, every thread's (readdir of /proc/self/fd, less its own fd): ~1 µs per fd. */
+export function countOpenFds(): number {
+  return readdirSync('/proc/self/fd').length - 1;
+}
+
+/** Rounds between two counts of the process's fds (the budget of held fds) when no count is due sooner. */
+const BUDGET_RECOUNT_ROUNDS = 10;
+
+/**
+ * One fd held open per sampled pid on /proc/<pid>/stat, re-read each round with a pread at offset 0
+ * (the kernel renders the line afresh): one syscall per pid instead of open + pread + close.
+ *
+ * Fd budget. Held fds count against the process's RLIMIT_NOFILE, which the main thread's bot
+ * connections share, and connections come first: held fds never take the process above
+ * `limit - reserve` (reserve: a quarter of the limit, at least 1,024). The process's fds are counted
+ * (/proc/self/fd, ~1 µs per fd) before the first round, every BUDGET_RECOUNT_ROUNDS rounds, and
+ * when half a reserve has been opened since the last count while more was free; fds over the budget
+ * are closed. Pids without a held fd are read by open + pread + close. EMFILE/ENFILE on an open
+ * releases every held fd (`limitHits`), and nothing is held again until the next scheduled count.
+ */
+export class HeldStatFds {
+  readonly #fds = new Map<number, number>();
+  readonly #limit: number | null;
+  readonly #reserve: number;
+  /** Fds that may be opened and held before the next count. */
+  #allowance = 0;
+  /** The last count found more free than the allowance it gave. */
+  #moreFree = false;
+  #roundsSinceCount = Infinity;
+  #limitHits = 0;
+
+  /** `limit`: the soft RLIMIT_NOFILE; null (unknown): no fd is held. */
+  constructor(limit: number | null = openFilesLimit()?.soft ?? null) {
+    this.#limit = limit;
+    this.#reserve = limit === null ? 0 : Math.max(1024, Math.floor(limit / 4));
+  }
+
+  get held(): number {
+    return this.#fds.size;
+  }
+
+  /** EMFILE/ENFILE met while opening (each released every held fd). */
+  get limitHits(): number {
+    return this.#limitHits;
+  }
+
+  /** Before a round: closes the fds of pids not in `pids`, and counts the budget when due. */
+  beginRound(pids: { has(pid: number): boolean }): void {
+    for (const [pid, fd] of this.#fds)
+      if (!pids.has(pid)) {
+        closeSync(fd);
+        this.#fds.delete(pid);
+      }
+    this.#roundsSinceCount++;
+    const due = this.#roundsSinceCount >= BUDGET_RECOUNT_ROUNDS || (this.#allowance === 0 && this.#moreFree);
+    if (!due || this.#limit === null) return;
+    this.#roundsSinceCount = 0;
+    let free = this.#limit - this.#reserve - countOpenFds();
+    for (const [pid, fd] of this.#fds) {
+      if (free >= 0) break;
+      // Over budget (the connections grew): give fds back; those pids are read by path again.
+      closeSync(fd);
+      this.#fds.delete(pid);
+      free++;
+    }
+    const step = Math.floor(this.#reserve / 2);
+    this.#allowance = Math.max(0, Math.min(free, step));
+    this.#moreFree = free > step;
+  }
+
+  /** The stat line of `pid` (`path`: its statPath) through its held fd, or opened now — and held while the budget allows. */
+  read(pid: number, path: string, buf: Buffer): StatRead {
+    const held = this.#fds.get(pid);
+    if (held !== undefined) {
+      const stat = readStat(held, buf);
+      if (stat !== 'gone') return stat;
+      // ESRCH: the process this fd is bound to has exited. The pid may name a new process by now:
+      // read it by path, as a pid seen for the first time, so pid reuse is judged by start time.
+      closeSync(held);
+      this.#fds.delete(pid);
+    }
+    if (this.#allowance <= 0) return readProcStat(path, buf);
+    const fd = openStat(path);
+    if (fd === 'fd_limit') {
+      this.#release();
+      return readProcStat(path, buf); // with the held fds given back, one open + close fits
+    }
+    if (typeof fd !== 'number') return fd;
+    const stat = readStat(fd, buf);
+    if (typeof stat === 'object') {
+      this.#fds.set(pid, fd);
+      this.#allowance--;
+    } else closeSync(fd);
+    return stat;
+  }
+
+  /** Closes every held fd. */
+  closeAll(): void {
+    for (const fd of this.#fds.values()) closeSync(fd);
+    this.#fds.clear();
+  }
+
+  #release(): void {
+    this.#limitHits++;
+    this.closeAll();
+    this.#allowance = 0;
+    this.#moreFree = false;
+    this.#roundsSinceCount = 0;
   }
 }
 

@@ -4,7 +4,6 @@
 // killed by pid, every worker terminated and every port closed in after().
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import os from 'node:os';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +20,8 @@ import { startPlaceholders } from '../src/loadtest/placeholders.js';
 import type { WriteItem } from '../src/actors/db-writer-messages.js';
 import type { SampleResult, SampleRound, SampleRoundSignal, WatchItem } from '../src/actors/sampler-messages.js';
 import { cpuMeter } from './helpers/monitor-process.js';
-import { sleep, waitFor } from './helpers/wait.js';
+import { procStatFds } from './helpers/resources.js';
+import { waitFor } from './helpers/wait.js';
 
 const SAMPLER = fileURLToPath(new URL('../workers/sampler.js', import.meta.url));
 const INTERVAL_MS = 300;
@@ -61,8 +61,6 @@ async function startChild(body: string): Promise<ChildProcess & { pid: number }>
 const busyChild = () =>
   startChild("new (require('node:worker_threads').Worker)('for (;;) {}', { eval: true }); for (;;) {}");
 const sleepingChild = () => startChild('setInterval(() => {}, 1e9);');
-
-const openFds = () => readdirSync('/proc/self/fd').length;
 
 // ---- the sampler on a worker thread, with this file as registry and db ---------------------------
 
@@ -321,18 +319,15 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
     assert.equal(health.detail.usage_source, 'proc');
   });
 
-  test('400 pids are sampled without an fd per pid held, then unwatched', async () => {
+  test('400 pids are sampled through one fd held per pid, and the fds are closed once they are unwatched', async () => {
     const sleepers = await startPlaceholders(400);
     after(() => sleepers.kill());
     const { pids } = sleepers;
-    const fdsBefore = openFds();
     const from = sut.rounds.length;
     pids.forEach((pid, i) => sut.watch(`sleeper_${i}`, pid));
-    let peak = 0;
     await waitFor(
       'samples of every sleeper',
       () => {
-        peak = Math.max(peak, openFds());
         const sampled = new Set(
           sut.rounds.slice(from).flatMap((r) => r.samples.filter((s) => 'cpu_pct' in s).map((s) => s.pid)),
         );
@@ -340,22 +335,22 @@ describe('sampler: samples real processes', { timeout: 120_000 }, async () => {
       },
       60_000,
     );
-    let low = Infinity;
-    // Over two whole rounds (the sampler's count, not a fixed time): the lowest is between rounds.
-    const roundsNow = sut.rounds.length;
-    while (sut.rounds.length < roundsNow + 2) {
-      const now = openFds();
-      peak = Math.max(peak, now);
-      low = Math.min(low, now);
-      await sleep(5);
-    }
-    // Plain pidusage would hold one fd per pid (+400) for good; the sampler opens one at a time and
-    // closes it at once, so none is held between rounds (the lowest count over a whole interval).
-    assert.ok(peak - fdsBefore < 64, `fds rose by ${peak - fdsBefore} while sampling 400 pids`);
-    assert.ok(low - fdsBefore < 20, `fds held between rounds: ${low - fdsBefore}`);
+    // The sampler thread's fds are this process's: one per sleeper, held between rounds.
+    const held = procStatFds();
+    assert.deepEqual(
+      pids.filter((pid) => held.get(pid)?.length !== 1),
+      [],
+      'exactly one fd held on each sleeper',
+    );
+    assert.ok(((await sut.health()).detail.held_fds as number) >= 400);
     const watched = (await sut.health()).detail.watched as number;
     pids.forEach((pid, i) => sut.unwatch(`sleeper_${i}`, pid));
     await waitFor('unwatched', async () => (await sut.health()).detail.watched === watched - pids.length, 20_000);
+    // Closed at the start of the next round.
+    await waitFor('no fd left on an unwatched sleeper', () => {
+      const now = procStatFds();
+      return pids.every((pid) => !now.has(pid));
+    });
     for (const pid of pids) kill(pid);
   });
 });

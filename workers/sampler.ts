@@ -26,11 +26,16 @@
 // first cpu figure comes one round later.
 //
 // Where the numbers come from. On Linux one read of /proc/<pid>/stat per pid gives everything:
-// state (zombie?), start time (pid reused?), utime + stime and rss. The fd is opened, pread and
-// closed at once, so no fd is held between pids or rounds. pidusage is the portable path (no
-// /proc: macOS, BSD): it would cost a second render of the same file per pid on Linux and keeps one
-// fd per pid open for `maxage`, whose clean-up it does not expose (pidusage#127). Why and what it
-// costs at 10k pids: docs/PERFORMANCE.md, "Sampler".
+// state (zombie?), start time (pid reused?), utime + stime and rss. The fd is held open from round
+// to round (HeldStatFds: one pread per pid, within an fd budget that leaves the bot connections
+// their share; pids over it are opened, read and closed) and closed once the pid is not watched. A
+// held fd stays bound to its process: once that exits, the read fails (ESRCH) and the pid is read
+// again by path, so a reused pid is judged by its start time as before. A crashed or terminated
+// thread leaves none behind: Node closes a worker's fs.open fds when it exits (trackUnmanagedFds,
+// on by default). pidusage is the portable
+// path (no /proc: macOS, BSD): it would cost a second render of the same file per pid on Linux and
+// keeps one fd per pid open for `maxage`, whose clean-up it does not expose (pidusage#127). Why and
+// what it costs at 10k pids: docs/PERFORMANCE.md, "Sampler".
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -39,7 +44,7 @@ import { RateLimitedLog, type Logger } from '../src/log.js';
 import { runActor, type ActorStats, type PeerName } from '../src/actors/actor-host.js';
 import { round2 } from '../src/actors/health.js';
 import { Link, toColumns } from '../src/actors/link.js';
-import { hasExited, pidAlive, procAvailable, procUnits, readProcStat, statPath, type ProcUnits } from '../src/proc.js';
+import { HeldStatFds, hasExited, pidAlive, procAvailable, procUnits, statPath, type ProcUnits } from '../src/proc.js';
 import type { WriteItem } from '../src/actors/db-writer-messages.js';
 import type { SampleResult, SampleRound, SampleRoundSignal, WatchItem } from '../src/actors/sampler-messages.js';
 
@@ -128,6 +133,8 @@ export class ProcessSampler {
   readonly #useProc: boolean;
   /** Linux units of /proc/<pid>/stat (getconf CLK_TCK and PAGESIZE), read once in init(). */
   #units: ProcUnits = { ticksPerS: 100, pageBytes: 4096 };
+  /** Linux: the fds held on watched pids' stat files. */
+  readonly #statFds: HeldStatFds | null;
   #entries = new Map<string, Watched>();
   #current: Round | null = null;
   /** The stats call in flight, if any (single flight; see the header). */
@@ -135,6 +142,7 @@ export class ProcessSampler {
   #timer: NodeJS.Timeout | null = null;
   #nextTickAt = 0;
   #stopped = false;
+  #fdLimitLogged = false;
   #processed = 0;
   #rounds = 0;
   #roundsAbandoned = 0;
@@ -156,6 +164,7 @@ export class ProcessSampler {
     this.#onRound = options.onRound;
     this.#onMetric = options.onMetric;
     this.#useProc = options.useProc ?? procAvailable();
+    this.#statFds = this.#useProc ? new HeldStatFds() : null;
   }
 
   /** Linux: reads the units of /proc/<pid>/stat. Without /proc: warms pidusage (its first call runs `getconf` twice). */
@@ -184,6 +193,7 @@ export class ProcessSampler {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.#current) this.#abandon(this.#current, false);
+    this.#statFds?.closeAll();
   }
 
   /** Applies one batch of watch/unwatch items from the registry. */
@@ -283,6 +293,9 @@ export class ProcessSampler {
         last_round_at: this.#lastRoundAt,
         gone_reported: this.#goneReported,
         usage_source: this.#useProc ? 'proc' : 'pidusage',
+        /** Linux: fds held on /proc/<pid>/stat, and EMFILE/ENFILE met opening one (each gave every held fd back). */
+        held_fds: this.#statFds?.held ?? 0,
+        fd_limit_hits: this.#statFds?.limitHits ?? 0,
       },
     };
   }
@@ -319,6 +332,7 @@ export class ProcessSampler {
       if (same) same.push(entry);
       else byPid.set(entry.pid, [entry]);
     }
+    this.#statFds?.beginRound(byPid);
     const groups = [...byPid.values()];
     for (let i = 0; i < groups.length; i += this.#chunk) {
       if (round.abandoned) return;
@@ -342,9 +356,20 @@ export class ProcessSampler {
   async #statsCall(chunk: Watched[][]): Promise<{ observed: Observation[]; at: number }> {
     if (this.#faultDelayMs > 0) await delay(this.#faultDelayMs);
     const observed: Observation[] = new Array<Observation>(chunk.length);
-    if (this.#useProc) {
+    const statFds = this.#statFds;
+    if (statFds) {
       await yieldToLoop(); // the reads are synchronous: let the time box and control calls in between chunks
-      for (let j = 0; j < chunk.length; j++) observed[j] = this.#readProc(chunk[j][0].statPath);
+      // Stopped meanwhile: its fds are closed, and no read may open new ones.
+      if (this.#stopped) return { observed: observed.fill(UNKNOWN), at: performance.now() };
+      for (let j = 0; j < chunk.length; j++) observed[j] = this.#readProc(statFds, chunk[j][0]);
+      const hits = statFds.limitHits;
+      if (hits > 0 && !this.#fdLimitLogged) {
+        this.#fdLimitLogged = true;
+        this.#log.warn(
+          { fd_limit_hits: hits },
+          'sampler: out of fds (EMFILE/ENFILE); released its held /proc fds and reads by open + close until fds are free (logged once; stats: fd_limit_hits)',
+        );
+      }
       return { observed, at: performance.now() };
     }
     const pids = chunk.map((group) => group[0].pid);
@@ -367,9 +392,9 @@ export class ProcessSampler {
     return { observed, at };
   }
 
-  /** One open + pread + close of /proc/<pid>/stat: state, start time, cpu time and rss (the figures pidusage reads). */
-  #readProc(path: string): Observation {
-    const stat = readProcStat(path, STAT_BUF);
+  /** One read of /proc/<pid>/stat: state, start time, cpu time and rss (the figures pidusage reads). */
+  #readProc(statFds: HeldStatFds, entry: Watched): Observation {
+    const stat = statFds.read(entry.pid, entry.statPath, STAT_BUF);
     if (stat === 'gone' || (typeof stat === 'object' && hasExited(stat.state))) return GONE;
     if (stat === 'error') return UNKNOWN;
     const ctimeMs = ((stat.utimeTicks + stat.stimeTicks) * 1000) / this.#units.ticksPerS;

@@ -12,7 +12,7 @@
 // and are not expected in the database.
 import net from 'node:net';
 import { encodeLine, stampedLine } from '../protocol/encode.js';
-import { openFilesLimit } from './limits.js';
+import { openFilesLimit } from '../proc.js';
 import {
   emptyCounters,
   type ChildConfig,

@@ -1,27 +1,7 @@
-// Open-file limits, as the OS states them in /proc/<pid>/limits (Linux). Node cannot call
+// Open-file limits (read by openFilesLimit in src/proc.ts from /proc/<pid>/limits). Node cannot call
 // setrlimit, so the loadtest raises its bot processes' soft limit to the hard one through the shell
 // that starts them (`ulimit -S -n`), and checks beforehand that every process involved — each bot
 // process and the monitor itself — may open as many sockets as the run needs.
-import { readFileSync } from 'node:fs';
-
-export interface OpenFilesLimit {
-  soft: number;
-  hard: number;
-}
-
-/** `Max open files` of a process (ours by default); null when /proc is not there or not readable. */
-export function openFilesLimit(pid: number | 'self' = 'self'): OpenFilesLimit | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/limits`, 'utf8');
-  } catch {
-    return null;
-  }
-  const match = /^Max open files\s+(\S+)\s+(\S+)/m.exec(text);
-  if (!match) return null;
-  const value = (s: string) => (s === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(s));
-  return { soft: value(match[1]), hard: value(match[2]) };
-}
 
 /** Files a process needs besides its sockets: node itself, stdio, pipes, libuv (measured ≈ 20). */
 export const FD_OVERHEAD = 64;

@@ -21,7 +21,8 @@ import { ControlUnavailableError, requestControl } from '../http/control-client.
 import type { MonitorSettings } from '../http/settings-routes.js';
 import type { BotSnapshot, RegistryLatency } from '../actors/registry-messages.js';
 import { Fleet, splitMode, type FleetMode } from './fleet.js';
-import { FD_OVERHEAD, openFilesLimit } from './limits.js';
+import { FD_OVERHEAD } from './limits.js';
+import { openFilesLimit } from '../proc.js';
 import { startPlaceholders, type Placeholders } from './placeholders.js';
 
 export interface LoadtestOptions {

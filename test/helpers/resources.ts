@@ -3,8 +3,9 @@
 // CI=true the test fails loudly (a CI box must provide it), elsewhere it is skipped with the reason
 // in the test output. Never a silent pass, never a failure that only says "ENOENT".
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import type { TestContext } from 'node:test';
+import { openFilesLimit } from '../../src/proc.js';
 
 /**
  * `missing` says why `resource` is not available here (undefined: it is). Returns true when the
@@ -33,11 +34,9 @@ export function commandMissing(command: string, args: string[] = ['--version']):
   return undefined;
 }
 
-/** This process's open-file limits (ulimit -n / ulimit -Hn), from /proc/self/limits. */
+/** This process's open-file limits (ulimit -n / ulimit -Hn); Infinity when /proc cannot say. */
 export function openFileLimits(): { soft: number; hard: number } {
-  const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-  const value = (s: string | undefined) => (s === undefined || s === 'unlimited' ? Infinity : Number(s));
-  return { soft: value(match?.[1]), hard: value(match?.[2]) };
+  return openFilesLimit() ?? { soft: Infinity, hard: Infinity };
 }
 
 /**
@@ -59,4 +58,22 @@ export function openFilesMissing(n: number): string | undefined {
 export function withOpenFiles(n: number, command: string, args: string[]): { command: string; args: string[] } {
   if (openFileLimits().soft >= n) return { command, args };
   return { command: '/bin/sh', args: ['-c', `ulimit -n ${n} && exec "$0" "$@"`, command, ...args] };
+}
+
+/** The fds of this process (every thread's) open on a /proc/<pid>/stat, by pid. */
+export function procStatFds(): Map<number, number[]> {
+  const byPid = new Map<number, number[]>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // the fd of readdirSync itself, or one closed meanwhile
+    }
+    const match = /^\/proc\/(\d+)\/stat$/.exec(target);
+    if (!match) continue;
+    const pid = Number(match[1]);
+    byPid.set(pid, [...(byPid.get(pid) ?? []), Number(fd)]);
+  }
+  return byPid;
 }
