@@ -209,7 +209,10 @@ test('retention: raw rows go after usageDays while the rollups stay; rollups hav
     });
   await waitFor('rows committed', () => link.pending === 0);
   const result = await writer.control.prune();
-  assert.deepEqual([result.llm_usage, result.llm_usage_hourly, result.llm_usage_daily, result.llm_usage_weekly], [2, 1, 1, 1]);
+  assert.deepEqual(
+    [result.llm_usage, result.llm_usage_hourly, result.llm_usage_daily, result.llm_usage_weekly],
+    [2, 1, 1, 1],
+  );
   const db = new BetterSqlite3(dbPath, { readonly: true });
   after(() => db.close());
   const calls = (table: string) =>
@@ -285,11 +288,15 @@ test('the daily rollups are folded from finished hours as the clock moves, late 
     'every call once: in its day, or in an hour not folded yet',
   );
   assert.equal(weekUntilNow(), '2026-12-02T00:00:00.000Z');
-  assert.deepEqual(weeklyMismatches(sqlite), [], 'each week = its days before the weekly watermark, the late rows in theirs');
+  assert.deepEqual(
+    weeklyMismatches(sqlite),
+    [],
+    'each week = its days before the weekly watermark, the late rows in theirs',
+  );
   assert.equal(
     calls(`SELECT sum(calls) AS n FROM llm_usage_weekly WHERE ts = '2026-11-23T00:00:00.000Z'`),
     calls(`SELECT sum(calls) AS n FROM llm_usage_hourly WHERE ts < '2026-11-30T00:00:00.000Z'`),
-    "the late rows are in their folded week",
+    'the late rows are in their folded week',
   );
 });
 
@@ -311,7 +318,9 @@ function weeklyMismatches(sqlite: BetterSqlite3.Database): string[] {
     new Map(
       (
         sqlite
-          .prepare(`SELECT ts, channel, model, feature, provider, status, ${sums} FROM (${from}) GROUP BY 1, 2, 3, 4, 5, 6`)
+          .prepare(
+            `SELECT ts, channel, model, feature, provider, status, ${sums} FROM (${from}) GROUP BY 1, 2, 3, 4, 5, 6`,
+          )
           .raw()
           .all() as unknown[][]
       ).map((r) => [JSON.stringify(r.slice(0, 6)), r]),
@@ -450,7 +459,9 @@ test('over 45 days the weekly rollups equal the raw rows, and reports over windo
   after(() => handle.db.destroy());
   assert.deepEqual(weeklyMismatches(handle.sqlite), []);
   const raw = handle.sqlite
-    .prepare(`SELECT ${weekOfSql('ts')} AS ts, ${KEY}, ${SUMS} FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`)
+    .prepare(
+      `SELECT ${weekOfSql('ts')} AS ts, ${KEY}, ${SUMS} FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+    )
     .all();
   const hourly = handle.sqlite
     .prepare(
@@ -530,7 +541,11 @@ test('an upgraded database (rollups from before 0007) gets its whole weeks fille
   write(randomRows(50, now - 3_600_000, 3_600_000));
   assert.equal(state(WEEKLY_UNTIL_KEY), '2026-11-28T00:00:00.000Z');
   const lateWeek = () =>
-    (sqlite.prepare(`SELECT sum(calls) AS n FROM llm_usage_weekly WHERE ts = '2026-11-09T00:00:00.000Z'`).get() as { n: number }).n;
+    (
+      sqlite.prepare(`SELECT sum(calls) AS n FROM llm_usage_weekly WHERE ts = '2026-11-09T00:00:00.000Z'`).get() as {
+        n: number;
+      }
+    ).n;
   const before = lateWeek();
   write(randomRows(7, Date.UTC(2026, 10, 12, 3), 3_600_000));
   assert.equal(lateWeek(), before + 7, 'the late rows are added to their folded week');

@@ -59,8 +59,7 @@ export const WEEK_MS = 7 * DAY_MS;
 /** 1970-01-01 was a Thursday: ISO weeks start 4 days after the epoch's week boundary. */
 const MONDAY_OFFSET_MS = 4 * DAY_MS;
 /** The start (ms) of the ISO week (Monday 00:00 UTC) `ms` falls in. */
-export const weekStartMs = (ms: number) =>
-  Math.floor((ms - MONDAY_OFFSET_MS) / WEEK_MS) * WEEK_MS + MONDAY_OFFSET_MS;
+export const weekStartMs = (ms: number) => Math.floor((ms - MONDAY_OFFSET_MS) / WEEK_MS) * WEEK_MS + MONDAY_OFFSET_MS;
 /** SQLite: the ISO text of the week start of `ts` (any ISO time): back 6 days, then forward to a Monday. */
 export const weekOfSql = (ts: string) => `date(${ts}, '-6 days', 'weekday 1') || 'T00:00:00.000Z'`;
 
@@ -121,7 +120,10 @@ const weekOf = (ts: string) => new Date(weekStartMs(Date.parse(ts))).toISOString
  * Adds the rows of `from` in [?, ?) (a host's) to their buckets in `to` (an upsert per bucket and
  * key): hours into days, days into weeks. Also the 0007 migration's fill of the weekly table.
  */
-export function foldSql(from: 'llm_usage_hourly' | 'llm_usage_daily', to: 'llm_usage_daily' | 'llm_usage_weekly'): string {
+export function foldSql(
+  from: 'llm_usage_hourly' | 'llm_usage_daily',
+  to: 'llm_usage_daily' | 'llm_usage_weekly',
+): string {
   const sums = ROLLUP_ADDED.map((c) => `sum(${c})`).join(', ');
   const bucket = to === 'llm_usage_daily' ? "substr(ts, 1, 10) || 'T00:00:00.000Z'" : weekOfSql('ts');
   return `${upsertSql(to).split(' VALUES ')[0]}
