@@ -21,8 +21,11 @@
 // and added to llm_usage_hourly, llm_usage_daily and llm_usage_weekly by one additive upsert each,
 // in the same transaction (exactly-once like the rows). All three are kept current, so this host's
 // daily watermark is simply the current hour (no weekly watermark is needed). Not SQLite's fold:
-// reports on PostgreSQL read the raw rows (src/llm/report.ts), and the weekly upsert cost XX (docs/PERFORMANCE.md, issue 12). PostgreSQL has no histogram merge: latency_hist stays NULL there, and
-// percentiles come from the raw rows (as for rows from before 0004 on SQLite).
+// reports on PostgreSQL read the raw rows (src/llm/report.ts), so a fold would only save the
+// weekly upsert (a transaction's week keys are its day keys), at the price of a watermark, a
+// late-row and a recompute path here too; the upsert's cost was within the bench's noise
+// (docs/PERFORMANCE.md, "The weekly level"). PostgreSQL has no histogram merge: latency_hist stays
+// NULL there, and percentiles come from the raw rows (as for rows from before 0004 on SQLite).
 // Budgets: the same BudgetTracker as on SQLite, over storage read ahead at open (this host's
 // levels, and its hourly spend since the earliest current period); levels it decides are written
 // in the rows' transaction, signalled once that commits.
