@@ -274,8 +274,9 @@ export interface DatabaseHandle {
 // `double precision` for SQLite's 8-byte `real`, `bigint` for counters, `bytea` for blobs, and
 // the four time-series tables (llm_usage, bot_metrics, bot_events, worker_health) range-partitioned
 // by ts into daily partitions (src/db/partitions.ts; retention drops whole partitions). A PostgreSQL
-// database is always created fresh by these migrations, so the parts that adopt an old monitor's
-// SQLite file or back-fill its rows are SQLite only.
+// database is created by these migrations (0001–0006 in one run), so the parts that adopt an old
+// monitor's SQLite file or back-fill its rows are SQLite only — but for 0007, which a PostgreSQL
+// store of an earlier version runs on its own: it sums that store's days into their weeks.
 
 /** True when `db` talks to PostgreSQL (the one place that tells the dialects apart). */
 export function isPostgres(db: Kysely<any>): boolean {
