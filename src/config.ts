@@ -230,7 +230,7 @@ const ConfigSchema = Type.Object(
       metricsDays: days(7),
       /** 0 keeps rows forever. */
       usageDays: days(0),
-      /** llm_usage_hourly / llm_usage_daily: kept after the raw rows are gone (0 keeps forever). */
+      /** llm_usage_hourly / llm_usage_daily / llm_usage_weekly: kept after the raw rows are gone (0 keeps forever). */
       usageRollupDays: days(0),
       eventsDays: days(90),
       healthDays: days(7),

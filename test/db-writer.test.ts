@@ -553,6 +553,7 @@ test('migrations are idempotent across restarts and threads starting at once, an
     'llm_usage',
     'llm_usage_daily',
     'llm_usage_hourly',
+    'llm_usage_weekly',
     'monitor_state',
     'worker_health',
   ]);

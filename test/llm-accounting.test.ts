@@ -17,7 +17,7 @@ import { openWriteDatabase } from '../src/db/schema.js';
 import { silenceMatches } from '../src/alerts/model.js';
 import { BudgetTracker } from '../src/llm/budgets.js';
 import { BUILTIN_PRICES, PriceTable } from '../src/llm/prices.js';
-import { DAILY_UNTIL_KEY } from '../src/llm/rollups.js';
+import { DAILY_UNTIL_KEY, weekOfSql, WEEKLY_UNTIL_KEY } from '../src/llm/rollups.js';
 import { decodeLine } from '../src/protocol/decode.js';
 import { waitFor } from './helpers/wait.js';
 import {
@@ -243,16 +243,26 @@ async function storedCosts(store: TestStore): Promise<[string, string, number | 
 }
 
 /**
- * Keys whose rollup row disagrees with the raw rows (calls, cost, unpriced calls), per hour and per
- * day. SQLite's daily table holds the hours before its fold watermark, the later ones only in the
- * hourly table (src/llm/rollups.ts); PostgreSQL keeps both tables current.
+ * Keys whose rollup row disagrees with the raw rows (calls, cost, unpriced calls), per hour, day and
+ * week. SQLite's daily table holds the hours before its fold watermark, the later ones only in the
+ * hourly table, its weekly table the days before its own (src/llm/rollups.ts); PostgreSQL keeps
+ * every table current.
  */
 async function rollupMismatches(store: TestStore): Promise<string[]> {
   const key = "channel, model, feature, coalesce(provider, '') AS provider, coalesce(status, 'ok') AS status";
   const [watermark] = await store.rows<{ value: string }>(
     `SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`,
   );
+  const [weekWatermark] = await store.rows<{ value: string }>(
+    `SELECT value FROM monitor_state WHERE key = '${WEEKLY_UNTIL_KEY}'`,
+  );
   const unfolded = store.kind === 'sqlite' ? watermark.value : '9999';
+  const unfoldedDays = store.kind === 'sqlite' ? weekWatermark.value : '9999';
+  const week = (ts: string) =>
+    store.kind === 'sqlite'
+      ? weekOfSql(ts)
+      : `to_char(date_trunc('week', ${ts}::timestamp), 'YYYY-MM-DD"T00:00:00.000Z"')`;
+  const columns = 'channel, model, feature, provider, status, calls, cost_usd, unpriced_calls';
   const sources = {
     llm_usage_hourly: ['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"],
     llm_usage_daily: [
@@ -260,6 +270,12 @@ async function rollupMismatches(store: TestStore): Promise<string[]> {
         UNION ALL SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, calls, cost_usd,
         unpriced_calls FROM llm_usage_hourly WHERE ts >= '${unfolded}') AS d`,
       "substr(ts, 1, 10) || 'T00:00:00.000Z'",
+    ],
+    llm_usage_weekly: [
+      `(SELECT ts, ${columns} FROM llm_usage_weekly
+        UNION ALL SELECT ${week('ts')}, ${columns} FROM llm_usage_daily WHERE ts >= '${unfoldedDays}'
+        UNION ALL SELECT ${week('ts')}, ${columns} FROM llm_usage_hourly WHERE ts >= '${unfolded}') AS w`,
+      week('ts'),
     ],
   } as const;
   const mismatches: string[] = [];
@@ -282,7 +298,7 @@ async function rollupMismatches(store: TestStore): Promise<string[]> {
         h.model !== r.model ||
         h.calls !== r.calls ||
         h.unpriced !== r.unpriced ||
-        Math.abs((h.cost ?? 0) - (r.cost ?? 0)) > 1e-12
+        Math.abs((h.cost ?? 0) - (r.cost ?? 0)) > 1e-12 * Math.max(1, Math.abs(r.cost ?? 0)) // a week sums 28,000 floats
       )
         mismatches.push(`${table} ${JSON.stringify(h)} != raw ${JSON.stringify(r)}`);
     });
@@ -376,7 +392,8 @@ test("recompute on PostgreSQL: a millisecond shared across a chunk boundary is w
     store.rows<{ cost_usd: number }>("SELECT cost_usd FROM llm_usage WHERE host = 'other-host' ORDER BY ts");
   const otherRollups = () =>
     store.rows<{ cost_usd: number }>(
-      "SELECT cost_usd FROM llm_usage_hourly WHERE host = 'other-host' UNION ALL SELECT cost_usd FROM llm_usage_daily WHERE host = 'other-host' ORDER BY 1",
+      `SELECT cost_usd FROM llm_usage_hourly WHERE host = 'other-host' UNION ALL SELECT cost_usd FROM llm_usage_daily WHERE host = 'other-host'
+      UNION ALL SELECT cost_usd FROM llm_usage_weekly WHERE host = 'other-host' ORDER BY 1`,
     );
   const [costsBefore, rollupsBefore] = [await otherCosts(), await otherRollups()];
   assert.equal(costsBefore.length, 2, "the other host's rows are stored");

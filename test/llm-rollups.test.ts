@@ -1,4 +1,4 @@
-// Property: the hourly and daily rollups the writer keeps equal the aggregation of the raw rows,
+// Property: the hourly, daily and weekly rollups the writer keeps equal the aggregation of the raw rows,
 // for random rows (seeded, so a failure reproduces) sent through the real writer in many batches,
 // with re-sent ids (stored once) among them; and reports from rollups equal reports from raw rows.
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { Link } from '../src/actors/link.js';
 import type { LlmUsageRow, WriteItem } from '../src/actors/db-writer-messages.js';
 import { LLM_CALL_STATUSES } from '../src/protocol/messages.js';
 import { usageReport, type UsageFigures } from '../src/llm/report.js';
-import { DAILY_UNTIL_KEY, RollupBatch } from '../src/llm/rollups.js';
+import { DAILY_UNTIL_KEY, RollupBatch, weekOfSql, WEEKLY_UNTIL_KEY } from '../src/llm/rollups.js';
 import { openReadDatabase, openWriteDatabase } from '../src/db/schema.js';
 import { resolveConfig } from '../src/config.js';
 import { UsageAccounting } from '../src/llm/accounting.js';
@@ -40,7 +40,7 @@ const SEED = 20261201;
 const START = Date.UTC(2026, 10, 28, 21, 17); // three days and a bit, across UTC day boundaries
 const SPAN_MS = 3.2 * 86_400_000;
 
-function randomRows(n: number): LlmUsageRow[] {
+function randomRows(n: number, start = START, span = SPAN_MS): LlmUsageRow[] {
   const r = random(SEED);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
   return Array.from({ length: n }, (_, i) => {
@@ -48,7 +48,7 @@ function randomRows(n: number): LlmUsageRow[] {
     const tokens_out = Math.floor(r() * 2000);
     const row: LlmUsageRow = {
       type: 'llm_usage',
-      at: START + Math.floor(r() * SPAN_MS),
+      at: start + Math.floor(r() * span),
       channel: pick(['alpha', 'beta', 'gamma', 'delta']),
       model: pick(['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4-20250514', 'unknown-model']),
       feature: pick(['chat', 'jokes', 'tts']),
@@ -71,7 +71,7 @@ const SUMS = `count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS
   count(latency_ms) AS latency_count, round(total(latency_ms), 6) AS latency_sum, min(latency_ms) AS latency_min, max(latency_ms) AS latency_max`;
 const KEY = "channel, model, feature, coalesce(provider, '') AS provider, coalesce(status, 'ok') AS status";
 
-test('hourly and daily rollups equal the raw aggregation of random rows [postgres]', async (t) => {
+test('hourly, daily and weekly rollups equal the raw aggregation of random rows [postgres]', async (t) => {
   const store = await openBackend(t, 'postgres');
   if (!store) return;
   const link = new Link<WriteItem>('ingest', { maxBatch: 97 }); // many small transactions
@@ -81,7 +81,7 @@ test('hourly and daily rollups equal the raw aggregation of random rows [postgre
   await waitFor('rows committed', () => link.pending === 0, 60_000);
   const stored = await store.count('llm_usage');
   assert.ok(stored > 5000 && stored < rows.length, `some ids repeated, the rest stored (${stored})`);
-  // PostgreSQL keeps both tables current (no fold): each equals the raw rows grouped by its bucket.
+  // PostgreSQL keeps every table current (no fold): each equals the raw rows grouped by its bucket.
   const sums = (calls: string, col: (c: string) => string, latency: string) =>
     `${calls} AS calls, sum(${col('tokens_in')}) AS tokens_in, sum(${col('tokens_out')}) AS tokens_out,
     coalesce(sum(${col('tokens_cached')}), 0) AS tokens_cached, coalesce(sum(${col('tokens_reasoning')}), 0) AS tokens_reasoning,
@@ -89,6 +89,7 @@ test('hourly and daily rollups equal the raw aggregation of random rows [postgre
   for (const [table, bucket] of [
     ['llm_usage_hourly', "substr(ts, 1, 13) || ':00:00.000Z'"],
     ['llm_usage_daily', "substr(ts, 1, 10) || 'T00:00:00.000Z'"],
+    ['llm_usage_weekly', `to_char(date_trunc('week', ts::timestamp), 'YYYY-MM-DD"T00:00:00.000Z"')`],
   ] as const) {
     const raw: Record<string, unknown>[] = await store.rows(
       `SELECT ${bucket} AS ts, channel, model, feature, coalesce(provider, '') AS provider, coalesce(status, 'ok') AS status,
@@ -208,7 +209,10 @@ test('retention: raw rows go after usageDays while the rollups stay; rollups hav
     });
   await waitFor('rows committed', () => link.pending === 0);
   const result = await writer.control.prune();
-  assert.deepEqual([result.llm_usage, result.llm_usage_hourly, result.llm_usage_daily], [2, 1, 1]);
+  assert.deepEqual(
+    [result.llm_usage, result.llm_usage_hourly, result.llm_usage_daily, result.llm_usage_weekly],
+    [2, 1, 1, 1],
+  );
   const db = new BetterSqlite3(dbPath, { readonly: true });
   after(() => db.close());
   const calls = (table: string) =>
@@ -230,6 +234,10 @@ test('the daily rollups are folded from finished hours as the clock moves, late 
   const untilNow = () =>
     (sqlite.prepare(`SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'`).get() as { value: string })
       .value;
+  const weekWatermarks = new Set<string>();
+  const weekUntilNow = () =>
+    (sqlite.prepare(`SELECT value FROM monitor_state WHERE key = '${WEEKLY_UNTIL_KEY}'`).get() as { value?: string })
+      ?.value ?? '';
   // In time order, 20 rows a transaction (~1 hour), the clock at the last row's time; then 200 late rows of the first day.
   for (let i = 0; i < rows.length; i += 20) {
     const slice = rows.slice(i, i + 20);
@@ -239,8 +247,15 @@ test('the daily rollups are folded from finished hours as the clock moves, late 
       batch.write();
     })();
     watermarks.add(untilNow());
+    weekWatermarks.add(weekUntilNow());
   }
   assert.ok(watermarks.size > 48, `the watermark moved hour by hour (${watermarks.size} values)`);
+  assert.deepEqual(
+    [...weekWatermarks],
+    ['2026-11-28', '2026-11-29', '2026-11-30', '2026-12-01', '2026-12-02'].map((d) => `${d}T00:00:00.000Z`),
+    'the weekly watermark moved day by day, across the Sunday-Monday boundary',
+  );
+  // Saturday 28 November: its day is folded into the week of Monday 23 November already.
   const late = randomRows(200).map((r) => ({ ...r, at: START + (r.at % 3_600_000) }));
   sqlite.transaction(() => {
     for (const row of late) batch.add(row, 0.5);
@@ -272,7 +287,56 @@ test('the daily rollups are folded from finished hours as the clock moves, late 
     rows.length + late.length,
     'every call once: in its day, or in an hour not folded yet',
   );
+  assert.equal(weekUntilNow(), '2026-12-02T00:00:00.000Z');
+  assert.deepEqual(
+    weeklyMismatches(sqlite),
+    [],
+    'each week = its days before the weekly watermark, the late rows in theirs',
+  );
+  assert.equal(
+    calls(`SELECT sum(calls) AS n FROM llm_usage_weekly WHERE ts = '2026-11-23T00:00:00.000Z'`),
+    calls(`SELECT sum(calls) AS n FROM llm_usage_hourly WHERE ts < '2026-11-30T00:00:00.000Z'`),
+    'the late rows are in their folded week',
+  );
 });
+
+/**
+ * Keys of a week where the weekly level (its rows, plus the days after its watermark and the hours
+ * after the daily one, not folded yet) differs from the hourly rows summed per week, histograms
+ * included: every call of the hours is in its week exactly once.
+ */
+function weeklyMismatches(sqlite: BetterSqlite3.Database): string[] {
+  const state = (key: string) =>
+    (sqlite.prepare(`SELECT value FROM monitor_state WHERE key = ?`).get(key) as { value: string }).value;
+  const [hours, days] = [state(DAILY_UNTIL_KEY), state(WEEKLY_UNTIL_KEY)];
+  const cols = `channel, model, feature, provider, status, calls, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost_usd,
+    unpriced_calls, latency_count, latency_sum, latency_min, latency_max, latency_hist`;
+  // cost_usd (column 11) is compared within 1e-9: sums of the same floats in another order.
+  const sums = `sum(calls), sum(tokens_in), sum(tokens_out), sum(tokens_cached), sum(tokens_reasoning), total(cost_usd), sum(unpriced_calls),
+    sum(latency_count), round(total(latency_sum), 6), min(latency_min), max(latency_max), kissmon_hist_agg(latency_hist)`;
+  const grouped = (from: string) =>
+    new Map(
+      (
+        sqlite
+          .prepare(
+            `SELECT ts, channel, model, feature, provider, status, ${sums} FROM (${from}) GROUP BY 1, 2, 3, 4, 5, 6`,
+          )
+          .raw()
+          .all() as unknown[][]
+      ).map((r) => [JSON.stringify(r.slice(0, 6)), r]),
+    );
+  const expected = grouped(`SELECT ${weekOfSql('ts')} AS ts, ${cols} FROM llm_usage_hourly`);
+  const weekly = grouped(`SELECT ts, ${cols} FROM llm_usage_weekly
+    UNION ALL SELECT ${weekOfSql('ts')}, ${cols} FROM llm_usage_daily WHERE ts >= '${days}'
+    UNION ALL SELECT ${weekOfSql('ts')}, ${cols} FROM llm_usage_hourly WHERE ts >= '${hours}'`);
+  assert.ok(expected.size > 20, `enough week keys (${expected.size})`);
+  const same = (a: unknown[], b: unknown[]) =>
+    a.every((v, i) =>
+      i === 11 ? Math.abs((v as number) - (b[i] as number)) < 1e-9 : JSON.stringify(v) === JSON.stringify(b[i]),
+    );
+  const wrong = [...expected].filter(([k, e]) => !weekly.has(k) || !same(weekly.get(k)!, e)).map(([k]) => k);
+  return [...wrong, ...[...weekly.keys()].filter((k) => !expected.has(k)).map((k) => `extra ${k}`)];
+}
 
 test('the writer keeps the hour in memory: rollups stay exact across a rolled-back transaction and a restart', async () => {
   const dbPath = join(dir, 'memory.db');
@@ -379,4 +443,111 @@ test('the writer keeps the hour in memory: rollups stay exact across a rolled-ba
     const key = [s.channel, s.model, s.feature, s.provider, s.status].join('/');
     assert.deepEqual([...dense], expected.get(key) ?? new Array<number>(BUCKETS).fill(0), key);
   }
+});
+
+test('over 45 days the weekly rollups equal the raw rows, and reports over windows that start and end mid-week equal raw reports', async () => {
+  const dbPath = join(dir, 'weeks.db');
+  const link = new Link<WriteItem>('ingest-weeks', { maxBatch: 97 });
+  await startWriter(dbPath, link, { writer: { maxRowsPerTransaction: 500 } });
+  // Ending an hour ago: the first transaction folds every finished hour and day, the later ones are
+  // late rows into folded days and weeks.
+  const span = 45 * 86_400_000;
+  const rows = randomRows(6000, Date.now() - span - 3_600_000, span);
+  for (const row of rows) link.send(row);
+  await waitFor('rows committed', () => link.pending === 0, 60_000);
+  const handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 5000 });
+  after(() => handle.db.destroy());
+  assert.deepEqual(weeklyMismatches(handle.sqlite), []);
+  const raw = handle.sqlite
+    .prepare(
+      `SELECT ${weekOfSql('ts')} AS ts, ${KEY}, ${SUMS} FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+    )
+    .all();
+  const hourly = handle.sqlite
+    .prepare(
+      `SELECT ${weekOfSql('ts')} AS ts, channel, model, feature, provider, status, sum(calls) AS calls, sum(tokens_in) AS tokens_in,
+      sum(tokens_out) AS tokens_out, sum(tokens_cached) AS tokens_cached, sum(tokens_reasoning) AS tokens_reasoning,
+      round(total(cost_usd), 9) AS cost_usd, sum(unpriced_calls) AS unpriced_calls, sum(latency_count) AS latency_count,
+      round(total(latency_sum), 6) AS latency_sum, min(latency_min) AS latency_min, max(latency_max) AS latency_max
+      FROM llm_usage_hourly GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`,
+    )
+    .all();
+  assert.deepEqual(hourly, raw, 'the hours (which every level is checked against) equal the raw rows per week');
+
+  const read = openReadDatabase(dbPath);
+  after(() => read.destroy());
+  const r = random(SEED + 1);
+  const hour = 3_600_000;
+  const strip = ({ latency_p50_ms: _a, latency_p95_ms: _b, latency_p99_ms: _c, ...f }: UsageFigures) => f;
+  const first = Math.ceil((Date.now() - span) / hour) * hour;
+  // Random hour-aligned windows of 8 to 45 days (most start and end mid-week), and one up to now.
+  const windows = Array.from({ length: 12 }, () => {
+    const length = (8 + Math.floor(r() * 37)) * 86_400_000 + Math.floor(r() * 24) * hour;
+    const sinceMs = first + Math.floor((r() * Math.max(0, span - length)) / hour) * hour;
+    return { sinceMs, untilMs: sinceMs + length };
+  });
+  windows.push({ sinceMs: first - 2 * 86_400_000, untilMs: Math.ceil(Date.now() / hour) * hour });
+  for (const window of windows)
+    for (const by of [['channel', 'model'], ['status'], ['day']] as const) {
+      const fromRollups = await usageReport(read, { ...window, by: [...by], exactMaxCalls: 1 });
+      const fromRaw = await usageReport(read, { ...window, by: [...by], source: 'raw' });
+      const what = `${new Date(window.sinceMs).toISOString()}..${new Date(window.untilMs).toISOString()} by ${by.join(',')}`;
+      assert.ok(fromRaw.totals.calls > 0, what);
+      assert.deepEqual(fromRollups.rows.map(strip), fromRaw.rows.map(strip), what);
+      assert.deepEqual(strip(fromRollups.totals), strip(fromRaw.totals), what);
+    }
+});
+
+test('an upgraded database (rollups from before 0007) gets its whole weeks filled with their watermark; the writer folds on from there', async () => {
+  const dbPath = join(dir, 'upgrade.db');
+  let handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  let now = Date.UTC(2026, 10, 1, 10, 30); // Sunday 1 November
+  const days = 25;
+  const rows = randomRows(4000, now, days * 86_400_000).sort((a, b) => a.at - b.at);
+  let batch = new RollupBatch(handle.sqlite, () => now, 'h1');
+  const write = (slice: LlmUsageRow[]) =>
+    handle.sqlite.transaction(() => {
+      for (const row of slice) batch.add(row, row.model === 'unknown-model' ? null : 0.25);
+      batch.write();
+    })();
+  for (let i = 0; i < rows.length; i += 40) {
+    now = rows[Math.min(rows.length, i + 40) - 1].at;
+    write(rows.slice(i, i + 40));
+  }
+  // As a file written before 0007 looks: no weekly table, no weekly watermark, 0007 not run.
+  handle.sqlite.exec(`DROP TABLE llm_usage_weekly; DELETE FROM monitor_state WHERE key = '${WEEKLY_UNTIL_KEY}';
+    DELETE FROM kysely_migration WHERE name = '0007_weekly_rollups'`);
+  await handle.db.destroy();
+
+  handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  after(() => handle.db.destroy());
+  const { sqlite } = handle;
+  const state = (key: string) =>
+    (sqlite.prepare(`SELECT value FROM monitor_state WHERE host = 'h1' AND key = ?`).get(key) as { value: string })
+      .value;
+  const daily = state(DAILY_UNTIL_KEY);
+  assert.equal(daily, '2026-11-26T10:00:00.000Z');
+  assert.equal(state(WEEKLY_UNTIL_KEY), '2026-11-23T00:00:00.000Z', "the Monday of the daily watermark's week");
+  assert.equal(
+    (sqlite.prepare('SELECT max(ts) AS ts FROM llm_usage_weekly').get() as { ts: string }).ts,
+    '2026-11-16T00:00:00.000Z',
+    'the whole weeks before it',
+  );
+  assert.deepEqual(weeklyMismatches(sqlite), [], 'whole: the weeks, then the days and hours after their watermarks');
+
+  // The writer goes on: the clock passes a day, then a late row lands in a week folded by 0007.
+  batch = new RollupBatch(sqlite, () => now, 'h1');
+  now = Date.UTC(2026, 10, 28, 1);
+  write(randomRows(50, now - 3_600_000, 3_600_000));
+  assert.equal(state(WEEKLY_UNTIL_KEY), '2026-11-28T00:00:00.000Z');
+  const lateWeek = () =>
+    (
+      sqlite.prepare(`SELECT sum(calls) AS n FROM llm_usage_weekly WHERE ts = '2026-11-09T00:00:00.000Z'`).get() as {
+        n: number;
+      }
+    ).n;
+  const before = lateWeek();
+  write(randomRows(7, Date.UTC(2026, 10, 12, 3), 3_600_000));
+  assert.equal(lateWeek(), before + 7, 'the late rows are added to their folded week');
+  assert.deepEqual(weeklyMismatches(sqlite), []);
 });

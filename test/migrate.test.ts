@@ -13,6 +13,7 @@ import pg from 'pg';
 import { Link } from '../src/actors/link.js';
 import type { RowItem, WriteItem } from '../src/actors/db-writer-messages.js';
 import { openPostgresWrite } from '../src/db/backend.js';
+import { weekOfSql } from '../src/llm/rollups.js';
 import type { MigrateResult } from '../src/migrate/migrate.js';
 import { CLI } from './helpers/monitor-process.js';
 import { postgresMissing, TestDatabase } from './helpers/postgres.js';
@@ -157,6 +158,7 @@ const TABLES = [
   'llm_usage',
   'llm_usage_hourly',
   'llm_usage_daily',
+  'llm_usage_weekly',
   'llm_budget_state',
   'monitor_state',
   'worker_health',
@@ -174,6 +176,8 @@ const FIGURES: Record<string, string> = {
     'count(*) AS n, sum(calls) AS calls, sum(tokens_in) AS tokens_in, sum(cost_usd) AS cost, sum(latency_count) AS lc',
   llm_usage_daily:
     'count(*) AS n, sum(calls) AS calls, sum(tokens_in) AS tokens_in, sum(cost_usd) AS cost, sum(latency_count) AS lc',
+  llm_usage_weekly:
+    'count(*) AS n, sum(calls) AS calls, sum(tokens_in) AS tokens_in, sum(cost_usd) AS cost, sum(latency_count) AS lc',
   llm_budget_state: 'count(*) AS n',
   monitor_state: "count(*) AS n, string_agg(key || '=' || value, ',' ORDER BY key) AS kv",
   worker_health: 'count(*) AS n, sum(processed) AS processed, sum(uptime_s) AS uptime',
@@ -184,6 +188,10 @@ const FIGURES: Record<string, string> = {
  * summed into its day (SQLite's daily table leaves out the hours after its fold watermark).
  */
 const WHOLE_DAYS = `(SELECT substr(ts, 1, 10) || 'T00:00:00.000Z' AS ts, channel, model, feature, provider, status,
+  sum(calls) AS calls, sum(tokens_in) AS tokens_in, sum(cost_usd) AS cost_usd, sum(latency_count) AS latency_count
+  FROM llm_usage_hourly GROUP BY 1, 2, 3, 4, 5, 6)`;
+/** Likewise llm_usage_weekly: every hourly row summed into its ISO week. */
+const WHOLE_WEEKS = `(SELECT ${weekOfSql('ts')} AS ts, channel, model, feature, provider, status,
   sum(calls) AS calls, sum(tokens_in) AS tokens_in, sum(cost_usd) AS cost_usd, sum(latency_count) AS latency_count
   FROM llm_usage_hourly GROUP BY 1, 2, 3, 4, 5, 6)`;
 
@@ -198,10 +206,11 @@ function sqliteFigures(path: string): Record<string, Record<string, unknown>> {
         ? `(SELECT * FROM ${t} ORDER BY ${/ORDER BY (\w+)/.exec(FIGURES[t])![1]})`
         : t;
       out[t] = normalise(
-        db.prepare(`SELECT ${figures} FROM ${t === 'llm_usage_daily' ? WHOLE_DAYS : from}`).get() as Record<
-          string,
-          unknown
-        >,
+        db
+          .prepare(
+            `SELECT ${figures} FROM ${t === 'llm_usage_daily' ? WHOLE_DAYS : t === 'llm_usage_weekly' ? WHOLE_WEEKS : from}`,
+          )
+          .get() as Record<string, unknown>,
       );
     }
     return out;
@@ -246,7 +255,9 @@ test('migrate copies every data table with the host, and a second run copies not
   assert.deepEqual(steps, [
     ...TABLES.slice(0, TABLES.indexOf('llm_usage_daily') + 1),
     'llm_usage_daily (with unfolded hours)',
-    ...TABLES.slice(TABLES.indexOf('llm_usage_daily') + 1),
+    'llm_usage_weekly',
+    'llm_usage_weekly (with unfolded days and hours)',
+    ...TABLES.slice(TABLES.indexOf('llm_usage_weekly') + 1),
   ]);
   const folded = new BetterSqlite3(file, { readonly: true });
   const unfolded = (
@@ -259,7 +270,7 @@ test('migrate copies every data table with the host, and a second run copies not
   folded.close();
   assert.ok(unfolded > 0, 'the file has hours its daily table does not hold yet');
   for (const x of result.tables) {
-    if (x.table.startsWith('llm_usage_daily')) continue; // rows per day, checked by the sums below
+    if (x.table.startsWith('llm_usage_daily') || x.table.startsWith('llm_usage_weekly')) continue; // rows per day or week, checked by the sums below
     assert.equal(x.copied, want[x.table].n, `${x.table}: copied`);
     assert.equal(x.skipped, 0, `${x.table}: skipped`);
     assert.equal(x.earlier, 0, `${x.table}: earlier`);

@@ -66,6 +66,7 @@ const RETENTION = [
   ['worker_health', 'healthDays'],
   ['llm_usage_hourly', 'usageRollupDays'],
   ['llm_usage_daily', 'usageRollupDays'],
+  ['llm_usage_weekly', 'usageRollupDays'],
 ] as const satisfies readonly (readonly [string, keyof MonitorConfig['retention']])[];
 
 /** One incoming batch, held until the transaction containing it commits or it is spooled. */

@@ -85,6 +85,7 @@ export type PruneResult = Partial<
     | 'worker_health'
     | 'llm_usage_hourly'
     | 'llm_usage_daily'
+    | 'llm_usage_weekly'
     | 'delivery_cursor',
     number
   >

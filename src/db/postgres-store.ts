@@ -17,11 +17,15 @@
 // so ids are made unique per host in llm_usage_ids (host, id) first and only the rows whose id was
 // new are inserted (ids repeated inside one plan are counted as duplicates before that).
 //
-// Rollups: the stored rows of a plan are summed in JS per hour (and per day) and key, and added to
-// llm_usage_hourly and llm_usage_daily by one additive upsert each, in the same transaction
-// (exactly-once like the rows). Both tables are kept current, so this host's daily watermark is
-// simply the current hour. PostgreSQL has no histogram merge: latency_hist stays NULL there, and
-// percentiles come from the raw rows (as for rows from before 0004 on SQLite).
+// Rollups: the stored rows of a plan are summed in JS per hour (and per day and ISO week) and key,
+// and added to llm_usage_hourly, llm_usage_daily and llm_usage_weekly by one additive upsert each,
+// in the same transaction (exactly-once like the rows). All three are kept current, so this host's
+// daily watermark is simply the current hour (no weekly watermark is needed). Not SQLite's fold:
+// reports on PostgreSQL read the raw rows (src/llm/report.ts), so a fold would only save the
+// weekly upsert (a transaction's week keys are its day keys), at the price of a watermark, a
+// late-row and a recompute path here too; the upsert's cost was within the bench's noise
+// (docs/PERFORMANCE.md, "The weekly level"). PostgreSQL has no histogram merge: latency_hist stays
+// NULL there, and percentiles come from the raw rows (as for rows from before 0004 on SQLite).
 // Budgets: the same BudgetTracker as on SQLite, over storage read ahead at open (this host's
 // levels, and its hourly spend since the earliest current period); levels it decides are written
 // in the rows' transaction, signalled once that commits.
@@ -63,7 +67,7 @@ import {
 import { periodStart } from '../llm/periods.js';
 import { buildDigest, type DigestInput } from '../llm/digest.js';
 import { PriceTable } from '../llm/prices.js';
-import { DAILY_UNTIL_KEY, moveCost, ROLLUP_ADDED, ROLLUP_KEY, type RollupInput } from '../llm/rollups.js';
+import { DAILY_UNTIL_KEY, moveCost, ROLLUP_ADDED, ROLLUP_KEY, weekStartMs, type RollupInput } from '../llm/rollups.js';
 import { isConnectionError, openPostgresWrite, type PostgresOptions } from './backend.js';
 import { dropPartitionsBefore, ensurePartitions } from './partitions.js';
 import { isoTime, OpenDatabaseError, PARTITIONED_TABLES, type Database } from './schema.js';
@@ -250,10 +254,23 @@ const repriceCall = (s: RollupSums, { before, after }: Repriced) => moveCost(s, 
 
 const hourOf = (ts: string) => `${ts.slice(0, 13)}:00:00.000Z`;
 const dayOf = (ts: string) => `${ts.slice(0, 10)}T00:00:00.000Z`;
+/** The week start of `ts`; the last day's answer is kept (a plan's rows are mostly of one day). */
+const weekOf = (() => {
+  let day = '';
+  let week = '';
+  return (ts: string) => {
+    if (!ts.startsWith(day) || day === '') {
+      day = ts.slice(0, 10);
+      week = new Date(weekStartMs(Date.parse(day))).toISOString();
+    }
+    return week;
+  };
+})();
 
 const SQL = {
   hourly: rollupUpsert('llm_usage_hourly'),
   daily: rollupUpsert('llm_usage_daily'),
+  weekly: rollupUpsert('llm_usage_weekly'),
   budget: `INSERT INTO llm_budget_state (host, name, period_start, level, updated_at) VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (host, name) DO UPDATE SET period_start = excluded.period_start, level = excluded.level, updated_at = excluded.updated_at`,
   watermark: `INSERT INTO monitor_state (host, key, value, updated_at) VALUES ($1, '${DAILY_UNTIL_KEY}', $2, $3)
@@ -677,7 +694,7 @@ export class PostgresStore implements WriteStore {
     }
   }
 
-  /** Adds `items` to this host's hourly and daily rollups (both kept current: every row is in both). */
+  /** Adds `items` to this host's hourly, daily and weekly rollups (all kept current: every row is in each). */
   async #addRollups<T extends RolledUp>(
     client: pg.PoolClient,
     items: T[],
@@ -686,6 +703,7 @@ export class PostgresStore implements WriteStore {
     for (const [sql, bucket] of [
       [SQL.hourly, hourOf],
       [SQL.daily, dayOf],
+      [SQL.weekly, weekOf],
     ] as const) {
       const sums = sumRollups(items, bucket, add);
       await client.query(sql, [
@@ -738,7 +756,7 @@ export class PostgresStore implements WriteStore {
       if (defaultRows > 0) result[table] = partitions + defaultRows;
       if (table === 'llm_usage') await this.#deleteChunked('llm_usage_ids', false, isoTime(now - ageMs), stop);
     }
-    for (const table of ['llm_usage_hourly', 'llm_usage_daily'] as const) {
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily', 'llm_usage_weekly'] as const) {
       const ageMs = retention[table];
       if (ageMs === undefined || stop()) continue;
       result[table] = await this.#deleteChunked(table, true, isoTime(now - ageMs), stop);

@@ -5,6 +5,7 @@
 // readable from the sqlite3 shell (on PostgreSQL `text COLLATE "C"`: the same byte order).
 import BetterSqlite3 from 'better-sqlite3';
 import {
+  CompiledQuery,
   Kysely,
   Migrator,
   PostgresAdapter,
@@ -18,6 +19,7 @@ import {
 } from 'kysely';
 import { MonitorError } from '../errors.js';
 import { registerHistogramFunctions } from '../llm/histogram.js';
+import { DAILY_UNTIL_KEY, foldSql, ROLLUP_ADDED, weekStartMs, WEEKLY_UNTIL_KEY } from '../llm/rollups.js';
 import { openReadConnection } from './read-connection.js';
 
 export { ALERTS_MIGRATION, isoTime } from './schema-constants.js';
@@ -85,8 +87,8 @@ export interface LlmUsageTable {
 }
 
 /**
- * llm_usage_hourly / llm_usage_daily (0004): one row per bucket (`ts` = the UTC hour's or day's
- * start, in the same ISO text as every ts) and channel, model, feature, provider ('' when not sent)
+ * llm_usage_hourly / llm_usage_daily (0004) / llm_usage_weekly (0007): one row per bucket (`ts` =
+ * the UTC hour's, day's or ISO week's (Monday's) start, in the same ISO text as every ts) and channel, model, feature, provider ('' when not sent)
  * and status ('ok' when not sent), kept by the writer in the transaction that inserts the rows.
  */
 export interface LlmUsageRollupTable {
@@ -250,6 +252,7 @@ export interface Database {
   delivery_cursor: DeliveryCursorTable;
   llm_usage_hourly: LlmUsageRollupTable;
   llm_usage_daily: LlmUsageRollupTable;
+  llm_usage_weekly: LlmUsageRollupTable;
   llm_budget_state: LlmBudgetStateTable;
   monitor_state: MonitorStateTable;
   hosts: HostsTable;
@@ -271,8 +274,9 @@ export interface DatabaseHandle {
 // `double precision` for SQLite's 8-byte `real`, `bigint` for counters, `bytea` for blobs, and
 // the four time-series tables (llm_usage, bot_metrics, bot_events, worker_health) range-partitioned
 // by ts into daily partitions (src/db/partitions.ts; retention drops whole partitions). A PostgreSQL
-// database is always created fresh by these migrations, so the parts that adopt an old monitor's
-// SQLite file or back-fill its rows are SQLite only.
+// database is created by these migrations (0001–0006 in one run), so the parts that adopt an old
+// monitor's SQLite file or back-fill its rows are SQLite only — but for 0007, which a PostgreSQL
+// store of an earlier version runs on its own: it sums that store's days into their weeks.
 
 /** True when `db` talks to PostgreSQL (the one place that tells the dialects apart). */
 export function isPostgres(db: Kysely<any>): boolean {
@@ -445,35 +449,7 @@ const MIGRATIONS: Record<string, Migration> = {
       ] as const) {
         await db.schema.alterTable('llm_usage').addColumn(column, type).execute();
       }
-      for (const table of ['llm_usage_hourly', 'llm_usage_daily']) {
-        await db.schema
-          .createTable(table)
-          .addColumn('ts', t.text, (c) => c.notNull())
-          .addColumn('channel', t.text, (c) => c.notNull())
-          .addColumn('model', t.text, (c) => c.notNull())
-          .addColumn('feature', t.text, (c) => c.notNull())
-          .addColumn('provider', t.text, (c) => c.notNull())
-          .addColumn('status', t.text, (c) => c.notNull())
-          .addColumn('calls', t.bigint, (c) => c.notNull())
-          .addColumn('tokens_in', t.bigint, (c) => c.notNull())
-          .addColumn('tokens_out', t.bigint, (c) => c.notNull())
-          .addColumn('tokens_cached', t.bigint, (c) => c.notNull())
-          .addColumn('tokens_reasoning', t.bigint, (c) => c.notNull())
-          .addColumn('cost_usd', t.real, (c) => c.notNull())
-          .addColumn('unpriced_calls', t.bigint, (c) => c.notNull())
-          .addColumn('latency_count', t.bigint, (c) => c.notNull())
-          .addColumn('latency_sum', t.real, (c) => c.notNull())
-          .addColumn('latency_min', t.real)
-          .addColumn('latency_max', t.real)
-          .addColumn('latency_hist', t.blob)
-          // The key is the upsert target; ts first, so a time range (reports, retention) is a range.
-          .addPrimaryKeyConstraint(`${table}_pk`, ['ts', 'channel', 'model', 'feature', 'provider', 'status'])
-          // Clustered by that key: a report's range reads adjacent pages, not one rowid lookup per row
-          // (measured: 90k daily rows of a 1.7 GB database took seconds through the rowid table), and an
-          // upsert touches one b-tree instead of a table and its key index.
-          .modifyEnd(t.pg ? sql`` : sql`WITHOUT ROWID`)
-          .execute();
-      }
+      for (const table of ['llm_usage_hourly', 'llm_usage_daily']) await createRollupTable(db, table, false);
       await db.schema
         .createTable('llm_budget_state')
         .addColumn('name', t.text, (c) => c.primaryKey())
@@ -603,7 +579,98 @@ const MIGRATIONS: Record<string, Migration> = {
         .execute();
     },
   },
+  '0007_weekly_rollups': {
+    async up(db: Kysely<any>): Promise<void> {
+      // ISO weeks (Monday 00:00 UTC) of the daily rows, so a 90-day report reads ~13 rows a key, not 90.
+      await createRollupTable(db, 'llm_usage_weekly', true);
+      if (!isPostgres(db)) return fillWeeklyRollups(db);
+      // PostgreSQL's writer keeps every level current (additive upserts, src/db/postgres-store.ts):
+      // each week is the sum of its days, histograms NULL there as in the daily rows.
+      await sql`INSERT INTO llm_usage_weekly
+        SELECT to_char(date_trunc('week', ts::timestamp), 'YYYY-MM-DD"T00:00:00.000Z"'), channel, model, feature, provider, status,
+          ${sql.raw(ROLLUP_ADDED.map((c) => `sum(${c})`).join(', '))}, min(latency_min), max(latency_max), NULL, host
+        FROM llm_usage_daily GROUP BY 1, 2, 3, 4, 5, 6, host`.execute(db);
+    },
+  },
 };
+
+/**
+ * A rollup table (0004; 0007 the weekly one, with `host` in its key from the start as 0006 left
+ * the others).
+ */
+async function createRollupTable(db: Kysely<any>, table: string, withHost: boolean): Promise<void> {
+  const t = types(db);
+  let create = db.schema
+    .createTable(table)
+    .addColumn('ts', t.text, (c) => c.notNull())
+    .addColumn('channel', t.text, (c) => c.notNull())
+    .addColumn('model', t.text, (c) => c.notNull())
+    .addColumn('feature', t.text, (c) => c.notNull())
+    .addColumn('provider', t.text, (c) => c.notNull())
+    .addColumn('status', t.text, (c) => c.notNull())
+    .addColumn('calls', t.bigint, (c) => c.notNull())
+    .addColumn('tokens_in', t.bigint, (c) => c.notNull())
+    .addColumn('tokens_out', t.bigint, (c) => c.notNull())
+    .addColumn('tokens_cached', t.bigint, (c) => c.notNull())
+    .addColumn('tokens_reasoning', t.bigint, (c) => c.notNull())
+    .addColumn('cost_usd', t.real, (c) => c.notNull())
+    .addColumn('unpriced_calls', t.bigint, (c) => c.notNull())
+    .addColumn('latency_count', t.bigint, (c) => c.notNull())
+    .addColumn('latency_sum', t.real, (c) => c.notNull())
+    .addColumn('latency_min', t.real)
+    .addColumn('latency_max', t.real)
+    .addColumn('latency_hist', t.blob);
+  // As 0006 made the others: no default on PostgreSQL (the writer always sets it), '' on SQLite.
+  if (withHost) create = create.addColumn('host', t.text, (c) => (t.pg ? c.notNull() : c.notNull().defaultTo('')));
+  await create
+    // The key is the upsert target; ts first, so a time range (reports, retention) is a range.
+    .addPrimaryKeyConstraint(`${table}_pk`, [
+      'ts',
+      'channel',
+      'model',
+      'feature',
+      'provider',
+      'status',
+      ...(withHost ? (['host'] as never[]) : []),
+    ])
+    // Clustered by that key: a report's range reads adjacent pages, not one rowid lookup per row
+    // (measured: 90k daily rows of a 1.7 GB database took seconds through the rowid table), and an
+    // upsert touches one b-tree instead of a table and its key index.
+    .modifyEnd(t.pg ? sql`` : sql`WITHOUT ROWID`)
+    .execute();
+}
+
+/**
+ * 0007 on SQLite: each host's days already folded into whole weeks, so an upgraded file's reports
+ * read weeks at once. A host's daily watermark is its monitor_state row or, for a file from before
+ * it, the hour after its last hourly row (as src/llm/rollups.ts reads it); its weekly watermark is
+ * the start of the week that watermark's day is in, and the whole weeks before it are filled from
+ * the daily rows. Rows of host '' (from before 0006) whose watermark a monitor has claimed already
+ * have no writer any more: all of them go into their weeks, with no watermark of their own.
+ */
+async function fillWeeklyRollups(db: Kysely<any>): Promise<void> {
+  const hosts = await sql<{ host: string; until: string | null; last_hour: string | null }>`
+    SELECT h.host, (SELECT value FROM monitor_state s WHERE s.host = h.host AND s.key = ${DAILY_UNTIL_KEY}) AS until,
+      (SELECT strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour') FROM llm_usage_hourly x WHERE x.host = h.host) AS last_hour
+    FROM (SELECT DISTINCT host FROM llm_usage_daily UNION SELECT host FROM monitor_state WHERE key = ${DAILY_UNTIL_KEY}) h`.execute(
+    db,
+  );
+  const now = new Date().toISOString();
+  const fold = foldSql('llm_usage_daily', 'llm_usage_weekly');
+  for (const { host, until, last_hour } of hosts.rows) {
+    if (host === '' && until === null) {
+      await db.executeQuery(CompiledQuery.raw(fold, [host, '', '9999']));
+      continue;
+    }
+    const daily = until ?? last_hour;
+    if (!daily) continue; // no hour folded: the writer folds its days into weeks from the start
+    const weekUntil = new Date(weekStartMs(Date.parse(daily.slice(0, 10)))).toISOString();
+    await db.executeQuery(CompiledQuery.raw(fold, [host, '', weekUntil]));
+    await sql`INSERT INTO monitor_state (host, key, value, updated_at) VALUES (${host}, ${WEEKLY_UNTIL_KEY}, ${weekUntil}, ${now})`.execute(
+      db,
+    );
+  }
+}
 
 /** bot_metrics with every sample's features (0002; made again by 0006 on SQLite). */
 async function createFeaturesView(db: Kysely<any>): Promise<void> {

@@ -98,7 +98,16 @@ export interface WriteStore {
 
 /** Age limits in ms per retained table (absent: kept forever). */
 export type RetentionLimits = Partial<
-  Record<'bot_metrics' | 'llm_usage' | 'bot_events' | 'worker_health' | 'llm_usage_hourly' | 'llm_usage_daily', number>
+  Record<
+    | 'bot_metrics'
+    | 'llm_usage'
+    | 'bot_events'
+    | 'worker_health'
+    | 'llm_usage_hourly'
+    | 'llm_usage_daily'
+    | 'llm_usage_weekly',
+    number
+  >
 > & { delivery_cursor: number };
 
 /** Rows per retention DELETE: each chunk is its own short transaction. */

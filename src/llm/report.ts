@@ -1,9 +1,10 @@
 // `kissmon usage` / GET /usage: LLM calls, tokens, cost, error rate, cached share and latency
 // percentiles over a window, grouped by one or more dimensions.
 //
-// Source: the hourly/daily rollups (whole days the writer has folded from llm_usage_daily, the
-// edges and the days after the fold watermark from llm_usage_hourly), so 90 days of a busy fleet is a few thousand rows to sum, whatever the raw
-// row count; the window is then whole UTC hours (since rounded down, until up). Percentiles: exact
+// Source: the hourly/daily/weekly rollups (whole ISO weeks the writer has folded from
+// llm_usage_weekly, the days at their edges from llm_usage_daily, the edges and the days after the
+// fold watermark from llm_usage_hourly), so 90 days of a busy fleet is a few thousand rows to sum,
+// whatever the raw row count; the window is then whole UTC hours (since rounded down, until up). Percentiles: exact
 // from the raw rows when the window holds at most `exactMaxCalls` calls and every one of them is
 // still in llm_usage (retention), else estimated from the rollups' histograms (±12.5 %), and the
 // answer says which. With rollups off (`llm.rollups: false`) everything comes from the raw rows.
@@ -14,7 +15,7 @@ import { dialectOf, DIALECT_SQL, literal, type SqlDialect } from '../db/dialect.
 import type { Database } from '../db/schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { addTo, emptyHistogram, encode, estimatePercentile } from './histogram.js';
-import { DAILY_UNTIL_KEY } from './rollups.js';
+import { DAILY_UNTIL_KEY, WEEK_MS, weekStartMs, WEEKLY_UNTIL_KEY } from './rollups.js';
 
 export const USAGE_DIMENSIONS = ['host', 'channel', 'model', 'feature', 'provider', 'status', 'day', 'hour'] as const;
 export type UsageDimension = (typeof USAGE_DIMENSIONS)[number];
@@ -210,42 +211,71 @@ async function rawGroups(
   return run<SummedRow>(db, query.replace('?', `'${since}'`).replace('?', `'${until}'`));
 }
 
-type Range = ['llm_usage_hourly' | 'llm_usage_daily', number, number];
+type Range = ['llm_usage_hourly' | 'llm_usage_daily' | 'llm_usage_weekly', number, number];
 
 /**
  * Where the rollups of [since, until) (hour-aligned) are: whole UTC days before the daily
- * watermark (`dailyUntilMs`, see rollups.ts) in the daily table — the watermark's own day too, when
+ * watermark (`until.daily`, see rollups.ts) in the daily table — the watermark's own day too, when
  * the window runs past the watermark, as that day's row holds exactly its hours before it — and the
- * edges hourly. `kissmon usage --since 90d` so reads ~90 daily rows a key and at most a day of hours.
+ * edges hourly; of those days, the whole ISO weeks before the weekly watermark (`until.weekly`) in
+ * the weekly table, its own week too in the same way, when the days run past it.
+ * `kissmon usage --since 90d` so reads ~12 weekly rows a key, at most 6 days at each edge and a day
+ * of hours. `weeks: false` (a day dimension) reads the days whole.
  */
-function rollupRanges(sinceMs: number, untilMs: number, dailyUntilMs: number): Range[] {
+function rollupRanges(sinceMs: number, untilMs: number, until: Watermarks, weeks: boolean): Range[] {
   const firstDay = Math.ceil(sinceMs / DAY_MS) * DAY_MS;
-  let dayEnd = Math.floor(Math.min(untilMs, dailyUntilMs) / DAY_MS) * DAY_MS;
+  let dayEnd = Math.floor(Math.min(untilMs, until.daily) / DAY_MS) * DAY_MS;
   let hoursFrom = dayEnd;
-  if (untilMs >= dailyUntilMs && dailyUntilMs > dayEnd) {
+  if (untilMs >= until.daily && until.daily > dayEnd) {
     dayEnd += DAY_MS;
-    hoursFrom = dailyUntilMs;
+    hoursFrom = until.daily;
   }
   if (firstDay >= dayEnd) return [['llm_usage_hourly', sinceMs, untilMs]];
-  const ranges: Range[] = [
-    ['llm_usage_daily', firstDay, dayEnd],
-    ['llm_usage_hourly', sinceMs, firstDay],
-    ['llm_usage_hourly', hoursFrom, untilMs],
-  ];
+  const firstWeek = weekStartMs(firstDay + WEEK_MS - DAY_MS); // the first Monday at or after firstDay
+  let weekEnd = weekStartMs(Math.min(dayEnd, until.weekly));
+  let daysFrom = weekEnd;
+  if (dayEnd >= until.weekly && until.weekly > weekEnd) {
+    weekEnd += WEEK_MS;
+    daysFrom = until.weekly;
+  }
+  const ranges: Range[] =
+    weeks && firstWeek < weekEnd
+      ? [
+          ['llm_usage_weekly', firstWeek, weekEnd],
+          ['llm_usage_daily', firstDay, firstWeek],
+          ['llm_usage_daily', daysFrom, dayEnd],
+        ]
+      : [['llm_usage_daily', firstDay, dayEnd]];
+  ranges.push(['llm_usage_hourly', sinceMs, firstDay], ['llm_usage_hourly', hoursFrom, untilMs]);
   return ranges.filter(([, a, b]) => a < b);
 }
 
+/** The fold watermarks in ms: llm_usage_daily holds the hours before `daily`, llm_usage_weekly the days before `weekly`. */
+interface Watermarks {
+  daily: number;
+  weekly: number;
+}
+
 /**
- * The daily watermark in ms; 0 before the writer has set it (then everything is read hourly).
- * Each host's writer folds its own days, so over several hosts it is the earliest of theirs.
+ * The watermarks; 0 before the writer has set them (then everything is read hourly, or daily).
+ * Each host's writer folds its own days and weeks, so over several hosts each is the earliest of
+ * theirs (a host with a daily watermark and no weekly one has no weeks yet: 0).
  */
-async function dailyUntil(db: UsageSource, host: string | undefined): Promise<number> {
-  const rows = await run<{ value: string }>(
+async function watermarks(db: UsageSource, host: string | undefined): Promise<Watermarks> {
+  const rows = await run<{ host: string; key: string; value: string }>(
     db,
-    `SELECT value FROM monitor_state WHERE key = '${DAILY_UNTIL_KEY}'${hostCondition(host)}`,
+    `SELECT host, key, value FROM monitor_state WHERE key IN ('${DAILY_UNTIL_KEY}', '${WEEKLY_UNTIL_KEY}')${hostCondition(host)}`,
   );
-  if (rows.length === 0) return 0;
-  return Math.min(...rows.map((r) => (r.value ? Date.parse(r.value) : 0)));
+  const ms = (key: string, h: string) => {
+    const value = rows.find((r) => r.key === key && r.host === h)?.value;
+    return value ? Date.parse(value) : 0;
+  };
+  const hosts = [...new Set(rows.filter((r) => r.key === DAILY_UNTIL_KEY).map((r) => r.host))];
+  if (hosts.length === 0) return { daily: 0, weekly: 0 };
+  return {
+    daily: Math.min(...hosts.map((h) => ms(DAILY_UNTIL_KEY, h))),
+    weekly: Math.min(...hosts.map((h) => ms(WEEKLY_UNTIL_KEY, h))),
+  };
 }
 
 async function rollupGroups(
@@ -255,10 +285,10 @@ async function rollupGroups(
   by: UsageDimension[] | [],
   host: string | undefined,
 ): Promise<SummedRow[]> {
-  // A day or hour dimension cannot be read from whole days when it is the hour: hourly only then.
+  // An hour dimension cannot be read from whole days (hourly only then), a day one not from whole weeks.
   const ranges: Range[] = by.includes('hour' as never)
     ? [['llm_usage_hourly', sinceMs, untilMs]]
-    : rollupRanges(sinceMs, untilMs, await dailyUntil(db, host));
+    : rollupRanges(sinceMs, untilMs, await watermarks(db, host), !by.includes('day' as never));
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const groupBy = by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : '';
   // One GROUP BY per table range, the groups merged here: a UNION ALL of the ranges under one

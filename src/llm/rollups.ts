@@ -11,6 +11,11 @@
 // watermark's hour, one INSERT … SELECT … GROUP BY adds the hours in between to their days and moves
 // the watermark. A late row (its hour already folded) is also added to its day (a merge upsert;
 // rare). Reports read whole days before the watermark from llm_usage_daily, the rest hourly.
+// The weekly table (ISO weeks, Monday 00:00 UTC) is folded from finished days the same way: it
+// holds exactly the daily rows before its own watermark (`llm_weekly_until`, a day start, never
+// past the daily watermark's day); when the daily watermark enters a new day, the days in between
+// are added to their weeks. A late row whose day is folded already is added to its week too.
+// Reports read whole weeks from it, so 90 days are ~13 rows a key instead of 90.
 // Rows, rollups, watermark and delivery_cursor share the transaction, which makes them exactly-once:
 // a rolled-back attempt leaves none of them, a re-sent batch adds none.
 // Each monitor keeps its own host's rows (`host` is part of every rollup key, last: reports read a
@@ -20,7 +25,7 @@ import type { LlmUsageRow } from '../actors/db-writer-messages.js';
 import { addTo, bucketOf, emptyHistogram, encode, type DenseHistogram } from './histogram.js';
 import type { LlmUsageRollupTable } from '../db/schema.js';
 
-export const ROLLUP_TABLES = ['llm_usage_hourly', 'llm_usage_daily'] as const;
+export const ROLLUP_TABLES = ['llm_usage_hourly', 'llm_usage_daily', 'llm_usage_weekly'] as const;
 export type RollupTable = (typeof ROLLUP_TABLES)[number];
 
 const HOUR_MS = 3_600_000;
@@ -46,6 +51,17 @@ const isoHour = bucketText(HOUR_MS);
 
 /** monitor_state key of the daily watermark: llm_usage_daily = the hourly rows with ts before it. */
 export const DAILY_UNTIL_KEY = 'llm_daily_until';
+/** monitor_state key of the weekly watermark (a day start): llm_usage_weekly = the daily rows with ts before it. */
+export const WEEKLY_UNTIL_KEY = 'llm_weekly_until';
+
+const DAY_MS = 86_400_000;
+export const WEEK_MS = 7 * DAY_MS;
+/** 1970-01-01 was a Thursday: ISO weeks start 4 days after the epoch's week boundary. */
+const MONDAY_OFFSET_MS = 4 * DAY_MS;
+/** The start (ms) of the ISO week (Monday 00:00 UTC) `ms` falls in. */
+export const weekStartMs = (ms: number) => Math.floor((ms - MONDAY_OFFSET_MS) / WEEK_MS) * WEEK_MS + MONDAY_OFFSET_MS;
+/** SQLite: the ISO text of the week start of `ts` (any ISO time): back 6 days, then forward to a Monday. */
+export const weekOfSql = (ts: string) => `date(${ts}, '-6 days', 'weekday 1') || 'T00:00:00.000Z'`;
 
 /** The part of a row the rollups sum (the ingest row, or a stored row being re-priced). */
 export type RollupInput = Pick<
@@ -75,6 +91,7 @@ const COLUMNS = [...ROLLUP_KEY, ...ROLLUP_ADDED, 'latency_min', 'latency_max', '
 /** The conflict target: the table's primary key (0006_hosts). */
 const CONFLICT = [...ROLLUP_KEY, 'host'].join(', ');
 
+/** A merge upsert: adds a row's sums to its key's stored row. */
 function upsertSql(table: RollupTable): string {
   const set = [
     ...ROLLUP_ADDED.map((c) => `${c} = ${c} + excluded.${c}`),
@@ -97,15 +114,23 @@ function putSql(table: RollupTable): string {
 }
 
 const dayOf = (hourTs: string) => `${hourTs.slice(0, 10)}T00:00:00.000Z`;
+const weekOf = (ts: string) => new Date(weekStartMs(Date.parse(ts))).toISOString();
 
-/** Adds the hourly rows of [from, to) to their days (an upsert per day and key). */
-function foldSql(): string {
+/**
+ * Adds the rows of `from` in [?, ?) (a host's) to their buckets in `to` (an upsert per bucket and
+ * key): hours into days, days into weeks. Also the 0007 migration's fill of the weekly table.
+ */
+export function foldSql(
+  from: 'llm_usage_hourly' | 'llm_usage_daily',
+  to: 'llm_usage_daily' | 'llm_usage_weekly',
+): string {
   const sums = ROLLUP_ADDED.map((c) => `sum(${c})`).join(', ');
-  return `${upsertSql('llm_usage_daily').split(' VALUES ')[0]}
-    SELECT substr(ts, 1, 10) || 'T00:00:00.000Z', channel, model, feature, provider, status, ${sums}, min(latency_min), max(latency_max),
+  const bucket = to === 'llm_usage_daily' ? "substr(ts, 1, 10) || 'T00:00:00.000Z'" : weekOfSql('ts');
+  return `${upsertSql(to).split(' VALUES ')[0]}
+    SELECT ${bucket}, channel, model, feature, provider, status, ${sums}, min(latency_min), max(latency_max),
       kissmon_hist_agg(latency_hist), host
-    FROM llm_usage_hourly WHERE host = ? AND ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT${upsertSql('llm_usage_daily').split(' ON CONFLICT')[1]}`;
+    FROM ${from} WHERE host = ? AND ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT${upsertSql(to).split(' ON CONFLICT')[1]}`;
 }
 
 function emptySums(host: string, ts: string, row: RollupInput): Held {
@@ -218,20 +243,28 @@ export class RollupBatch {
   #dirty: Held[] = [];
   /** What this transaction adds to hours already folded into their days (late rows): day deltas. */
   #late = new Map<string, Sums>();
-  /** The fold watermark as this transaction found it (null: not read yet). */
+  /** What it adds to days already folded into their weeks (late rows of those days): week deltas. */
+  #lateWeeks = new Map<string, Sums>();
+  /** The fold watermarks as this transaction found them (null: not read yet). */
   #until: string | null = null;
-  /** The hour last compared with the watermark, and whether it is before it (a compare per hour, not per row). */
+  #weekUntil: string | null = null;
+  /** The hour last compared with the watermarks, and whether it is before them (a compare per hour, not per row). */
   #lateCheckedTs = '';
   #lateHour = false;
+  #lateDay = false;
   #lastTs = '';
   #lastHour: HourRows | null = null;
   #put: BetterSqlite3.Statement;
   #addDaily: BetterSqlite3.Statement;
+  #addWeekly: BetterSqlite3.Statement;
   #load: BetterSqlite3.Statement<unknown[], LlmUsageRollupTable>;
   #anyInHour: BetterSqlite3.Statement<[string, string], unknown>;
   #fold: BetterSqlite3.Statement;
+  #foldDays: BetterSqlite3.Statement;
   #readUntil: BetterSqlite3.Statement<[string], { value: string }>;
   #setUntil: BetterSqlite3.Statement;
+  #readWeekUntil: BetterSqlite3.Statement<[string], { value: string }>;
+  #setWeekUntil: BetterSqlite3.Statement;
   #firstUntil: BetterSqlite3.Statement<[string], { value: string }>;
   #now: () => number;
   #host: string;
@@ -241,17 +274,24 @@ export class RollupBatch {
     this.#host = host;
     this.#put = sqlite.prepare(putSql('llm_usage_hourly'));
     this.#addDaily = sqlite.prepare(upsertSql('llm_usage_daily'));
+    this.#addWeekly = sqlite.prepare(upsertSql('llm_usage_weekly'));
     this.#load = sqlite.prepare<unknown[], LlmUsageRollupTable>(
       `SELECT * FROM llm_usage_hourly WHERE ${ROLLUP_KEY.map((c) => `${c} = ?`).join(' AND ')} AND host = ?`,
     );
     this.#anyInHour = sqlite.prepare<[string, string]>(
       'SELECT 1 FROM llm_usage_hourly WHERE ts = ? AND host = ? LIMIT 1',
     );
-    this.#fold = sqlite.prepare(foldSql());
-    this.#readUntil = sqlite.prepare(`SELECT value FROM monitor_state WHERE host = ? AND key = '${DAILY_UNTIL_KEY}'`);
-    this.#setUntil =
-      sqlite.prepare(`INSERT INTO monitor_state (host, key, value, updated_at) VALUES (?, '${DAILY_UNTIL_KEY}', ?, ?)
+    this.#fold = sqlite.prepare(foldSql('llm_usage_hourly', 'llm_usage_daily'));
+    this.#foldDays = sqlite.prepare(foldSql('llm_usage_daily', 'llm_usage_weekly'));
+    const read = (key: string) =>
+      sqlite.prepare<[string], { value: string }>(`SELECT value FROM monitor_state WHERE host = ? AND key = '${key}'`);
+    const set = (key: string) =>
+      sqlite.prepare(`INSERT INTO monitor_state (host, key, value, updated_at) VALUES (?, '${key}', ?, ?)
       ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
+    this.#readUntil = read(DAILY_UNTIL_KEY);
+    this.#setUntil = set(DAILY_UNTIL_KEY);
+    this.#readWeekUntil = read(WEEKLY_UNTIL_KEY);
+    this.#setWeekUntil = set(WEEKLY_UNTIL_KEY);
     // A database from before the watermark has every hour in its days already: the hour after the last one.
     this.#firstUntil = sqlite.prepare(
       `SELECT coalesce(strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour'), '') AS value FROM llm_usage_hourly WHERE host = ?`,
@@ -264,7 +304,7 @@ export class RollupBatch {
    * trusted: the in-memory rows go, to be read again from the table.
    */
   begin(): void {
-    if (this.#dirty.length > 0 || this.#late.size > 0) this.rollback();
+    if (this.#dirty.length > 0 || this.#late.size > 0 || this.#lateWeeks.size > 0) this.rollback();
     this.#forgetWatermark();
   }
 
@@ -275,6 +315,7 @@ export class RollupBatch {
     this.#lastHour = null;
     this.#dirty = [];
     this.#late.clear();
+    this.#lateWeeks.clear();
     this.#forgetWatermark();
   }
 
@@ -284,33 +325,50 @@ export class RollupBatch {
     const bucket = latency === null || latency === undefined ? -1 : bucketOf(latency);
     const ts = hourStart(row.at);
     addCall(this.#row(ts, row), row, cost, bucket);
-    if (this.#isLate(ts)) addCall(this.#lateRow(ts, row), row, cost, bucket);
+    if (this.#isLate(ts)) {
+      addCall(this.#lateRow(this.#late, dayOf(ts), row), row, cost, bucket);
+      if (this.#lateDay) addCall(this.#lateRow(this.#lateWeeks, weekOf(ts), row), row, cost, bucket);
+    }
   }
 
   /** A re-priced stored call: only its cost in the rollups moves, from `before` to `after`. */
   reprice(row: RollupInput, before: number | null, after: number | null): void {
     const ts = hourStart(row.at);
     moveCost(this.#row(ts, row), before, after);
-    if (this.#isLate(ts)) moveCost(this.#lateRow(ts, row), before, after);
+    if (this.#isLate(ts)) {
+      moveCost(this.#lateRow(this.#late, dayOf(ts), row), before, after);
+      if (this.#lateDay) moveCost(this.#lateRow(this.#lateWeeks, weekOf(ts), row), before, after);
+    }
   }
 
-  /** Is hour `ts` folded into its day already? (`ts` from hourStart: the same string while the hour is.) */
+  /**
+   * Is hour `ts` folded into its day already? Then #lateDay: is its day folded into its week too?
+   * (`ts` from hourStart: the same string while the hour is.)
+   */
   #isLate(ts: string): boolean {
     if (ts !== this.#lateCheckedTs) {
       this.#lateCheckedTs = ts;
       this.#lateHour = ts < this.#watermark();
+      // The weekly watermark is a day start no later than the daily one's day: an hour before it is late for both.
+      this.#lateDay = this.#lateHour && ts < this.#weekWatermark();
     }
     return this.#lateHour;
   }
 
-  /** The watermark is read again by the next transaction (write() may have moved it). */
+  /** The watermarks are read again by the next transaction (write() may have moved them). */
   #forgetWatermark(): void {
     this.#until = null;
+    this.#weekUntil = null;
     this.#lateCheckedTs = '';
   }
 
   #watermark(): string {
     return (this.#until ??= this.#readUntil.get(this.#host)?.value ?? this.#firstUntil.get(this.#host)!.value);
+  }
+
+  /** No weekly watermark: a host new since 0007 (which set one for every host it found), none of whose days is in a week yet. */
+  #weekWatermark(): string {
+    return (this.#weekUntil ??= this.#readWeekUntil.get(this.#host)?.value ?? '');
   }
 
   /** The in-memory hourly row of `ts` and the row's key: read from the table on first touch, or new. */
@@ -357,17 +415,18 @@ export class RollupBatch {
     return s;
   }
 
-  #lateRow(ts: string, row: RollupInput): Sums {
-    const day = dayOf(ts);
-    const key = `${day}\0${row.channel}\0${row.model}\0${row.feature}\0${row.provider ?? ''}\0${row.status ?? 'ok'}`;
-    let s = this.#late.get(key);
-    if (!s) this.#late.set(key, (s = emptySums(this.#host, day, row)));
+  /** The delta row of `bucket` (a day or a week start) and the row's key in `late`. */
+  #lateRow(late: Map<string, Sums>, bucket: string, row: RollupInput): Sums {
+    const key = `${bucket}\0${row.channel}\0${row.model}\0${row.feature}\0${row.provider ?? ''}\0${row.status ?? 'ok'}`;
+    let s = late.get(key);
+    if (!s) late.set(key, (s = emptySums(this.#host, bucket, row)));
     return s;
   }
 
   /**
    * Inside the rows' transaction: writes every hourly row this transaction changed, adds the late
-   * rows to their days, then folds the hours the clock has finished into their days.
+   * rows to their days (and weeks), then folds the hours the clock has finished into their days,
+   * and the days finished so into their weeks.
    */
   write(): void {
     for (const s of this.#dirty) {
@@ -375,8 +434,10 @@ export class RollupBatch {
       s.dirty = false;
     }
     for (const s of this.#late.values()) this.#addDaily.run(values(s));
+    for (const s of this.#lateWeeks.values()) this.#addWeekly.run(values(s));
     this.#dirty = [];
     this.#late.clear();
+    this.#lateWeeks.clear();
     this.#foldFinishedHours(this.#watermark());
     this.#forgetWatermark();
     this.#forgetOldHours();
@@ -389,6 +450,11 @@ export class RollupBatch {
     if (finished <= until) return;
     this.#fold.run(this.#host, until, finished);
     this.#setUntil.run(this.#host, finished, new Date(now).toISOString());
+    const finishedDay = dayOf(finished);
+    const weekUntil = this.#weekWatermark();
+    if (finishedDay <= weekUntil) return;
+    this.#foldDays.run(this.#host, weekUntil, finishedDay);
+    this.#setWeekUntil.run(this.#host, finishedDay, new Date(now).toISOString());
   }
 
   /** Keeps the hours the clock is in and the one before; a late row's hour is read again next time. */

@@ -12,7 +12,7 @@
 // budget and writer state) keeps what PostgreSQL already has for this host — a monitor that
 // already runs there wrote newer state; those rows are counted as skipped. Rollup rows add to a
 // key PostgreSQL has (its writer's rollups are additive, over calls it stored itself), and the
-// daily table is copied whole (planDaily). llm_usage ids go through llm_usage_ids, as the
+// daily and weekly tables are copied whole (planFolded). llm_usage ids go through llm_usage_ids, as the
 // writer's do, so a call stored under the same id is kept once.
 //
 // The source file is identified by the time its first migration ran (kysely_migration, stable
@@ -28,6 +28,7 @@ import { defaultHostName, HOST_NAME_PATTERN } from '../config.js';
 import { openPostgresWrite, redactUrl } from '../db/backend.js';
 import { MonitorError } from '../errors.js';
 import { registerHistogramFunctions } from '../llm/histogram.js';
+import { DAILY_UNTIL_KEY, weekOfSql, weekStartMs, WEEKLY_UNTIL_KEY } from '../llm/rollups.js';
 
 /** The source cannot be migrated as it is (missing, not a monitor database, too old). */
 export class MigrateSourceError extends MonitorError {
@@ -44,6 +45,7 @@ const TABLES: { name: string; omit?: string[] }[] = [
   { name: 'llm_usage' },
   { name: 'llm_usage_hourly' },
   { name: 'llm_usage_daily' },
+  { name: 'llm_usage_weekly' },
   { name: 'llm_budget_state' },
   { name: 'monitor_state' },
   { name: 'worker_health' },
@@ -169,10 +171,16 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       const targetColumns = await pgColumns(client);
       const results: TableResult[] = [];
       for (const spec of TABLES) {
-        if (!sourceTables.has(spec.name) || !targetColumns.has(spec.name)) continue;
+        // A source from before 0007 has no weeks: they are made from its days (planFolded).
+        const weeksFromDays = spec.name === 'llm_usage_weekly' && !sourceTables.has(spec.name);
+        if (!sourceTables.has(weeksFromDays ? 'llm_usage_daily' : spec.name) || !targetColumns.has(spec.name)) continue;
         const target = targetColumns.get(spec.name)!;
-        const plan = planTable(sqlite, spec, target);
-        for (const step of spec.name === 'llm_usage_daily' ? planDaily(sqlite, plan) : [plan]) {
+        const plan = planTable(sqlite, weeksFromDays ? { name: 'llm_usage_daily' } : spec, target);
+        const steps =
+          spec.name === 'llm_usage_daily' || spec.name === 'llm_usage_weekly'
+            ? planFolded(sqlite, { ...plan, table: spec.name, step: spec.name }, !weeksFromDays)
+            : [plan];
+        for (const step of steps) {
           step.arrayTypes = ['text[]', ...step.columns.map((c) => `${target.get(c)!}[]`)];
           results.push(await copyTable(sqlite, client, step, { host, source, batchSize, path: options.from }, options));
         }
@@ -292,29 +300,38 @@ const SUMMED = [
   'latency_sum',
 ];
 
+const watermark = (sqlite: BetterSqlite3.Database, key: string) =>
+  (sqlite.prepare(`SELECT max(value) AS w FROM monitor_state WHERE key = ?`).get(key) as { w: string | null }).w;
+
 /**
- * The daily rollups, split where the source's fold stopped. SQLite's llm_usage_daily holds the
- * hourly rows before its watermark (monitor_state llm_daily_until; src/llm/rollups.ts), the hours
- * after it only in llm_usage_hourly. On PostgreSQL the writer keeps both tables current, so the
- * copy must be whole: days before the watermark's day are copied as they are; from that day on,
- * each day's row is the source's daily row plus its unfolded hours, summed here (histograms
- * merged with the source's own aggregate) into one row per key.
+ * The daily or weekly rollups, split where the source's folds stopped. SQLite's llm_usage_daily
+ * holds the hourly rows before its watermark (monitor_state llm_daily_until; src/llm/rollups.ts),
+ * the hours after it only in llm_usage_hourly; llm_usage_weekly the daily rows before its own
+ * (llm_weekly_until), the days after it only in llm_usage_daily (and hourly). On PostgreSQL the
+ * writer keeps every table current, so the copy must be whole: buckets before the watermark's
+ * bucket are copied as they are; from that bucket on, each row is the source's row plus its
+ * unfolded days and hours, summed here (histograms merged with the source's own aggregate) into
+ * one row per key. `stored: false`: a source from before 0007, whose weeks are all made from days.
  */
-function planDaily(sqlite: BetterSqlite3.Database, daily: Plan): Plan[] {
-  const row = sqlite.prepare(`SELECT max(value) AS w FROM monitor_state WHERE key = 'llm_daily_until'`).get() as {
-    w: string | null;
-  };
-  // No watermark: a file from before it, whose days hold every hour already (as rollups.ts reads it).
-  if (!row.w) return [daily];
-  const day = `${row.w.slice(0, 10)}T00:00:00.000Z`;
-  const key = daily.keyColumns!;
+function planFolded(sqlite: BetterSqlite3.Database, plan: Plan, stored = true): Plan[] {
+  const weekly = plan.table === 'llm_usage_weekly';
+  const hoursFrom = watermark(sqlite, DAILY_UNTIL_KEY);
+  const daysFrom = weekly ? (stored ? (watermark(sqlite, WEEKLY_UNTIL_KEY) ?? '') : '') : null;
+  // No daily watermark: a file from before it, whose days hold every hour already (as rollups.ts reads it).
+  if (!weekly && !hoursFrom) return [plan];
+  const bucketSql = weekly ? weekOfSql : (ts: string) => `substr(${ts}, 1, 10) || 'T00:00:00.000Z'`;
+  const bucketOf = (ts: string) =>
+    weekly ? new Date(weekStartMs(Date.parse(ts.slice(0, 10)))).toISOString() : `${ts.slice(0, 10)}T00:00:00.000Z`;
+  const from = weekly ? daysFrom! : hoursFrom!;
+  const first = from ? bucketOf(from) : '';
+  const key = plan.keyColumns!;
   const hourlyColumns = new Set(
     (sqlite.prepare(`SELECT name FROM pragma_table_info('llm_usage_hourly')`).all() as { name: string }[]).map(
       (c) => c.name,
     ),
   );
-  const cols = [...new Set([...key, ...daily.columns])].filter((c) => hourlyColumns.has(c));
-  const fromHourly = cols.map((c) => (c === 'ts' ? `substr(ts, 1, 10) || 'T00:00:00.000Z' AS ts` : quote(c)));
+  const cols = [...new Set([...key, ...plan.columns])].filter((c) => hourlyColumns.has(c));
+  const bucketed = cols.map((c) => (c === 'ts' ? `${bucketSql('ts')} AS ts` : quote(c))).join(', ');
   const agg = (c: string) =>
     key.includes(c)
       ? quote(c)
@@ -327,18 +344,24 @@ function planDaily(sqlite: BetterSqlite3.Database, daily: Plan): Plan[] {
             : c === 'latency_hist'
               ? 'kissmon_hist_agg(latency_hist) AS latency_hist'
               : `max(${quote(c)}) AS ${quote(c)}`;
+  // The source's own rows from the watermark's bucket on, then what its folds left out, bucketed.
+  const parts: [sql: string, since: string][] = [];
+  if (stored) parts.push([`SELECT ${cols.map(quote).join(', ')} FROM ${quote(plan.table)} WHERE ts >= ?`, first]);
+  if (weekly) parts.push([`SELECT ${bucketed} FROM llm_usage_daily WHERE ts >= ?`, from]);
+  if (hoursFrom) parts.push([`SELECT ${bucketed} FROM llm_usage_hourly WHERE ts >= ?`, hoursFrom]);
   const derived = `(SELECT ${cols.map(agg).join(', ')} FROM (
-      SELECT ${cols.map(quote).join(', ')} FROM llm_usage_daily WHERE ts >= ?
-      UNION ALL SELECT ${fromHourly.join(', ')} FROM llm_usage_hourly WHERE ts >= ?
+      ${parts.map(([q]) => q).join(' UNION ALL ')}
     ) GROUP BY ${key.map(quote).join(', ')})`;
   return [
-    { ...daily, from: `(SELECT * FROM llm_usage_daily WHERE ts < ?)`, fromParams: [day] },
+    ...(stored && first
+      ? [{ ...plan, from: `(SELECT * FROM ${quote(plan.table)} WHERE ts < ?)`, fromParams: [first] }]
+      : []),
     {
-      ...daily,
-      step: 'llm_usage_daily (with unfolded hours)',
+      ...plan,
+      step: `${plan.table} (with unfolded ${weekly ? 'days and hours' : 'hours'})`,
       from: derived,
-      fromParams: [day, row.w],
-      columns: daily.columns.filter((c) => cols.includes(c)),
+      fromParams: parts.map(([, since]) => since),
+      columns: plan.columns.filter((c) => cols.includes(c)),
     },
   ];
 }
@@ -462,7 +485,7 @@ function insertSql(plan: Plan): string {
                   ON CONFLICT DO NOTHING RETURNING id)
       INSERT INTO llm_usage (${names}) SELECT ${names} FROM s WHERE s.id IS NULL OR s.id IN (SELECT id FROM new_ids)`;
   }
-  if (plan.table === 'llm_usage_hourly' || plan.table === 'llm_usage_daily') {
+  if (['llm_usage_hourly', 'llm_usage_daily', 'llm_usage_weekly'].includes(plan.table)) {
     // The PostgreSQL writer's rollups are additive (src/db/postgres-store.ts): a key it has for
     // this host already counts calls it stored itself, disjoint from the copied ones, so the two
     // add up. PostgreSQL keeps no histograms; a merged row has none either.
