@@ -353,8 +353,8 @@ async function watchStatus(controlSocketPath: string): Promise<void> {
           (b.heartbeat_age_s ?? 0) - (a.heartbeat_age_s ?? 0) ||
           a.channel.localeCompare(b.channel),
       );
-      // The table takes 4 lines of frame and 2 per row (cli-table3 draws a line between rows).
-      const fit = Math.max(1, Math.floor(((out.rows || 24) - 8) / 2));
+      // The table takes 4 lines of frame and 1 per row, the summary and the "more" line 2.
+      const fit = Math.max(1, (out.rows || 24) - 7);
       const shown = worst.slice(0, fit);
       screen =
         `${statusSummary(bots)} · monitor ${down.length ? `DEGRADED (${down.join(', ')} down)` : 'ok'} · ${new Date().toISOString().slice(11, 19)} UTC · Ctrl-C quits\n` +
@@ -834,6 +834,16 @@ function fmt(n: number | null | undefined): string {
 function ago(ms: number): string {
   return `${((Date.now() - ms) / 1000).toFixed(1)}s ago`;
 }
+
+// `kissmon usage | head`: a reader that goes away ends a command quietly, as for other Unix tools
+// (an unhandled EPIPE was a crash). Not the monitor: its logging has its own policy for a lost stdout.
+program.hook('preAction', (_program, command) => {
+  if (command.name() === 'start') return;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(0);
+  });
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -3,9 +3,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import stringWidth from 'string-width';
+import { plainTable } from '../src/cli-options.js';
 import { requestControl } from '../src/http/control-client.js';
 import {
+  CLI,
   flush,
   runKissmon as kissmon,
   killStarted,
@@ -191,6 +195,18 @@ describe('kissmon CLI', () => {
     assert.deepEqual([csvRow('usage_d').cost_usd, csvRow('usage_d').unpriced_calls], ['0.00125', '1']);
   });
 
+  it('a reader that goes away ends the command quietly (kissmon usage | head): exit 0, no EPIPE crash', async () => {
+    const child = spawn(process.execPath, [CLI, 'usage', '--db', dir.db, '--by', 'channel'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy(); // the reader is gone before the report is written
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.doesNotMatch(stderr, /EPIPE|Unhandled/, 'no crash report');
+    assert.equal(code, 0, stderr);
+  });
+
   it('the /usage control route answers the same report, and refuses a bad grouping or window', async () => {
     for (const by of ['channel', 'model', 'feature'] as const) {
       assertUsage(
@@ -283,5 +299,20 @@ describe('kissmon health exit code', () => {
     const r = await kissmon(['health', '--socket', join(dir.path, 'nobody.sock')]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no monitor answers/);
+  });
+});
+
+describe('plainTable', () => {
+  it('pads every cell to its column by display width, wide and combining characters included', () => {
+    const table = plainTable(['model', 'calls']);
+    table.push(['gpt-4o', 12]);
+    table.push(['モデル-x', null]); // three double-width characters
+    table.push(['café', 3]); // e + combining acute accent: one column
+    const lines = table.toString().split('\n');
+    assert.equal(lines.length, 4 + 3, 'a frame of 4 lines and one line per row');
+    const widths = new Set(lines.map((l) => stringWidth(l)));
+    assert.equal(widths.size, 1, `every line as wide as the others: ${[...widths].join(', ')}`);
+    assert.equal(lines[4], '│ モデル-x │       │', 'a null cell is empty');
+    assert.ok(lines[1]!.startsWith('│ model    │ calls │'), lines[1]);
   });
 });

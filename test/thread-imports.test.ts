@@ -12,7 +12,7 @@
 //   `kissmon usage --help` pay for nothing else; a command's packages come by import().
 // A thread started by URL (`new Worker(new URL(…))`, piscina's filename) is its own entry point.
 // What the code loads with createRequire(import.meta.url)(…) is not in esbuild's graph (pidusage,
-// comlink's node adapter, cli-table3, cli-progress, unix-dgram): none of those is checked here.
+// comlink's node adapter, string-width, cli-progress, unix-dgram): none of those is checked here.
 import assert from 'node:assert/strict';
 import { builtinModules } from 'node:module';
 import { before, test } from 'node:test';
