@@ -13,6 +13,7 @@ import { LLM_CALL_STATUSES } from '../src/protocol/messages.js';
 import { usageReport, type UsageFigures } from '../src/llm/report.js';
 import { DAILY_UNTIL_KEY, RollupBatch, weekOfSql, WEEKLY_UNTIL_KEY } from '../src/llm/rollups.js';
 import { openReadDatabase, openWriteDatabase } from '../src/db/schema.js';
+import { openSqliteStore } from '../src/db/sqlite-store.js';
 import { resolveConfig } from '../src/config.js';
 import { UsageAccounting } from '../src/llm/accounting.js';
 import { addTo, bucketOf, BUCKETS, emptyHistogram } from '../src/llm/histogram.js';
@@ -550,4 +551,115 @@ test('an upgraded database (rollups from before 0007) gets its whole weeks fille
   write(randomRows(7, Date.UTC(2026, 10, 12, 3), 3_600_000));
   assert.equal(lateWeek(), before + 7, 'the late rows are added to their folded week');
   assert.deepEqual(weeklyMismatches(sqlite), []);
+});
+
+test("a file's rollups of host '' (from before 0006) are claimed whole with their watermarks: every level exact, reports over them equal the hours", async () => {
+  const dbPath = join(dir, 'claim.db');
+  let handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  let now = Date.UTC(2026, 10, 16); // Monday 16 November
+  let batch = new RollupBatch(handle.sqlite, () => now, '');
+  const write = (slice: LlmUsageRow[]) =>
+    handle.sqlite.transaction(() => {
+      for (const row of slice) batch.add(row, row.model === 'unknown-model' ? null : 0.25);
+      batch.write();
+    })();
+  const writeAsOfRows = (rows: LlmUsageRow[]) => {
+    rows.sort((a, b) => a.at - b.at);
+    for (let i = 0; i < rows.length; i += 40) {
+      now = rows[Math.min(rows.length, i + 40) - 1].at;
+      write(rows.slice(i, i + 40));
+    }
+  };
+  // Host '' up to Wednesday 25 November 09:36, its days folded as it went.
+  writeAsOfRows(randomRows(1500, now, 9.4 * 86_400_000));
+  // As such a file looks before 0007 and before a monitor with a name claimed it.
+  handle.sqlite.exec(`DROP TABLE llm_usage_weekly; DELETE FROM monitor_state WHERE key = '${WEEKLY_UNTIL_KEY}';
+    DELETE FROM kysely_migration WHERE name = '0007_weekly_rollups'`);
+  await handle.db.destroy();
+
+  const store = await openSqliteStore(dbPath, resolveConfig({ dbPath, logLevel: 'error', hostName: 'x' }), {
+    busyTimeoutMs: 1000,
+    migrationBusyTimeoutMs: 1000,
+  });
+  await store.close();
+  handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  after(() => handle.db.destroy());
+  const { sqlite } = handle;
+  const leftover = (t: string) =>
+    (sqlite.prepare(`SELECT count(*) AS n FROM ${t} WHERE host = ''`).get() as { n: number }).n;
+  for (const t of ['llm_usage_hourly', 'llm_usage_daily', 'llm_usage_weekly', 'monitor_state'])
+    assert.equal(leftover(t), 0, t);
+  assert.deepEqual(weeklyMismatches(sqlite), [], 'claimed: each level holds what its watermark says');
+
+  // Host x writes on, past the end of that week: its fold of the week must take the claimed days too.
+  batch = new RollupBatch(sqlite, () => now, 'x');
+  writeAsOfRows(randomRows(400, Date.UTC(2026, 10, 25, 10), 2 * 86_400_000));
+  now = Date.UTC(2026, 11, 1, 5);
+  write(randomRows(5, now - 3_600_000, 3_600_000));
+  assert.equal(
+    (
+      sqlite.prepare(`SELECT value FROM monitor_state WHERE host = 'x' AND key = '${WEEKLY_UNTIL_KEY}'`).get() as {
+        value: string;
+      }
+    ).value,
+    '2026-12-01T00:00:00.000Z',
+    "the week of 23 November folded (the weekly watermark is the daily one's day)",
+  );
+  assert.deepEqual(weeklyMismatches(sqlite), []);
+  const read = openReadDatabase(dbPath);
+  after(() => read.destroy());
+  const window = { sinceMs: Date.UTC(2026, 10, 16), untilMs: Date.UTC(2026, 10, 30) };
+  const report = await usageReport(read, { ...window, by: ['channel'], exactMaxCalls: 1 });
+  const hours = sqlite
+    .prepare(
+      `SELECT channel, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY channel ORDER BY channel`,
+    )
+    .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString());
+  assert.deepEqual(
+    report.rows
+      .map((r) => ({ channel: r.channel, calls: r.calls }))
+      .sort((a, b) => String(a.channel).localeCompare(String(b.channel))),
+    hours,
+    'the report counts every call of both hosts once',
+  );
+});
+
+test('two hosts in one file, one folded further than the other: a report over both counts every call once', async () => {
+  const dbPath = join(dir, 'two-hosts.db');
+  const handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  after(() => handle.db.destroy());
+  let now = 0;
+  const writeAs = (host: string, rows: LlmUsageRow[]) => {
+    const batch = new RollupBatch(handle.sqlite, () => now, host);
+    rows.sort((a, b) => a.at - b.at);
+    for (let i = 0; i < rows.length; i += 40) {
+      now = rows[Math.min(rows.length, i + 40) - 1].at;
+      handle.sqlite.transaction(() => {
+        for (const row of rows.slice(i, i + 40)) batch.add(row, 0.25);
+        batch.write();
+      })();
+    }
+  };
+  // Host a (say, the name before a rename) stops on Tuesday 24 November; b writes on to 1 December.
+  writeAs('a', randomRows(1200, Date.UTC(2026, 10, 16), 8.4 * 86_400_000));
+  writeAs('b', randomRows(1200, Date.UTC(2026, 10, 24, 11), 6.7 * 86_400_000));
+  const marks = handle.sqlite
+    .prepare(`SELECT host, value FROM monitor_state WHERE key = '${WEEKLY_UNTIL_KEY}' ORDER BY host`)
+    .all() as { host: string; value: string }[];
+  assert.notEqual(marks[0]?.value, marks[1]?.value, `the hosts' weekly watermarks differ: ${JSON.stringify(marks)}`);
+  const read = openReadDatabase(dbPath);
+  after(() => read.destroy());
+  const window = { sinceMs: Date.UTC(2026, 10, 16), untilMs: Date.UTC(2026, 11, 1, 6) };
+  const report = await usageReport(read, { ...window, by: ['channel'], exactMaxCalls: 1 });
+  const hours = handle.sqlite
+    .prepare(
+      `SELECT channel, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY channel ORDER BY channel`,
+    )
+    .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString());
+  assert.deepEqual(
+    report.rows
+      .map((r) => ({ channel: r.channel, calls: r.calls }))
+      .sort((x, y) => String(x.channel).localeCompare(String(y.channel))),
+    hours,
+  );
 });

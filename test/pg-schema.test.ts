@@ -49,7 +49,11 @@ test('monitors starting at once migrate one new PostgreSQL database once, each w
     { host: 'host-b', n: 100 },
     { host: 'host-c', n: 100 },
   ]);
-  assert.equal((await store.rows('SELECT name FROM kysely_migration')).length, 6);
+  assert.equal(
+    (await store.rows('SELECT name FROM kysely_migration')).length,
+    7,
+    'migrations 0001 to 0007, each run once',
+  );
   const parts = (
     await store.rows<{ name: string }>(
       "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'llm_usage'",

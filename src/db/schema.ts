@@ -645,8 +645,8 @@ async function createRollupTable(db: Kysely<any>, table: string, withHost: boole
  * read weeks at once. A host's daily watermark is its monitor_state row or, for a file from before
  * it, the hour after its last hourly row (as src/llm/rollups.ts reads it); its weekly watermark is
  * the start of the week that watermark's day is in, and the whole weeks before it are filled from
- * the daily rows. Rows of host '' (from before 0006) whose watermark a monitor has claimed already
- * have no writer any more: all of them go into their weeks, with no watermark of their own.
+ * the daily rows. Host '' (rows from before 0006) too: the store that claims them re-folds its
+ * levels to its own watermarks (src/db/sqlite-store.ts).
  */
 async function fillWeeklyRollups(db: Kysely<any>): Promise<void> {
   const hosts = await sql<{ host: string; until: string | null; last_hour: string | null }>`
@@ -658,10 +658,6 @@ async function fillWeeklyRollups(db: Kysely<any>): Promise<void> {
   const now = new Date().toISOString();
   const fold = foldSql('llm_usage_daily', 'llm_usage_weekly');
   for (const { host, until, last_hour } of hosts.rows) {
-    if (host === '' && until === null) {
-      await db.executeQuery(CompiledQuery.raw(fold, [host, '', '9999']));
-      continue;
-    }
     const daily = until ?? last_hour;
     if (!daily) continue; // no hour folded: the writer folds its days into weeks from the start
     const weekUntil = new Date(weekStartMs(Date.parse(daily.slice(0, 10)))).toISOString();

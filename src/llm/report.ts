@@ -257,11 +257,12 @@ interface Watermarks {
 }
 
 /**
- * The watermarks; 0 before the writer has set them (then everything is read hourly, or daily).
- * Each host's writer folds its own days and weeks, so over several hosts each is the earliest of
- * theirs (a host with a daily watermark and no weekly one has no weeks yet: 0).
+ * Each host's watermarks (each host's writer folds its own rows, and sets its watermarks in its
+ * first transaction). Read per host, not as one earliest over all: a host whose watermarks are
+ * ahead of another's has days in its weeks that the other's ranges would read again from the days.
+ * None (no rows folded anywhere): one set of zeros, everything read hourly.
  */
-async function watermarks(db: UsageSource, host: string | undefined): Promise<Watermarks> {
+async function watermarks(db: UsageSource, host: string | undefined): Promise<[string | undefined, Watermarks][]> {
   const rows = await run<{ host: string; key: string; value: string }>(
     db,
     `SELECT host, key, value FROM monitor_state WHERE key IN ('${DAILY_UNTIL_KEY}', '${WEEKLY_UNTIL_KEY}')${hostCondition(host)}`,
@@ -271,11 +272,8 @@ async function watermarks(db: UsageSource, host: string | undefined): Promise<Wa
     return value ? Date.parse(value) : 0;
   };
   const hosts = [...new Set(rows.filter((r) => r.key === DAILY_UNTIL_KEY).map((r) => r.host))];
-  if (hosts.length === 0) return { daily: 0, weekly: 0 };
-  return {
-    daily: Math.min(...hosts.map((h) => ms(DAILY_UNTIL_KEY, h))),
-    weekly: Math.min(...hosts.map((h) => ms(WEEKLY_UNTIL_KEY, h))),
-  };
+  if (hosts.length === 0) return [[host, { daily: 0, weekly: 0 }]];
+  return hosts.map((h) => [h, { daily: ms(DAILY_UNTIL_KEY, h), weekly: ms(WEEKLY_UNTIL_KEY, h) }]);
 }
 
 async function rollupGroups(
@@ -286,18 +284,22 @@ async function rollupGroups(
   host: string | undefined,
 ): Promise<SummedRow[]> {
   // An hour dimension cannot be read from whole days (hourly only then), a day one not from whole weeks.
-  const ranges: Range[] = by.includes('hour' as never)
-    ? [['llm_usage_hourly', sinceMs, untilMs]]
-    : rollupRanges(sinceMs, untilMs, await watermarks(db, host), !by.includes('day' as never));
+  const ranges: [Range, string | undefined][] = by.includes('hour' as never)
+    ? [[['llm_usage_hourly', sinceMs, untilMs], host]]
+    : (await watermarks(db, host)).flatMap(([h, marks]) =>
+        rollupRanges(sinceMs, untilMs, marks, !by.includes('day' as never)).map(
+          (range): [Range, string | undefined] => [range, h],
+        ),
+      );
   const dims = by.map((d) => `${DIMENSION_SQL[d]} AS ${d}`);
   const groupBy = by.length ? ` GROUP BY ${by.map((_, i) => i + 1).join(', ')}` : '';
   // One GROUP BY per table range, the groups merged here: a UNION ALL of the ranges under one
   // GROUP BY copied every row through a subquery first (bench: ~12 % of the query).
   const parts = await Promise.all(
-    ranges.map(([table, a, b]) =>
+    ranges.map(([[table, a, b], rangeHost]) =>
       run<SummedRow>(
         db,
-        `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'${hostCondition(host)}${groupBy}`,
+        `SELECT ${[...dims, ROLLUP_SUMS].join(', ')} FROM ${table} WHERE ts >= '${isoTime(a)}' AND ts < '${isoTime(b)}'${hostCondition(rangeHost)}${groupBy}`,
       ),
     ),
   );
