@@ -11,7 +11,7 @@ import { Link } from '../src/actors/link.js';
 import type { LlmUsageRow, WriteItem } from '../src/actors/db-writer-messages.js';
 import { LLM_CALL_STATUSES } from '../src/protocol/messages.js';
 import { usageReport, type UsageFigures } from '../src/llm/report.js';
-import { DAILY_UNTIL_KEY, RollupBatch, weekOfSql, WEEKLY_UNTIL_KEY } from '../src/llm/rollups.js';
+import { DAILY_UNTIL_KEY, foldSql, RollupBatch, weekOfSql, WEEKLY_UNTIL_KEY } from '../src/llm/rollups.js';
 import { openReadDatabase, openWriteDatabase } from '../src/db/schema.js';
 import { openSqliteStore } from '../src/db/sqlite-store.js';
 import { resolveConfig } from '../src/config.js';
@@ -553,7 +553,7 @@ test('an upgraded database (rollups from before 0007) gets its whole weeks fille
   assert.deepEqual(weeklyMismatches(sqlite), []);
 });
 
-test("a file's rollups of host '' (from before 0006) are claimed whole with their watermarks: every level exact, reports over them equal the hours", async () => {
+test("a file's rollups of host '' (from before 0006) stay that host's, with its watermarks, when a monitor claims the file: reports over both hosts count every call once", async () => {
   const dbPath = join(dir, 'claim.db');
   let handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
   let now = Date.UTC(2026, 10, 16); // Monday 16 November
@@ -585,43 +585,44 @@ test("a file's rollups of host '' (from before 0006) are claimed whole with thei
   handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
   after(() => handle.db.destroy());
   const { sqlite } = handle;
-  const leftover = (t: string) =>
-    (sqlite.prepare(`SELECT count(*) AS n FROM ${t} WHERE host = ''`).get() as { n: number }).n;
-  for (const t of ['llm_usage_hourly', 'llm_usage_daily', 'llm_usage_weekly', 'monitor_state'])
-    assert.equal(leftover(t), 0, t);
-  assert.deepEqual(weeklyMismatches(sqlite), [], 'claimed: each level holds what its watermark says');
+  const state = (host: string) =>
+    sqlite
+      .prepare(`SELECT key, value FROM monitor_state WHERE host = ? AND key LIKE 'llm_%_until' ORDER BY key`)
+      .all(host);
+  assert.deepEqual(
+    state(''),
+    [
+      { key: DAILY_UNTIL_KEY, value: '2026-11-25T09:00:00.000Z' },
+      { key: WEEKLY_UNTIL_KEY, value: '2026-11-23T00:00:00.000Z' },
+    ],
+    "host '' keeps its watermarks: its rows stay its own",
+  );
 
-  // Host x writes on, past the end of that week: its fold of the week must take the claimed days too.
+  // Host x writes on, past the end of that week.
   batch = new RollupBatch(sqlite, () => now, 'x');
   writeAsOfRows(randomRows(400, Date.UTC(2026, 10, 25, 10), 2 * 86_400_000));
   now = Date.UTC(2026, 11, 1, 5);
   write(randomRows(5, now - 3_600_000, 3_600_000));
-  assert.equal(
-    (
-      sqlite.prepare(`SELECT value FROM monitor_state WHERE host = 'x' AND key = '${WEEKLY_UNTIL_KEY}'`).get() as {
-        value: string;
-      }
-    ).value,
-    '2026-12-01T00:00:00.000Z',
-    "the week of 23 November folded (the weekly watermark is the daily one's day)",
-  );
-  assert.deepEqual(weeklyMismatches(sqlite), []);
+  assert.equal(state('x').length, 2, 'x folds on its own watermarks');
   const read = openReadDatabase(dbPath);
   after(() => read.destroy());
   const window = { sinceMs: Date.UTC(2026, 10, 16), untilMs: Date.UTC(2026, 10, 30) };
-  const report = await usageReport(read, { ...window, by: ['channel'], exactMaxCalls: 1 });
-  const hours = sqlite
-    .prepare(
-      `SELECT channel, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY channel ORDER BY channel`,
-    )
-    .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString());
-  assert.deepEqual(
-    report.rows
-      .map((r) => ({ channel: r.channel, calls: r.calls }))
-      .sort((a, b) => String(a.channel).localeCompare(String(b.channel))),
-    hours,
-    'the report counts every call of both hosts once',
-  );
+  const hours = (group: string) =>
+    sqlite
+      .prepare(
+        `SELECT ${group}, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY ${group} ORDER BY ${group}`,
+      )
+      .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString());
+  for (const by of ['channel', 'host'] as const) {
+    const report = await usageReport(read, { ...window, by: [by], exactMaxCalls: 1 });
+    assert.deepEqual(
+      report.rows
+        .map((r) => ({ [by]: r[by], calls: r.calls }))
+        .sort((a, b) => String(a[by]).localeCompare(String(b[by]))),
+      hours(by),
+      `by ${by}: every call of both hosts once`,
+    );
+  }
 });
 
 test('two hosts in one file, one folded further than the other: a report over both counts every call once', async () => {
@@ -643,6 +644,12 @@ test('two hosts in one file, one folded further than the other: a report over bo
   // Host a (say, the name before a rename) stops on Tuesday 24 November; b writes on to 1 December.
   writeAs('a', randomRows(1200, Date.UTC(2026, 10, 16), 8.4 * 86_400_000));
   writeAs('b', randomRows(1200, Date.UTC(2026, 10, 24, 11), 6.7 * 86_400_000));
+  // Host c wrote with a build that kept no watermark (a file from before it): its hours are read as they are.
+  writeAs('c', randomRows(300, Date.UTC(2026, 10, 20), 86_400_000));
+  handle.sqlite.exec(`DELETE FROM monitor_state WHERE host = 'c'`);
+  handle.sqlite
+    .prepare(`INSERT INTO hosts VALUES ('c', '0.1.0', 1, ?, ?, '[]', 60000)`)
+    .run('2026-11-20T00:00:00.000Z', '2026-11-21T00:00:00.000Z');
   const marks = handle.sqlite
     .prepare(`SELECT host, value FROM monitor_state WHERE key = '${WEEKLY_UNTIL_KEY}' ORDER BY host`)
     .all() as { host: string; value: string }[];
@@ -661,5 +668,38 @@ test('two hosts in one file, one folded further than the other: a report over bo
       .map((r) => ({ channel: r.channel, calls: r.calls }))
       .sort((x, y) => String(x.channel).localeCompare(String(y.channel))),
     hours,
+  );
+});
+
+test('a host with hourly rows and no watermark (a file from before it) gets one in its first transaction: no hour is taken for folded', async () => {
+  const dbPath = join(dir, 'no-watermark.db');
+  const handle = await openWriteDatabase(dbPath, { busyTimeoutMs: 1000 });
+  after(() => handle.db.destroy());
+  let now = Date.UTC(2026, 10, 10, 3);
+  let batch = new RollupBatch(handle.sqlite, () => now, 'h');
+  const write = (rows: LlmUsageRow[], at: number) => {
+    now = at;
+    handle.sqlite.transaction(() => {
+      for (const row of rows) batch.add(row, 0.25);
+      batch.write();
+    })();
+  };
+  write(randomRows(300, Date.UTC(2026, 10, 10, 3), 3 * 3_600_000 - 60_000), Date.UTC(2026, 10, 10, 5, 59));
+  // As a file from before the watermark looks: every hour in its day, no watermark.
+  handle.sqlite.exec(
+    `DELETE FROM monitor_state WHERE key LIKE 'llm_%_until'; DELETE FROM llm_usage_daily; DELETE FROM llm_usage_weekly`,
+  );
+  handle.sqlite.prepare(foldSql('llm_usage_hourly', 'llm_usage_daily')).run('h', '', '9999');
+  // Started again within the hour of its last rows, then the first transaction of the next hour and
+  // another in it (read again, "the hour after the last one" would take 06:00 for folded), then the next day.
+  batch = new RollupBatch(handle.sqlite, () => now, 'h');
+  write(randomRows(20, Date.UTC(2026, 10, 10, 5, 59), 1_000), Date.UTC(2026, 10, 10, 5, 59, 30));
+  write(randomRows(200, Date.UTC(2026, 10, 10, 6), 5 * 60_000), Date.UTC(2026, 10, 10, 6, 5));
+  write(randomRows(200, Date.UTC(2026, 10, 10, 6, 10), 5 * 60_000), Date.UTC(2026, 10, 10, 6, 20));
+  write(randomRows(50, Date.UTC(2026, 10, 11, 0, 30), 60_000), Date.UTC(2026, 10, 11, 1));
+  assert.deepEqual(
+    weeklyMismatches(handle.sqlite),
+    [],
+    "every hour before the watermark is in its day, 06:00's first rows too",
   );
 });

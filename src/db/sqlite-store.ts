@@ -11,7 +11,7 @@ import type { MonitorConfig } from '../config.js';
 import { emptyRecompute, RECOMPUTE_STOPPED, UsageAccounting, type RecomputeResult } from '../llm/accounting.js';
 import type { BudgetSignal, BudgetStatus } from '../llm/budgets.js';
 import { buildDigest, type DigestInput } from '../llm/digest.js';
-import { claimSql, DAILY_UNTIL_KEY, foldSql, ROLLUP_TABLES, WEEKLY_UNTIL_KEY } from '../llm/rollups.js';
+import { DAILY_UNTIL_KEY, foldSql, ROLLUP_TABLES, WEEKLY_UNTIL_KEY } from '../llm/rollups.js';
 import { isoTime, OpenDatabaseError, openWriteDatabase, type DatabaseHandle } from './schema.js';
 import {
   PRUNE_CHUNK_ROWS,
@@ -206,47 +206,42 @@ export class SqliteStore implements WriteStore {
   /**
    * A file from before 0006_hosts (or one whose monitor had another name with an empty one) has
    * keyed rows of host '': they are this monitor's. Moved to its name unless it has that key
-   * already; the rollups' rows are added to the ones it has.
+   * already — but for the rollups: their rows stay host '' with the raw rows they sum, and so do
+   * their fold watermarks (reports read each host's rollups by its own). Rows of '' left without a
+   * watermark (an earlier build's claim moved it, or the file is from before it) are folded whole
+   * here and given one, so that reports find them.
    */
   #claimRows(): void {
     const { sqlite } = this.handle;
+    const rollupKeys = `'${DAILY_UNTIL_KEY}', '${WEEKLY_UNTIL_KEY}'`;
+    const kept = (table: string) => (table === 'monitor_state' ? ` AND key NOT IN (${rollupKeys})` : '');
+    const unwatermarked = () =>
+      sqlite.prepare(`SELECT 1 FROM llm_usage WHERE host = '' LIMIT 1`).get() !== undefined &&
+      sqlite.prepare(`SELECT 1 FROM monitor_state WHERE host = '' AND key = '${DAILY_UNTIL_KEY}'`).get() === undefined;
     const claim = sqlite.transaction(() => {
       for (const table of CLAIMED_TABLES) {
-        sqlite.prepare(`UPDATE OR IGNORE ${table} SET host = ? WHERE host = ''`).run(this.#host);
-        sqlite.prepare(`DELETE FROM ${table} WHERE host = ''`).run();
+        sqlite.prepare(`UPDATE OR IGNORE ${table} SET host = ? WHERE host = ''${kept(table)}`).run(this.#host);
+        sqlite.prepare(`DELETE FROM ${table} WHERE host = ''${kept(table)}`).run();
       }
-      for (const table of ROLLUP_TABLES) {
-        sqlite.prepare(claimSql(table)).run(this.#host);
-        sqlite.prepare(`DELETE FROM ${table} WHERE host = ''`).run();
-      }
-      // The rows moved with their watermarks, or under this host's own (a file where a monitor had
-      // claimed the '' watermarks before, not the rollups): fold each level again from the one
-      // below up to this host's watermarks, so each holds exactly what its watermark says.
-      const state = (key: string) =>
-        sqlite
-          .prepare<[string, string], { value: string }>('SELECT value FROM monitor_state WHERE host = ? AND key = ?')
-          .get(this.#host, key)?.value;
-      const setState = sqlite.prepare(`INSERT INTO monitor_state (host, key, value, updated_at) VALUES (?, ?, ?, ?)
-        ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
-      const daily =
-        state(DAILY_UNTIL_KEY) ??
-        sqlite
-          .prepare<[string], { value: string | null }>(
-            `SELECT strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour') AS value FROM llm_usage_hourly WHERE host = ?`,
-          )
-          .get(this.#host)!.value;
-      const weekly = state(WEEKLY_UNTIL_KEY);
+      if (!unwatermarked()) return;
+      const last = sqlite
+        .prepare<[], { value: string | null }>(
+          `SELECT strftime('%Y-%m-%dT%H:00:00.000Z', max(ts), '+1 hour') AS value FROM llm_usage_hourly WHERE host = ''`,
+        )
+        .get()!.value;
+      if (!last) return;
+      const days = `${last.slice(0, 10)}T00:00:00.000Z`;
       for (const table of ['llm_usage_daily', 'llm_usage_weekly'])
-        sqlite.prepare(`DELETE FROM ${table} WHERE host = ?`).run(this.#host);
-      if (daily) {
-        sqlite.prepare(foldSql('llm_usage_hourly', 'llm_usage_daily')).run(this.#host, '', daily);
-        setState.run(this.#host, DAILY_UNTIL_KEY, daily, isoTime(Date.now()));
-      }
-      if (weekly) sqlite.prepare(foldSql('llm_usage_daily', 'llm_usage_weekly')).run(this.#host, '', weekly);
+        sqlite.prepare(`DELETE FROM ${table} WHERE host = ''`).run();
+      sqlite.prepare(foldSql('llm_usage_hourly', 'llm_usage_daily')).run('', '', last);
+      sqlite.prepare(foldSql('llm_usage_daily', 'llm_usage_weekly')).run('', '', days);
+      const setState = sqlite.prepare(`INSERT INTO monitor_state (host, key, value, updated_at) VALUES ('', ?, ?, ?)`);
+      setState.run(DAILY_UNTIL_KEY, last, isoTime(Date.now()));
+      setState.run(WEEKLY_UNTIL_KEY, days, isoTime(Date.now()));
     });
-    const unclaimed = [...CLAIMED_TABLES, ...ROLLUP_TABLES].some((t) =>
-      sqlite.prepare(`SELECT 1 FROM ${t} WHERE host = '' LIMIT 1`).get(),
-    );
+    const unclaimed =
+      CLAIMED_TABLES.some((t) => sqlite.prepare(`SELECT 1 FROM ${t} WHERE host = ''${kept(t)} LIMIT 1`).get()) ||
+      unwatermarked();
     if (unclaimed) claim.immediate();
   }
 

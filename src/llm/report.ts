@@ -271,7 +271,9 @@ async function watermarks(db: UsageSource, host: string | undefined): Promise<[s
     const value = rows.find((r) => r.key === key && r.host === h)?.value;
     return value ? Date.parse(value) : 0;
   };
-  const hosts = [...new Set(rows.filter((r) => r.key === DAILY_UNTIL_KEY).map((r) => r.host))];
+  // Every host that ever wrote here (its `hosts` row), with or without watermarks (none: read hourly).
+  const named = await run<{ host: string }>(db, `SELECT host FROM hosts WHERE true${hostCondition(host)}`);
+  const hosts = [...new Set([...rows.map((r) => r.host), ...named.map((r) => r.host)])];
   if (hosts.length === 0) return [[host, { daily: 0, weekly: 0 }]];
   return hosts.map((h) => [h, { daily: ms(DAILY_UNTIL_KEY, h), weekly: ms(WEEKLY_UNTIL_KEY, h) }]);
 }

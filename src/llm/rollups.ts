@@ -104,18 +104,6 @@ function upsertSql(table: RollupTable): string {
     ON CONFLICT (${CONFLICT}) DO UPDATE SET ${set.join(', ')}`;
 }
 
-/**
- * Moves host ''s rows of a rollup table to the host bound to `?` (the store's claim of an older
- * file's rows, with the '' watermarks it moves: the rows they describe must move with them, or the
- * new host's folds, which read only its own rows, would leave them out), adding to a row it has.
- */
-export function claimSql(table: RollupTable): string {
-  const upsert = upsertSql(table);
-  return `${upsert.split(' VALUES ')[0]}
-    SELECT ${COLUMNS.filter((c) => c !== 'host').join(', ')}, ? FROM ${table} WHERE host = ''
-    ON CONFLICT${upsert.split(' ON CONFLICT')[1]}`;
-}
-
 /** Writes a row's absolute values (the writer's in-memory row is the stored row plus this transaction). */
 function putSql(table: RollupTable): string {
   const set = COLUMNS.filter((c) => !(ROLLUP_KEY as readonly string[]).includes(c) && c !== 'host').map(
@@ -375,7 +363,14 @@ export class RollupBatch {
   }
 
   #watermark(): string {
-    return (this.#until ??= this.#readUntil.get(this.#host)?.value ?? this.#firstUntil.get(this.#host)!.value);
+    if (this.#until !== null) return this.#until;
+    const stored = this.#readUntil.get(this.#host)?.value;
+    if (stored !== undefined) return (this.#until = stored);
+    // Stored at once: read again by the next transaction, "the hour after the last one" would
+    // take the hour this one writes for folded, and its rows would never reach their day.
+    const first = this.#firstUntil.get(this.#host)!.value;
+    if (first) this.#setUntil.run(this.#host, first, new Date(this.#now()).toISOString());
+    return (this.#until = first);
   }
 
   /** No weekly watermark: a host new since 0007 (which set one for every host it found), none of whose days is in a week yet. */
