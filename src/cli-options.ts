@@ -112,7 +112,7 @@ export async function reportSettings(opts: { config?: string; db?: string }): Pr
 
 /** A table of text cells: `push` rows, then `toString`. */
 export interface TextTable {
-  push(row: readonly unknown[]): void;
+  push(row: readonly (string | number | boolean | null | undefined)[]): void;
   toString(): string;
 }
 
@@ -147,7 +147,7 @@ export function plainTable(head: string[]): TextTable {
         rule('┌', '┬', '┐'),
         line(head, head.map(width)),
         rule('├', '┼', '┤'),
-        ...rows.map((row, r) => line(row, measured[r]!)),
+        ...rows.map((row, r) => line(row, measured[r])),
         rule('└', '┴', '┘'),
       ].join('\n');
     },

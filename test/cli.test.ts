@@ -313,6 +313,6 @@ describe('plainTable', () => {
     const widths = new Set(lines.map((l) => stringWidth(l)));
     assert.equal(widths.size, 1, `every line as wide as the others: ${[...widths].join(', ')}`);
     assert.equal(lines[4], '│ モデル-x │       │', 'a null cell is empty');
-    assert.ok(lines[1]!.startsWith('│ model    │ calls │'), lines[1]);
+    assert.ok(lines[1].startsWith('│ model    │ calls │'), lines[1]);
   });
 });
