@@ -575,6 +575,12 @@ test("a file's rollups of host '' (from before 0006) stay that host's, with its 
   // As such a file looks before 0007 and before a monitor with a name claimed it.
   handle.sqlite.exec(`DROP TABLE llm_usage_weekly; DELETE FROM monitor_state WHERE key = '${WEEKLY_UNTIL_KEY}';
     DELETE FROM kysely_migration WHERE name = '0007_weekly_rollups'`);
+  // A copy whose '' watermark an earlier build's claim moved away (its raw row marks it as ''s).
+  const moved = join(dir, 'claim-moved.db');
+  handle.sqlite.exec(
+    `INSERT INTO llm_usage (ts, channel, tokens_in, tokens_out, host) VALUES ('2026-11-16T00:00:00.000Z', 'alpha', 1, 1, '')`,
+  );
+  await handle.sqlite.backup(moved);
   await handle.db.destroy();
 
   const store = await openSqliteStore(dbPath, resolveConfig({ dbPath, logLevel: 'error', hostName: 'x' }), {
@@ -623,6 +629,32 @@ test("a file's rollups of host '' (from before 0006) stay that host's, with its 
       `by ${by}: every call of both hosts once`,
     );
   }
+
+  // The copy: '' has no daily watermark (0007 gave it a weekly one); claimed, its rows are folded whole.
+  const prior = await openWriteDatabase(moved, { busyTimeoutMs: 1000 });
+  prior.sqlite.exec(`DELETE FROM monitor_state WHERE host = '' AND key = '${DAILY_UNTIL_KEY}'`);
+  await prior.db.destroy();
+  const second = await openSqliteStore(moved, resolveConfig({ dbPath: moved, logLevel: 'error', hostName: 'x' }), {
+    busyTimeoutMs: 1000,
+    migrationBusyTimeoutMs: 1000,
+  });
+  await second.close();
+  const movedRead = openReadDatabase(moved);
+  after(() => movedRead.destroy());
+  const movedReport = await usageReport(movedRead, { ...window, by: ['channel'], exactMaxCalls: 1 });
+  const movedHandle = await openWriteDatabase(moved, { busyTimeoutMs: 1000 });
+  after(() => movedHandle.db.destroy());
+  assert.deepEqual(
+    movedReport.rows
+      .map((r) => ({ channel: r.channel, calls: r.calls }))
+      .sort((a, b) => String(a.channel).localeCompare(String(b.channel))),
+    movedHandle.sqlite
+      .prepare(
+        `SELECT channel, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY channel ORDER BY channel`,
+      )
+      .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString()),
+    "'' without its daily watermark: folded whole at the claim, every call once",
+  );
 });
 
 test('two hosts in one file, one folded further than the other: a report over both counts every call once', async () => {

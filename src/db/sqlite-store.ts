@@ -235,7 +235,9 @@ export class SqliteStore implements WriteStore {
         sqlite.prepare(`DELETE FROM ${table} WHERE host = ''`).run();
       sqlite.prepare(foldSql('llm_usage_hourly', 'llm_usage_daily')).run('', '', last);
       sqlite.prepare(foldSql('llm_usage_daily', 'llm_usage_weekly')).run('', '', days);
-      const setState = sqlite.prepare(`INSERT INTO monitor_state (host, key, value, updated_at) VALUES ('', ?, ?, ?)`);
+      // 0007 may have given '' a weekly watermark (from its last hour) already.
+      const setState = sqlite.prepare(`INSERT INTO monitor_state (host, key, value, updated_at) VALUES ('', ?, ?, ?)
+        ON CONFLICT (host, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
       setState.run(DAILY_UNTIL_KEY, last, isoTime(Date.now()));
       setState.run(WEEKLY_UNTIL_KEY, days, isoTime(Date.now()));
     });
