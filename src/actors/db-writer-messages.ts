@@ -76,20 +76,18 @@ export type WriteItem =
       items: RowItem[];
     };
 
+/** The tables retention trims by age. */
+export type RetainedTable =
+  | 'bot_metrics'
+  | 'llm_usage'
+  | 'bot_events'
+  | 'worker_health'
+  | 'llm_usage_hourly'
+  | 'llm_usage_daily'
+  | 'llm_usage_weekly';
+
 /** Rows deleted per table by one retention pass (tables that kept everything are absent). */
-export type PruneResult = Partial<
-  Record<
-    | 'bot_metrics'
-    | 'llm_usage'
-    | 'bot_events'
-    | 'worker_health'
-    | 'llm_usage_hourly'
-    | 'llm_usage_daily'
-    | 'llm_usage_weekly'
-    | 'delivery_cursor',
-    number
-  >
->;
+export type PruneResult = Partial<Record<RetainedTable | 'delivery_cursor', number>>;
 
 /** Actor-specific control calls of the db-writer (beyond ActorControl). */
 export interface DbWriterControlExtra {

@@ -9,7 +9,7 @@
 //                                                                       (or, PostgreSQL, not known: the
 //                                                                       writer reloads the cursors first)
 import type { HostBeat } from '../actors/host-messages.js';
-import type { LlmUsageRow, PruneResult, RowItem } from '../actors/db-writer-messages.js';
+import type { LlmUsageRow, PruneResult, RetainedTable, RowItem } from '../actors/db-writer-messages.js';
 import type { BudgetSignal, BudgetStatus } from '../llm/budgets.js';
 import type { RecomputeResult } from '../llm/accounting.js';
 import type { DigestInput } from '../llm/digest.js';
@@ -97,18 +97,7 @@ export interface WriteStore {
 }
 
 /** Age limits in ms per retained table (absent: kept forever). */
-export type RetentionLimits = Partial<
-  Record<
-    | 'bot_metrics'
-    | 'llm_usage'
-    | 'bot_events'
-    | 'worker_health'
-    | 'llm_usage_hourly'
-    | 'llm_usage_daily'
-    | 'llm_usage_weekly',
-    number
-  >
-> & { delivery_cursor: number };
+export type RetentionLimits = Partial<Record<RetainedTable, number>> & { delivery_cursor: number };
 
 /** Rows per retention DELETE: each chunk is its own short transaction. */
 export const PRUNE_CHUNK_ROWS = 5_000;
