@@ -339,6 +339,35 @@ function weeklyMismatches(sqlite: BetterSqlite3.Database): string[] {
   return [...wrong, ...[...weekly.keys()].filter((k) => !expected.has(k)).map((k) => `extra ${k}`)];
 }
 
+/**
+ * Asserts that a rollup report of the file over `window` counts, per `by`, the calls its hourly
+ * rows hold (the level every other one is folded from).
+ */
+async function assertCallsAsHours(
+  dbPath: string,
+  window: { sinceMs: number; untilMs: number },
+  by: 'channel' | 'host',
+  message: string,
+): Promise<void> {
+  const read = openReadDatabase(dbPath);
+  const sqlite = new BetterSqlite3(dbPath, { readonly: true });
+  try {
+    const report = await usageReport(read, { ...window, by: [by], exactMaxCalls: 1 });
+    const hours = sqlite
+      .prepare(
+        `SELECT ${by}, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY ${by} ORDER BY ${by}`,
+      )
+      .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString());
+    const reported = report.rows
+      .map((r) => ({ [by]: r[by], calls: r.calls }))
+      .sort((a, b) => String(a[by]).localeCompare(String(b[by])));
+    assert.deepEqual(reported, hours, message);
+  } finally {
+    sqlite.close();
+    await read.destroy();
+  }
+}
+
 test('the writer keeps the hour in memory: rollups stay exact across a rolled-back transaction and a restart', async () => {
   const dbPath = join(dir, 'memory.db');
   const config = resolveConfig({ dbPath, logLevel: 'error' });
@@ -610,25 +639,9 @@ test("a file's rollups of host '' (from before 0006) stay that host's, with its 
   now = Date.UTC(2026, 11, 1, 5);
   write(randomRows(5, now - 3_600_000, 3_600_000));
   assert.equal(state('x').length, 2, 'x folds on its own watermarks');
-  const read = openReadDatabase(dbPath);
-  after(() => read.destroy());
   const window = { sinceMs: Date.UTC(2026, 10, 16), untilMs: Date.UTC(2026, 10, 30) };
-  const hours = (group: string) =>
-    sqlite
-      .prepare(
-        `SELECT ${group}, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY ${group} ORDER BY ${group}`,
-      )
-      .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString());
-  for (const by of ['channel', 'host'] as const) {
-    const report = await usageReport(read, { ...window, by: [by], exactMaxCalls: 1 });
-    assert.deepEqual(
-      report.rows
-        .map((r) => ({ [by]: r[by], calls: r.calls }))
-        .sort((a, b) => String(a[by]).localeCompare(String(b[by]))),
-      hours(by),
-      `by ${by}: every call of both hosts once`,
-    );
-  }
+  for (const by of ['channel', 'host'] as const)
+    await assertCallsAsHours(dbPath, window, by, `by ${by}: every call of both hosts once`);
 
   // The copy: '' has no daily watermark (0007 gave it a weekly one); claimed, its rows are folded whole.
   const prior = await openWriteDatabase(moved, { busyTimeoutMs: 1000 });
@@ -639,20 +652,10 @@ test("a file's rollups of host '' (from before 0006) stay that host's, with its 
     migrationBusyTimeoutMs: 1000,
   });
   await second.close();
-  const movedRead = openReadDatabase(moved);
-  after(() => movedRead.destroy());
-  const movedReport = await usageReport(movedRead, { ...window, by: ['channel'], exactMaxCalls: 1 });
-  const movedHandle = await openWriteDatabase(moved, { busyTimeoutMs: 1000 });
-  after(() => movedHandle.db.destroy());
-  assert.deepEqual(
-    movedReport.rows
-      .map((r) => ({ channel: r.channel, calls: r.calls }))
-      .sort((a, b) => String(a.channel).localeCompare(String(b.channel))),
-    movedHandle.sqlite
-      .prepare(
-        `SELECT channel, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY channel ORDER BY channel`,
-      )
-      .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString()),
+  await assertCallsAsHours(
+    moved,
+    window,
+    'channel',
     "'' without its daily watermark: folded whole at the claim, every call once",
   );
 });
@@ -686,21 +689,8 @@ test('two hosts in one file, one folded further than the other: a report over bo
     .prepare(`SELECT host, value FROM monitor_state WHERE key = '${WEEKLY_UNTIL_KEY}' ORDER BY host`)
     .all() as { host: string; value: string }[];
   assert.notEqual(marks[0]?.value, marks[1]?.value, `the hosts' weekly watermarks differ: ${JSON.stringify(marks)}`);
-  const read = openReadDatabase(dbPath);
-  after(() => read.destroy());
   const window = { sinceMs: Date.UTC(2026, 10, 16), untilMs: Date.UTC(2026, 11, 1, 6) };
-  const report = await usageReport(read, { ...window, by: ['channel'], exactMaxCalls: 1 });
-  const hours = handle.sqlite
-    .prepare(
-      `SELECT channel, sum(calls) AS calls FROM llm_usage_hourly WHERE ts >= ? AND ts < ? GROUP BY channel ORDER BY channel`,
-    )
-    .all(new Date(window.sinceMs).toISOString(), new Date(window.untilMs).toISOString());
-  assert.deepEqual(
-    report.rows
-      .map((r) => ({ channel: r.channel, calls: r.calls }))
-      .sort((x, y) => String(x.channel).localeCompare(String(y.channel))),
-    hours,
-  );
+  await assertCallsAsHours(dbPath, window, 'channel', 'every call of the three hosts once');
 });
 
 test('a host with hourly rows and no watermark (a file from before it) gets one in its first transaction: no hour is taken for folded', async () => {
